@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rkvm top-level Makefile.
+#
+#   make                 build rkvm.ko (against the cached test kernel, built on first use)
+#   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
+#   make check           host unit tests + selftests in the emulated VHE and nVHE hosts
+#   make run             boot the emulated VHE host with rkvm loaded and run the demo
+#   make -s print-kernel-image   path of the test kernel's arm64 Image
+#
+# Build products outside the repo go to $(RKVM_CACHE) (default ~/.cache/rkvm).
+
+ifneq ($(KERNELRELEASE),)
+# Invoked by Kbuild: everything is in ./Kbuild.
+include $(src)/Kbuild
+else
+
+SHELL := /bin/bash
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+export RKVM_CACHE ?= $(HOME)/.cache/rkvm
+SCRIPTS := $(TOP)/scripts
+
+LLVM ?= -19
+RUSTC ?= /usr/bin/rustc
+RUSTDOC ?= /usr/bin/rustdoc
+BINDGEN ?= $(RKVM_CACHE)/tools/bin/bindgen
+KMAKE_ARGS = ARCH=arm64 LLVM=$(LLVM) RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) BINDGEN=$(BINDGEN)
+export LIBCLANG_PATH ?= /usr/lib/llvm$(LLVM)/lib
+
+# Without KDIR, build against the project's test kernel (set up on first use).
+ifeq ($(KDIR),)
+KDIR_DEP := test-kernel
+KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
+endif
+
+.PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
+	unittest selftests check run
+
+all: modules
+
+modules: $(KDIR_DEP)
+	@$(MAKE) -s -C $(KDIR) M=$(TOP) $(KMAKE_ARGS) modules
+	@echo "[rkvm] built $(TOP)/rkvm.ko"
+
+toolchain:
+	@$(SCRIPTS)/setup-toolchain.sh
+
+test-kernel: toolchain
+	@$(SCRIPTS)/build-kernel.sh
+
+print-kernel-image:
+	@echo "$$($(SCRIPTS)/build-kernel.sh --print)/arch/arm64/boot/Image"
+
+print-kdir:
+	@echo "$(KDIR)"
+
+unittest:
+	@echo "[rkvm] host unit tests (cargo test)"
+	@cargo test --quiet --manifest-path $(TOP)/Cargo.toml
+
+selftests: toolchain
+	@$(SCRIPTS)/build-selftests.sh
+
+check: modules unittest selftests
+	@$(SCRIPTS)/run-hosts.sh check
+
+run: modules selftests
+	@$(SCRIPTS)/run-hosts.sh run
+
+clean:
+	@kdir="$(if $(KDIR_DEP),$$($(SCRIPTS)/build-kernel.sh --dir),$(KDIR))"; \
+	if [ -d "$$kdir" ]; then $(MAKE) -s -C "$$kdir" M=$(TOP) $(KMAKE_ARGS) clean; fi
+	@rm -rf $(TOP)/target $(TOP)/selftests/target $(TOP)/out $(TOP)/rust/sys/bindings_generated.rs
+
+endif

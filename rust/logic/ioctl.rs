@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ioctl command encoding (`include/uapi/asm-generic/ioctl.h`) and the KVM command numbers.
+//!
+//! KVM counterpart: the `KVM_*` ioctl definitions in `include/uapi/linux/kvm.h`. The
+//! numbers are computed from their definitions here, and the tests pin them to the values
+//! the real clients (QEMU, kvmtool, kvm-ioctls) use.
+
+const NRBITS: u32 = 8;
+const TYPEBITS: u32 = 8;
+const SIZEBITS: u32 = 14;
+const NRSHIFT: u32 = 0;
+const TYPESHIFT: u32 = NRSHIFT + NRBITS;
+const SIZESHIFT: u32 = TYPESHIFT + TYPEBITS;
+const DIRSHIFT: u32 = SIZESHIFT + SIZEBITS;
+
+/// Data-transfer direction of an ioctl, from userspace's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    None = 0,
+    Write = 1,
+    Read = 2,
+    ReadWrite = 3,
+}
+
+/// The ioctl type byte shared by every KVM ioctl.
+pub(crate) const KVMIO: u32 = 0xAE;
+
+/// Encodes an ioctl command number like the C `_IOC()` macro.
+pub(crate) const fn ioc(dir: Dir, ty: u32, nr: u32, size: usize) -> u32 {
+    ((dir as u32) << DIRSHIFT) | (ty << TYPESHIFT) | (nr << NRSHIFT) | ((size as u32) << SIZESHIFT)
+}
+
+/// `_IO(KVMIO, nr)`.
+pub(crate) const fn kvm_io(nr: u32) -> u32 {
+    ioc(Dir::None, KVMIO, nr, 0)
+}
+
+/// `_IOW(KVMIO, nr, T)` where `T` is `size` bytes.
+pub(crate) const fn kvm_iow(nr: u32, size: usize) -> u32 {
+    ioc(Dir::Write, KVMIO, nr, size)
+}
+
+/// `_IOR(KVMIO, nr, T)` where `T` is `size` bytes.
+pub(crate) const fn kvm_ior(nr: u32, size: usize) -> u32 {
+    ioc(Dir::Read, KVMIO, nr, size)
+}
+
+/// `_IOWR(KVMIO, nr, T)` where `T` is `size` bytes.
+pub(crate) const fn kvm_iowr(nr: u32, size: usize) -> u32 {
+    ioc(Dir::ReadWrite, KVMIO, nr, size)
+}
+
+/// The type byte of a command (`_IOC_TYPE`).
+pub(crate) const fn ioc_type(cmd: u32) -> u32 {
+    (cmd >> TYPESHIFT) & ((1 << TYPEBITS) - 1)
+}
+
+/// The argument size of a command (`_IOC_SIZE`).
+pub(crate) const fn ioc_size(cmd: u32) -> usize {
+    ((cmd >> SIZESHIFT) & ((1 << SIZEBITS) - 1)) as usize
+}
+
+/// `KVM_API_VERSION`: the only version KVM has ever reported.
+pub(crate) const API_VERSION: i32 = 12;
+
+// System ioctls (`/dev/kvm` fd).
+pub(crate) const KVM_GET_API_VERSION: u32 = kvm_io(0x00);
+pub(crate) const KVM_CREATE_VM: u32 = kvm_io(0x01);
+pub(crate) const KVM_CHECK_EXTENSION: u32 = kvm_io(0x03);
+pub(crate) const KVM_GET_VCPU_MMAP_SIZE: u32 = kvm_io(0x04);
+
+/// A command on the system fd, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SystemIoctl {
+    GetApiVersion,
+    CreateVm,
+    CheckExtension,
+    GetVcpuMmapSize,
+}
+
+impl SystemIoctl {
+    /// Decodes `cmd`; `None` for anything that is not a system ioctl rkvm knows.
+    pub(crate) const fn decode(cmd: u32) -> Option<Self> {
+        Some(match cmd {
+            KVM_GET_API_VERSION => Self::GetApiVersion,
+            KVM_CREATE_VM => Self::CreateVm,
+            KVM_CHECK_EXTENSION => Self::CheckExtension,
+            KVM_GET_VCPU_MMAP_SIZE => Self::GetVcpuMmapSize,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_ioctl_numbers_match_kvm() {
+        assert_eq!(KVM_GET_API_VERSION, 0xae00);
+        assert_eq!(KVM_CREATE_VM, 0xae01);
+        assert_eq!(KVM_CHECK_EXTENSION, 0xae03);
+        assert_eq!(KVM_GET_VCPU_MMAP_SIZE, 0xae04);
+    }
+
+    #[test]
+    fn sized_ioctl_numbers_match_kvm() {
+        // KVM_SET_USER_MEMORY_REGION: _IOW(KVMIO, 0x46, struct kvm_userspace_memory_region)
+        assert_eq!(kvm_iow(0x46, 32), 0x4020_ae46);
+        // KVM_ARM_VCPU_INIT: _IOW(KVMIO, 0xae, struct kvm_vcpu_init)
+        assert_eq!(kvm_iow(0xae, 32), 0x4020_aeae);
+        // KVM_GET_ONE_REG: _IOW(KVMIO, 0xab, struct kvm_one_reg)
+        assert_eq!(kvm_iow(0xab, 16), 0x4010_aeab);
+        // KVM_ARM_PREFERRED_TARGET: _IOR(KVMIO, 0xaf, struct kvm_vcpu_init)
+        assert_eq!(kvm_ior(0xaf, 32), 0x8020_aeaf);
+        // KVM_GET_MP_STATE: _IOR(KVMIO, 0x98, struct kvm_mp_state)
+        assert_eq!(kvm_ior(0x98, 4), 0x8004_ae98);
+        // KVM_GET_REG_LIST: _IOWR(KVMIO, 0xb0, struct kvm_reg_list)
+        assert_eq!(kvm_iowr(0xb0, 8), 0xc008_aeb0);
+        assert_eq!(kvm_io(0x80), 0xae80); // KVM_RUN
+    }
+
+    #[test]
+    fn fields_round_trip() {
+        let cmd = kvm_iowr(0xb0, 8);
+        assert_eq!(ioc_type(cmd), KVMIO);
+        assert_eq!(ioc_size(cmd), 8);
+        assert_eq!(ioc_type(0x5401), 0x54); // TCGETS is not a KVM ioctl
+    }
+
+    #[test]
+    fn decode_system_ioctls() {
+        assert_eq!(SystemIoctl::decode(0xae00), Some(SystemIoctl::GetApiVersion));
+        assert_eq!(SystemIoctl::decode(0xae03), Some(SystemIoctl::CheckExtension));
+        assert_eq!(SystemIoctl::decode(0xae02), None); // KVM_GET_MSR_INDEX_LIST: x86 only
+        assert_eq!(SystemIoctl::decode(0xae80), None); // KVM_RUN is a vCPU ioctl
+        assert_eq!(SystemIoctl::decode(0x5401), None);
+    }
+}

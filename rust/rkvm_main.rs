@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rkvm: a KVM-compatible hypervisor for arm64, as an out-of-tree Rust module.
+//!
+//! `/dev/rkvm` speaks KVM's ioctl ABI (`include/uapi/linux/kvm.h`), so unmodified KVM
+//! clients drive it with the node bind-mounted over `/dev/kvm`. See `Documentation/`.
+//!
+//! Layers, lowest first (a layer uses only the ones before it):
+//! - `logic`: pure decisions, unit-tested on the build host;
+//! - `sys`: FFI shims for kernel interfaces the `kernel` crate lacks;
+//! - `hyp`: the world-switch backends (VHE, nVHE) and their selection;
+//! - `dev`: the objects behind the file descriptors.
+
+use kernel::{
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+};
+
+mod dev;
+mod hyp;
+mod logic;
+mod sys;
+
+module! {
+    type: Rkvm,
+    name: "rkvm",
+    authors: ["The rkvm developers"],
+    description: "KVM-compatible hypervisor for arm64",
+    license: "GPL",
+}
+
+// The uapi rkvm speaks is the one the kernel it was built against defines.
+const _: () = assert!(sys::KVM_API_VERSION as i32 == logic::ioctl::API_VERSION);
+
+#[pin_data(PinnedDrop)]
+struct Rkvm {
+    backend: logic::cpufeature::Backend,
+    #[pin]
+    _dev: MiscDeviceRegistration<dev::RkvmDev>,
+}
+
+impl kernel::InPlaceModule for Rkvm {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            backend: hyp::select_backend()?,
+            _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
+            _: {
+                pr_info!("{} backend, /dev/rkvm ready\n", backend.name());
+            }
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Rkvm {
+    fn drop(self: Pin<&mut Self>) {
+        pr_info!("{} backend unloaded\n", self.backend.name());
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! bindgen output for `include/rkvm/bindings_helper.h`: the KVM uapi and the kernel
+//! interfaces the `kernel` crate lacks. Re-exported through `sys`; the rest of the module
+//! never names these items directly.
+
+#![allow(
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
+
+include!("bindings_generated.rs");

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot the emulated arm64 host(s) under QEMU with rkvm and the selftests in the initramfs.
+#
+#   run-hosts.sh check [MODE...]   run the selftests on each host mode (default: all) and
+#                                  print "N passed, M failed[, K skipped]"; non-zero exit
+#                                  on any failure, console warning, crash or hang
+#   run-hosts.sh run               boot the VHE host and run the demo, console on stdout
+#
+# Host modes:
+#   vhe        kernel at EL2 (VHE), EL2 free for rkvm (kvm-arm.mode=none)
+#   nvhe       kernel at EL1 with the hyp stub at EL2 (id_aa64mmfr1.vh=0)
+#   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse
+#   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
+#   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
+# Console logs go to out/logs/.
+source "$(dirname "$0")/common.sh"
+
+action=${1:-check}; shift || true
+modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe vhe-kvm nvhe-kvm no-el2)
+RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-900}
+
+image=$(kernel_build_dir test)/arch/arm64/boot/Image
+[ -f "$image" ] || die "no kernel image at $image (run 'make test-kernel')"
+[ -f "$RKVM_TOP/rkvm.ko" ] || die "no rkvm.ko (run 'make')"
+outdir=$RKVM_TOP/out; logdir=$outdir/logs
+mkdir -p "$logdir"
+initrd=$outdir/initramfs.cpio.gz
+"$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
+
+# $1: mode. The pieces of the QEMU command line that differ per mode.
+mode_machine() {
+	case "$1" in
+	no-el2) echo "virt,virtualization=off,gic-version=3" ;;
+	*) echo "virt,virtualization=on,gic-version=3" ;;
+	esac
+}
+mode_append() {
+	local refused="rkvmtest.programs=module_load"
+	case "$1" in
+	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE" ;;
+	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE" ;;
+	vhe-kvm) echo "rkvmtest.backend=refused-kvm $refused" ;;
+	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $refused" ;;
+	no-el2) echo "kvm-arm.mode=none rkvmtest.backend=refused-noel2 $refused" ;;
+	*) die "unknown host mode $1" ;;
+	esac
+}
+
+# $1: mode, $2: action, $3: console log. Boots one host; QEMU's status is returned.
+boot() {
+	local mode=$1 act=$2 console=$3
+	timeout --foreground -k 10 "$RKVM_BOOT_TIMEOUT" \
+		qemu-system-aarch64 -M "$(mode_machine "$mode")" \
+		-cpu max,sve=off,sme=off -smp 2 -m 2G -nographic -no-reboot -nic none \
+		-kernel "$image" -initrd "$initrd" \
+		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode")" \
+		</dev/null 2>&1 | tr -d '\r' | tee "$console" | { if [ "$act" = run ]; then cat; else cat >/dev/null; fi; }
+	return "${PIPESTATUS[0]}"
+}
+
+case "$action" in
+run)
+	log "booting the emulated VHE host with rkvm (console follows)"
+	boot vhe run "$logdir/run-vhe.log" || die "QEMU failed (log: $logdir/run-vhe.log)"
+	grep -q '^rkvm-init: done' "$logdir/run-vhe.log" || die "the host did not finish"
+	;;
+check)
+	summaries=()
+	for mode in "${modes[@]}"; do
+		log "booting the emulated $mode host and running the selftests"
+		console=$logdir/check-$mode.log
+		start=$SECONDS
+		status=0; boot "$mode" check "$console" || status=$?
+		summaries+=("$mode:$status:$((SECONDS - start)):$console")
+	done
+	python3 "$RKVM_TOP/scripts/ktap-summary.py" "${summaries[@]}"
+	;;
+*) die "unknown action $action" ;;
+esac

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Module lifecycle: load, refuse double load and busy unload, repeated load/unload,
+//! the backend named in the log matches the host mode. Leaves rkvm loaded.
+
+use rkvm_selftests::{check, check_eq, cmdline_param, errno_name, module, run, Fd, Outcome,
+                     TestResult, DEV_RKVM};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+fn node_present() -> bool {
+    std::fs::metadata(DEV_RKVM).map(|m| m.file_type().is_char_device()).unwrap_or(false)
+}
+
+fn load() -> TestResult {
+    if module::loaded() {
+        module::unload().map_err(|e| format!("unloading a stale rkvm: {}", errno_name(e)))?;
+    }
+    module::load().map_err(|e| format!("finit_module: {}", errno_name(e)))?;
+    check!(module::loaded(), "/sys/module/rkvm missing after load");
+    check!(node_present(), "{DEV_RKVM} missing after load");
+    Ok(Outcome::Pass)
+}
+
+/// The kernel log lines rkvm printed since boot.
+fn rkvm_log() -> Vec<String> {
+    let text = std::process::Command::new("dmesg").output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| l.contains("rkvm: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn backend_matches_host_mode() -> TestResult {
+    let Some(expected) = cmdline_param("rkvmtest.backend") else {
+        return Ok(Outcome::Skip("rkvmtest.backend= not on the command line".into()));
+    };
+    let want = format!("rkvm: {expected} backend, /dev/rkvm ready");
+    let log = rkvm_log();
+    check!(log.iter().any(|l| l.contains(&want)), "no '{want}' in the log: {log:?}");
+    Ok(Outcome::Pass)
+}
+
+fn double_load_is_eexist() -> TestResult {
+    check_eq!(module::load(), Err(libc::EEXIST));
+    Ok(Outcome::Pass)
+}
+
+fn unload_while_open_is_refused() -> TestResult {
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    check_eq!(module::unload(), Err(libc::EWOULDBLOCK));
+    check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+    drop(fd);
+    check!(module::loaded(), "module went away while busy");
+    Ok(Outcome::Pass)
+}
+
+fn load_unload_20_times() -> TestResult {
+    for round in 0..20 {
+        module::unload().map_err(|e| format!("round {round}: unload: {}", errno_name(e)))?;
+        check!(!module::loaded() && !node_present(), "round {round}: still present after unload");
+        module::load().map_err(|e| format!("round {round}: load: {}", errno_name(e)))?;
+        check!(node_present(), "round {round}: no {DEV_RKVM} after load");
+        let fd = Fd::open(DEV_RKVM).map_err(|e| format!("round {round}: open: {e}"))?;
+        check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+    }
+    Ok(Outcome::Pass)
+}
+
+fn unload_when_not_loaded_is_enoent() -> TestResult {
+    module::unload().map_err(|e| format!("unload: {}", errno_name(e)))?;
+    check_eq!(module::unload(), Err(libc::ENOENT));
+    check!(!Path::new(DEV_RKVM).exists(), "{DEV_RKVM} outlived the module");
+    module::load().map_err(|e| format!("reload: {}", errno_name(e)))?;
+    Ok(Outcome::Pass)
+}
+
+/// The log line a refused load must print, for `rkvmtest.backend=refused-*`.
+fn expected_refusal() -> Option<&'static str> {
+    match cmdline_param("rkvmtest.backend")?.as_str() {
+        "refused-kvm" => Some("rkvm: cannot load: the in-kernel KVM owns EL2"),
+        "refused-noel2" => Some("rkvm: cannot load: EL2 is not available"),
+        _ => None,
+    }
+}
+
+fn load_is_refused() -> TestResult {
+    check_eq!(module::load(), Err(libc::ENODEV));
+    check!(!module::loaded(), "/sys/module/rkvm exists after a refused load");
+    check!(!Path::new(DEV_RKVM).exists(), "{DEV_RKVM} exists after a refused load");
+    // Refusing is repeatable and leaves nothing behind (the KVM probe node included).
+    check_eq!(module::load(), Err(libc::ENODEV));
+    check!(!Path::new("/dev/rkvm-kvm-probe").exists(), "the probe node was left behind");
+    Ok(Outcome::Pass)
+}
+
+fn refusal_is_explained() -> TestResult {
+    let want = expected_refusal().ok_or("not a refusal host")?;
+    let log = rkvm_log();
+    check!(log.iter().any(|l| l.contains(want)), "no '{want}' in the log: {log:?}");
+    Ok(Outcome::Pass)
+}
+
+fn main() {
+    if expected_refusal().is_some() {
+        run(
+            "rkvm_module_refused",
+            &[("load_is_refused", load_is_refused), ("refusal_is_explained", refusal_is_explained)],
+        )
+    }
+    run(
+        "rkvm_module",
+        &[
+            ("load", load),
+            ("backend_matches_host_mode", backend_matches_host_mode),
+            ("double_load_is_eexist", double_load_is_eexist),
+            ("unload_while_open_is_refused", unload_while_open_is_refused),
+            ("load_unload_20_times", load_unload_20_times),
+            ("unload_when_not_loaded_is_enoent", unload_when_not_loaded_is_enoent),
+        ],
+    )
+}

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The system fd: `/dev/rkvm` node, API version, capabilities, vCPU mmap size and the
+//! errors for bad commands, checked with kvm-ioctls (a real KVM client) and raw ioctls.
+
+use kvm_ioctls::Kvm;
+use rkvm_selftests::{check, check_eq, page_size, run, Fd, Outcome, TestResult, DEV_RKVM};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+const KVM_GET_API_VERSION: u64 = 0xae00;
+const KVM_CHECK_EXTENSION: u64 = 0xae03;
+const KVM_GET_VCPU_MMAP_SIZE: u64 = 0xae04;
+const MISC_MAJOR: u64 = 10;
+
+/// Capabilities rkvm implements at this stage, with their values. Every other
+/// capability must read 0.
+const IMPLEMENTED_CAPS: &[(u64, i32)] = &[];
+
+fn kvm() -> Result<Kvm, String> {
+    Kvm::new_with_path(c"/dev/rkvm").map_err(|e| format!("opening {DEV_RKVM}: {e}"))
+}
+
+fn dev_node_is_a_misc_device() -> TestResult {
+    let meta = std::fs::metadata(DEV_RKVM).map_err(|e| e.to_string())?;
+    check!(meta.file_type().is_char_device(), "{DEV_RKVM} is not a character device");
+    // SAFETY: major() is a pure computation on the device number.
+    let major = u64::from(libc::major(meta.rdev()));
+    check_eq!(major, MISC_MAJOR);
+    Ok(Outcome::Pass)
+}
+
+fn api_version_is_12() -> TestResult {
+    check_eq!(kvm()?.get_api_version(), 12);
+    Ok(Outcome::Pass)
+}
+
+fn api_version_with_argument_is_einval() -> TestResult {
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    check_eq!(fd.ioctl(KVM_GET_API_VERSION, 1), Err(libc::EINVAL));
+    Ok(Outcome::Pass)
+}
+
+fn check_extension_reports_exactly_what_works() -> TestResult {
+    let kvm = kvm()?;
+    for cap in 0..=512u64 {
+        let want = IMPLEMENTED_CAPS.iter().find(|(c, _)| *c == cap).map_or(0, |(_, v)| *v);
+        let got = kvm.check_extension_raw(cap as _);
+        check!(got == want, "KVM_CHECK_EXTENSION({cap}) = {got}, expected {want}");
+    }
+    Ok(Outcome::Pass)
+}
+
+fn check_extension_of_unknown_numbers_is_zero() -> TestResult {
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    for cap in [0x1000u64, 0xffff_ffff, u64::MAX] {
+        check_eq!(fd.ioctl(KVM_CHECK_EXTENSION, cap), Ok(0));
+    }
+    Ok(Outcome::Pass)
+}
+
+fn vcpu_mmap_size_is_a_page() -> TestResult {
+    check_eq!(kvm()?.get_vcpu_mmap_size().map_err(|e| e.to_string())?, page_size());
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    check_eq!(fd.ioctl(KVM_GET_VCPU_MMAP_SIZE, 7), Err(libc::EINVAL));
+    Ok(Outcome::Pass)
+}
+
+fn unknown_commands_are_einval() -> TestResult {
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    let bad = [
+        0xae02,      // KVM_GET_MSR_INDEX_LIST: x86 only
+        0xae05,      // KVM_GET_SUPPORTED_CPUID nr without its size: x86 only
+        0xae80,      // KVM_RUN belongs to vCPU fds
+        0xaeff,      // unassigned KVM number
+        0x4020_ae46, // KVM_SET_USER_MEMORY_REGION belongs to VM fds
+        0x5401,      // TCGETS: not a KVM ioctl at all
+        0xc008_7a01, // another driver's type byte
+    ];
+    for cmd in bad {
+        let got = fd.ioctl(cmd, 0);
+        check!(got == Err(libc::EINVAL), "ioctl {cmd:#x} = {got:?}, expected EINVAL");
+    }
+    Ok(Outcome::Pass)
+}
+
+fn read_and_write_are_refused() -> TestResult {
+    let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16];
+    // SAFETY: `buf` is valid for 16 bytes.
+    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    check!(r < 0 && rkvm_selftests::errno() == libc::EINVAL, "read returned {r}");
+    // SAFETY: as above.
+    let w = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    check!(w < 0 && rkvm_selftests::errno() == libc::EINVAL, "write returned {w}");
+    Ok(Outcome::Pass)
+}
+
+fn many_fds_and_threads() -> TestResult {
+    let fds = (0..64).map(|_| Fd::open(DEV_RKVM)).collect::<Result<Vec<_>, _>>();
+    let fds = fds.map_err(|e| format!("opening 64 fds: {e}"))?;
+    let ok = std::thread::scope(|s| {
+        let workers: Vec<_> = fds
+            .chunks(16)
+            .map(|chunk| {
+                s.spawn(move || {
+                    (0..1000).all(|i| {
+                        chunk[i % chunk.len()].ioctl(KVM_GET_API_VERSION, 0) == Ok(12)
+                            && chunk[i % chunk.len()].ioctl(KVM_CHECK_EXTENSION, i as u64)
+                                == Ok(0)
+                    })
+                })
+            })
+            .collect();
+        workers.into_iter().all(|w| w.join().unwrap_or(false))
+    });
+    check!(ok, "a concurrent ioctl returned a wrong answer");
+    Ok(Outcome::Pass)
+}
+
+
+fn main() {
+    run(
+        "rkvm_system_ioctl",
+        &[
+            ("dev_node_is_a_misc_device", dev_node_is_a_misc_device),
+            ("api_version_is_12", api_version_is_12),
+            ("api_version_with_argument_is_einval", api_version_with_argument_is_einval),
+            ("check_extension_reports_exactly_what_works", check_extension_reports_exactly_what_works),
+            ("check_extension_of_unknown_numbers_is_zero", check_extension_of_unknown_numbers_is_zero),
+            ("vcpu_mmap_size_is_a_page", vcpu_mmap_size_is_a_page),
+            ("unknown_commands_are_einval", unknown_commands_are_einval),
+            ("read_and_write_are_refused", read_and_write_are_refused),
+            ("many_fds_and_threads", many_fds_and_threads),
+        ],
+    )
+}
