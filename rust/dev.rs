@@ -5,9 +5,12 @@
 //! KVM counterpart: `kvm_dev_ioctl()` in `virt/kvm/kvm_main.c`. Like KVM, an open of the
 //! device carries no state; every unknown command fails with `EINVAL`.
 
-use crate::logic::{
-    caps,
-    ioctl::{self, SystemIoctl},
+use crate::{
+    logic::{
+        caps,
+        ioctl::{self, SystemIoctl},
+    },
+    vm::{self, Vm},
 };
 use kernel::{
     fs::File,
@@ -30,7 +33,10 @@ impl MiscDevice for RkvmDev {
     fn ioctl(_dev: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match SystemIoctl::decode(cmd) {
             Some(SystemIoctl::GetApiVersion) if arg == 0 => Ok(ioctl::API_VERSION as isize),
-            Some(SystemIoctl::CheckExtension) => Ok(caps::check_extension(arg as u64) as isize),
+            Some(SystemIoctl::CheckExtension) => {
+                Ok(caps::check_extension(arg as u64, &vm::caps_host()) as isize)
+            }
+            Some(SystemIoctl::CreateVm) => Vm::create(arg),
             // The `kvm_run` page; no coalesced-MMIO or dirty-ring pages follow it (yet).
             Some(SystemIoctl::GetVcpuMmapSize) if arg == 0 => Ok(PAGE_SIZE as isize),
             _ => Err(EINVAL),

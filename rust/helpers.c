@@ -1,8 +1,83 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Wrappers for static inlines; see include/rkvm/helpers.h. */
+/* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
+#include <linux/cpumask.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/signal.h>
+
 #include "rkvm/helpers.h"
 
 void rkvm_on_each_cpu(smp_call_func_t func, void *info)
 {
 	on_each_cpu(func, info, 1);
+}
+
+void rkvm_preempt_disable(void)
+{
+	preempt_disable();
+}
+
+void rkvm_preempt_enable(void)
+{
+	preempt_enable();
+}
+
+void rkvm_cond_resched(void)
+{
+	cond_resched();
+}
+
+phys_addr_t rkvm_virt_to_phys(const void *addr)
+{
+	return virt_to_phys(addr);
+}
+
+void *rkvm_phys_to_virt(phys_addr_t phys)
+{
+	return phys_to_virt(phys);
+}
+
+phys_addr_t rkvm_page_to_phys(struct page *page)
+{
+	return page_to_phys(page);
+}
+
+struct page *rkvm_phys_to_page(phys_addr_t phys)
+{
+	return phys_to_page(phys);
+}
+
+void *rkvm_page_address(struct page *page)
+{
+	return page_address(page);
+}
+
+struct mm_struct *rkvm_current_mm(void)
+{
+	return current->mm;
+}
+
+/* KVM_SET_SIGNAL_MASK: the vCPU's mask applies while it is in KVM_RUN (as kvm_sigset_*). */
+void rkvm_sigset_activate(sigset_t *set)
+{
+	sigprocmask(SIG_SETMASK, set, &current->real_blocked);
+}
+
+void rkvm_sigset_deactivate(void)
+{
+	sigprocmask(SIG_SETMASK, &current->real_blocked, NULL);
+	sigemptyset(&current->real_blocked);
+}
+
+unsigned long rkvm_task_size(void)
+{
+	return TASK_SIZE;
+}
+
+unsigned int rkvm_num_online_cpus(void)
+{
+	return num_online_cpus();
 }

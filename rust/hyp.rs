@@ -18,8 +18,35 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
+pub(crate) mod cache;
+pub(crate) mod context;
 pub(crate) mod nvhe;
 pub(crate) mod sysreg;
+pub(crate) mod vhe;
+
+/// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).
+static BACKEND: Atomic<u32> = Atomic::new(0);
+const BACKEND_VHE: u32 = 1;
+const BACKEND_NVHE: u32 = 2;
+
+/// The backend in use (valid once the module is loaded).
+pub(crate) fn backend() -> Backend {
+    if BACKEND.load(Relaxed) == BACKEND_VHE {
+        Backend::Vhe
+    } else {
+        Backend::Nvhe
+    }
+}
+
+/// Invalidates every TLB entry of the VM with VTTBR `vttbr`, on all CPUs.
+pub(crate) fn tlb_flush_vmid(vttbr: u64) {
+    match backend() {
+        Backend::Vhe => vhe::tlb_flush(vttbr, vhe::TlbScope::Vmid),
+        // VMs are refused on nVHE hosts until the nVHE world switch exists (vm.rs), so no
+        // VM has TLB entries to invalidate there.
+        Backend::Nvhe => {}
+    }
+}
 
 /// Surveys the online CPUs and picks the backend, logging why when rkvm cannot run.
 pub(crate) fn select_backend() -> Result<Backend> {
@@ -41,8 +68,13 @@ pub(crate) fn select_backend() -> Result<Backend> {
         .fold(Survey::default(), Survey::with);
 
     let kvm_initialised = sys::misc::minor_in_use(sys::misc::KVM_MINOR, c"rkvm-kvm-probe")?;
-    cpufeature::select_backend(survey, kvm_initialised).map_err(|refusal| {
+    let backend = cpufeature::select_backend(survey, kvm_initialised).map_err(|refusal| {
         pr_err!("cannot load: {}\n", refusal.reason());
         ENODEV
-    })
+    })?;
+    if backend == Backend::Vhe {
+        vhe::init();
+    }
+    BACKEND.store(if backend == Backend::Vhe { BACKEND_VHE } else { BACKEND_NVHE }, Relaxed);
+    Ok(backend)
 }

@@ -19,7 +19,10 @@ use kernel::{
 mod dev;
 mod hyp;
 mod logic;
+mod mmu;
 mod sys;
+mod vcpu;
+mod vm;
 
 module! {
     type: Rkvm,
@@ -43,6 +46,9 @@ impl kernel::InPlaceModule for Rkvm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             backend: hyp::select_backend()?,
+            _: {
+                vm::init();
+            },
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
             _: {
                 pr_info!("{} backend, /dev/rkvm ready\n", backend.name());

@@ -18,7 +18,7 @@ source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe vhe-kvm nvhe-kvm no-el2)
-RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-900}
+RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-600}
 
 image=$(kernel_build_dir test)/arch/arm64/boot/Image
 [ -f "$image" ] || die "no kernel image at $image (run 'make test-kernel')"

@@ -52,7 +52,7 @@ fi
 bb=$RKVM_CACHE/busybox/bin/busybox
 if [ ! -x "$bb" ]; then
 	log "fetching arm64 busybox-static"
-	tmp=$(mktemp -d)
+	tmp=$(mktemp -d); chmod 0755 "$tmp"  # apt downloads as _apt
 	(cd "$tmp" && apt-get download -q busybox-static:arm64 >/dev/null)
 	mkdir -p "$RKVM_CACHE/busybox"
 	dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/x"
@@ -74,7 +74,7 @@ if [ ! -f "$ksrc/Makefile" ]; then
 	       -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache"
 	       -o APT::Architecture=amd64 -o APT::Architectures=amd64)
 	apt-get "${aopts[@]}" update -q >/dev/null
-	tmp=$(mktemp -d)
+	tmp=$(mktemp -d); chmod 0755 "$tmp"  # apt downloads as _apt
 	(cd "$tmp" && apt-get "${aopts[@]}" download -q "$RKVM_KSRC_PKG" >/dev/null)
 	dpkg-deb --fsys-tarfile "$tmp"/"$RKVM_KSRC_PKG"_*.deb |
 		tar -x -C "$tmp" --wildcards "./usr/src/$RKVM_KSRC_PKG.tar.xz"

@@ -4,8 +4,13 @@
  * kernel's own C flags: the KVM uapi and the kernel interfaces the Rust `kernel` crate
  * does not bind. The allow-list is in rust/sys/bindgen_parameters.
  */
+#include <linux/anon_inodes.h>
+#include <linux/gfp.h>
 #include <linux/kvm.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <asm/cpufeature.h>
+#include <asm/neon.h>
 #include <asm/virt.h>
 
 #include "rkvm/helpers.h"

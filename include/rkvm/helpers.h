@@ -6,8 +6,24 @@
 #ifndef RKVM_HELPERS_H
 #define RKVM_HELPERS_H
 
+#include <linux/mm_types.h>
+#include <linux/signal_types.h>
 #include <linux/smp.h>
+#include <linux/types.h>
 
 void rkvm_on_each_cpu(smp_call_func_t func, void *info);
+void rkvm_preempt_disable(void);
+void rkvm_preempt_enable(void);
+void rkvm_cond_resched(void);
+phys_addr_t rkvm_virt_to_phys(const void *addr);
+void *rkvm_phys_to_virt(phys_addr_t phys);
+phys_addr_t rkvm_page_to_phys(struct page *page);
+struct page *rkvm_phys_to_page(phys_addr_t phys);
+void *rkvm_page_address(struct page *page);
+struct mm_struct *rkvm_current_mm(void);
+void rkvm_sigset_activate(sigset_t *set);
+void rkvm_sigset_deactivate(void);
+unsigned long rkvm_task_size(void);
+unsigned int rkvm_num_online_cpus(void);
 
 #endif

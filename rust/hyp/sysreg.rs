@@ -1,31 +1,134 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! System-register accessors: the inline assembly every backend shares.
+//! System-register accessors: the inline assembly the backends share.
 //!
-//! Reads of ID and status registers have no side effects and are valid at EL1 and EL2,
-//! so these wrappers are safe.
+//! Registers are named by their `S<op0>_<op1>_C<n>_C<m>_<op2>` encoding so that the
+//! assembler accepts them whatever architecture level the kernel is built for (the
+//! `*_EL12`/`*_EL02` aliases in particular need FEAT_VHE). Reads of ID and status
+//! registers are safe; everything else is `unsafe`, because it changes how the CPU runs.
 
 use core::arch::asm;
 
-macro_rules! read_sysreg {
-    ($(#[$meta:meta])* $name:ident, $reg:literal) => {
+/// Declares a register module with `read()` and `write()`.
+macro_rules! sysreg {
+    ($(#[$meta:meta])* $name:ident, $enc:literal) => {
         $(#[$meta])*
-        #[inline(always)]
-        pub(crate) fn $name() -> u64 {
-            let value: u64;
-            // SAFETY: reading this register has no side effect and is permitted at the
-            // exception levels rkvm runs at (EL1 and EL2).
-            unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) value, options(nomem, nostack)) };
-            value
+        #[allow(dead_code)]
+        pub(crate) mod $name {
+            use super::asm;
+
+            /// Reads the register.
+            ///
+            /// # Safety
+            ///
+            /// The register is accessible at the current exception level.
+            #[inline(always)]
+            pub(crate) unsafe fn read() -> u64 {
+                let v: u64;
+                // SAFETY: by the caller's guarantee; a read has no side effect.
+                unsafe { asm!(concat!("mrs {}, ", $enc), out(reg) v, options(nomem, nostack)) };
+                v
+            }
+
+            /// Writes the register.
+            ///
+            /// # Safety
+            ///
+            /// The register is writable at the current exception level and the caller
+            /// intends the new value's effect on the CPU.
+            #[inline(always)]
+            pub(crate) unsafe fn write(v: u64) {
+                // SAFETY: by the caller's guarantee.
+                unsafe { asm!(concat!("msr ", $enc, ", {}"), in(reg) v, options(nostack)) };
+            }
         }
     };
 }
 
-read_sysreg!(
+/// Declares a safe read of an ID or status register readable at EL1 and EL2.
+macro_rules! read_only {
+    ($(#[$meta:meta])* $name:ident, $enc:literal) => {
+        $(#[$meta])*
+        #[inline(always)]
+        pub(crate) fn $name() -> u64 {
+            let v: u64;
+            // SAFETY: reading this register has no side effect and is permitted at the
+            // exception levels rkvm runs at (EL1 and EL2).
+            unsafe { asm!(concat!("mrs {}, ", $enc), out(reg) v, options(nomem, nostack)) };
+            v
+        }
+    };
+}
+
+read_only!(
     /// `CurrentEL`: the exception level this code runs at, in bits [3:2].
     current_el, "CurrentEL"
 );
-read_sysreg!(
+read_only!(
     /// `ID_AA64PFR0_EL1` of this CPU (not the sanitised system-wide value).
     id_aa64pfr0_el1, "id_aa64pfr0_el1"
 );
+read_only!(
+    /// `MIDR_EL1`.
+    midr_el1, "midr_el1"
+);
+read_only!(
+    /// `CTR_EL0`: cache line sizes and coherency features.
+    ctr_el0, "ctr_el0"
+);
+read_only!(
+    /// `CNTPCT_EL0`, the physical counter (virtual time base of a VM).
+    cntpct_el0, "cntpct_el0"
+);
+
+// EL2 control registers.
+sysreg!(hcr_el2, "s3_4_c1_c1_0");
+sysreg!(mdcr_el2, "s3_4_c1_c1_1");
+sysreg!(cptr_el2, "s3_4_c1_c1_2");
+sysreg!(vttbr_el2, "s3_4_c2_c1_0");
+sysreg!(vtcr_el2, "s3_4_c2_c1_2");
+sysreg!(spsr_el2, "s3_4_c4_c0_0");
+sysreg!(elr_el2, "s3_4_c4_c0_1");
+sysreg!(esr_el2, "s3_4_c5_c2_0");
+sysreg!(far_el2, "s3_4_c6_c0_0");
+sysreg!(hpfar_el2, "s3_4_c6_c0_4");
+sysreg!(vbar_el2, "s3_4_c12_c0_0");
+sysreg!(cnthctl_el2, "s3_4_c14_c1_0");
+sysreg!(cntvoff_el2, "s3_4_c14_c0_3");
+sysreg!(vpidr_el2, "s3_4_c0_c0_0");
+sysreg!(vmpidr_el2, "s3_4_c0_c0_5");
+
+// The guest's EL1 registers as seen from a VHE host (the `_EL12`/`_EL02` aliases).
+sysreg!(sctlr_el12, "s3_5_c1_c0_0");
+sysreg!(cpacr_el12, "s3_5_c1_c0_2");
+sysreg!(ttbr0_el12, "s3_5_c2_c0_0");
+sysreg!(ttbr1_el12, "s3_5_c2_c0_1");
+sysreg!(tcr_el12, "s3_5_c2_c0_2");
+sysreg!(spsr_el12, "s3_5_c4_c0_0");
+sysreg!(elr_el12, "s3_5_c4_c0_1");
+sysreg!(afsr0_el12, "s3_5_c5_c1_0");
+sysreg!(afsr1_el12, "s3_5_c5_c1_1");
+sysreg!(esr_el12, "s3_5_c5_c2_0");
+sysreg!(far_el12, "s3_5_c6_c0_0");
+sysreg!(mair_el12, "s3_5_c10_c2_0");
+sysreg!(amair_el12, "s3_5_c10_c3_0");
+sysreg!(vbar_el12, "s3_5_c12_c0_0");
+sysreg!(contextidr_el12, "s3_5_c13_c0_1");
+sysreg!(cntkctl_el12, "s3_5_c14_c1_0");
+sysreg!(cntv_ctl_el02, "s3_5_c14_c3_1");
+sysreg!(cntv_cval_el02, "s3_5_c14_c3_2");
+
+// Registers without an alias: the same register at EL1 and EL2.
+sysreg!(sp_el1, "s3_4_c4_c1_0");
+sysreg!(tpidr_el1, "s3_0_c13_c0_4");
+sysreg!(par_el1, "s3_0_c7_c4_0");
+sysreg!(csselr_el1, "s3_2_c0_c0_0");
+sysreg!(tpidr_el0, "s3_3_c13_c0_2");
+sysreg!(tpidrro_el0, "s3_3_c13_c0_3");
+
+/// `ISB`.
+#[inline(always)]
+pub(crate) fn isb() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("isb", options(nostack)) };
+}

@@ -10,22 +10,91 @@
 /// A capability number as userspace passes it (`KVM_CAP_*`, an `unsigned long`).
 pub(crate) type CapNr = u64;
 
-/// Capabilities rkvm implements. Each arm lands together with the feature it announces.
-const SUPPORTED: &[(CapNr, i64)] = &[];
+pub(crate) const KVM_CAP_USER_MEMORY: CapNr = 3;
+pub(crate) const KVM_CAP_NR_VCPUS: CapNr = 9;
+pub(crate) const KVM_CAP_NR_MEMSLOTS: CapNr = 10;
+pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
+pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
+pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
+pub(crate) const KVM_CAP_INTERNAL_ERROR_DATA: CapNr = 40;
+pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
+pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
+pub(crate) const KVM_CAP_READONLY_MEM: CapNr = 81;
+pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
+pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
+pub(crate) const KVM_CAP_MAX_VCPU_ID: CapNr = 128;
+pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
+pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
+pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
+
+/// What the answers depend on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Host {
+    /// VMs can be created and run on this host (the backend has a world switch).
+    pub(crate) runs_guests: bool,
+    /// The largest IPA size a VM can have.
+    pub(crate) max_ipa_bits: u32,
+    /// Online CPUs: the recommended vCPU count.
+    pub(crate) online_cpus: u32,
+    /// Most vCPUs per VM, and the bound on vCPU ids.
+    pub(crate) max_vcpus: u32,
+    /// Memslots per VM.
+    pub(crate) max_memslots: u32,
+}
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
-pub(crate) fn check_extension(cap: CapNr) -> i64 {
-    SUPPORTED.iter().find(|(nr, _)| *nr == cap).map_or(0, |(_, value)| *value)
+pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
+    if !host.runs_guests {
+        return 0;
+    }
+    match cap {
+        KVM_CAP_USER_MEMORY
+        | KVM_CAP_MP_STATE
+        | KVM_CAP_DESTROY_MEMORY_REGION_WORKS
+        | KVM_CAP_JOIN_MEMORY_REGIONS_WORKS
+        | KVM_CAP_INTERNAL_ERROR_DATA
+        | KVM_CAP_ONE_REG
+        | KVM_CAP_READONLY_MEM
+        | KVM_CAP_ARM_PSCI_0_2
+        | KVM_CAP_CHECK_EXTENSION_VM
+        | KVM_CAP_IMMEDIATE_EXIT
+        | KVM_CAP_USER_MEMORY2 => 1,
+        KVM_CAP_NR_VCPUS => i64::from(host.online_cpus.min(host.max_vcpus)),
+        KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
+        KVM_CAP_NR_MEMSLOTS => i64::from(host.max_memslots),
+        KVM_CAP_ARM_VM_IPA_SIZE => i64::from(host.max_ipa_bits),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const HOST: Host =
+        Host { runs_guests: true, max_ipa_bits: 44, online_cpus: 2, max_vcpus: 64, max_memslots: 512 };
+
+    #[test]
+    fn implemented_capabilities() {
+        assert_eq!(check_extension(KVM_CAP_USER_MEMORY, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_ARM_VM_IPA_SIZE, &HOST), 44);
+        assert_eq!(check_extension(KVM_CAP_NR_VCPUS, &HOST), 2);
+        assert_eq!(check_extension(KVM_CAP_MAX_VCPUS, &HOST), 64);
+        assert_eq!(check_extension(KVM_CAP_NR_MEMSLOTS, &HOST), 512);
+    }
+
     #[test]
     fn unknown_and_unimplemented_capabilities_read_zero() {
-        for cap in [0, 1, 14 /* USER_MEMORY */, 123 /* ARM_VM_IPA_SIZE */, u64::MAX] {
-            assert_eq!(check_extension(cap), 0);
+        // KVM_CAP_ARM_PSCI (0.1 function ids), SYNC_MMU (rkvm pins), IRQCHIP, unknown.
+        for cap in [0, 1, 87, 16, 0, 0x1000, u64::MAX] {
+            assert_eq!(check_extension(cap, &HOST), 0);
         }
+    }
+
+    #[test]
+    fn nothing_without_a_world_switch() {
+        let host = Host { runs_guests: false, ..HOST };
+        assert_eq!(check_extension(KVM_CAP_USER_MEMORY, &host), 0);
+        assert_eq!(check_extension(KVM_CAP_ARM_VM_IPA_SIZE, &host), 0);
     }
 }

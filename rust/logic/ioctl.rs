@@ -92,6 +92,91 @@ impl SystemIoctl {
     }
 }
 
+// VM ioctls (VM fd).
+pub(crate) const KVM_CREATE_VCPU: u32 = kvm_io(0x41);
+pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
+pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
+pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
+
+/// A command on a VM fd, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VmIoctl {
+    CheckExtension,
+    CreateVcpu,
+    SetUserMemoryRegion,
+    SetUserMemoryRegion2,
+    ArmPreferredTarget,
+}
+
+impl VmIoctl {
+    /// Decodes `cmd`; `None` for anything that is not a VM ioctl rkvm implements.
+    pub(crate) const fn decode(cmd: u32) -> Option<Self> {
+        Some(match cmd {
+            KVM_CHECK_EXTENSION => Self::CheckExtension,
+            KVM_CREATE_VCPU => Self::CreateVcpu,
+            KVM_SET_USER_MEMORY_REGION => Self::SetUserMemoryRegion,
+            KVM_SET_USER_MEMORY_REGION2 => Self::SetUserMemoryRegion2,
+            KVM_ARM_PREFERRED_TARGET => Self::ArmPreferredTarget,
+            _ => return None,
+        })
+    }
+}
+
+// vCPU ioctls (vCPU fd).
+pub(crate) const KVM_RUN: u32 = kvm_io(0x80);
+pub(crate) const KVM_SET_SIGNAL_MASK: u32 = kvm_iow(0x8b, 4);
+pub(crate) const KVM_GET_MP_STATE: u32 = kvm_ior(0x98, 4);
+pub(crate) const KVM_SET_MP_STATE: u32 = kvm_iow(0x99, 4);
+pub(crate) const KVM_GET_ONE_REG: u32 = kvm_iow(0xab, 16);
+pub(crate) const KVM_SET_ONE_REG: u32 = kvm_iow(0xac, 16);
+pub(crate) const KVM_ARM_VCPU_INIT: u32 = kvm_iow(0xae, 32);
+pub(crate) const KVM_GET_REG_LIST: u32 = kvm_iowr(0xb0, 8);
+
+/// A command on a vCPU fd, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VcpuIoctl {
+    Run,
+    SetSignalMask,
+    GetMpState,
+    SetMpState,
+    GetOneReg,
+    SetOneReg,
+    ArmVcpuInit,
+    GetRegList,
+}
+
+impl VcpuIoctl {
+    /// Decodes `cmd`; `None` for anything that is not a vCPU ioctl rkvm implements.
+    pub(crate) const fn decode(cmd: u32) -> Option<Self> {
+        Some(match cmd {
+            KVM_RUN => Self::Run,
+            KVM_SET_SIGNAL_MASK => Self::SetSignalMask,
+            KVM_GET_MP_STATE => Self::GetMpState,
+            KVM_SET_MP_STATE => Self::SetMpState,
+            KVM_GET_ONE_REG => Self::GetOneReg,
+            KVM_SET_ONE_REG => Self::SetOneReg,
+            KVM_ARM_VCPU_INIT => Self::ArmVcpuInit,
+            KVM_GET_REG_LIST => Self::GetRegList,
+            _ => return None,
+        })
+    }
+}
+
+/// `KVM_CREATE_VM`'s type argument: the IPA size in bits [7:0] (0 = the 40-bit default).
+pub(crate) const fn vm_type_ipa_bits(vm_type: u64, max_ipa: u32) -> Option<u32> {
+    if vm_type & !0xff != 0 {
+        return None;
+    }
+    let bits = match vm_type as u32 {
+        0 => 40,
+        n => n,
+    };
+    if bits < 32 || bits > max_ipa {
+        return None;
+    }
+    Some(bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +212,28 @@ mod tests {
         assert_eq!(ioc_type(cmd), KVMIO);
         assert_eq!(ioc_size(cmd), 8);
         assert_eq!(ioc_type(0x5401), 0x54); // TCGETS is not a KVM ioctl
+    }
+
+    #[test]
+    fn vm_and_vcpu_numbers_match_kvm() {
+        assert_eq!(KVM_CREATE_VCPU, 0xae41);
+        assert_eq!(KVM_SET_USER_MEMORY_REGION2, 0x40a0_ae49);
+        assert_eq!(KVM_SET_SIGNAL_MASK, 0x4004_ae8b);
+        assert_eq!(KVM_SET_MP_STATE, 0x4004_ae99);
+        assert_eq!(KVM_SET_ONE_REG, 0x4010_aeac);
+        assert_eq!(VmIoctl::decode(0xae03), Some(VmIoctl::CheckExtension));
+        assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));
+        assert_eq!(VcpuIoctl::decode(0xae41), None);
+    }
+
+    #[test]
+    fn vm_types() {
+        assert_eq!(vm_type_ipa_bits(0, 48), Some(40));
+        assert_eq!(vm_type_ipa_bits(36, 48), Some(36));
+        assert_eq!(vm_type_ipa_bits(48, 44), None);
+        assert_eq!(vm_type_ipa_bits(31, 48), None);
+        assert_eq!(vm_type_ipa_bits(1 << 31, 48), None); // KVM_VM_TYPE_ARM_PROTECTED
+        assert_eq!(vm_type_ipa_bits(0, 36), None); // the default does not fit
     }
 
     #[test]

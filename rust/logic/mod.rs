@@ -11,9 +11,14 @@
 
 pub(crate) mod caps;
 pub(crate) mod cpufeature;
-// Syndrome decoding is consumed by the exit handler, which arrives with the run loop.
-#[allow(dead_code)]
 pub(crate) mod esr;
-// The sized encoders serve the VM and vCPU commands, which arrive with the run loop.
-#[allow(dead_code)]
+pub(crate) mod idregs;
+pub(crate) mod inject;
 pub(crate) mod ioctl;
+pub(crate) mod memslot;
+pub(crate) mod mmio;
+pub(crate) mod pgtable;
+pub(crate) mod psci;
+pub(crate) mod regs;
+pub(crate) mod traps;
+pub(crate) mod vmid;

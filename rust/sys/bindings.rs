@@ -10,6 +10,7 @@
     non_snake_case,
     non_upper_case_globals,
     unreachable_pub,
+    improper_ctypes,
     unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::undocumented_unsafe_blocks

@@ -21,3 +21,17 @@ pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
         bindings::rkvm_on_each_cpu(Some(trampoline::<F>), core::ptr::from_ref(f).cast_mut().cast())
     };
 }
+
+/// The system-wide sanitised value of the ID register with encoding `sys_reg` (as the
+/// kernel's `sys_reg(op0, op1, crn, crm, op2)`), agreed across all CPUs.
+pub(crate) fn read_sanitised_id_reg(sys_reg: u32) -> u64 {
+    // SAFETY: a lookup in the kernel's feature-register table; unknown ids read 0 (with a
+    // one-time warning, so callers pass only ID-space encodings).
+    unsafe { bindings::read_sanitised_ftr_reg(sys_reg) }
+}
+
+/// The number of online CPUs.
+pub(crate) fn num_online_cpus() -> u32 {
+    // SAFETY: reads the online mask's weight.
+    unsafe { bindings::rkvm_num_online_cpus() }
+}

@@ -6,7 +6,63 @@
 //! safe wrappers over them. Everything above this layer uses the wrappers.
 
 mod bindings;
+pub(crate) mod anon_fd;
 pub(crate) mod cpu;
 pub(crate) mod misc;
+pub(crate) mod mm;
+pub(crate) mod run_page;
+pub(crate) mod task;
 
-pub(crate) use bindings::KVM_API_VERSION;
+pub(crate) use bindings::{
+    kvm_mp_state, kvm_one_reg, kvm_userspace_memory_region,
+    kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
+};
+
+// SAFETY: these uapi structs are plain integers with no padding-dependent invariants;
+// any bit pattern is a valid value, and their bytes may be copied to userspace (their
+// padding, if any, comes from zeroed or user-provided memory).
+macro_rules! plain_uapi {
+    ($($t:ty),*) => {$(
+        unsafe impl kernel::transmute::FromBytes for $t {}
+        unsafe impl kernel::transmute::AsBytes for $t {}
+    )*};
+}
+plain_uapi!(
+    kvm_mp_state,
+    kvm_one_reg,
+    kvm_userspace_memory_region,
+    kvm_userspace_memory_region2,
+    kvm_vcpu_init
+);
+
+/// The uapi constants rkvm checks its own copies against at compile time.
+pub(crate) mod uapi {
+    pub(crate) use super::bindings::{
+        KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
+        KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED, KVM_SYSTEM_EVENT_RESET,
+        KVM_SYSTEM_EVENT_SHUTDOWN,
+    };
+}
+
+extern "C" {
+    /// Saves V0-V31, FPSR and FPCR to `state` (`arch/arm64/hyp/entry.S`).
+    fn __rkvm_fpsimd_save(state: *mut task::FpState);
+    /// Loads V0-V31, FPSR and FPCR from `state`.
+    fn __rkvm_fpsimd_load(state: *const task::FpState);
+}
+
+/// # Safety
+///
+/// `state` is valid for writes and the caller owns the FP/SIMD registers.
+unsafe fn fpsimd_save(state: *mut task::FpState) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { __rkvm_fpsimd_save(state) }
+}
+
+/// # Safety
+///
+/// `state` is valid for reads and the caller owns the FP/SIMD registers.
+unsafe fn fpsimd_load(state: *const task::FpState) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { __rkvm_fpsimd_load(state) }
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Cache maintenance for memory handed to a guest.
+//!
+//! A guest may run with its caches off, and then reads memory directly: whatever the
+//! host or a previous owner left in the caches must reach memory first. KVM counterpart:
+//! `clean_dcache_guest_page` and `invalidate_icache_guest_page` (`kvm_mmu.h`).
+
+use super::sysreg;
+use core::arch::asm;
+
+/// Cleans and invalidates `len` bytes at kernel address `va` to the point of coherency,
+/// and, unless the CPU keeps instruction fetches coherent (`CTR_EL0.DIC`), invalidates
+/// the instruction cache, so the guest sees the page's current contents either way.
+pub(crate) fn sync_guest_page(va: usize, len: usize) {
+    let ctr = sysreg::ctr_el0();
+    // DminLine, bits [19:16]: log2 of the smallest data cache line in words.
+    let line = 4usize << ((ctr >> 16) & 0xf);
+    let end = va + len;
+    let mut addr = va & !(line - 1);
+    while addr < end {
+        // SAFETY: `va..va+len` is mapped kernel memory (the caller's page); a clean and
+        // invalidate to PoC does not change its contents.
+        unsafe { asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: barriers and an I-cache invalidation have no memory-safety effect.
+    unsafe {
+        asm!("dsb ish", options(nostack));
+        if ctr & (1 << 29) == 0 {
+            asm!("ic ialluis", "dsb ish", options(nostack));
+        }
+        asm!("isb", options(nostack));
+    }
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vCPU's architectural state as the world switch saves and restores it.
+//!
+//! KVM counterpart: `struct kvm_cpu_context` (`asm/kvm_host.h`). The general-purpose
+//! registers come first in a `#[repr(C)]` block whose layout `arch/arm64/hyp/entry.S`
+//! hard-codes; the asserts below keep the two in step.
+
+use crate::logic::regs::El1Reg;
+use core::mem::offset_of;
+
+/// x0-x30 and SP_EL0, as `entry.S` loads and stores them.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct GuestGprs {
+    pub(crate) x: [u64; 31],
+    pub(crate) sp_el0: u64,
+}
+
+const _: () = assert!(offset_of!(GuestGprs, x) == 0);
+const _: () = assert!(offset_of!(GuestGprs, sp_el0) == 31 * 8);
+
+/// Everything of a vCPU's register state except FP/SIMD (kept in the kernel-mode FP area).
+#[derive(Clone, Copy)]
+pub(crate) struct VcpuContext {
+    pub(crate) gprs: GuestGprs,
+    pub(crate) pc: u64,
+    pub(crate) pstate: u64,
+    pub(crate) sp_el1: u64,
+    pub(crate) elr_el1: u64,
+    /// SPSR_EL1 and the four AArch32 banked SPSRs of `struct kvm_regs` (kept for ONE_REG).
+    pub(crate) spsr: [u64; 5],
+    pub(crate) sys: [u64; El1Reg::COUNT],
+    pub(crate) vtimer_ctl: u64,
+    pub(crate) vtimer_cval: u64,
+    /// MPIDR_EL1 the guest reads (through VMPIDR_EL2).
+    pub(crate) mpidr: u64,
+    /// A virtual SError is to be delivered on the next entry.
+    pub(crate) pending_vserror: bool,
+}
+
+impl VcpuContext {
+    /// The architectural reset state for a vCPU with MPIDR `mpidr`.
+    pub(crate) fn reset(mpidr: u64) -> Self {
+        let mut sys = [0; El1Reg::COUNT];
+        for reg in El1Reg::ALL {
+            sys[reg as usize] = reg.reset_value();
+        }
+        Self {
+            gprs: GuestGprs::default(),
+            pc: 0,
+            pstate: crate::logic::regs::RESET_PSTATE,
+            sp_el1: 0,
+            elr_el1: 0,
+            spsr: [0; 5],
+            sys,
+            vtimer_ctl: 0,
+            vtimer_cval: 0,
+            mpidr,
+            pending_vserror: false,
+        }
+    }
+
+    /// General-purpose register `n`; 31 reads as zero (XZR).
+    pub(crate) fn reg(&self, n: u8) -> u64 {
+        self.gprs.x.get(usize::from(n)).copied().unwrap_or(0)
+    }
+
+    /// Writes general-purpose register `n`; writes to 31 (XZR) are discarded.
+    pub(crate) fn set_reg(&mut self, n: u8, v: u64) {
+        if let Some(r) = self.gprs.x.get_mut(usize::from(n)) {
+            *r = v;
+        }
+    }
+
+    /// An EL1 system register.
+    pub(crate) fn sys(&self, r: El1Reg) -> u64 {
+        self.sys[r as usize]
+    }
+
+    /// Sets an EL1 system register.
+    pub(crate) fn set_sys(&mut self, r: El1Reg, v: u64) {
+        self.sys[r as usize] = v;
+    }
+}
+
+/// How the guest left: the vector `entry.S` took (`EXIT_*` there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExitCode {
+    Sync,
+    Irq,
+    Fiq,
+    SError,
+}
+
+impl ExitCode {
+    pub(crate) fn from_raw(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => Self::Sync,
+            2 => Self::Irq,
+            3 => Self::Fiq,
+            4 => Self::SError,
+            _ => return None,
+        })
+    }
+}
+
+/// The syndrome of an exit, read before anything can clobber it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    pub(crate) code: ExitCode,
+    pub(crate) esr: u64,
+    pub(crate) far: u64,
+    pub(crate) hpfar: u64,
+}
+
+impl Exit {
+    /// The faulting IPA of a stage-2 abort (HPFAR_EL2.FIPA plus the page offset from FAR).
+    pub(crate) fn fault_ipa(&self) -> u64 {
+        ((self.hpfar & 0x0000_0fff_ffff_fff0) << 8) | (self.far & 0xfff)
+    }
+}
+
+/// What a VM contributes to each entry: its stage-2 and timer configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VmRegs {
+    pub(crate) vttbr: u64,
+    pub(crate) vtcr: u64,
+    pub(crate) cntvoff: u64,
+}

@@ -1,0 +1,682 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Register ids of `KVM_GET_ONE_REG`, `KVM_SET_ONE_REG` and `KVM_GET_REG_LIST`, the guest's
+//! saved EL1 system registers, and the values a vCPU's registers take at reset.
+//!
+//! KVM counterpart: `arch/arm64/kvm/guest.c` (core register ids, `set_core_reg`'s PSTATE
+//! check, `copy_core_reg_indices`), `arch/arm64/kvm/sys_regs.c` (system register ids, the
+//! reset table, `reset_mpidr`) and `arch/arm64/kvm/reset.c` (the reset PSTATE). The id
+//! layout is the uapi one of `arch/arm64/include/uapi/asm/kvm.h` and
+//! `include/uapi/linux/kvm.h`; VMMs hard-code it, so every number here is ABI.
+
+/// Architecture field of every arm64 id (`KVM_REG_ARM64`).
+pub(crate) const KVM_REG_ARM64: u64 = 0x6000_0000_0000_0000;
+const ARCH_MASK: u64 = 0xff00_0000_0000_0000;
+
+/// Size field values (`KVM_REG_SIZE_*`): log2 of the size in bytes, at bits [55:52].
+pub(crate) const KVM_REG_SIZE_U32: u64 = 0x0020_0000_0000_0000;
+pub(crate) const KVM_REG_SIZE_U64: u64 = 0x0030_0000_0000_0000;
+pub(crate) const KVM_REG_SIZE_U128: u64 = 0x0040_0000_0000_0000;
+const SIZE_MASK: u64 = 0x00f0_0000_0000_0000;
+const SIZE_SHIFT: u32 = 52;
+
+/// Bits [51:32]: nothing arm64 defines lives there, so KVM refuses ids that set them.
+const RESERVED_MASK: u64 = 0x000f_ffff_0000_0000;
+
+/// Register group, bits [31:16] (`KVM_REG_ARM_COPROC_MASK` covers [27:16]; KVM rejects the
+/// rest of the half-word too, so the whole of it is compared).
+const GROUP_MASK: u64 = 0xffff_0000;
+/// `struct kvm_regs`, indexed in 32-bit words.
+pub(crate) const KVM_REG_ARM_CORE: u64 = 0x0010 << 16;
+/// AArch64 system registers by encoding.
+pub(crate) const KVM_REG_ARM64_SYSREG: u64 = 0x0013 << 16;
+/// Firmware pseudo-registers (PSCI version, SMCCC workaround levels).
+pub(crate) const KVM_REG_ARM_FW: u64 = 0x0014 << 16;
+
+/// `KVM_REG_ARM_PSCI_VERSION`: the PSCI version the guest is offered.
+pub(crate) const PSCI_VERSION_ID: u64 = fw_id(0);
+
+/// Size in bytes encoded in an id (`KVM_REG_SIZE`).
+pub(crate) const fn id_size(id: u64) -> usize {
+    1 << ((id & SIZE_MASK) >> SIZE_SHIFT)
+}
+
+// Word offsets of the members of `struct kvm_regs`. `user_pt_regs` is x0..x30, sp, pc and
+// pstate (34 u64s); `sp_el1`, `elr_el1` and `spsr[5]` follow and end at byte 328. The
+// `__uint128_t vregs[32]` of `user_fpsimd_state` is 16-byte aligned, so two padding words
+// (82 and 83) precede it. `fpsr` and `fpcr` follow the vector registers, then two reserved
+// words complete the structure.
+const OFF_X0: u16 = 0;
+const OFF_SP: u16 = 62;
+const OFF_PC: u16 = 64;
+const OFF_PSTATE: u16 = 66;
+const OFF_SP_EL1: u16 = 68;
+const OFF_ELR_EL1: u16 = 70;
+const OFF_SPSR0: u16 = 72;
+const OFF_V0: u16 = 84;
+const OFF_FPSR: u16 = 212;
+const OFF_FPCR: u16 = 213;
+/// `sizeof(struct kvm_regs) / 4`.
+const KVM_REGS_WORDS: u16 = 216;
+
+/// A core register named by a `KVM_REG_ARM_CORE` id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CoreReg {
+    /// General-purpose register x0..=x30.
+    X(u8),
+    /// `SP_EL0` (`regs.sp`).
+    Sp,
+    Pc,
+    Pstate,
+    SpEl1,
+    ElrEl1,
+    /// `spsr[0..=4]`: SPSR_EL1 and the AArch32 banked ABT, UND, IRQ and FIQ copies.
+    Spsr(u8),
+    /// FP/SIMD register v0..=v31, 128 bits.
+    V(u8),
+    Fpsr,
+    Fpcr,
+}
+
+impl CoreReg {
+    /// The register at word offset `off` of `struct kvm_regs`, if one starts there.
+    pub(crate) const fn from_offset(off: u16) -> Option<Self> {
+        Some(match off {
+            OFF_X0..=60 if off % 2 == 0 => Self::X((off / 2) as u8),
+            OFF_SP => Self::Sp,
+            OFF_PC => Self::Pc,
+            OFF_PSTATE => Self::Pstate,
+            OFF_SP_EL1 => Self::SpEl1,
+            OFF_ELR_EL1 => Self::ElrEl1,
+            OFF_SPSR0..=80 if off % 2 == 0 => Self::Spsr(((off - OFF_SPSR0) / 2) as u8),
+            OFF_V0..=208 if (off - OFF_V0) % 4 == 0 => Self::V(((off - OFF_V0) / 4) as u8),
+            OFF_FPSR => Self::Fpsr,
+            OFF_FPCR => Self::Fpcr,
+            _ => return None,
+        })
+    }
+
+    /// The word offset in `struct kvm_regs`, or `None` for an index past the register file.
+    pub(crate) const fn offset(self) -> Option<u16> {
+        Some(match self {
+            Self::X(n) if n <= 30 => OFF_X0 + 2 * n as u16,
+            Self::Sp => OFF_SP,
+            Self::Pc => OFF_PC,
+            Self::Pstate => OFF_PSTATE,
+            Self::SpEl1 => OFF_SP_EL1,
+            Self::ElrEl1 => OFF_ELR_EL1,
+            Self::Spsr(n) if n <= 4 => OFF_SPSR0 + 2 * n as u16,
+            Self::V(n) if n <= 31 => OFF_V0 + 4 * n as u16,
+            Self::Fpsr => OFF_FPSR,
+            Self::Fpcr => OFF_FPCR,
+            _ => return None,
+        })
+    }
+
+    /// The one size an id may give this register, in bytes.
+    pub(crate) const fn size(self) -> usize {
+        match self {
+            Self::V(_) => 16,
+            Self::Fpsr | Self::Fpcr => 4,
+            _ => 8,
+        }
+    }
+
+    const fn size_field(self) -> u64 {
+        match self.size() {
+            16 => KVM_REG_SIZE_U128,
+            4 => KVM_REG_SIZE_U32,
+            _ => KVM_REG_SIZE_U64,
+        }
+    }
+}
+
+/// An AArch64 system register by its `MRS`/`MSR` encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SysReg {
+    pub(crate) op0: u8,
+    pub(crate) op1: u8,
+    pub(crate) crn: u8,
+    pub(crate) crm: u8,
+    pub(crate) op2: u8,
+}
+
+impl SysReg {
+    pub(crate) const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
+        Self {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+        }
+    }
+
+    /// Packed like the kernel's `sys_reg()`, and like `esr::SysRegAccess::encoding`, so a
+    /// trapped access and a ONE_REG id can be matched by one number.
+    pub(crate) const fn encoding(self) -> u32 {
+        ((self.op0 as u32) << 19)
+            | ((self.op1 as u32) << 16)
+            | ((self.crn as u32) << 12)
+            | ((self.crm as u32) << 8)
+            | ((self.op2 as u32) << 5)
+    }
+
+    /// The register named by the low 16 bits of a `KVM_REG_ARM64_SYSREG` id.
+    const fn from_index(index: u16) -> Self {
+        Self {
+            op0: ((index >> 14) & 0x3) as u8,
+            op1: ((index >> 11) & 0x7) as u8,
+            crn: ((index >> 7) & 0xf) as u8,
+            crm: ((index >> 3) & 0xf) as u8,
+            op2: (index & 0x7) as u8,
+        }
+    }
+}
+
+pub(crate) const MIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 0);
+pub(crate) const MPIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 5);
+pub(crate) const SCTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 0);
+pub(crate) const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
+pub(crate) const CPACR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 2);
+pub(crate) const TTBR0_EL1: SysReg = SysReg::new(3, 0, 2, 0, 0);
+pub(crate) const TTBR1_EL1: SysReg = SysReg::new(3, 0, 2, 0, 1);
+pub(crate) const TCR_EL1: SysReg = SysReg::new(3, 0, 2, 0, 2);
+pub(crate) const AFSR0_EL1: SysReg = SysReg::new(3, 0, 5, 1, 0);
+pub(crate) const AFSR1_EL1: SysReg = SysReg::new(3, 0, 5, 1, 1);
+pub(crate) const ESR_EL1: SysReg = SysReg::new(3, 0, 5, 2, 0);
+pub(crate) const FAR_EL1: SysReg = SysReg::new(3, 0, 6, 0, 0);
+pub(crate) const PAR_EL1: SysReg = SysReg::new(3, 0, 7, 4, 0);
+pub(crate) const MAIR_EL1: SysReg = SysReg::new(3, 0, 10, 2, 0);
+pub(crate) const AMAIR_EL1: SysReg = SysReg::new(3, 0, 10, 3, 0);
+pub(crate) const VBAR_EL1: SysReg = SysReg::new(3, 0, 12, 0, 0);
+pub(crate) const CONTEXTIDR_EL1: SysReg = SysReg::new(3, 0, 13, 0, 1);
+pub(crate) const TPIDR_EL1: SysReg = SysReg::new(3, 0, 13, 0, 4);
+pub(crate) const CNTKCTL_EL1: SysReg = SysReg::new(3, 0, 14, 1, 0);
+pub(crate) const CSSELR_EL1: SysReg = SysReg::new(3, 2, 0, 0, 0);
+pub(crate) const TPIDR_EL0: SysReg = SysReg::new(3, 3, 13, 0, 2);
+pub(crate) const TPIDRRO_EL0: SysReg = SysReg::new(3, 3, 13, 0, 3);
+/// The one debug register the guest's EL1 file holds; the others have their own state.
+pub(crate) const MDSCR_EL1: SysReg = SysReg::new(2, 0, 0, 2, 2);
+pub(crate) const CNTVCT_EL0: SysReg = SysReg::new(3, 3, 14, 0, 2);
+pub(crate) const CNTV_CTL_EL0: SysReg = SysReg::new(3, 3, 14, 3, 1);
+pub(crate) const CNTV_CVAL_EL0: SysReg = SysReg::new(3, 3, 14, 3, 2);
+
+/// `KVM_REG_ARM_TIMER_CTL`: `CNTV_CTL_EL0`.
+pub(crate) const TIMER_CTL_ID: u64 = sys_id(CNTV_CTL_EL0);
+/// `KVM_REG_ARM_TIMER_CNT`: the virtual counter. The uapi gave it `CNTV_CVAL_EL0`'s
+/// encoding by mistake, and the mistake is ABI.
+pub(crate) const TIMER_CNT_ID: u64 = sys_id(CNTV_CVAL_EL0);
+/// `KVM_REG_ARM_TIMER_CVAL`: the virtual timer's compare value, under `CNTVCT_EL0`'s
+/// encoding (the other half of the same swap).
+pub(crate) const TIMER_CVAL_ID: u64 = sys_id(CNTVCT_EL0);
+
+/// A virtual-timer register as ONE_REG means it, whatever its id's encoding suggests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerReg {
+    Ctl,
+    Cnt,
+    Cval,
+}
+
+/// The timer register a decoded system-register id names, undoing the CNT/CVAL swap.
+pub(crate) fn timer_reg(reg: SysReg) -> Option<TimerReg> {
+    if reg == CNTV_CTL_EL0 {
+        Some(TimerReg::Ctl)
+    } else if reg == CNTV_CVAL_EL0 {
+        Some(TimerReg::Cnt)
+    } else if reg == CNTVCT_EL0 {
+        Some(TimerReg::Cval)
+    } else {
+        None
+    }
+}
+
+/// A register named by a ONE_REG id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RegId {
+    Core(CoreReg),
+    Sys(SysReg),
+    /// `KVM_REG_ARM_FW` index; 0 is the PSCI version.
+    Fw(u16),
+}
+
+/// Decodes a ONE_REG id.
+///
+/// `None` for anything malformed: another architecture, bits [51:32] set, a group rkvm
+/// does not implement (SVE, the firmware feature bitmaps, the cache-size demux), a core
+/// offset that is not the first word of a register, or a size other than the register's.
+/// A well-formed system or firmware id decodes even if rkvm has no such register: that is
+/// `ENOENT` for the caller, not `EINVAL`.
+pub(crate) fn decode_id(id: u64) -> Option<RegId> {
+    if id & ARCH_MASK != KVM_REG_ARM64 || id & RESERVED_MASK != 0 {
+        return None;
+    }
+    let size = id & SIZE_MASK;
+    let index = (id & 0xffff) as u16;
+    match id & GROUP_MASK {
+        KVM_REG_ARM_CORE => {
+            let reg = CoreReg::from_offset(index)?;
+            (size == reg.size_field()).then_some(RegId::Core(reg))
+        }
+        KVM_REG_ARM64_SYSREG => {
+            (size == KVM_REG_SIZE_U64).then_some(RegId::Sys(SysReg::from_index(index)))
+        }
+        KVM_REG_ARM_FW => (size == KVM_REG_SIZE_U64).then_some(RegId::Fw(index)),
+        _ => None,
+    }
+}
+
+/// The id of a core register. An index past the register file (which [`decode_id`] never
+/// yields) gives 0, which names no register.
+pub(crate) const fn core_id(reg: CoreReg) -> u64 {
+    match reg.offset() {
+        Some(off) => KVM_REG_ARM64 | reg.size_field() | KVM_REG_ARM_CORE | off as u64,
+        None => 0,
+    }
+}
+
+/// The id of a system register (`ARM64_SYS_REG`); each field is masked to its width as
+/// the uapi macro does.
+pub(crate) const fn sys_id(reg: SysReg) -> u64 {
+    KVM_REG_ARM64
+        | KVM_REG_SIZE_U64
+        | KVM_REG_ARM64_SYSREG
+        | ((reg.op0 as u64 & 0x3) << 14)
+        | ((reg.op1 as u64 & 0x7) << 11)
+        | ((reg.crn as u64 & 0xf) << 7)
+        | ((reg.crm as u64 & 0xf) << 3)
+        | (reg.op2 as u64 & 0x7)
+}
+
+/// The id of a firmware pseudo-register (`KVM_REG_ARM_FW_REG`).
+pub(crate) const fn fw_id(index: u16) -> u64 {
+    KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW | index as u64
+}
+
+/// Number of core registers in the register list: x0..x30, sp, pc, pstate, sp_el1,
+/// elr_el1, five SPSRs, v0..v31, fpsr and fpcr.
+pub(crate) const CORE_REG_COUNT: usize = 31 + 3 + 2 + 5 + 32 + 2;
+
+/// The core register ids in KVM's order: a walk over `struct kvm_regs` in words, emitting
+/// each register once at its first word.
+pub(crate) fn core_reg_ids() -> impl Iterator<Item = u64> {
+    (0..KVM_REGS_WORDS)
+        .filter_map(CoreReg::from_offset)
+        .map(core_id)
+}
+
+/// PSTATE after vCPU reset: EL1h with D, A, I and F masked (`VCPU_RESET_PSTATE_EL1`).
+pub(crate) const RESET_PSTATE: u64 = 0x3c5;
+
+const PSR_MODE_MASK: u64 = 0x1f;
+const PSR_MODE_EL0T: u64 = 0x0;
+const PSR_MODE_EL1T: u64 = 0x4;
+const PSR_MODE_EL1H: u64 = 0x5;
+
+/// Whether userspace may set this PSTATE through ONE_REG, as `set_core_reg` decides for an
+/// AArch64 vCPU without nested virtualisation: the mode must be EL0t, EL1t or EL1h. EL2
+/// modes and AArch32 modes (M[4] set) are refused, since rkvm runs neither. Other bits are
+/// not checked, as in KVM.
+pub(crate) const fn pstate_valid(pstate: u64) -> bool {
+    matches!(
+        pstate & PSR_MODE_MASK,
+        PSR_MODE_EL0T | PSR_MODE_EL1T | PSR_MODE_EL1H
+    )
+}
+
+/// The `MPIDR_EL1` KVM gives vCPU `id` (`kvm_calculate_mpidr`): Aff0 holds only 16 vCPUs,
+/// because a GICv3 SGI can target at most 16 CPUs of one cluster directly; the next bits
+/// of the id go to Aff1 and Aff2. Bit 31 is RES1.
+pub(crate) const fn mpidr_for_vcpu(id: u32) -> u64 {
+    let id = id as u64;
+    (1 << 31) | (id & 0xf) | (((id >> 4) & 0xff) << 8) | (((id >> 12) & 0xff) << 16)
+}
+
+/// The EL1 (and EL0 thread-pointer) system registers rkvm saves per vCPU. The discriminant
+/// indexes the vCPU's register array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum El1Reg {
+    Sctlr,
+    Actlr,
+    Cpacr,
+    Ttbr0,
+    Ttbr1,
+    Tcr,
+    Esr,
+    Afsr0,
+    Afsr1,
+    Far,
+    Mair,
+    Amair,
+    Vbar,
+    Contextidr,
+    Tpidr,
+    TpidrEl0,
+    TpidrroEl0,
+    Par,
+    Cntkctl,
+    Csselr,
+    Mdscr,
+}
+
+impl El1Reg {
+    pub(crate) const COUNT: usize = 21;
+
+    /// Every register, in discriminant order (`ALL[r as usize] == r`).
+    pub(crate) const ALL: [El1Reg; Self::COUNT] = [
+        Self::Sctlr,
+        Self::Actlr,
+        Self::Cpacr,
+        Self::Ttbr0,
+        Self::Ttbr1,
+        Self::Tcr,
+        Self::Esr,
+        Self::Afsr0,
+        Self::Afsr1,
+        Self::Far,
+        Self::Mair,
+        Self::Amair,
+        Self::Vbar,
+        Self::Contextidr,
+        Self::Tpidr,
+        Self::TpidrEl0,
+        Self::TpidrroEl0,
+        Self::Par,
+        Self::Cntkctl,
+        Self::Csselr,
+        Self::Mdscr,
+    ];
+
+    pub(crate) const fn sysreg(self) -> SysReg {
+        match self {
+            Self::Sctlr => SCTLR_EL1,
+            Self::Actlr => ACTLR_EL1,
+            Self::Cpacr => CPACR_EL1,
+            Self::Ttbr0 => TTBR0_EL1,
+            Self::Ttbr1 => TTBR1_EL1,
+            Self::Tcr => TCR_EL1,
+            Self::Esr => ESR_EL1,
+            Self::Afsr0 => AFSR0_EL1,
+            Self::Afsr1 => AFSR1_EL1,
+            Self::Far => FAR_EL1,
+            Self::Mair => MAIR_EL1,
+            Self::Amair => AMAIR_EL1,
+            Self::Vbar => VBAR_EL1,
+            Self::Contextidr => CONTEXTIDR_EL1,
+            Self::Tpidr => TPIDR_EL1,
+            Self::TpidrEl0 => TPIDR_EL0,
+            Self::TpidrroEl0 => TPIDRRO_EL0,
+            Self::Par => PAR_EL1,
+            Self::Cntkctl => CNTKCTL_EL1,
+            Self::Csselr => CSSELR_EL1,
+            Self::Mdscr => MDSCR_EL1,
+        }
+    }
+
+    pub(crate) fn from_sysreg(r: SysReg) -> Option<El1Reg> {
+        Self::ALL.into_iter().find(|e| e.sysreg() == r)
+    }
+
+    /// The value after vCPU reset.
+    ///
+    /// SCTLR_EL1 gets KVM's 0x00C5_0078: the RES1 bits of SCTLR_EL1 with the MMU and caches
+    /// off. Where KVM's table writes a fixed value (CPACR, TCR, VBAR, CONTEXTIDR, CNTKCTL,
+    /// MDSCR) it is 0. Registers whose reset value is architecturally UNKNOWN (TTBRs, ESR,
+    /// AFSRs, FAR, MAIR, TPIDRs, PAR, CSSELR), which KVM fills with a poison pattern, and
+    /// the IMPLEMENTATION DEFINED ACTLR and AMAIR, which KVM copies from the host CPU, are
+    /// 0 here: a guest may not rely on them, and a fixed value keeps a reset VM
+    /// reproducible without reading host registers.
+    pub(crate) const fn reset_value(self) -> u64 {
+        match self {
+            Self::Sctlr => 0x00c5_0078,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern crate std;
+    use std::vec::Vec;
+
+    // Ids as the uapi macros build them, written out for the registers VMMs touch first.
+    const X0: u64 = 0x6030_0000_0010_0000;
+    const PC: u64 = 0x6030_0000_0010_0040;
+    const PSTATE: u64 = 0x6030_0000_0010_0042;
+    const V0: u64 = 0x6040_0000_0010_0054;
+    const FPSR: u64 = 0x6020_0000_0010_00d4;
+    const FPCR: u64 = 0x6020_0000_0010_00d5;
+
+    #[test]
+    fn core_ids_match_the_uapi_layout() {
+        assert_eq!(core_id(CoreReg::X(0)), X0);
+        assert_eq!(core_id(CoreReg::X(30)), X0 | 60);
+        assert_eq!(core_id(CoreReg::Sp), X0 | 62);
+        assert_eq!(core_id(CoreReg::Pc), PC);
+        assert_eq!(core_id(CoreReg::Pstate), PSTATE);
+        assert_eq!(core_id(CoreReg::SpEl1), X0 | 68);
+        assert_eq!(core_id(CoreReg::ElrEl1), X0 | 70);
+        assert_eq!(core_id(CoreReg::Spsr(0)), X0 | 72);
+        assert_eq!(core_id(CoreReg::Spsr(4)), X0 | 80);
+        assert_eq!(core_id(CoreReg::V(0)), V0);
+        assert_eq!(core_id(CoreReg::V(31)), V0 + 31 * 4);
+        assert_eq!(core_id(CoreReg::Fpsr), FPSR);
+        assert_eq!(core_id(CoreReg::Fpcr), FPCR);
+    }
+
+    #[test]
+    fn core_ids_round_trip() {
+        for id in core_reg_ids() {
+            match decode_id(id) {
+                Some(RegId::Core(reg)) => {
+                    assert_eq!(core_id(reg), id);
+                    assert_eq!(id_size(id), reg.size());
+                }
+                other => panic!("{id:#x} decoded as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_core_regs_have_no_id() {
+        for reg in [
+            CoreReg::X(31),
+            CoreReg::Spsr(5),
+            CoreReg::V(32),
+            CoreReg::V(255),
+        ] {
+            assert_eq!(reg.offset(), None);
+            assert_eq!(core_id(reg), 0);
+        }
+        assert_eq!(decode_id(0), None);
+    }
+
+    #[test]
+    fn core_ids_with_the_wrong_size_are_refused() {
+        assert_eq!(decode_id(X0 & !SIZE_MASK | KVM_REG_SIZE_U32), None);
+        assert_eq!(decode_id(X0 & !SIZE_MASK | KVM_REG_SIZE_U128), None);
+        assert_eq!(decode_id(V0 & !SIZE_MASK | KVM_REG_SIZE_U64), None);
+        assert_eq!(decode_id(FPSR & !SIZE_MASK | KVM_REG_SIZE_U64), None);
+        // A u8 read of x0 would be a partial register.
+        assert_eq!(decode_id(X0 & !SIZE_MASK), None);
+    }
+
+    #[test]
+    fn core_ids_inside_a_register_or_in_padding_are_refused() {
+        // The upper word of x0, the padding before vregs, the middle of v0, the reserved
+        // words after fpcr, and past the structure.
+        for (off, size) in [
+            (1, KVM_REG_SIZE_U64),
+            (82, KVM_REG_SIZE_U64),
+            (83, KVM_REG_SIZE_U32),
+            (86, KVM_REG_SIZE_U128),
+            (214, KVM_REG_SIZE_U32),
+            (215, KVM_REG_SIZE_U32),
+            (216, KVM_REG_SIZE_U32),
+            (0xffff, KVM_REG_SIZE_U64),
+        ] {
+            assert_eq!(
+                decode_id(KVM_REG_ARM64 | size | KVM_REG_ARM_CORE | off),
+                None,
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        // x86's architecture field, an arm (32-bit) id, bits [51:32], bits [31:28], and
+        // unimplemented groups (demux, SVE, firmware bitmaps).
+        assert_eq!(decode_id(0x2030_0000_0010_0000), None);
+        assert_eq!(decode_id(0x4030_0000_0010_0000), None);
+        assert_eq!(decode_id(X0 | (1 << 32)), None);
+        assert_eq!(decode_id(X0 | (1 << 51)), None);
+        assert_eq!(decode_id(X0 | (1 << 28)), None);
+        assert_eq!(decode_id(0x6020_0000_0011_0000), None);
+        assert_eq!(decode_id(0x6080_0000_0015_0000), None);
+        assert_eq!(decode_id(0x6030_0000_0016_0000), None);
+    }
+
+    #[test]
+    fn core_reg_list_is_kvms() {
+        let ids: Vec<u64> = core_reg_ids().collect();
+        assert_eq!(ids.len(), CORE_REG_COUNT);
+        assert_eq!(CORE_REG_COUNT, 75);
+        assert_eq!(ids[0], X0);
+        assert_eq!(ids[32], PC);
+        assert_eq!(ids[41], V0);
+        assert_eq!(ids[73..], [FPSR, FPCR]);
+        // Offsets strictly increase, so each register appears once.
+        assert!(ids.windows(2).all(|w| (w[0] & 0xffff) < (w[1] & 0xffff)));
+    }
+
+    #[test]
+    fn sys_ids() {
+        // ARM64_SYS_REG(3, 0, 1, 0, 0) and the MDSCR_EL1 id of KVM's get-reg-list test.
+        assert_eq!(sys_id(SCTLR_EL1), 0x6030_0000_0013_c080);
+        assert_eq!(sys_id(MDSCR_EL1), 0x6030_0000_0013_8012);
+        assert_eq!(
+            decode_id(sys_id(TPIDRRO_EL0)),
+            Some(RegId::Sys(TPIDRRO_EL0))
+        );
+        assert_eq!(decode_id(sys_id(CSSELR_EL1)), Some(RegId::Sys(CSSELR_EL1)));
+        // System registers are u64 only.
+        assert_eq!(
+            decode_id(sys_id(SCTLR_EL1) & !SIZE_MASK | KVM_REG_SIZE_U32),
+            None
+        );
+        // Out-of-range fields are masked, never spilling into other fields.
+        assert_eq!(
+            sys_id(SysReg::new(0xff, 0xff, 0xff, 0xff, 0xff)),
+            0x6030_0000_0013_ffff
+        );
+    }
+
+    #[test]
+    fn timer_ids_keep_kvms_swap() {
+        assert_eq!(TIMER_CTL_ID, 0x6030_0000_0013_df19);
+        assert_eq!(TIMER_CNT_ID, 0x6030_0000_0013_df1a);
+        assert_eq!(TIMER_CVAL_ID, 0x6030_0000_0013_df02);
+        let meaning = |id| match decode_id(id) {
+            Some(RegId::Sys(r)) => timer_reg(r),
+            _ => None,
+        };
+        assert_eq!(meaning(TIMER_CTL_ID), Some(TimerReg::Ctl));
+        assert_eq!(meaning(TIMER_CNT_ID), Some(TimerReg::Cnt));
+        assert_eq!(meaning(TIMER_CVAL_ID), Some(TimerReg::Cval));
+        assert_eq!(timer_reg(SCTLR_EL1), None);
+    }
+
+    #[test]
+    fn fw_ids() {
+        assert_eq!(PSCI_VERSION_ID, 0x6030_0000_0014_0000);
+        assert_eq!(decode_id(PSCI_VERSION_ID), Some(RegId::Fw(0)));
+        assert_eq!(decode_id(fw_id(2)), Some(RegId::Fw(2)));
+        assert_eq!(
+            decode_id(PSCI_VERSION_ID & !SIZE_MASK | KVM_REG_SIZE_U32),
+            None
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(id_size(X0), 8);
+        assert_eq!(id_size(V0), 16);
+        assert_eq!(id_size(FPSR), 4);
+        assert_eq!(id_size(u64::MAX), 1 << 15);
+    }
+
+    #[test]
+    fn encoding_matches_trapped_accesses() {
+        use super::super::esr::SysRegAccess;
+        for r in El1Reg::ALL
+            .map(El1Reg::sysreg)
+            .into_iter()
+            .chain([MIDR_EL1, MPIDR_EL1])
+        {
+            let access = SysRegAccess {
+                op0: r.op0,
+                op1: r.op1,
+                crn: r.crn,
+                crm: r.crm,
+                op2: r.op2,
+                rt: 0,
+                read: true,
+            };
+            assert_eq!(r.encoding(), access.encoding());
+        }
+        // The kernel's SYS_SCTLR_EL1.
+        assert_eq!(SCTLR_EL1.encoding(), 0x0018_1000);
+    }
+
+    #[test]
+    fn el1_file() {
+        for (i, r) in El1Reg::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+            assert_eq!(El1Reg::from_sysreg(r.sysreg()), Some(r));
+        }
+        let mut encodings: Vec<u32> = El1Reg::ALL.map(|r| r.sysreg().encoding()).to_vec();
+        encodings.sort_unstable();
+        encodings.dedup();
+        assert_eq!(encodings.len(), El1Reg::COUNT);
+        assert_eq!(El1Reg::from_sysreg(MPIDR_EL1), None);
+        assert_eq!(El1Reg::from_sysreg(CNTV_CTL_EL0), None);
+    }
+
+    #[test]
+    fn reset_values() {
+        assert_eq!(El1Reg::Sctlr.reset_value(), 0x00c5_0078);
+        for r in El1Reg::ALL.into_iter().filter(|&r| r != El1Reg::Sctlr) {
+            assert_eq!(r.reset_value(), 0, "{r:?}");
+        }
+        // EL1h, DAIF all set.
+        assert_eq!(RESET_PSTATE, 0x5 | (0xf << 6));
+        assert!(pstate_valid(RESET_PSTATE));
+    }
+
+    #[test]
+    fn mpidr() {
+        assert_eq!(mpidr_for_vcpu(0), 0x8000_0000);
+        assert_eq!(mpidr_for_vcpu(15), 0x8000_000f);
+        assert_eq!(mpidr_for_vcpu(16), 0x8000_0100);
+        assert_eq!(mpidr_for_vcpu(0x1234), 0x8001_2304);
+        // Bits above 19 of the id are dropped, and Aff3 stays clear.
+        assert_eq!(mpidr_for_vcpu(u32::MAX), 0x80ff_ff0f);
+    }
+
+    #[test]
+    fn pstate_modes() {
+        // EL0t, EL1t, EL1h with assorted flag bits.
+        for p in [0x0, 0x4, 0x5, 0x6000_03c5, 0x2000_0000] {
+            assert!(pstate_valid(p), "{p:#x}");
+        }
+        // EL2t, EL2h, EL3h, an unallocated AArch64 mode, AArch32 usr, svc and sys.
+        for p in [0x8, 0x9, 0xd, 0x1, 0x10, 0x13, 0x1f, 0x3d3] {
+            assert!(!pstate_valid(p), "{p:#x}");
+        }
+    }
+}

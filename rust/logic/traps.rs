@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! EL2 control-register values for running a guest: what traps, what the guest may touch.
+//!
+//! KVM counterpart: `HCR_GUEST_FLAGS` and `__activate_traps()` (`kvm_arm.h`, `hyp/switch.h`),
+//! `kvm_get_vtcr()`, `kvm_timer_vcpu_load` (CNTHCTL) and `kvm_arch_vcpu_load_debug_state`
+//! (MDCR). Field positions follow the Arm ARM (D24.2).
+
+/// HCR_EL2 bits rkvm uses.
+pub(crate) mod hcr {
+    pub(crate) const VM: u64 = 1 << 0;
+    pub(crate) const SWIO: u64 = 1 << 1;
+    pub(crate) const PTW: u64 = 1 << 2;
+    pub(crate) const FMO: u64 = 1 << 3;
+    pub(crate) const IMO: u64 = 1 << 4;
+    pub(crate) const AMO: u64 = 1 << 5;
+    pub(crate) const VSE: u64 = 1 << 8;
+    pub(crate) const FB: u64 = 1 << 9;
+    pub(crate) const BSU_IS: u64 = 1 << 10;
+    pub(crate) const TWI: u64 = 1 << 13;
+    pub(crate) const TWE: u64 = 1 << 14;
+    pub(crate) const TID3: u64 = 1 << 18;
+    pub(crate) const TSC: u64 = 1 << 19;
+    pub(crate) const TIDCP: u64 = 1 << 20;
+    pub(crate) const TACR: u64 = 1 << 21;
+    pub(crate) const TSW: u64 = 1 << 22;
+    pub(crate) const TGE: u64 = 1 << 27;
+    pub(crate) const RW: u64 = 1 << 31;
+    pub(crate) const E2H: u64 = 1 << 34;
+    pub(crate) const TLOR: u64 = 1 << 35;
+}
+
+/// HCR_EL2 while a guest runs.
+///
+/// Stage 2 on; physical IRQ/FIQ/SError routed to EL2 (so the host keeps its interrupts);
+/// broadcast TLB and barrier upgrades for an SMP guest; WFI/WFE, SMC, ID group 3,
+/// IMPDEF registers, ACTLR, set/way cache maintenance and LORegions trapped; EL1 is
+/// AArch64. `vhe` keeps E2H set, since the host's own EL2 regime depends on it.
+pub(crate) const fn guest_hcr(vhe: bool) -> u64 {
+    let flags = hcr::VM
+        | hcr::SWIO
+        | hcr::PTW
+        | hcr::FMO
+        | hcr::IMO
+        | hcr::AMO
+        | hcr::FB
+        | hcr::BSU_IS
+        | hcr::TWI
+        | hcr::TWE
+        | hcr::TID3
+        | hcr::TSC
+        | hcr::TIDCP
+        | hcr::TACR
+        | hcr::TSW
+        | hcr::RW
+        | hcr::TLOR;
+    if vhe {
+        flags | hcr::E2H
+    } else {
+        flags
+    }
+}
+
+/// CPTR_EL2 in its E2H=1 (CPACR-like) layout.
+pub(crate) mod cptr_vhe {
+    /// FPEN, bits [21:20]: 0b11 = FP/SIMD not trapped.
+    pub(crate) const FPEN_MASK: u64 = 3 << 20;
+    /// ZEN, bits [17:16]: SVE access.
+    pub(crate) const ZEN_MASK: u64 = 3 << 16;
+    /// SMEN, bits [25:24]: SME access.
+    pub(crate) const SMEN_MASK: u64 = 3 << 24;
+    /// TTA, bit 28: trace register access trapped.
+    pub(crate) const TTA: u64 = 1 << 28;
+}
+
+/// CPTR_EL2 (E2H=1 layout) while the guest runs: FP/SIMD allowed (its state is loaded
+/// before entry), SVE and SME trapped (not offered to guests), trace trapped.
+pub(crate) const fn guest_cptr_vhe(host: u64) -> u64 {
+    (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK)) | cptr_vhe::FPEN_MASK | cptr_vhe::TTA
+}
+
+/// MDCR_EL2 bits.
+pub(crate) mod mdcr {
+    /// HPMN, bits [4:0]: counters reserved for EL1/EL0; the host's choice is kept.
+    pub(crate) const HPMN_MASK: u64 = 0x1f;
+    pub(crate) const TPMCR: u64 = 1 << 5;
+    pub(crate) const TPM: u64 = 1 << 6;
+    pub(crate) const TDOSA: u64 = 1 << 10;
+    pub(crate) const TDA: u64 = 1 << 9;
+    pub(crate) const TDRA: u64 = 1 << 11;
+}
+
+/// MDCR_EL2 while the guest runs: debug and PMU registers trapped (emulated or UNDEF),
+/// the host's HPMN kept.
+pub(crate) const fn guest_mdcr(host: u64) -> u64 {
+    (host & mdcr::HPMN_MASK) | mdcr::TPM | mdcr::TPMCR | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA
+}
+
+/// CNTHCTL_EL2 in its E2H=1 layout: EL1PCTEN (bit 10) lets EL1/EL0 read the physical
+/// counter, EL1PCEN (bit 11) gives them the physical timer.
+pub(crate) mod cnthctl_vhe {
+    pub(crate) const EL1PCTEN: u64 = 1 << 10;
+    pub(crate) const EL1PCEN: u64 = 1 << 11;
+}
+
+/// CNTHCTL_EL2 while the guest runs: the physical counter readable, the physical timer
+/// trapped (it belongs to the host; the guest's timer is the virtual one).
+pub(crate) const fn guest_cnthctl_vhe(host: u64) -> u64 {
+    (host | cnthctl_vhe::EL1PCTEN) & !cnthctl_vhe::EL1PCEN
+}
+
+/// VTCR_EL2 fields outside the translation geometry.
+pub(crate) mod vtcr {
+    /// PS, bits [18:16]: physical address size of the output.
+    pub(crate) const PS_SHIFT: u32 = 16;
+    /// VS, bit 19: 16-bit VMIDs.
+    pub(crate) const VS: u64 = 1 << 19;
+    /// Bit 31 is RES1.
+    pub(crate) const RES1: u64 = 1 << 31;
+}
+
+/// `ID_AA64MMFR0_EL1.PARange` encodings to physical address bits, capped at 48 (rkvm
+/// does not implement 52-bit stage-2 output).
+pub(crate) const fn parange_bits(mmfr0: u64) -> u32 {
+    match mmfr0 & 0xf {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        _ => 48,
+    }
+}
+
+/// VTCR_EL2 for a VM: `geometry_bits` from the page-table geometry, PS from the host's
+/// PARange (capped at 48 bits), VS when the hardware has 16-bit VMIDs.
+pub(crate) const fn vtcr(geometry_bits: u64, mmfr0: u64, mmfr1: u64) -> u64 {
+    let ps = match parange_bits(mmfr0) {
+        32 => 0,
+        36 => 1,
+        40 => 2,
+        42 => 3,
+        44 => 4,
+        _ => 5,
+    };
+    let vs = if vmid_bits(mmfr1) == 16 { vtcr::VS } else { 0 };
+    geometry_bits | (ps << vtcr::PS_SHIFT) | vs | vtcr::RES1
+}
+
+/// VMID width from `ID_AA64MMFR1_EL1.VMIDBits` (bits [7:4]: 0b0010 = 16 bits).
+pub(crate) const fn vmid_bits(mmfr1: u64) -> u32 {
+    if (mmfr1 >> 4) & 0xf == 2 {
+        16
+    } else {
+        8
+    }
+}
+
+/// VTTBR_EL2 from the stage-2 root and the VMID (bits [63:48]).
+pub(crate) const fn vttbr(root: u64, vmid: u16) -> u64 {
+    root | ((vmid as u64) << 48)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hcr_value_matches_kvm_guest_flags() {
+        // KVM's HCR_GUEST_FLAGS (without TID1/TERR/TEA/FWB), plus TWE, plus E2H on VHE.
+        assert_eq!(guest_hcr(false), 0x0000_0008_807c_663f);
+        assert_eq!(guest_hcr(true), 0x0000_000c_807c_663f);
+        assert_eq!(guest_hcr(true) & hcr::TGE, 0);
+    }
+
+    #[test]
+    fn cptr_keeps_fp_and_traps_sve() {
+        let host = (1 << 20) | (3 << 16);
+        let v = guest_cptr_vhe(host);
+        assert_eq!(v & cptr_vhe::FPEN_MASK, cptr_vhe::FPEN_MASK);
+        assert_eq!(v & cptr_vhe::ZEN_MASK, 0);
+        assert_ne!(v & cptr_vhe::TTA, 0);
+    }
+
+    #[test]
+    fn mdcr_keeps_hpmn() {
+        assert_eq!(guest_mdcr(0xffff_ffff) & mdcr::HPMN_MASK, 0x1f);
+        assert_eq!(guest_mdcr(0) & 0x1f, 0);
+        assert_ne!(guest_mdcr(0) & mdcr::TDA, 0);
+    }
+
+    #[test]
+    fn cnthctl_traps_the_physical_timer() {
+        let v = guest_cnthctl_vhe(cnthctl_vhe::EL1PCEN | 0x3);
+        assert_eq!(v, cnthctl_vhe::EL1PCTEN | 0x3);
+    }
+
+    #[test]
+    fn vtcr_fields() {
+        // PARange 48 bits (5), 16-bit VMIDs.
+        let v = vtcr(0x18, 0x5, 0x20);
+        assert_eq!(v, 0x18 | (5 << 16) | (1 << 19) | (1 << 31));
+        // 52-bit hosts are capped at 48.
+        assert_eq!(parange_bits(6), 48);
+        assert_eq!(vmid_bits(0), 8);
+        assert_eq!(vttbr(0x4000_0000, 3), 0x0003_0000_4000_0000);
+    }
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VM's guest-physical memory: its memslots and the stage-2 tables built from them.
+//!
+//! KVM counterpart: `arch/arm64/kvm/mmu.c` (`user_mem_abort`, `kvm_arch_flush_shadow_*`)
+//! over `virt/kvm/kvm_main.c`'s memslots. Tables are filled lazily, one page per guest
+//! fault. Each mapped page is pinned in the VMM's memory while mapped; the tables are the
+//! only record of the pins, and unmapping a range unpins what it removes.
+//!
+//! Locking: the whole state sits in the VM's `mmu` mutex (see `vm.rs`); the fault path
+//! may sleep under it (pinning faults the page in), so it is a mutex, not a spinlock.
+
+use crate::{
+    hyp,
+    logic::{
+        memslot::{Change, Memslot, Memslots, Request, SlotError},
+        pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, PAGE_SIZE},
+        traps,
+    },
+    sys::mm::{self, PhysAddr},
+};
+use kernel::prelude::*;
+
+/// The stage-2 table pages, reached through the kernel's linear map.
+struct KernelTables;
+
+impl TableMemory for KernelTables {
+    fn read(&self, table: u64, index: usize) -> u64 {
+        // SAFETY: `table` is a live table page of this VM (the walker only follows
+        // descriptors rkvm wrote) and `index` is within it.
+        unsafe { mm::table_entry(table, index).read_volatile() }
+    }
+
+    fn write(&mut self, table: u64, index: usize, value: u64) {
+        // A new table's zeroes must be visible to the hardware walker before the
+        // descriptor that links it; `alloc_table_pages` zeroes with normal stores.
+        // SAFETY: a barrier.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack)) };
+        // SAFETY: as in `read`; a single aligned 64-bit store, atomic for the walker.
+        unsafe { mm::table_entry(table, index).write_volatile(value) };
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        mm::alloc_table_pages(0).ok()
+    }
+}
+
+// SAFETY: `Memslots` is integers and arrays of integer structs; all-zero is the empty set
+// (`len` 0), identical to `Memslots::new()`.
+unsafe impl Zeroable for Memslots {}
+
+/// What a guest fault at an IPA found.
+pub(crate) enum Fault {
+    /// The page is (now) mapped: re-enter the guest.
+    Mapped,
+    /// No memslot covers the IPA, or a write hit a read-only slot: emulated MMIO.
+    Mmio,
+}
+
+/// Memslots plus stage-2 tables of one VM.
+pub(crate) struct Mmu {
+    slots: KBox<Memslots>,
+    s2: Stage2,
+    vttbr: u64,
+}
+
+impl Mmu {
+    /// Empty tables for a VM of `geometry` using `vmid`.
+    pub(crate) fn new(geometry: Geometry, vmid: u16) -> Result<Self> {
+        let slots = KBox::init(pin_init::zeroed::<Memslots>(), GFP_KERNEL_ACCOUNT)?;
+        let root = mm::alloc_table_pages(geometry.root_order())?;
+        Ok(Self { slots, s2: Stage2::new(geometry, root), vttbr: traps::vttbr(root, vmid) })
+    }
+
+    /// VTTBR_EL2 of the VM.
+    pub(crate) fn vttbr(&self) -> u64 {
+        self.vttbr
+    }
+
+    /// Applies `KVM_SET_USER_MEMORY_REGION{,2}`; unmaps (and unpins) what a delete or a
+    /// move takes away before the guest can fault on the new layout.
+    pub(crate) fn set_region(&mut self, req: &Request) -> Result {
+        let ipa_limit = self.s2.geometry().ipa_limit();
+        let change = self.slots.check(req, ipa_limit, mm::task_size()).map_err(|e| match e {
+            SlotError::Invalid => EINVAL,
+            SlotError::Overlap => EEXIST,
+            SlotError::BeyondIpa => EFAULT,
+        })?;
+        match change {
+            Change::Delete(old) | Change::Move { old, .. } => self.unmap(&old),
+            Change::Create(_) | Change::FlagsOnly { .. } | Change::Nothing => {}
+        }
+        self.slots.apply(change);
+        Ok(())
+    }
+
+    /// Handles a stage-2 fault at `ipa`: maps the page if a memslot backs it (read-only
+    /// slots only for reads and fetches).
+    pub(crate) fn fault(&mut self, ipa: u64, write: bool) -> Result<Fault> {
+        let gfn = ipa / PAGE_SIZE;
+        let Some(slot) = self.slots.find(gfn).copied() else {
+            return Ok(Fault::Mmio);
+        };
+        if write && slot.readonly() {
+            return Ok(Fault::Mmio);
+        }
+        let ipa = gfn * PAGE_SIZE;
+        if self.s2.lookup(&KernelTables, ipa).is_some() {
+            // Another vCPU mapped it first.
+            return Ok(Fault::Mapped);
+        }
+        let pa = mm::pin_guest_page(slot.hva(gfn), !slot.readonly())?;
+        let va = mm::linear_address(pa);
+        hyp::cache::sync_guest_page(va, PAGE_SIZE as usize);
+        let prot = Prot { write: !slot.readonly(), exec: true };
+        match self.s2.map(&mut KernelTables, ipa, pa, prot) {
+            Ok(()) => Ok(Fault::Mapped),
+            Err(e) => {
+                // SAFETY: pinned just above and not mapped anywhere.
+                unsafe { mm::unpin_guest_page(pa) };
+                Err(match e {
+                    MapError::NoMemory => ENOMEM,
+                    MapError::OutOfRange | MapError::Exists(_) => EFAULT,
+                })
+            }
+        }
+    }
+
+    /// Unmaps and unpins everything in `slot`'s range, then invalidates the TLBs.
+    fn unmap(&mut self, slot: &Memslot) {
+        self.unmap_range(slot.start_ipa(), slot.end_ipa());
+    }
+
+    /// Unmaps and unpins everything mapped in `[start, end)`.
+    ///
+    /// A page is unpinned only after a TLB invalidation that follows the removal of its
+    /// descriptor, so no vCPU can reach it once the VMM may reuse it. Pages are unpinned
+    /// in batches, one VMID-wide invalidation per batch.
+    pub(crate) fn unmap_range(&mut self, start: u64, end: u64) {
+        let vttbr = self.vttbr;
+        let mut batch = UnpinBatch { pages: [0; UnpinBatch::SIZE], len: 0 };
+        self.s2.unmap_range(&mut KernelTables, start, end, |_, desc| {
+            if batch.len == UnpinBatch::SIZE {
+                batch.release(vttbr);
+            }
+            batch.pages[batch.len] = desc.output_address();
+            batch.len += 1;
+        });
+        batch.release(vttbr);
+    }
+}
+
+/// Pages whose descriptors are gone but whose pins are still held.
+struct UnpinBatch {
+    pages: [PhysAddr; Self::SIZE],
+    len: usize,
+}
+
+impl UnpinBatch {
+    const SIZE: usize = 64;
+
+    /// Invalidates the VM's TLB entries, then unpins the batch.
+    fn release(&mut self, vttbr: u64) {
+        if self.len == 0 {
+            return;
+        }
+        hyp::tlb_flush_vmid(vttbr);
+        for pa in &self.pages[..self.len] {
+            // SAFETY: each page was pinned when mapped, its descriptor was removed, and
+            // the invalidation above ended every translation to it.
+            unsafe { mm::unpin_guest_page(*pa) };
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for Mmu {
+    fn drop(&mut self) {
+        let geometry = self.s2.geometry();
+        self.unmap_range(0, geometry.ipa_limit());
+        // Walk caches may still hold table entries: invalidate before freeing tables.
+        hyp::tlb_flush_vmid(self.vttbr);
+        self.s2.for_each_table(&KernelTables, |table| {
+            // SAFETY: no descriptor of a live VM points here any more (the VM is going
+            // away and no vCPU runs), and the TLBs were invalidated above.
+            unsafe { mm::free_table_pages(table, 0) };
+        });
+        // SAFETY: as above, for the root.
+        unsafe { mm::free_table_pages(self.s2.root(), geometry.root_order()) };
+    }
+}

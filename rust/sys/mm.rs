@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory for guests: pinning the VMM's pages that back guest memory, and the pages that
+//! hold stage-2 page tables.
+//!
+//! rkvm pins guest pages (`pin_user_pages_fast(FOLL_LONGTERM)`) when it maps them at
+//! stage 2 and unpins them when it unmaps them; the stage-2 tables are the only record of
+//! what is pinned. See Documentation/design.rst, "Guest memory".
+
+use super::bindings;
+use core::ffi::c_void;
+use kernel::prelude::*;
+
+/// A physical address.
+pub(crate) type PhysAddr = u64;
+
+/// Pins the user page at `hva` of the current process, writable if `write`, and returns
+/// its physical address. The pin is released with [`unpin_guest_page`].
+pub(crate) fn pin_guest_page(hva: u64, write: bool) -> Result<PhysAddr> {
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    let mut flags = bindings::FOLL_LONGTERM;
+    if write {
+        flags |= bindings::FOLL_WRITE;
+    }
+    // SAFETY: `page` has room for the one page requested; `hva` is only used as a user
+    // address, validated by GUP against the current mm.
+    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags as u32, &mut page) };
+    if n < 0 {
+        return Err(Error::from_errno(n));
+    }
+    if n != 1 {
+        return Err(EFAULT);
+    }
+    // SAFETY: `page` was just pinned and is valid.
+    Ok(unsafe { bindings::rkvm_page_to_phys(page) })
+}
+
+/// Releases a pin taken by [`pin_guest_page`] on the page at `pa`.
+///
+/// # Safety
+///
+/// `pa` is the address of a page pinned by [`pin_guest_page`] and not yet unpinned.
+pub(crate) unsafe fn unpin_guest_page(pa: PhysAddr) {
+    // SAFETY: by the caller's guarantee the page is pinned, so its `struct page` is live.
+    unsafe { bindings::unpin_user_page(bindings::rkvm_phys_to_page(pa)) };
+}
+
+/// Allocates `1 << order` zeroed, physically contiguous pages charged to the caller's
+/// memory cgroup, and returns their physical address.
+pub(crate) fn alloc_table_pages(order: u32) -> Result<PhysAddr> {
+    let flags = kernel::bindings::GFP_KERNEL_ACCOUNT | kernel::bindings::__GFP_ZERO;
+    // SAFETY: plain page allocation.
+    let va = unsafe { bindings::get_free_pages_noprof(flags, order) };
+    if va == 0 {
+        return Err(ENOMEM);
+    }
+    // SAFETY: `va` is a linear-map address just allocated.
+    Ok(unsafe { bindings::rkvm_virt_to_phys(va as *const c_void) })
+}
+
+/// Frees pages from [`alloc_table_pages`].
+///
+/// # Safety
+///
+/// `pa` and `order` come from one [`alloc_table_pages`] call, and nothing (including the
+/// MMU: the tables must be unreachable and the TLBs clean) uses the pages any more.
+pub(crate) unsafe fn free_table_pages(pa: PhysAddr, order: u32) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { bindings::free_pages(bindings::rkvm_phys_to_virt(pa) as usize, order) };
+}
+
+/// The kernel address of 64-bit entry `index` of the table page at `table`.
+///
+/// # Safety
+///
+/// `table` is a live page from [`alloc_table_pages`] and `index` < 512 times the number
+/// of pages in that allocation.
+pub(crate) unsafe fn table_entry(table: PhysAddr, index: usize) -> *mut u64 {
+    // SAFETY: by the caller's guarantee the address is in a live linear-map page.
+    unsafe { bindings::rkvm_phys_to_virt(table).cast::<u64>().add(index) }
+}
+
+/// The end of the user address space (`TASK_SIZE`).
+pub(crate) fn task_size() -> u64 {
+    // SAFETY: reads a constant of the current task.
+    unsafe { bindings::rkvm_task_size() as u64 }
+}
+
+/// The current process's `mm`, as an identity to compare against (never dereferenced).
+pub(crate) fn current_mm() -> usize {
+    // SAFETY: reads `current->mm`.
+    unsafe { bindings::rkvm_current_mm() as usize }
+}
+
+/// The kernel linear-map address of physical address `pa` (RAM only).
+pub(crate) fn linear_address(pa: PhysAddr) -> usize {
+    // SAFETY: pure address arithmetic on the linear map.
+    unsafe { bindings::rkvm_phys_to_virt(pa) as usize }
+}

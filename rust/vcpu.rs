@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vCPU: the object behind a vCPU file descriptor.
+//!
+//! KVM counterpart: `struct kvm_vcpu` and `kvm_vcpu_ioctl()` (`virt/kvm/kvm_main.c`),
+//! `kvm_arch_vcpu_ioctl()` (`arch/arm64/kvm/arm.c`). `inner` plays the role of
+//! `vcpu->mutex`: it is held for the whole of `KVM_RUN`, so other ioctls on a running vCPU
+//! wait for it to return. `power` is separate so that another vCPU's PSCI call can turn
+//! this one on or query it while it runs or sleeps.
+
+use crate::{
+    hyp::context::VcpuContext,
+    logic::{ioctl::{self, VcpuIoctl}, mmio::MmioAccess, regs},
+    sys::{self, anon_fd::FdOps, run_page::RunPage, task::FpState},
+    vm::Vm,
+};
+use kernel::{
+    mm::virt::VmaNew,
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    uaccess::{UserPtr, UserSlice},
+};
+
+mod exit;
+mod regs_io;
+mod run;
+
+/// `KVM_ARM_VCPU_INIT` feature bits rkvm implements.
+const FEATURE_POWER_OFF: u32 = 1 << sys::uapi::KVM_ARM_VCPU_POWER_OFF;
+const FEATURE_PSCI_0_2: u32 = 1 << sys::uapi::KVM_ARM_VCPU_PSCI_0_2;
+
+/// Debug registers the guest programs (trapped; breakpoints are not armed in hardware).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DebugRegs {
+    pub(crate) bvr: [u64; 16],
+    pub(crate) bcr: [u64; 16],
+    pub(crate) wvr: [u64; 16],
+    pub(crate) wcr: [u64; 16],
+    pub(crate) osdlr: u64,
+    pub(crate) oslk: bool,
+}
+
+/// The vCPU state `KVM_RUN` owns, apart from FP/SIMD.
+pub(crate) struct VcpuState {
+    pub(crate) ctx: VcpuContext,
+    /// `KVM_ARM_VCPU_INIT` features; `None` until the first init.
+    pub(crate) features: Option<u32>,
+    /// An MMIO exit userspace has yet to complete: the access and the guest's endianness.
+    pub(crate) pending_mmio: Option<(MmioAccess, bool)>,
+    /// `KVM_SET_SIGNAL_MASK`: the mask applied while in `KVM_RUN`.
+    pub(crate) sigmask: Option<kernel::bindings::sigset_t>,
+    pub(crate) debug: DebugRegs,
+}
+
+/// Everything under `Vcpu::inner`.
+pub(crate) struct VcpuInner {
+    /// V0-V31, FPSR, FPCR: the kernel-mode FP area while in `KVM_RUN` (`sys::task`).
+    pub(crate) fp: FpState,
+    pub(crate) state: VcpuState,
+}
+
+/// Power state, as PSCI and `KVM_{GET,SET}_MP_STATE` see it.
+#[derive(Default)]
+pub(crate) struct Power {
+    pub(crate) off: bool,
+    /// A `CPU_ON` for this (off) vCPU not yet picked up: entry point and context id.
+    pub(crate) pending_on: Option<(u64, u64)>,
+}
+
+/// A vCPU.
+#[pin_data]
+pub(crate) struct Vcpu {
+    pub(crate) id: u32,
+    /// MPIDR_EL1 at creation: the PSCI identity of the vCPU.
+    pub(crate) mpidr: u64,
+    pub(crate) run: RunPage,
+    #[pin]
+    pub(crate) inner: Mutex<VcpuInner>,
+    #[pin]
+    pub(crate) power: Mutex<Power>,
+    /// Signalled when `power` changes (a `CPU_ON` or `KVM_SET_MP_STATE`).
+    #[pin]
+    pub(crate) power_wait: CondVar,
+}
+
+impl Vcpu {
+    /// A new, uninitialised vCPU `id`.
+    pub(crate) fn new(id: u32) -> Result<Arc<Self>> {
+        let affinity = regs::mpidr_for_vcpu(id);
+        Arc::pin_init(
+            try_pin_init!(Self {
+                id,
+                mpidr: affinity,
+                run: RunPage::new()?,
+                inner <- new_mutex!(VcpuInner {
+                    fp: FpState::default(),
+                    state: VcpuState {
+                        ctx: VcpuContext::reset(affinity),
+                        features: None,
+                        pending_mmio: None,
+                        sigmask: None,
+                        debug: DebugRegs::default(),
+                    },
+                }, "Vcpu::inner"),
+                power <- new_mutex!(Power::default(), "Vcpu::power"),
+                power_wait <- new_condvar!("Vcpu::power_wait"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// `KVM_ARM_VCPU_INIT`: (re)sets the vCPU to its reset state with `init`'s features.
+    fn init(&self, init: &sys::kvm_vcpu_init) -> Result<isize> {
+        if init.target != sys::uapi::KVM_ARM_TARGET_GENERIC_V8 {
+            return Err(EINVAL);
+        }
+        let features = init.features[0];
+        if features & !(FEATURE_POWER_OFF | FEATURE_PSCI_0_2) != 0
+            || init.features[1..].iter().any(|f| *f != 0)
+        {
+            return Err(EINVAL);
+        }
+        let mut inner = self.inner.lock();
+        // Features are fixed by the first init (the power-off bit may differ).
+        if let Some(old) = inner.state.features {
+            if (old ^ features) & !FEATURE_POWER_OFF != 0 {
+                return Err(EINVAL);
+            }
+        }
+        inner.fp = FpState::default();
+        let mpidr = inner.state.ctx.mpidr;
+        inner.state.ctx = VcpuContext::reset(mpidr);
+        inner.state.pending_mmio = None;
+        inner.state.debug = DebugRegs::default();
+        inner.state.features = Some(features);
+        let mut power = self.power.lock();
+        power.off = features & FEATURE_POWER_OFF != 0;
+        power.pending_on = None;
+        Ok(0)
+    }
+
+    /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).
+    pub(crate) fn has_psci(state: &VcpuState) -> bool {
+        state.features.is_some_and(|f| f & FEATURE_PSCI_0_2 != 0)
+    }
+
+    fn get_mp_state(&self) -> u32 {
+        if self.power.lock().off {
+            sys::uapi::KVM_MP_STATE_STOPPED
+        } else {
+            sys::uapi::KVM_MP_STATE_RUNNABLE
+        }
+    }
+
+    fn set_mp_state(&self, state: u32) -> Result<isize> {
+        let off = match state {
+            sys::uapi::KVM_MP_STATE_RUNNABLE => false,
+            sys::uapi::KVM_MP_STATE_STOPPED => true,
+            _ => return Err(EINVAL),
+        };
+        self.power.lock().off = off;
+        self.power_wait.notify_all();
+        Ok(0)
+    }
+
+    /// `KVM_SET_SIGNAL_MASK`: `arg` points at `struct kvm_signal_mask`, or is NULL to
+    /// clear the mask.
+    fn set_signal_mask(&self, arg: usize) -> Result<isize> {
+        const SIGSET_SIZE: usize = core::mem::size_of::<kernel::bindings::sigset_t>();
+        if arg == 0 {
+            self.inner.lock().state.sigmask = None;
+            return Ok(0);
+        }
+        let mut reader = UserSlice::new(UserPtr::from_addr(arg), 4 + SIGSET_SIZE).reader();
+        let len: u32 = reader.read()?;
+        if len as usize != SIGSET_SIZE {
+            return Err(EINVAL);
+        }
+        let bits: u64 = reader.read()?;
+        // SIGKILL and SIGSTOP cannot be blocked (KVM's kvm_vcpu_ioctl_set_sigmask).
+        let unblockable =
+            (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
+        let mask = kernel::bindings::sigset_t { sig: [(bits & !unblockable) as _] };
+        self.inner.lock().state.sigmask = Some(mask);
+        Ok(0)
+    }
+}
+
+/// What a vCPU fd holds: the vCPU and a reference keeping its VM alive.
+pub(crate) struct VcpuFile {
+    pub(crate) vm: Arc<Vm>,
+    pub(crate) vcpu: Arc<Vcpu>,
+}
+
+impl FdOps for VcpuFile {
+    const HAS_MMAP: bool = true;
+
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        if !this.vm.owned_by_current() {
+            return Err(EIO);
+        }
+        let vcpu = &this.vcpu;
+        let user = |size| UserSlice::new(UserPtr::from_addr(arg), size);
+        match VcpuIoctl::decode(cmd).ok_or(EINVAL)? {
+            VcpuIoctl::Run if arg != 0 => Err(EINVAL),
+            VcpuIoctl::Run => vcpu.run(&this.vm),
+            VcpuIoctl::GetOneReg => {
+                let reg: sys::kvm_one_reg = user(ioctl::ioc_size(cmd)).reader().read()?;
+                vcpu.get_one_reg(&this.vm, &reg)
+            }
+            VcpuIoctl::SetOneReg => {
+                let reg: sys::kvm_one_reg = user(ioctl::ioc_size(cmd)).reader().read()?;
+                vcpu.set_one_reg(&this.vm, &reg)
+            }
+            VcpuIoctl::ArmVcpuInit => {
+                let init: sys::kvm_vcpu_init = user(ioctl::ioc_size(cmd)).reader().read()?;
+                vcpu.init(&init)
+            }
+            VcpuIoctl::GetRegList => vcpu.get_reg_list(arg),
+            VcpuIoctl::GetMpState => {
+                let state = sys::kvm_mp_state { mp_state: vcpu.get_mp_state() };
+                user(ioctl::ioc_size(cmd)).writer().write(&state)?;
+                Ok(0)
+            }
+            VcpuIoctl::SetMpState => {
+                let state: sys::kvm_mp_state = user(ioctl::ioc_size(cmd)).reader().read()?;
+                vcpu.set_mp_state(state.mp_state)
+            }
+            VcpuIoctl::SetSignalMask => vcpu.set_signal_mask(arg),
+        }
+    }
+
+    fn mmap(this: ArcBorrow<'_, Self>, vma: &VmaNew) -> Result {
+        this.vcpu.run.mmap(vma)
+    }
+}

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Handling a guest exit in the host: what the run loop does after each world switch.
+//!
+//! KVM counterpart: `handle_exit()` and the `arm_exit_handlers` table
+//! (`arch/arm64/kvm/handle_exit.c`), `io_mem_abort` (`mmio.c`), `kvm_handle_guest_abort`
+//! (`mmu.c`), `kvm_handle_sys_reg` (`sys_regs.c`) and `kvm_smccc_call_handler` (`psci.c`).
+//! Decoding is `logic::esr`; every decision below maps a decoded exit to an action.
+
+use super::{Power, Vcpu, VcpuState};
+use crate::{
+    hyp::context::{Exit, ExitCode, VcpuContext},
+    logic::{
+        esr::{Ec, Esr, Fault, SysRegAccess},
+        idregs,
+        inject::{self, El1Exception, Injected},
+        mmio::MmioAccess,
+        psci::{self, Call},
+        regs::{self, El1Reg, SysReg},
+    },
+    mmu,
+    sys::{self, task},
+    vm::Vm,
+};
+use kernel::prelude::*;
+
+/// What the run loop does next.
+pub(crate) enum Action {
+    /// Enter the guest again.
+    Reenter,
+    /// Return from `KVM_RUN` to userspace; `kvm_run` says why.
+    ToUser,
+}
+
+/// SCTLR_EL1.EE (bit 25) and E0E (bit 24): big-endian data at EL1 and EL0.
+const SCTLR_EE: u64 = 1 << 25;
+const SCTLR_E0E: u64 = 1 << 24;
+/// PSTATE.M[3:0] of EL0t.
+const PSTATE_MODE_MASK: u64 = 0xf;
+
+impl Vcpu {
+    pub(super) fn handle_exit(&self, vm: &Vm, state: &mut VcpuState, exit: &Exit) -> Result<Action> {
+        match exit.code {
+            // The host took its interrupt when the run loop unmasked.
+            ExitCode::Irq | ExitCode::Fiq => Ok(Action::Reenter),
+            // A physical SError while the guest ran is charged to the guest, as KVM does
+            // for the errors it can contain: the guest gets a virtual SError.
+            ExitCode::SError => {
+                state.ctx.pending_vserror = true;
+                Ok(Action::Reenter)
+            }
+            ExitCode::Sync => self.handle_sync(vm, state, Esr(exit.esr), exit),
+        }
+    }
+
+    fn handle_sync(&self, vm: &Vm, state: &mut VcpuState, esr: Esr, exit: &Exit) -> Result<Action> {
+        let ctx = &mut state.ctx;
+        match esr.ec() {
+            Ec::Hvc64 => {
+                // ELR already points past the HVC. A non-zero immediate is not an SMCCC
+                // call (KVM answers those with "not supported" too).
+                if esr.hvc_imm() != 0 {
+                    ctx.set_reg(0, psci::NOT_SUPPORTED);
+                    return Ok(Action::Reenter);
+                }
+                self.smccc(vm, state)
+            }
+            Ec::Smc64 => {
+                // A trapped SMC returns to the SMC itself: step over it.
+                ctx.pc = ctx.pc.wrapping_add(4);
+                if esr.hvc_imm() != 0 {
+                    ctx.set_reg(0, psci::NOT_SUPPORTED);
+                    return Ok(Action::Reenter);
+                }
+                self.smccc(vm, state)
+            }
+            Ec::DabtLow => self.data_abort(vm, state, esr, exit),
+            Ec::IabtLow => {
+                let ipa = exit.fault_ipa();
+                match vm.mmu.lock().fault(ipa, false)? {
+                    mmu::Fault::Mapped => {}
+                    // Executing from MMIO or outside memory: the guest gets the abort.
+                    mmu::Fault::Mmio => inject_into(ctx, Injected::InstructionAbort { far: exit.far }),
+                }
+                Ok(Action::Reenter)
+            }
+            Ec::Sys64 => {
+                emulate_sys_reg(vm, state, esr.sys_reg());
+                Ok(Action::Reenter)
+            }
+            Ec::Wfx => {
+                // No interrupts to wait for yet: give the CPU away and carry on.
+                ctx.pc = ctx.pc.wrapping_add(4);
+                task::cond_resched();
+                Ok(Action::Reenter)
+            }
+            // SVE, SME and everything without a handler: not offered to the guest.
+            _ => {
+                inject_into(ctx, Injected::Undefined);
+                Ok(Action::Reenter)
+            }
+        }
+    }
+
+    /// A stage-2 data abort: map guest memory, or turn the access into an MMIO exit.
+    fn data_abort(&self, vm: &Vm, state: &mut VcpuState, esr: Esr, exit: &Exit) -> Result<Action> {
+        let da = esr.data_abort();
+        let ctx = &mut state.ctx;
+        let ipa = exit.fault_ipa();
+        match da.fault {
+            Fault::Translation(_) | Fault::AccessFlag(_) | Fault::Permission(_) => {}
+            // Beyond the IPA space, or something stage 2 cannot fix: the guest's problem.
+            _ => {
+                inject_into(ctx, Injected::DataAbort { far: exit.far });
+                return Ok(Action::Reenter);
+            }
+        }
+        // Writes to a slot are mapped writable, so a write's permission fault means the
+        // slot is read-only, which `fault` reports as MMIO.
+        if let mmu::Fault::Mapped = vm.mmu.lock().fault(ipa, da.write && !da.cache_maint)? {
+            return Ok(Action::Reenter);
+        }
+        if da.s1ptw {
+            // The guest's own page tables live outside its memory.
+            inject_into(ctx, Injected::DataAbort { far: exit.far });
+            return Ok(Action::Reenter);
+        }
+        if da.cache_maint {
+            // Cache maintenance on MMIO has nothing to maintain.
+            ctx.pc = ctx.pc.wrapping_add(4);
+            return Ok(Action::Reenter);
+        }
+        if !da.isv {
+            // An access KVM cannot describe to userspace either (KVM's -ENOSYS).
+            return Err(ENOSYS);
+        }
+        let access = MmioAccess {
+            ipa,
+            len: da.access_size,
+            write: da.write,
+            sign_extend: da.sign_extend,
+            sixty_four: da.sixty_four,
+            reg: da.reg,
+        };
+        let big_endian = ctx.sys(El1Reg::Sctlr)
+            & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE }
+            != 0;
+        let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
+        self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
+        state.pending_mmio = Some((access, big_endian));
+        Ok(Action::ToUser)
+    }
+
+    /// An SMCCC call (HVC or SMC): PSCI and the SMCCC discovery functions.
+    fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
+        if !Vcpu::has_psci(state) {
+            state.ctx.set_reg(0, psci::NOT_SUPPORTED);
+            return Ok(Action::Reenter);
+        }
+        let ctx = &mut state.ctx;
+        let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
+        let ret = match call {
+            Call::PsciVersion => psci::PSCI_VERSION_1_0,
+            // Suspend is a WFI as far as the caller can tell (as in KVM).
+            Call::CpuSuspend { .. } => {
+                task::cond_resched();
+                psci::SUCCESS
+            }
+            Call::CpuOff => {
+                self.power.lock().off = true;
+                return Ok(Action::Reenter);
+            }
+            Call::CpuOn { target_mpidr, entry, context } => cpu_on(vm, target_mpidr, entry, context),
+            Call::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
+            Call::MigrateInfoType => psci::MIGRATE_INFO_TYPE_NOT_PRESENT,
+            Call::SystemOff => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN)),
+            Call::SystemReset => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_RESET)),
+            Call::PsciFeatures { function } => psci::psci_features(function),
+            Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
+            Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
+        };
+        ctx.set_reg(0, ret);
+        Ok(Action::Reenter)
+    }
+
+    /// SYSTEM_OFF/SYSTEM_RESET: every vCPU stops and userspace gets the event.
+    fn system_event(&self, vm: &Vm, kind: u32) -> Action {
+        for vcpu in vm.vcpus.lock().iter() {
+            vcpu.power.lock().off = true;
+        }
+        self.run.set_system_event(kind, 0);
+        Action::ToUser
+    }
+}
+
+/// PSCI CPU_ON.
+fn cpu_on(vm: &Vm, target: u64, entry: u64, context: u64) -> u64 {
+    if !psci::valid_affinity(target) {
+        return psci::INVALID_PARAMETERS;
+    }
+    let Some(vcpu) = vm.vcpu_by_mpidr(target) else {
+        return psci::INVALID_PARAMETERS;
+    };
+    let mut power = vcpu.power.lock();
+    let ret = match &*power {
+        Power { pending_on: Some(_), .. } => psci::ON_PENDING,
+        Power { off: false, .. } => psci::ALREADY_ON,
+        Power { off: true, .. } => {
+            power.pending_on = Some((entry, context));
+            psci::SUCCESS
+        }
+    };
+    drop(power);
+    vcpu.power_wait.notify_all();
+    ret
+}
+
+/// PSCI AFFINITY_INFO: ON if any vCPU in the affinity group is on.
+fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
+    let Some(mask) = psci::affinity_level_mask(lowest_level) else {
+        return psci::INVALID_PARAMETERS;
+    };
+    if !psci::valid_affinity(target) {
+        return psci::INVALID_PARAMETERS;
+    }
+    let mut matched = false;
+    for vcpu in vm.vcpus.lock().iter().filter(|v| v.mpidr & mask == target & mask) {
+        matched = true;
+        let power = vcpu.power.lock();
+        if power.pending_on.is_some() {
+            return psci::AFFINITY_ON_PENDING;
+        }
+        if !power.off {
+            return psci::AFFINITY_ON;
+        }
+    }
+    if matched {
+        psci::AFFINITY_OFF
+    } else {
+        psci::INVALID_PARAMETERS
+    }
+}
+
+/// Injects a synchronous exception into the guest's EL1.
+fn inject_into(ctx: &mut VcpuContext, what: Injected) {
+    let mut s = El1Exception {
+        pc: ctx.pc,
+        pstate: ctx.pstate,
+        vbar_el1: ctx.sys(El1Reg::Vbar),
+        elr_el1: ctx.elr_el1,
+        spsr_el1: ctx.spsr[0],
+        esr_el1: ctx.sys(El1Reg::Esr),
+        far_el1: ctx.sys(El1Reg::Far),
+    };
+    inject::inject(&mut s, what, ctx.sys(El1Reg::Sctlr));
+    ctx.pc = s.pc;
+    ctx.pstate = s.pstate;
+    ctx.elr_el1 = s.elr_el1;
+    ctx.spsr[0] = s.spsr_el1;
+    ctx.set_sys(El1Reg::Esr, s.esr_el1);
+    ctx.set_sys(El1Reg::Far, s.far_el1);
+}
+
+/// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
+const DBG_BVR: u8 = 4;
+const DBG_BCR: u8 = 5;
+const DBG_WVR: u8 = 6;
+const DBG_WCR: u8 = 7;
+const OSLAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 4);
+const OSLSR_EL1: SysReg = SysReg::new(2, 0, 1, 1, 4);
+const OSDLR_EL1: SysReg = SysReg::new(2, 0, 1, 3, 4);
+const MDCCINT_EL1: SysReg = SysReg::new(2, 0, 0, 2, 0);
+const MDRAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 0);
+const DBGPRCR_EL1: SysReg = SysReg::new(2, 0, 1, 4, 4);
+const DBGCLAIMSET_EL1: SysReg = SysReg::new(2, 0, 7, 8, 6);
+const DBGCLAIMCLR_EL1: SysReg = SysReg::new(2, 0, 7, 9, 6);
+const DBGAUTHSTATUS_EL1: SysReg = SysReg::new(2, 0, 7, 14, 6);
+const MDCCSR_EL0: SysReg = SysReg::new(2, 3, 0, 1, 0);
+/// OSLSR_EL1.OSLM = 0b10: the OS lock is implemented.
+const OSLSR_OSLM_IMPLEMENTED: u64 = 1 << 3;
+/// OSLSR_EL1.OSLK.
+const OSLSR_OSLK: u64 = 1 << 1;
+
+/// Data-cache maintenance by set/way: DC ISW, DC CSW, DC CISW.
+fn is_set_way_op(r: SysReg) -> bool {
+    r.op0 == 1 && r.op1 == 0 && r.crn == 7 && r.op2 == 2 && matches!(r.crm, 6 | 10 | 14)
+}
+
+/// Emulates a trapped system-register access, or injects UNDEF for one rkvm does not
+/// offer (PMU, LORegions, IMPDEF, physical timer, ...).
+fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
+    let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
+    let ctx = &mut state.ctx;
+    let value = ctx.reg(acc.rt);
+    let dbg = &mut state.debug;
+    // `Some(v)`: a read returning v; `None` after a handled write.
+    let result: Option<Option<u64>> = if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
+        acc.read.then(|| Some(vm.id_regs.get(r.crm, r.op2)))
+    } else if r == regs::MDSCR_EL1 {
+        Some(if acc.read { Some(ctx.sys(El1Reg::Mdscr)) } else { ctx.set_sys(El1Reg::Mdscr, value); None })
+    } else if r == regs::ACTLR_EL1 {
+        Some(if acc.read { Some(ctx.sys(El1Reg::Actlr)) } else { ctx.set_sys(El1Reg::Actlr, value); None })
+    } else if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && (DBG_BVR..=DBG_WCR).contains(&r.op2) {
+        let bank = match r.op2 {
+            DBG_BVR => &mut dbg.bvr,
+            DBG_BCR => &mut dbg.bcr,
+            DBG_WVR => &mut dbg.wvr,
+            _ => &mut dbg.wcr,
+        };
+        let slot = &mut bank[usize::from(r.crm)];
+        Some(if acc.read { Some(*slot) } else { *slot = value; None })
+    } else if r == OSLAR_EL1 {
+        (!acc.read).then(|| {
+            dbg.oslk = value & 1 != 0;
+            None
+        })
+    } else if r == OSLSR_EL1 {
+        acc.read.then(|| Some(OSLSR_OSLM_IMPLEMENTED | if dbg.oslk { OSLSR_OSLK } else { 0 }))
+    } else if r == OSDLR_EL1 {
+        Some(if acc.read { Some(dbg.osdlr) } else { dbg.osdlr = value & 1; None })
+    } else if [MDCCINT_EL1, MDRAR_EL1, DBGPRCR_EL1, DBGCLAIMSET_EL1, DBGCLAIMCLR_EL1, MDCCSR_EL0]
+        .contains(&r)
+    {
+        // Read as zero, writes ignored: no debug communication channel or claim tags.
+        Some(acc.read.then_some(0))
+    } else if r == DBGAUTHSTATUS_EL1 {
+        acc.read.then_some(Some(0))
+    } else if is_set_way_op(r) && !acc.read {
+        // Set/way operations cannot be virtualised precisely; as KVM, make all guest
+        // memory fault back in, which cleans each page to PoC as it is mapped again.
+        let mut mmu = vm.mmu.lock();
+        mmu.unmap_range(0, u64::MAX);
+        Some(None)
+    } else {
+        None
+    };
+    match result {
+        Some(read) => {
+            if let Some(v) = read {
+                ctx.set_reg(acc.rt, v);
+            }
+            ctx.pc = ctx.pc.wrapping_add(4);
+        }
+        None => inject_into(ctx, Injected::Undefined),
+    }
+}

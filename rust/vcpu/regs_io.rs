@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `KVM_GET_ONE_REG`, `KVM_SET_ONE_REG` and `KVM_GET_REG_LIST`.
+//!
+//! KVM counterpart: `arch/arm64/kvm/guest.c` (`kvm_arm_get_reg`, `kvm_arm_copy_reg_indices`)
+//! and the ONE_REG parts of `sys_regs.c`. Ids are decoded by `logic::regs`; this file
+//! moves the bytes. Malformed ids are `EINVAL`; well-formed ids of registers rkvm does not
+//! have are `ENOENT`. Any value read can be written back.
+
+use super::{Vcpu, VcpuInner};
+use crate::{
+    hyp::sysreg,
+    logic::{
+        idregs,
+        psci,
+        regs::{self, CoreReg, El1Reg, RegId, TimerReg},
+    },
+    sys,
+    vm::Vm,
+};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// A register value of up to 128 bits, little-endian.
+type RegBytes = [u8; 16];
+
+impl Vcpu {
+    /// `KVM_GET_ONE_REG`.
+    pub(super) fn get_one_reg(&self, vm: &Vm, reg: &sys::kvm_one_reg) -> Result<isize> {
+        let id = regs::decode_id(reg.id).ok_or(EINVAL)?;
+        let size = regs::id_size(reg.id);
+        let bytes = {
+            let inner = self.inner.lock();
+            read_reg(&inner, vm, id)?
+        };
+        UserSlice::new(UserPtr::from_addr(reg.addr as usize), size)
+            .writer()
+            .write_slice(&bytes[..size])?;
+        Ok(0)
+    }
+
+    /// `KVM_SET_ONE_REG`.
+    pub(super) fn set_one_reg(&self, vm: &Vm, reg: &sys::kvm_one_reg) -> Result<isize> {
+        let id = regs::decode_id(reg.id).ok_or(EINVAL)?;
+        let size = regs::id_size(reg.id);
+        let mut bytes: RegBytes = [0; 16];
+        UserSlice::new(UserPtr::from_addr(reg.addr as usize), size)
+            .reader()
+            .read_slice(&mut bytes[..size])?;
+        let mut inner = self.inner.lock();
+        write_reg(&mut inner, vm, id, bytes)?;
+        Ok(0)
+    }
+
+    /// `KVM_GET_REG_LIST`: `arg` points at `struct kvm_reg_list { n; reg[n] }`.
+    pub(super) fn get_reg_list(&self, arg: usize) -> Result<isize> {
+        let count = reg_list().count();
+        let header = UserSlice::new(UserPtr::from_addr(arg), 8);
+        let n: u64 = header.reader().read()?;
+        UserSlice::new(UserPtr::from_addr(arg), 8).writer().write(&(count as u64))?;
+        if (n as usize) < count {
+            return Err(E2BIG);
+        }
+        let mut writer = UserSlice::new(UserPtr::from_addr(arg + 8), count * 8).writer();
+        for id in reg_list() {
+            writer.write(&id)?;
+        }
+        Ok(0)
+    }
+}
+
+/// The registers a VMM saves and restores, in KVM's order: core, then system, timer and
+/// firmware registers.
+fn reg_list() -> impl Iterator<Item = u64> {
+    let sys = El1Reg::ALL.into_iter().map(|r| regs::sys_id(r.sysreg()));
+    Iterator::chain(Iterator::chain(regs::core_reg_ids(), sys), [
+            regs::sys_id(regs::MPIDR_EL1),
+            regs::TIMER_CTL_ID,
+            regs::TIMER_CNT_ID,
+            regs::TIMER_CVAL_ID,
+            regs::PSCI_VERSION_ID,
+        ])
+}
+
+fn u64_bytes(v: u64) -> RegBytes {
+    let mut b = [0; 16];
+    b[..8].copy_from_slice(&v.to_le_bytes());
+    b
+}
+
+fn bytes_u64(b: &RegBytes) -> u64 {
+    let mut v = [0; 8];
+    v.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(v)
+}
+
+/// The value of register `id` of the guest.
+fn read_reg(inner: &VcpuInner, vm: &Vm, id: RegId) -> Result<RegBytes> {
+    let ctx = &inner.state.ctx;
+    let v = match id {
+        RegId::Core(core) => match core {
+            CoreReg::X(n) => ctx.reg(n),
+            CoreReg::Sp => ctx.gprs.sp_el0,
+            CoreReg::Pc => ctx.pc,
+            CoreReg::Pstate => ctx.pstate,
+            CoreReg::SpEl1 => ctx.sp_el1,
+            CoreReg::ElrEl1 => ctx.elr_el1,
+            CoreReg::Spsr(n) => *ctx.spsr.get(usize::from(n)).ok_or(EINVAL)?,
+            CoreReg::V(n) => {
+                let v = inner.fp.vregs.get(usize::from(n)).ok_or(EINVAL)?;
+                return Ok(v.to_le_bytes());
+            }
+            CoreReg::Fpsr => u64::from(inner.fp.fpsr),
+            CoreReg::Fpcr => u64::from(inner.fp.fpcr),
+        },
+        RegId::Sys(r) => {
+            if let Some(reg) = El1Reg::from_sysreg(r) {
+                ctx.sys(reg)
+            } else if let Some(timer) = regs::timer_reg(r) {
+                match timer {
+                    TimerReg::Ctl => ctx.vtimer_ctl,
+                    TimerReg::Cval => ctx.vtimer_cval,
+                    TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
+                }
+            } else if r == regs::MPIDR_EL1 {
+                ctx.mpidr
+            } else if r == regs::MIDR_EL1 {
+                sysreg::midr_el1()
+            } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
+                vm.id_regs.get(r.crm, r.op2)
+            } else {
+                return Err(ENOENT);
+            }
+        }
+        RegId::Fw(0) => psci::PSCI_VERSION_1_0,
+        RegId::Fw(_) => return Err(ENOENT),
+    };
+    Ok(u64_bytes(v))
+}
+
+/// Sets register `id` of the guest to `bytes`.
+fn write_reg(inner: &mut VcpuInner, vm: &Vm, id: RegId, bytes: RegBytes) -> Result {
+    let v = bytes_u64(&bytes);
+    // Registers whose value is fixed: writing back what was read succeeds, nothing else.
+    let fixed = |current: u64| if v == current { Ok(()) } else { Err(EINVAL) };
+    let ctx = &mut inner.state.ctx;
+    match id {
+        RegId::Core(core) => match core {
+            CoreReg::X(n) if n < 31 => ctx.set_reg(n, v),
+            CoreReg::X(_) => return Err(EINVAL),
+            CoreReg::Sp => ctx.gprs.sp_el0 = v,
+            CoreReg::Pc => ctx.pc = v,
+            CoreReg::Pstate => {
+                if !regs::pstate_valid(v) {
+                    return Err(EINVAL);
+                }
+                ctx.pstate = v;
+            }
+            CoreReg::SpEl1 => ctx.sp_el1 = v,
+            CoreReg::ElrEl1 => ctx.elr_el1 = v,
+            CoreReg::Spsr(n) => *ctx.spsr.get_mut(usize::from(n)).ok_or(EINVAL)? = v,
+            CoreReg::V(n) => {
+                *inner.fp.vregs.get_mut(usize::from(n)).ok_or(EINVAL)? = u128::from_le_bytes(bytes);
+            }
+            CoreReg::Fpsr => inner.fp.fpsr = v as u32,
+            CoreReg::Fpcr => inner.fp.fpcr = v as u32,
+        },
+        RegId::Sys(r) => {
+            if let Some(reg) = El1Reg::from_sysreg(r) {
+                ctx.set_sys(reg, v);
+            } else if let Some(timer) = regs::timer_reg(r) {
+                match timer {
+                    TimerReg::Ctl => ctx.vtimer_ctl = v,
+                    TimerReg::Cval => ctx.vtimer_cval = v,
+                    // Setting the counter moves the VM's offset, as on KVM.
+                    TimerReg::Cnt => vm.set_cntvoff(sysreg::cntpct_el0().wrapping_sub(v)),
+                }
+            } else if r == regs::MPIDR_EL1 {
+                ctx.mpidr = v;
+            } else if r == regs::MIDR_EL1 {
+                fixed(sysreg::midr_el1())?;
+            } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
+                fixed(vm.id_regs.get(r.crm, r.op2))?;
+            } else {
+                return Err(ENOENT);
+            }
+        }
+        RegId::Fw(0) => fixed(psci::PSCI_VERSION_1_0)?,
+        RegId::Fw(_) => return Err(ENOENT),
+    }
+    Ok(())
+}

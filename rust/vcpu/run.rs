@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `KVM_RUN`: the run loop.
+//!
+//! KVM counterpart: `kvm_arch_vcpu_ioctl_run()` (`arch/arm64/kvm/arm.c`). One `KVM_RUN`
+//! completes the previous MMIO exit, then enters the guest until an exit needs userspace,
+//! a signal arrives, or an error occurs. Per iteration the loop does only what must be
+//! done per entry: signal and reschedule checks, and the world switch with interrupts
+//! masked. The guest's FP/SIMD registers are loaded once per `KVM_RUN` (`sys::task`).
+
+use super::{exit::Action, Vcpu, VcpuInner, VcpuState};
+use crate::{
+    hyp::{self, context::VcpuContext},
+    sys::{
+        run_page::KVM_EXIT_INTR,
+        task::{self, GuestFp},
+    },
+    vm::Vm,
+};
+use kernel::prelude::*;
+
+impl Vcpu {
+    /// `KVM_RUN`.
+    pub(super) fn run(&self, vm: &Vm) -> Result<isize> {
+        let mut guard = self.inner.lock();
+        let VcpuInner { fp, state } = &mut *guard;
+        if state.features.is_none() {
+            return Err(ENOEXEC);
+        }
+        self.complete_mmio(state);
+        if self.run.immediate_exit() {
+            self.run.set_exit_reason(KVM_EXIT_INTR);
+            return Err(EINTR);
+        }
+        if let Some(mask) = &state.sigmask {
+            task::sigset_activate(mask);
+        }
+        let ret = {
+            let _fp = GuestFp::begin(fp);
+            self.run_loop(vm, state)
+        };
+        if state.sigmask.is_some() {
+            task::sigset_deactivate();
+        }
+        ret
+    }
+
+    /// Finishes an MMIO exit with what userspace left in `kvm_run.mmio`: a read's value
+    /// goes to the destination register, and the guest moves past the access.
+    fn complete_mmio(&self, state: &mut VcpuState) {
+        if let Some((access, big_endian)) = state.pending_mmio.take() {
+            if !access.write {
+                let value = access.read_value(self.run.mmio_data(), big_endian);
+                state.ctx.set_reg(access.reg, value);
+            }
+            state.ctx.pc = state.ctx.pc.wrapping_add(4);
+        }
+    }
+
+    fn run_loop(&self, vm: &Vm, state: &mut VcpuState) -> Result<isize> {
+        loop {
+            self.wait_while_off(&mut state.ctx)?;
+            if task::signal_pending() {
+                self.run.set_exit_reason(KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+            task::cond_resched();
+
+            let exit = {
+                let irqs = kernel::interrupt::local_interrupt_disable();
+                hyp::vhe::run(&mut state.ctx, &vm.regs(), &irqs)
+            };
+            // Interrupts are back on: a host interrupt that ended the entry ran here.
+
+            match self.handle_exit(vm, state, &exit)? {
+                Action::Reenter => {}
+                Action::ToUser => return Ok(0),
+            }
+        }
+    }
+
+    /// Sleeps while the vCPU is powered off, until a `CPU_ON` (which resets it to the
+    /// requested entry point) or a signal.
+    fn wait_while_off(&self, ctx: &mut VcpuContext) -> Result {
+        let mut power = self.power.lock();
+        loop {
+            if let Some((entry, context)) = power.pending_on.take() {
+                power.off = false;
+                // PSCI CPU_ON: a reset vCPU starting at `entry` with `context` in x0.
+                *ctx = VcpuContext::reset(ctx.mpidr);
+                ctx.pc = entry;
+                ctx.set_reg(0, context);
+            }
+            if !power.off {
+                return Ok(());
+            }
+            if self.power_wait.wait_interruptible(&mut power) {
+                drop(power);
+                self.run.set_exit_reason(KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+        }
+    }
+}

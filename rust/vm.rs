@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VM: the object behind a VM file descriptor.
+//!
+//! KVM counterpart: `struct kvm` and `kvm_vm_ioctl()` in `virt/kvm/kvm_main.c`, with the
+//! arm64 parts of `arch/arm64/kvm/arm.c`.
+//!
+//! Ownership: the VM fd and every vCPU fd hold an `Arc<Vm>`; the VM holds its vCPUs. The
+//! VM (its stage-2 tables, pinned pages and VMID) goes away when the last fd closes, and
+//! the files pin the module, so `rmmod` waits for that.
+//!
+//! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
+//! `Vcpu::power`; `Vcpu::inner` → `Vm::mmu` → the VMM's `mmap_lock` (pinning pages);
+//! `VMIDS` is taken alone.
+
+use crate::{
+    hyp::{self, context::VmRegs, sysreg},
+    logic::{
+        caps,
+        cpufeature::Backend,
+        idregs,
+        ioctl::{self, VmIoctl},
+        memslot::{Request, MAX_SLOTS},
+        pgtable::Geometry,
+        traps,
+        vmid::VmidSet,
+    },
+    mmu::Mmu,
+    sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
+    vcpu::{Vcpu, VcpuFile},
+};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow, Mutex,
+    },
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Most vCPUs per VM, and the bound on vCPU ids (`KVM_CAP_MAX_VCPUS`, `_MAX_VCPU_ID`).
+pub(crate) const MAX_VCPUS: u32 = 64;
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in `init()`, called from the module initialiser before any VM.
+    unsafe(uninit) static VMIDS: Mutex<VmidSet> = VmidSet::new(8);
+}
+
+/// Module-load set-up of VM-wide state.
+pub(crate) fn init() {
+    // SAFETY: called once, from the module initialiser.
+    unsafe { VMIDS.init() };
+    VMIDS.lock().set_bits(traps::vmid_bits(read_sanitised_id_reg(ID_AA64MMFR1_EL1)));
+}
+
+/// `sys_reg()` encodings of the ID registers the stage-2 set-up reads.
+const ID_AA64MMFR0_EL1: u32 = (3 << 19) | (7 << 8);
+const ID_AA64MMFR1_EL1: u32 = (3 << 19) | (7 << 8) | (1 << 5);
+
+/// The largest IPA size rkvm offers on this host.
+pub(crate) fn max_ipa_bits() -> u32 {
+    traps::parange_bits(read_sanitised_id_reg(ID_AA64MMFR0_EL1))
+}
+
+/// The answers to `KVM_CHECK_EXTENSION` on this host.
+pub(crate) fn caps_host() -> caps::Host {
+    caps::Host {
+        runs_guests: hyp::backend() == Backend::Vhe,
+        max_ipa_bits: max_ipa_bits(),
+        online_cpus: sys::cpu::num_online_cpus(),
+        max_vcpus: MAX_VCPUS,
+        max_memslots: MAX_SLOTS as u32,
+    }
+}
+
+/// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
+pub(crate) struct IdRegs([u64; 56]);
+
+/// ID registers the kernel tracks (CRm, op2); the others in the space read as zero.
+const KNOWN_ID_REGS: &[(u8, u8)] = &[
+    (1, 0), (1, 1), (1, 2), (1, 4), (1, 5), (1, 6), (1, 7),
+    (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7),
+    (3, 0), (3, 1), (3, 2), (3, 4), (3, 5), (3, 6),
+    (4, 0), (4, 1), (4, 2), (4, 4), (4, 5), (4, 7),
+    (5, 0), (5, 1),
+    (6, 0), (6, 1), (6, 2), (6, 3),
+    (7, 0), (7, 1), (7, 2), (7, 3), (7, 4),
+];
+
+impl IdRegs {
+    fn new() -> Self {
+        let mut regs = [0; 56];
+        for &(crm, op2) in KNOWN_ID_REGS {
+            let enc = (3 << 19) | (u32::from(crm) << 8) | (u32::from(op2) << 5);
+            regs[Self::index(crm, op2)] = idregs::guest_view(crm, op2, read_sanitised_id_reg(enc));
+        }
+        Self(regs)
+    }
+
+    fn index(crm: u8, op2: u8) -> usize {
+        (usize::from(crm.clamp(1, 7)) - 1) * 8 + usize::from(op2 & 7)
+    }
+
+    /// The value of ID register (3, 0, 0, `crm`, `op2`), `crm` in 1..=7.
+    pub(crate) fn get(&self, crm: u8, op2: u8) -> u64 {
+        self.0[Self::index(crm, op2)]
+    }
+}
+
+/// A VMID owned by one VM; released after the VM's tables and TLB entries are gone.
+struct Vmid(u16);
+
+impl Drop for Vmid {
+    fn drop(&mut self) {
+        VMIDS.lock().free(self.0);
+    }
+}
+
+/// A VM.
+#[pin_data]
+pub(crate) struct Vm {
+    /// The creating process's `mm`: only it may use the VM's fds (KVM's `kvm->mm` check).
+    mm: usize,
+    vttbr: u64,
+    vtcr: u64,
+    /// CNTVOFF_EL2: the guest's virtual counter is the physical one minus this.
+    cntvoff: Atomic<u64>,
+    pub(crate) id_regs: IdRegs,
+    /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
+    #[pin]
+    pub(crate) mmu: Mutex<Mmu>,
+    _vmid: Vmid,
+    #[pin]
+    pub(crate) vcpus: Mutex<KVec<Arc<Vcpu>>>,
+}
+
+impl Vm {
+    /// `KVM_CREATE_VM`: a new VM of `vm_type`, returned as a new fd.
+    pub(crate) fn create(vm_type: usize) -> Result<isize> {
+        if hyp::backend() != Backend::Vhe {
+            // The nVHE world switch is not in place yet; report no VM support (the
+            // capabilities agree) rather than a VM that cannot run.
+            return Err(ENODEV);
+        }
+        let ipa_bits =
+            ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
+        let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;
+        let vmid = Vmid(VMIDS.lock().alloc().ok_or(ENOSPC)?);
+        let mmu = Mmu::new(geometry, vmid.0)?;
+        let vttbr = mmu.vttbr();
+        let vtcr = traps::vtcr(
+            geometry.vtcr_bits(),
+            read_sanitised_id_reg(ID_AA64MMFR0_EL1),
+            read_sanitised_id_reg(ID_AA64MMFR1_EL1),
+        );
+        let vm = Arc::pin_init(
+            pin_init!(Self {
+                mm: sys::mm::current_mm(),
+                vttbr,
+                vtcr,
+                // The guest's virtual counter starts near zero, as on KVM.
+                cntvoff: Atomic::new(sysreg::cntpct_el0()),
+                id_regs: IdRegs::new(),
+                mmu <- new_mutex!(mmu, "Vm::mmu"),
+                _vmid: vmid,
+                vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        Ok(sys::anon_fd::install(c"kvm-vm", vm)? as isize)
+    }
+
+    /// Stage-2 and timer registers for each entry.
+    pub(crate) fn regs(&self) -> VmRegs {
+        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff() }
+    }
+
+    /// The virtual counter offset.
+    pub(crate) fn cntvoff(&self) -> u64 {
+        self.cntvoff.load(Relaxed)
+    }
+
+    /// Sets the virtual counter offset (`KVM_REG_ARM_TIMER_CNT`).
+    pub(crate) fn set_cntvoff(&self, offset: u64) {
+        self.cntvoff.store(offset, Relaxed);
+    }
+
+    /// Whether the calling process may use this VM.
+    pub(crate) fn owned_by_current(&self) -> bool {
+        self.mm == sys::mm::current_mm()
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION{,2}`.
+    fn set_memory_region(&self, req: Request) -> Result<isize> {
+        self.mmu.lock().set_region(&req)?;
+        Ok(0)
+    }
+
+    /// `KVM_CREATE_VCPU`.
+    fn create_vcpu(self: ArcBorrow<'_, Self>, id: usize) -> Result<isize> {
+        let id = u32::try_from(id).map_err(|_| EINVAL)?;
+        if id >= MAX_VCPUS {
+            return Err(EINVAL);
+        }
+        let vcpu = Vcpu::new(id)?;
+        {
+            let mut vcpus = self.vcpus.lock();
+            if vcpus.len() >= MAX_VCPUS as usize {
+                return Err(EINVAL);
+            }
+            if vcpus.iter().any(|v| v.id == id) {
+                return Err(EEXIST);
+            }
+            vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
+        }
+        let fd = Arc::new(VcpuFile { vm: self.into(), vcpu: vcpu.clone() }, GFP_KERNEL_ACCOUNT)
+            .map_err(Error::from)
+            .and_then(|file| sys::anon_fd::install(c"kvm-vcpu", file));
+        match fd {
+            Ok(fd) => Ok(fd as isize),
+            Err(e) => {
+                // Undo, as KVM does when the fd cannot be created.
+                self.vcpus.lock().retain(|v| !Arc::ptr_eq(v, &vcpu));
+                Err(e)
+            }
+        }
+    }
+
+    /// The vCPU with MPIDR affinity `mpidr` (PSCI targets), if any.
+    pub(crate) fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<Arc<Vcpu>> {
+        let mask = crate::logic::psci::MPIDR_AFFINITY_MASK;
+        self.vcpus.lock().iter().find(|v| v.mpidr & mask == mpidr & mask).cloned()
+    }
+}
+
+impl FdOps for Vm {
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        if !this.owned_by_current() {
+            return Err(EIO);
+        }
+        let user = |size| UserSlice::new(UserPtr::from_addr(arg), size);
+        match VmIoctl::decode(cmd).ok_or(EINVAL)? {
+            VmIoctl::CheckExtension => {
+                Ok(caps::check_extension(arg as u64, &caps_host()) as isize)
+            }
+            VmIoctl::CreateVcpu => this.create_vcpu(arg),
+            VmIoctl::SetUserMemoryRegion => {
+                let r: sys::kvm_userspace_memory_region =
+                    user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.set_memory_region(Request {
+                    slot: r.slot,
+                    flags: r.flags,
+                    guest_phys_addr: r.guest_phys_addr,
+                    memory_size: r.memory_size,
+                    userspace_addr: r.userspace_addr,
+                })
+            }
+            VmIoctl::SetUserMemoryRegion2 => {
+                let r: sys::kvm_userspace_memory_region2 =
+                    user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.set_memory_region(Request {
+                    slot: r.slot,
+                    flags: r.flags,
+                    guest_phys_addr: r.guest_phys_addr,
+                    memory_size: r.memory_size,
+                    userspace_addr: r.userspace_addr,
+                })
+            }
+            VmIoctl::ArmPreferredTarget => {
+                let init = sys::kvm_vcpu_init {
+                    target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,
+                    ..Default::default()
+                };
+                user(ioctl::ioc_size(cmd)).writer().write(&init)?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region2>() == 160);
+const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);

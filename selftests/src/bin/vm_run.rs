@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest code on rkvm: hypercalls, guest memory, MMIO exits of every size, read-only and
+//! missing memory, registers, signals, PSCI and several vCPUs at once.
+
+use kvm_bindings::{kvm_userspace_memory_region, KVM_ARM_VCPU_POWER_OFF};
+use rkvm_selftests::vmm::*;
+use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
+
+// x1 = MMIO_BASE, x0 = PSCI_VERSION; report x0 through MMIO, then SYSTEM_OFF.
+guest_code!(guest_psci_version,
+    "movz x1, #0x1000, lsl #16",
+    "movz x0, #0", "movk x0, #0x8400, lsl #16", "hvc #0", "str x0, [x1]",
+    "movz x0, #0x0a", "movk x0, #0x8400, lsl #16", "movz x1, #0", "movk x1, #0x8400, lsl #16",
+    "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
+    "movz x0, #0x12", "hvc #0", "str x0, [x1]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Sum 1..=100 into RAM at MEM_BASE + 0x1000, then SYSTEM_OFF.
+guest_code!(guest_sum,
+    "mov x2, #0", "mov x3, #1",
+    "1: add x2, x2, x3", "add x3, x3, #1", "cmp x3, #101", "b.ne 1b",
+    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "str x2, [x4]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Loads of every size and signedness from MMIO, stored to RAM at MEM_BASE + 0x2000.
+guest_code!(guest_mmio_loads,
+    "movz x1, #0x1000, lsl #16",
+    "ldrb w2, [x1]", "ldrh w3, [x1, #8]", "ldr w4, [x1, #16]", "ldr x5, [x1, #24]",
+    "ldrsb x6, [x1, #32]", "ldrsb w7, [x1, #40]", "ldrsh x8, [x1, #48]", "ldrsw x9, [x1, #56]",
+    "movz x10, #0x4000, lsl #16", "add x10, x10, #0x2000",
+    "stp x2, x3, [x10]", "stp x4, x5, [x10, #16]", "stp x6, x7, [x10, #32]", "stp x8, x9, [x10, #48]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Stores of every size to MMIO.
+guest_code!(guest_mmio_stores,
+    "movz x1, #0x1000, lsl #16",
+    "movz x2, #0x7788", "movk x2, #0x5566, lsl #16", "movk x2, #0x3344, lsl #32", "movk x2, #0x1122, lsl #48",
+    "strb w2, [x1]", "strh w2, [x1, #2]", "str w2, [x1, #4]", "str x2, [x1, #8]", "str xzr, [x1, #16]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Read the read-only slot at 0x5000_0000, report it, then try to write it.
+guest_code!(guest_ro_slot,
+    "movz x1, #0x1000, lsl #16", "movz x5, #0x5000, lsl #16",
+    "ldr x2, [x5]", "str x2, [x1]", "str x2, [x5]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Spin forever.
+guest_code!(guest_spin, "1: b 1b");
+
+// Add x0 and x1 into x2, and v0 + v1 into v2 (FP), then SYSTEM_OFF.
+guest_code!(guest_regs,
+    "movz x3, #0x30, lsl #16", "msr cpacr_el1, x3", "isb",
+    "add x2, x0, x1", "fadd d2, d0, d1", "msr tpidr_el1, x2",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Vector table at MEM_BASE + 0x800; an exception at EL1h lands at +0x200 and reports
+// ESR_EL1 and ELR_EL1 via MMIO, then resumes after the faulting instruction.
+guest_code!(guest_sync_handler,
+    "movz x1, #0x1000, lsl #16", "mrs x2, esr_el1", "str x2, [x1, #0x100]",
+    "mrs x3, elr_el1", "str x3, [x1, #0x108]", "add x3, x3, #4", "msr elr_el1, x3", "eret");
+
+// Install VBAR, read an ID register, touch the PMU (UNDEF), then SYSTEM_OFF.
+guest_code!(guest_undef,
+    "movz x1, #0x1000, lsl #16", "movz x4, #0x4000, lsl #16", "add x4, x4, #0x800",
+    "msr vbar_el1, x4", "isb",
+    "mrs x2, id_aa64pfr0_el1", "str x2, [x1]",
+    "mrs x2, pmcr_el0",
+    "str x2, [x1, #8]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// vCPU 0: CPU_ON(vCPU 1, MEM_BASE + 0x400, 0xabcd), report the result, spin.
+guest_code!(guest_cpu_on,
+    "movz x0, #3", "movk x0, #0xc400, lsl #16", "mov x1, #1",
+    "movz x2, #0x4000, lsl #16", "add x2, x2, #0x400", "movz x3, #0xabcd", "hvc #0",
+    "movz x1, #0x1000, lsl #16", "str x0, [x1]", "1: wfi", "b 1b");
+
+// vCPU 1's entry: report the context id it got in x0, then CPU_OFF.
+guest_code!(guest_secondary,
+    "movz x1, #0x1000, lsl #16", "str x0, [x1, #8]",
+    "movz x0, #2", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+// Count to 20000 in RAM at MEM_BASE + 0x3000 + 8 * x0, then report via MMIO at 8 * x0.
+guest_code!(guest_count,
+    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x3000", "add x4, x4, x0, lsl #3",
+    "movz x5, #20000",
+    "1: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]", "subs x5, x5, #1", "b.ne 1b",
+    "movz x1, #0x1000, lsl #16", "add x1, x1, x0, lsl #3", "str x6, [x1]", "b .");
+
+fn vm_with(code: &[u8]) -> Result<(TestVm, kvm_ioctls::VcpuFd), String> {
+    let vm = TestVm::new(1 << 20, code)?;
+    let vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    Ok((vm, vcpu))
+}
+
+fn psci_and_smccc_calls() -> TestResult {
+    let (_vm, mut vcpu) = vm_with(guest_psci_version())?;
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0x1_0000)); // PSCI 1.0
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0)); // PSCI_FEATURES(PSCI_VERSION)
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, u64::MAX)); // unknown call
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    Ok(Outcome::Pass)
+}
+
+fn guest_arithmetic_and_memory() -> TestResult {
+    let (vm, mut vcpu) = vm_with(guest_sum())?;
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    check_eq!(vm.mem.read_u64(0x1000), 5050);
+    Ok(Outcome::Pass)
+}
+
+fn mmio_loads_with_sign_extension() -> TestResult {
+    let (vm, mut vcpu) = vm_with(guest_mmio_loads())?;
+    let value = 0x8899_aabb_ccdd_eeffu64;
+    for (offset, len) in [(0, 1), (8, 2), (16, 4), (24, 8), (32, 1), (40, 1), (48, 2), (56, 4)] {
+        check_eq!(run(&mut vcpu, value)?, Exit::MmioRead(MMIO_BASE + offset, len));
+    }
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    let want = [
+        0xff, 0xeeff, 0xccdd_eeff, value, u64::MAX, 0xffff_ffff, 0xffff_ffff_ffff_eeff,
+        0xffff_ffff_ccdd_eeff,
+    ];
+    for (i, w) in want.iter().enumerate() {
+        let got = vm.mem.read_u64(0x2000 + 8 * i);
+        check!(got == *w, "load {i}: {got:#x}, expected {w:#x}");
+    }
+    Ok(Outcome::Pass)
+}
+
+fn mmio_stores_of_every_size() -> TestResult {
+    let (_vm, mut vcpu) = vm_with(guest_mmio_stores())?;
+    let v = 0x1122_3344_5566_7788u64.to_le_bytes();
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE, v[..1].to_vec()));
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 2, v[..2].to_vec()));
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 4, v[..4].to_vec()));
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 8, v.to_vec()));
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 16, vec![0; 8]));
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    Ok(Outcome::Pass)
+}
+
+fn read_only_slot() -> TestResult {
+    let (vm, mut vcpu) = vm_with(guest_ro_slot())?;
+    let ro = GuestMem::new(4096)?;
+    ro.write_u64(0, 0x1234_5678);
+    let region = kvm_userspace_memory_region {
+        slot: 1,
+        flags: kvm_bindings::KVM_MEM_READONLY,
+        guest_phys_addr: 0x5000_0000,
+        memory_size: 4096,
+        userspace_addr: ro.ptr as u64,
+    };
+    // SAFETY: `ro` outlives the VM's use of it (the slot is used only in this test).
+    unsafe { vm.vm.set_user_memory_region(region) }.map_err(|e| e.to_string())?;
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0x1234_5678));
+    check_eq!(run_to_write(&mut vcpu)?, (0x5000_0000, 0x1234_5678));
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    check_eq!(ro.read_u64(0), 0x1234_5678);
+    drop(vcpu);
+    drop(vm);
+    Ok(Outcome::Pass)
+}
+
+fn one_reg_round_trips_through_the_guest() -> TestResult {
+    let (_vm, mut vcpu) = vm_with(guest_regs())?;
+    set_reg(&vcpu, core_reg_x(0), 40)?;
+    set_reg(&vcpu, core_reg_x(1), 2)?;
+    let d0 = 1.5f64.to_bits() as u128;
+    let d1 = 2.25f64.to_bits() as u128;
+    vcpu.set_one_reg(core_reg_v(0), &d0.to_le_bytes()).map_err(|e| e.to_string())?;
+    vcpu.set_one_reg(core_reg_v(1), &d1.to_le_bytes()).map_err(|e| e.to_string())?;
+    // x3 is the guest's scratch register.
+    for n in 4..31 {
+        set_reg(&vcpu, core_reg_x(n), 0x1000 + n)?;
+    }
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    check_eq!(get_reg(&vcpu, core_reg_x(2))?, 42);
+    let mut v2 = [0u8; 16];
+    vcpu.get_one_reg(core_reg_v(2), &mut v2).map_err(|e| e.to_string())?;
+    check_eq!(f64::from_bits(u128::from_le_bytes(v2) as u64), 3.75);
+    check_eq!(get_reg(&vcpu, sys_reg(3, 0, 13, 0, 4))?, 42); // TPIDR_EL1
+    for n in 4..31 {
+        check_eq!(get_reg(&vcpu, core_reg_x(n))?, 0x1000 + n);
+    }
+    // Every register in the list reads, and writes back what it read.
+    let mut list = kvm_bindings::RegList::new(256).map_err(|e| e.to_string())?;
+    vcpu.get_reg_list(&mut list).map_err(|e| e.to_string())?;
+    check!(list.as_slice().len() > 90, "only {} registers listed", list.as_slice().len());
+    for &id in list.as_slice() {
+        let mut b = vec![0u8; kvm_ioctls::reg_size(id)];
+        vcpu.get_one_reg(id, &mut b).map_err(|e| format!("get {id:#x}: {e}"))?;
+        vcpu.set_one_reg(id, &b).map_err(|e| format!("set {id:#x} back: {e}"))?;
+    }
+    Ok(Outcome::Pass)
+}
+
+fn unhandled_sysreg_injects_undef_and_id_regs_are_sanitised() -> TestResult {
+    let (vm, mut vcpu) = vm_with(guest_undef())?;
+    vm.mem.write(0x800 + 0x200, guest_sync_handler());
+    let (addr, pfr0) = run_to_write(&mut vcpu)?;
+    check_eq!(addr, MMIO_BASE);
+    check_eq!((pfr0 >> 32) & 0xf, 0); // SVE hidden
+    check_eq!((pfr0 >> 8) & 0xf, 0); // no EL2 for the guest
+    check_eq!((pfr0 >> 4) & 0xf, 1); // EL1 is AArch64 only
+    let (addr, esr) = run_to_write(&mut vcpu)?;
+    check_eq!(addr, MMIO_BASE + 0x100);
+    check_eq!(esr >> 26, 0); // EC 0: unknown reason (UNDEF)
+    let (addr, elr) = run_to_write(&mut vcpu)?;
+    check_eq!(addr, MMIO_BASE + 0x108);
+    check_eq!(elr, MEM_BASE + 7 * 4); // the mrs pmcr_el0
+    // x2 still holds the ESR the handler read: the faulting MRS never wrote it.
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE + 8, 0x0200_0000));
+    check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    Ok(Outcome::Pass)
+}
+
+static GOT_SIGNAL: AtomicBool = AtomicBool::new(false);
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    GOT_SIGNAL.store(true, Ordering::SeqCst);
+}
+
+fn signal_interrupts_run() -> TestResult {
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe { libc::signal(libc::SIGUSR1, on_sigusr1 as *const () as usize) };
+    let (_vm, mut vcpu) = vm_with(guest_spin())?;
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: the target thread is alive: it waits in KVM_RUN until this signal.
+        unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+    });
+    let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    killer.join().map_err(|_| "killer thread panicked")?;
+    check_eq!(r, Err(libc::EINTR));
+    check!(GOT_SIGNAL.load(Ordering::SeqCst), "the handler did not run");
+    check_eq!(vcpu.get_kvm_run().exit_reason, kvm_bindings::KVM_EXIT_INTR);
+    // immediate_exit: back at once, without entering the guest.
+    vcpu.set_kvm_immediate_exit(1);
+    let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    check_eq!(r, Err(libc::EINTR));
+    Ok(Outcome::Pass)
+}
+
+fn psci_cpu_on_starts_a_secondary() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_cpu_on())?;
+    vm.mem.write(0x400, guest_secondary());
+    let mut v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut v1 = vm.vcpu(1, MEM_BASE + 0x400, 1 << KVM_ARM_VCPU_POWER_OFF)?;
+    check_eq!(v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, 5); // STOPPED
+    let secondary = std::thread::spawn(move || run_to_write(&mut v1).map(|r| (r, v1)));
+    check_eq!(run_to_write(&mut v0)?, (MMIO_BASE, 0)); // CPU_ON: SUCCESS
+    let (report, v1) = secondary.join().map_err(|_| "secondary panicked")??;
+    check_eq!(report, (MMIO_BASE + 8, 0xabcd));
+    check_eq!(v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, 0); // RUNNABLE
+    Ok(Outcome::Pass)
+}
+
+fn four_vcpus_in_parallel() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_count())?;
+    let mut threads = Vec::new();
+    for i in 0..4u64 {
+        let mut vcpu = vm.vcpu(i, MEM_BASE, 0)?;
+        set_reg(&vcpu, core_reg_x(0), i)?;
+        threads.push(std::thread::spawn(move || run_to_write(&mut vcpu)));
+    }
+    for (i, t) in threads.into_iter().enumerate() {
+        let r = t.join().map_err(|_| "vCPU thread panicked")??;
+        check_eq!(r, (MMIO_BASE + 8 * i as u64, 20000));
+        check_eq!(vm.mem.read_u64(0x3000 + 8 * i), 20000);
+    }
+    Ok(Outcome::Pass)
+}
+
+fn main() {
+    run_or_skip(
+        "rkvm_vm_run",
+        host_runs_guests(),
+        "no world switch for this backend yet (nVHE: issue 4)",
+        &[
+            ("psci_and_smccc_calls", psci_and_smccc_calls),
+            ("guest_arithmetic_and_memory", guest_arithmetic_and_memory),
+            ("mmio_loads_with_sign_extension", mmio_loads_with_sign_extension),
+            ("mmio_stores_of_every_size", mmio_stores_of_every_size),
+            ("read_only_slot", read_only_slot),
+            ("one_reg_round_trips_through_the_guest", one_reg_round_trips_through_the_guest),
+            ("unhandled_sysreg_injects_undef_and_id_regs_are_sanitised", unhandled_sysreg_injects_undef_and_id_regs_are_sanitised),
+            ("signal_interrupts_run", signal_interrupts_run),
+            ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
+            ("four_vcpus_in_parallel", four_vcpus_in_parallel),
+        ],
+    )
+}

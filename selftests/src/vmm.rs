@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A minimal VMM for the selftests: one VM, guest memory, vCPUs, guest code.
+//!
+//! Guest programs are aarch64 assembly assembled into the test binary itself (they run at
+//! the guest's EL1 with the MMU off, so code and data addresses are guest-physical).
+
+use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_PSCI_0_2};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+
+/// Guest RAM starts where QEMU's `virt` machine puts it.
+pub const MEM_BASE: u64 = 0x4000_0000;
+/// An address no memslot covers: accesses there are MMIO.
+pub const MMIO_BASE: u64 = 0x1000_0000;
+
+/// Declares guest code `$name` from assembly lines; `$name()` returns its bytes.
+#[macro_export]
+macro_rules! guest_code {
+    ($name:ident, $($line:literal),+ $(,)?) => {
+        core::arch::global_asm!(
+            ".pushsection .rodata.guest, \"a\"",
+            ".balign 4",
+            concat!(stringify!($name), "_start:"),
+            $($line,)+
+            concat!(stringify!($name), "_end:"),
+            ".popsection",
+        );
+        fn $name() -> &'static [u8] {
+            extern "C" {
+                #[link_name = concat!(stringify!($name), "_start")]
+                static START: u8;
+                #[link_name = concat!(stringify!($name), "_end")]
+                static END: u8;
+            }
+            // SAFETY: both symbols delimit the bytes emitted above, in one section.
+            unsafe {
+                let start = core::ptr::addr_of!(START);
+                let len = core::ptr::addr_of!(END).offset_from(start) as usize;
+                core::slice::from_raw_parts(start, len)
+            }
+        }
+    };
+}
+
+/// Anonymous memory backing guest RAM, unmapped on drop.
+pub struct GuestMem {
+    pub ptr: *mut u8,
+    pub size: usize,
+}
+
+impl GuestMem {
+    pub fn new(size: usize) -> Result<Self, String> {
+        // SAFETY: a fresh private anonymous mapping.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Self { ptr: ptr.cast(), size })
+    }
+
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.size);
+        // SAFETY: in bounds of the mapping.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
+    }
+
+    pub fn read_u64(&self, offset: usize) -> u64 {
+        assert!(offset + 8 <= self.size);
+        // SAFETY: in bounds; the guest may write concurrently, hence volatile.
+        unsafe { self.ptr.add(offset).cast::<u64>().read_volatile() }
+    }
+
+    pub fn write_u64(&self, offset: usize, v: u64) {
+        assert!(offset + 8 <= self.size);
+        // SAFETY: in bounds.
+        unsafe { self.ptr.add(offset).cast::<u64>().write_volatile(v) };
+    }
+}
+
+impl Drop for GuestMem {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.size) };
+    }
+}
+
+/// A VM with one memslot of RAM at `MEM_BASE` holding the guest code at its start.
+pub struct TestVm {
+    pub kvm: Kvm,
+    pub vm: VmFd,
+    pub mem: GuestMem,
+}
+
+pub fn kvm() -> Result<Kvm, String> {
+    Kvm::new_with_path(c"/dev/rkvm").map_err(|e| format!("open /dev/rkvm: {e}"))
+}
+
+impl TestVm {
+    pub fn new(mem_size: usize, code: &[u8]) -> Result<Self, String> {
+        let kvm = kvm()?;
+        let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+        let mem = GuestMem::new(mem_size)?;
+        mem.write(0, code);
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: MEM_BASE,
+            memory_size: mem_size as u64,
+            userspace_addr: mem.ptr as u64,
+        };
+        // SAFETY: the region's memory outlives the VM (dropped after `vm` in field order... the
+        // VM fd closes first, since `vm` is declared before `mem`).
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
+        Ok(Self { kvm, vm, mem })
+    }
+
+    /// Creates vCPU `id`, initialised with PSCI 0.2 (plus `extra` feature bits), at PC `pc`.
+    pub fn vcpu(&self, id: u64, pc: u64, extra: u32) -> Result<VcpuFd, String> {
+        let vcpu = self.vm.create_vcpu(id).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+        let mut init = kvm_vcpu_init::default();
+        self.vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
+        init.features[0] |= (1 << KVM_ARM_VCPU_PSCI_0_2) | extra;
+        vcpu.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
+        set_reg(&vcpu, core_reg_pc(), pc)?;
+        Ok(vcpu)
+    }
+}
+
+/// ONE_REG id of a core register at u32-word offset `off` in `struct kvm_regs`.
+pub const fn core_reg(off: u64, size_u128: bool) -> u64 {
+    0x6000_0000_0000_0000 | if size_u128 { 0x0040_0000_0000_0000 } else { 0x0030_0000_0000_0000 }
+        | 0x0010_0000 | off
+}
+pub const fn core_reg_x(n: u64) -> u64 {
+    core_reg(n * 2, false)
+}
+pub const fn core_reg_pc() -> u64 {
+    core_reg(64, false)
+}
+pub const fn core_reg_pstate() -> u64 {
+    core_reg(66, false)
+}
+pub const fn core_reg_v(n: u64) -> u64 {
+    core_reg(84 + n * 4, true)
+}
+/// ONE_REG id of a system register.
+pub const fn sys_reg(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64) -> u64 {
+    0x6030_0000_0013_0000 | (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
+}
+
+pub fn set_reg(vcpu: &VcpuFd, id: u64, v: u64) -> Result<(), String> {
+    vcpu.set_one_reg(id, &v.to_le_bytes()).map(|_| ()).map_err(|e| format!("SET_ONE_REG {id:#x}: {e}"))
+}
+
+pub fn get_reg(vcpu: &VcpuFd, id: u64) -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    vcpu.get_one_reg(id, &mut b).map_err(|e| format!("GET_ONE_REG {id:#x}: {e}"))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// What a guest run ended with, owned (so the vCPU can be borrowed again).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    MmioWrite(u64, Vec<u8>),
+    MmioRead(u64, usize),
+    SystemEvent(u32),
+    Other(String),
+}
+
+/// Runs until an exit; MMIO reads are answered with `read_value` (little-endian).
+pub fn run(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, String> {
+    match vcpu.run().map_err(|e| format!("KVM_RUN: {e}"))? {
+        VcpuExit::MmioWrite(addr, data) => Ok(Exit::MmioWrite(addr, data.to_vec())),
+        VcpuExit::MmioRead(addr, data) => {
+            let len = data.len();
+            data.copy_from_slice(&read_value.to_le_bytes()[..len]);
+            Ok(Exit::MmioRead(addr, len))
+        }
+        VcpuExit::SystemEvent(kind, _) => Ok(Exit::SystemEvent(kind)),
+        other => Ok(Exit::Other(format!("{other:?}"))),
+    }
+}
+
+/// Runs until the guest writes a u64 to MMIO; returns (address, value).
+pub fn run_to_write(vcpu: &mut VcpuFd) -> Result<(u64, u64), String> {
+    match run(vcpu, 0)? {
+        Exit::MmioWrite(addr, data) => {
+            let mut b = [0u8; 8];
+            b[..data.len()].copy_from_slice(&data);
+            Ok((addr, u64::from_le_bytes(b)))
+        }
+        other => Err(format!("expected an MMIO write, got {other:?}")),
+    }
+}
