@@ -13,7 +13,7 @@
 #   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
-# Console logs go to out/logs/.
+# Console logs go to out/logs/ (or $RKVM_OUT/logs).
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -23,7 +23,7 @@ RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-600}
 image=$(kernel_build_dir test)/arch/arm64/boot/Image
 [ -f "$image" ] || die "no kernel image at $image (run 'make test-kernel')"
 [ -f "$RKVM_TOP/rkvm.ko" ] || die "no rkvm.ko (run 'make')"
-outdir=$RKVM_TOP/out; logdir=$outdir/logs
+outdir=${RKVM_OUT:-$RKVM_TOP/out}; logdir=$outdir/logs
 mkdir -p "$logdir"
 initrd=$outdir/initramfs.cpio.gz
 "$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
