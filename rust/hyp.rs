@@ -41,7 +41,7 @@ pub(crate) fn backend() -> Backend {
 /// Invalidates every TLB entry of the VM with VTTBR `vttbr`, on all CPUs.
 pub(crate) fn tlb_flush_vmid(vttbr: u64) {
     match backend() {
-        Backend::Vhe => vhe::tlb_flush(vttbr, vhe::TlbScope::Vmid),
+        Backend::Vhe => vhe::tlb_flush_vmid(vttbr),
         // VMs are refused on nVHE hosts until the nVHE world switch exists (vm.rs), so no
         // VM has TLB entries to invalidate there.
         Backend::Nvhe => {}

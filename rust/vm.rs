@@ -22,6 +22,7 @@ use crate::{
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
+        regs::SysReg,
         traps,
         vmid::VmidSet,
     },
@@ -55,8 +56,8 @@ pub(crate) fn init() {
 }
 
 /// `sys_reg()` encodings of the ID registers the stage-2 set-up reads.
-const ID_AA64MMFR0_EL1: u32 = (3 << 19) | (7 << 8);
-const ID_AA64MMFR1_EL1: u32 = (3 << 19) | (7 << 8) | (1 << 5);
+const ID_AA64MMFR0_EL1: u32 = SysReg::new(3, 0, 0, 7, 0).encoding();
+const ID_AA64MMFR1_EL1: u32 = SysReg::new(3, 0, 0, 7, 1).encoding();
 
 /// The largest IPA size rkvm offers on this host.
 pub(crate) fn max_ipa_bits() -> u32 {
@@ -92,8 +93,8 @@ impl IdRegs {
     fn new() -> Self {
         let mut regs = [0; 56];
         for &(crm, op2) in KNOWN_ID_REGS {
-            let enc = (3 << 19) | (u32::from(crm) << 8) | (u32::from(op2) << 5);
-            regs[Self::index(crm, op2)] = idregs::guest_view(crm, op2, read_sanitised_id_reg(enc));
+            let host = read_sanitised_id_reg(SysReg::new(3, 0, 0, crm, op2).encoding());
+            regs[Self::index(crm, op2)] = idregs::guest_view(crm, op2, host);
         }
         Self(regs)
     }

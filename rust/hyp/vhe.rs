@@ -189,21 +189,14 @@ unsafe fn save_guest_el1(ctx: &mut VcpuContext) {
     }
 }
 
-/// What a stage-2 TLB invalidation covers.
-#[derive(Clone, Copy)]
-pub(crate) enum TlbScope {
-    /// Every stage-1 and stage-2 entry of the VMID.
-    Vmid,
-    /// The stage-2 entry of one IPA, plus stage-1 entries that may have cached it.
-    Ipa(u64),
-}
-
-/// Invalidates stage-2 TLB entries of the VM whose VTTBR is `vttbr`, on all CPUs.
+/// Invalidates every stage-1 and stage-2 TLB entry of the VM whose VTTBR is `vttbr`, on
+/// all CPUs. rkvm unmaps in batches (`mmu.rs`), so a VMID-wide invalidation per batch is
+/// cheaper than one per page.
 ///
-/// KVM counterpart: `__kvm_tlb_flush_vmid{,_ipa}` in `vhe/tlb.c`. TLBIs by VMID act on
+/// KVM counterpart: `__kvm_tlb_flush_vmid` in `vhe/tlb.c`. TLBIs by VMID act on
 /// the VMID in VTTBR_EL2 and, with HCR_EL2.TGE set, would target the host's EL2&0
 /// regime instead, so both are switched for the duration, with interrupts masked.
-pub(crate) fn tlb_flush(vttbr: u64, scope: TlbScope) {
+pub(crate) fn tlb_flush_vmid(vttbr: u64) {
     let _irqs = kernel::interrupt::local_interrupt_disable();
     // SAFETY: VHE host at EL2 with interrupts masked; HCR_EL2 and VTTBR_EL2 are restored
     // before interrupts come back, and no guest runs on this CPU meanwhile.
@@ -215,21 +208,7 @@ pub(crate) fn tlb_flush(vttbr: u64, scope: TlbScope) {
         sysreg::vttbr_el2::write(vttbr);
         sysreg::hcr_el2::write(hcr & !traps::hcr::TGE);
         isb();
-        match scope {
-            TlbScope::Vmid => {
-                core::arch::asm!("tlbi vmalls12e1is", "dsb ish", options(nostack));
-            }
-            TlbScope::Ipa(ipa) => {
-                core::arch::asm!(
-                    "tlbi ipas2e1is, {0}",
-                    "dsb ish",
-                    "tlbi vmalle1is",
-                    "dsb ish",
-                    in(reg) ipa >> 12,
-                    options(nostack)
-                );
-            }
-        }
+        core::arch::asm!("tlbi vmalls12e1is", "dsb ish", options(nostack));
         isb();
         sysreg::hcr_el2::write(hcr);
         sysreg::vttbr_el2::write(old_vttbr);

@@ -61,11 +61,13 @@ impl Esr {
         Ec::from_raw(((self.0 >> 26) & 0x3f) as u8)
     }
 
+    #[cfg(test)]
     /// The raw class, for logs and `kvm_run.hw.hardware_exit_reason`.
     pub(crate) const fn ec_raw(self) -> u8 {
         ((self.0 >> 26) & 0x3f) as u8
     }
 
+    #[cfg(test)]
     /// `IL`: the trapped instruction was 32 bits wide (always, for AArch64 guests).
     pub(crate) const fn il32(self) -> bool {
         self.0 & (1 << 25) != 0
@@ -113,6 +115,7 @@ impl Esr {
         }
     }
 
+    #[cfg(test)]
     /// Decodes the syndrome of a trapped `WFI`/`WFE` (EC 0x01).
     pub(crate) const fn wfx(self) -> Wfx {
         match self.iss() & 3 {
@@ -124,6 +127,7 @@ impl Esr {
     }
 }
 
+#[cfg(test)]
 /// Which wait instruction trapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wfx {
@@ -200,6 +204,7 @@ pub(crate) struct SysRegAccess {
 }
 
 impl SysRegAccess {
+    #[cfg(test)]
     /// The register's encoding packed like the kernel's `sys_reg(op0, op1, crn, crm, op2)`.
     pub(crate) const fn encoding(&self) -> u32 {
         ((self.op0 as u32) << 19)

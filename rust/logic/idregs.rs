@@ -38,9 +38,11 @@ const fn fields(lsbs: &[u32]) -> u64 {
 pub(crate) const ID_PFR0_EL1: (u8, u8) = (1, 0);
 pub(crate) const ID_PFR1_EL1: (u8, u8) = (1, 1);
 pub(crate) const ID_DFR0_EL1: (u8, u8) = (1, 2);
+#[cfg(test)]
 pub(crate) const ID_AFR0_EL1: (u8, u8) = (1, 3);
 pub(crate) const ID_MMFR4_EL1: (u8, u8) = (2, 6);
 pub(crate) const ID_PFR2_EL1: (u8, u8) = (3, 4);
+#[cfg(test)]
 pub(crate) const ID_DFR1_EL1: (u8, u8) = (3, 5);
 pub(crate) const ID_AA64PFR0_EL1: (u8, u8) = (4, 0);
 pub(crate) const ID_AA64PFR1_EL1: (u8, u8) = (4, 1);

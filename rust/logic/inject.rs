@@ -12,6 +12,7 @@
 /// `PSTATE.M[3:0]` and `PSTATE.nRW` (bit 4).
 const PSR_MODE_MASK: u64 = 0xf;
 const PSR_MODE32: u64 = 1 << 4;
+#[cfg(test)]
 const PSR_MODE_EL0T: u64 = 0b0000;
 const PSR_MODE_EL1T: u64 = 0b0100;
 const PSR_MODE_EL1H: u64 = 0b0101;

@@ -51,6 +51,7 @@ pub(crate) const fn kvm_iowr(nr: u32, size: usize) -> u32 {
     ioc(Dir::ReadWrite, KVMIO, nr, size)
 }
 
+#[cfg(test)]
 /// The type byte of a command (`_IOC_TYPE`).
 pub(crate) const fn ioc_type(cmd: u32) -> u32 {
     (cmd >> TYPESHIFT) & ((1 << TYPEBITS) - 1)

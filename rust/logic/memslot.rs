@@ -134,16 +134,19 @@ pub(crate) struct Memslots {
 }
 
 impl Memslots {
+    #[cfg(test)]
     /// An empty set.
     pub(crate) const fn new() -> Self {
         Self { slots: [Memslot::EMPTY; MAX_SLOTS], len: 0 }
     }
 
+    #[cfg(test)]
     /// Number of slots in use.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(test)]
     /// The slots in ascending guest-physical order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Memslot> {
         self.used().iter()

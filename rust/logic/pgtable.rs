@@ -114,6 +114,7 @@ impl Desc {
     const SH_INNER: u64 = 0b11 << 8;
     /// Access flag, bit 10: set up front since rkvm does not track page ageing.
     const AF: u64 = 1 << 10;
+    #[cfg(test)]
     /// XN[1:0], bits [54:53]; 0b10 forbids execution at EL1 and EL0.
     const XN_MASK: u64 = 0b11 << 53;
     const XN_ALL: u64 = 0b10 << 53;
@@ -152,6 +153,7 @@ impl Desc {
         self.0 & ADDR_MASK
     }
 
+    #[cfg(test)]
     /// The permissions of a page descriptor; any XN encoding other than 0b00 counts as
     /// not executable, since rkvm never distinguishes EL0 from EL1 execution.
     pub(crate) const fn prot(self) -> Prot {

@@ -30,12 +30,17 @@ pub(crate) const FN_SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 pub(crate) const SUCCESS: u64 = 0;
 pub(crate) const NOT_SUPPORTED: u64 = -1i64 as u64;
 pub(crate) const INVALID_PARAMETERS: u64 = -2i64 as u64;
+#[cfg(test)]
 pub(crate) const DENIED: u64 = -3i64 as u64;
 pub(crate) const ALREADY_ON: u64 = -4i64 as u64;
 pub(crate) const ON_PENDING: u64 = -5i64 as u64;
+#[cfg(test)]
 pub(crate) const INTERNAL_FAILURE: u64 = -6i64 as u64;
+#[cfg(test)]
 pub(crate) const NOT_PRESENT: u64 = -7i64 as u64;
+#[cfg(test)]
 pub(crate) const DISABLED: u64 = -8i64 as u64;
+#[cfg(test)]
 pub(crate) const INVALID_ADDRESS: u64 = -9i64 as u64;
 
 /// PSCI 1.0 as `PSCI_VERSION` returns it (major << 16 | minor): every function of

@@ -294,6 +294,7 @@ pub(crate) const fn fw_id(index: u16) -> u64 {
     KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW | index as u64
 }
 
+#[cfg(test)]
 /// Number of core registers in the register list: x0..x30, sp, pc, pstate, sp_el1,
 /// elr_el1, five SPSRs, v0..v31, fpsr and fpcr.
 pub(crate) const CORE_REG_COUNT: usize = 31 + 3 + 2 + 5 + 32 + 2;

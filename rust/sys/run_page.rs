@@ -10,10 +10,7 @@ use core::ptr::{addr_of, addr_of_mut};
 use kernel::{mm::virt::VmaNew, page::Page, prelude::*};
 
 /// Exit reasons rkvm reports (`KVM_EXIT_*`).
-pub(crate) use bindings::{
-    KVM_EXIT_FAIL_ENTRY, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_MMIO,
-    KVM_EXIT_SYSTEM_EVENT,
-};
+pub(crate) use bindings::{KVM_EXIT_INTR, KVM_EXIT_MMIO, KVM_EXIT_SYSTEM_EVENT};
 
 /// One zeroed page holding a `struct kvm_run`.
 ///
@@ -94,29 +91,5 @@ impl RunPage {
             field!(self.__bindgen_anon_1.system_event.__bindgen_anon_1.data[0]).write_volatile(flags);
         }
         self.set_exit_reason(KVM_EXIT_SYSTEM_EVENT);
-    }
-
-    /// Fills `fail_entry` (`KVM_EXIT_FAIL_ENTRY`).
-    pub(crate) fn set_fail_entry(&self, reason: u64, cpu: u32) {
-        // SAFETY: valid, aligned fields of the live page.
-        unsafe {
-            field!(self.__bindgen_anon_1.fail_entry.hardware_entry_failure_reason).write_volatile(reason);
-            field!(self.__bindgen_anon_1.fail_entry.cpu).write_volatile(cpu);
-        }
-        self.set_exit_reason(KVM_EXIT_FAIL_ENTRY);
-    }
-
-    /// Fills `internal` (`KVM_EXIT_INTERNAL_ERROR`) with a sub-error and up to 16 words.
-    pub(crate) fn set_internal_error(&self, suberror: u32, data: &[u64]) {
-        let n = data.len().min(16);
-        // SAFETY: valid, aligned fields of the live page; `n` <= the array length.
-        unsafe {
-            field!(self.__bindgen_anon_1.internal.suberror).write_volatile(suberror);
-            field!(self.__bindgen_anon_1.internal.ndata).write_volatile(n as u32);
-            for (i, word) in data.iter().take(n).enumerate() {
-                field!(self.__bindgen_anon_1.internal.data[i]).write_volatile(*word);
-            }
-        }
-        self.set_exit_reason(KVM_EXIT_INTERNAL_ERROR);
     }
 }
