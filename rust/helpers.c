@@ -77,6 +77,11 @@ unsigned long rkvm_task_size(void)
 	return TASK_SIZE;
 }
 
+void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops)
+{
+	preempt_notifier_init(notifier, ops);
+}
+
 unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();

@@ -38,17 +38,36 @@ const _: () = assert!(sys::KVM_API_VERSION as i32 == logic::ioctl::API_VERSION);
 #[pin_data(PinnedDrop)]
 struct Rkvm {
     backend: logic::cpufeature::Backend,
+    // Dropped before `_globals` (declaration order), initialised after it.
     #[pin]
     _dev: MiscDeviceRegistration<dev::RkvmDev>,
+    _globals: Globals,
+}
+
+/// Module-wide state that must exist before `/dev/rkvm` does and outlive it.
+struct Globals;
+
+impl Globals {
+    fn new() -> Self {
+        vm::init();
+        // The vCPU threads' preempt notifiers fire only while this count is held.
+        sys::preempt::notifiers_enable();
+        Self
+    }
+}
+
+impl Drop for Globals {
+    fn drop(&mut self) {
+        sys::preempt::notifiers_disable();
+        vm::exit();
+    }
 }
 
 impl kernel::InPlaceModule for Rkvm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             backend: hyp::select_backend()?,
-            _: {
-                vm::init();
-            },
+            _globals: Globals::new(),
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
             _: {
                 pr_info!("{} backend, /dev/rkvm ready\n", backend.name());
@@ -60,6 +79,7 @@ impl kernel::InPlaceModule for Rkvm {
 #[pinned_drop]
 impl PinnedDrop for Rkvm {
     fn drop(self: Pin<&mut Self>) {
+
         pr_info!("{} backend unloaded\n", self.backend.name());
     }
 }

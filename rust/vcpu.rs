@@ -9,22 +9,28 @@
 //! this one on or query it while it runs or sleeps.
 
 use crate::{
-    hyp::context::VcpuContext,
+    hyp::context::{El1Regs, VcpuContext},
     logic::{ioctl::{self, VcpuIoctl}, mmio::MmioAccess, regs},
     sys::{self, anon_fd::FdOps, run_page::RunPage, task::FpState},
     vm::Vm,
 };
 use kernel::{
+    debugfs,
     mm::virt::VmaNew,
     new_condvar, new_mutex,
     prelude::*,
+    str::CString,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
 
 mod exit;
+mod load_put;
 mod regs_io;
 mod run;
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use load_put::LazyCell;
 
 /// `KVM_ARM_VCPU_INIT` feature bits rkvm implements.
 const FEATURE_POWER_OFF: u32 = 1 << sys::uapi::KVM_ARM_VCPU_POWER_OFF;
@@ -51,6 +57,68 @@ pub(crate) struct VcpuState {
     /// `KVM_SET_SIGNAL_MASK`: the mask applied while in `KVM_RUN`.
     pub(crate) sigmask: Option<kernel::bindings::sigset_t>,
     pub(crate) debug: DebugRegs,
+    /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
+    pub(crate) actlr: u64,
+    pub(crate) mdscr: u64,
+}
+
+/// One event counter, written by the vCPU thread and read by debugfs.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Per-vCPU event counters, shown in debugfs (`rkvm/<pid>-<vmid>/vcpu<id>`), that make
+/// the lazy switching observable.
+#[derive(Default)]
+pub(crate) struct VcpuStats {
+    pub(crate) runs: Counter,
+    pub(crate) exits: Counter,
+    pub(crate) exits_hypercall: Counter,
+    pub(crate) exits_mmio: Counter,
+    pub(crate) exits_stage2: Counter,
+    pub(crate) exits_sysreg: Counter,
+    pub(crate) exits_wfx: Counter,
+    pub(crate) exits_irq: Counter,
+    pub(crate) exits_fp: Counter,
+    pub(crate) exits_other: Counter,
+    /// `vcpu_load`s and `vcpu_put`s: each moves the guest's EL1 state into or out of a CPU.
+    pub(crate) loads: Counter,
+    pub(crate) puts: Counter,
+    /// Times the guest's FP/SIMD registers were loaded (its first FP use in a `KVM_RUN`).
+    pub(crate) fp_loads: Counter,
+}
+
+impl core::fmt::Debug for VcpuStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let rows = [
+            ("runs", &self.runs),
+            ("exits", &self.exits),
+            ("exits_hypercall", &self.exits_hypercall),
+            ("exits_mmio", &self.exits_mmio),
+            ("exits_stage2", &self.exits_stage2),
+            ("exits_sysreg", &self.exits_sysreg),
+            ("exits_wfx", &self.exits_wfx),
+            ("exits_irq", &self.exits_irq),
+            ("exits_fp", &self.exits_fp),
+            ("exits_other", &self.exits_other),
+            ("loads", &self.loads),
+            ("puts", &self.puts),
+            ("fp_loads", &self.fp_loads),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "{name} {}", value.get())?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything under `Vcpu::inner`.
@@ -75,6 +143,11 @@ pub(crate) struct Vcpu {
     /// MPIDR_EL1 at creation: the PSCI identity of the vCPU.
     pub(crate) mpidr: u64,
     pub(crate) run: RunPage,
+    /// The guest's EL1 state, switched lazily (`load_put.rs`).
+    pub(crate) lazy: LazyCell,
+    /// Event counters, shared with the debugfs file.
+    #[pin]
+    pub(crate) stats: debugfs::Scope<VcpuStats>,
     #[pin]
     pub(crate) inner: Mutex<VcpuInner>,
     #[pin]
@@ -85,14 +158,19 @@ pub(crate) struct Vcpu {
 }
 
 impl Vcpu {
-    /// A new, uninitialised vCPU `id`.
-    pub(crate) fn new(id: u32) -> Result<Arc<Self>> {
+    /// A new, uninitialised vCPU `id`, with its counters in `dir`.
+    pub(crate) fn new(id: u32, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
+        let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
                 mpidr: affinity,
                 run: RunPage::new()?,
+                lazy: LazyCell::new(),
+                stats <- dir.scope(VcpuStats::default(), &name, |stats, d| {
+                    d.read_only_file(c"stats", stats)
+                }),
                 inner <- new_mutex!(VcpuInner {
                     fp: FpState::default(),
                     state: VcpuState {
@@ -101,6 +179,8 @@ impl Vcpu {
                         pending_mmio: None,
                         sigmask: None,
                         debug: DebugRegs::default(),
+                        actlr: 0,
+                        mdscr: 0,
                     },
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power::default(), "Vcpu::power"),
@@ -133,6 +213,10 @@ impl Vcpu {
         inner.state.ctx = VcpuContext::reset(mpidr);
         inner.state.pending_mmio = None;
         inner.state.debug = DebugRegs::default();
+        inner.state.actlr = 0;
+        inner.state.mdscr = 0;
+        // SAFETY: `inner` is held and no `KVM_RUN` is in progress, so nothing is loaded.
+        unsafe { self.lazy.get() }.el1 = El1Regs::reset();
         inner.state.features = Some(features);
         let mut power = self.power.lock();
         power.off = features & FEATURE_POWER_OFF != 0;

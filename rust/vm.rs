@@ -31,8 +31,9 @@ use crate::{
     vcpu::{Vcpu, VcpuFile},
 };
 use kernel::{
-    new_mutex,
+    debugfs, new_mutex,
     prelude::*,
+    str::CString,
     sync::{
         atomic::{Atomic, Relaxed},
         Arc, ArcBorrow, Mutex,
@@ -48,11 +49,26 @@ kernel::sync::global_lock! {
     unsafe(uninit) static VMIDS: Mutex<VmidSet> = VmidSet::new(8);
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: initialised in `init()`, as `VMIDS`.
+    unsafe(uninit) static DEBUGFS: Mutex<Option<debugfs::Dir>> = None;
+}
+
 /// Module-load set-up of VM-wide state.
 pub(crate) fn init() {
     // SAFETY: called once, from the module initialiser.
-    unsafe { VMIDS.init() };
+    unsafe {
+        VMIDS.init();
+        DEBUGFS.init();
+    }
     VMIDS.lock().set_bits(traps::vmid_bits(read_sanitised_id_reg(ID_AA64MMFR1_EL1)));
+    *DEBUGFS.lock() = Some(debugfs::Dir::new(c"rkvm"));
+}
+
+/// Module-unload tear-down: removes the debugfs root (every VM is gone by then, since
+/// their files pin the module).
+pub(crate) fn exit() {
+    DEBUGFS.lock().take();
 }
 
 /// `sys_reg()` encodings of the ID registers the stage-2 set-up reads.
@@ -134,6 +150,8 @@ pub(crate) struct Vm {
     _vmid: Vmid,
     #[pin]
     pub(crate) vcpus: Mutex<KVec<Arc<Vcpu>>>,
+    /// `rkvm/<pid>-<vmid>` in debugfs: the vCPUs' counters.
+    debug_dir: debugfs::Dir,
 }
 
 impl Vm {
@@ -148,6 +166,11 @@ impl Vm {
             ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
         let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;
         let vmid = Vmid(VMIDS.lock().alloc().ok_or(ENOSPC)?);
+        let name = CString::try_from_fmt(fmt!("{}-{}", current!().tgid(), vmid.0))?;
+        let debug_dir = match &*DEBUGFS.lock() {
+            Some(root) => root.subdir(&name),
+            None => return Err(ENODEV),
+        };
         let mmu = Mmu::new(geometry, vmid.0)?;
         let vttbr = mmu.vttbr();
         let vtcr = traps::vtcr(
@@ -166,6 +189,7 @@ impl Vm {
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
                 vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
+                debug_dir,
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -204,7 +228,7 @@ impl Vm {
         if id >= MAX_VCPUS {
             return Err(EINVAL);
         }
-        let vcpu = Vcpu::new(id)?;
+        let vcpu = Vcpu::new(id, &self.debug_dir)?;
         {
             let mut vcpus = self.vcpus.lock();
             if vcpus.len() >= MAX_VCPUS as usize {

@@ -2,9 +2,13 @@
 
 //! A vCPU's architectural state as the world switch saves and restores it.
 //!
-//! KVM counterpart: `struct kvm_cpu_context` (`asm/kvm_host.h`). The general-purpose
-//! registers come first in a `#[repr(C)]` block whose layout `arch/arm64/hyp/entry.S`
-//! hard-codes; the asserts below keep the two in step.
+//! KVM counterpart: `struct kvm_cpu_context` (`asm/kvm_host.h`). The state is split by
+//! when it moves:
+//! - [`VcpuContext`]: switched on every entry and exit (GPRs, PC, PSTATE). The GPR block
+//!   is `#[repr(C)]` with a layout `arch/arm64/hyp/entry.S` hard-codes; the asserts below
+//!   keep the two in step.
+//! - [`El1Regs`]: the guest's EL1 and EL0-thread registers, switched lazily, in
+//!   `vcpu_load`/`vcpu_put` (see `hyp/vhe.rs` and `vcpu/load_put.rs`).
 
 use crate::logic::regs::El1Reg;
 use core::mem::offset_of;
@@ -20,19 +24,14 @@ pub(crate) struct GuestGprs {
 const _: () = assert!(offset_of!(GuestGprs, x) == 0);
 const _: () = assert!(offset_of!(GuestGprs, sp_el0) == 31 * 8);
 
-/// Everything of a vCPU's register state except FP/SIMD (kept in the kernel-mode FP area).
+/// The state switched on every guest entry and exit.
 #[derive(Clone, Copy)]
 pub(crate) struct VcpuContext {
     pub(crate) gprs: GuestGprs,
     pub(crate) pc: u64,
     pub(crate) pstate: u64,
-    pub(crate) sp_el1: u64,
-    pub(crate) elr_el1: u64,
-    /// SPSR_EL1 and the four AArch32 banked SPSRs of `struct kvm_regs` (kept for ONE_REG).
-    pub(crate) spsr: [u64; 5],
-    pub(crate) sys: [u64; El1Reg::COUNT],
-    pub(crate) vtimer_ctl: u64,
-    pub(crate) vtimer_cval: u64,
+    /// The four AArch32 banked SPSRs of `struct kvm_regs` (kept for ONE_REG only).
+    pub(crate) spsr_aa32: [u64; 4],
     /// MPIDR_EL1 the guest reads (through VMPIDR_EL2).
     pub(crate) mpidr: u64,
     /// A virtual SError is to be delivered on the next entry.
@@ -42,20 +41,11 @@ pub(crate) struct VcpuContext {
 impl VcpuContext {
     /// The architectural reset state for a vCPU with MPIDR `mpidr`.
     pub(crate) fn reset(mpidr: u64) -> Self {
-        let mut sys = [0; El1Reg::COUNT];
-        for reg in El1Reg::ALL {
-            sys[reg as usize] = reg.reset_value();
-        }
         Self {
             gprs: GuestGprs::default(),
             pc: 0,
             pstate: crate::logic::regs::RESET_PSTATE,
-            sp_el1: 0,
-            elr_el1: 0,
-            spsr: [0; 5],
-            sys,
-            vtimer_ctl: 0,
-            vtimer_cval: 0,
+            spsr_aa32: [0; 4],
             mpidr,
             pending_vserror: false,
         }
@@ -72,15 +62,28 @@ impl VcpuContext {
             *r = v;
         }
     }
+}
 
-    /// An EL1 system register.
-    pub(crate) fn sys(&self, r: El1Reg) -> u64 {
-        self.sys[r as usize]
-    }
+/// The guest's EL1 and EL0-thread system registers, its EL1 banked registers and its
+/// virtual timer, as saved outside the CPU.
+#[derive(Clone, Copy)]
+pub(crate) struct El1Regs {
+    pub(crate) sys: [u64; El1Reg::COUNT],
+    pub(crate) sp_el1: u64,
+    pub(crate) elr_el1: u64,
+    pub(crate) spsr_el1: u64,
+    pub(crate) vtimer_ctl: u64,
+    pub(crate) vtimer_cval: u64,
+}
 
-    /// Sets an EL1 system register.
-    pub(crate) fn set_sys(&mut self, r: El1Reg, v: u64) {
-        self.sys[r as usize] = v;
+impl El1Regs {
+    /// Reset values.
+    pub(crate) fn reset() -> Self {
+        let mut sys = [0; El1Reg::COUNT];
+        for reg in El1Reg::ALL {
+            sys[reg as usize] = reg.reset_value();
+        }
+        Self { sys, sp_el1: 0, elr_el1: 0, spsr_el1: 0, vtimer_ctl: 0, vtimer_cval: 0 }
     }
 }
 
@@ -121,8 +124,8 @@ impl Exit {
     }
 }
 
-/// What a VM contributes to each entry: its stage-2 and timer configuration.
-#[derive(Clone, Copy, Debug)]
+/// What a VM contributes to a vCPU load: its stage-2 and timer configuration.
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct VmRegs {
     pub(crate) vttbr: u64,
     pub(crate) vtcr: u64,

@@ -4,12 +4,12 @@
 //!
 //! KVM counterpart: `arch/arm64/kvm/hyp/vhe/switch.c` (`__kvm_vcpu_run_vhe`), `vhe/tlb.c`
 //! and `vhe/sysreg-sr.c`. The host uses none of the EL1 registers, so the guest's EL1
-//! state is loaded through the `_EL12` aliases with nothing of the host's to save; the
-//! host state that the guest can change is only the EL0 thread registers and the EL2
-//! controls that configure the guest.
+//! state is loaded through the `_EL12` aliases with nothing of the host's to save, and
+//! only when the vCPU thread arrives on a CPU ([`load`]) or leaves it ([`put`]), not on
+//! every entry ([`run`]). This is the design of "Optimize KVM/ARM for VHE systems".
 
 use super::{
-    context::{Exit, ExitCode, VcpuContext, VmRegs},
+    context::{El1Regs, Exit, ExitCode, VcpuContext, VmRegs},
     sysreg::{self, isb},
 };
 use crate::logic::{regs::El1Reg, traps};
@@ -31,54 +31,234 @@ pub(crate) fn init() {
     unsafe { __rkvm_host_vbar = sysreg::vbar_el2::read() };
 }
 
-/// The host state a guest entry changes, restored on exit.
-struct HostState {
-    hcr: u64,
-    cptr: u64,
-    mdcr: u64,
-    cnthctl: u64,
-    vbar: u64,
+/// Host registers a vCPU load replaces, restored by the matching put.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct HostSaved {
     tpidr_el0: u64,
     tpidrro_el0: u64,
+    mdcr: u64,
+    cnthctl: u64,
 }
 
-/// Runs the guest once, until it takes an exception to EL2.
+/// A vCPU's lazily switched state: its EL1 registers and what it needs loaded.
+pub(crate) struct Lazy {
+    /// The saved copy; stale for registers in the CPU while `loaded`.
+    pub(crate) el1: El1Regs,
+    /// Stage 2 and counter offset of the VM, and the vCPU's MPIDR, set by `KVM_RUN`.
+    pub(crate) vm: VmRegs,
+    pub(crate) mpidr: u64,
+    host: HostSaved,
+    /// The guest's registers are in this CPU.
+    pub(crate) loaded: bool,
+}
+
+impl Lazy {
+    pub(crate) fn new() -> Self {
+        Self {
+            el1: El1Regs::reset(),
+            vm: VmRegs::default(),
+            mpidr: 0,
+            host: HostSaved::default(),
+            loaded: false,
+        }
+    }
+}
+
+/// `vcpu_load`: puts the guest's EL1 and EL0-thread registers, stage 2, identity
+/// registers and the traps that do not change between entries into this CPU.
+///
+/// On a VHE host none of these are used by the host kernel, and the EL0 ones are the
+/// VMM thread's, which only runs again after the matching [`put`]. MDCR_EL2 and
+/// CNTHCTL_EL2 control EL0/EL1 only, so they can stay set between entries too.
+///
+/// # Safety
+///
+/// VHE host at EL2, preemption disabled, and no other vCPU loaded on this CPU.
+pub(crate) unsafe fn load(l: &mut Lazy) {
+    if l.loaded {
+        return;
+    }
+    // SAFETY: by the caller's guarantee; every host value changed here is saved in
+    // `l.host` and restored by `put` before the CPU runs anything that uses it.
+    unsafe {
+        l.host = HostSaved {
+            tpidr_el0: sysreg::tpidr_el0::read(),
+            tpidrro_el0: sysreg::tpidrro_el0::read(),
+            mdcr: sysreg::mdcr_el2::read(),
+            cnthctl: sysreg::cnthctl_el2::read(),
+        };
+        let g = &l.el1;
+        sysreg::sctlr_el12::write(g.sys[El1Reg::Sctlr as usize]);
+        sysreg::cpacr_el12::write(g.sys[El1Reg::Cpacr as usize]);
+        sysreg::ttbr0_el12::write(g.sys[El1Reg::Ttbr0 as usize]);
+        sysreg::ttbr1_el12::write(g.sys[El1Reg::Ttbr1 as usize]);
+        sysreg::tcr_el12::write(g.sys[El1Reg::Tcr as usize]);
+        sysreg::esr_el12::write(g.sys[El1Reg::Esr as usize]);
+        sysreg::afsr0_el12::write(g.sys[El1Reg::Afsr0 as usize]);
+        sysreg::afsr1_el12::write(g.sys[El1Reg::Afsr1 as usize]);
+        sysreg::far_el12::write(g.sys[El1Reg::Far as usize]);
+        sysreg::mair_el12::write(g.sys[El1Reg::Mair as usize]);
+        sysreg::amair_el12::write(g.sys[El1Reg::Amair as usize]);
+        sysreg::vbar_el12::write(g.sys[El1Reg::Vbar as usize]);
+        sysreg::contextidr_el12::write(g.sys[El1Reg::Contextidr as usize]);
+        sysreg::cntkctl_el12::write(g.sys[El1Reg::Cntkctl as usize]);
+        sysreg::tpidr_el1::write(g.sys[El1Reg::Tpidr as usize]);
+        sysreg::par_el1::write(g.sys[El1Reg::Par as usize]);
+        sysreg::csselr_el1::write(g.sys[El1Reg::Csselr as usize]);
+        sysreg::tpidr_el0::write(g.sys[El1Reg::TpidrEl0 as usize]);
+        sysreg::tpidrro_el0::write(g.sys[El1Reg::TpidrroEl0 as usize]);
+        sysreg::sp_el1::write(g.sp_el1);
+        sysreg::elr_el12::write(g.elr_el1);
+        sysreg::spsr_el12::write(g.spsr_el1);
+        sysreg::cntv_cval_el02::write(g.vtimer_cval);
+        sysreg::cntv_ctl_el02::write(g.vtimer_ctl);
+
+        sysreg::vttbr_el2::write(l.vm.vttbr);
+        sysreg::vtcr_el2::write(l.vm.vtcr);
+        sysreg::cntvoff_el2::write(l.vm.cntvoff);
+        sysreg::vpidr_el2::write(sysreg::midr_el1());
+        sysreg::vmpidr_el2::write(l.mpidr);
+        sysreg::mdcr_el2::write(traps::guest_mdcr(l.host.mdcr));
+        sysreg::cnthctl_el2::write(traps::guest_cnthctl_vhe(l.host.cnthctl));
+        isb();
+    }
+    l.loaded = true;
+}
+
+/// `vcpu_put`: saves the guest's registers back and gives the CPU back to the host.
+///
+/// # Safety
+///
+/// VHE host at EL2, preemption disabled, on the CPU where `l` was loaded.
+pub(crate) unsafe fn put(l: &mut Lazy) {
+    if !l.loaded {
+        return;
+    }
+    // SAFETY: by the caller's guarantee the CPU holds this vCPU's registers.
+    unsafe {
+        let g = &mut l.el1;
+        g.sys[El1Reg::Sctlr as usize] = sysreg::sctlr_el12::read();
+        g.sys[El1Reg::Cpacr as usize] = sysreg::cpacr_el12::read();
+        g.sys[El1Reg::Ttbr0 as usize] = sysreg::ttbr0_el12::read();
+        g.sys[El1Reg::Ttbr1 as usize] = sysreg::ttbr1_el12::read();
+        g.sys[El1Reg::Tcr as usize] = sysreg::tcr_el12::read();
+        g.sys[El1Reg::Esr as usize] = sysreg::esr_el12::read();
+        g.sys[El1Reg::Afsr0 as usize] = sysreg::afsr0_el12::read();
+        g.sys[El1Reg::Afsr1 as usize] = sysreg::afsr1_el12::read();
+        g.sys[El1Reg::Far as usize] = sysreg::far_el12::read();
+        g.sys[El1Reg::Mair as usize] = sysreg::mair_el12::read();
+        g.sys[El1Reg::Amair as usize] = sysreg::amair_el12::read();
+        g.sys[El1Reg::Vbar as usize] = sysreg::vbar_el12::read();
+        g.sys[El1Reg::Contextidr as usize] = sysreg::contextidr_el12::read();
+        g.sys[El1Reg::Cntkctl as usize] = sysreg::cntkctl_el12::read();
+        g.sys[El1Reg::Tpidr as usize] = sysreg::tpidr_el1::read();
+        g.sys[El1Reg::Par as usize] = sysreg::par_el1::read();
+        g.sys[El1Reg::Csselr as usize] = sysreg::csselr_el1::read();
+        g.sys[El1Reg::TpidrEl0 as usize] = sysreg::tpidr_el0::read();
+        g.sys[El1Reg::TpidrroEl0 as usize] = sysreg::tpidrro_el0::read();
+        g.sp_el1 = sysreg::sp_el1::read();
+        g.elr_el1 = sysreg::elr_el12::read();
+        g.spsr_el1 = sysreg::spsr_el12::read();
+        g.vtimer_cval = sysreg::cntv_cval_el02::read();
+        g.vtimer_ctl = sysreg::cntv_ctl_el02::read();
+        // The EL1 virtual timer keeps counting for nobody while the vCPU is out.
+        sysreg::cntv_ctl_el02::write(0);
+
+        sysreg::tpidr_el0::write(l.host.tpidr_el0);
+        sysreg::tpidrro_el0::write(l.host.tpidrro_el0);
+        sysreg::mdcr_el2::write(l.host.mdcr);
+        sysreg::cnthctl_el2::write(l.host.cnthctl);
+        isb();
+    }
+    l.loaded = false;
+}
+
+/// Reads a loaded guest EL1 register from the CPU (the exit handlers' view).
+///
+/// # Safety
+///
+/// VHE host at EL2, with this vCPU loaded on the current CPU and preemption disabled, or
+/// in the run loop (where a preemption reloads the registers before the code resumes).
+pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
+    // SAFETY: by the caller's guarantee the aliases reach the guest's registers.
+    unsafe {
+        match reg {
+            El1Reg::Sctlr => sysreg::sctlr_el12::read(),
+            El1Reg::Vbar => sysreg::vbar_el12::read(),
+            El1Reg::Esr => sysreg::esr_el12::read(),
+            El1Reg::Far => sysreg::far_el12::read(),
+            El1Reg::Tpidr => sysreg::tpidr_el1::read(),
+            _ => 0,
+        }
+    }
+}
+
+/// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn el1_write(reg: El1Reg, v: u64) {
+    // SAFETY: by the caller's guarantee the aliases reach the guest's registers.
+    unsafe {
+        match reg {
+            El1Reg::Esr => sysreg::esr_el12::write(v),
+            El1Reg::Far => sysreg::far_el12::write(v),
+            _ => {}
+        }
+    }
+}
+
+/// The loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn el1_exception_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { (sysreg::elr_el12::read(), sysreg::spsr_el12::read()) }
+}
+
+/// Sets the loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        sysreg::elr_el12::write(elr);
+        sysreg::spsr_el12::write(spsr);
+    }
+}
+
+/// Runs the loaded guest once, until it takes an exception to EL2.
+///
+/// This is the per-entry path: only the registers that must differ between host and
+/// guest while either runs are switched here (HCR_EL2, CPTR_EL2, VBAR_EL2, and the
+/// guest's PC and PSTATE); everything else was set by [`load`]. The FP/SIMD registers are
+/// the guest's only when `fp_owned`; otherwise its first FP instruction traps here
+/// (`ESR_EL2.EC` 0x07) and the caller loads them.
 ///
 /// Interrupts stay masked throughout (`_irqs`), so a host interrupt shows as an IRQ exit
 /// and is taken by the host once the caller unmasks.
-pub(crate) fn run(ctx: &mut VcpuContext, vm: &VmRegs, _irqs: &LocalInterruptDisabled) -> Exit {
-    // SAFETY: the kernel runs at EL2 (VHE backend) with interrupts masked, so no host code
-    // runs between the switch to guest state and back. Every register changed here is
-    // restored below before returning, except the guest-only ones (EL1 via _EL12 aliases,
-    // stage 2, VMPIDR/VPIDR, CNTVOFF) that the host does not use on a VHE system.
+pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptDisabled) -> Exit {
+    // SAFETY: the kernel runs at EL2 (VHE backend), the vCPU is loaded (the caller's run
+    // loop), and interrupts are masked, so no host code runs between the switch to guest
+    // controls and back. Each register changed here is restored before returning.
     unsafe {
-        let host = HostState {
-            hcr: sysreg::hcr_el2::read(),
-            cptr: sysreg::cptr_el2::read(),
-            mdcr: sysreg::mdcr_el2::read(),
-            cnthctl: sysreg::cnthctl_el2::read(),
-            vbar: sysreg::vbar_el2::read(),
-            tpidr_el0: sysreg::tpidr_el0::read(),
-            tpidrro_el0: sysreg::tpidrro_el0::read(),
-        };
+        let host_hcr = sysreg::hcr_el2::read();
+        let host_cptr = sysreg::cptr_el2::read();
+        let host_vbar = sysreg::vbar_el2::read();
 
-        load_guest_el1(ctx);
-        sysreg::vttbr_el2::write(vm.vttbr);
-        sysreg::vtcr_el2::write(vm.vtcr);
-        sysreg::cntvoff_el2::write(vm.cntvoff);
-        sysreg::vpidr_el2::write(sysreg::midr_el1());
-        sysreg::vmpidr_el2::write(ctx.mpidr);
         sysreg::elr_el2::write(ctx.pc);
         sysreg::spsr_el2::write(ctx.pstate);
-
         let mut hcr = traps::guest_hcr(true);
         if ctx.pending_vserror {
             hcr |= traps::hcr::VSE;
             ctx.pending_vserror = false;
         }
-        sysreg::cptr_el2::write(traps::guest_cptr_vhe(host.cptr));
-        sysreg::mdcr_el2::write(traps::guest_mdcr(host.mdcr));
-        sysreg::cnthctl_el2::write(traps::guest_cnthctl_vhe(host.cnthctl));
+        sysreg::cptr_el2::write(traps::guest_cptr_vhe(host_cptr, fp_owned));
         sysreg::vbar_el2::write(__rkvm_vhe_vectors.as_ptr() as u64);
         // Clearing TGE last: from here on, EL1&0 accesses mean the guest's regime.
         sysreg::hcr_el2::write(hcr);
@@ -86,8 +266,6 @@ pub(crate) fn run(ctx: &mut VcpuContext, vm: &VmRegs, _irqs: &LocalInterruptDisa
 
         let code = __rkvm_vhe_guest_enter(&mut ctx.gprs);
 
-        // The syndrome first: nothing below may take an exception, but read it while it
-        // is certainly the guest's.
         let exit = Exit {
             code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
             esr: sysreg::esr_el2::read(),
@@ -100,92 +278,12 @@ pub(crate) fn run(ctx: &mut VcpuContext, vm: &VmRegs, _irqs: &LocalInterruptDisa
             // Not yet delivered (the guest had SErrors masked): keep it pending.
             ctx.pending_vserror = true;
         }
-
         // Back to the host regime (TGE set) before anything else.
-        sysreg::hcr_el2::write(host.hcr);
-        sysreg::vbar_el2::write(host.vbar);
-        isb();
-        save_guest_el1(ctx);
-        sysreg::cptr_el2::write(host.cptr);
-        sysreg::mdcr_el2::write(host.mdcr);
-        sysreg::cnthctl_el2::write(host.cnthctl);
-        sysreg::tpidr_el0::write(host.tpidr_el0);
-        sysreg::tpidrro_el0::write(host.tpidrro_el0);
+        sysreg::hcr_el2::write(host_hcr);
+        sysreg::vbar_el2::write(host_vbar);
+        sysreg::cptr_el2::write(host_cptr);
         isb();
         exit
-    }
-}
-
-/// Loads the guest's EL1 and EL0 registers.
-///
-/// # Safety
-///
-/// VHE host at EL2, interrupts masked, and the host's EL0 thread registers saved.
-unsafe fn load_guest_el1(ctx: &VcpuContext) {
-    // SAFETY: by the caller's guarantee the _EL12 aliases reach the guest's registers and
-    // nothing of the host lives in them.
-    unsafe {
-        sysreg::sctlr_el12::write(ctx.sys(El1Reg::Sctlr));
-        sysreg::cpacr_el12::write(ctx.sys(El1Reg::Cpacr));
-        sysreg::ttbr0_el12::write(ctx.sys(El1Reg::Ttbr0));
-        sysreg::ttbr1_el12::write(ctx.sys(El1Reg::Ttbr1));
-        sysreg::tcr_el12::write(ctx.sys(El1Reg::Tcr));
-        sysreg::esr_el12::write(ctx.sys(El1Reg::Esr));
-        sysreg::afsr0_el12::write(ctx.sys(El1Reg::Afsr0));
-        sysreg::afsr1_el12::write(ctx.sys(El1Reg::Afsr1));
-        sysreg::far_el12::write(ctx.sys(El1Reg::Far));
-        sysreg::mair_el12::write(ctx.sys(El1Reg::Mair));
-        sysreg::amair_el12::write(ctx.sys(El1Reg::Amair));
-        sysreg::vbar_el12::write(ctx.sys(El1Reg::Vbar));
-        sysreg::contextidr_el12::write(ctx.sys(El1Reg::Contextidr));
-        sysreg::cntkctl_el12::write(ctx.sys(El1Reg::Cntkctl));
-        sysreg::tpidr_el1::write(ctx.sys(El1Reg::Tpidr));
-        sysreg::par_el1::write(ctx.sys(El1Reg::Par));
-        sysreg::csselr_el1::write(ctx.sys(El1Reg::Csselr));
-        sysreg::tpidr_el0::write(ctx.sys(El1Reg::TpidrEl0));
-        sysreg::tpidrro_el0::write(ctx.sys(El1Reg::TpidrroEl0));
-        sysreg::sp_el1::write(ctx.sp_el1);
-        sysreg::elr_el12::write(ctx.elr_el1);
-        sysreg::spsr_el12::write(ctx.spsr[0]);
-        sysreg::cntv_cval_el02::write(ctx.vtimer_cval);
-        sysreg::cntv_ctl_el02::write(ctx.vtimer_ctl);
-    }
-}
-
-/// Saves the guest's EL1 and EL0 registers and quiesces its virtual timer.
-///
-/// # Safety
-///
-/// VHE host at EL2, interrupts masked, right after the guest exited.
-unsafe fn save_guest_el1(ctx: &mut VcpuContext) {
-    // SAFETY: by the caller's guarantee the _EL12 aliases still hold the guest's state.
-    unsafe {
-        ctx.set_sys(El1Reg::Sctlr, sysreg::sctlr_el12::read());
-        ctx.set_sys(El1Reg::Cpacr, sysreg::cpacr_el12::read());
-        ctx.set_sys(El1Reg::Ttbr0, sysreg::ttbr0_el12::read());
-        ctx.set_sys(El1Reg::Ttbr1, sysreg::ttbr1_el12::read());
-        ctx.set_sys(El1Reg::Tcr, sysreg::tcr_el12::read());
-        ctx.set_sys(El1Reg::Esr, sysreg::esr_el12::read());
-        ctx.set_sys(El1Reg::Afsr0, sysreg::afsr0_el12::read());
-        ctx.set_sys(El1Reg::Afsr1, sysreg::afsr1_el12::read());
-        ctx.set_sys(El1Reg::Far, sysreg::far_el12::read());
-        ctx.set_sys(El1Reg::Mair, sysreg::mair_el12::read());
-        ctx.set_sys(El1Reg::Amair, sysreg::amair_el12::read());
-        ctx.set_sys(El1Reg::Vbar, sysreg::vbar_el12::read());
-        ctx.set_sys(El1Reg::Contextidr, sysreg::contextidr_el12::read());
-        ctx.set_sys(El1Reg::Cntkctl, sysreg::cntkctl_el12::read());
-        ctx.set_sys(El1Reg::Tpidr, sysreg::tpidr_el1::read());
-        ctx.set_sys(El1Reg::Par, sysreg::par_el1::read());
-        ctx.set_sys(El1Reg::Csselr, sysreg::csselr_el1::read());
-        ctx.set_sys(El1Reg::TpidrEl0, sysreg::tpidr_el0::read());
-        ctx.set_sys(El1Reg::TpidrroEl0, sysreg::tpidrro_el0::read());
-        ctx.sp_el1 = sysreg::sp_el1::read();
-        ctx.elr_el1 = sysreg::elr_el12::read();
-        ctx.spsr[0] = sysreg::spsr_el12::read();
-        ctx.vtimer_cval = sysreg::cntv_cval_el02::read();
-        ctx.vtimer_ctl = sysreg::cntv_ctl_el02::read();
-        // The EL1 virtual timer keeps counting for nobody while the vCPU is out.
-        sysreg::cntv_ctl_el02::write(0);
     }
 }
 

@@ -73,10 +73,17 @@ pub(crate) mod cptr_vhe {
     pub(crate) const TTA: u64 = 1 << 28;
 }
 
-/// CPTR_EL2 (E2H=1 layout) while the guest runs: FP/SIMD allowed (its state is loaded
-/// before entry), SVE and SME trapped (not offered to guests), trace trapped.
-pub(crate) const fn guest_cptr_vhe(host: u64) -> u64 {
-    (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK)) | cptr_vhe::FPEN_MASK | cptr_vhe::TTA
+/// CPTR_EL2 (E2H=1 layout) while the guest runs: FP/SIMD allowed once the guest's
+/// registers are in the CPU (`fp_owned`) and trapped before, so the first use loads them;
+/// SVE and SME trapped (not offered to guests); trace trapped.
+pub(crate) const fn guest_cptr_vhe(host: u64, fp_owned: bool) -> u64 {
+    let base = (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK | cptr_vhe::FPEN_MASK))
+        | cptr_vhe::TTA;
+    if fp_owned {
+        base | cptr_vhe::FPEN_MASK
+    } else {
+        base
+    }
 }
 
 /// MDCR_EL2 bits.
@@ -176,10 +183,12 @@ mod tests {
     #[test]
     fn cptr_keeps_fp_and_traps_sve() {
         let host = (1 << 20) | (3 << 16);
-        let v = guest_cptr_vhe(host);
+        let v = guest_cptr_vhe(host, true);
         assert_eq!(v & cptr_vhe::FPEN_MASK, cptr_vhe::FPEN_MASK);
         assert_eq!(v & cptr_vhe::ZEN_MASK, 0);
         assert_ne!(v & cptr_vhe::TTA, 0);
+        // Until the guest's FP registers are loaded, FP traps.
+        assert_eq!(guest_cptr_vhe(cptr_vhe::FPEN_MASK, false) & cptr_vhe::FPEN_MASK, 0);
     }
 
     #[test]

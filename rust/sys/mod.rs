@@ -10,6 +10,7 @@ pub(crate) mod anon_fd;
 pub(crate) mod cpu;
 pub(crate) mod misc;
 pub(crate) mod mm;
+pub(crate) mod preempt;
 pub(crate) mod run_page;
 pub(crate) mod task;
 

@@ -33,44 +33,64 @@ pub(crate) fn sigset_deactivate() {
     unsafe { bindings::rkvm_sigset_deactivate() };
 }
 
-/// The guest's FP/SIMD registers, held in the CPU while the vCPU thread is in `KVM_RUN`.
+/// The guest's FP/SIMD registers during one `KVM_RUN`: in memory until the guest first
+/// uses FP/SIMD, then in the CPU until `KVM_RUN` returns.
 ///
 /// Built on the kernel's kernel-mode FP/SIMD support: `kernel_neon_begin` with the
-/// vCPU's save area makes the kernel save the registers there, and restore them, whenever
-/// the thread is scheduled out and back in, so the guest's values survive preemption and
-/// migration without rkvm tracking them. The VMM's own FP state is saved by
-/// `kernel_neon_begin` and restored lazily on return to userspace.
+/// vCPU's save area saves the VMM's FP state (only then) and makes the kernel save and
+/// restore the area around every context switch and softirq use, so the guest's values
+/// survive preemption and migration without rkvm tracking them. Dropping the guard saves
+/// them back and ends the kernel-mode FP section; the VMM's own state returns lazily on
+/// the way to userspace. A guest that never touches FP/SIMD causes no save or restore.
 ///
 /// # Invariants
 ///
-/// Between `begin` and `end`, the thread's kernel-mode FP state is `*state`.
+/// While `loaded`, the thread's kernel-mode FP state is `*state`.
 pub(crate) struct GuestFp<'a> {
     // Raw, since the kernel writes the area behind our back on every context switch.
     state: NonNull<FpState>,
+    loaded: bool,
     _borrow: PhantomData<&'a mut FpState>,
 }
 
 impl<'a> GuestFp<'a> {
-    /// Loads `state` into the CPU's FP/SIMD registers for the rest of this `KVM_RUN`.
-    pub(crate) fn begin(state: &'a mut FpState) -> Self {
-        let state = NonNull::from(state);
-        // Preemption stays off until the registers hold `state`, or a context switch in
-        // between would save the VMM's leftover registers over the guest's values.
-        // SAFETY: task context; `state` outlives the guard, which calls `kernel_neon_end`.
+    /// The guest's FP/SIMD state for this `KVM_RUN`, still in memory.
+    pub(crate) fn new(state: &'a mut FpState) -> Self {
+        Self { state: NonNull::from(state), loaded: false, _borrow: PhantomData }
+    }
+
+    /// Whether the guest's registers are in the CPU.
+    pub(crate) fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Loads the guest's registers into the CPU for the rest of this `KVM_RUN`.
+    pub(crate) fn load(&mut self) {
+        if self.loaded {
+            return;
+        }
+        // Preemption stays off until the registers hold the guest's values, or a context
+        // switch in between would save the VMM's leftovers over them.
+        // SAFETY: task context; `state` outlives `self`, whose drop calls
+        // `kernel_neon_end` with the same area.
         unsafe {
             bindings::rkvm_preempt_disable();
-            bindings::kernel_neon_begin(state.as_ptr());
-            super::fpsimd_load(state.as_ptr());
+            bindings::kernel_neon_begin(self.state.as_ptr());
+            super::fpsimd_load(self.state.as_ptr());
             bindings::rkvm_preempt_enable();
         }
         // INVARIANT: `kernel_neon_begin` registered `state` as the kernel-mode FP state.
-        Self { state, _borrow: PhantomData }
+        self.loaded = true;
     }
 }
 
 impl Drop for GuestFp<'_> {
     fn drop(&mut self) {
-        // SAFETY: preemption off so the registers saved are the guest's current values.
+        if !self.loaded {
+            return;
+        }
+        // SAFETY: preemption off so the registers saved are the guest's current values;
+        // pairs with `kernel_neon_begin` in `load`.
         unsafe {
             bindings::rkvm_preempt_disable();
             super::fpsimd_save(self.state.as_ptr());

@@ -9,7 +9,10 @@
 
 use super::{Power, Vcpu, VcpuState};
 use crate::{
-    hyp::context::{Exit, ExitCode, VcpuContext},
+    hyp::{
+        context::{Exit, ExitCode, VcpuContext},
+        vhe,
+    },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess},
         idregs,
@@ -19,7 +22,10 @@ use crate::{
         regs::{self, El1Reg, SysReg},
     },
     mmu,
-    sys::{self, task},
+    sys::{
+        self,
+        task::{self, GuestFp},
+    },
     vm::Vm,
 };
 use kernel::prelude::*;
@@ -39,22 +45,49 @@ const SCTLR_E0E: u64 = 1 << 24;
 const PSTATE_MODE_MASK: u64 = 0xf;
 
 impl Vcpu {
-    pub(super) fn handle_exit(&self, vm: &Vm, state: &mut VcpuState, exit: &Exit) -> Result<Action> {
+    pub(super) fn handle_exit(
+        &self,
+        vm: &Vm,
+        state: &mut VcpuState,
+        fp: &mut GuestFp<'_>,
+        exit: &Exit,
+    ) -> Result<Action> {
+        self.stats.exits.inc();
         match exit.code {
             // The host took its interrupt when the run loop unmasked.
-            ExitCode::Irq | ExitCode::Fiq => Ok(Action::Reenter),
+            ExitCode::Irq | ExitCode::Fiq => {
+                self.stats.exits_irq.inc();
+                Ok(Action::Reenter)
+            }
             // A physical SError while the guest ran is charged to the guest, as KVM does
             // for the errors it can contain: the guest gets a virtual SError.
             ExitCode::SError => {
                 state.ctx.pending_vserror = true;
                 Ok(Action::Reenter)
             }
-            ExitCode::Sync => self.handle_sync(vm, state, Esr(exit.esr), exit),
+            ExitCode::Sync => self.handle_sync(vm, state, fp, Esr(exit.esr), exit),
         }
     }
 
-    fn handle_sync(&self, vm: &Vm, state: &mut VcpuState, esr: Esr, exit: &Exit) -> Result<Action> {
+    fn handle_sync(
+        &self,
+        vm: &Vm,
+        state: &mut VcpuState,
+        fp: &mut GuestFp<'_>,
+        esr: Esr,
+        exit: &Exit,
+    ) -> Result<Action> {
+        let stats = &self.stats;
         let ctx = &mut state.ctx;
+        let counter = match esr.ec() {
+            Ec::Hvc64 | Ec::Smc64 => &stats.exits_hypercall,
+            Ec::DabtLow | Ec::IabtLow => &stats.exits_stage2,
+            Ec::Sys64 => &stats.exits_sysreg,
+            Ec::Wfx => &stats.exits_wfx,
+            Ec::FpAsimd => &stats.exits_fp,
+            _ => &stats.exits_other,
+        };
+        counter.inc();
         match esr.ec() {
             Ec::Hvc64 => {
                 // ELR already points past the HVC. A non-zero immediate is not an SMCCC
@@ -86,6 +119,13 @@ impl Vcpu {
             }
             Ec::Sys64 => {
                 emulate_sys_reg(vm, state, esr.sys_reg());
+                Ok(Action::Reenter)
+            }
+            // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
+            // and retry the instruction.
+            Ec::FpAsimd if !fp.loaded() => {
+                fp.load();
+                stats.fp_loads.inc();
                 Ok(Action::Reenter)
             }
             Ec::Wfx => {
@@ -142,11 +182,13 @@ impl Vcpu {
             sixty_four: da.sixty_four,
             reg: da.reg,
         };
-        let big_endian = ctx.sys(El1Reg::Sctlr)
-            & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE }
-            != 0;
+        // SAFETY: in the run loop with the vCPU loaded (VHE).
+        let sctlr = unsafe { vhe::el1_read(El1Reg::Sctlr) };
+        let big_endian =
+            sctlr & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE } != 0;
         let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
         self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
+        self.stats.exits_mmio.inc();
         state.pending_mmio = Some((access, big_endian));
         Ok(Action::ToUser)
     }
@@ -241,24 +283,27 @@ fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
     }
 }
 
-/// Injects a synchronous exception into the guest's EL1.
+/// Injects a synchronous exception into the guest's EL1 (whose registers are loaded).
 fn inject_into(ctx: &mut VcpuContext, what: Injected) {
-    let mut s = El1Exception {
-        pc: ctx.pc,
-        pstate: ctx.pstate,
-        vbar_el1: ctx.sys(El1Reg::Vbar),
-        elr_el1: ctx.elr_el1,
-        spsr_el1: ctx.spsr[0],
-        esr_el1: ctx.sys(El1Reg::Esr),
-        far_el1: ctx.sys(El1Reg::Far),
-    };
-    inject::inject(&mut s, what, ctx.sys(El1Reg::Sctlr));
-    ctx.pc = s.pc;
-    ctx.pstate = s.pstate;
-    ctx.elr_el1 = s.elr_el1;
-    ctx.spsr[0] = s.spsr_el1;
-    ctx.set_sys(El1Reg::Esr, s.esr_el1);
-    ctx.set_sys(El1Reg::Far, s.far_el1);
+    // SAFETY: called from the run loop's exit handling, with the vCPU loaded (VHE).
+    unsafe {
+        let (elr_el1, spsr_el1) = vhe::el1_exception_regs();
+        let mut s = El1Exception {
+            pc: ctx.pc,
+            pstate: ctx.pstate,
+            vbar_el1: vhe::el1_read(El1Reg::Vbar),
+            elr_el1,
+            spsr_el1,
+            esr_el1: vhe::el1_read(El1Reg::Esr),
+            far_el1: vhe::el1_read(El1Reg::Far),
+        };
+        inject::inject(&mut s, what, vhe::el1_read(El1Reg::Sctlr));
+        ctx.pc = s.pc;
+        ctx.pstate = s.pstate;
+        vhe::set_el1_exception_regs(s.elr_el1, s.spsr_el1);
+        vhe::el1_write(El1Reg::Esr, s.esr_el1);
+        vhe::el1_write(El1Reg::Far, s.far_el1);
+    }
 }
 
 /// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
@@ -290,16 +335,15 @@ fn is_set_way_op(r: SysReg) -> bool {
 /// offer (PMU, LORegions, IMPDEF, physical timer, ...).
 fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
-    let ctx = &mut state.ctx;
-    let value = ctx.reg(acc.rt);
+    let value = state.ctx.reg(acc.rt);
     let dbg = &mut state.debug;
     // `Some(v)`: a read returning v; `None` after a handled write.
     let result: Option<Option<u64>> = if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
         acc.read.then(|| Some(vm.id_regs.get(r.crm, r.op2)))
     } else if r == regs::MDSCR_EL1 {
-        Some(if acc.read { Some(ctx.sys(El1Reg::Mdscr)) } else { ctx.set_sys(El1Reg::Mdscr, value); None })
+        Some(if acc.read { Some(state.mdscr) } else { state.mdscr = value; None })
     } else if r == regs::ACTLR_EL1 {
-        Some(if acc.read { Some(ctx.sys(El1Reg::Actlr)) } else { ctx.set_sys(El1Reg::Actlr, value); None })
+        Some(if acc.read { Some(state.actlr) } else { state.actlr = value; None })
     } else if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && (DBG_BVR..=DBG_WCR).contains(&r.op2) {
         let bank = match r.op2 {
             DBG_BVR => &mut dbg.bvr,
@@ -334,6 +378,7 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     } else {
         None
     };
+    let ctx = &mut state.ctx;
     match result {
         Some(read) => {
             if let Some(v) = read {

@@ -9,7 +9,7 @@
 
 use super::{Vcpu, VcpuInner};
 use crate::{
-    hyp::sysreg,
+    hyp::{context::El1Regs, sysreg},
     logic::{
         idregs,
         psci,
@@ -33,7 +33,10 @@ impl Vcpu {
         let size = regs::id_size(reg.id);
         let bytes = {
             let inner = self.inner.lock();
-            read_reg(&inner, vm, id)?
+            // SAFETY: `inner` is held, so no KVM_RUN is in progress: the saved copy is
+            // current and nothing else touches it.
+            let lazy = unsafe { self.lazy.get() };
+            read_reg(&inner, &lazy.el1, vm, id)?
         };
         UserSlice::new(UserPtr::from_addr(reg.addr as usize), size)
             .writer()
@@ -50,7 +53,9 @@ impl Vcpu {
             .reader()
             .read_slice(&mut bytes[..size])?;
         let mut inner = self.inner.lock();
-        write_reg(&mut inner, vm, id, bytes)?;
+        // SAFETY: as in `get_one_reg`.
+        let lazy = unsafe { self.lazy.get() };
+        write_reg(&mut inner, &mut lazy.el1, vm, id, bytes)?;
         Ok(0)
     }
 
@@ -97,7 +102,7 @@ fn bytes_u64(b: &RegBytes) -> u64 {
 }
 
 /// The value of register `id` of the guest.
-fn read_reg(inner: &VcpuInner, vm: &Vm, id: RegId) -> Result<RegBytes> {
+fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegBytes> {
     let ctx = &inner.state.ctx;
     let v = match id {
         RegId::Core(core) => match core {
@@ -105,9 +110,10 @@ fn read_reg(inner: &VcpuInner, vm: &Vm, id: RegId) -> Result<RegBytes> {
             CoreReg::Sp => ctx.gprs.sp_el0,
             CoreReg::Pc => ctx.pc,
             CoreReg::Pstate => ctx.pstate,
-            CoreReg::SpEl1 => ctx.sp_el1,
-            CoreReg::ElrEl1 => ctx.elr_el1,
-            CoreReg::Spsr(n) => *ctx.spsr.get(usize::from(n)).ok_or(EINVAL)?,
+            CoreReg::SpEl1 => el1.sp_el1,
+            CoreReg::ElrEl1 => el1.elr_el1,
+            CoreReg::Spsr(0) => el1.spsr_el1,
+            CoreReg::Spsr(n) => *ctx.spsr_aa32.get(usize::from(n) - 1).ok_or(EINVAL)?,
             CoreReg::V(n) => {
                 let v = inner.fp.vregs.get(usize::from(n)).ok_or(EINVAL)?;
                 return Ok(v.to_le_bytes());
@@ -117,11 +123,15 @@ fn read_reg(inner: &VcpuInner, vm: &Vm, id: RegId) -> Result<RegBytes> {
         },
         RegId::Sys(r) => {
             if let Some(reg) = El1Reg::from_sysreg(r) {
-                ctx.sys(reg)
+                match reg {
+                    El1Reg::Actlr => inner.state.actlr,
+                    El1Reg::Mdscr => inner.state.mdscr,
+                    _ => el1.sys[reg as usize],
+                }
             } else if let Some(timer) = regs::timer_reg(r) {
                 match timer {
-                    TimerReg::Ctl => ctx.vtimer_ctl,
-                    TimerReg::Cval => ctx.vtimer_cval,
+                    TimerReg::Ctl => el1.vtimer_ctl,
+                    TimerReg::Cval => el1.vtimer_cval,
                     TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
                 }
             } else if r == regs::MPIDR_EL1 {
@@ -141,7 +151,7 @@ fn read_reg(inner: &VcpuInner, vm: &Vm, id: RegId) -> Result<RegBytes> {
 }
 
 /// Sets register `id` of the guest to `bytes`.
-fn write_reg(inner: &mut VcpuInner, vm: &Vm, id: RegId, bytes: RegBytes) -> Result {
+fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes: RegBytes) -> Result {
     let v = bytes_u64(&bytes);
     // Registers whose value is fixed: writing back what was read succeeds, nothing else.
     let fixed = |current: u64| if v == current { Ok(()) } else { Err(EINVAL) };
@@ -158,9 +168,10 @@ fn write_reg(inner: &mut VcpuInner, vm: &Vm, id: RegId, bytes: RegBytes) -> Resu
                 }
                 ctx.pstate = v;
             }
-            CoreReg::SpEl1 => ctx.sp_el1 = v,
-            CoreReg::ElrEl1 => ctx.elr_el1 = v,
-            CoreReg::Spsr(n) => *ctx.spsr.get_mut(usize::from(n)).ok_or(EINVAL)? = v,
+            CoreReg::SpEl1 => el1.sp_el1 = v,
+            CoreReg::ElrEl1 => el1.elr_el1 = v,
+            CoreReg::Spsr(0) => el1.spsr_el1 = v,
+            CoreReg::Spsr(n) => *ctx.spsr_aa32.get_mut(usize::from(n) - 1).ok_or(EINVAL)? = v,
             CoreReg::V(n) => {
                 *inner.fp.vregs.get_mut(usize::from(n)).ok_or(EINVAL)? = u128::from_le_bytes(bytes);
             }
@@ -169,11 +180,15 @@ fn write_reg(inner: &mut VcpuInner, vm: &Vm, id: RegId, bytes: RegBytes) -> Resu
         },
         RegId::Sys(r) => {
             if let Some(reg) = El1Reg::from_sysreg(r) {
-                ctx.set_sys(reg, v);
+                match reg {
+                    El1Reg::Actlr => inner.state.actlr = v,
+                    El1Reg::Mdscr => inner.state.mdscr = v,
+                    _ => el1.sys[reg as usize] = v,
+                }
             } else if let Some(timer) = regs::timer_reg(r) {
                 match timer {
-                    TimerReg::Ctl => ctx.vtimer_ctl = v,
-                    TimerReg::Cval => ctx.vtimer_cval = v,
+                    TimerReg::Ctl => el1.vtimer_ctl = v,
+                    TimerReg::Cval => el1.vtimer_cval = v,
                     // Setting the counter moves the VM's offset, as on KVM.
                     TimerReg::Cnt => vm.set_cntvoff(sysreg::cntpct_el0().wrapping_sub(v)),
                 }

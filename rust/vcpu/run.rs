@@ -3,20 +3,23 @@
 //! `KVM_RUN`: the run loop.
 //!
 //! KVM counterpart: `kvm_arch_vcpu_ioctl_run()` (`arch/arm64/kvm/arm.c`). One `KVM_RUN`
-//! completes the previous MMIO exit, then enters the guest until an exit needs userspace,
-//! a signal arrives, or an error occurs. Per iteration the loop does only what must be
-//! done per entry: signal and reschedule checks, and the world switch with interrupts
-//! masked. The guest's FP/SIMD registers are loaded once per `KVM_RUN` (`sys::task`).
+//! completes the previous MMIO exit, loads the vCPU (`load_put.rs`), then enters the
+//! guest until an exit needs userspace, a signal arrives, or an error occurs, and puts
+//! the vCPU. Per iteration the loop does only what must be done per entry: signal and
+//! reschedule checks, and the world switch with interrupts masked. The guest's FP/SIMD
+//! registers are loaded on its first FP instruction (`sys::task::GuestFp`).
 
-use super::{exit::Action, Vcpu, VcpuInner, VcpuState};
+use super::{exit::Action, load_put::RunningVcpu, Vcpu, VcpuInner, VcpuState};
 use crate::{
     hyp::{self, context::VcpuContext},
     sys::{
+        preempt::{NoPreempt, Notifier},
         run_page::KVM_EXIT_INTR,
         task::{self, GuestFp},
     },
     vm::Vm,
 };
+use core::pin::pin;
 use kernel::prelude::*;
 
 impl Vcpu {
@@ -27,6 +30,7 @@ impl Vcpu {
         if state.features.is_none() {
             return Err(ENOEXEC);
         }
+        self.stats.runs.inc();
         self.complete_mmio(state);
         if self.run.immediate_exit() {
             self.run.set_exit_reason(KVM_EXIT_INTR);
@@ -35,10 +39,32 @@ impl Vcpu {
         if let Some(mask) = &state.sigmask {
             task::sigset_activate(mask);
         }
+
+        // SAFETY: `inner` is held and the notifier is not registered yet.
+        let lazy = unsafe { self.lazy.get() };
+        lazy.vm = vm.regs();
+        lazy.mpidr = state.ctx.mpidr;
+        let running = RunningVcpu(self);
+        let mut notifier = pin!(Notifier::new(&running));
+        {
+            let _np = NoPreempt::new();
+            notifier.as_mut().register();
+            // SAFETY: the KVM_RUN thread, preemption disabled.
+            unsafe { running.load() };
+        }
+
         let ret = {
-            let _fp = GuestFp::begin(fp);
-            self.run_loop(vm, state)
+            let mut guest_fp = GuestFp::new(fp);
+            self.run_loop(vm, state, &mut guest_fp)
+            // Dropping `guest_fp` saves the guest's FP registers if it used them.
         };
+
+        {
+            let _np = NoPreempt::new();
+            // SAFETY: as for the load; the notifier goes with it, so nothing reloads.
+            unsafe { running.put() };
+            notifier.as_mut().unregister();
+        }
         if state.sigmask.is_some() {
             task::sigset_deactivate();
         }
@@ -57,7 +83,7 @@ impl Vcpu {
         }
     }
 
-    fn run_loop(&self, vm: &Vm, state: &mut VcpuState) -> Result<isize> {
+    fn run_loop(&self, vm: &Vm, state: &mut VcpuState, fp: &mut GuestFp<'_>) -> Result<isize> {
         loop {
             self.wait_while_off(&mut state.ctx)?;
             if task::signal_pending() {
@@ -68,11 +94,11 @@ impl Vcpu {
 
             let exit = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
-                hyp::vhe::run(&mut state.ctx, &vm.regs(), &irqs)
+                hyp::vhe::run(&mut state.ctx, fp.loaded(), &irqs)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
 
-            match self.handle_exit(vm, state, &exit)? {
+            match self.handle_exit(vm, state, fp, &exit)? {
                 Action::Reenter => {}
                 Action::ToUser => return Ok(0),
             }
@@ -86,7 +112,9 @@ impl Vcpu {
         loop {
             if let Some((entry, context)) = power.pending_on.take() {
                 power.off = false;
-                // PSCI CPU_ON: a reset vCPU starting at `entry` with `context` in x0.
+                // PSCI CPU_ON: a reset vCPU starting at `entry` with `context` in x0. Its
+                // EL1 registers keep their values (the guest's boot code sets what it
+                // uses); KVM resets them too.
                 *ctx = VcpuContext::reset(ctx.mpidr);
                 ctx.pc = entry;
                 ctx.set_reg(0, context);
