@@ -82,6 +82,11 @@ void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preemp
 	preempt_notifier_init(notifier, ops);
 }
 
+int rkvm_current_tgid(void)
+{
+	return task_tgid_nr(current);
+}
+
 unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();

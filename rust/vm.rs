@@ -166,7 +166,7 @@ impl Vm {
             ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
         let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;
         let vmid = Vmid(VMIDS.lock().alloc().ok_or(ENOSPC)?);
-        let name = CString::try_from_fmt(fmt!("{}-{}", current!().tgid(), vmid.0))?;
+        let name = CString::try_from_fmt(fmt!("{}-{}", sys::mm::current_tgid(), vmid.0))?;
         let debug_dir = match &*DEBUGFS.lock() {
             Some(root) => root.subdir(&name),
             None => return Err(ENODEV),

@@ -13,7 +13,8 @@
 #   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
-# Console logs go to out/logs/ (or $RKVM_OUT/logs).
+# Console logs go to out/logs/ (or $RKVM_OUT/logs). RKVM_PROGRAMS=a,b limits the selftest
+# programs run on the hosts that load rkvm.
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -37,9 +38,11 @@ mode_machine() {
 }
 mode_append() {
 	local refused="rkvmtest.programs=module_load"
+	# RKVM_PROGRAMS=a,b runs only those selftest programs (module_load first loads rkvm).
+	local only=${RKVM_PROGRAMS:+rkvmtest.programs=module_load,$RKVM_PROGRAMS}
 	case "$1" in
-	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE" ;;
-	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE" ;;
+	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE $only" ;;
+	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE $only" ;;
 	vhe-kvm) echo "rkvmtest.backend=refused-kvm $refused" ;;
 	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $refused" ;;
 	no-el2) echo "kvm-arm.mode=none rkvmtest.backend=refused-noel2 $refused" ;;

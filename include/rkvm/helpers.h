@@ -25,6 +25,7 @@ void rkvm_sigset_activate(sigset_t *set);
 void rkvm_sigset_deactivate(void);
 unsigned long rkvm_task_size(void);
 unsigned int rkvm_num_online_cpus(void);
+int rkvm_current_tgid(void);
 struct preempt_notifier;
 struct preempt_ops;
 void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops);

@@ -86,6 +86,12 @@ pub(crate) fn task_size() -> u64 {
     unsafe { bindings::rkvm_task_size() as u64 }
 }
 
+/// The current process's id (thread-group id) in the initial pid namespace.
+pub(crate) fn current_tgid() -> i32 {
+    // SAFETY: reads a field of `current`.
+    unsafe { bindings::rkvm_current_tgid() }
+}
+
 /// The current process's `mm`, as an identity to compare against (never dereferenced).
 pub(crate) fn current_mm() -> usize {
     // SAFETY: reads `current->mm`.
