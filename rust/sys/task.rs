@@ -3,6 +3,7 @@
 //! Scheduling, signals and kernel-mode FP/SIMD for the vCPU thread.
 
 use super::bindings;
+use crate::logic::fp::{FpOwner, OnTrap};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// The kernel's FP/SIMD save area (`struct user_fpsimd_state`): V0-V31, FPSR, FPCR.
@@ -45,29 +46,31 @@ pub(crate) fn sigset_deactivate() {
 ///
 /// # Invariants
 ///
-/// While `loaded`, the thread's kernel-mode FP state is `*state`.
+/// While `owner` is `Guest`, the thread's kernel-mode FP state is `*state`.
 pub(crate) struct GuestFp<'a> {
     // Raw, since the kernel writes the area behind our back on every context switch.
     state: NonNull<FpState>,
-    loaded: bool,
+    owner: FpOwner,
     _borrow: PhantomData<&'a mut FpState>,
 }
 
 impl<'a> GuestFp<'a> {
     /// The guest's FP/SIMD state for this `KVM_RUN`, still in memory.
     pub(crate) fn new(state: &'a mut FpState) -> Self {
-        Self { state: NonNull::from(state), loaded: false, _borrow: PhantomData }
+        Self { state: NonNull::from(state), owner: FpOwner::START, _borrow: PhantomData }
     }
 
-    /// Whether the guest's registers are in the CPU.
+    /// Whether the guest's registers are in the CPU (its FP instructions need not trap).
     pub(crate) fn loaded(&self) -> bool {
-        self.loaded
+        self.owner.guest_may_use_fp()
     }
 
-    /// Loads the guest's registers into the CPU for the rest of this `KVM_RUN`.
-    pub(crate) fn load(&mut self) {
-        if self.loaded {
-            return;
+    /// Handles the guest's FP trap: loads its registers into the CPU for the rest of this
+    /// `KVM_RUN`, or returns `false` if it owned them already (not a lazy-FP trap).
+    pub(crate) fn on_trap(&mut self) -> bool {
+        let (action, owner) = self.owner.on_trap();
+        if action == OnTrap::Undefined {
+            return false;
         }
         // Preemption stays off until the registers hold the guest's values, or a context
         // switch in between would save the VMM's leftovers over them.
@@ -80,13 +83,16 @@ impl<'a> GuestFp<'a> {
             bindings::rkvm_preempt_enable();
         }
         // INVARIANT: `kernel_neon_begin` registered `state` as the kernel-mode FP state.
-        self.loaded = true;
+        self.owner = owner;
+        true
     }
 }
 
 impl Drop for GuestFp<'_> {
     fn drop(&mut self) {
-        if !self.loaded {
+        let (save, owner) = self.owner.on_put();
+        self.owner = owner;
+        if !save {
             return;
         }
         // SAFETY: preemption off so the registers saved are the guest's current values;

@@ -123,8 +123,7 @@ impl Vcpu {
             }
             // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
             // and retry the instruction.
-            Ec::FpAsimd if !fp.loaded() => {
-                fp.load();
+            Ec::FpAsimd if fp.on_trap() => {
                 stats.fp_loads.inc();
                 Ok(Action::Reenter)
             }
