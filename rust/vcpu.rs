@@ -32,6 +32,8 @@ mod run;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use load_put::LazyCell;
 
+/// Feature bits KVM defines (`KVM_VCPU_VALID_FEATURES`: bits 0-9).
+const KVM_VCPU_VALID_FEATURES: u32 = (1 << 10) - 1;
 /// `KVM_ARM_VCPU_INIT` feature bits rkvm implements.
 const FEATURE_POWER_OFF: u32 = 1 << sys::uapi::KVM_ARM_VCPU_POWER_OFF;
 const FEATURE_PSCI_0_2: u32 = 1 << sys::uapi::KVM_ARM_VCPU_PSCI_0_2;
@@ -191,21 +193,28 @@ impl Vcpu {
     }
 
     /// `KVM_ARM_VCPU_INIT`: (re)sets the vCPU to its reset state with `init`'s features.
-    fn init(&self, init: &sys::kvm_vcpu_init) -> Result<isize> {
+    ///
+    /// As KVM (`kvm_vcpu_init_check_features`, `__kvm_vcpu_set_target`): bits KVM does
+    /// not know are `ENOENT`, known features rkvm does not offer `EINVAL`, and every vCPU
+    /// of a VM must have the same features, apart from `POWER_OFF`.
+    fn init(&self, vm: &Vm, init: &sys::kvm_vcpu_init) -> Result<isize> {
         if init.target != sys::uapi::KVM_ARM_TARGET_GENERIC_V8 {
             return Err(EINVAL);
         }
         let features = init.features[0];
-        if features & !(FEATURE_POWER_OFF | FEATURE_PSCI_0_2) != 0
-            || init.features[1..].iter().any(|f| *f != 0)
-        {
+        if features & !KVM_VCPU_VALID_FEATURES != 0 || init.features[1..].iter().any(|f| *f != 0) {
+            return Err(ENOENT);
+        }
+        if features & !(FEATURE_POWER_OFF | FEATURE_PSCI_0_2) != 0 {
             return Err(EINVAL);
         }
         let mut inner = self.inner.lock();
-        // Features are fixed by the first init (the power-off bit may differ).
-        if let Some(old) = inner.state.features {
-            if (old ^ features) & !FEATURE_POWER_OFF != 0 {
-                return Err(EINVAL);
+        {
+            let mut vm_features = vm.vcpu_features.lock();
+            let shared = features & !FEATURE_POWER_OFF;
+            match *vm_features {
+                Some(f) if f != shared => return Err(EINVAL),
+                _ => *vm_features = Some(shared),
             }
         }
         inner.fp = FpState::default();
@@ -299,7 +308,7 @@ impl FdOps for VcpuFile {
             }
             VcpuIoctl::ArmVcpuInit => {
                 let init: sys::kvm_vcpu_init = user(ioctl::ioc_size(cmd)).reader().read()?;
-                vcpu.init(&init)
+                vcpu.init(&this.vm, &init)
             }
             VcpuIoctl::GetRegList => vcpu.get_reg_list(arg),
             VcpuIoctl::GetMpState => {

@@ -30,6 +30,7 @@ use crate::{
     sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
     vcpu::{Vcpu, VcpuFile},
 };
+use core::sync::atomic::AtomicBool;
 use kernel::{
     debugfs, new_mutex,
     prelude::*,
@@ -152,6 +153,12 @@ pub(crate) struct Vm {
     pub(crate) vcpus: Mutex<KVec<Arc<Vcpu>>>,
     /// `rkvm/<pid>-<vmid>` in debugfs: the vCPUs' counters.
     debug_dir: debugfs::Dir,
+    /// `KVM_ARM_VCPU_INIT` features shared by every vCPU (without `POWER_OFF`), fixed by
+    /// the first init.
+    #[pin]
+    pub(crate) vcpu_features: Mutex<Option<u32>>,
+    /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
+    ran: AtomicBool,
 }
 
 impl Vm {
@@ -190,6 +197,8 @@ impl Vm {
                 _vmid: vmid,
                 vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
                 debug_dir,
+                vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
+                ran: AtomicBool::new(false),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -199,6 +208,21 @@ impl Vm {
     /// Stage-2 and timer registers for each entry.
     pub(crate) fn regs(&self) -> VmRegs {
         VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff() }
+    }
+
+    /// Whether a vCPU of the VM has run.
+    pub(crate) fn has_run(&self) -> bool {
+        self.ran.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records that a vCPU runs.
+    pub(crate) fn mark_run(&self) {
+        self.ran.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the guest may run AArch32 code at EL0 (`ID_AA64PFR0_EL1.EL0` = 2).
+    pub(crate) fn aarch32_el0(&self) -> bool {
+        self.id_regs.get(4, 0) & 0xf == 2
     }
 
     /// The virtual counter offset.

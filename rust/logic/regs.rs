@@ -267,6 +267,32 @@ pub(crate) fn decode_id(id: u64) -> Option<RegId> {
     }
 }
 
+/// Why [`decode_id`] refused an id, as KVM's `kvm_arm_{get,set}_reg` tell it apart:
+/// another architecture or a core-register id inside `struct kvm_regs` that does not name
+/// a register at its size is `EINVAL`; anything else unknown is `ENOENT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadId {
+    Invalid,
+    NotFound,
+}
+
+/// Classifies an id [`decode_id`] refused.
+pub(crate) fn bad_id(id: u64) -> BadId {
+    // Words in `struct kvm_regs` (see `CoreReg::from_offset`).
+    const KVM_REGS_WORDS: u64 = 216;
+    if (id & !SIZE_MASK) >> 32 != KVM_REG_ARM64 >> 32 {
+        return BadId::Invalid;
+    }
+    if id & GROUP_MASK == KVM_REG_ARM_CORE {
+        let off = id & 0xffff;
+        let words = (id_size(id) / 4) as u64;
+        if off < KVM_REGS_WORDS && off + words < KVM_REGS_WORDS {
+            return BadId::Invalid;
+        }
+    }
+    BadId::NotFound
+}
+
 /// The id of a core register. An index past the register file (which [`decode_id`] never
 /// yields) gives 0, which names no register.
 pub(crate) const fn core_id(reg: CoreReg) -> u64 {
@@ -319,12 +345,17 @@ const PSR_MODE_EL1H: u64 = 0x5;
 /// AArch64 vCPU without nested virtualisation: the mode must be EL0t, EL1t or EL1h. EL2
 /// modes and AArch32 modes (M[4] set) are refused, since rkvm runs neither. Other bits are
 /// not checked, as in KVM.
-pub(crate) const fn pstate_valid(pstate: u64) -> bool {
-    matches!(
-        pstate & PSR_MODE_MASK,
-        PSR_MODE_EL0T | PSR_MODE_EL1T | PSR_MODE_EL1H
-    )
+pub(crate) const fn pstate_valid(pstate: u64, aarch32_el0: bool) -> bool {
+    match pstate & PSR_MODE_MASK {
+        PSR_MODE_EL0T | PSR_MODE_EL1T | PSR_MODE_EL1H => true,
+        // AArch32 User, where the CPU can run 32-bit EL0 (as KVM's set_core_reg).
+        PSR_AA32_MODE_USR => aarch32_el0,
+        _ => false,
+    }
 }
+
+/// PSTATE.M of AArch32 User mode.
+const PSR_AA32_MODE_USR: u64 = 0x10;
 
 /// The `MPIDR_EL1` KVM gives vCPU `id` (`kvm_calculate_mpidr`): Aff0 holds only 16 vCPUs,
 /// because a GICv3 SGI can target at most 16 CPUs of one cluster directly; the next bits
@@ -656,7 +687,7 @@ mod tests {
         }
         // EL1h, DAIF all set.
         assert_eq!(RESET_PSTATE, 0x5 | (0xf << 6));
-        assert!(pstate_valid(RESET_PSTATE));
+        assert!(pstate_valid(RESET_PSTATE, false));
     }
 
     #[test]
@@ -673,11 +704,27 @@ mod tests {
     fn pstate_modes() {
         // EL0t, EL1t, EL1h with assorted flag bits.
         for p in [0x0, 0x4, 0x5, 0x6000_03c5, 0x2000_0000] {
-            assert!(pstate_valid(p), "{p:#x}");
+            assert!(pstate_valid(p, false), "{p:#x}");
         }
         // EL2t, EL2h, EL3h, an unallocated AArch64 mode, AArch32 usr, svc and sys.
         for p in [0x8, 0x9, 0xd, 0x1, 0x10, 0x13, 0x1f, 0x3d3] {
-            assert!(!pstate_valid(p), "{p:#x}");
+            assert!(!pstate_valid(p, false), "{p:#x}");
         }
+        // AArch32 User only where the CPU runs 32-bit EL0; never the privileged modes.
+        assert!(pstate_valid(0x10, true));
+        assert!(!pstate_valid(0x13, true));
+    }
+
+    #[test]
+    fn bad_id_errnos_follow_kvm() {
+        // X0 as a 32-bit register, and a core offset inside a register: EINVAL.
+        assert_eq!(bad_id(0x6020_0000_0010_0000), BadId::Invalid);
+        assert_eq!(bad_id(0x6030_0000_0010_0001), BadId::Invalid);
+        // Past struct kvm_regs, unknown groups, sysregs at the wrong size: ENOENT.
+        assert_eq!(bad_id(0x6030_0000_0010_00d8), BadId::NotFound);
+        assert_eq!(bad_id(0x6030_0000_0018_0000), BadId::NotFound);
+        assert_eq!(bad_id(0x6020_0000_0013_c684), BadId::NotFound);
+        // Another architecture: EINVAL.
+        assert_eq!(bad_id(0x4030_0000_0010_0000), BadId::Invalid);
     }
 }

@@ -29,10 +29,13 @@ type RegBytes = [u8; 16];
 impl Vcpu {
     /// `KVM_GET_ONE_REG`.
     pub(super) fn get_one_reg(&self, vm: &Vm, reg: &sys::kvm_one_reg) -> Result<isize> {
-        let id = regs::decode_id(reg.id).ok_or(EINVAL)?;
+        let id = decode(reg.id)?;
         let size = regs::id_size(reg.id);
         let bytes = {
             let inner = self.inner.lock();
+            if inner.state.features.is_none() {
+                return Err(ENOEXEC);
+            }
             // SAFETY: `inner` is held, so no KVM_RUN is in progress: the saved copy is
             // current and nothing else touches it.
             let lazy = unsafe { self.lazy.get() };
@@ -46,13 +49,16 @@ impl Vcpu {
 
     /// `KVM_SET_ONE_REG`.
     pub(super) fn set_one_reg(&self, vm: &Vm, reg: &sys::kvm_one_reg) -> Result<isize> {
-        let id = regs::decode_id(reg.id).ok_or(EINVAL)?;
+        let id = decode(reg.id)?;
         let size = regs::id_size(reg.id);
         let mut bytes: RegBytes = [0; 16];
         UserSlice::new(UserPtr::from_addr(reg.addr as usize), size)
             .reader()
             .read_slice(&mut bytes[..size])?;
         let mut inner = self.inner.lock();
+        if inner.state.features.is_none() {
+            return Err(ENOEXEC);
+        }
         // SAFETY: as in `get_one_reg`.
         let lazy = unsafe { self.lazy.get() };
         write_reg(&mut inner, &mut lazy.el1, vm, id, bytes)?;
@@ -61,6 +67,9 @@ impl Vcpu {
 
     /// `KVM_GET_REG_LIST`: `arg` points at `struct kvm_reg_list { n; reg[n] }`.
     pub(super) fn get_reg_list(&self, arg: usize) -> Result<isize> {
+        if self.inner.lock().state.features.is_none() {
+            return Err(ENOEXEC);
+        }
         let count = reg_list().count();
         let header = UserSlice::new(UserPtr::from_addr(arg), 8);
         let n: u64 = header.reader().read()?;
@@ -87,6 +96,14 @@ fn reg_list() -> impl Iterator<Item = u64> {
             regs::TIMER_CVAL_ID,
             regs::PSCI_VERSION_ID,
         ])
+}
+
+/// Decodes a ONE_REG id, with KVM's errno for the ones that name nothing.
+fn decode(id: u64) -> Result<RegId> {
+    regs::decode_id(id).ok_or_else(|| match regs::bad_id(id) {
+        regs::BadId::Invalid => EINVAL,
+        regs::BadId::NotFound => ENOENT,
+    })
 }
 
 fn u64_bytes(v: u64) -> RegBytes {
@@ -153,8 +170,13 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
 /// Sets register `id` of the guest to `bytes`.
 fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes: RegBytes) -> Result {
     let v = bytes_u64(&bytes);
-    // Registers whose value is fixed: writing back what was read succeeds, nothing else.
-    let fixed = |current: u64| if v == current { Ok(()) } else { Err(EINVAL) };
+    // Registers whose value is fixed: writing back what was read succeeds; another value
+    // is refused, with EBUSY once the VM has run (KVM's rule for ID registers).
+    let fixed = |current: u64| match (v == current, vm.has_run()) {
+        (true, _) => Ok(()),
+        (false, false) => Err(EINVAL),
+        (false, true) => Err(EBUSY),
+    };
     let ctx = &mut inner.state.ctx;
     match id {
         RegId::Core(core) => match core {
@@ -163,7 +185,7 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
             CoreReg::Sp => ctx.gprs.sp_el0 = v,
             CoreReg::Pc => ctx.pc = v,
             CoreReg::Pstate => {
-                if !regs::pstate_valid(v) {
+                if !regs::pstate_valid(v, vm.aarch32_el0()) {
                     return Err(EINVAL);
                 }
                 ctx.pstate = v;

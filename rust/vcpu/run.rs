@@ -31,6 +31,7 @@ impl Vcpu {
             return Err(ENOEXEC);
         }
         self.stats.runs.inc();
+        vm.mark_run();
         self.complete_mmio(state);
         if self.run.immediate_exit() {
             self.run.set_exit_reason(KVM_EXIT_INTR);
