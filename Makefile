@@ -6,6 +6,7 @@
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
 #   make check           host unit tests + selftests in the emulated VHE and nVHE hosts
 #   make run             boot the emulated VHE host with rkvm loaded and run the demo
+#   make bench           world-switch costs of rkvm and in-kernel KVM side by side
 #   make -s print-kernel-image   path of the test kernel's arm64 Image
 #
 # Build products outside the repo go to $(RKVM_CACHE) (default ~/.cache/rkvm).
@@ -34,7 +35,7 @@ KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
 endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
-	unittest selftests check run
+	unittest selftests check run bench
 
 all: modules
 
@@ -66,6 +67,10 @@ check: modules unittest selftests
 
 run: modules selftests
 	@$(SCRIPTS)/run-hosts.sh run
+
+bench: modules selftests
+	@python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet matplotlib || true
+	@$(SCRIPTS)/bench.sh
 
 clean:
 	@kdir="$(if $(KDIR_DEP),$$($(SCRIPTS)/build-kernel.sh --dir),$(KDIR))"; \

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The CI-sized benchmark: runs `bench` with few iterations and checks that every
+//! operation produced a measurement. It asserts nothing about the numbers themselves
+//! (`make bench` is where they are measured, under icount).
+
+use rkvm_selftests::{check, host_runs_guests, run_or_skip, Outcome, TestResult};
+
+fn benchmark_runs_every_operation() -> TestResult {
+    let out = std::process::Command::new("/selftests/bench")
+        .args(["/dev/rkvm", "200"])
+        .output()
+        .map_err(|e| format!("running bench: {e}"))?;
+    check!(out.status.success(), "bench exited with {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("bench,")).collect();
+    for line in text.lines() {
+        println!("# {line}");
+    }
+    check!(rows.len() == 5, "{} result lines, expected 5", rows.len());
+    for row in rows {
+        let ticks = row.split(',').nth(2).unwrap_or("");
+        check!(ticks.parse::<u64>().is_ok_and(|t| t > 0), "no measurement in '{row}'");
+    }
+    Ok(Outcome::Pass)
+}
+
+fn main() {
+    run_or_skip(
+        "rkvm_bench_smoke",
+        host_runs_guests(),
+        "no world switch for this backend yet (nVHE: issue 4)",
+        &[("benchmark_runs_every_operation", benchmark_runs_every_operation)],
+    )
+}
