@@ -252,8 +252,9 @@ impl Vm {
         if id >= MAX_VCPUS {
             return Err(EINVAL);
         }
-        let vcpu = Vcpu::new(id, &self.debug_dir)?;
-        {
+        let vcpu = {
+            // Checked and created under the lock, so a refused duplicate never creates
+            // anything (its debugfs directory would collide with the live vCPU's).
             let mut vcpus = self.vcpus.lock();
             if vcpus.len() >= MAX_VCPUS as usize {
                 return Err(EINVAL);
@@ -261,8 +262,10 @@ impl Vm {
             if vcpus.iter().any(|v| v.id == id) {
                 return Err(EEXIST);
             }
+            let vcpu = Vcpu::new(id, &self.debug_dir)?;
             vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
-        }
+            vcpu
+        };
         let fd = Arc::new(VcpuFile { vm: self.into(), vcpu: vcpu.clone() }, GFP_KERNEL_ACCOUNT)
             .map_err(Error::from)
             .and_then(|file| sys::anon_fd::install(c"kvm-vcpu", file));

@@ -11,11 +11,13 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 
 action=check
-programs=module_load,system_ioctl,vm_run,lazy_switch
+programs=module_load,system_ioctl,vm_run,lazy_switch,vm_errors,vm_robustness,bench_smoke
 for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmtest.action=*) action=${word#*=} ;;
 	rkvmtest.programs=*) programs=${word#*=} ;;
+	rkvmtest.bench=*) bench=${word#*=} ;;
+	rkvmtest.iters=*) iters=${word#*=} ;;
 	esac
 done
 
@@ -32,6 +34,16 @@ check)
 run)
 	insmod /lib/modules/rkvm.ko && /selftests/rkvm_demo
 	echo "rkvm-init: demo exited with $?"
+	;;
+bench)
+	# rkvmtest.bench=rkvm loads rkvm; =kvm uses the in-kernel KVM of the same kernel.
+	dev=/dev/kvm
+	if [ "$bench" = rkvm ]; then
+		insmod /lib/modules/rkvm.ko
+		dev=/dev/rkvm
+	fi
+	/selftests/bench "$dev" "${iters:-10000}"
+	echo "rkvm-init: bench exited with $?"
 	;;
 esac
 echo "rkvm-init: done"

@@ -106,6 +106,132 @@ macro_rules! check_eq {
     }};
 }
 
+/// The mismatches of a table-driven test. Every case runs and all differences are reported
+/// together, so one run shows each divergence instead of stopping at the first.
+#[derive(Default)]
+pub struct Cases {
+    failures: Vec<String>,
+    total: usize,
+}
+
+impl Cases {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a case: `got` must equal `want`.
+    #[track_caller]
+    pub fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        self.total += 1;
+        if got != want {
+            self.record(format!("{what}: got {got:?}, expected {want:?}"));
+        }
+    }
+
+    /// Records a case on an ioctl's result: `want` is 0 for success, else the errno.
+    #[track_caller]
+    pub fn errno(&mut self, what: &str, got: Result<i32, i32>, want: i32) {
+        self.total += 1;
+        let got = got.err().unwrap_or(0);
+        if got != want {
+            let (got, want) = (errno_label(got), errno_label(want));
+            self.record(format!("{what}: got {got}, expected {want}"));
+        }
+    }
+
+    /// Records a failed step (set-up that did not work, an unexpected exit).
+    #[track_caller]
+    pub fn fail(&mut self, msg: String) {
+        self.total += 1;
+        self.record(msg);
+    }
+
+    #[track_caller]
+    fn record(&mut self, msg: String) {
+        let at = std::panic::Location::caller();
+        self.failures.push(format!("{}:{}: {msg}", at.file(), at.line()));
+    }
+
+    /// Passes if every case matched; otherwise fails listing each mismatch.
+    pub fn finish(self) -> TestResult {
+        if self.failures.is_empty() {
+            return Ok(Outcome::Pass);
+        }
+        Err(format!(
+            "{} of {} cases differ:\n{}",
+            self.failures.len(),
+            self.total,
+            self.failures.join("\n")
+        ))
+    }
+}
+
+/// `0` or the symbolic name of an errno value, as KVM's documentation spells them.
+pub fn errno_label(e: i32) -> String {
+    let name = match e {
+        0 => return "0 (success)".into(),
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        _ => return format!("errno {e}"),
+    };
+    name.into()
+}
+
+/// The kernel log from a point on (`/dev/kmsg`): lets a test require that an operation
+/// logs nothing, since a refused ioctl must have no side effects.
+pub struct KernelLog(Fd);
+
+impl KernelLog {
+    /// Starts at the end of the log.
+    pub fn mark() -> io::Result<Self> {
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path.
+        let fd = unsafe { libc::open(c"/dev/kmsg".as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let log = Self(Fd(fd));
+        // SAFETY: seeking an fd this value owns.
+        if unsafe { libc::lseek(fd, 0, libc::SEEK_END) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(log)
+    }
+
+    /// The messages logged since the mark (or the previous call).
+    pub fn new_messages(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reads one record into `buf`.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 && errno() == libc::EPIPE {
+                continue; // records were overwritten; go on with the next one
+            }
+            if n <= 0 {
+                return out;
+            }
+            // "prio,seq,time,flags;message\n" and continuation lines.
+            let rec = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+            let msg = rec.split_once(';').map_or(rec.as_str(), |(_, m)| m);
+            out.push(msg.lines().next().unwrap_or("").to_owned());
+        }
+    }
+}
+
 /// The rkvm device node.
 pub const DEV_RKVM: &str = "/dev/rkvm";
 

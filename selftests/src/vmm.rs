@@ -50,13 +50,23 @@ pub struct GuestMem {
 
 impl GuestMem {
     pub fn new(size: usize) -> Result<Self, String> {
-        // SAFETY: a fresh private anonymous mapping.
+        Self::map(size, libc::MAP_PRIVATE)
+    }
+
+    /// Shared anonymous memory: what a forked child's guest writes stays visible to the
+    /// parent.
+    pub fn new_shared(size: usize) -> Result<Self, String> {
+        Self::map(size, libc::MAP_SHARED)
+    }
+
+    fn map(size: usize, kind: libc::c_int) -> Result<Self, String> {
+        // SAFETY: a fresh anonymous mapping.
         let ptr = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
                 size,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                kind | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
@@ -106,15 +116,19 @@ pub fn kvm() -> Result<Kvm, String> {
 
 impl TestVm {
     pub fn new(mem_size: usize, code: &[u8]) -> Result<Self, String> {
+        Self::with_mem(GuestMem::new(mem_size)?, code)
+    }
+
+    /// As [`TestVm::new`], with RAM the caller mapped.
+    pub fn with_mem(mem: GuestMem, code: &[u8]) -> Result<Self, String> {
         let kvm = kvm()?;
         let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
-        let mem = GuestMem::new(mem_size)?;
         mem.write(0, code);
         let region = kvm_userspace_memory_region {
             slot: 0,
             flags: 0,
             guest_phys_addr: MEM_BASE,
-            memory_size: mem_size as u64,
+            memory_size: mem.size as u64,
             userspace_addr: mem.ptr as u64,
         };
         // SAFETY: the region's memory outlives the VM (dropped after `vm` in field order... the
@@ -201,4 +215,49 @@ pub fn run_to_write(vcpu: &mut VcpuFd) -> Result<(u64, u64), String> {
         }
         other => Err(format!("expected an MMIO write, got {other:?}")),
     }
+}
+
+/// KVM ioctl numbers (`include/uapi/linux/kvm.h`) for raw calls: the error tests pass
+/// arguments kvm-ioctls refuses to build, or would panic on.
+pub mod nr {
+    pub const KVM_CREATE_VM: u64 = 0xae01;
+    pub const KVM_CHECK_EXTENSION: u64 = 0xae03;
+    pub const KVM_GET_VCPU_MMAP_SIZE: u64 = 0xae04;
+    pub const KVM_CREATE_VCPU: u64 = 0xae41;
+    pub const KVM_SET_USER_MEMORY_REGION: u64 = 0x4020_ae46;
+    pub const KVM_SET_USER_MEMORY_REGION2: u64 = 0x40a0_ae49;
+    pub const KVM_ARM_PREFERRED_TARGET: u64 = 0x8020_aeaf;
+    pub const KVM_RUN: u64 = 0xae80;
+    pub const KVM_SET_SIGNAL_MASK: u64 = 0x4004_ae8b;
+    pub const KVM_GET_MP_STATE: u64 = 0x8004_ae98;
+    pub const KVM_SET_MP_STATE: u64 = 0x4004_ae99;
+    pub const KVM_GET_ONE_REG: u64 = 0x4010_aeab;
+    pub const KVM_SET_ONE_REG: u64 = 0x4010_aeac;
+    pub const KVM_ARM_VCPU_INIT: u64 = 0x4020_aeae;
+    pub const KVM_GET_REG_LIST: u64 = 0xc008_aeb0;
+}
+
+/// `ioctl(fd, cmd, arg)`: the return value, or the errno.
+///
+/// # Safety
+///
+/// If `arg` is an address, the kernel reads and writes there what `cmd` says: it must be
+/// valid for that, or not mapped at all (the call then fails with `EFAULT`).
+pub unsafe fn ioctl_raw(fd: std::os::fd::RawFd, cmd: u64, arg: u64) -> Result<i32, i32> {
+    // SAFETY: the caller vouches for `arg`.
+    let ret = unsafe { libc::ioctl(fd, cmd as _, arg as libc::c_ulong) };
+    if ret < 0 {
+        Err(crate::errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `ioctl(fd, cmd, &mut value)` for commands whose argument is a fixed-size struct: the
+/// kernel touches at most `_IOC_SIZE(cmd)` bytes, which must fit `T`.
+pub fn ioctl_with<T>(fd: std::os::fd::RawFd, cmd: u64, value: &mut T) -> Result<i32, i32> {
+    let ioc_size = ((cmd >> 16) & 0x3fff) as usize;
+    assert!(ioc_size <= core::mem::size_of::<T>() && cmd != nr::KVM_GET_REG_LIST);
+    // SAFETY: `value` is valid for `_IOC_SIZE(cmd)` bytes, all the kernel accesses.
+    unsafe { ioctl_raw(fd, cmd, value as *mut T as u64) }
 }
