@@ -4,7 +4,8 @@
 #
 #   make                 build rkvm.ko (against the cached test kernel, built on first use)
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
-#   make check           host unit tests + selftests in the emulated VHE and nVHE hosts
+#   make check           host unit tests + selftests on every emulated host mode, and on
+#                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
 #   make run             boot the emulated VHE host with rkvm loaded and run the demo
 #   make bench           world-switch costs of rkvm and in-kernel KVM side by side
 #   make -s print-kernel-image   path of the test kernel's arm64 Image
@@ -62,8 +63,15 @@ unittest:
 selftests: toolchain
 	@$(SCRIPTS)/build-selftests.sh
 
+# Every host mode on the test kernel, then VHE and nVHE on the debug kernel; the last
+# line judges all of them together.
+OUT = $(or $(RKVM_OUT),$(TOP)/out)
 check: modules unittest selftests
-	@$(SCRIPTS)/run-hosts.sh check
+	@mkdir -p $(OUT) && rm -f $(OUT)/check-summaries
+	@$(SCRIPTS)/run-hosts.sh check || true
+	@$(SCRIPTS)/check-debug.sh || true
+	@echo "[rkvm] all hosts, test and debug kernels:"
+	@python3 $(SCRIPTS)/ktap-summary.py $$(cat $(OUT)/check-summaries)
 
 run: modules selftests
 	@$(SCRIPTS)/run-hosts.sh run

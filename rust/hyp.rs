@@ -24,6 +24,16 @@ pub(crate) mod nvhe;
 pub(crate) mod sysreg;
 pub(crate) mod vhe;
 
+/// The vCPU operations of the world switch, as the objects above see them: load/put of
+/// the lazily switched state, one guest entry, and the loaded guest's EL1 registers for
+/// the exit handlers. Only the VHE backend implements them so far, and `Vm::create`
+/// refuses VMs on any other, so these are the VHE functions; the nVHE backend will turn
+/// them into dispatchers without changing their callers.
+pub(crate) use vhe::{
+    el1_exception_regs, el1_read, el1_write, load as vcpu_load, put as vcpu_put,
+    run as enter_guest, set_el1_exception_regs, Lazy as LazyState,
+};
+
 /// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).
 static BACKEND: Atomic<u32> = Atomic::new(0);
 const BACKEND_VHE: u32 = 1;

@@ -25,6 +25,8 @@ BAD = [
         r"suspicious RCU usage",
         r"Call trace:",
         r"kmemleak: .* new suspected memory leaks",
+        r"unreferenced object 0x",
+        r"BUG: sleeping function called from invalid context",
         r"KASAN:",
         r"UBSAN:",
     )

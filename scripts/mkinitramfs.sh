@@ -11,7 +11,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,selftests}
 cp "$RKVM_CACHE/busybox/bin/busybox" "$root/bin/busybox"
 install -m 0755 "$RKVM_TOP/selftests/init.sh" "$root/init"
-cp "$RKVM_TOP/rkvm.ko" "$root/lib/modules/"
+cp "${RKVM_MODULE:-$RKVM_TOP/rkvm.ko}" "$root/lib/modules/rkvm.ko"
 for f in "$bins"/*; do
 	# The binaries are the extension-less executables cargo leaves at the top level.
 	[ -f "$f" ] && [ -x "$f" ] && [[ "$f" != *.* ]] && cp "$f" "$root/selftests/"

@@ -21,13 +21,18 @@ action=${1:-check}; shift || true
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe vhe-kvm nvhe-kvm no-el2)
 RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-600}
 
-image=$(kernel_build_dir test)/arch/arm64/boot/Image
+# RKVM_KERNEL=debug boots the debug kernel (kernel/config-debug.fragment) with the rkvm.ko
+# built against it (RKVM_MODULE); logs then go to logs/debug-*.
+flavour=${RKVM_KERNEL:-test}
+image=$(kernel_build_dir "$flavour")/arch/arm64/boot/Image
+module=${RKVM_MODULE:-$RKVM_TOP/rkvm.ko}
 [ -f "$image" ] || die "no kernel image at $image (run 'make test-kernel')"
-[ -f "$RKVM_TOP/rkvm.ko" ] || die "no rkvm.ko (run 'make')"
+[ -f "$module" ] || die "no rkvm.ko at $module (run 'make')"
 outdir=${RKVM_OUT:-$RKVM_TOP/out}; logdir=$outdir/logs
 mkdir -p "$logdir"
-initrd=$outdir/initramfs.cpio.gz
-"$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
+initrd=$outdir/initramfs-$flavour.cpio.gz
+RKVM_MODULE=$module "$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
+tag=; [ "$flavour" = test ] || tag=$flavour-
 
 # $1: mode. The pieces of the QEMU command line that differ per mode.
 mode_machine() {
@@ -72,11 +77,13 @@ check)
 	summaries=()
 	for mode in "${modes[@]}"; do
 		log "booting the emulated $mode host and running the selftests"
-		console=$logdir/check-$mode.log
+		console=$logdir/check-$tag$mode.log
 		start=$SECONDS
 		status=0; boot "$mode" check "$console" || status=$?
-		summaries+=("$mode:$status:$((SECONDS - start)):$console")
+		summaries+=("$tag$mode:$status:$((SECONDS - start)):$console")
 	done
+	# `make check` judges every host of every kernel together at the end.
+	printf '%s\n' "${summaries[@]}" >>"$outdir/check-summaries"
 	python3 "$RKVM_TOP/scripts/ktap-summary.py" "${summaries[@]}"
 	;;
 *) die "unknown action $action" ;;

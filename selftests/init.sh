@@ -46,5 +46,10 @@ bench)
 	echo "rkvm-init: bench exited with $?"
 	;;
 esac
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	# Debug kernels: report what leaked (the harness fails on any "unreferenced object").
+	echo scan > /sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak
+fi
 echo "rkvm-init: done"
 poweroff -f

@@ -10,8 +10,8 @@
 use super::{Power, Vcpu, VcpuState};
 use crate::{
     hyp::{
+        self,
         context::{Exit, ExitCode, VcpuContext},
-        vhe,
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess},
@@ -181,8 +181,8 @@ impl Vcpu {
             sixty_four: da.sixty_four,
             reg: da.reg,
         };
-        // SAFETY: in the run loop with the vCPU loaded (VHE).
-        let sctlr = unsafe { vhe::el1_read(El1Reg::Sctlr) };
+        // SAFETY: in the run loop with the vCPU loaded.
+        let sctlr = unsafe { hyp::el1_read(El1Reg::Sctlr) };
         let big_endian =
             sctlr & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE } != 0;
         let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
@@ -284,24 +284,24 @@ fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
 
 /// Injects a synchronous exception into the guest's EL1 (whose registers are loaded).
 fn inject_into(ctx: &mut VcpuContext, what: Injected) {
-    // SAFETY: called from the run loop's exit handling, with the vCPU loaded (VHE).
+    // SAFETY: called from the run loop's exit handling, with the vCPU loaded.
     unsafe {
-        let (elr_el1, spsr_el1) = vhe::el1_exception_regs();
+        let (elr_el1, spsr_el1) = hyp::el1_exception_regs();
         let mut s = El1Exception {
             pc: ctx.pc,
             pstate: ctx.pstate,
-            vbar_el1: vhe::el1_read(El1Reg::Vbar),
+            vbar_el1: hyp::el1_read(El1Reg::Vbar),
             elr_el1,
             spsr_el1,
-            esr_el1: vhe::el1_read(El1Reg::Esr),
-            far_el1: vhe::el1_read(El1Reg::Far),
+            esr_el1: hyp::el1_read(El1Reg::Esr),
+            far_el1: hyp::el1_read(El1Reg::Far),
         };
-        inject::inject(&mut s, what, vhe::el1_read(El1Reg::Sctlr));
+        inject::inject(&mut s, what, hyp::el1_read(El1Reg::Sctlr));
         ctx.pc = s.pc;
         ctx.pstate = s.pstate;
-        vhe::set_el1_exception_regs(s.elr_el1, s.spsr_el1);
-        vhe::el1_write(El1Reg::Esr, s.esr_el1);
-        vhe::el1_write(El1Reg::Far, s.far_el1);
+        hyp::set_el1_exception_regs(s.elr_el1, s.spsr_el1);
+        hyp::el1_write(El1Reg::Esr, s.esr_el1);
+        hyp::el1_write(El1Reg::Far, s.far_el1);
     }
 }
 

@@ -12,7 +12,10 @@
 //! therefore in the CPU for the whole of `KVM_RUN`, and no guest entry or exit moves them.
 
 use super::Vcpu;
-use crate::{hyp::vhe::{self, Lazy}, sys::preempt::PreemptOps};
+use crate::{
+    hyp::{self, LazyState as Lazy},
+    sys::preempt::PreemptOps,
+};
 use core::cell::UnsafeCell;
 
 /// A vCPU's lazily switched state.
@@ -58,12 +61,12 @@ impl RunningVcpu<'_> {
     ///
     /// Called by the `KVM_RUN` thread with preemption disabled.
     pub(super) unsafe fn load(&self) {
-        // SAFETY: the `LazyCell` invariant holds by the caller's guarantee; the VHE
-        // backend is the only one that runs guests.
+        // SAFETY: the `LazyCell` invariant holds by the caller's guarantee, and the
+        // thread holds no other vCPU loaded on this CPU.
         unsafe {
             let lazy = self.0.lazy.get();
             if !lazy.loaded {
-                vhe::load(lazy);
+                hyp::vcpu_load(lazy);
                 self.0.stats.loads.inc();
             }
         }
@@ -79,7 +82,7 @@ impl RunningVcpu<'_> {
         unsafe {
             let lazy = self.0.lazy.get();
             if lazy.loaded {
-                vhe::put(lazy);
+                hyp::vcpu_put(lazy);
                 self.0.stats.puts.inc();
             }
         }

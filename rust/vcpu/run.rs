@@ -95,7 +95,7 @@ impl Vcpu {
 
             let exit = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
-                hyp::vhe::run(&mut state.ctx, fp.loaded(), &irqs)
+                hyp::enter_guest(&mut state.ctx, fp.loaded(), &irqs)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
 
