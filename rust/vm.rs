@@ -286,6 +286,20 @@ impl Vm {
     }
 }
 
+/// The memslot request in either `kvm_userspace_memory_region` or its `...2` extension
+/// (whose guest_memfd fields rkvm does not use: the flag that enables them is refused).
+macro_rules! memslot_request {
+    ($r:expr) => {
+        Request {
+            slot: $r.slot,
+            flags: $r.flags,
+            guest_phys_addr: $r.guest_phys_addr,
+            memory_size: $r.memory_size,
+            userspace_addr: $r.userspace_addr,
+        }
+    };
+}
+
 impl FdOps for Vm {
     fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         if !this.owned_by_current() {
@@ -300,24 +314,12 @@ impl FdOps for Vm {
             VmIoctl::SetUserMemoryRegion => {
                 let r: sys::kvm_userspace_memory_region =
                     user(ioctl::ioc_size(cmd)).reader().read()?;
-                this.set_memory_region(Request {
-                    slot: r.slot,
-                    flags: r.flags,
-                    guest_phys_addr: r.guest_phys_addr,
-                    memory_size: r.memory_size,
-                    userspace_addr: r.userspace_addr,
-                })
+                this.set_memory_region(memslot_request!(r))
             }
             VmIoctl::SetUserMemoryRegion2 => {
                 let r: sys::kvm_userspace_memory_region2 =
                     user(ioctl::ioc_size(cmd)).reader().read()?;
-                this.set_memory_region(Request {
-                    slot: r.slot,
-                    flags: r.flags,
-                    guest_phys_addr: r.guest_phys_addr,
-                    memory_size: r.memory_size,
-                    userspace_addr: r.userspace_addr,
-                })
+                this.set_memory_region(memslot_request!(r))
             }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {

@@ -121,7 +121,11 @@ impl TestVm {
 
     /// As [`TestVm::new`], with RAM the caller mapped.
     pub fn with_mem(mem: GuestMem, code: &[u8]) -> Result<Self, String> {
-        let kvm = kvm()?;
+        Self::on_device(kvm()?, mem, code)
+    }
+
+    /// As [`TestVm::with_mem`], on an open KVM-compatible device (rkvm or in-kernel KVM).
+    pub fn on_device(kvm: Kvm, mem: GuestMem, code: &[u8]) -> Result<Self, String> {
         let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
         mem.write(0, code);
         let region = kvm_userspace_memory_region {
@@ -131,8 +135,8 @@ impl TestVm {
             memory_size: mem.size as u64,
             userspace_addr: mem.ptr as u64,
         };
-        // SAFETY: the region's memory outlives the VM (dropped after `vm` in field order... the
-        // VM fd closes first, since `vm` is declared before `mem`).
+        // SAFETY: the memory outlives the VM's use of it: `vm` is declared before `mem`, so
+        // the VM fd closes first when a `TestVm` drops.
         unsafe { vm.set_user_memory_region(region) }
             .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
         Ok(Self { kvm, vm, mem })

@@ -9,7 +9,6 @@
 //!
 //! Usage: `bench <device> <iterations>`; prints `bench,<op>,<ticks>,<iterations>,<cntfrq>`.
 
-use kvm_bindings::{kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_PSCI_0_2};
 use kvm_ioctls::Kvm;
 use rkvm_selftests::guest_code;
 use rkvm_selftests::vmm::*;
@@ -48,24 +47,8 @@ fn cntfrq() -> u64 {
 fn measure(dev: &str, op: u64, iterations: u64) -> Result<u64, String> {
     let path = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     let kvm = Kvm::new_with_path(&path).map_err(|e| format!("open {dev}: {e}"))?;
-    let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
-    let mem = GuestMem::new(1 << 20)?;
-    mem.write(0, bench_guest());
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: MEM_BASE,
-        memory_size: mem.size as u64,
-        userspace_addr: mem.ptr as u64,
-    };
-    // SAFETY: `mem` outlives the VM (`vm` is dropped first, at the end of this function).
-    unsafe { vm.set_user_memory_region(region) }.map_err(|e| format!("memory region: {e}"))?;
-    let mut vcpu = vm.create_vcpu(0).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
-    let mut init = kvm_vcpu_init::default();
-    vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
-    init.features[0] |= 1 << KVM_ARM_VCPU_PSCI_0_2;
-    vcpu.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
-    set_reg(&vcpu, core_reg_pc(), MEM_BASE)?;
+    let vm = TestVm::on_device(kvm, GuestMem::new(1 << 20)?, bench_guest())?;
+    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
     set_reg(&vcpu, core_reg_x(0), op)?;
     set_reg(&vcpu, core_reg_x(1), iterations)?;
     let result = loop {
@@ -80,7 +63,6 @@ fn measure(dev: &str, op: u64, iterations: u64) -> Result<u64, String> {
         }
     };
     drop(vcpu);
-    drop(vm);
     result
 }
 
