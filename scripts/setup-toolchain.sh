@@ -52,8 +52,8 @@ fi
 bb=$RKVM_CACHE/busybox/bin/busybox
 if [ ! -x "$bb" ]; then
 	log "fetching arm64 busybox-static"
-	tmp=$(mktemp -d); chmod 0755 "$tmp"  # apt downloads as _apt
-	(cd "$tmp" && apt-get download -q busybox-static:arm64 >/dev/null)
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get -o APT::Sandbox::User=root download -q busybox-static:arm64 >/dev/null)
 	mkdir -p "$RKVM_CACHE/busybox"
 	dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/x"
 	mkdir -p "$(dirname "$bb")"
@@ -74,8 +74,8 @@ if [ ! -f "$ksrc/Makefile" ]; then
 	       -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache"
 	       -o APT::Architecture=amd64 -o APT::Architectures=amd64)
 	apt-get "${aopts[@]}" update -q >/dev/null
-	tmp=$(mktemp -d); chmod 0755 "$tmp"  # apt downloads as _apt
-	(cd "$tmp" && apt-get "${aopts[@]}" download -q "$RKVM_KSRC_PKG" >/dev/null)
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get "${aopts[@]}" -o APT::Sandbox::User=root download -q "$RKVM_KSRC_PKG" >/dev/null)
 	dpkg-deb --fsys-tarfile "$tmp"/"$RKVM_KSRC_PKG"_*.deb |
 		tar -x -C "$tmp" --wildcards "./usr/src/$RKVM_KSRC_PKG.tar.xz"
 	log "unpacking the kernel source"
