@@ -10,8 +10,9 @@
 //! the files pin the module, so `rmmod` waits for that.
 //!
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
-//! `Vcpu::power`; `Vcpu::inner` → `Vm::mmu` → the VMM's `mmap_lock` (pinning pages);
-//! `VMIDS` is taken alone.
+//! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
+//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `VMIDS` and `DEBUGFS` are taken
+//! alone. See Documentation/design.rst.
 
 use crate::{
     hyp::{self, context::VmRegs, sysreg},
