@@ -54,8 +54,9 @@ pub(crate) struct VcpuState {
     pub(crate) ctx: VcpuContext,
     /// `KVM_ARM_VCPU_INIT` features; `None` until the first init.
     pub(crate) features: Option<u32>,
-    /// An MMIO exit userspace has yet to complete: the access and the guest's endianness.
-    pub(crate) pending_mmio: Option<(MmioAccess, bool)>,
+    /// An MMIO exit userspace has yet to complete: the access, the guest's endianness and
+    /// whether the instruction was 32 bits wide (`ESR_EL2.IL`).
+    pub(crate) pending_mmio: Option<(MmioAccess, bool, bool)>,
     /// `KVM_SET_SIGNAL_MASK`: the mask applied while in `KVM_RUN`.
     pub(crate) sigmask: Option<kernel::bindings::sigset_t>,
     pub(crate) debug: DebugRegs,

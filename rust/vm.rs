@@ -141,6 +141,8 @@ impl Drop for Vmid {
 pub(crate) struct Vm {
     /// The creating process's `mm`: only it may use the VM's fds (KVM's `kvm->mm` check).
     mm: usize,
+    /// The VM's IPA space: `1 << ipa_bits` bytes.
+    ipa_limit: u64,
     vttbr: u64,
     vtcr: u64,
     /// CNTVOFF_EL2: the guest's virtual counter is the physical one minus this.
@@ -189,6 +191,7 @@ impl Vm {
         let vm = Arc::pin_init(
             pin_init!(Self {
                 mm: sys::mm::current_mm(),
+                ipa_limit: geometry.ipa_limit(),
                 vttbr,
                 vtcr,
                 // The guest's virtual counter starts near zero, as on KVM.
@@ -209,6 +212,11 @@ impl Vm {
     /// Stage-2 and timer registers for each entry.
     pub(crate) fn regs(&self) -> VmRegs {
         VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff() }
+    }
+
+    /// The size of the VM's IPA space in bytes.
+    pub(crate) fn ipa_limit(&self) -> u64 {
+        self.ipa_limit
     }
 
     /// Whether a vCPU of the VM has run.

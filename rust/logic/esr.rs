@@ -67,8 +67,7 @@ impl Esr {
         ((self.0 >> 26) & 0x3f) as u8
     }
 
-    #[cfg(test)]
-    /// `IL`: the trapped instruction was 32 bits wide (always, for AArch64 guests).
+    /// `IL`: the trapped instruction was 32 bits wide (always, except Thumb at AArch32 EL0).
     pub(crate) const fn il32(self) -> bool {
         self.0 & (1 << 25) != 0
     }

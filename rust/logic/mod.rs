@@ -21,5 +21,6 @@ pub(crate) mod mmio;
 pub(crate) mod pgtable;
 pub(crate) mod psci;
 pub(crate) mod regs;
+pub(crate) mod step;
 pub(crate) mod traps;
 pub(crate) mod vmid;

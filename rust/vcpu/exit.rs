@@ -20,13 +20,14 @@ use crate::{
         mmio::MmioAccess,
         psci::{self, Call},
         regs::{self, El1Reg, SysReg},
+        step,
     },
     mmu,
     sys::{
         self,
         task::{self, GuestFp},
     },
-    vm::Vm,
+    vm::{self, Vm},
 };
 use kernel::prelude::*;
 
@@ -100,7 +101,7 @@ impl Vcpu {
             }
             Ec::Smc64 => {
                 // A trapped SMC returns to the SMC itself: step over it.
-                ctx.pc = ctx.pc.wrapping_add(4);
+                skip_instr(ctx, esr.il32());
                 if esr.hvc_imm() != 0 {
                     ctx.set_reg(0, psci::NOT_SUPPORTED);
                     return Ok(Action::Reenter);
@@ -110,6 +111,9 @@ impl Vcpu {
             Ec::DabtLow => self.data_abort(vm, state, esr, exit),
             Ec::IabtLow => {
                 let ipa = exit.fault_ipa();
+                if beyond_ipa(vm, ctx, esr.data_abort().fault, ipa, true) {
+                    return Ok(Action::Reenter);
+                }
                 match vm.mmu.lock().fault(ipa, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.
@@ -129,7 +133,7 @@ impl Vcpu {
             }
             Ec::Wfx => {
                 // No interrupts to wait for yet: give the CPU away and carry on.
-                ctx.pc = ctx.pc.wrapping_add(4);
+                skip_instr(ctx, esr.il32());
                 task::cond_resched();
                 Ok(Action::Reenter)
             }
@@ -146,6 +150,9 @@ impl Vcpu {
         let da = esr.data_abort();
         let ctx = &mut state.ctx;
         let ipa = exit.fault_ipa();
+        if beyond_ipa(vm, ctx, da.fault, ipa, false) {
+            return Ok(Action::Reenter);
+        }
         match da.fault {
             Fault::Translation(_) | Fault::AccessFlag(_) | Fault::Permission(_) => {}
             // Beyond the IPA space, or something stage 2 cannot fix: the guest's problem.
@@ -166,7 +173,7 @@ impl Vcpu {
         }
         if da.cache_maint {
             // Cache maintenance on MMIO has nothing to maintain.
-            ctx.pc = ctx.pc.wrapping_add(4);
+            skip_instr(ctx, esr.il32());
             return Ok(Action::Reenter);
         }
         if !da.isv {
@@ -188,7 +195,7 @@ impl Vcpu {
         let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
         self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
         self.stats.exits_mmio.inc();
-        state.pending_mmio = Some((access, big_endian));
+        state.pending_mmio = Some((access, big_endian, esr.il32()));
         Ok(Action::ToUser)
     }
 
@@ -232,6 +239,35 @@ impl Vcpu {
         self.run.set_system_event(kind, 0);
         Action::ToUser
     }
+}
+
+/// Steps the guest past the instruction that trapped (`il32`: ESR_EL2.IL).
+fn skip_instr(ctx: &mut VcpuContext, il32: bool) {
+    (ctx.pc, ctx.pstate) = step::skip(ctx.pc, ctx.pstate, il32);
+}
+
+/// A translation fault at or beyond the VM's IPA size: no memslot can be there, and the
+/// guest gets a synchronous external abort reporting the IPA — with the fault status of
+/// an address-size fault when the IPA is also beyond what the host supports — as KVM's
+/// `kvm_handle_guest_abort` does. Returns whether it was such a fault.
+fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, fault: Fault, ipa: u64, fetch: bool) -> bool {
+    if !matches!(fault, Fault::Translation(_)) || ipa < vm.ipa_limit() {
+        return false;
+    }
+    let what = if fetch {
+        Injected::InstructionAbort { far: ipa }
+    } else {
+        Injected::DataAbort { far: ipa }
+    };
+    inject_into(ctx, what);
+    if ipa >> vm::max_ipa_bits() != 0 {
+        // SAFETY: in the run loop with the vCPU loaded.
+        unsafe {
+            let esr = hyp::el1_read(El1Reg::Esr);
+            hyp::el1_write(El1Reg::Esr, esr & !0x3f);
+        }
+    }
+    true
 }
 
 /// PSCI CPU_ON.
@@ -383,7 +419,8 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
             if let Some(v) = read {
                 ctx.set_reg(acc.rt, v);
             }
-            ctx.pc = ctx.pc.wrapping_add(4);
+            // MSR/MRS traps (EC 0x18) come from AArch64 only: 32-bit instructions.
+            skip_instr(ctx, true);
         }
         None => inject_into(ctx, Injected::Undefined),
     }

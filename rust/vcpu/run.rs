@@ -12,6 +12,7 @@
 use super::{exit::Action, load_put::RunningVcpu, Vcpu, VcpuInner, VcpuState};
 use crate::{
     hyp::{self, context::VcpuContext},
+    logic::step,
     sys::{
         preempt::{NoPreempt, Notifier},
         run_page::KVM_EXIT_INTR,
@@ -75,12 +76,13 @@ impl Vcpu {
     /// Finishes an MMIO exit with what userspace left in `kvm_run.mmio`: a read's value
     /// goes to the destination register, and the guest moves past the access.
     fn complete_mmio(&self, state: &mut VcpuState) {
-        if let Some((access, big_endian)) = state.pending_mmio.take() {
+        if let Some((access, big_endian, il32)) = state.pending_mmio.take() {
             if !access.write {
                 let value = access.read_value(self.run.mmio_data(), big_endian);
                 state.ctx.set_reg(access.reg, value);
             }
-            state.ctx.pc = state.ctx.pc.wrapping_add(4);
+            let ctx = &mut state.ctx;
+            (ctx.pc, ctx.pstate) = step::skip(ctx.pc, ctx.pstate, il32);
         }
     }
 

@@ -299,3 +299,175 @@ pub fn cmdline_param(name: &str) -> Option<String> {
     let prefix = format!("{name}=");
     cmdline.split_whitespace().find_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
 }
+
+/// Console markers of a kernel in trouble, as `Documentation/testing.rst` lists them:
+/// any of these in the log fails a robustness test.
+const KERNEL_TROUBLE: &[&str] = &[
+    "Oops", "BUG:", "WARNING:", "Call trace:", "Kernel panic", "KASAN:", "UBSAN:",
+    "suspected memory leaks", "unreferenced object 0x", "possible circular locking",
+    "possible recursive locking", "inconsistent lock state", "suspicious RCU usage",
+    "self-detected stall", "rcu: INFO", "sleeping function called from invalid context",
+    "soft lockup", "blocked for more than",
+];
+
+/// The lines of `messages` that show the kernel in trouble.
+pub fn kernel_trouble(messages: &[String]) -> Vec<String> {
+    messages.iter().filter(|m| KERNEL_TROUBLE.iter().any(|t| m.contains(t))).cloned().collect()
+}
+
+impl KernelLog {
+    /// Fails with the offending lines if the kernel reported trouble since the mark (or
+    /// the previous call).
+    pub fn check_clean(&mut self) -> Result<(), String> {
+        let bad = kernel_trouble(&self.new_messages());
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the kernel log shows trouble:\n{}", bad.join("\n")))
+        }
+    }
+}
+
+/// rkvm's module reference count: every open VM or vCPU file (and vCPU mapping) holds one.
+pub fn module_refcnt() -> Result<u64, String> {
+    let s = std::fs::read_to_string("/sys/module/rkvm/refcnt").map_err(|e| format!("refcnt: {e}"))?;
+    s.trim().parse().map_err(|e| format!("refcnt {s:?}: {e}"))
+}
+
+/// Waits (up to `limit`) for the module reference count to come back to `baseline`:
+/// files are released asynchronously after the last close.
+pub fn wait_refcnt(baseline: u64, limit: std::time::Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        let now = module_refcnt()?;
+        if now == baseline {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!("module refcnt {now}, expected {baseline} after {limit:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The number of open fds of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// A small xorshift64* generator: the fuzzing tests print their seed, so a failing run
+/// can be replayed exactly (single-threaded parts) without any crate.
+#[derive(Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        // Zero is the one state xorshift never leaves.
+        Self(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    /// Uniform in `0..n` (`n` > 0; the modulo bias is irrelevant here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    /// A copy of one element of `items` (which must not be empty).
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// The seed of a fuzzing test: `rkvmtest.seed=` on the kernel command line, else `default`.
+pub fn fuzz_seed(default: u64) -> u64 {
+    cmdline_param("rkvmtest.seed")
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(default)
+}
+
+extern "C" fn kick_handler(_: libc::c_int) {}
+
+/// A one-shot timer that interrupts the thread that created it with `SIGUSR2`, whose
+/// handler does nothing and does not restart system calls: a `KVM_RUN` still in the
+/// guest when it fires returns `EINTR`. Bounds guest runs that may never exit by
+/// themselves (random code, hostile register state).
+pub struct Kick(libc::timer_t);
+
+impl Kick {
+    pub fn new() -> Result<Self, String> {
+        // SAFETY: a zeroed sigaction is valid; the handler only returns. No SA_RESTART,
+        // so the interrupted KVM_RUN fails with EINTR instead of being restarted.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = kick_handler as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(libc::SIGUSR2, &sa, core::ptr::null_mut()) != 0 {
+                return Err(format!("sigaction: {}", io::Error::last_os_error()));
+            }
+        }
+        // SAFETY: a zeroed sigevent is valid before the fields are set.
+        let mut sev: libc::sigevent = unsafe { core::mem::zeroed() };
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = libc::SIGUSR2;
+        // SAFETY: gettid has no preconditions.
+        sev.sigev_notify_thread_id = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        let mut timer: libc::timer_t = core::ptr::null_mut();
+        // SAFETY: both pointers are valid for the call.
+        if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut timer) } != 0 {
+            return Err(format!("timer_create: {}", io::Error::last_os_error()));
+        }
+        Ok(Self(timer))
+    }
+
+    fn set(&self, after: std::time::Duration) {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `self.0` is a live timer; a zero value disarms it.
+        unsafe { libc::timer_settime(self.0, 0, &spec, core::ptr::null_mut()) };
+    }
+
+    /// Fires once after `after` (a non-zero duration).
+    pub fn arm(&self, after: std::time::Duration) {
+        self.set(after.max(std::time::Duration::from_nanos(1)));
+    }
+
+    pub fn disarm(&self) {
+        self.set(std::time::Duration::ZERO);
+    }
+}
+
+impl Drop for Kick {
+    fn drop(&mut self) {
+        // SAFETY: the timer made in `new`.
+        unsafe { libc::timer_delete(self.0) };
+    }
+}

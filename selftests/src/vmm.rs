@@ -20,6 +20,12 @@ macro_rules! guest_code {
         core::arch::global_asm!(
             ".pushsection .rodata.guest, \"a\"",
             ".balign 4",
+            // Global (hidden) symbols: the accessor may be compiled into another codegen
+            // unit than this assembly (code used from a thread's closure, for one).
+            concat!(".globl ", stringify!($name), "_start"),
+            concat!(".hidden ", stringify!($name), "_start"),
+            concat!(".globl ", stringify!($name), "_end"),
+            concat!(".hidden ", stringify!($name), "_end"),
             concat!(stringify!($name), "_start:"),
             $($line,)+
             concat!(stringify!($name), "_end:"),
@@ -127,6 +133,17 @@ impl TestVm {
     /// As [`TestVm::with_mem`], on an open KVM-compatible device (rkvm or in-kernel KVM).
     pub fn on_device(kvm: Kvm, mem: GuestMem, code: &[u8]) -> Result<Self, String> {
         let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+        Self::finish(kvm, vm, mem, code)
+    }
+
+    /// As [`TestVm::with_mem`], with `KVM_CREATE_VM`'s type given (e.g. an IPA size).
+    pub fn with_type(vm_type: u64, mem: GuestMem, code: &[u8]) -> Result<Self, String> {
+        let kvm = kvm()?;
+        let vm = kvm.create_vm_with_type(vm_type).map_err(|e| format!("KVM_CREATE_VM({vm_type}): {e}"))?;
+        Self::finish(kvm, vm, mem, code)
+    }
+
+    fn finish(kvm: Kvm, vm: VmFd, mem: GuestMem, code: &[u8]) -> Result<Self, String> {
         mem.write(0, code);
         let region = kvm_userspace_memory_region {
             slot: 0,
@@ -187,7 +204,7 @@ pub fn get_reg(vcpu: &VcpuFd, id: u64) -> Result<u64, String> {
 }
 
 /// What a guest run ended with, owned (so the vCPU can be borrowed again).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
     MmioWrite(u64, Vec<u8>),
     MmioRead(u64, usize),
@@ -197,7 +214,12 @@ pub enum Exit {
 
 /// Runs until an exit; MMIO reads are answered with `read_value` (little-endian).
 pub fn run(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, String> {
-    match vcpu.run().map_err(|e| format!("KVM_RUN: {e}"))? {
+    run_errno(vcpu, read_value).map_err(|e| format!("KVM_RUN: {}", std::io::Error::from_raw_os_error(e)))
+}
+
+/// As [`run`], keeping `KVM_RUN`'s errno (tests that expect a failing run need it).
+pub fn run_errno(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, i32> {
+    match vcpu.run().map_err(|e| e.errno())? {
         VcpuExit::MmioWrite(addr, data) => Ok(Exit::MmioWrite(addr, data.to_vec())),
         VcpuExit::MmioRead(addr, data) => {
             let len = data.len();
@@ -207,6 +229,14 @@ pub fn run(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, String> {
         VcpuExit::SystemEvent(kind, _) => Ok(Exit::SystemEvent(kind)),
         other => Ok(Exit::Other(format!("{other:?}"))),
     }
+}
+
+/// The little-endian value of up to 8 bytes of MMIO data.
+pub fn le_value(data: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = data.len().min(8);
+    b[..n].copy_from_slice(&data[..n]);
+    u64::from_le_bytes(b)
 }
 
 /// Runs until the guest writes a u64 to MMIO; returns (address, value).

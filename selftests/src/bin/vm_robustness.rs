@@ -13,8 +13,8 @@ use kvm_bindings::{kvm_one_reg, kvm_run, kvm_userspace_memory_region, kvm_vcpu_i
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
-    check, check_eq, errno, guest_code, host_runs_guests, page_size, run_or_skip, Outcome,
-    TestResult, DEV_RKVM,
+    check, check_eq, errno, guest_code, host_runs_guests, module_refcnt, open_fds, page_size,
+    run_or_skip, wait_refcnt, Outcome, TestResult, DEV_RKVM,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::thread::JoinHandleExt;
@@ -101,26 +101,7 @@ guest_code!(guest_shared,
     "str x3, [x1]", "str x2, [x1, #8]",
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
-/// rkvm's module reference count: every open VM or vCPU file holds one.
-fn module_refcnt() -> Result<u64, String> {
-    let s = std::fs::read_to_string("/sys/module/rkvm/refcnt").map_err(|e| format!("refcnt: {e}"))?;
-    s.trim().parse().map_err(|e| format!("refcnt {s:?}: {e}"))
-}
 
-/// Waits (up to `limit`) for the reference count to come back to `baseline`.
-fn wait_refcnt(baseline: u64, limit: Duration) -> Result<(), String> {
-    let start = Instant::now();
-    loop {
-        let now = module_refcnt()?;
-        if now == baseline {
-            return Ok(());
-        }
-        if start.elapsed() > limit {
-            return Err(format!("module refcnt {now}, expected {baseline} after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Free memory, counting the pages parked on the per-CPU free lists (`/proc/zoneinfo`):
 /// MemFree alone misses those, and a burst of frees can park megabytes there for seconds.
@@ -137,9 +118,6 @@ fn mem_free_kib() -> Result<i64, String> {
     Ok(pages * (page_size() as i64 / 1024))
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
-}
 
 /// What to compare after a test: the module's references, free memory and our fds.
 struct Baseline {
