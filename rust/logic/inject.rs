@@ -135,7 +135,7 @@ const fn entry_pstate(old: u64, sctlr_el1: u64) -> u64 {
 ///
 /// The caller must not also advance the PC past the faulting instruction: `ELR_EL1` is the
 /// PC as given, so the guest's handler sees the instruction that faulted.
-pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64) {
+pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64, il32: bool) {
     let source = Source::of(s.pstate);
     let (ec, far) = match what {
         Injected::Undefined => (EC_UNKNOWN, None),
@@ -147,7 +147,8 @@ pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64) {
         }
     };
     let fsc = if far.is_some() { FSC_EXTABT } else { 0 };
-    s.esr_el1 = (ec << ESR_EC_SHIFT) | ESR_IL | fsc;
+    // IL follows the instruction that trapped, as in KVM's inject_fault.c.
+    s.esr_el1 = (ec << ESR_EC_SHIFT) | if il32 { ESR_IL } else { 0 } | fsc;
     if let Some(far) = far {
         s.far_el1 = far;
     }
@@ -188,7 +189,7 @@ mod tests {
             (PSR_MODE32, 0x600), // AArch32 EL0 (usr)
         ] {
             let mut s = state(pstate);
-            inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+            inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
             assert_eq!(s.pc, VBAR + offset, "pstate {pstate:#x}");
         }
     }
@@ -197,7 +198,7 @@ mod tests {
     fn elr_and_spsr_saved() {
         let old = 0x6000_03c5 | PSR_SSBS | (0b11 << 10) | (1 << 21);
         let mut s = state(old);
-        inject(&mut s, Injected::DataAbort { far: 0x1000 }, SCTLR_SPAN1);
+        inject(&mut s, Injected::DataAbort { far: 0x1000 }, SCTLR_SPAN1, true);
         assert_eq!(s.elr_el1, PC);
         assert_eq!(s.spsr_el1, old);
         assert_eq!(s.vbar_el1, VBAR);
@@ -206,24 +207,24 @@ mod tests {
     #[test]
     fn undefined_syndrome() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.esr_el1, 0x0200_0000);
         // FAR is not written for an UNDEF.
         assert_eq!(s.far_el1, 0x4444);
         let mut s = state(PSR_MODE_EL1H);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.esr_el1, 0x0200_0000);
     }
 
     #[test]
     fn data_abort_syndrome() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::DataAbort { far: 0xdead_b000 }, SCTLR_SPAN1);
+        inject(&mut s, Injected::DataAbort { far: 0xdead_b000 }, SCTLR_SPAN1, true);
         assert_eq!(s.esr_el1, 0x9200_0010); // EC 0x24, IL, DFSC 0x10
         assert_eq!(s.far_el1, 0xdead_b000);
         for mode in [PSR_MODE_EL1T, PSR_MODE_EL1H] {
             let mut s = state(mode);
-            inject(&mut s, Injected::DataAbort { far: 0x8000 }, SCTLR_SPAN1);
+            inject(&mut s, Injected::DataAbort { far: 0x8000 }, SCTLR_SPAN1, true);
             assert_eq!(s.esr_el1, 0x9600_0010); // EC 0x25
             assert_eq!(s.far_el1, 0x8000);
         }
@@ -232,11 +233,11 @@ mod tests {
     #[test]
     fn instruction_abort_syndrome() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::InstructionAbort { far: 0x40_0000 }, SCTLR_SPAN1);
+        inject(&mut s, Injected::InstructionAbort { far: 0x40_0000 }, SCTLR_SPAN1, true);
         assert_eq!(s.esr_el1, 0x8200_0010); // EC 0x20, IL, IFSC 0x10
         assert_eq!(s.far_el1, 0x40_0000);
         let mut s = state(PSR_MODE_EL1H);
-        inject(&mut s, Injected::InstructionAbort { far: PC }, SCTLR_SPAN1);
+        inject(&mut s, Injected::InstructionAbort { far: PC }, SCTLR_SPAN1, true);
         assert_eq!(s.esr_el1, 0x8600_0010); // EC 0x21
         assert_eq!(s.far_el1, PC);
     }
@@ -244,7 +245,7 @@ mod tests {
     #[test]
     fn new_pstate_masks_and_mode() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pstate, 0x3c5);
     }
 
@@ -261,7 +262,7 @@ mod tests {
             | (0b11 << 10)
             | PSR_MODE_EL1H;
         let mut s = state(old);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pstate, PSR_NZCV | PSR_DIT | 0x3c5);
     }
 
@@ -269,21 +270,21 @@ mod tests {
     fn pan_handling() {
         // SPAN == 0 sets PAN whatever it was.
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::Undefined, 0);
+        inject(&mut s, Injected::Undefined, 0, true);
         assert_eq!(s.pstate, PSR_PAN | 0x3c5);
         // SPAN == 1 keeps PAN as it was, set or clear.
         let mut s = state(PSR_MODE_EL1H | PSR_PAN);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pstate, PSR_PAN | 0x3c5);
         let mut s = state(PSR_MODE_EL1H);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pstate, 0x3c5);
     }
 
     #[test]
     fn ssbs_from_dssbs() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1 | SCTLR_DSSBS);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1 | SCTLR_DSSBS, true);
         assert_eq!(s.pstate, PSR_SSBS | 0x3c5);
     }
 
@@ -292,9 +293,9 @@ mod tests {
         // A second fault inside the EL1h handler goes to the current-EL SPx vector and
         // records the handler's state, as a real nested exception would.
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         let handler_pc = s.pc;
-        inject(&mut s, Injected::DataAbort { far: 0x10 }, SCTLR_SPAN1);
+        inject(&mut s, Injected::DataAbort { far: 0x10 }, SCTLR_SPAN1, true);
         assert_eq!(s.elr_el1, handler_pc);
         assert_eq!(s.spsr_el1, 0x3c5);
         assert_eq!(s.pc, VBAR + 0x200);
@@ -304,7 +305,23 @@ mod tests {
     #[test]
     fn vbar_wraps_without_panic() {
         let mut s = El1Exception { vbar_el1: u64::MAX - 0x7ff, ..state(PSR_MODE_EL0T) };
-        inject(&mut s, Injected::Undefined, SCTLR_SPAN1);
+        inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pc, (u64::MAX - 0x7ff).wrapping_add(0x400));
+    }
+
+    #[test]
+    fn undef_after_a_16_bit_instruction_clears_il() {
+        let mut s = El1Exception {
+            pc: 0x8000,
+            pstate: 0x30, // AArch32 Thumb User
+            vbar_el1: 0x4000_0000,
+            elr_el1: 0,
+            spsr_el1: 0,
+            esr_el1: 0,
+            far_el1: 0,
+        };
+        inject(&mut s, Injected::Undefined, 0, false);
+        assert_eq!(s.esr_el1 & ESR_IL, 0);
+        assert_eq!(s.pc, 0x4000_0600);
     }
 }

@@ -111,13 +111,13 @@ impl Vcpu {
             Ec::DabtLow => self.data_abort(vm, state, esr, exit),
             Ec::IabtLow => {
                 let ipa = exit.fault_ipa();
-                if beyond_ipa(vm, ctx, esr.data_abort().fault, ipa, true) {
+                if beyond_ipa(vm, ctx, esr, ipa, true) {
                     return Ok(Action::Reenter);
                 }
                 match vm.mmu.lock().fault(ipa, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.
-                    mmu::Fault::Mmio => inject_into(ctx, Injected::InstructionAbort { far: exit.far }),
+                    mmu::Fault::Mmio => inject_into(ctx, Injected::InstructionAbort { far: exit.far }, esr.il32()),
                 }
                 Ok(Action::Reenter)
             }
@@ -139,7 +139,7 @@ impl Vcpu {
             }
             // SVE, SME and everything without a handler: not offered to the guest.
             _ => {
-                inject_into(ctx, Injected::Undefined);
+                inject_into(ctx, Injected::Undefined, esr.il32());
                 Ok(Action::Reenter)
             }
         }
@@ -150,14 +150,14 @@ impl Vcpu {
         let da = esr.data_abort();
         let ctx = &mut state.ctx;
         let ipa = exit.fault_ipa();
-        if beyond_ipa(vm, ctx, da.fault, ipa, false) {
+        if beyond_ipa(vm, ctx, esr, ipa, false) {
             return Ok(Action::Reenter);
         }
         match da.fault {
             Fault::Translation(_) | Fault::AccessFlag(_) | Fault::Permission(_) => {}
             // Beyond the IPA space, or something stage 2 cannot fix: the guest's problem.
             _ => {
-                inject_into(ctx, Injected::DataAbort { far: exit.far });
+                inject_into(ctx, Injected::DataAbort { far: exit.far }, esr.il32());
                 return Ok(Action::Reenter);
             }
         }
@@ -168,7 +168,7 @@ impl Vcpu {
         }
         if da.s1ptw {
             // The guest's own page tables live outside its memory.
-            inject_into(ctx, Injected::DataAbort { far: exit.far });
+            inject_into(ctx, Injected::DataAbort { far: exit.far }, esr.il32());
             return Ok(Action::Reenter);
         }
         if da.cache_maint {
@@ -250,7 +250,8 @@ fn skip_instr(ctx: &mut VcpuContext, il32: bool) {
 /// guest gets a synchronous external abort reporting the IPA — with the fault status of
 /// an address-size fault when the IPA is also beyond what the host supports — as KVM's
 /// `kvm_handle_guest_abort` does. Returns whether it was such a fault.
-fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, fault: Fault, ipa: u64, fetch: bool) -> bool {
+fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, esr: Esr, ipa: u64, fetch: bool) -> bool {
+    let (fault, il32) = (esr.data_abort().fault, esr.il32());
     if !matches!(fault, Fault::Translation(_)) || ipa < vm.ipa_limit() {
         return false;
     }
@@ -259,7 +260,7 @@ fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, fault: Fault, ipa: u64, fetch: boo
     } else {
         Injected::DataAbort { far: ipa }
     };
-    inject_into(ctx, what);
+    inject_into(ctx, what, il32);
     if ipa >> vm::max_ipa_bits() != 0 {
         // SAFETY: in the run loop with the vCPU loaded.
         unsafe {
@@ -319,7 +320,7 @@ fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
 }
 
 /// Injects a synchronous exception into the guest's EL1 (whose registers are loaded).
-fn inject_into(ctx: &mut VcpuContext, what: Injected) {
+fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
     // SAFETY: called from the run loop's exit handling, with the vCPU loaded.
     unsafe {
         let (elr_el1, spsr_el1) = hyp::el1_exception_regs();
@@ -332,7 +333,7 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected) {
             esr_el1: hyp::el1_read(El1Reg::Esr),
             far_el1: hyp::el1_read(El1Reg::Far),
         };
-        inject::inject(&mut s, what, hyp::el1_read(El1Reg::Sctlr));
+        inject::inject(&mut s, what, hyp::el1_read(El1Reg::Sctlr), il32);
         ctx.pc = s.pc;
         ctx.pstate = s.pstate;
         hyp::set_el1_exception_regs(s.elr_el1, s.spsr_el1);
@@ -422,6 +423,7 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
             // MSR/MRS traps (EC 0x18) come from AArch64 only: 32-bit instructions.
             skip_instr(ctx, true);
         }
-        None => inject_into(ctx, Injected::Undefined),
+        // MSR/MRS traps come from AArch64 only: 32-bit instructions.
+        None => inject_into(ctx, Injected::Undefined, true),
     }
 }
