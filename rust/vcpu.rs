@@ -20,7 +20,8 @@ use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     str::CString,
-    sync::{Arc, ArcBorrow, CondVar, Mutex},
+    sync::{aref::ARef, Arc, ArcBorrow, CondVar, Mutex},
+    task::Task,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -137,6 +138,19 @@ pub(crate) struct Power {
     pub(crate) off: bool,
     /// A `CPU_ON` for this (off) vCPU not yet picked up: entry point and context id.
     pub(crate) pending_on: Option<(u64, u64)>,
+    /// The thread in `KVM_RUN` on this vCPU, to kick when its power state changes.
+    pub(crate) task: Option<ARef<Task>>,
+}
+
+impl Power {
+    /// Powers the vCPU off and makes its thread, if it is in the guest, notice now
+    /// rather than at its next exit.
+    pub(crate) fn power_off(&mut self) {
+        self.off = true;
+        if let Some(task) = &self.task {
+            sys::task::kick(task);
+        }
+    }
 }
 
 /// A vCPU.
@@ -248,12 +262,13 @@ impl Vcpu {
     }
 
     fn set_mp_state(&self, state: u32) -> Result<isize> {
-        let off = match state {
-            sys::uapi::KVM_MP_STATE_RUNNABLE => false,
-            sys::uapi::KVM_MP_STATE_STOPPED => true,
+        let mut power = self.power.lock();
+        match state {
+            sys::uapi::KVM_MP_STATE_RUNNABLE => power.off = false,
+            sys::uapi::KVM_MP_STATE_STOPPED => power.power_off(),
             _ => return Err(EINVAL),
-        };
-        self.power.lock().off = off;
+        }
+        drop(power);
         self.power_wait.notify_all();
         Ok(0)
     }

@@ -234,7 +234,7 @@ impl Vcpu {
     /// SYSTEM_OFF/SYSTEM_RESET: every vCPU stops and userspace gets the event.
     fn system_event(&self, vm: &Vm, kind: u32) -> Action {
         for vcpu in vm.vcpus.lock().iter() {
-            vcpu.power.lock().off = true;
+            vcpu.power.lock().power_off();
         }
         self.run.set_system_event(kind, 0);
         Action::ToUser

@@ -21,7 +21,7 @@ use crate::{
     vm::Vm,
 };
 use core::pin::pin;
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::aref::ARef};
 
 impl Vcpu {
     /// `KVM_RUN`.
@@ -42,6 +42,7 @@ impl Vcpu {
             task::sigset_activate(mask);
         }
 
+        self.power.lock().task = Some(ARef::from(&**kernel::current!()));
         // SAFETY: `inner` is held and the notifier is not registered yet.
         let lazy = unsafe { self.lazy.get() };
         lazy.vm = vm.regs();
@@ -67,6 +68,7 @@ impl Vcpu {
             unsafe { running.put() };
             notifier.as_mut().unregister();
         }
+        self.power.lock().task = None;
         if state.sigmask.is_some() {
             task::sigset_deactivate();
         }

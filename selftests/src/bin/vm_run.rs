@@ -91,6 +91,15 @@ guest_code!(guest_count,
     "1: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]", "subs x5, x5, #1", "b.ne 1b",
     "movz x1, #0x1000, lsl #16", "add x1, x1, x0, lsl #3", "str x6, [x1]", "b .");
 
+// vCPU 0: count forever in RAM at MEM_BASE + 0x3000.
+guest_code!(guest_counter_forever,
+    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x3000",
+    "1: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]", "b 1b");
+
+// vCPU 1: SYSTEM_OFF at once.
+guest_code!(guest_system_off,
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
 fn vm_with(code: &[u8]) -> Result<(TestVm, kvm_ioctls::VcpuFd), String> {
     let vm = TestVm::new(1 << 20, code)?;
     let vcpu = vm.vcpu(0, MEM_BASE, 0)?;
@@ -276,6 +285,39 @@ fn four_vcpus_in_parallel() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+fn system_off_stops_every_vcpu() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_counter_forever())?;
+    vm.mem.write(0x400, guest_system_off());
+    let mut v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut v1 = vm.vcpu(1, MEM_BASE + 0x400, 0)?;
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe { libc::signal(libc::SIGUSR1, on_sigusr1 as *const () as usize) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tx.send(unsafe { libc::pthread_self() }).ok();
+        let r = v0.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+        (r, v0)
+    });
+    let counter_thread = rx.recv().map_err(|e| e.to_string())?;
+    // Let vCPU 0 count, then power the VM off from vCPU 1.
+    std::thread::sleep(Duration::from_millis(100));
+    check!(vm.mem.read_u64(0x3000) > 0, "vCPU 0 never ran");
+    check_eq!(run(&mut v1, 0)?, Exit::SystemEvent(SHUTDOWN));
+    // vCPU 0 is stopped too: its count no longer moves, and its MP state says so.
+    std::thread::sleep(Duration::from_millis(20));
+    let before = vm.mem.read_u64(0x3000);
+    std::thread::sleep(Duration::from_millis(100));
+    check_eq!(vm.mem.read_u64(0x3000), before);
+    // A stopped vCPU waits in KVM_RUN until a signal, as on KVM.
+    // SAFETY: the thread is alive, blocked in KVM_RUN.
+    unsafe { libc::pthread_kill(counter_thread, libc::SIGUSR1) };
+    let (r, v0) = counter.join().map_err(|_| "vCPU 0 thread panicked")?;
+    check_eq!(r, Err(libc::EINTR));
+    check_eq!(v0.get_mp_state().map_err(|e| e.to_string())?.mp_state, 5); // STOPPED
+    Ok(Outcome::Pass)
+}
+
 fn main() {
     run_or_skip(
         "rkvm_vm_run",
@@ -292,6 +334,7 @@ fn main() {
             ("signal_interrupts_run", signal_interrupts_run),
             ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),
+            ("system_off_stops_every_vcpu", system_off_stops_every_vcpu),
         ],
     )
 }
