@@ -8,6 +8,7 @@
 #                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
 #   make run             boot the emulated VHE host with rkvm loaded and run the demo
 #   make bench           world-switch costs of rkvm and in-kernel KVM side by side
+#   make conformance     the kernel's KVM selftests on rkvm and on the in-kernel KVM
 #   make -s print-kernel-image   path of the test kernel's arm64 Image
 #
 # Build products outside the repo go to $(RKVM_CACHE) (default ~/.cache/rkvm).
@@ -36,7 +37,7 @@ KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
 endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
-	unittest selftests check run bench
+	unittest selftests check run bench conformance
 
 all: modules
 
@@ -79,6 +80,10 @@ run: modules selftests
 bench: modules selftests
 	@python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet matplotlib || true
 	@$(SCRIPTS)/bench.sh
+
+# Not part of check: the kernel's selftests, rkvm vs KVM, into Documentation/conformance.rst.
+conformance: modules selftests
+	@$(SCRIPTS)/conformance.sh
 
 clean:
 	@kdir="$(if $(KDIR_DEP),$$($(SCRIPTS)/build-kernel.sh --dir),$(KDIR))"; \

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # SPDX-License-Identifier: GPL-2.0
 # /init of the emulated arm64 host: mount the basics, run what the kernel command line
-# asks for (rkvmtest.action=check|run), print an end marker, power off.
+# asks for (rkvmtest.action=check|run|bench|conformance), print an end marker, power off.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -18,6 +18,9 @@ for word in $(cat /proc/cmdline); do
 	rkvmtest.programs=*) programs=${word#*=} ;;
 	rkvmtest.bench=*) bench=${word#*=} ;;
 	rkvmtest.iters=*) iters=${word#*=} ;;
+	rkvmtest.target=*) target=${word#*=} ;;
+	rkvmtest.timeout=*) ctimeout=${word#*=} ;;
+	rkvmtest.tests=*) ctests=${word#*=} ;;
 	esac
 done
 
@@ -44,6 +47,42 @@ bench)
 	fi
 	/selftests/bench "$dev" "${iters:-10000}"
 	echo "rkvm-init: bench exited with $?"
+	;;
+conformance)
+	# The kernel's KVM selftests (/kvm-selftests) against rkvm (rkvmtest.target=rkvm,
+	# /dev/rkvm bind-mounted over /dev/kvm) or the in-kernel KVM (=kvm). One line per test:
+	# conformance,<name>,<pass|fail|skip>,<exit status> (kselftest: 0 pass, 4 skip).
+	if [ "$target" = rkvm ]; then
+		insmod /lib/modules/rkvm.ko || echo "rkvm-init: insmod rkvm.ko failed"
+		[ -e /dev/kvm ] || touch /dev/kvm
+		mount --bind /dev/rkvm /dev/kvm || echo "rkvm-init: bind mount failed"
+	fi
+	ls -l /dev/kvm
+	cd /tmp
+	for t in /kvm-selftests/* /kvm-selftests/arm64/*; do
+		[ -f "$t" ] || continue
+		name=${t#/kvm-selftests/}
+		if [ -n "$ctests" ]; then
+			case ",$ctests," in *",$name,"*) ;; *) continue ;; esac
+		fi
+		echo "rkvm-init: running $name"
+		start=$(date +%s)
+		timeout "${ctimeout:-60}" "$t" >/tmp/conformance.out 2>&1
+		status=$?
+		case $status in 0) result=pass ;; 4) result=skip ;; *) result=fail ;; esac
+		if [ $result != pass ]; then
+			# The assertion (file:line, expression, message), else the output's tail.
+			if grep -q "Test Assertion Failure" /tmp/conformance.out; then
+				grep -A1 "Test Assertion Failure" /tmp/conformance.out | tail -n 1
+				grep -v "^ *0x\|^ *(inlined by)\|^ *pid=\|addr2line" /tmp/conformance.out | tail -n 2
+			else
+				tail -n 4 /tmp/conformance.out
+			fi | grep -v "^Random seed\|^TAP version\|^ *$" | awk '!seen[$0]++' |
+				sed "s|^|conformance-log,$name: |"
+		fi
+		echo "conformance-time,$name,$(($(date +%s) - start))"
+		echo "conformance,$name,$result,$status"
+	done
 	;;
 esac
 if [ -w /sys/kernel/debug/kmemleak ]; then
