@@ -72,6 +72,9 @@ pub fn run_or_skip(suite: &str, cond: bool, reason: &str, tests: &[Test]) -> ! {
     std::process::exit(0)
 }
 
+/// Why guest tests are skipped on a host whose backend cannot run guests yet.
+pub const NO_GUESTS_REASON: &str = "no world switch for this backend yet (nVHE: issue 4)";
+
 /// Whether rkvm runs guests on this host: the harness names the expected backend, and
 /// only the VHE backend has a world switch so far.
 pub fn host_runs_guests() -> bool {

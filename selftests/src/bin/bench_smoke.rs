@@ -29,7 +29,7 @@ fn main() {
     run_or_skip(
         "rkvm_bench_smoke",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[("benchmark_runs_every_operation", benchmark_runs_every_operation)],
     )
 }

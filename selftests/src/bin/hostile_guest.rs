@@ -1117,7 +1117,7 @@ fn main() {
     run_or_skip(
         "rkvm_hostile_guest",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             logged!(neighbour_vm_starts),
             logged!(undefined_and_impdef_registers_undef),

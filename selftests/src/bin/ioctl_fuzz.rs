@@ -813,7 +813,7 @@ fn main() {
     run_or_skip(
         "rkvm_ioctl_fuzz",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("single_thread_fuzz", single_thread_fuzz),
             ("racing_threads_fuzz", racing_threads_fuzz),

@@ -390,7 +390,7 @@ fn main() {
     run_or_skip(
         "rkvm_isolation",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("guard_pages_around_a_slot_stay_intact", guard_pages_around_a_slot_stay_intact),
             ("read_only_slot_stays_unmodified", read_only_slot_stays_unmodified),

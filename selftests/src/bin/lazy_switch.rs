@@ -159,7 +159,7 @@ fn main() {
     run_or_skip(
         "rkvm_lazy_switch",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("exits_in_the_kernel_switch_no_el1_state", exits_in_the_kernel_switch_no_el1_state),
             ("state_survives_exits_preemption_and_migration", state_survives_exits_preemption_and_migration),

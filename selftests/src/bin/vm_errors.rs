@@ -706,7 +706,7 @@ fn main() {
     run_or_skip(
         "rkvm_vm_errors",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("create_vm_types", create_vm_types),
             ("memory_region_errors", memory_region_errors),

@@ -721,7 +721,7 @@ fn main() {
     run_or_skip(
         "rkvm_vm_robustness",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("thousand_vms", thousand_vms),
             ("close_fds_in_every_order", close_fds_in_every_order),

@@ -322,7 +322,7 @@ fn main() {
     run_or_skip(
         "rkvm_vm_run",
         host_runs_guests(),
-        "no world switch for this backend yet (nVHE: issue 4)",
+        rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("psci_and_smccc_calls", psci_and_smccc_calls),
             ("guest_arithmetic_and_memory", guest_arithmetic_and_memory),
