@@ -69,6 +69,10 @@ pub(crate) enum Injected {
     DataAbort { far: u64 },
     /// An instruction abort reported at `far`.
     InstructionAbort { far: u64 },
+    /// A data (or, with `fetch`, instruction) abort at `far` reported as an address-size
+    /// fault at level 0 (FSC 0), as if the access exceeded the physical address range:
+    /// KVM's `kvm_inject_size_fault`.
+    AddressSize { far: u64, fetch: bool },
 }
 
 /// Where the exception comes from, relative to EL1.
@@ -137,16 +141,14 @@ const fn entry_pstate(old: u64, sctlr_el1: u64) -> u64 {
 /// PC as given, so the guest's handler sees the instruction that faulted.
 pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64, il32: bool) {
     let source = Source::of(s.pstate);
-    let (ec, far) = match what {
-        Injected::Undefined => (EC_UNKNOWN, None),
-        Injected::DataAbort { far } => {
-            (if source.lower() { EC_DABT_LOW } else { EC_DABT_CUR }, Some(far))
-        }
-        Injected::InstructionAbort { far } => {
-            (if source.lower() { EC_IABT_LOW } else { EC_IABT_CUR }, Some(far))
-        }
+    let dabt = if source.lower() { EC_DABT_LOW } else { EC_DABT_CUR };
+    let iabt = if source.lower() { EC_IABT_LOW } else { EC_IABT_CUR };
+    let (ec, far, fsc) = match what {
+        Injected::Undefined => (EC_UNKNOWN, None, 0),
+        Injected::DataAbort { far } => (dabt, Some(far), FSC_EXTABT),
+        Injected::InstructionAbort { far } => (iabt, Some(far), FSC_EXTABT),
+        Injected::AddressSize { far, fetch } => (if fetch { iabt } else { dabt }, Some(far), 0),
     };
-    let fsc = if far.is_some() { FSC_EXTABT } else { 0 };
     // IL follows the instruction that trapped, as in KVM's inject_fault.c.
     s.esr_el1 = (ec << ESR_EC_SHIFT) | if il32 { ESR_IL } else { 0 } | fsc;
     if let Some(far) = far {
@@ -323,5 +325,21 @@ mod tests {
         inject(&mut s, Injected::Undefined, 0, false);
         assert_eq!(s.esr_el1 & ESR_IL, 0);
         assert_eq!(s.pc, 0x4000_0600);
+    }
+
+    #[test]
+    fn address_size_fault_reports_fsc_zero() {
+        let mut s = El1Exception {
+            pc: 0x4000_1000,
+            pstate: 0x3c5,
+            vbar_el1: 0x4000_0800,
+            elr_el1: 0,
+            spsr_el1: 0,
+            esr_el1: 0,
+            far_el1: 0,
+        };
+        inject(&mut s, Injected::AddressSize { far: 1 << 50, fetch: false }, 0, true);
+        assert_eq!(s.esr_el1, (EC_DABT_CUR << ESR_EC_SHIFT) | ESR_IL);
+        assert_eq!(s.far_el1, 1 << 50);
     }
 }

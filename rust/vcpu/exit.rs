@@ -255,19 +255,12 @@ fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, esr: Esr, ipa: u64, fetch: bool) -
     if !matches!(fault, Fault::Translation(_)) || ipa < vm.ipa_limit() {
         return false;
     }
-    let what = if fetch {
-        Injected::InstructionAbort { far: ipa }
-    } else {
-        Injected::DataAbort { far: ipa }
+    let what = match (ipa >> vm::max_ipa_bits() != 0, fetch) {
+        (true, fetch) => Injected::AddressSize { far: ipa, fetch },
+        (false, true) => Injected::InstructionAbort { far: ipa },
+        (false, false) => Injected::DataAbort { far: ipa },
     };
     inject_into(ctx, what, il32);
-    if ipa >> vm::max_ipa_bits() != 0 {
-        // SAFETY: in the run loop with the vCPU loaded.
-        unsafe {
-            let esr = hyp::el1_read(El1Reg::Esr);
-            hyp::el1_write(El1Reg::Esr, esr & !0x3f);
-        }
-    }
     true
 }
 
