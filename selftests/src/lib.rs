@@ -315,7 +315,38 @@ const KERNEL_TROUBLE: &[&str] = &[
 
 /// The lines of `messages` that show the kernel in trouble.
 pub fn kernel_trouble(messages: &[String]) -> Vec<String> {
-    messages.iter().filter(|m| KERNEL_TROUBLE.iter().any(|t| m.contains(t))).cloned().collect()
+    let expected = expected_oom_report(messages);
+    messages
+        .iter()
+        .zip(expected)
+        .filter(|(m, expected)| !expected && KERNEL_TROUBLE.iter().any(|t| m.contains(t)))
+        .map(|(m, _)| m.clone())
+        .collect()
+}
+
+/// Marks the lines of memory-cgroup OOM reports for the cgroups `resource_limits` makes
+/// (`rkvm-limits-*`): a report runs from "invoked oom-killer" to "Memory cgroup out of
+/// memory: Killed process", and its `oom-kill:` line names the cgroup. The report's stack
+/// dump is the kernel working as intended there; any other report stays trouble.
+/// `scripts/ktap-summary.py` applies the same rule to the console log.
+pub fn expected_oom_report(messages: &[String]) -> Vec<bool> {
+    let mut marks = vec![false; messages.len()];
+    let mut start = None;
+    for (i, m) in messages.iter().enumerate() {
+        if m.contains("invoked oom-killer:") {
+            start = Some(i);
+        } else if m.contains("Memory cgroup out of memory: Killed process") {
+            if let Some(s) = start.take() {
+                let ours = messages[s..i].iter().any(|l| {
+                    l.contains("oom-kill:constraint=CONSTRAINT_MEMCG") && l.contains("oom_memcg=/rkvm-limits-")
+                });
+                if ours {
+                    marks[s..=i].iter_mut().for_each(|b| *b = true);
+                }
+            }
+        }
+    }
+    marks
 }
 
 impl KernelLog {

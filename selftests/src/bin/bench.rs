@@ -35,7 +35,28 @@ guest_code!(bench_guest,
     "90: isb", "mrs x22, cntvct_el0", "sub x22, x22, x21", "str x22, [x19, #0x100]",
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
-const OPS: [&str; 5] = ["loop", "hypercall", "mmio_user", "sysreg_trap", "mmio_user_fp_first_use"];
+/// The operations, by the guest's op number, and whether each runs on two vCPU threads
+/// sharing one host CPU (the measurement is vCPU 0's).
+const OPS: [(&str, bool); 5] = [
+    ("loop", false),
+    ("hypercall", false),
+    ("mmio_user", false),
+    ("sysreg_trap", false),
+    ("mmio_user_fp_first_use", false),
+];
+
+/// Pins the calling thread to host CPU `cpu`.
+fn pin_to(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; the calls only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(format!("sched_setaffinity: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
 
 fn cntfrq() -> u64 {
     let f: u64;
@@ -44,26 +65,45 @@ fn cntfrq() -> u64 {
     f
 }
 
-fn measure(dev: &str, op: u64, iterations: u64) -> Result<u64, String> {
+/// Runs vCPU `vcpu` of the benchmark guest until it reports its elapsed ticks.
+fn run_to_report(vcpu: &mut kvm_ioctls::VcpuFd, op: u64) -> Result<u64, String> {
+    loop {
+        match run(vcpu, 0)? {
+            Exit::MmioWrite(addr, _) if addr == MMIO_BASE => {}
+            Exit::MmioWrite(addr, data) if addr == MMIO_BASE + 0x100 => return Ok(le_value(&data)),
+            other => return Err(format!("op {op}: unexpected exit {other:?}")),
+        }
+    }
+}
+
+fn measure(dev: &str, op: u64, pair: bool, iterations: u64) -> Result<u64, String> {
     let path = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     let kvm = Kvm::new_with_path(&path).map_err(|e| format!("open {dev}: {e}"))?;
     let vm = TestVm::on_device(kvm, GuestMem::new(1 << 20)?, bench_guest())?;
-    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
-    set_reg(&vcpu, core_reg_x(0), op)?;
-    set_reg(&vcpu, core_reg_x(1), iterations)?;
-    let result = loop {
-        match run(&mut vcpu, 0)? {
-            Exit::MmioWrite(addr, _) if addr == MMIO_BASE => {}
-            Exit::MmioWrite(addr, data) if addr == MMIO_BASE + 0x100 => {
-                let mut b = [0u8; 8];
-                b[..data.len()].copy_from_slice(&data);
-                break Ok(u64::from_le_bytes(b));
-            }
-            other => break Err(format!("op {op}: unexpected exit {other:?}")),
-        }
-    };
-    drop(vcpu);
-    result
+    let ncpus = if pair { 2 } else { 1 };
+    let mut vcpus = Vec::new();
+    for id in 0..ncpus {
+        let vcpu = vm.vcpu(id, MEM_BASE, 0)?;
+        set_reg(&vcpu, core_reg_x(0), op)?;
+        set_reg(&vcpu, core_reg_x(1), iterations)?;
+        vcpus.push(vcpu);
+    }
+    let mut first = vcpus.remove(0);
+    if !pair {
+        return run_to_report(&mut first, op);
+    }
+    // Both vCPU threads on the last host CPU, so they take turns on it.
+    let cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let mut second = vcpus.remove(0);
+    std::thread::scope(|s| {
+        let other = s.spawn(move || {
+            pin_to(cpu)?;
+            run_to_report(&mut second, op)
+        });
+        let mine = pin_to(cpu).and_then(|()| run_to_report(&mut first, op));
+        let theirs = other.join().map_err(|_| "the second vCPU thread panicked".to_string())?;
+        theirs.and(mine)
+    })
 }
 
 fn main() {
@@ -71,8 +111,9 @@ fn main() {
     let dev = args.get(1).map_or("/dev/rkvm", String::as_str);
     let iterations: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let freq = cntfrq();
-    for (op, name) in OPS.iter().enumerate() {
-        match measure(dev, op as u64, iterations) {
+    println!("bench-ops,{}", OPS.len());
+    for (op, (name, pair)) in OPS.iter().enumerate() {
+        match measure(dev, op as u64, *pair, iterations) {
             Ok(ticks) => println!("bench,{name},{ticks},{iterations},{freq}"),
             Err(e) => println!("bench,{name},error,{iterations},{freq},{e}"),
         }
