@@ -34,8 +34,8 @@ impl Vcpu {
         self.stats.runs.inc();
         vm.mark_run();
         self.complete_mmio(state);
+        // As KVM: `kvm_run` keeps the previous exit, which userspace may read again.
         if self.run.immediate_exit() {
-            self.run.set_exit_reason(KVM_EXIT_INTR);
             return Err(EINTR);
         }
         if let Some(mask) = &state.sigmask {

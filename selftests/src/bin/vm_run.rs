@@ -52,6 +52,12 @@ guest_code!(guest_ro_slot,
 // Spin forever.
 guest_code!(guest_spin, "1: b 1b");
 
+// Store 0x1234 to MMIO, load MMIO + 8 into x2, store x2 to MMIO + 16, then SYSTEM_OFF.
+guest_code!(guest_mmio_round,
+    "movz x1, #0x1000, lsl #16", "movz x2, #0x1234", "str x2, [x1]",
+    "ldr x2, [x1, #8]", "str x2, [x1, #16]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
 // Add x0 and x1 into x2, and v0 + v1 into v2 (FP), then SYSTEM_OFF.
 guest_code!(guest_regs,
     "movz x3, #0x30, lsl #16", "msr cpacr_el1, x3", "isb",
@@ -255,6 +261,34 @@ fn signal_interrupts_run() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// `KVM_RUN` with `immediate_exit` after an MMIO exit completes the access once and
+/// returns `EINTR`, leaving `kvm_run` as it was: KVM changes `exit_reason` only when it
+/// enters the guest, and the kernel's KVM selftests read a ucall's MMIO exit again after
+/// such a run (`vcpu_run_complete_io`).
+fn immediate_exit_leaves_the_mmio_exit_in_place() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_mmio_round())?;
+    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    let still_mmio = |vcpu: &mut kvm_ioctls::VcpuFd, addr: u64| -> Result<(), String> {
+        vcpu.set_kvm_immediate_exit(1);
+        let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+        vcpu.set_kvm_immediate_exit(0);
+        check_eq!(r, Err(libc::EINTR));
+        let run = vcpu.get_kvm_run();
+        check_eq!(run.exit_reason, kvm_bindings::KVM_EXIT_MMIO);
+        // SAFETY: `exit_reason` says the union holds `mmio`.
+        check_eq!(unsafe { run.__bindgen_anon_1.mmio.phys_addr }, addr);
+        Ok(())
+    };
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE, 0x1234u64.to_le_bytes().to_vec()));
+    still_mmio(&mut vcpu, MMIO_BASE)?;
+    check_eq!(run(&mut vcpu, 0x5678)?, Exit::MmioRead(MMIO_BASE + 8, 8));
+    // The read completes here, once: the next run must not load the data again.
+    still_mmio(&mut vcpu, MMIO_BASE + 8)?;
+    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 16, 0x5678u64.to_le_bytes().to_vec()));
+    check!(matches!(run(&mut vcpu, 0)?, Exit::SystemEvent(_)), "no SYSTEM_OFF at the end");
+    Ok(Outcome::Pass)
+}
+
 fn psci_cpu_on_starts_a_secondary() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_cpu_on())?;
     vm.mem.write(0x400, guest_secondary());
@@ -332,6 +366,7 @@ fn main() {
             ("one_reg_round_trips_through_the_guest", one_reg_round_trips_through_the_guest),
             ("unhandled_sysreg_injects_undef_and_id_regs_are_sanitised", unhandled_sysreg_injects_undef_and_id_regs_are_sanitised),
             ("signal_interrupts_run", signal_interrupts_run),
+            ("immediate_exit_leaves_the_mmio_exit_in_place", immediate_exit_leaves_the_mmio_exit_in_place),
             ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),
             ("system_off_stops_every_vcpu", system_off_stops_every_vcpu),
