@@ -25,6 +25,18 @@ pub(crate) const FN_SYSTEM_RESET: u32 = 0x8400_0009;
 pub(crate) const FN_PSCI_FEATURES: u32 = 0x8400_000a;
 pub(crate) const FN_SMCCC_VERSION: u32 = 0x8000_0000;
 pub(crate) const FN_SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+/// The vendor-specific hypervisor service calls (`ARM_SMCCC_VENDOR_HYP_*`) guests use to
+/// recognise KVM and list its extra services.
+pub(crate) const FN_VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
+pub(crate) const FN_VENDOR_HYP_KVM_FEATURES: u32 = 0x8600_0000;
+
+/// KVM's vendor hypervisor UID, 28b46fb6-2ec5-11e9-a9ca-4b564d003a74, in x0..x3 as the
+/// SMCCC UID convention packs it. rkvm answers as KVM, since it implements KVM's ABI and
+/// its guests are KVM guests; what it offers beyond that is [`VENDOR_HYP_FEATURES`].
+pub(crate) const KVM_VENDOR_HYP_UID: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
+/// The bitmap `VENDOR_HYP_KVM_FEATURES` returns: only the features call itself (bit 0,
+/// `ARM_SMCCC_KVM_FUNC_FEATURES`); no PTP or other KVM services.
+pub(crate) const VENDOR_HYP_FEATURES: u64 = 1 << 0;
 
 // Return codes, as the guest reads them from x0 (a negative int, sign-extended).
 pub(crate) const SUCCESS: u64 = 0;
@@ -92,6 +104,8 @@ pub(crate) enum Call {
     SmcccArchFeatures {
         function: u32,
     },
+    VendorHypUid,
+    VendorHypFeatures,
     /// Any other function id; the guest gets [`NOT_SUPPORTED`].
     Unknown(u32),
 }
@@ -139,6 +153,8 @@ pub(crate) fn decode(x: [u64; 4]) -> Call {
         FN_SMCCC_ARCH_FEATURES => Call::SmcccArchFeatures {
             function: a1 as u32,
         },
+        FN_VENDOR_HYP_CALL_UID => Call::VendorHypUid,
+        FN_VENDOR_HYP_KVM_FEATURES => Call::VendorHypFeatures,
         other => Call::Unknown(other),
     }
 }
@@ -190,6 +206,8 @@ mod tests {
             (FN_SYSTEM_OFF, Call::SystemOff),
             (FN_SYSTEM_RESET, Call::SystemReset),
             (FN_SMCCC_VERSION, Call::SmcccVersion),
+            (FN_VENDOR_HYP_CALL_UID, Call::VendorHypUid),
+            (FN_VENDOR_HYP_KVM_FEATURES, Call::VendorHypFeatures),
         ] {
             assert_eq!(decode([fid as u64, 1, 2, 3]), call);
         }

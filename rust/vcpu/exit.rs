@@ -199,15 +199,15 @@ impl Vcpu {
         Ok(Action::ToUser)
     }
 
-    /// An SMCCC call (HVC or SMC): PSCI and the SMCCC discovery functions.
+    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions and the vendor
+    /// hypervisor UID. As KVM, every answer sets x0..x3 (unused results are 0).
     fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
-        if !Vcpu::has_psci(state) {
-            state.ctx.set_reg(0, psci::NOT_SUPPORTED);
-            return Ok(Action::Reenter);
-        }
         let ctx = &mut state.ctx;
         let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
-        let ret = match call {
+        let mut ret = [0u64; 4];
+        ret[0] = match call {
+            // A vCPU initialised without the PSCI 0.2 feature gets no firmware services.
+            _ if !Vcpu::has_psci(state) => psci::NOT_SUPPORTED,
             Call::PsciVersion => psci::PSCI_VERSION_1_0,
             // Suspend is a WFI as far as the caller can tell (as in KVM).
             Call::CpuSuspend { .. } => {
@@ -225,9 +225,16 @@ impl Vcpu {
             Call::SystemReset => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_RESET)),
             Call::PsciFeatures { function } => psci::psci_features(function),
             Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
+            Call::VendorHypUid => {
+                ret = psci::KVM_VENDOR_HYP_UID;
+                ret[0]
+            }
+            Call::VendorHypFeatures => psci::VENDOR_HYP_FEATURES,
             Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
         };
-        ctx.set_reg(0, ret);
+        for (n, v) in ret.into_iter().enumerate() {
+            state.ctx.set_reg(n as u8, v);
+        }
         Ok(Action::Reenter)
     }
 

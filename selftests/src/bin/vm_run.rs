@@ -14,10 +14,10 @@ const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
 // x1 = MMIO_BASE, x0 = PSCI_VERSION; report x0 through MMIO, then SYSTEM_OFF.
 guest_code!(guest_psci_version,
     "movz x1, #0x1000, lsl #16",
-    "movz x0, #0", "movk x0, #0x8400, lsl #16", "hvc #0", "str x0, [x1]",
+    "movz x0, #0", "movk x0, #0x8400, lsl #16", "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
     "movz x0, #0x0a", "movk x0, #0x8400, lsl #16", "movz x1, #0", "movk x1, #0x8400, lsl #16",
     "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
-    "movz x0, #0x12", "hvc #0", "str x0, [x1]",
+    "movz x0, #0x12", "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
 // Sum 1..=100 into RAM at MEM_BASE + 0x1000, then SYSTEM_OFF.
@@ -51,6 +51,21 @@ guest_code!(guest_ro_slot,
 
 // Spin forever.
 guest_code!(guest_spin, "1: b 1b");
+
+// SMCCC calls with junk in x1..x3: VENDOR_HYP_CALL_UID, VENDOR_HYP_KVM_FEATURES and
+// PSCI_VERSION, each followed by stores of x0..x3 to MMIO + 0x100, then SYSTEM_OFF.
+guest_code!(guest_vendor_hyp,
+    "movz x9, #0x1000, lsl #16", "add x9, x9, #0x100",
+    "movz x0, #0xff01", "movk x0, #0x8600, lsl #16",
+    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
+    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
+    "movz x0, #0", "movk x0, #0x8600, lsl #16",
+    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
+    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
+    "movz x0, #0", "movk x0, #0x8400, lsl #16",
+    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
+    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
 // Store 0x1234 to MMIO, load MMIO + 8 into x2, store x2 to MMIO + 16, then SYSTEM_OFF.
 guest_code!(guest_mmio_round,
@@ -289,6 +304,27 @@ fn immediate_exit_leaves_the_mmio_exit_in_place() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// The vendor hypervisor UID is KVM's (guests recognise KVM by it), the KVM features
+/// bitmap offers only the features call, and as in KVM every SMCCC answer sets x0..x3.
+fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_vendor_hyp())?;
+    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut results = Vec::new();
+    loop {
+        match run(&mut vcpu, 0)? {
+            Exit::MmioWrite(_, data) => results.push(le_value(&data)),
+            Exit::SystemEvent(_) => break,
+            other => return Err(format!("unexpected exit {other:?}")),
+        }
+    }
+    check_eq!(results, vec![
+        0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d, // KVM's UID
+        1, 0, 0, 0,                                         // features: FEATURES only
+        0x1_0000, 0, 0, 0,                                  // PSCI 1.0, x1..x3 cleared
+    ]);
+    Ok(Outcome::Pass)
+}
+
 fn psci_cpu_on_starts_a_secondary() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_cpu_on())?;
     vm.mem.write(0x400, guest_secondary());
@@ -367,6 +403,7 @@ fn main() {
             ("unhandled_sysreg_injects_undef_and_id_regs_are_sanitised", unhandled_sysreg_injects_undef_and_id_regs_are_sanitised),
             ("signal_interrupts_run", signal_interrupts_run),
             ("immediate_exit_leaves_the_mmio_exit_in_place", immediate_exit_leaves_the_mmio_exit_in_place),
+            ("vendor_hyp_calls_answer_as_kvm", vendor_hyp_calls_answer_as_kvm),
             ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),
             ("system_off_stops_every_vcpu", system_off_stops_every_vcpu),
