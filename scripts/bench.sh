@@ -6,7 +6,10 @@
 # instruction) four ways: {rkvm, KVM} x {VHE, nVHE}, each twice, runs the same benchmark
 # VMM and guest (selftests/src/bin/bench.rs), and writes Documentation/bench.csv, a table
 # on the terminal and Documentation/bench.png.
-#   RKVM_BENCH_ITERS   iterations per operation (default 10000)
+#   RKVM_BENCH_ITERS    iterations per operation (default 10000)
+#   RKVM_BENCH_CONFIGS  configurations to boot (default "rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe")
+#   RKVM_BENCH_REPS     runs per configuration (default 2)
+#   RKVM_BENCH_REPORT   folder for bench.csv/bench.png (default Documentation/)
 source "$(dirname "$0")/common.sh"
 
 iters=${RKVM_BENCH_ITERS:-10000}
@@ -17,13 +20,13 @@ initrd=$outdir/initramfs.cpio.gz
 "$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
 
 results=()
-for config in rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe; do
+for config in ${RKVM_BENCH_CONFIGS:-rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe}; do
 	case $config in
 	rkvm-*) append="kvm-arm.mode=none rkvmtest.bench=rkvm" ;;
 	kvm-*) append="rkvmtest.bench=kvm" ;;
 	esac
 	case $config in *-nvhe) append="$append id_aa64mmfr1.vh=0" ;; esac
-	for rep in 1 2; do
+	for rep in $(seq "${RKVM_BENCH_REPS:-2}"); do
 		log "benchmark: $config, run $rep ($iters iterations per operation)"
 		console=$logdir/bench-$config-$rep.log
 		timeout --foreground -k 10 1800 qemu-system-aarch64 \
@@ -35,4 +38,4 @@ for config in rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe; do
 		results+=("$config:$rep:$console")
 	done
 done
-python3 "$RKVM_TOP/scripts/bench-report.py" "$RKVM_TOP/Documentation" "${results[@]}"
+python3 "$RKVM_TOP/scripts/bench-report.py" "${RKVM_BENCH_REPORT:-$RKVM_TOP/Documentation}" "${results[@]}"

@@ -13,15 +13,38 @@ use kvm_ioctls::Kvm;
 use rkvm_selftests::guest_code;
 use rkvm_selftests::vmm::*;
 
-// x0 = operation, x1 = iterations. Reports the elapsed counter ticks at MMIO_BASE + 0x100
-// and powers off. FP is enabled for the guest; op 4 touches it once per iteration after
-// an exit to userspace (which puts the vCPU, so each use is a first use after a load).
+// x0 = operation, x1 = iterations, x2 = vCPU index. Reports the elapsed counter ticks (or,
+// for the timer op, the summed interrupt latency) at MMIO_BASE + 0x100 and powers off. FP
+// is enabled for the guest; op 4 touches it once per iteration after an exit to
+// userspace (which puts the vCPU, so each use is a first use after a load).
+//
+// Ops 5 and up use the vGICv3 the VMM created (distributor at 0x0800_0000, redistributors
+// from 0x080a_0000, 128 KiB each, in vCPU order): each vCPU enables its redistributor,
+// SGIs 0-15 and PPI 27 in group 1, and its CPU interface (PMR 0xff). Interrupts stay masked
+// in PSTATE; the guest takes them by reading ICC_IAR1_EL1 (1023: none pending) and
+// completes them with ICC_EOIR1_EL1, so no vector table is involved.
 guest_code!(bench_guest,
     "movz x3, #0x30, lsl #16", "msr cpacr_el1, x3", "isb",
-    "movz x19, #0x1000, lsl #16", "mov x20, x1", "mov x23, x0",
-    "isb", "mrs x21, cntvct_el0",
+    "movz x19, #0x1000, lsl #16", "mov x20, x1", "mov x23, x0", "mov x24, x2",
+    "cmp x23, #5", "b.lo 2f",
+    // GIC set-up (ops >= 5).
+    "movz x10, #0x0800, lsl #16", "mov w11, #0x12", "str w11, [x10]", // GICD_CTLR: ARE, Grp1
+    "movz x12, #0x080a, lsl #16", "add x12, x12, x24, lsl #17",
+    "ldr w11, [x12, #0x14]", "bic w11, w11, #2", "str w11, [x12, #0x14]", // GICR_WAKER
+    "add x13, x12, #0x10, lsl #12",
+    "mov w11, #-1", "str w11, [x13, #0x80]", // GICR_IGROUPR0: group 1
+    "movz w11, #0xffff", "movk w11, #0x0800, lsl #16", "str w11, [x13, #0x100]", // ISENABLER0
+    "mov x11, #1", "msr s3_0_c12_c12_5, x11", "isb", // ICC_SRE_EL1.SRE
+    "mov x11, #0xff", "msr s3_0_c4_c6_0, x11", // ICC_PMR_EL1
+    "mov x11, #1", "msr s3_0_c12_c12_7, x11", "isb", // ICC_IGRPEN1_EL1
+    // SGI 1 to the other vCPU of a pair (Aff0 = 1 - index), for op 7.
+    "mov x14, #1", "sub x15, x14, x24", "lsl x14, x14, x15", "orr x14, x14, #(1 << 24)",
+    // SGI 2 to this vCPU, for op 6.
+    "mov x16, #1", "lsl x16, x16, x24", "orr x16, x16, #(2 << 24)",
+    "2: mov x22, #0", "isb", "mrs x21, cntvct_el0",
     "cmp x23, #1", "b.eq 11f", "cmp x23, #2", "b.eq 12f", "cmp x23, #3", "b.eq 13f",
-    "cmp x23, #4", "b.eq 14f",
+    "cmp x23, #4", "b.eq 14f", "cmp x23, #5", "b.eq 15f", "cmp x23, #6", "b.eq 16f",
+    "cmp x23, #7", "b.eq 17f", "cmp x23, #8", "b.eq 18f",
     // op 0: the empty loop.
     "10: subs x20, x20, #1", "b.ne 10b", "b 90f",
     // op 1: a hypercall handled by the hypervisor (PSCI_VERSION).
@@ -32,17 +55,57 @@ guest_code!(bench_guest,
     "13: mrs x0, id_aa64pfr0_el1", "subs x20, x20, #1", "b.ne 13b", "b 90f",
     // op 4: an MMIO exit, then the first FP instruction after the vCPU is loaded again.
     "14: str x20, [x19]", "fmov d0, x20", "subs x20, x20, #1", "b.ne 14b", "b 90f",
+    // op 5: MMIO emulated in the kernel: a distributor register read (GICD_TYPER).
+    "15: ldr w0, [x10, #4]", "subs x20, x20, #1", "b.ne 15b", "b 90f",
+    // op 6: an SGI to itself, acknowledged and EOI'd by the guest.
+    "16: msr s3_0_c12_c11_5, x16", "isb",
+    "61: mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 61b", "msr s3_0_c12_c12_1, x0",
+    "subs x20, x20, #1", "b.ne 16b", "b 90f",
+    // op 7: IPI round trip between two vCPUs waiting in WFI: vCPU 0 sends SGI 1 and
+    // waits; vCPU 1 wakes, acknowledges, EOIs and answers with SGI 1.
+    "17: cbnz x24, 72f",
+    "71: msr s3_0_c12_c11_5, x14", "isb",
+    "73: wfi", "mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 73b", "msr s3_0_c12_c12_1, x0",
+    "subs x20, x20, #1", "b.ne 71b", "b 90f",
+    "72: wfi", "mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 72b", "msr s3_0_c12_c12_1, x0",
+    "msr s3_0_c12_c11_5, x14", "isb", "subs x20, x20, #1", "b.ne 72b", "b 90f",
+    // op 8: virtual timer interrupt latency: arm the timer 2000 ticks ahead, poll for PPI
+    // 27, add (counter at the acknowledge - deadline) to x22; reported instead of the time.
+    "18: mrs x5, cntvct_el0", "add x5, x5, #2000", "msr cntv_cval_el0, x5",
+    "mov x6, #1", "msr cntv_ctl_el0, x6", "isb",
+    "81: mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 81b",
+    "isb", "mrs x6, cntvct_el0", "sub x6, x6, x5", "add x22, x22, x6",
+    "msr cntv_ctl_el0, xzr", "isb", "msr s3_0_c12_c12_1, x0",
+    "subs x20, x20, #1", "b.ne 18b",
+    "str x22, [x19, #0x100]", "b 99f",
     "90: isb", "mrs x22, cntvct_el0", "sub x22, x22, x21", "str x22, [x19, #0x100]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "99: movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
-/// The operations, by the guest's op number, and whether each runs on two vCPU threads
-/// sharing one host CPU (the measurement is vCPU 0's).
-const OPS: [(&str, bool); 5] = [
-    ("loop", false),
-    ("hypercall", false),
-    ("mmio_user", false),
-    ("sysreg_trap", false),
-    ("mmio_user_fp_first_use", false),
+/// Where the vCPU threads of an operation run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// One vCPU.
+    Single,
+    /// Two vCPUs, each pinned to its own host CPU.
+    TwoCpus,
+    /// Two vCPUs pinned to the same host CPU, so that each wake-up of one is a switch
+    /// from the other thread (a put and a load).
+    OneCpu,
+}
+
+/// The operations, by the guest's op number (op 7 runs twice, with both placements), and
+/// where their vCPUs run. The measurement is vCPU 0's.
+const OPS: [(&str, u64, Placement); 10] = [
+    ("loop", 0, Placement::Single),
+    ("hypercall", 1, Placement::Single),
+    ("mmio_user", 2, Placement::Single),
+    ("sysreg_trap", 3, Placement::Single),
+    ("mmio_user_fp_first_use", 4, Placement::Single),
+    ("mmio_kernel", 5, Placement::Single),
+    ("sgi_self_ack_eoi", 6, Placement::Single),
+    ("ipi_round_trip", 7, Placement::TwoCpus),
+    ("ipi_round_trip_one_cpu", 7, Placement::OneCpu),
+    ("timer_irq_latency", 8, Placement::Single),
 ];
 
 /// Pins the calling thread to host CPU `cpu`.
@@ -76,31 +139,57 @@ fn run_to_report(vcpu: &mut kvm_ioctls::VcpuFd, op: u64) -> Result<u64, String> 
     }
 }
 
-fn measure(dev: &str, op: u64, pair: bool, iterations: u64) -> Result<u64, String> {
+/// The VMM side of the vGIC the GIC operations use, created the way QEMU does: after the
+/// vCPUs, addresses first, then `CTRL_INIT`.
+fn create_vgic(vm: &kvm_ioctls::VmFd) -> Result<kvm_ioctls::DeviceFd, String> {
+    let mut dev = kvm_bindings::kvm_create_device {
+        type_: kvm_bindings::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
+        fd: 0,
+        flags: 0,
+    };
+    let gic = vm.create_device(&mut dev).map_err(|e| format!("KVM_CREATE_DEVICE(VGIC_V3): {e}"))?;
+    let set = |group: u32, attr: u64, addr: u64| {
+        let a = kvm_bindings::kvm_device_attr { flags: 0, group, attr, addr };
+        gic.set_device_attr(&a).map_err(|e| format!("vGIC attribute {group}/{attr}: {e}"))
+    };
+    let (dist, redist) = (GICD_BASE, GICR_BASE);
+    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_ADDR, kvm_bindings::KVM_VGIC_V3_ADDR_TYPE_DIST.into(), &dist as *const u64 as u64)?;
+    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_ADDR, kvm_bindings::KVM_VGIC_V3_ADDR_TYPE_REDIST.into(), &redist as *const u64 as u64)?;
+    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_CTRL, kvm_bindings::KVM_DEV_ARM_VGIC_CTRL_INIT.into(), 0)?;
+    Ok(gic)
+}
+
+const GICD_BASE: u64 = 0x0800_0000;
+const GICR_BASE: u64 = 0x080a_0000;
+
+fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<u64, String> {
     let path = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     let kvm = Kvm::new_with_path(&path).map_err(|e| format!("open {dev}: {e}"))?;
     let vm = TestVm::on_device(kvm, GuestMem::new(1 << 20)?, bench_guest())?;
-    let ncpus = if pair { 2 } else { 1 };
+    let ncpus = if placement == Placement::Single { 1 } else { 2 };
     let mut vcpus = Vec::new();
     for id in 0..ncpus {
         let vcpu = vm.vcpu(id, MEM_BASE, 0)?;
         set_reg(&vcpu, core_reg_x(0), op)?;
         set_reg(&vcpu, core_reg_x(1), iterations)?;
+        set_reg(&vcpu, core_reg_x(2), id)?;
         vcpus.push(vcpu);
     }
+    let _gic = if op >= 5 { Some(create_vgic(&vm.vm)?) } else { None };
     let mut first = vcpus.remove(0);
-    if !pair {
-        return run_to_report(&mut first, op);
-    }
-    // Both vCPU threads on the last host CPU, so they take turns on it.
-    let cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let last_cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let (cpu0, cpu1) = match placement {
+        Placement::Single => return run_to_report(&mut first, op),
+        Placement::TwoCpus => (0, last_cpu),
+        Placement::OneCpu => (last_cpu, last_cpu),
+    };
     let mut second = vcpus.remove(0);
     std::thread::scope(|s| {
         let other = s.spawn(move || {
-            pin_to(cpu)?;
+            pin_to(cpu1)?;
             run_to_report(&mut second, op)
         });
-        let mine = pin_to(cpu).and_then(|()| run_to_report(&mut first, op));
+        let mine = pin_to(cpu0).and_then(|()| run_to_report(&mut first, op));
         let theirs = other.join().map_err(|_| "the second vCPU thread panicked".to_string())?;
         theirs.and(mine)
     })
@@ -112,8 +201,8 @@ fn main() {
     let iterations: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let freq = cntfrq();
     println!("bench-ops,{}", OPS.len());
-    for (op, (name, pair)) in OPS.iter().enumerate() {
-        match measure(dev, op as u64, *pair, iterations) {
+    for (name, op, placement) in OPS {
+        match measure(dev, op, placement, iterations) {
             Ok(ticks) => println!("bench,{name},{ticks},{iterations},{freq}"),
             Err(e) => println!("bench,{name},error,{iterations},{freq},{e}"),
         }
