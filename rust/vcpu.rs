@@ -10,7 +10,7 @@
 
 use crate::{
     hyp::context::{El1Regs, VcpuContext},
-    logic::{ioctl::{self, VcpuIoctl}, mmio::MmioAccess, regs},
+    logic::{fp::FpHint, ioctl::{self, VcpuIoctl}, mmio::MmioAccess, regs},
     sys::{self, anon_fd::FdOps, run_page::RunPage, task::FpState},
     vm::Vm,
 };
@@ -64,6 +64,8 @@ pub(crate) struct VcpuState {
     /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
     pub(crate) actlr: u64,
     pub(crate) mdscr: u64,
+    /// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
+    pub(crate) fp_hint: FpHint,
 }
 
 /// One event counter, written by the vCPU thread and read by debugfs.
@@ -97,8 +99,10 @@ pub(crate) struct VcpuStats {
     /// `vcpu_load`s and `vcpu_put`s: each moves the guest's EL1 state into or out of a CPU.
     pub(crate) loads: Counter,
     pub(crate) puts: Counter,
-    /// Times the guest's FP/SIMD registers were loaded (its first FP use in a `KVM_RUN`).
+    /// Times the guest's FP/SIMD registers were loaded on its first FP use in a `KVM_RUN`
+    /// (a trap), and up front at the start of one (`logic::fp::FpHint`).
     pub(crate) fp_loads: Counter,
+    pub(crate) fp_eager_loads: Counter,
 }
 
 impl core::fmt::Debug for VcpuStats {
@@ -117,6 +121,7 @@ impl core::fmt::Debug for VcpuStats {
             ("loads", &self.loads),
             ("puts", &self.puts),
             ("fp_loads", &self.fp_loads),
+            ("fp_eager_loads", &self.fp_eager_loads),
         ];
         for (name, value) in rows {
             writeln!(f, "{name} {}", value.get())?;
@@ -198,6 +203,7 @@ impl Vcpu {
                         debug: DebugRegs::default(),
                         actlr: 0,
                         mdscr: 0,
+                        fp_hint: FpHint::default(),
                     },
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power::default(), "Vcpu::power"),

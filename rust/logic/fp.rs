@@ -52,9 +52,55 @@ impl FpOwner {
     }
 }
 
+/// After the guest is seen using FP/SIMD (a first-use trap), this many `KVM_RUN`s load
+/// its registers up front instead of waiting for the trap again. Then one run is lazy,
+/// to notice a guest that stopped using FP. The trap and its exit cost about as much as
+/// the load itself, so a guest that uses FP in every run (any guest running user
+/// programs) saves one exit per run, and a guest that stopped pays at most this many
+/// unneeded loads.
+pub(crate) const EAGER_RUNS: u8 = 32;
+
+/// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FpHint {
+    eager_left: u8,
+}
+
+impl FpHint {
+    /// At the start of a `KVM_RUN`: load the registers now, or wait for the first use.
+    pub(crate) fn load_at_start(&mut self) -> bool {
+        let eager = self.eager_left > 0;
+        self.eager_left = self.eager_left.saturating_sub(1);
+        eager
+    }
+
+    /// The guest trapped on its first FP/SIMD instruction of a run.
+    pub(crate) fn first_use_trapped(&mut self) {
+        self.eager_left = EAGER_RUNS;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fp_is_loaded_up_front_only_after_a_trap_and_re_probed() {
+        let mut hint = FpHint::default();
+        // A guest never seen using FP: lazy, every run.
+        assert!(!hint.load_at_start());
+        assert!(!hint.load_at_start());
+        hint.first_use_trapped();
+        for _ in 0..EAGER_RUNS {
+            assert!(hint.load_at_start());
+        }
+        // Then one lazy run; without a trap in it, lazy stays.
+        assert!(!hint.load_at_start());
+        assert!(!hint.load_at_start());
+        // A trap in a lazy run makes the next runs eager again.
+        hint.first_use_trapped();
+        assert!(hint.load_at_start());
+    }
 
     #[test]
     fn a_guest_that_never_uses_fp_costs_nothing() {

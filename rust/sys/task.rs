@@ -3,7 +3,7 @@
 //! Scheduling, signals and kernel-mode FP/SIMD for the vCPU thread.
 
 use super::bindings;
-use crate::logic::fp::{FpOwner, OnTrap};
+use crate::logic::fp::{FpHint, FpOwner, OnTrap};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// The kernel's FP/SIMD save area (`struct user_fpsimd_state`): V0-V31, FPSR, FPCR.
@@ -63,9 +63,14 @@ pub(crate) struct GuestFp<'a> {
 }
 
 impl<'a> GuestFp<'a> {
-    /// The guest's FP/SIMD state for this `KVM_RUN`, still in memory.
-    pub(crate) fn new(state: &'a mut FpState) -> Self {
-        Self { state: NonNull::from(state), owner: FpOwner::START, _borrow: PhantomData }
+    /// The guest's FP/SIMD state for this `KVM_RUN`: still in memory, or already in the
+    /// CPU when `hint` says the guest has been using it (`logic::fp::FpHint`).
+    pub(crate) fn new(state: &'a mut FpState, hint: &mut FpHint) -> Self {
+        let mut fp = Self { state: NonNull::from(state), owner: FpOwner::START, _borrow: PhantomData };
+        if hint.load_at_start() {
+            fp.load();
+        }
+        fp
     }
 
     /// Whether the guest's registers are in the CPU (its FP instructions need not trap).
@@ -75,11 +80,18 @@ impl<'a> GuestFp<'a> {
 
     /// Handles the guest's FP trap: loads its registers into the CPU for the rest of this
     /// `KVM_RUN`, or returns `false` if it owned them already (not a lazy-FP trap).
-    pub(crate) fn on_trap(&mut self) -> bool {
-        let (action, owner) = self.owner.on_trap();
-        if action == OnTrap::Undefined {
+    pub(crate) fn on_trap(&mut self, hint: &mut FpHint) -> bool {
+        if self.owner.on_trap().0 == OnTrap::Undefined {
             return false;
         }
+        hint.first_use_trapped();
+        self.load();
+        true
+    }
+
+    /// Saves the VMM's registers and loads the guest's.
+    fn load(&mut self) {
+        let (_, owner) = self.owner.on_trap();
         // Preemption stays off until the registers hold the guest's values, or a context
         // switch in between would save the VMM's leftovers over them.
         // SAFETY: task context; `state` outlives `self`, whose drop calls
@@ -92,7 +104,6 @@ impl<'a> GuestFp<'a> {
         }
         // INVARIANT: `kernel_neon_begin` registered `state` as the kernel-mode FP state.
         self.owner = owner;
-        true
     }
 }
 

@@ -127,7 +127,7 @@ impl Vcpu {
             }
             // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
             // and retry the instruction.
-            Ec::FpAsimd if fp.on_trap() => {
+            Ec::FpAsimd if fp.on_trap(&mut state.fp_hint) => {
                 stats.fp_loads.inc();
                 Ok(Action::Reenter)
             }

@@ -57,7 +57,10 @@ impl Vcpu {
         }
 
         let ret = {
-            let mut guest_fp = GuestFp::new(fp);
+            let mut guest_fp = GuestFp::new(fp, &mut state.fp_hint);
+            if guest_fp.loaded() {
+                self.stats.fp_eager_loads.inc();
+            }
             self.run_loop(vm, state, &mut guest_fp)
             // Dropping `guest_fp` saves the guest's FP registers if it used them.
         };
