@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A bounded ioctl fuzzer: 20,000 steps of random rkvm ioctls on system, VM and vCPU fds
-//! with random and boundary arguments, fds closed and created at random, first from one
-//! thread, then from three racing on shared fds. Any errno is fine; what is checked is
+//! A bounded ioctl fuzzer: 20,000 steps of random rkvm ioctls on system, VM, vCPU and
+//! vGIC device fds with random and boundary arguments, fds closed and created at random,
+//! first from one thread, then from three racing on shared fds. The interrupt ioctls get
+//! real eventfds (irqfd, ioeventfd), closed right after the call. Any errno is fine; what is checked is
 //! that every call returns (the runner's alarm), that the kernel logs no trouble, that
 //! everything is released at the end (fds, rkvm's module reference count) and that a
 //! fresh VM still runs.
@@ -33,6 +34,7 @@ const VALUE_AREA: usize = 0x8000;
 const MAX_SYS: usize = 3;
 const MAX_VMS: usize = 6;
 const MAX_VCPUS: usize = 16;
+const MAX_DEVICES: usize = 4;
 
 /// KVM ioctl numbers (include/uapi/linux/kvm.h) beyond those in `vmm::nr`.
 mod kvm {
@@ -57,20 +59,20 @@ mod kvm {
     pub const KVM_SET_DEVICE_ATTR: u64 = 0x4018_aee1;
     pub const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
     pub const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
+    pub const KVM_SIGNAL_MSI: u64 = 0x4020_aea5;
+    pub const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
     /// Commands that create an fd on KVM: random commands skip them, so that every fd
     /// this process holds is one the pool knows.
     pub const CREATES_FD: [u64; 5] = [0xae01, 0xae41, 0xaece, 0xc040_aed4, 0xc00c_aee0];
 }
 
-/// KVM ioctls rkvm does not implement, with their fd kind: each must fail cleanly.
-const OTHER_IOCTLS: [(&str, u64, Kind); 17] = [
+/// KVM ioctls rkvm does not implement, or on an fd kind that does not take them, with
+/// random arguments: each must fail cleanly.
+const OTHER_IOCTLS: [(&str, u64, Kind); 14] = [
     ("KVM_GET_MSR_INDEX_LIST", kvm::KVM_GET_MSR_INDEX_LIST, Kind::Sys),
     ("KVM_GET_SUPPORTED_CPUID", kvm::KVM_GET_SUPPORTED_CPUID, Kind::Sys),
     ("KVM_GET_DIRTY_LOG", kvm::KVM_GET_DIRTY_LOG, Kind::Vm),
     ("KVM_SET_GSI_ROUTING", kvm::KVM_SET_GSI_ROUTING, Kind::Vm),
-    ("KVM_IRQ_LINE", kvm::KVM_IRQ_LINE, Kind::Vm),
-    ("KVM_IRQFD", kvm::KVM_IRQFD, Kind::Vm),
-    ("KVM_IOEVENTFD", kvm::KVM_IOEVENTFD, Kind::Vm),
     ("KVM_ENABLE_CAP", kvm::KVM_ENABLE_CAP, Kind::Vm),
     ("KVM_ARM_SET_DEVICE_ADDR", kvm::KVM_ARM_SET_DEVICE_ADDR, Kind::Vm),
     ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR, Kind::Vm),
@@ -90,6 +92,40 @@ enum Kind {
     Sys,
     Vm,
     Vcpu,
+    Device,
+}
+
+/// `struct kvm_device_attr`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct DeviceAttr {
+    flags: u32,
+    group: u32,
+    attr: u64,
+    addr: u64,
+}
+
+/// `struct kvm_irqfd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Irqfd {
+    fd: u32,
+    gsi: u32,
+    flags: u32,
+    resamplefd: u32,
+    pad: [u8; 16],
+}
+
+/// `struct kvm_ioeventfd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ioeventfd {
+    datamatch: u64,
+    addr: u64,
+    len: u32,
+    fd: i32,
+    flags: u32,
+    pad: [u8; 36],
 }
 
 /// An fd of the pool; a vCPU's own `kvm_run` mapping (address, length) goes with it.
@@ -280,6 +316,7 @@ impl Fuzzer {
             Kind::Sys => MAX_SYS,
             Kind::Vm => MAX_VMS,
             Kind::Vcpu => MAX_VCPUS,
+            Kind::Device => MAX_DEVICES,
         };
         let have = pool.entries.iter().filter(|e| e.kind == kind).count();
         if have >= max {
@@ -571,10 +608,11 @@ impl Fuzzer {
                 let _ = self.call("KVM_GET_DEVICE_ATTR", fd, kvm::KVM_GET_DEVICE_ATTR, arg);
                 let _ = self.call("KVM_KVMCLOCK_CTRL", fd, kvm::KVM_KVMCLOCK_CTRL, 0);
             }
-            75..=84 => {
+            75..=79 => self.irq_step(),
+            80..=84 => {
                 // A random command: a KVM one (type 0xae) with any number, direction and
                 // size, or any number at all.
-                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu]);
+                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
                 let fd = self.pick(kind);
                 let cmd = if self.rng.one_in(3) {
                     u64::from(self.rng.next_u32())
@@ -591,7 +629,7 @@ impl Fuzzer {
             85..=88 => self.mmap_step(),
             89..=90 => {
                 // read/write/dup on a pool fd.
-                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu]);
+                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
                 let fd = self.pick(kind);
                 let p = self.scratch_at(0, 64);
                 match self.rng.below(3) {
@@ -608,7 +646,7 @@ impl Fuzzer {
                             let Ok(mut pool) = POOL.lock() else { return Ok(()) };
                             let known = pool.entries.iter().find(|e| e.fd == fd).map(|e| e.kind);
                             match known {
-                                Some(k) if pool.entries.len() < MAX_SYS + MAX_VMS + MAX_VCPUS => {
+                                Some(k) if pool.entries.len() < MAX_SYS + MAX_VMS + MAX_VCPUS + MAX_DEVICES => {
                                     pool.entries.push(Entry { fd: d, kind: k, run: None });
                                 }
                                 _ => {
@@ -624,6 +662,97 @@ impl Fuzzer {
             _ => self.run_pool(),
         }
         Ok(())
+    }
+
+    /// The interrupt-controller ioctls: a vGICv3 created for real (its fd joins the pool),
+    /// its attributes, well-formed or random, `KVM_IRQ_LINE`, irqfds and ioeventfds on
+    /// fresh eventfds, and `KVM_SIGNAL_MSI` (no ITS: it must fail).
+    fn irq_step(&mut self) {
+        match self.rng.below(6) {
+            0 => {
+                let fd = self.pick(Kind::Vm);
+                let ty = if self.rng.one_in(4) { self.rng.below(12) as u32 } else { kvm::KVM_DEV_TYPE_ARM_VGIC_V3 };
+                let arg = self.put([ty, 0u32, 0u32]);
+                if self.call("KVM_CREATE_DEVICE", fd, kvm::KVM_CREATE_DEVICE, arg).is_ok() {
+                    // SAFETY: `arg` is the `kvm_create_device` in scratch; the kernel put
+                    // the new fd in its second word.
+                    let dev = unsafe { ((arg + 4) as *const i32).read_unaligned() };
+                    self.adopt(dev, Kind::Device);
+                }
+            }
+            1 => {
+                let fd = self.pick(Kind::Device);
+                // (group, attribute): the vGIC's addresses, NR_IRQS, CTRL_INIT, the
+                // register groups, SAVE_PENDING_TABLES, LEVEL_INFO, or anything.
+                let (group, attr) = if self.rng.one_in(3) {
+                    (self.rng.below(10) as u32, self.boundary())
+                } else {
+                    self.rng.pick(&[(0u32, 2u64), (0, 3), (0, 5), (3, 0), (4, 0), (1, 0), (5, 0), (6, 0), (4, 3), (7, 0)])
+                };
+                let value = match (group, attr) {
+                    (0, 2) => 0x0800_0000 + self.rng.below(4) * 0x1_0000,
+                    (0, 3) => 0x080a_0000 + self.rng.below(4) * 0x2_0000,
+                    // count << 52 | base | index
+                    (0, 5) => (self.rng.below(8) << 52) | 0x0900_0000 | self.rng.below(2),
+                    (3, 0) => self.rng.pick(&[64, 96, 128, 1024, 1020, 0, 33, 2048]),
+                    _ => self.boundary(),
+                };
+                let addr = if self.rng.one_in(5) { self.ptr() } else { self.put(value) };
+                let flags = if self.rng.one_in(8) { self.rng.next_u32() } else { 0 };
+                let arg = self.arg_or(DeviceAttr { flags, group, attr, addr });
+                let (name, cmd) = self.rng.pick(&[
+                    ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR),
+                    ("KVM_GET_DEVICE_ATTR", kvm::KVM_GET_DEVICE_ATTR),
+                    ("KVM_HAS_DEVICE_ATTR", kvm::KVM_HAS_DEVICE_ATTR),
+                ]);
+                let _ = self.call(name, fd, cmd, arg);
+            }
+            2 => {
+                let fd = self.pick(Kind::Vm);
+                // type << 24 | vcpu << 16 | number (KVM_ARM_IRQ_TYPE_SPI = 1, _PPI = 2).
+                let irq = if self.rng.one_in(4) {
+                    self.rng.next_u32()
+                } else {
+                    let num = self.rng.pick(&[27u32, 30, 32, 33, 63, 64, 100, 1019, 1020, 15, 16, 31]);
+                    ((self.rng.below(4) as u32) << 24) | ((self.rng.below(4) as u32) << 16) | num
+                };
+                let level = self.rng.below(3) as u32;
+                let arg = self.arg_or([irq, level]);
+                let _ = self.call("KVM_IRQ_LINE", fd, kvm::KVM_IRQ_LINE, arg);
+            }
+            3 => {
+                let fd = self.pick(Kind::Vm);
+                let (efd, rfd) = (eventfd(), eventfd());
+                let gsi = if self.rng.one_in(4) { self.boundary() as u32 } else { self.rng.below(100) as u32 };
+                // KVM_IRQFD_FLAG_DEASSIGN = 1, _RESAMPLE = 2.
+                let flags = if self.rng.one_in(6) { self.rng.next_u32() } else { self.rng.below(4) as u32 };
+                let resamplefd = if self.rng.one_in(6) { 100_000 } else { rfd as u32 };
+                let arg = self.arg_or(Irqfd { fd: efd as u32, gsi, flags, resamplefd, pad: [0; 16] });
+                let _ = self.call("KVM_IRQFD", fd, kvm::KVM_IRQFD, arg);
+                if self.rng.one_in(2) {
+                    signal(efd);
+                }
+                close(efd);
+                close(rfd);
+            }
+            4 => {
+                let fd = self.pick(Kind::Vm);
+                let efd = eventfd();
+                let addr = if self.rng.one_in(4) { self.boundary() } else { 0x1000_0000 + self.rng.below(4) * 8 };
+                let len = self.rng.pick(&[0u32, 1, 2, 3, 4, 8, 16]);
+                // KVM_IOEVENTFD_FLAG_DATAMATCH = 1, _PIO = 2, _DEASSIGN = 4.
+                let flags = if self.rng.one_in(6) { self.rng.next_u32() } else { self.rng.below(8) as u32 };
+                let datamatch = self.boundary();
+                let arg = self.arg_or(Ioeventfd { datamatch, addr, len, fd: efd, flags, pad: [0; 36] });
+                let _ = self.call("KVM_IOEVENTFD", fd, kvm::KVM_IOEVENTFD, arg);
+                close(efd);
+            }
+            _ => {
+                let fd = self.pick(Kind::Vm);
+                let arg = self.ptr();
+                let _ = self.call("KVM_SIGNAL_MSI", fd, kvm::KVM_SIGNAL_MSI, arg);
+            }
+        }
     }
 
     /// mmap of a random pool fd with random length, offset, protection and sharing, or
@@ -669,6 +798,21 @@ impl Fuzzer {
             pool.maps.push((p as usize, len));
         }
     }
+}
+
+/// A fresh eventfd (counted; -1 if the kernel refused one).
+fn eventfd() -> i32 {
+    // SAFETY: no memory arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    count("eventfd", fd >= 0);
+    fd
+}
+
+/// Adds 1 to an eventfd's counter.
+fn signal(fd: i32) {
+    let one = 1u64;
+    // SAFETY: writes 8 bytes from `one`.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 
 fn close(fd: i32) {
