@@ -18,8 +18,8 @@
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
 # Console logs go to out/logs/ (or $RKVM_OUT/logs). RKVM_PROGRAMS=a,b limits the selftest
-# programs run on the hosts that load rkvm. RKVM_QEMU_STRESS=<s> adds qemu_boot's 4-vCPU
-# boot with an <s>-second guest load.
+# programs run on the hosts that load rkvm. RKVM_QEMU_STRESS=<s> sets the length of
+# qemu_boot's 4-vCPU guest load (default 60 on the test kernel, 0 on the debug kernel).
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -82,7 +82,10 @@ boot() {
 	python3 "$RKVM_TOP/scripts/qemu-timing.py" report "$tag$mode" "$console.timing"
 	return "$status"
 }
-stress=${RKVM_QEMU_STRESS:+rkvmtest.qemu_stress=$RKVM_QEMU_STRESS}
+# qemu_boot's 4-vCPU boot with a 60-second guest load runs on the test kernel's hosts;
+# RKVM_QEMU_STRESS=<s> sets the length, 0 leaves it out.
+qstress=${RKVM_QEMU_STRESS-$([ "$flavour" = test ] && echo 60 || echo 0)}
+stress=; [ "$qstress" = 0 ] || stress=rkvmtest.qemu_stress=$qstress
 
 case "$action" in
 run)
