@@ -3,10 +3,10 @@
 """Wall-clock times of the QEMU guest boots in an emulated host's console.
 
   qemu-timing.py stamp FILE         copy stdin to stdout line by line; each qemu_boot
-                                    timing line ("# qemu-timing: NAME start|init MS|end MS")
+                                    timing line ("# qemu-timing: NAME start|console MS|init MS|end MS")
                                     goes to FILE with this machine's monotonic clock
-  qemu-timing.py report MODE FILE   print each boot's time to the guest's /init and to
-                                    QEMU's exit: wall (this machine) and virtual (MS, the
+  qemu-timing.py report MODE FILE   print each boot's time to the guest's first console
+                                    output, to its /init and to QEMU's exit: wall (this machine) and virtual (MS, the
                                     emulated host's CLOCK_MONOTONIC, measured by qemu_boot)
 
 The two clocks differ when the emulated host's clock does not follow real time (icount,
@@ -16,7 +16,7 @@ import re
 import sys
 import time
 
-TIMING = re.compile(rb"^# qemu-timing: (\S+) (start|init|end)(?: (\d+))?")
+TIMING = re.compile(rb"^# qemu-timing: (\S+) (start|console|init|end)(?: (\d+))?")
 
 
 def stamp(path):
@@ -55,7 +55,8 @@ def report(mode, path):
             continue
         t0 = b["start"][0]
         parts = []
-        for what, label in (("init", "to /init"), ("end", "to power-off")):
+        for what, label in (("console", "to the guest's first output"), ("init", "to /init"),
+                            ("end", "to power-off")):
             if what in b:
                 wall, virt = b[what]
                 parts.append(f"{label} {wall - t0:.2f} s wall, {virt:.2f} s virtual")

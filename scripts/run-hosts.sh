@@ -18,7 +18,8 @@
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
 # Console logs go to out/logs/ (or $RKVM_OUT/logs). RKVM_PROGRAMS=a,b limits the selftest
-# programs run on the hosts that load rkvm. RKVM_QEMU_STRESS=<s> sets the length of
+# programs run on the hosts that load rkvm; RKVM_APPEND adds words to the host's kernel
+# command line (e.g. rkvmtest.qemu_force=1). RKVM_QEMU_STRESS=<s> sets the length of
 # qemu_boot's 4-vCPU guest load (default 60 on the test kernel, 0 on the debug kernel).
 source "$(dirname "$0")/common.sh"
 
@@ -74,7 +75,7 @@ boot() {
 		qemu-system-aarch64 -M "$(mode_machine "$mode")" \
 		-cpu max,sve=off,sme=off -smp 2 -m 2G -nographic -no-reboot -nic none \
 		-kernel "$image" -initrd "$initrd" \
-		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode") $stress" \
+		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode") $stress ${RKVM_APPEND:-}" \
 		</dev/null 2>&1 | python3 -u "$RKVM_TOP/scripts/qemu-timing.py" stamp "$console.timing" |
 		tr -d '\r' | tee "$console" | { if [ "$act" = run ]; then cat; else cat >/dev/null; fi; }
 	local status=${PIPESTATUS[0]}
