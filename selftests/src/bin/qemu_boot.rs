@@ -186,13 +186,20 @@ fn boot(target: Target, name: &str, smp: u32, stress: u32, raw: bool, limit: Dur
         }
         console.push(line);
     }
-    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    // Wait for QEMU's exit without reaping it: its pid cannot be reused while the
+    // watchdog may still send SIGKILL to it.
+    // SAFETY: a zeroed siginfo_t is valid, and waitid only writes to it.
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+    }
     let total = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let killed = watchdog.join().unwrap_or(false);
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
     if made_mount_point {
         let _ = std::fs::remove_file(DEV_KVM);
     }
-    done.store(true, Ordering::Relaxed);
-    let killed = watchdog.join().unwrap_or(false);
     let stderr = err_reader.join().unwrap_or_default();
     println!("# qemu-timing: {name} end {}", total.as_millis());
     if killed {
