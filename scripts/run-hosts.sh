@@ -105,6 +105,10 @@ run)
 	boot "$mode" run "$logdir/run-$mode.log" || die "QEMU failed (log: $logdir/run-$mode.log)"
 	grep -q '^rkvm-init: done' "$logdir/run-$mode.log" || die "the host did not finish"
 	if grep -q '^qemu_boot: FAILED' "$logdir/run-$mode.log"; then die "the QEMU guest failed"; fi
+	if grep -q '^rkvm-init: QEMU cannot boot' "$logdir/run-$mode.log"; then
+		log "no Linux guest on rkvm yet: $(sed -n 's/^qemu_boot: //p' "$logdir/run-$mode.log" | head -1);"
+		log "the demo VMM ran instead. 'make run-kvm' shows the same QEMU guest on the in-kernel KVM."
+	fi
 	;;
 check)
 	summaries=()
