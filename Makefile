@@ -6,7 +6,9 @@
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
 #   make check           host unit tests + selftests on every emulated host mode, and on
 #                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
-#   make run             boot the emulated VHE host with rkvm loaded and run the demo
+#   make run             boot the emulated VHE host with rkvm loaded; QEMU 7.2 inside it
+#                        boots a Linux guest on rkvm (the demo VMM while rkvm has no vGIC)
+#   make run-kvm         the same QEMU guest on the in-kernel KVM of the host (baseline)
 #   make bench           world-switch costs of rkvm and in-kernel KVM side by side
 #   make conformance     the kernel's KVM selftests on rkvm and on the in-kernel KVM
 #   make -s print-kernel-image   path of the test kernel's arm64 Image
@@ -37,7 +39,7 @@ KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
 endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
-	unittest selftests check run bench conformance
+	unittest selftests qemu-userspace check run run-kvm bench conformance
 
 all: modules
 
@@ -64,18 +66,25 @@ unittest:
 selftests: toolchain
 	@$(SCRIPTS)/build-selftests.sh
 
+# Debian's arm64 QEMU 7.2 and its libraries as a cpio for the host's initramfs (cached).
+qemu-userspace: toolchain
+	@$(SCRIPTS)/build-qemu-userspace.sh >/dev/null
+
 # Every host mode on the test kernel, then VHE and nVHE on the debug kernel; the last
 # line judges all of them together.
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
-check: modules unittest selftests
+check: modules unittest selftests qemu-userspace
 	@mkdir -p $(OUT) && rm -f $(OUT)/check-summaries
 	@$(SCRIPTS)/run-hosts.sh check || true
 	@$(SCRIPTS)/check-debug.sh || true
 	@echo "[rkvm] all hosts, test and debug kernels:"
 	@python3 $(SCRIPTS)/ktap-summary.py $$(cat $(OUT)/check-summaries)
 
-run: modules selftests
-	@$(SCRIPTS)/run-hosts.sh run
+run: modules selftests qemu-userspace
+	@$(SCRIPTS)/run-hosts.sh run vhe
+
+run-kvm: modules selftests qemu-userspace
+	@$(SCRIPTS)/run-hosts.sh run vhe-kvm
 
 bench: modules selftests
 	@python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet matplotlib || true

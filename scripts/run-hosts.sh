@@ -5,16 +5,22 @@
 #   run-hosts.sh check [MODE...]   run the selftests on each host mode (default: all) and
 #                                  print "N passed, M failed[, K skipped]"; non-zero exit
 #                                  on any failure, console warning, crash or hang
-#   run-hosts.sh run               boot the VHE host and run the demo, console on stdout
+#   run-hosts.sh run [MODE]        boot one host (default vhe) and boot the QEMU Linux
+#                                  guest on its hypervisor (rkvm; in-kernel KVM on the
+#                                  *-kvm modes), console on stdout; on rkvm without a vGIC
+#                                  yet, the demo VMM instead (said so on the console)
 #
 # Host modes:
 #   vhe        kernel at EL2 (VHE), EL2 free for rkvm (kvm-arm.mode=none)
 #   nvhe       kernel at EL1 with the hyp stub at EL2 (id_aa64mmfr1.vh=0)
-#   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse
+#   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse;
+#              the QEMU guest boots on the in-kernel KVM (the baseline of qemu_boot)
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
 # Console logs go to out/logs/ (or $RKVM_OUT/logs). RKVM_PROGRAMS=a,b limits the selftest
-# programs run on the hosts that load rkvm.
+# programs run on the hosts that load rkvm; RKVM_APPEND adds words to the host's kernel
+# command line (e.g. rkvmtest.qemu_force=1). RKVM_QEMU_STRESS=<s> sets the length of
+# qemu_boot's 4-vCPU guest load (default 60 on the test kernel, 0 on the debug kernel).
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -32,6 +38,20 @@ outdir=${RKVM_OUT:-$RKVM_TOP/out}; logdir=$outdir/logs
 mkdir -p "$logdir"
 initrd=$outdir/initramfs-$flavour.cpio.gz
 RKVM_MODULE=$module "$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
+# QEMU and its guest (qemu_boot, `make run`) ride along as appended archives, on the
+# hosts that run qemu_boot (unpacking them costs a host boot 2-4 s).
+qemu_cpio=$("$RKVM_TOP/scripts/build-qemu-userspace.sh")
+guest_cpio=$outdir/guest.cpio.gz
+"$RKVM_TOP/scripts/build-guest.sh" "$guest_cpio"
+initrd_qemu=$outdir/initramfs-$flavour-qemu.cpio.gz
+cat "$initrd" "$qemu_cpio" "$guest_cpio" > "$initrd_qemu"
+mode_initrd() {
+	case "$1,${RKVM_PROGRAMS-qemu_boot}" in
+	no-el2,*) echo "$initrd" ;;
+	*-kvm,* | *qemu_boot*) echo "$initrd_qemu" ;;
+	*) echo "$initrd" ;;
+	esac
+}
 tag=; [ "$flavour" = test ] || tag=$flavour-
 
 # $1: mode. The pieces of the QEMU command line that differ per mode.
@@ -43,13 +63,15 @@ mode_machine() {
 }
 mode_append() {
 	local refused="rkvmtest.programs=module_load"
+	# On the in-kernel KVM hosts the QEMU guest runs on KVM: the baseline for rkvm.
+	local kvm="rkvmtest.programs=module_load,qemu_boot"
 	# RKVM_PROGRAMS=a,b runs only those selftest programs (module_load first loads rkvm).
 	local only=${RKVM_PROGRAMS:+rkvmtest.programs=module_load,$RKVM_PROGRAMS}
 	case "$1" in
 	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE $only" ;;
 	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE $only" ;;
-	vhe-kvm) echo "rkvmtest.backend=refused-kvm $refused" ;;
-	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $refused" ;;
+	vhe-kvm) echo "rkvmtest.backend=refused-kvm $kvm" ;;
+	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $kvm" ;;
 	no-el2) echo "kvm-arm.mode=none rkvmtest.backend=refused-noel2 $refused" ;;
 	*) die "unknown host mode $1" ;;
 	esac
@@ -57,21 +79,36 @@ mode_append() {
 
 # $1: mode, $2: action, $3: console log. Boots one host; QEMU's status is returned.
 boot() {
-	local mode=$1 act=$2 console=$3
+	local mode=$1 act=$2 console=$3 rd=$initrd_qemu
+	[ "$act" = run ] || rd=$(mode_initrd "$mode")
 	timeout --foreground -k 10 "$RKVM_BOOT_TIMEOUT" \
 		qemu-system-aarch64 -M "$(mode_machine "$mode")" \
 		-cpu max,sve=off,sme=off -smp 2 -m 2G -nographic -no-reboot -nic none \
-		-kernel "$image" -initrd "$initrd" \
-		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode")" \
-		</dev/null 2>&1 | tr -d '\r' | tee "$console" | { if [ "$act" = run ]; then cat; else cat >/dev/null; fi; }
-	return "${PIPESTATUS[0]}"
+		-kernel "$image" -initrd "$rd" \
+		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode") $stress ${RKVM_APPEND:-}" \
+		</dev/null 2>&1 | python3 -u "$RKVM_TOP/scripts/qemu-timing.py" stamp "$console.timing" |
+		tr -d '\r' | tee "$console" | { if [ "$act" = run ]; then cat; else cat >/dev/null; fi; }
+	local status=${PIPESTATUS[0]}
+	# The QEMU guest's boot times, wall (this machine) and virtual (the emulated host's).
+	python3 "$RKVM_TOP/scripts/qemu-timing.py" report "$tag$mode" "$console.timing"
+	return "$status"
 }
+# qemu_boot's 4-vCPU boot with a 60-second guest load runs on the test kernel's hosts;
+# RKVM_QEMU_STRESS=<s> sets the length, 0 leaves it out.
+qstress=${RKVM_QEMU_STRESS-$([ "$flavour" = test ] && echo 60 || echo 0)}
+stress=; [ "$qstress" = 0 ] || stress=rkvmtest.qemu_stress=$qstress
 
 case "$action" in
 run)
-	log "booting the emulated VHE host with rkvm (console follows)"
-	boot vhe run "$logdir/run-vhe.log" || die "QEMU failed (log: $logdir/run-vhe.log)"
-	grep -q '^rkvm-init: done' "$logdir/run-vhe.log" || die "the host did not finish"
+	mode=${modes[0]}  # vhe unless named
+	log "booting the emulated $mode host; QEMU then boots a Linux guest on it (console follows)"
+	boot "$mode" run "$logdir/run-$mode.log" || die "QEMU failed (log: $logdir/run-$mode.log)"
+	grep -q '^rkvm-init: done' "$logdir/run-$mode.log" || die "the host did not finish"
+	if grep -q '^qemu_boot: FAILED' "$logdir/run-$mode.log"; then die "the QEMU guest failed"; fi
+	if grep -q '^rkvm-init: QEMU cannot boot' "$logdir/run-$mode.log"; then
+		log "no Linux guest on rkvm yet: $(sed -n 's/^qemu_boot: //p' "$logdir/run-$mode.log" | head -1);"
+		log "the demo VMM ran instead. 'make run-kvm' shows the same QEMU guest on the in-kernel KVM."
+	fi
 	;;
 check)
 	summaries=()

@@ -10,7 +10,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 apt_packages=(
 	clang-19 lld-19 llvm-19 libclang-19-dev        # LLVM kernel build + bindgen's libclang
 	rustc-web rust-web-src                         # kernel-grade rustc with the core source
-	flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
+	flex bison bc libelf-dev libssl-dev cpio xz-utils kmod binutils
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross    # arm64 userspace linker and libc
 	libstd-rust-web-dev:arm64                      # aarch64 std for /usr/bin/rustc
 )
@@ -84,4 +84,7 @@ if [ ! -f "$ksrc/Makefile" ]; then
 	mv "$ksrc.tmp" "$ksrc"
 	rm -rf "$tmp"
 fi
+# The arm64 QEMU 7.2 userspace for the emulated host (qemu_boot, `make run`).
+"$RKVM_TOP/scripts/build-qemu-userspace.sh" >/dev/null
+
 log "toolchain ready"

@@ -11,7 +11,7 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 
 action=check
-programs=module_load,system_ioctl,vm_run,lazy_switch,vm_errors,vm_robustness,bench_smoke,hostile_guest,isolation,ioctl_fuzz,resource_limits
+programs=module_load,system_ioctl,vm_run,lazy_switch,vm_errors,vm_robustness,bench_smoke,hostile_guest,isolation,ioctl_fuzz,resource_limits,qemu_boot
 for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmtest.action=*) action=${word#*=} ;;
@@ -21,6 +21,7 @@ for word in $(cat /proc/cmdline); do
 	rkvmtest.target=*) target=${word#*=} ;;
 	rkvmtest.timeout=*) ctimeout=${word#*=} ;;
 	rkvmtest.tests=*) ctests=${word#*=} ;;
+	rkvmtest.backend=*) backend=${word#*=} ;;
 	esac
 done
 
@@ -35,8 +36,17 @@ check)
 	done
 	;;
 run)
-	insmod /lib/modules/rkvm.ko && /selftests/rkvm_demo
-	echo "rkvm-init: demo exited with $?"
+	# QEMU boots the Linux guest (selftests/guest/init.sh) on rkvm, or on the in-kernel
+	# KVM on the *-kvm hosts. qemu_boot exits 2 when the hypervisor cannot run it yet.
+	[ "$backend" = refused-kvm ] || insmod /lib/modules/rkvm.ko
+	/selftests/qemu_boot run
+	status=$?
+	echo "rkvm-init: qemu_boot exited with $status"
+	if [ $status = 2 ]; then
+		echo "rkvm-init: QEMU cannot boot a Linux guest on rkvm yet (above); running the demo VMM instead"
+		/selftests/rkvm_demo
+		echo "rkvm-init: demo exited with $?"
+	fi
 	;;
 bench)
 	# rkvmtest.bench=rkvm loads rkvm; =kvm uses the in-kernel KVM of the same kernel.
