@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/io.h>
 #include <linux/mm.h>
@@ -7,6 +8,7 @@
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
+#include <linux/vmalloc.h>
 
 #include "rkvm/helpers.h"
 
@@ -90,4 +92,39 @@ int rkvm_current_tgid(void)
 unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();
+}
+
+void *rkvm_vzalloc(unsigned long size)
+{
+	return vzalloc(size);
+}
+
+void rkvm_vfree(const void *addr)
+{
+	vfree(addr);
+}
+
+phys_addr_t rkvm_vmalloc_to_phys(const void *addr)
+{
+	return PFN_PHYS(vmalloc_to_pfn(addr)) + offset_in_page(addr);
+}
+
+int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int))
+{
+	return cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "rkvm/el2:online", online, offline);
+}
+
+void rkvm_cpuhp_remove(int state)
+{
+	cpuhp_remove_state(state);
+}
+
+unsigned int rkvm_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+unsigned int rkvm_smp_processor_id(void)
+{
+	return raw_smp_processor_id();
 }

@@ -42,6 +42,9 @@ struct Rkvm {
     #[pin]
     _dev: MiscDeviceRegistration<dev::RkvmDev>,
     _globals: Globals,
+    // Dropped last (declaration order): EL2 goes back to the hyp stub once nothing can
+    // run a guest any more.
+    _el2: hyp::El2,
 }
 
 /// Module-wide state that must exist before `/dev/rkvm` does and outlive it.
@@ -67,6 +70,7 @@ impl kernel::InPlaceModule for Rkvm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             backend: hyp::select_backend()?,
+            _el2: hyp::El2::take(*backend)?,
             _globals: Globals::new(),
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
             _: {

@@ -15,10 +15,9 @@
 //! alone. See Documentation/design.rst.
 
 use crate::{
-    hyp::{self, context::VmRegs, sysreg},
+    hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
-        cpufeature::Backend,
         idregs,
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
@@ -85,7 +84,7 @@ pub(crate) fn max_ipa_bits() -> u32 {
 /// The answers to `KVM_CHECK_EXTENSION` on this host.
 pub(crate) fn caps_host() -> caps::Host {
     caps::Host {
-        runs_guests: hyp::backend() == Backend::Vhe,
+        runs_guests: true,
         max_ipa_bits: max_ipa_bits(),
         online_cpus: sys::cpu::num_online_cpus(),
         max_vcpus: MAX_VCPUS,
@@ -167,11 +166,6 @@ pub(crate) struct Vm {
 impl Vm {
     /// `KVM_CREATE_VM`: a new VM of `vm_type`, returned as a new fd.
     pub(crate) fn create(vm_type: usize) -> Result<isize> {
-        if hyp::backend() != Backend::Vhe {
-            // The nVHE world switch is not in place yet; report no VM support (the
-            // capabilities agree) rather than a VM that cannot run.
-            return Err(ENODEV);
-        }
         let ipa_bits =
             ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
         let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;

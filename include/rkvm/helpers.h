@@ -30,4 +30,12 @@ struct preempt_notifier;
 struct preempt_ops;
 void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops);
 
+void *rkvm_vzalloc(unsigned long size);
+void rkvm_vfree(const void *addr);
+phys_addr_t rkvm_vmalloc_to_phys(const void *addr);
+int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
+void rkvm_cpuhp_remove(int state);
+unsigned int rkvm_nr_cpu_ids(void);
+unsigned int rkvm_smp_processor_id(void);
+
 #endif
