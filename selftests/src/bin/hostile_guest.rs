@@ -91,6 +91,33 @@ guest_code!(guest_undef_regs,
     ".inst 0xd5080000",          // 10: sys #0, c0, c0, #0, x0
     "str x0, [x1]");
 
+// x9 = MMIO_BASE; x1-x3 garbage "pointers". The hyp stub's function numbers, rkvm's own
+// EL2 calls (nVHE) and HVC_STUB_ERR, each answered NOT_SUPPORTED through MMIO; then EL2
+// instructions and registers, each UNDEF.
+guest_code!(guest_hyp_call_numbers,
+    "movz x9, #0x1000, lsl #16",
+    "movz x1, #0x4000, lsl #16", "movn x2, #0", "movz x3, #0x8000, lsl #48",
+    "movz x0, #0", "hvc #0", "str x0, [x9]",      // HVC_SET_VECTORS
+    "movz x0, #1", "hvc #0", "str x0, [x9]",      // HVC_SOFT_RESTART
+    "movz x0, #2", "hvc #0", "str x0, [x9]",      // HVC_RESET_VECTORS
+    "movz x0, #3", "hvc #0", "str x0, [x9]",      // HVC_FINALISE_EL2
+    "movz x0, #4", "hvc #0", "str x0, [x9]",      // HVC_GET_ICH_VTR_EL2
+    "movz x0, #5", "hvc #0", "str x0, [x9]",      // HVC_STUB_HCALL_NR
+    "movz x0, #0x100", "movk x0, #0xc600, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0x101", "movk x0, #0xc600, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0x102", "movk x0, #0xc600, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0x103", "movk x0, #0xc600, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0xa11", "movk x0, #0xbadc, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0x5a5a",                           // 42
+    ".inst 0xd50c7801",                           // 43: at s1e2r, x1
+    ".inst 0xd50c871f",                           // 44: tlbi alle2
+    "mrs x0, s3_4_c13_c0_2",                      // 45: TPIDR_EL2
+    "mrs x0, s3_4_c2_c0_0",                       // 46: TTBR0_EL2
+    "msr s3_4_c1_c0_0, xzr",                      // 47: SCTLR_EL2
+    "mrs x0, s3_4_c12_c11_1",                     // 48: ICH_VTR_EL2
+    "msr s3_4_c2_c1_0, xzr",                      // 49: VTTBR_EL2
+    "str x0, [x9]");
+
 guest_code!(guest_el2_el3_regs,
     "movz x1, #0x1000, lsl #16", "movz x0, #0x5a5a",
     "mrs x0, s3_4_c1_c1_0",      // 2: HCR_EL2
@@ -595,6 +622,18 @@ fn hvc_and_smc_with_garbage() -> TestResult {
     ];
     let mut want: Vec<Ev> = answers.iter().map(|&v| w(MMIO_BASE, v)).collect();
     want.push(Ev::Off);
+    same_events(&events(&mut vcpu, 0, false)?, &want)?;
+    Ok(Outcome::Pass)
+}
+
+/// The calls and registers of whatever owns EL2 (the hyp stub, rkvm's nVHE runtime) are
+/// out of the guest's reach: its HVCs are the guest's hypervisor calls, whatever the
+/// number, and EL2 instructions are UNDEF at EL1.
+fn hyp_call_numbers_and_el2_ops_from_the_guest() -> TestResult {
+    let (_vm, mut vcpu) = hostile_vm(guest_hyp_call_numbers())?;
+    let mut want: Vec<Ev> = (0..11).map(|_| w(MMIO_BASE, NOT_SUPPORTED)).collect();
+    want.extend((43..=49).map(undef));
+    want.extend([w(MMIO_BASE, 0x5a5a), Ev::Off]);
     same_events(&events(&mut vcpu, 0, false)?, &want)?;
     Ok(Outcome::Pass)
 }
@@ -1136,6 +1175,7 @@ fn main() {
             logged!(pmu_timer_lor_trace_amu_registers_undef),
             logged!(debug_registers_are_storage),
             logged!(hvc_and_smc_with_garbage),
+            logged!(hyp_call_numbers_and_el2_ops_from_the_guest),
             logged!(unaligned_accesses),
             logged!(stage1_walk_into_mmio_aborts),
             logged!(aarch32_thumb_el0_steps_by_instruction_size),
