@@ -248,6 +248,17 @@ impl Vcpu {
         Ok(0)
     }
 
+    /// Makes the vCPU notice a change (an interrupt became pending for it): if its thread
+    /// is in the guest on another CPU, that CPU takes an IPI and the guest exits to the
+    /// run loop, which flushes the new state before entering again (KVM's
+    /// `kvm_vcpu_kick`). A thread not in `KVM_RUN` sees the change on its next entry.
+    /// Takes `power`, so it may not be called from atomic context.
+    pub(crate) fn kick(&self) {
+        if let Some(task) = &self.power.lock().task {
+            sys::task::kick(task);
+        }
+    }
+
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).
     pub(crate) fn has_psci(state: &VcpuState) -> bool {
         state.features.is_some_and(|f| f & FEATURE_PSCI_0_2 != 0)
