@@ -41,7 +41,6 @@ pub(crate) enum Errno {
     TooBig,
     Nxio,
     Noent,
-    Busy,
     NoSpace,
 }
 
@@ -67,6 +66,9 @@ pub(crate) fn decode(group: u32, attr: u64) -> Result<Attr, Errno> {
         (GRP_ADDR, ADDR_TYPE_REDIST_REGION) => Ok(Attr::RedistRegion),
         (GRP_NR_IRQS, _) => Ok(Attr::NrIrqs),
         (GRP_CTRL, CTRL_INIT) => Ok(Attr::CtrlInit),
+        (GRP_DIST_REGS | GRP_CPU_REGS | GRP_REDIST_REGS | GRP_CPU_SYSREGS | GRP_LEVEL_INFO, _)
+        | (GRP_CTRL, CTRL_SAVE_PENDING_TABLES)
+        | (GRP_MAINT_IRQ | GRP_ITS_REGS, _) => Err(Errno::Nxio),
         _ => Err(Errno::Nxio),
     }
 }
@@ -267,6 +269,29 @@ impl Layout {
     }
 }
 
+/// `KVM_IRQ_LINE`'s `irq` field (arm64 layout 2): type, vCPU id and interrupt number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IrqLine {
+    pub(crate) kind: u32,
+    pub(crate) vcpu_id: u32,
+    pub(crate) num: u32,
+}
+
+pub(crate) const IRQ_TYPE_CPU: u32 = 0;
+pub(crate) const IRQ_TYPE_SPI: u32 = 1;
+pub(crate) const IRQ_TYPE_PPI: u32 = 2;
+
+impl IrqLine {
+    /// type [27:24], vcpu2 [31:28] (vCPU id bits 8-11), vcpu [23:16], num [15:0].
+    pub(crate) const fn decode(irq: u32) -> Self {
+        Self {
+            kind: (irq >> 24) & 0xf,
+            vcpu_id: ((irq >> 16) & 0xff) | (((irq >> 28) & 0xf) << 8),
+            num: irq & 0xffff,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +362,13 @@ mod tests {
         // Five vCPUs do not fit in 1 + 4 slots? They do; six do not.
         assert_eq!(l.check(5, IPA), Ok(0x800_0000));
         assert_eq!(l.check(6, IPA), Err(Errno::Nxio));
+    }
+
+    #[test]
+    fn irq_line() {
+        assert_eq!(IrqLine::decode(0x0100_0020), IrqLine { kind: IRQ_TYPE_SPI, vcpu_id: 0, num: 32 });
+        assert_eq!(IrqLine::decode(0x0203_001b), IrqLine { kind: IRQ_TYPE_PPI, vcpu_id: 3, num: 27 });
+        assert_eq!(IrqLine::decode(0x1201_0010).vcpu_id, 0x101);
     }
 
     #[test]
