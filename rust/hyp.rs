@@ -16,7 +16,7 @@ use crate::{
     },
     sys,
 };
-use context::{Exit, VcpuContext};
+use context::{Exit, VcpuContext, VgicCpuIf};
 use kernel::{
     interrupt::LocalInterruptDisabled,
     prelude::*,
@@ -75,11 +75,16 @@ pub(crate) unsafe fn vcpu_put(l: &mut LazyState) {
 
 /// Runs the loaded guest once: see `vhe::run` and `nvhe::run`.
 #[inline(always)]
-pub(crate) fn enter_guest(ctx: &mut VcpuContext, fp_owned: bool, irqs: &LocalInterruptDisabled) -> Exit {
+pub(crate) fn enter_guest(
+    ctx: &mut VcpuContext,
+    gic: &mut VgicCpuIf,
+    fp_owned: bool,
+    irqs: &LocalInterruptDisabled,
+) -> Exit {
     if is_vhe() {
-        vhe::run(ctx, fp_owned, irqs)
+        vhe::run(ctx, gic, fp_owned, irqs)
     } else {
-        nvhe::run(ctx, fp_owned, irqs)
+        nvhe::run(ctx, gic, fp_owned, irqs)
     }
 }
 
@@ -158,9 +163,57 @@ impl El2 {
     pub(crate) fn take(backend: Backend) -> Result<Self> {
         Ok(Self(match backend {
             Backend::Vhe => None,
-            Backend::Nvhe => Some(nvhe::Runtime::install()?),
+            Backend::Nvhe => {
+                let rt = nvhe::Runtime::install()?;
+                // Asked of rkvm's runtime, now installed on every CPU; no LR reset
+                // needed here (the runtime's init clears them on each CPU).
+                if let Some(vtr) = nvhe::ich_vtr_el2() {
+                    VGIC_VTR.store(vtr, Relaxed);
+                }
+                Some(rt)
+            }
         }))
     }
+}
+
+/// ICH_VTR_EL2 as read at load (0: no GICv3 virtual CPU interface reachable).
+static VGIC_VTR: Atomic<u64> = Atomic::new(0);
+
+/// ID_AA64PFR0_EL1.GIC: the GICv3 system-register interface.
+fn cpu_has_gicv3_sysregs() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 24) & 0xf != 0
+}
+
+/// The host's GICv3 virtual CPU interface (list registers and APRs), if the backend can
+/// use one. On VHE, ICH_VTR_EL2 is read directly at EL2; the nVHE backend provides it
+/// from its EL2 code.
+pub(crate) fn vgic_vtr() -> Option<crate::logic::vgic::lr::Vtr> {
+    match VGIC_VTR.load(Relaxed) {
+        0 => None,
+        vtr => Some(crate::logic::vgic::lr::Vtr::decode(vtr)),
+    }
+}
+
+/// APRs per group to switch at load/put, when a GICv3 virtual interface is in use.
+pub(crate) fn vgic_nr_aprs() -> Option<usize> {
+    vgic_vtr().map(|v| v.nr_aprs)
+}
+
+/// Reads ICH_VTR_EL2 and clears every CPU's list registers (VHE; the nVHE runtime does
+/// both from EL2, see `El2::take`). ICH_VTR_EL2 is the
+/// same on every CPU of the systems rkvm supports (as KVM assumes).
+fn vgic_probe() {
+    if !cpu_has_gicv3_sysregs() {
+        return;
+    }
+    // SAFETY: VHE host at EL2 with the GICv3 system-register interface.
+    let vtr = unsafe { vhe::vgic_vtr() };
+    let nr_lrs = crate::logic::vgic::lr::Vtr::decode(vtr).nr_lrs;
+    sys::cpu::on_each_cpu(&|| {
+        // SAFETY: as above, on each CPU, with no guest loaded yet.
+        unsafe { vhe::vgic_reset_cpu(nr_lrs) }
+    });
+    VGIC_VTR.store(vtr, Relaxed);
 }
 
 /// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).
@@ -211,6 +264,7 @@ pub(crate) fn select_backend() -> Result<Backend> {
     })?;
     if backend == Backend::Vhe {
         vhe::init();
+        vgic_probe();
     }
     BACKEND.store(if backend == Backend::Vhe { BACKEND_VHE } else { BACKEND_NVHE }, Relaxed);
     Ok(backend)

@@ -99,6 +99,18 @@ pub(crate) struct VcpuStats {
     pub(crate) puts: Counter,
     /// Times the guest's FP/SIMD registers were loaded (its first FP use in a `KVM_RUN`).
     pub(crate) fp_loads: Counter,
+    /// vGIC list-register flushes before an entry and syncs after an exit: fast (nothing
+    /// in flight: no lock, no ICH_* access) and slow.
+    pub(crate) vgic_flush_fast: Counter,
+    pub(crate) vgic_flush_slow: Counter,
+    pub(crate) vgic_sync_fast: Counter,
+    pub(crate) vgic_sync_slow: Counter,
+    /// Exits whose sync saw an underflow or EOI maintenance condition.
+    pub(crate) vgic_underflow: Counter,
+    pub(crate) vgic_eoi_maintenance: Counter,
+    /// Guest accesses to the distributor and redistributors, and SGIs it sent.
+    pub(crate) vgic_mmio: Counter,
+    pub(crate) vgic_sgi: Counter,
 }
 
 impl core::fmt::Debug for VcpuStats {
@@ -117,6 +129,14 @@ impl core::fmt::Debug for VcpuStats {
             ("loads", &self.loads),
             ("puts", &self.puts),
             ("fp_loads", &self.fp_loads),
+            ("vgic_flush_fast", &self.vgic_flush_fast),
+            ("vgic_flush_slow", &self.vgic_flush_slow),
+            ("vgic_sync_fast", &self.vgic_sync_fast),
+            ("vgic_sync_slow", &self.vgic_sync_slow),
+            ("vgic_underflow", &self.vgic_underflow),
+            ("vgic_eoi_maintenance", &self.vgic_eoi_maintenance),
+            ("vgic_mmio", &self.vgic_mmio),
+            ("vgic_sgi", &self.vgic_sgi),
         ];
         for (name, value) in rows {
             writeln!(f, "{name} {}", value.get())?;
@@ -157,6 +177,9 @@ impl Power {
 #[pin_data]
 pub(crate) struct Vcpu {
     pub(crate) id: u32,
+    /// Position in the VM's vCPU list (creation order, KVM's `vcpu_idx`): the vGIC's
+    /// index for this vCPU's redistributor and private interrupts.
+    pub(crate) idx: usize,
     /// MPIDR_EL1 at creation: the PSCI identity of the vCPU.
     pub(crate) mpidr: u64,
     pub(crate) run: RunPage,
@@ -175,13 +198,14 @@ pub(crate) struct Vcpu {
 }
 
 impl Vcpu {
-    /// A new, uninitialised vCPU `id`, with its counters in `dir`.
-    pub(crate) fn new(id: u32, dir: &debugfs::Dir) -> Result<Arc<Self>> {
+    /// A new, uninitialised vCPU `id`, the VM's `idx`-th, with its counters in `dir`.
+    pub(crate) fn new(id: u32, idx: usize, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
         let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
+                idx,
                 mpidr: affinity,
                 run: RunPage::new()?,
                 lazy: LazyCell::new(),
@@ -246,6 +270,17 @@ impl Vcpu {
         power.off = features & FEATURE_POWER_OFF != 0;
         power.pending_on = None;
         Ok(0)
+    }
+
+    /// Makes the vCPU notice a change (an interrupt became pending for it): if its thread
+    /// is in the guest on another CPU, that CPU takes an IPI and the guest exits to the
+    /// run loop, which flushes the new state before entering again (KVM's
+    /// `kvm_vcpu_kick`). A thread not in `KVM_RUN` sees the change on its next entry.
+    /// Takes `power`, so it may not be called from atomic context.
+    pub(crate) fn kick(&self) {
+        if let Some(task) = &self.power.lock().task {
+            sys::task::kick(task);
+        }
     }
 
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).

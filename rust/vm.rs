@@ -11,8 +11,9 @@
 //!
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
-//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `VMIDS` and `DEBUGFS` are taken
-//! alone. See Documentation/design.rst.
+//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vgic::config` →
+//! `Vm::vcpus`, with `Vgic::state` innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are
+//! taken alone. See Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
     hyp::{context::VmRegs, sysreg},
@@ -29,6 +30,7 @@ use crate::{
     mmu::Mmu,
     sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
     vcpu::{Vcpu, VcpuFile},
+    vgic::{self, Vgic},
 };
 use core::sync::atomic::AtomicBool;
 use kernel::{
@@ -89,6 +91,7 @@ pub(crate) fn caps_host() -> caps::Host {
         online_cpus: sys::cpu::num_online_cpus(),
         max_vcpus: MAX_VCPUS,
         max_memslots: MAX_SLOTS as u32,
+        vgic: vgic::supported(),
     }
 }
 
@@ -161,6 +164,9 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
+    #[pin]
+    pub(crate) vgic: Vgic,
 }
 
 impl Vm {
@@ -197,10 +203,18 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
         Ok(sys::anon_fd::install(c"kvm-vm", vm)? as isize)
+    }
+
+    /// The VM's vGICv3, once `KVM_CREATE_DEVICE` created it (`None` before). Injection
+    /// works from `CTRL_INIT` on ([`Vgic::initialized`]); guest MMIO and SGIs from the
+    /// first `KVM_RUN` ([`Vgic::ready`]).
+    pub(crate) fn vgic(&self) -> Option<&Vgic> {
+        self.vgic.created().then_some(&self.vgic)
     }
 
     /// Stage-2 and timer registers for each entry.
@@ -262,10 +276,15 @@ impl Vm {
             if vcpus.len() >= MAX_VCPUS as usize {
                 return Err(EINVAL);
             }
+            // No vCPU after the vGIC's CTRL_INIT (KVM's `kvm_arch_vcpu_precreate`); the
+            // flag is set under this lock.
+            if self.vgic.initialized() {
+                return Err(EBUSY);
+            }
             if vcpus.iter().any(|v| v.id == id) {
                 return Err(EEXIST);
             }
-            let vcpu = Vcpu::new(id, &self.debug_dir)?;
+            let vcpu = Vcpu::new(id, vcpus.len(), &self.debug_dir)?;
             vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
             vcpu
         };
@@ -324,11 +343,20 @@ impl FdOps for Vm {
                     user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.set_memory_region(memslot_request!(r))
             }
-            // No in-kernel device type exists yet (the vGIC arrives with issue 6): KVM's
-            // answer for a type it has no ops for, after reading the argument.
-            VmIoctl::CreateDevice => {
-                let _: [u32; 3] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                Err(ENODEV)
+            // The vGICv3 is the only device type; others are ENODEV, as KVM for a type it
+            // has no ops for.
+            VmIoctl::CreateDevice => vgic::create_device(this, arg, ioctl::ioc_size(cmd)),
+            VmIoctl::IrqLine | VmIoctl::IrqLineStatus => {
+                let line: [u32; 2] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
+                // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
+                let Some(vgic) = this.vgic() else { return Err(ENXIO) };
+                vgic.irq_line(&this, line[0], line[1] != 0)?;
+                if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
+                    // arm64 KVM leaves `status` as given.
+                    user(ioctl::ioc_size(cmd)).writer().write(&line)?;
+                }
+                Ok(0)
             }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {

@@ -20,8 +20,8 @@
 
 use super::{
     cache,
-    context::{Exit, ExitCode, GuestGprs, VcpuContext},
-    LazyState as Lazy,
+    context::{Exit, ExitCode, GuestGprs, VcpuContext, VgicCpuIf},
+    sysreg, LazyState as Lazy,
 };
 use crate::{
     logic::{
@@ -68,6 +68,26 @@ unsafe fn hvc(func: u64, a1: u64, a2: u64) -> (u64, u64) {
 
 /// The hyp stub's calls used here (`asm/virt.h`).
 const HVC_SOFT_RESTART: u64 = 1;
+const HVC_GET_ICH_VTR_EL2: u64 = 4;
+
+/// Whether this CPU has the GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC`), and
+/// with it the ICH_* registers at EL2.
+fn cpu_has_gicv3_sysregs() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 24) & 0xf != 0
+}
+
+/// ICH_VTR_EL2, read at EL2 by the hyp-stub call `HVC_GET_ICH_VTR_EL2`, which rkvm's
+/// runtime answers with the stub's semantics (x0 = 0, x1 = the value); `None` without a
+/// GICv3 CPU interface.
+pub(crate) fn ich_vtr_el2() -> Option<u64> {
+    if !cpu_has_gicv3_sysregs() {
+        return None;
+    }
+    // SAFETY: nVHE host at EL1; both the stub and rkvm's runtime read ICH_VTR_EL2 into x1
+    // and change nothing else, and the register exists (checked above).
+    let (ret, vtr) = unsafe { hvc(HVC_GET_ICH_VTR_EL2, 0, 0) };
+    (ret == 0).then_some(vtr)
+}
 
 /// An EL1 register block as `hyp.S` saves and loads it (guest's or host's).
 #[repr(C)]
@@ -156,6 +176,11 @@ pub(crate) struct HypCpu {
     panic_esr: u64,
     panic_elr: u64,
     panic_far: u64,
+    /// The guest's GICv3 CPU interface, loaded and saved around every entry.
+    gic: VgicCpuIf,
+    /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
+    gic_nr_lrs: u64,
+    gic_nr_aprs: u64,
 }
 
 const _: () = {
@@ -186,6 +211,9 @@ const _: () = {
     assert!(offset_of!(HypCpu, init_self) == 1064);
     assert!(offset_of!(HypCpu, init_vectors) == 1080);
     assert!(offset_of!(HypCpu, panic_far) == 1104);
+    assert!(offset_of!(HypCpu, gic) == 1112);
+    assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
+    assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
     assert!(core::mem::size_of::<HypCpu>() <= PAGE);
 };
 
@@ -408,10 +436,14 @@ fn install_this_cpu(cpu: u32) -> Result {
         )
     };
     let idmap_pa = IDMAP_PA.load(Relaxed);
+    // Asked of the stub, before the install: how many LRs the init code must clear.
+    let vtr = ich_vtr_el2().map(crate::logic::vgic::lr::Vtr::decode);
     // SAFETY: the callback runs on `cpu`, bound to it; EL2 of this CPU does not run
     // rkvm's code yet, so nothing else uses this HypCpu.
     let hc = unsafe { hypcpu(cpu) };
     hc.features = FEATURES.load(Relaxed);
+    hc.gic_nr_lrs = vtr.map_or(0, |v| v.nr_lrs as u64);
+    hc.gic_nr_aprs = vtr.map_or(0, |v| v.nr_aprs as u64);
     hc.teardown_pa = idmap_pa + (teardown - idmap) as u64;
     hc.init_mair = hyplayout::MAIR;
     hc.init_tcr = TCR.load(Relaxed);
@@ -581,13 +613,23 @@ pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
 /// exception to EL2. The GPRs, PC and PSTATE go through this CPU's `HypCpu`; so do the
 /// per-entry traps (HCR_EL2 with a pending virtual SError, CPTR_EL2 with FP/SIMD trapped
 /// until the guest's registers are in the CPU).
-pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptDisabled) -> Exit {
+///
+/// `gic` goes in and comes back whole: ICH_VMCR_EL2 and the APRs every time, the list
+/// registers and ICH_HCR_EL2 when `used_lrs` != 0 (read back, then cleared, after the
+/// exit), as `vhe::run` and its load/put do.
+pub(crate) fn run(
+    ctx: &mut VcpuContext,
+    gic: &mut VgicCpuIf,
+    fp_owned: bool,
+    _irqs: &LocalInterruptDisabled,
+) -> Exit {
     // SAFETY: interrupts are masked (`_irqs`), so this code stays on this CPU, where the
     // run loop has the vCPU loaded; nothing else uses the HypCpu meanwhile.
     let hc = unsafe { hypcpu(cpu::this_cpu()) };
     hc.gprs = ctx.gprs;
     hc.pc = ctx.pc;
     hc.pstate = ctx.pstate;
+    hc.gic = *gic;
     let mut hcr = traps::guest_hcr(false);
     if ctx.pending_vserror {
         hcr |= traps::hcr::VSE;
@@ -603,6 +645,7 @@ pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptD
     ctx.gprs = hc.gprs;
     ctx.pc = hc.pc;
     ctx.pstate = hc.pstate;
+    *gic = hc.gic;
     if hc.exit_hcr & traps::hcr::VSE != 0 {
         ctx.pending_vserror = true;
     }

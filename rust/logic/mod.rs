@@ -23,5 +23,6 @@ pub(crate) mod pgtable;
 pub(crate) mod psci;
 pub(crate) mod regs;
 pub(crate) mod step;
+pub(crate) mod vgic;
 pub(crate) mod traps;
 pub(crate) mod vmid;

@@ -8,6 +8,7 @@
 mod bindings;
 pub(crate) mod anon_fd;
 pub(crate) mod cpu;
+pub(crate) mod irq;
 pub(crate) mod misc;
 pub(crate) mod mm;
 pub(crate) mod preempt;

@@ -31,6 +31,10 @@ impl Vcpu {
         if state.features.is_none() {
             return Err(ENOEXEC);
         }
+        // The vGIC's layout is checked on the first KVM_RUN, as KVM's map_resources.
+        if let Some(vgic) = vm.vgic() {
+            vgic.map_resources(vm)?;
+        }
         self.stats.runs.inc();
         vm.mark_run();
         self.complete_mmio(state);
@@ -97,11 +101,25 @@ impl Vcpu {
             }
             task::cond_resched();
 
-            let exit = {
+            let vgic = vm.vgic().filter(|v| v.ready());
+            let (exit, kick) = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
-                hyp::enter_guest(&mut state.ctx, fp.loaded(), &irqs)
+                // SAFETY: `inner` is held and interrupts are masked, so the preempt
+                // notifier (the only other user of the lazy state) cannot run.
+                let gic = &mut unsafe { self.lazy.get() }.el1.gic;
+                // Flush after masking: a kick for anything queued later arrives as an IPI
+                // that makes the guest exit straight away.
+                if let Some(v) = vgic {
+                    v.flush(self, gic, &irqs);
+                }
+                let exit = hyp::enter_guest(&mut state.ctx, gic, fp.loaded(), &irqs);
+                let kick = vgic.map_or(0, |v| v.sync(self, gic, &irqs));
+                (exit, kick)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
+            if let Some(v) = vgic {
+                v.kick_after_sync(kick);
+            }
 
             match self.handle_exit(vm, state, fp, &exit)? {
                 Action::Reenter => {}

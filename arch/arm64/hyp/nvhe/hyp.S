@@ -81,6 +81,18 @@
 #define HC_PANIC_ESR		1088
 #define HC_PANIC_ELR		1096
 #define HC_PANIC_FAR		1104
+#define HC_GIC			1112	/* struct VgicCpuIf (rust/hyp/context.rs) */
+#define HC_GIC_NR_LRS		1352
+#define HC_GIC_NR_APRS		1360
+#define GIC_HCR			0
+#define GIC_VMCR		8
+#define GIC_AP0R		16
+#define GIC_AP1R		48
+#define GIC_LR			80
+#define GIC_USED_LRS		208
+#define GIC_ELRSR		216
+#define GIC_EISR		224
+#define GIC_MISR		232
 /* LDP/STP reach only 504 bytes: the fields past HI are addressed from base + HI. */
 #define HI			512
 #define H(off)			((off) - HI)
@@ -110,6 +122,49 @@
 #define RKVM_POR_EL1		s3_0_c10_c2_4
 #define RKVM_SCTLR2_EL1		s3_0_c1_c0_3
 #define RKVM_ICH_VTR_EL2		s3_4_c12_c11_1
+#define ICH_HCR_EL2		s3_4_c12_c11_0
+#define ICH_MISR_EL2		s3_4_c12_c11_2
+#define ICH_EISR_EL2		s3_4_c12_c11_3
+#define ICH_ELRSR_EL2		s3_4_c12_c11_5
+#define ICH_VMCR_EL2		s3_4_c12_c11_7
+#define ICH_AP0R_EL2(n)		s3_4_c12_c8_##n
+#define ICH_AP1R_EL2(n)		s3_4_c12_c9_##n
+#define ICH_LR_EL2(crm, op2)	s3_4_c12_c##crm##_##op2
+
+/* ICH_LR<n>_EL2 for n = 0..15: CRm 12 + n / 8, op2 n % 8. */
+.macro for_each_lr_desc m
+	\m 15, 13, 7
+	\m 14, 13, 6
+	\m 13, 13, 5
+	\m 12, 13, 4
+	\m 11, 13, 3
+	\m 10, 13, 2
+	\m 9, 13, 1
+	\m 8, 13, 0
+	\m 7, 12, 7
+	\m 6, 12, 6
+	\m 5, 12, 5
+	\m 4, 12, 4
+	\m 3, 12, 3
+	\m 2, 12, 2
+	\m 1, 12, 1
+	\m 0, 12, 0
+.endm
+/* One 4-byte step per LR: clear it. */
+.macro lr_clear n, crm, op2
+	msr	ICH_LR_EL2(\crm, \op2), xzr
+.endm
+/* Two steps (8 bytes): load LR n from the VgicCpuIf at x16. */
+.macro lr_load n, crm, op2
+	ldr	x4, [x16, #GIC_LR + \n * 8]
+	msr	ICH_LR_EL2(\crm, \op2), x4
+.endm
+/* Three steps (12 bytes): save LR n to the VgicCpuIf at x16 and clear it. */
+.macro lr_save n, crm, op2
+	mrs	x4, ICH_LR_EL2(\crm, \op2)
+	str	x4, [x16, #GIC_LR + \n * 8]
+	msr	ICH_LR_EL2(\crm, \op2), xzr
+.endm
 
 /* Exit codes (rust/hyp/context.rs: ExitCode). */
 #define EXIT_SYNC		1
@@ -203,6 +258,95 @@
 	msr	cntv_ctl_el0, x3
 .endm
 
+
+/*
+ * The guest's GICv3 CPU interface (struct VgicCpuIf in HypCpu): VMCR and the active
+ * priorities on every entry and exit (ICH_* registers exist only at EL2, so EL1 cannot
+ * keep them loaded), the list registers and ICH_HCR_EL2 only when `used_lrs` != 0.
+ * x0 = HypCpu, x17 = HypCpu + HI; uses x2-x6, x16. `used_lrs` is clamped to the LRs the
+ * CPU has: EL1 never makes EL2 touch a register that does not exist.
+ */
+.macro gic_load
+	ldr	x5, [x17, #H(HC_GIC_NR_APRS)]
+	cbz	x5, 9f
+	add	x16, x0, #HC_GIC
+	ldr	x2, [x16, #GIC_VMCR]
+	msr	ICH_VMCR_EL2, x2
+	ldr	x2, [x16, #GIC_AP0R]
+	ldr	x3, [x16, #GIC_AP1R]
+	msr	ICH_AP0R_EL2(0), x2
+	msr	ICH_AP1R_EL2(0), x3
+	cmp	x5, #1
+	b.eq	5f
+	ldr	x2, [x16, #GIC_AP0R + 8]
+	ldr	x3, [x16, #GIC_AP1R + 8]
+	msr	ICH_AP0R_EL2(1), x2
+	msr	ICH_AP1R_EL2(1), x3
+	cmp	x5, #2
+	b.eq	5f
+	ldp	x2, x3, [x16, #GIC_AP0R + 16]
+	msr	ICH_AP0R_EL2(2), x2
+	msr	ICH_AP0R_EL2(3), x3
+	ldp	x2, x3, [x16, #GIC_AP1R + 16]
+	msr	ICH_AP1R_EL2(2), x2
+	msr	ICH_AP1R_EL2(3), x3
+5:	ldr	x2, [x16, #GIC_USED_LRS]
+	cbz	x2, 9f
+	ldr	x6, [x17, #H(HC_GIC_NR_LRS)]
+	cmp	x2, x6
+	csel	x2, x6, x2, hi
+	str	x2, [x16, #GIC_USED_LRS]
+	adr	x3, 7f
+	sub	x3, x3, x2, lsl #3
+	br	x3
+	for_each_lr_desc lr_load
+7:	ldr	x2, [x16, #GIC_HCR]
+	msr	ICH_HCR_EL2, x2
+9:
+.endm
+
+.macro gic_save
+	ldr	x5, [x17, #H(HC_GIC_NR_APRS)]
+	cbz	x5, 9f
+	add	x16, x0, #HC_GIC
+	mrs	x2, ICH_VMCR_EL2
+	str	x2, [x16, #GIC_VMCR]
+	mrs	x2, ICH_AP0R_EL2(0)
+	mrs	x3, ICH_AP1R_EL2(0)
+	str	x2, [x16, #GIC_AP0R]
+	str	x3, [x16, #GIC_AP1R]
+	cmp	x5, #1
+	b.eq	5f
+	mrs	x2, ICH_AP0R_EL2(1)
+	mrs	x3, ICH_AP1R_EL2(1)
+	str	x2, [x16, #GIC_AP0R + 8]
+	str	x3, [x16, #GIC_AP1R + 8]
+	cmp	x5, #2
+	b.eq	5f
+	mrs	x2, ICH_AP0R_EL2(2)
+	mrs	x3, ICH_AP0R_EL2(3)
+	stp	x2, x3, [x16, #GIC_AP0R + 16]
+	mrs	x2, ICH_AP1R_EL2(2)
+	mrs	x3, ICH_AP1R_EL2(3)
+	stp	x2, x3, [x16, #GIC_AP1R + 16]
+5:	ldr	x2, [x16, #GIC_USED_LRS]
+	cbz	x2, 9f
+	mrs	x3, ICH_MISR_EL2
+	str	x3, [x16, #GIC_MISR]
+	mrs	x3, ICH_EISR_EL2
+	str	x3, [x16, #GIC_EISR]
+	mrs	x3, ICH_ELRSR_EL2
+	str	x3, [x16, #GIC_ELRSR]
+	adr	x3, 7f
+	add	x6, x2, x2, lsl #1
+	sub	x3, x3, x6, lsl #2
+	br	x3
+	for_each_lr_desc lr_save
+	/* Disabling the interface also drops a pending maintenance interrupt. */
+7:	msr	ICH_HCR_EL2, xzr
+9:
+.endm
+
 /* ------------------------------------------------------------------------------------ */
 	.pushsection .rkvm.hyp.idmap.text, "ax"
 	.balign	4096
@@ -221,6 +365,7 @@ SYM_INNER_LABEL(__rkvm_hyp_init, SYM_L_GLOBAL)
 	ldr	x5, [x0, #HC_INIT_SELF]			/* HypCpu hyp VA */
 	ldr	x6, [x0, #HC_INIT_STACK]
 	ldr	x7, [x0, #HC_INIT_VECTORS]
+	ldr	x11, [x0, #HC_GIC_NR_LRS]
 	mrs	x8, sctlr_el2				/* the stub's, restored on teardown */
 	mrs	x9, vbar_el2
 	msr	mair_el2, x1
@@ -251,7 +396,17 @@ SYM_INNER_LABEL(__rkvm_hyp_init, SYM_L_GLOBAL)
 	mrs	x1, vpidr_el2
 	mrs	x2, vmpidr_el2
 	stp	x1, x2, [x10, #H(HC_HOST_VPIDR)]
-	msr	vbar_el2, x7
+	/* The list registers reset to UNKNOWN values: none may ever reach a guest. */
+	cbz	x11, 1f
+	mov	x12, #16
+	cmp	x11, x12
+	csel	x11, x12, x11, hi
+	msr	ICH_HCR_EL2, xzr
+	adr	x3, 1f
+	sub	x3, x3, x11, lsl #2
+	br	x3
+	for_each_lr_desc lr_clear
+1:	msr	vbar_el2, x7
 	isb
 	mov	x0, xzr
 	eret
@@ -495,6 +650,7 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	ldp	x1, x2, [x0, #HC_PC]
 	msr	elr_el2, x1
 	msr	spsr_el2, x2
+	gic_load
 	/* Stage 2 and the guest's traps on last. */
 	ldr	x1, [x0, #HC_HCR]
 	msr	hcr_el2, x1
@@ -573,6 +729,7 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_guest_exit)
 	isb
 
 	save_el1 x0, HC_GUEST_EL1
+	gic_save
 	/* The guest's timer stops firing for nobody; the host reads the counter unoffset. */
 	msr	cntv_ctl_el0, xzr
 	msr	cntvoff_el2, xzr
