@@ -131,6 +131,7 @@ unsigned int rkvm_nr_cpu_ids(void)
 unsigned int rkvm_smp_processor_id(void)
 {
 	return raw_smp_processor_id();
+}
 
 /*
  * Per-CPU interrupts (rust/sys/irq.rs). One per-CPU cookie serves every rkvm per-CPU

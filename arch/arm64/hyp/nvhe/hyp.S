@@ -129,7 +129,6 @@
 #define ICH_VMCR_EL2		s3_4_c12_c11_7
 #define ICH_AP0R_EL2(n)		s3_4_c12_c8_##n
 #define ICH_AP1R_EL2(n)		s3_4_c12_c9_##n
-#define ICH_LR_EL2(crm, op2)	s3_4_c12_c##crm##_##op2
 
 /* ICH_LR<n>_EL2 for n = 0..15: CRm 12 + n / 8, op2 n % 8. */
 .macro for_each_lr_desc m
@@ -152,18 +151,18 @@
 .endm
 /* One 4-byte step per LR: clear it. */
 .macro lr_clear n, crm, op2
-	msr	ICH_LR_EL2(\crm, \op2), xzr
+	msr	s3_4_c12_c\crm\()_\op2, xzr
 .endm
 /* Two steps (8 bytes): load LR n from the VgicCpuIf at x16. */
 .macro lr_load n, crm, op2
 	ldr	x4, [x16, #GIC_LR + \n * 8]
-	msr	ICH_LR_EL2(\crm, \op2), x4
+	msr	s3_4_c12_c\crm\()_\op2, x4
 .endm
 /* Three steps (12 bytes): save LR n to the VgicCpuIf at x16 and clear it. */
 .macro lr_save n, crm, op2
-	mrs	x4, ICH_LR_EL2(\crm, \op2)
+	mrs	x4, s3_4_c12_c\crm\()_\op2
 	str	x4, [x16, #GIC_LR + \n * 8]
-	msr	ICH_LR_EL2(\crm, \op2), xzr
+	msr	s3_4_c12_c\crm\()_\op2, xzr
 .endm
 
 /* Exit codes (rust/hyp/context.rs: ExitCode). */
