@@ -91,3 +91,14 @@ unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();
 }
+
+/* The two halves of the rcuwait pattern around schedule() (KVM's kvm_vcpu_block). */
+void rkvm_set_current_interruptible(void)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+}
+
+void rkvm_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}

@@ -31,7 +31,7 @@ pub(crate) mod vhe;
 /// them into dispatchers without changing their callers.
 pub(crate) use vhe::{
     el1_exception_regs, el1_read, el1_write, load as vcpu_load, put as vcpu_put,
-    run as enter_guest, set_el1_exception_regs, Lazy as LazyState,
+    run as enter_guest, set_el1_exception_regs, vtimer_regs, Lazy as LazyState,
 };
 
 /// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).

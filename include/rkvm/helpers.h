@@ -26,6 +26,8 @@ void rkvm_sigset_deactivate(void);
 unsigned long rkvm_task_size(void);
 unsigned int rkvm_num_online_cpus(void);
 int rkvm_current_tgid(void);
+void rkvm_set_current_interruptible(void);
+void rkvm_set_current_running(void);
 struct preempt_notifier;
 struct preempt_ops;
 void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops);

@@ -99,6 +99,7 @@ pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
 pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
 pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
 pub(crate) const KVM_CREATE_DEVICE: u32 = kvm_iowr(0xe0, 12);
+pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
 
 /// A command on a VM fd, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +110,7 @@ pub(crate) enum VmIoctl {
     SetUserMemoryRegion2,
     ArmPreferredTarget,
     CreateDevice,
+    IoEventFd,
 }
 
 impl VmIoctl {
@@ -121,6 +123,7 @@ impl VmIoctl {
             KVM_SET_USER_MEMORY_REGION2 => Self::SetUserMemoryRegion2,
             KVM_ARM_PREFERRED_TARGET => Self::ArmPreferredTarget,
             KVM_CREATE_DEVICE => Self::CreateDevice,
+            KVM_IOEVENTFD => Self::IoEventFd,
             _ => return None,
         })
     }
@@ -227,6 +230,7 @@ mod tests {
         assert_eq!(KVM_SET_ONE_REG, 0x4010_aeac);
         assert_eq!(VmIoctl::decode(0xae03), Some(VmIoctl::CheckExtension));
         assert_eq!(KVM_CREATE_DEVICE, 0xc00c_aee0);
+        assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));
         assert_eq!(VcpuIoctl::decode(0xae41), None);
     }

@@ -3,7 +3,7 @@
 //! EL2 control-register values for running a guest: what traps, what the guest may touch.
 //!
 //! KVM counterpart: `HCR_GUEST_FLAGS` and `__activate_traps()` (`kvm_arm.h`, `hyp/switch.h`),
-//! `kvm_get_vtcr()`, `kvm_timer_vcpu_load` (CNTHCTL) and `kvm_arch_vcpu_load_debug_state`
+//! `kvm_get_vtcr()` and `kvm_arch_vcpu_load_debug_state`
 //! (MDCR). Field positions follow the Arm ARM (D24.2).
 
 /// HCR_EL2 bits rkvm uses.
@@ -103,19 +103,6 @@ pub(crate) const fn guest_mdcr(host: u64) -> u64 {
     (host & mdcr::HPMN_MASK) | mdcr::TPM | mdcr::TPMCR | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA
 }
 
-/// CNTHCTL_EL2 in its E2H=1 layout: EL1PCTEN (bit 10) lets EL1/EL0 read the physical
-/// counter, EL1PCEN (bit 11) gives them the physical timer.
-pub(crate) mod cnthctl_vhe {
-    pub(crate) const EL1PCTEN: u64 = 1 << 10;
-    pub(crate) const EL1PCEN: u64 = 1 << 11;
-}
-
-/// CNTHCTL_EL2 while the guest runs: the physical counter readable, the physical timer
-/// trapped (it belongs to the host; the guest's timer is the virtual one).
-pub(crate) const fn guest_cnthctl_vhe(host: u64) -> u64 {
-    (host | cnthctl_vhe::EL1PCTEN) & !cnthctl_vhe::EL1PCEN
-}
-
 /// VTCR_EL2 fields outside the translation geometry.
 pub(crate) mod vtcr {
     /// PS, bits [18:16]: physical address size of the output.
@@ -196,12 +183,6 @@ mod tests {
         assert_eq!(guest_mdcr(0xffff_ffff) & mdcr::HPMN_MASK, 0x1f);
         assert_eq!(guest_mdcr(0) & 0x1f, 0);
         assert_ne!(guest_mdcr(0) & mdcr::TDA, 0);
-    }
-
-    #[test]
-    fn cnthctl_traps_the_physical_timer() {
-        let v = guest_cnthctl_vhe(cnthctl_vhe::EL1PCEN | 0x3);
-        assert_eq!(v, cnthctl_vhe::EL1PCTEN | 0x3);
     }
 
     #[test]
