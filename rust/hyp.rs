@@ -34,6 +34,45 @@ pub(crate) use vhe::{
     run as enter_guest, set_el1_exception_regs, vtimer_regs, Lazy as LazyState,
 };
 
+/// ICH_VTR_EL2 as read at load (0: no GICv3 virtual CPU interface reachable).
+static VGIC_VTR: Atomic<u64> = Atomic::new(0);
+
+/// ID_AA64PFR0_EL1.GIC: the GICv3 system-register interface.
+fn cpu_has_gicv3_sysregs() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 24) & 0xf != 0
+}
+
+/// The host's GICv3 virtual CPU interface (list registers and APRs), if the backend can
+/// use one. On VHE, ICH_VTR_EL2 is read directly at EL2; the nVHE backend provides it
+/// from its EL2 code.
+pub(crate) fn vgic_vtr() -> Option<crate::logic::vgic::lr::Vtr> {
+    match VGIC_VTR.load(Relaxed) {
+        0 => None,
+        vtr => Some(crate::logic::vgic::lr::Vtr::decode(vtr)),
+    }
+}
+
+/// APRs per group to switch at load/put, when a GICv3 virtual interface is in use.
+pub(crate) fn vgic_nr_aprs() -> Option<usize> {
+    vgic_vtr().map(|v| v.nr_aprs)
+}
+
+/// Reads ICH_VTR_EL2 and clears every CPU's list registers (VHE). ICH_VTR_EL2 is the
+/// same on every CPU of the systems rkvm supports (as KVM assumes).
+fn vgic_probe() {
+    if !cpu_has_gicv3_sysregs() {
+        return;
+    }
+    // SAFETY: VHE host at EL2 with the GICv3 system-register interface.
+    let vtr = unsafe { vhe::vgic_vtr() };
+    let nr_lrs = crate::logic::vgic::lr::Vtr::decode(vtr).nr_lrs;
+    sys::cpu::on_each_cpu(&|| {
+        // SAFETY: as above, on each CPU, with no guest loaded yet.
+        unsafe { vhe::vgic_reset_cpu(nr_lrs) }
+    });
+    VGIC_VTR.store(vtr, Relaxed);
+}
+
 /// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).
 static BACKEND: Atomic<u32> = Atomic::new(0);
 const BACKEND_VHE: u32 = 1;
@@ -84,6 +123,7 @@ pub(crate) fn select_backend() -> Result<Backend> {
     })?;
     if backend == Backend::Vhe {
         vhe::init();
+        vgic_probe();
     }
     BACKEND.store(if backend == Backend::Vhe { BACKEND_VHE } else { BACKEND_NVHE }, Relaxed);
     Ok(backend)

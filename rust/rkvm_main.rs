@@ -22,6 +22,7 @@ mod logic;
 mod mmu;
 mod sys;
 mod vcpu;
+mod vgic;
 mod vm;
 
 module! {
@@ -45,19 +46,32 @@ struct Rkvm {
 }
 
 /// Module-wide state that must exist before `/dev/rkvm` does and outlive it.
-struct Globals;
+struct Globals {
+    /// The vGIC's maintenance interrupt; released before the hotplug state goes.
+    vgic: Option<vgic::Host>,
+}
 
 impl Globals {
     fn new() -> Self {
         vm::init();
         // The vCPU threads' preempt notifiers fire only while this count is held.
         sys::preempt::notifiers_enable();
-        Self
+        let vgic = match sys::irq::init() {
+            Ok(()) => Some(vgic::init()),
+            Err(e) => {
+                pr_warn!("no CPU-hotplug state for per-CPU interrupts ({e:?}): no vGIC\n");
+                None
+            }
+        };
+        Self { vgic }
     }
 }
 
 impl Drop for Globals {
     fn drop(&mut self) {
+        if self.vgic.take().is_some() {
+            sys::irq::exit();
+        }
         sys::preempt::notifiers_disable();
         vm::exit();
     }

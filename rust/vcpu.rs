@@ -140,6 +140,18 @@ pub(crate) struct VcpuStats {
     pub(crate) puts: Counter,
     /// Times the guest's FP/SIMD registers were loaded (its first FP use in a `KVM_RUN`).
     pub(crate) fp_loads: Counter,
+    /// vGIC list-register flushes before an entry and syncs after an exit: fast (nothing
+    /// in flight: no lock, no ICH_* access) and slow.
+    pub(crate) vgic_flush_fast: Counter,
+    pub(crate) vgic_flush_slow: Counter,
+    pub(crate) vgic_sync_fast: Counter,
+    pub(crate) vgic_sync_slow: Counter,
+    /// Exits whose sync saw an underflow or EOI maintenance condition.
+    pub(crate) vgic_underflow: Counter,
+    pub(crate) vgic_eoi_maintenance: Counter,
+    /// Guest accesses to the distributor and redistributors, and SGIs it sent.
+    pub(crate) vgic_mmio: Counter,
+    pub(crate) vgic_sgi: Counter,
 }
 
 impl core::fmt::Debug for VcpuStats {
@@ -161,6 +173,14 @@ impl core::fmt::Debug for VcpuStats {
             ("loads", &self.loads),
             ("puts", &self.puts),
             ("fp_loads", &self.fp_loads),
+            ("vgic_flush_fast", &self.vgic_flush_fast),
+            ("vgic_flush_slow", &self.vgic_flush_slow),
+            ("vgic_sync_fast", &self.vgic_sync_fast),
+            ("vgic_sync_slow", &self.vgic_sync_slow),
+            ("vgic_underflow", &self.vgic_underflow),
+            ("vgic_eoi_maintenance", &self.vgic_eoi_maintenance),
+            ("vgic_mmio", &self.vgic_mmio),
+            ("vgic_sgi", &self.vgic_sgi),
         ];
         for (name, value) in rows {
             writeln!(f, "{name} {}", value.get())?;
@@ -208,6 +228,9 @@ pub(crate) struct Vcpu {
     /// Kicks: requests, where the thread is, how to reach it.
     pub(crate) wake: VcpuWake,
     pub(crate) id: u32,
+    /// Position in the VM's vCPU list (creation order, KVM's `vcpu_idx`): the vGIC's
+    /// index for this vCPU's redistributor and private interrupts.
+    pub(crate) idx: usize,
     /// MPIDR_EL1 at creation: the PSCI identity of the vCPU.
     pub(crate) mpidr: u64,
     pub(crate) run: RunPage,
@@ -226,8 +249,8 @@ pub(crate) struct Vcpu {
 }
 
 impl Vcpu {
-    /// A new, uninitialised vCPU `id`, with its counters in `dir`.
-    pub(crate) fn new(id: u32, dir: &debugfs::Dir) -> Result<Arc<Self>> {
+    /// A new, uninitialised vCPU `id`, the VM's `idx`-th, with its counters in `dir`.
+    pub(crate) fn new(id: u32, idx: usize, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
         let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
         Arc::pin_init(
@@ -235,6 +258,7 @@ impl Vcpu {
                 wake_timer <- WakeTimer::new(),
                 wake: VcpuWake::new(),
                 id,
+                idx,
                 mpidr: affinity,
                 run: RunPage::new()?,
                 lazy: LazyCell::new(),

@@ -12,7 +12,9 @@
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
 //! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
-//! (an MMIO write); `VMIDS` and `DEBUGFS` are taken alone. See Documentation/design.rst.
+//! (an MMIO write); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
+//! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
+//! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
     hyp::{self, context::VmRegs, sysreg},
@@ -30,6 +32,7 @@ use crate::{
     mmu::Mmu,
     sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
     vcpu::{Vcpu, VcpuFile},
+    vgic::{self, Vgic},
 };
 use core::sync::atomic::AtomicBool;
 
@@ -92,6 +95,7 @@ pub(crate) fn caps_host() -> caps::Host {
         online_cpus: sys::cpu::num_online_cpus(),
         max_vcpus: MAX_VCPUS,
         max_memslots: MAX_SLOTS as u32,
+        vgic: vgic::supported(),
     }
 }
 
@@ -174,6 +178,9 @@ pub(crate) struct Vm {
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
     /// Whether any MMIO registration exists (skips the lock on every other MMIO write).
     has_ioeventfds: AtomicBool,
+    /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
+    #[pin]
+    pub(crate) vgic: Vgic,
 }
 
 impl Vm {
@@ -219,10 +226,18 @@ impl Vm {
                 ran: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
+                vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
         Ok(sys::anon_fd::install(c"kvm-vm", vm)? as isize)
+    }
+
+    /// The VM's vGICv3, once `KVM_CREATE_DEVICE` created it (`None` before). Injection
+    /// works from `CTRL_INIT` on ([`Vgic::initialized`]); guest MMIO and SGIs from the
+    /// first `KVM_RUN` ([`Vgic::ready`]).
+    pub(crate) fn vgic(&self) -> Option<&Vgic> {
+        self.vgic.created().then_some(&self.vgic)
     }
 
     /// Stage-2 and timer registers for each entry.
@@ -294,10 +309,15 @@ impl Vm {
             if vcpus.len() >= MAX_VCPUS as usize {
                 return Err(EINVAL);
             }
+            // No vCPU after the vGIC's CTRL_INIT (KVM's `kvm_arch_vcpu_precreate`); the
+            // flag is set under this lock.
+            if self.vgic.initialized() {
+                return Err(EBUSY);
+            }
             if vcpus.iter().any(|v| v.id == id) {
                 return Err(EEXIST);
             }
-            let vcpu = Vcpu::new(id, &self.debug_dir)?;
+            let vcpu = Vcpu::new(id, vcpus.len(), &self.debug_dir)?;
             vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
             vcpu
         };
@@ -356,11 +376,20 @@ impl FdOps for Vm {
                     user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.set_memory_region(memslot_request!(r))
             }
-            // No in-kernel device type exists yet (the vGIC arrives with issue 6): KVM's
-            // answer for a type it has no ops for, after reading the argument.
-            VmIoctl::CreateDevice => {
-                let _: [u32; 3] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                Err(ENODEV)
+            // The vGICv3 is the only device type; others are ENODEV, as KVM for a type it
+            // has no ops for.
+            VmIoctl::CreateDevice => vgic::create_device(this, arg, ioctl::ioc_size(cmd)),
+            VmIoctl::IrqLine | VmIoctl::IrqLineStatus => {
+                let line: [u32; 2] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
+                // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
+                let Some(vgic) = this.vgic() else { return Err(ENXIO) };
+                vgic.irq_line(&this, line[0], line[1] != 0)?;
+                if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
+                    // arm64 KVM leaves `status` as given.
+                    user(ioctl::ioc_size(cmd)).writer().write(&line)?;
+                }
+                Ok(0)
             }
             VmIoctl::IoEventFd => {
                 let args: sys::kvm_ioeventfd = user(ioctl::ioc_size(cmd)).reader().read()?;

@@ -24,5 +24,6 @@ pub(crate) mod psci;
 pub(crate) mod regs;
 pub(crate) mod step;
 pub(crate) mod timer;
+pub(crate) mod vgic;
 pub(crate) mod traps;
 pub(crate) mod vmid;

@@ -10,6 +10,7 @@ pub(crate) mod anon_fd;
 pub(crate) mod cpu;
 pub(crate) mod eventfd;
 pub(crate) mod hrtimer;
+pub(crate) mod irq;
 pub(crate) mod misc;
 pub(crate) mod mm;
 pub(crate) mod preempt;

@@ -121,7 +121,10 @@ impl Vcpu {
                 Ok(Action::Reenter)
             }
             Ec::Sys64 => {
-                emulate_sys_reg(vm, state, esr.sys_reg());
+                let acc = esr.sys_reg();
+                if !self.trapped_sgi(vm, ctx, acc) {
+                    emulate_sys_reg(vm, state, acc);
+                }
                 Ok(Action::Reenter)
             }
             // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
@@ -219,6 +222,20 @@ impl Vcpu {
         };
         let big_endian = guest_big_endian(ctx);
         let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
+        // The vGIC's frames are emulated here and never reach userspace. Registers are
+        // little-endian; the access's own conversion handles a big-endian guest.
+        if let Some(vgic) = vm.vgic().filter(|v| v.ready()) {
+            let value = u64::from_le_bytes(data);
+            if let Some(read) = vgic.mmio(self.idx, ipa, access.len, access.write, value) {
+                self.stats.vgic_mmio.inc();
+                if !access.write {
+                    let v = access.read_value(read.to_le_bytes(), big_endian);
+                    ctx.set_reg(access.reg, v);
+                }
+                skip_instr(ctx, esr.il32());
+                return Ok(Action::Reenter);
+            }
+        }
         if access.write && vm.ioeventfd_write(ipa, u32::from(access.len), &data) {
             // An ioeventfd took it: the guest continues without an exit.
             self.stats.ioeventfd_writes.inc();
@@ -229,6 +246,27 @@ impl Vcpu {
         self.stats.exits_mmio.inc();
         state.pending_mmio = Some((access, big_endian, esr.il32()));
         Ok(Action::ToUser)
+    }
+
+    /// A trapped write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 (trapped because
+    /// HCR_EL2.IMO/FMO are set): generates the SGIs. Returns `false` for any other
+    /// register; a read of these, or a VM without a ready vGIC, gets UNDEF.
+    fn trapped_sgi(&self, vm: &Vm, ctx: &mut VcpuContext, acc: SysRegAccess) -> bool {
+        let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
+        let group1 = match r {
+            ICC_SGI1R_EL1 => true,
+            ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
+            _ => return false,
+        };
+        let sent = !acc.read
+            && vm.vgic().is_some_and(|v| v.send_sgi(self.idx, ctx.reg(acc.rt), group1));
+        if sent {
+            self.stats.vgic_sgi.inc();
+            skip_instr(ctx, true);
+        } else {
+            inject_into(ctx, Injected::Undefined, true);
+        }
+        true
     }
 
     /// An SMCCC call (HVC or SMC): PSCI and the SMCCC discovery functions.
@@ -377,6 +415,11 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
         hyp::el1_write(El1Reg::Far, s.far_el1);
     }
 }
+
+/// The SGI generation registers (write-only).
+const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
+const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
 
 /// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
 const DBG_BVR: u8 = 4;

@@ -41,6 +41,10 @@ impl Vcpu {
         if state.features.is_none() {
             return Err(ENOEXEC);
         }
+        // The vGIC's layout is checked on the first KVM_RUN, as KVM's map_resources.
+        if let Some(vgic) = vm.vgic() {
+            vgic.map_resources(vm)?;
+        }
         self.stats.runs.inc();
         vm.mark_run();
         self.complete_mmio(state);
@@ -120,20 +124,34 @@ impl Vcpu {
 
             // The timers' levels first: giving one to the vGIC may kick this vCPU, a
             // request the consumption below then covers. Kicks consumed here are acted on
-            // before the entry; later ones stop it (`enter_guest_mode`).
+            // before the entry; later ones stop it (`enter_guest_mode`), or, once the
+            // mode is published, arrive as an IPI that makes the guest exit at once.
             self.timer_sync(vm, state);
             self.wake.take(req::KICK);
 
-            let exit = {
+            let vgic = vm.vgic().filter(|v| v.ready());
+            let (exit, kick) = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
                 if !self.wake.enter_guest_mode(&irqs) {
                     continue;
                 }
-                let exit = hyp::enter_guest(&mut state.ctx, fp.loaded(), &irqs);
+                // SAFETY: `inner` is held and interrupts are masked, so the preempt
+                // notifier (the only other user of the lazy state) cannot run.
+                let gic = &mut unsafe { self.lazy.get() }.el1.gic;
+                // Flush after publishing guest mode: a kick for anything queued later
+                // arrives as an IPI that makes the guest exit straight away.
+                if let Some(v) = vgic {
+                    v.flush(self, gic, &irqs);
+                }
+                let exit = hyp::enter_guest(&mut state.ctx, gic, fp.loaded(), &irqs);
                 self.wake.exit_guest_mode();
-                exit
+                let kick = vgic.map_or(0, |v| v.sync(self, gic, &irqs));
+                (exit, kick)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
+            if let Some(v) = vgic {
+                v.kick_after_sync(kick);
+            }
 
             match self.handle_exit(vm, state, fp, &exit)? {
                 Action::Reenter => {}
