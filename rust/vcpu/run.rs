@@ -113,7 +113,10 @@ impl Vcpu {
                         self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
                         return Ok(0);
                     }
-                    continue;
+                    // A signal (checked next) or a power-state change ended the wait.
+                    if !task::signal_pending() {
+                        continue;
+                    }
                 }
             }
             if task::signal_pending() {
