@@ -133,6 +133,17 @@ unsigned int rkvm_smp_processor_id(void)
 	return raw_smp_processor_id();
 }
 
+/* The two halves of the rcuwait pattern around schedule() (KVM's kvm_vcpu_block). */
+void rkvm_set_current_interruptible(void)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+}
+
+void rkvm_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}
+
 /*
  * Per-CPU interrupts (rust/sys/irq.rs). One per-CPU cookie serves every rkvm per-CPU
  * IRQ: the Rust side finds its handler by IRQ number.

@@ -105,6 +105,23 @@ pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
     }
 }
 
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 (with ISTATUS as the CPU computed it)
+/// and CNTV_CVAL_EL0.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::vtimer_regs()
+        } else {
+            nvhe::vtimer_regs()
+        }
+    }
+}
+
 /// Writes a loaded guest EL1 register (ESR_EL1, FAR_EL1).
 ///
 /// # Safety

@@ -317,8 +317,6 @@ impl Vgic {
     /// Whether the vCPU with index `vcpu_idx` has an interrupt it could take now (pending,
     /// enabled, its group enabled): the WFI wake-up condition. Ignores the guest's
     /// priority mask (see `logic::vgic::Model::has_pending`).
-    // Used by WFI blocking (the arch-timer/WFI work codes against this API).
-    #[allow(dead_code)]
     pub(crate) fn vcpu_has_pending(&self, vcpu_idx: usize) -> bool {
         if !self.hint.get(vcpu_idx).is_some_and(|h| h.load(Ordering::Acquire)) {
             return false;

@@ -11,9 +11,10 @@
 //!
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
-//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vgic::config` →
-//! `Vm::vcpus`, with `Vgic::state` innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are
-//! taken alone. See Documentation/design.rst and Documentation/vgic.rst.
+//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
+//! (an MMIO write); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
+//! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
+//! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
     hyp::{context::VmRegs, sysreg},
@@ -33,6 +34,8 @@ use crate::{
     vgic::{self, Vgic},
 };
 use core::sync::atomic::AtomicBool;
+
+mod ioeventfd;
 use kernel::{
     debugfs, new_mutex,
     prelude::*,
@@ -149,6 +152,11 @@ pub(crate) struct Vm {
     vtcr: u64,
     /// CNTVOFF_EL2: the guest's virtual counter is the physical one minus this.
     cntvoff: Atomic<u64>,
+    /// The physical timer's offset: the guest's physical counter is the host's minus this
+    /// (0 unless userspace set `CNTPCT_EL0` through ONE_REG).
+    cntpoff: Atomic<u64>,
+    /// CNTFRQ_EL0: counter ticks per second, to convert timer deadlines for hrtimers.
+    pub(crate) cntfrq: u64,
     pub(crate) id_regs: IdRegs,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
     #[pin]
@@ -164,6 +172,11 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// `KVM_IOEVENTFD` registrations.
+    #[pin]
+    ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
+    /// Whether any MMIO registration exists (skips the lock on every other MMIO write).
+    has_ioeventfds: AtomicBool,
     /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
     #[pin]
     pub(crate) vgic: Vgic,
@@ -196,6 +209,8 @@ impl Vm {
                 vtcr,
                 // The guest's virtual counter starts near zero, as on KVM.
                 cntvoff: Atomic::new(sysreg::cntpct_el0()),
+                cntpoff: Atomic::new(0),
+                cntfrq: sysreg::cntfrq_el0(),
                 id_regs: IdRegs::new(),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
@@ -203,6 +218,8 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
+                has_ioeventfds: AtomicBool::new(false),
                 vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -219,7 +236,7 @@ impl Vm {
 
     /// Stage-2 and timer registers for each entry.
     pub(crate) fn regs(&self) -> VmRegs {
-        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff() }
+        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff(), cntpoff: self.cntpoff() }
     }
 
     /// The size of the VM's IPA space in bytes.
@@ -250,6 +267,16 @@ impl Vm {
     /// Sets the virtual counter offset (`KVM_REG_ARM_TIMER_CNT`).
     pub(crate) fn set_cntvoff(&self, offset: u64) {
         self.cntvoff.store(offset, Relaxed);
+    }
+
+    /// The physical timer's counter offset.
+    pub(crate) fn cntpoff(&self) -> u64 {
+        self.cntpoff.load(Relaxed)
+    }
+
+    /// Sets the physical timer's counter offset (ONE_REG `CNTPCT_EL0`).
+    pub(crate) fn set_cntpoff(&self, offset: u64) {
+        self.cntpoff.store(offset, Relaxed);
     }
 
     /// Whether the calling process may use this VM.
@@ -358,6 +385,10 @@ impl FdOps for Vm {
                 }
                 Ok(0)
             }
+            VmIoctl::IoEventFd => {
+                let args: sys::kvm_ioeventfd = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.ioeventfd(&args)
+            }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,
@@ -373,3 +404,4 @@ impl FdOps for Vm {
 const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region2>() == 160);
 const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_ioeventfd>() == 64);

@@ -185,4 +185,6 @@ pub(crate) struct VmRegs {
     pub(crate) vttbr: u64,
     pub(crate) vtcr: u64,
     pub(crate) cntvoff: u64,
+    /// The physical timer's counter offset; non-zero makes CNTPCT_EL0 trap.
+    pub(crate) cntpoff: u64,
 }

@@ -28,7 +28,7 @@ use crate::{
         cpufeature::HVC_STUB_ERR,
         hyplayout::{self, call, Prot},
         regs::{El1Reg, SysReg},
-        traps,
+        timer, traps,
     },
     sys::{self, cpu, mm, preempt::NoPreempt},
 };
@@ -509,7 +509,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     hc.cntvoff = l.vm.cntvoff;
     hc.vmpidr = l.mpidr;
     hc.mdcr = traps::guest_mdcr(hc.host_mdcr);
-    hc.cnthctl = traps::guest_cnthctl_nvhe(hc.host_cnthctl);
+    hc.cnthctl = timer::guest_cnthctl_nvhe(hc.host_cnthctl, l.vm.cntpoff);
     l.loaded = true;
 }
 
@@ -566,6 +566,24 @@ pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
             _ => 0,
         })
     }
+}
+
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 and CNTV_CVAL_EL0. Between entries the
+/// timer is not in the CPU (the host runs with CNTVOFF_EL2 = 0 and the guest's timer
+/// stopped), so ISTATUS is computed from CVAL and the guest's virtual count now, as the
+/// CPU would: one counter read.
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    let _np = NoPreempt::new();
+    // SAFETY: preemption is off and, by the caller's guarantee, this CPU's HypCpu holds
+    // the vCPU.
+    let hc = unsafe { hypcpu(cpu::this_cpu()) };
+    let t = timer::TimerRegs { ctl: hc.guest.cntv_ctl, cval: hc.guest.cntv_cval };
+    let count = sysreg::cntpct_el0().wrapping_sub(hc.cntvoff);
+    (t.read_ctl(count), t.cval)
 }
 
 /// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).

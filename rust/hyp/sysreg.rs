@@ -80,6 +80,10 @@ read_only!(
     /// `CNTPCT_EL0`, the physical counter (virtual time base of a VM).
     cntpct_el0, "cntpct_el0"
 );
+read_only!(
+    /// `CNTFRQ_EL0`, the counter's frequency in Hz (set by firmware, the same on all CPUs).
+    cntfrq_el0, "cntfrq_el0"
+);
 
 // EL2 control registers.
 sysreg!(hcr_el2, "s3_4_c1_c1_0");

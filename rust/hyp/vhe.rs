@@ -12,7 +12,7 @@ use super::{
     context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs},
     sysreg::{self, isb},
 };
-use crate::logic::{regs::El1Reg, traps};
+use crate::logic::{regs::El1Reg, timer, traps};
 use kernel::interrupt::LocalInterruptDisabled;
 
 extern "C" {
@@ -122,7 +122,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::vpidr_el2::write(sysreg::midr_el1());
         sysreg::vmpidr_el2::write(l.mpidr);
         sysreg::mdcr_el2::write(traps::guest_mdcr(l.host.mdcr));
-        sysreg::cnthctl_el2::write(traps::guest_cnthctl_vhe(l.host.cnthctl));
+        sysreg::cnthctl_el2::write(timer::guest_cnthctl_vhe(l.host.cnthctl, l.vm.cntpoff));
         isb();
     }
     l.loaded = true;
@@ -274,6 +274,17 @@ pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
             _ => 0,
         }
     }
+}
+
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 (with ISTATUS as the CPU computes it)
+/// and CNTV_CVAL_EL0. Two register reads: the timer's per-entry cost.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee the aliases reach the guest's timer.
+    unsafe { (sysreg::cntv_ctl_el02::read(), sysreg::cntv_cval_el02::read()) }
 }
 
 /// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).

@@ -16,12 +16,14 @@ pub(crate) const KVM_CAP_NR_VCPUS: CapNr = 9;
 pub(crate) const KVM_CAP_NR_MEMSLOTS: CapNr = 10;
 pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
 pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
+pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
 pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
 pub(crate) const KVM_CAP_INTERNAL_ERROR_DATA: CapNr = 40;
 pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
 pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
 pub(crate) const KVM_CAP_READONLY_MEM: CapNr = 81;
 pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
+pub(crate) const KVM_CAP_IOEVENTFD_ANY_LENGTH: CapNr = 122;
 pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
 pub(crate) const KVM_CAP_MAX_VCPU_ID: CapNr = 128;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
@@ -58,6 +60,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_DESTROY_MEMORY_REGION_WORKS
         | KVM_CAP_JOIN_MEMORY_REGIONS_WORKS
         | KVM_CAP_INTERNAL_ERROR_DATA
+        | KVM_CAP_IOEVENTFD
+        | KVM_CAP_IOEVENTFD_ANY_LENGTH
         | KVM_CAP_ONE_REG
         | KVM_CAP_READONLY_MEM
         | KVM_CAP_ARM_PSCI_0_2
@@ -93,6 +97,10 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_NR_VCPUS, &HOST), 2);
         assert_eq!(check_extension(KVM_CAP_MAX_VCPUS, &HOST), 64);
         assert_eq!(check_extension(KVM_CAP_NR_MEMSLOTS, &HOST), 512);
+        // Zero-length and any-length ioeventfds; NO_LENGTH (100) is x86's.
+        assert_eq!(check_extension(KVM_CAP_IOEVENTFD, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH, &HOST), 1);
+        assert_eq!(check_extension(100, &HOST), 0);
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
 pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
 pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
 pub(crate) const KVM_CREATE_DEVICE: u32 = kvm_iowr(0xe0, 12);
+pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
 pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
 
@@ -116,6 +117,7 @@ pub(crate) enum VmIoctl {
     SetUserMemoryRegion2,
     ArmPreferredTarget,
     CreateDevice,
+    IoEventFd,
     IrqLine,
     IrqLineStatus,
 }
@@ -130,6 +132,7 @@ impl VmIoctl {
             KVM_SET_USER_MEMORY_REGION2 => Self::SetUserMemoryRegion2,
             KVM_ARM_PREFERRED_TARGET => Self::ArmPreferredTarget,
             KVM_CREATE_DEVICE => Self::CreateDevice,
+            KVM_IOEVENTFD => Self::IoEventFd,
             KVM_IRQ_LINE => Self::IrqLine,
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             _ => return None,
@@ -238,6 +241,7 @@ mod tests {
         assert_eq!(KVM_SET_ONE_REG, 0x4010_aeac);
         assert_eq!(VmIoctl::decode(0xae03), Some(VmIoctl::CheckExtension));
         assert_eq!(KVM_CREATE_DEVICE, 0xc00c_aee0);
+        assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);

@@ -3,7 +3,7 @@
 //! EL2 control-register values for running a guest: what traps, what the guest may touch.
 //!
 //! KVM counterpart: `HCR_GUEST_FLAGS` and `__activate_traps()` (`kvm_arm.h`, `hyp/switch.h`),
-//! `kvm_get_vtcr()`, `kvm_timer_vcpu_load` (CNTHCTL) and `kvm_arch_vcpu_load_debug_state`
+//! `kvm_get_vtcr()` and `kvm_arch_vcpu_load_debug_state`
 //! (MDCR). Field positions follow the Arm ARM (D24.2).
 
 /// HCR_EL2 bits rkvm uses.
@@ -126,32 +126,6 @@ pub(crate) const fn guest_mdcr(host: u64) -> u64 {
     (host & mdcr::HPMN_MASK) | mdcr::TPM | mdcr::TPMCR | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA
 }
 
-/// CNTHCTL_EL2 in its E2H=1 layout: EL1PCTEN (bit 10) lets EL1/EL0 read the physical
-/// counter, EL1PCEN (bit 11) gives them the physical timer.
-pub(crate) mod cnthctl_vhe {
-    pub(crate) const EL1PCTEN: u64 = 1 << 10;
-    pub(crate) const EL1PCEN: u64 = 1 << 11;
-}
-
-/// CNTHCTL_EL2 while the guest runs: the physical counter readable, the physical timer
-/// trapped (it belongs to the host; the guest's timer is the virtual one).
-pub(crate) const fn guest_cnthctl_vhe(host: u64) -> u64 {
-    (host | cnthctl_vhe::EL1PCTEN) & !cnthctl_vhe::EL1PCEN
-}
-
-/// CNTHCTL_EL2 in its E2H=0 layout: EL1PCTEN (bit 0) and EL1PCEN (bit 1).
-pub(crate) mod cnthctl_nvhe {
-    pub(crate) const EL1PCTEN: u64 = 1 << 0;
-    pub(crate) const EL1PCEN: u64 = 1 << 1;
-}
-
-/// CNTHCTL_EL2 (E2H=0) while the guest runs on an nVHE host: the physical counter
-/// readable, the physical timer trapped. The host's value (both allowed: the host kernel
-/// at EL1 uses the physical timer) comes back on exit.
-pub(crate) const fn guest_cnthctl_nvhe(host: u64) -> u64 {
-    (host | cnthctl_nvhe::EL1PCTEN) & !cnthctl_nvhe::EL1PCEN
-}
-
 /// VTCR_EL2 fields outside the translation geometry.
 pub(crate) mod vtcr {
     /// PS, bits [18:16]: physical address size of the output.
@@ -235,20 +209,12 @@ mod tests {
     }
 
     #[test]
-    fn cnthctl_traps_the_physical_timer() {
-        let v = guest_cnthctl_vhe(cnthctl_vhe::EL1PCEN | 0x3);
-        assert_eq!(v, cnthctl_vhe::EL1PCTEN | 0x3);
-    }
-
-    #[test]
-    fn nvhe_cptr_and_cnthctl() {
+    fn nvhe_cptr() {
         let host = 0x33ff; // RES1 bits of the E2H=0 layout, nothing trapped
         assert_ne!(guest_cptr_nvhe(host, false) & cptr_nvhe::TFP, 0);
         assert_eq!(guest_cptr_nvhe(host, true) & cptr_nvhe::TFP, 0);
         assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TTA, 0);
         assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TZ, 0);
-        assert_eq!(guest_cnthctl_nvhe(0x3), cnthctl_nvhe::EL1PCTEN);
-        assert_eq!(guest_cnthctl_nvhe(0x1_0000), 0x1_0001);
     }
 
     #[test]
