@@ -471,14 +471,14 @@ fn install_this_cpu(cpu: u32) -> Result {
 }
 
 /// Gives EL2 back to the stub on `cpu`, the CPU this runs on (hotplug callback).
-unsafe extern "C" fn cpu_offline(_cpu: u32) -> i32 {
+unsafe extern "C" fn cpu_offline(cpu: u32) -> i32 {
     let _irqs = kernel::interrupt::local_interrupt_disable();
     // SAFETY: rkvm's runtime owns EL2 on this CPU (installed by `cpu_online`); TEARDOWN
     // restores the stub's vectors and SCTLR_EL2 and returns. No guest is loaded: the
     // CPU runs no task any more, and a vCPU is put whenever its thread leaves a CPU.
     let ret = unsafe { hvc(call::TEARDOWN, 0, 0).0 };
     if ret != 0 {
-        pr_err!("the EL2 runtime did not leave CPU {}\n", _cpu);
+        pr_err!("the EL2 runtime did not leave CPU {cpu}\n");
     }
     0
 }
