@@ -74,6 +74,7 @@ qemu-userspace: toolchain
 # line judges all of them together.
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
 check: modules unittest selftests qemu-userspace
+	@$(SCRIPTS)/check-hyp-object.sh --self-test
 	@mkdir -p $(OUT) && rm -f $(OUT)/check-summaries
 	@$(SCRIPTS)/run-hosts.sh check || true
 	@$(SCRIPTS)/check-debug.sh || true

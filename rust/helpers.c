@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/mm.h>
+#include <linux/of.h>
+#include <linux/of_irq.h>
+#include <linux/percpu.h>
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
+#include <linux/vmalloc.h>
 
 #include "rkvm/helpers.h"
 
@@ -90,4 +96,90 @@ int rkvm_current_tgid(void)
 unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();
+}
+
+void *rkvm_vzalloc(unsigned long size)
+{
+	return vzalloc(size);
+}
+
+void rkvm_vfree(const void *addr)
+{
+	vfree(addr);
+}
+
+phys_addr_t rkvm_vmalloc_to_phys(const void *addr)
+{
+	return PFN_PHYS(vmalloc_to_pfn(addr)) + offset_in_page(addr);
+}
+
+int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int))
+{
+	return cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "rkvm/el2:online", online, offline);
+}
+
+void rkvm_cpuhp_remove(int state)
+{
+	cpuhp_remove_state(state);
+}
+
+unsigned int rkvm_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+unsigned int rkvm_smp_processor_id(void)
+{
+	return raw_smp_processor_id();
+}
+
+/* The two halves of the rcuwait pattern around schedule() (KVM's kvm_vcpu_block). */
+void rkvm_set_current_interruptible(void)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+}
+
+void rkvm_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}
+
+/*
+ * Per-CPU interrupts (rust/sys/irq.rs). One per-CPU cookie serves every rkvm per-CPU
+ * IRQ: the Rust side finds its handler by IRQ number.
+ */
+static DEFINE_PER_CPU(int, rkvm_percpu_irq_cookie);
+
+int rkvm_request_percpu_irq(unsigned int irq, irq_handler_t handler, const char *name)
+{
+	return request_percpu_irq(irq, handler, name, &rkvm_percpu_irq_cookie);
+}
+
+void rkvm_free_percpu_irq(unsigned int irq)
+{
+	free_percpu_irq(irq, &rkvm_percpu_irq_cookie);
+}
+
+int rkvm_cpuhp_setup_state_nocalls(const char *name, int (*startup)(unsigned int),
+				   int (*teardown)(unsigned int))
+{
+	return cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN, name, startup, teardown);
+}
+
+void rkvm_cpuhp_remove_state_nocalls(int state)
+{
+	cpuhp_remove_state_nocalls(state);
+}
+
+/* The GICv3 maintenance interrupt as the GIC driver hands it to KVM (gic_of_init). */
+unsigned int rkvm_gic_v3_maintenance_irq(void)
+{
+	struct device_node *np = of_find_compatible_node(NULL, NULL, "arm,gic-v3");
+	unsigned int irq;
+
+	if (!np)
+		return 0;
+	irq = irq_of_parse_and_map(np, 0);
+	of_node_put(np);
+	return irq;
 }

@@ -10,10 +10,15 @@
 //! KVM counterpart: `kvm_arm_init()` and `init_subsystems()` in `arch/arm64/kvm/arm.c`.
 
 use crate::{
-    logic::cpufeature::{self, Backend, CpuBoot, Survey},
+    logic::{
+        cpufeature::{self, Backend, CpuBoot, Survey},
+        regs::El1Reg,
+    },
     sys,
 };
+use context::{Exit, VcpuContext, VgicCpuIf};
 use kernel::{
+    interrupt::LocalInterruptDisabled,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
 };
@@ -24,15 +29,209 @@ pub(crate) mod nvhe;
 pub(crate) mod sysreg;
 pub(crate) mod vhe;
 
-/// The vCPU operations of the world switch, as the objects above see them: load/put of
-/// the lazily switched state, one guest entry, and the loaded guest's EL1 registers for
-/// the exit handlers. Only the VHE backend implements them so far, and `Vm::create`
-/// refuses VMs on any other, so these are the VHE functions; the nVHE backend will turn
-/// them into dispatchers without changing their callers.
-pub(crate) use vhe::{
-    el1_exception_regs, el1_read, el1_write, load as vcpu_load, put as vcpu_put,
-    run as enter_guest, set_el1_exception_regs, Lazy as LazyState,
-};
+/// A vCPU's lazily switched state (the same for both backends).
+pub(crate) use vhe::Lazy as LazyState;
+
+/// Whether the VHE backend is in use: the one branch every world-switch operation below
+/// takes to reach its backend.
+#[inline(always)]
+fn is_vhe() -> bool {
+    BACKEND.load(Relaxed) == BACKEND_VHE
+}
+
+/// `vcpu_load`: see `vhe::load` and `nvhe::load`.
+///
+/// # Safety
+///
+/// Preemption disabled, and no other vCPU loaded on this CPU.
+#[inline(always)]
+pub(crate) unsafe fn vcpu_load(l: &mut LazyState) {
+    // SAFETY: by the caller's guarantee; the backend is the one selected at load.
+    unsafe {
+        if is_vhe() {
+            vhe::load(l)
+        } else {
+            nvhe::load(l)
+        }
+    }
+}
+
+/// `vcpu_put`: see `vhe::put` and `nvhe::put`.
+///
+/// # Safety
+///
+/// Preemption disabled, on the CPU where `l` was loaded.
+#[inline(always)]
+pub(crate) unsafe fn vcpu_put(l: &mut LazyState) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::put(l)
+        } else {
+            nvhe::put(l)
+        }
+    }
+}
+
+/// Runs the loaded guest once: see `vhe::run` and `nvhe::run`.
+#[inline(always)]
+pub(crate) fn enter_guest(
+    ctx: &mut VcpuContext,
+    gic: &mut VgicCpuIf,
+    fp_owned: bool,
+    irqs: &LocalInterruptDisabled,
+) -> Exit {
+    if is_vhe() {
+        vhe::run(ctx, gic, fp_owned, irqs)
+    } else {
+        nvhe::run(ctx, gic, fp_owned, irqs)
+    }
+}
+
+/// Reads a loaded guest EL1 register.
+///
+/// # Safety
+///
+/// The vCPU is loaded on this CPU with preemption disabled, or the caller is in the run
+/// loop (a preemption puts and reloads it before the code resumes).
+pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::el1_read(reg)
+        } else {
+            nvhe::el1_read(reg)
+        }
+    }
+}
+
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 (with ISTATUS as the CPU computed it)
+/// and CNTV_CVAL_EL0.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::vtimer_regs()
+        } else {
+            nvhe::vtimer_regs()
+        }
+    }
+}
+
+/// Writes a loaded guest EL1 register (ESR_EL1, FAR_EL1).
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn el1_write(reg: El1Reg, v: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::el1_write(reg, v)
+        } else {
+            nvhe::el1_write(reg, v)
+        }
+    }
+}
+
+/// The loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn el1_exception_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::el1_exception_regs()
+        } else {
+            nvhe::el1_exception_regs()
+        }
+    }
+}
+
+/// Sets the loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        if is_vhe() {
+            vhe::set_el1_exception_regs(elr, spsr)
+        } else {
+            nvhe::set_el1_exception_regs(elr, spsr)
+        }
+    }
+}
+
+/// What rkvm holds at EL2 while loaded: nothing on VHE (it changes EL2 state only inside
+/// a guest entry), the installed runtime on nVHE. Dropping it gives EL2 back to the stub.
+pub(crate) struct El2(#[allow(dead_code)] Option<nvhe::Runtime>);
+
+impl El2 {
+    /// Takes EL2 for `backend` on every online CPU (and, through CPU hotplug, on every CPU
+    /// that comes online later).
+    pub(crate) fn take(backend: Backend) -> Result<Self> {
+        Ok(Self(match backend {
+            Backend::Vhe => None,
+            Backend::Nvhe => {
+                let rt = nvhe::Runtime::install()?;
+                // Asked of rkvm's runtime, now installed on every CPU; no LR reset
+                // needed here (the runtime's init clears them on each CPU).
+                if let Some(vtr) = nvhe::ich_vtr_el2() {
+                    VGIC_VTR.store(vtr, Relaxed);
+                }
+                Some(rt)
+            }
+        }))
+    }
+}
+
+/// ICH_VTR_EL2 as read at load (0: no GICv3 virtual CPU interface reachable).
+static VGIC_VTR: Atomic<u64> = Atomic::new(0);
+
+/// ID_AA64PFR0_EL1.GIC: the GICv3 system-register interface.
+fn cpu_has_gicv3_sysregs() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 24) & 0xf != 0
+}
+
+/// The host's GICv3 virtual CPU interface (list registers and APRs), if the backend can
+/// use one. On VHE, ICH_VTR_EL2 is read directly at EL2; the nVHE backend provides it
+/// from its EL2 code.
+pub(crate) fn vgic_vtr() -> Option<crate::logic::vgic::lr::Vtr> {
+    match VGIC_VTR.load(Relaxed) {
+        0 => None,
+        vtr => Some(crate::logic::vgic::lr::Vtr::decode(vtr)),
+    }
+}
+
+/// APRs per group to switch at load/put, when a GICv3 virtual interface is in use.
+pub(crate) fn vgic_nr_aprs() -> Option<usize> {
+    vgic_vtr().map(|v| v.nr_aprs)
+}
+
+/// Reads ICH_VTR_EL2 and clears every CPU's list registers (VHE; the nVHE runtime does
+/// both from EL2, see `El2::take`). ICH_VTR_EL2 is the
+/// same on every CPU of the systems rkvm supports (as KVM assumes).
+fn vgic_probe() {
+    if !cpu_has_gicv3_sysregs() {
+        return;
+    }
+    // SAFETY: VHE host at EL2 with the GICv3 system-register interface.
+    let vtr = unsafe { vhe::vgic_vtr() };
+    let nr_lrs = crate::logic::vgic::lr::Vtr::decode(vtr).nr_lrs;
+    sys::cpu::on_each_cpu(&|| {
+        // SAFETY: as above, on each CPU, with no guest loaded yet.
+        unsafe { vhe::vgic_reset_cpu(nr_lrs) }
+    });
+    VGIC_VTR.store(vtr, Relaxed);
+}
 
 /// The backend chosen at load: `BACKEND_VHE` or `BACKEND_NVHE` (0 before selection).
 static BACKEND: Atomic<u32> = Atomic::new(0);
@@ -52,9 +251,7 @@ pub(crate) fn backend() -> Backend {
 pub(crate) fn tlb_flush_vmid(vttbr: u64) {
     match backend() {
         Backend::Vhe => vhe::tlb_flush_vmid(vttbr),
-        // VMs are refused on nVHE hosts until the nVHE world switch exists (vm.rs), so no
-        // VM has TLB entries to invalidate there.
-        Backend::Nvhe => {}
+        Backend::Nvhe => nvhe::tlb_flush_vmid(vttbr),
     }
 }
 
@@ -84,6 +281,7 @@ pub(crate) fn select_backend() -> Result<Backend> {
     })?;
     if backend == Backend::Vhe {
         vhe::init();
+        vgic_probe();
     }
     BACKEND.store(if backend == Backend::Vhe { BACKEND_VHE } else { BACKEND_NVHE }, Relaxed);
     Ok(backend)

@@ -22,6 +22,7 @@ mod logic;
 mod mmu;
 mod sys;
 mod vcpu;
+mod vgic;
 mod vm;
 
 module! {
@@ -42,22 +43,38 @@ struct Rkvm {
     #[pin]
     _dev: MiscDeviceRegistration<dev::RkvmDev>,
     _globals: Globals,
+    // Dropped last (declaration order): EL2 goes back to the hyp stub once nothing can
+    // run a guest any more.
+    _el2: hyp::El2,
 }
 
 /// Module-wide state that must exist before `/dev/rkvm` does and outlive it.
-struct Globals;
+struct Globals {
+    /// The vGIC's maintenance interrupt; released before the hotplug state goes.
+    vgic: Option<vgic::Host>,
+}
 
 impl Globals {
     fn new() -> Self {
         vm::init();
         // The vCPU threads' preempt notifiers fire only while this count is held.
         sys::preempt::notifiers_enable();
-        Self
+        let vgic = match sys::irq::init() {
+            Ok(()) => Some(vgic::init()),
+            Err(e) => {
+                pr_warn!("no CPU-hotplug state for per-CPU interrupts ({e:?}): no vGIC\n");
+                None
+            }
+        };
+        Self { vgic }
     }
 }
 
 impl Drop for Globals {
     fn drop(&mut self) {
+        if self.vgic.take().is_some() {
+            sys::irq::exit();
+        }
         sys::preempt::notifiers_disable();
         vm::exit();
     }
@@ -67,6 +84,7 @@ impl kernel::InPlaceModule for Rkvm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             backend: hyp::select_backend()?,
+            _el2: hyp::El2::take(*backend)?,
             _globals: Globals::new(),
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
             _: {

@@ -10,8 +10,21 @@
 
 use crate::{
     hyp::context::{El1Regs, VcpuContext},
-    logic::{fp::FpHint, ioctl::{self, VcpuIoctl}, mmio::MmioAccess, regs},
-    sys::{self, anon_fd::FdOps, run_page::RunPage, task::FpState},
+    logic::{
+        fp::FpHint,
+        ioctl::{self, VcpuIoctl},
+        mmio::MmioAccess,
+        psci::MpState,
+        regs,
+    },
+    sys::{
+        self,
+        anon_fd::FdOps,
+        hrtimer::{TimerOwner, WakeTimer},
+        run_page::RunPage,
+        task::FpState,
+        wake::{req, VcpuWake},
+    },
     vm::Vm,
 };
 use kernel::{
@@ -20,18 +33,26 @@ use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     str::CString,
-    sync::{aref::ARef, Arc, ArcBorrow, CondVar, Mutex},
-    task::Task,
+    sync::{Arc, ArcBorrow, CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
 
 mod exit;
+mod irq;
 mod load_put;
 mod regs_io;
 mod run;
+mod timer;
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use load_put::LazyCell;
+
+const _: () = {
+    use crate::logic::psci;
+    assert!(psci::KVM_MP_STATE_RUNNABLE == sys::uapi::KVM_MP_STATE_RUNNABLE);
+    assert!(psci::KVM_MP_STATE_STOPPED == sys::uapi::KVM_MP_STATE_STOPPED);
+    assert!(psci::KVM_MP_STATE_SUSPENDED == sys::uapi::KVM_MP_STATE_SUSPENDED);
+};
 
 /// Feature bits KVM defines (`KVM_VCPU_VALID_FEATURES`: bits 0-9).
 const KVM_VCPU_VALID_FEATURES: u32 = (1 << 10) - 1;
@@ -66,6 +87,21 @@ pub(crate) struct VcpuState {
     pub(crate) mdscr: u64,
     /// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
     pub(crate) fp_hint: FpHint,
+    /// The emulated physical timer and the wake-up bookkeeping (`vcpu/timer.rs`).
+    pub(crate) timer: timer::VcpuTimer,
+}
+
+impl VcpuState {
+    /// Back to the reset state (`KVM_ARM_VCPU_INIT`, PSCI `CPU_ON`), keeping the vCPU's
+    /// identity, features and signal mask.
+    fn reset(&mut self) {
+        self.ctx = VcpuContext::reset(self.ctx.mpidr);
+        self.pending_mmio = None;
+        self.debug = DebugRegs::default();
+        self.actlr = 0;
+        self.mdscr = 0;
+        self.timer.reset();
+    }
 }
 
 /// One event counter, written by the vCPU thread and read by debugfs.
@@ -96,6 +132,12 @@ pub(crate) struct VcpuStats {
     pub(crate) exits_irq: Counter,
     pub(crate) exits_fp: Counter,
     pub(crate) exits_other: Counter,
+    /// Guest MMIO writes that signalled an ioeventfd instead of exiting to userspace.
+    pub(crate) ioeventfd_writes: Counter,
+    /// Times the vCPU's thread slept in WFI (or suspended), and the wake-ups it got.
+    pub(crate) wfi_sleeps: Counter,
+    /// hrtimer (re)arms for the guest's timers: stays low while deadlines do not move.
+    pub(crate) timer_arms: Counter,
     /// `vcpu_load`s and `vcpu_put`s: each moves the guest's EL1 state into or out of a CPU.
     pub(crate) loads: Counter,
     pub(crate) puts: Counter,
@@ -103,6 +145,18 @@ pub(crate) struct VcpuStats {
     /// (a trap), and up front at the start of one (`logic::fp::FpHint`).
     pub(crate) fp_loads: Counter,
     pub(crate) fp_eager_loads: Counter,
+    /// vGIC list-register flushes before an entry and syncs after an exit: fast (nothing
+    /// in flight: no lock, no ICH_* access) and slow.
+    pub(crate) vgic_flush_fast: Counter,
+    pub(crate) vgic_flush_slow: Counter,
+    pub(crate) vgic_sync_fast: Counter,
+    pub(crate) vgic_sync_slow: Counter,
+    /// Exits whose sync saw an underflow or EOI maintenance condition.
+    pub(crate) vgic_underflow: Counter,
+    pub(crate) vgic_eoi_maintenance: Counter,
+    /// Guest accesses to the distributor and redistributors, and SGIs it sent.
+    pub(crate) vgic_mmio: Counter,
+    pub(crate) vgic_sgi: Counter,
 }
 
 impl core::fmt::Debug for VcpuStats {
@@ -118,10 +172,21 @@ impl core::fmt::Debug for VcpuStats {
             ("exits_irq", &self.exits_irq),
             ("exits_fp", &self.exits_fp),
             ("exits_other", &self.exits_other),
+            ("ioeventfd_writes", &self.ioeventfd_writes),
+            ("wfi_sleeps", &self.wfi_sleeps),
+            ("timer_arms", &self.timer_arms),
             ("loads", &self.loads),
             ("puts", &self.puts),
             ("fp_loads", &self.fp_loads),
             ("fp_eager_loads", &self.fp_eager_loads),
+            ("vgic_flush_fast", &self.vgic_flush_fast),
+            ("vgic_flush_slow", &self.vgic_flush_slow),
+            ("vgic_sync_fast", &self.vgic_sync_fast),
+            ("vgic_sync_slow", &self.vgic_sync_slow),
+            ("vgic_underflow", &self.vgic_underflow),
+            ("vgic_eoi_maintenance", &self.vgic_eoi_maintenance),
+            ("vgic_mmio", &self.vgic_mmio),
+            ("vgic_sgi", &self.vgic_sgi),
         ];
         for (name, value) in rows {
             writeln!(f, "{name} {}", value.get())?;
@@ -137,31 +202,41 @@ pub(crate) struct VcpuInner {
     pub(crate) state: VcpuState,
 }
 
+/// The reset a PSCI `CPU_ON` owes a vCPU, done before it next runs or userspace next
+/// accesses its registers (KVM's `KVM_REQ_VCPU_RESET` with `reset_state`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuOnReset {
+    pub(crate) entry: u64,
+    pub(crate) context: u64,
+    /// The caller's data endianness, which the target inherits (SCTLR_EL1.EE).
+    pub(crate) big_endian: bool,
+}
+
 /// Power state, as PSCI and `KVM_{GET,SET}_MP_STATE` see it.
-#[derive(Default)]
 pub(crate) struct Power {
-    pub(crate) off: bool,
-    /// A `CPU_ON` for this (off) vCPU not yet picked up: entry point and context id.
-    pub(crate) pending_on: Option<(u64, u64)>,
-    /// The thread in `KVM_RUN` on this vCPU, to kick when its power state changes.
-    pub(crate) task: Option<ARef<Task>>,
+    pub(crate) state: MpState,
+    pub(crate) reset: Option<CpuOnReset>,
 }
 
 impl Power {
-    /// Powers the vCPU off and makes its thread, if it is in the guest, notice now
-    /// rather than at its next exit.
-    pub(crate) fn power_off(&mut self) {
-        self.off = true;
-        if let Some(task) = &self.task {
-            sys::task::kick(task);
-        }
+    pub(crate) fn off(&self) -> bool {
+        self.state == MpState::Stopped
     }
 }
 
 /// A vCPU.
 #[pin_data]
 pub(crate) struct Vcpu {
+    /// Wakes the vCPU at its guest's next timer deadline (first: dropped, and so
+    /// cancelled, before anything its callback touches).
+    #[pin]
+    pub(crate) wake_timer: WakeTimer<Vcpu>,
+    /// Kicks: requests, where the thread is, how to reach it.
+    pub(crate) wake: VcpuWake,
     pub(crate) id: u32,
+    /// Position in the VM's vCPU list (creation order, KVM's `vcpu_idx`): the vGIC's
+    /// index for this vCPU's redistributor and private interrupts.
+    pub(crate) idx: usize,
     /// MPIDR_EL1 at creation: the PSCI identity of the vCPU.
     pub(crate) mpidr: u64,
     pub(crate) run: RunPage,
@@ -180,13 +255,16 @@ pub(crate) struct Vcpu {
 }
 
 impl Vcpu {
-    /// A new, uninitialised vCPU `id`, with its counters in `dir`.
-    pub(crate) fn new(id: u32, dir: &debugfs::Dir) -> Result<Arc<Self>> {
+    /// A new, uninitialised vCPU `id`, the VM's `idx`-th, with its counters in `dir`.
+    pub(crate) fn new(id: u32, idx: usize, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
         let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
         Arc::pin_init(
             try_pin_init!(Self {
+                wake_timer <- WakeTimer::new(),
+                wake: VcpuWake::new(),
                 id,
+                idx,
                 mpidr: affinity,
                 run: RunPage::new()?,
                 lazy: LazyCell::new(),
@@ -204,9 +282,10 @@ impl Vcpu {
                         actlr: 0,
                         mdscr: 0,
                         fp_hint: FpHint::default(),
+                        timer: timer::VcpuTimer::new(),
                     },
                 }, "Vcpu::inner"),
-                power <- new_mutex!(Power::default(), "Vcpu::power"),
+                power <- new_mutex!(Power { state: MpState::Runnable, reset: None }, "Vcpu::power"),
                 power_wait <- new_condvar!("Vcpu::power_wait"),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -239,19 +318,41 @@ impl Vcpu {
             }
         }
         inner.fp = FpState::default();
-        let mpidr = inner.state.ctx.mpidr;
-        inner.state.ctx = VcpuContext::reset(mpidr);
-        inner.state.pending_mmio = None;
-        inner.state.debug = DebugRegs::default();
-        inner.state.actlr = 0;
-        inner.state.mdscr = 0;
+        inner.state.reset();
         // SAFETY: `inner` is held and no `KVM_RUN` is in progress, so nothing is loaded.
         unsafe { self.lazy.get() }.el1 = El1Regs::reset();
         inner.state.features = Some(features);
         let mut power = self.power.lock();
-        power.off = features & FEATURE_POWER_OFF != 0;
-        power.pending_on = None;
+        power.state = if features & FEATURE_POWER_OFF != 0 { MpState::Stopped } else { MpState::Runnable };
+        power.reset = None;
         Ok(0)
+    }
+
+    /// Applies a `CPU_ON` reset owed to this vCPU while no `KVM_RUN` is in progress
+    /// (`inner` held, nothing loaded), so userspace's register accesses see the reset
+    /// state, as KVM orders them after it.
+    fn apply_owed_reset(&self, inner: &mut VcpuInner) {
+        let Some(reset) = self.power.lock().reset.take() else {
+            return;
+        };
+        inner.fp = FpState::default();
+        // SAFETY: `inner` is held and no `KVM_RUN` is in progress, so nothing is loaded.
+        let el1 = &mut unsafe { self.lazy.get() }.el1;
+        apply_cpu_on(&mut inner.state, el1, &reset);
+    }
+
+    /// Makes the vCPU re-evaluate its state before it next enters the guest: wakes it
+    /// from WFI, or makes it exit the guest if it runs on another CPU. Callable from any
+    /// context; cheap when the vCPU neither sleeps nor runs (see `sys::wake`).
+    pub(crate) fn kick(&self) {
+        self.wake.kick(req::KICK);
+    }
+
+    /// Powers the vCPU off (`SYSTEM_OFF`/`RESET` of a sibling, `KVM_SET_MP_STATE`) and
+    /// makes its thread notice now rather than at its next exit.
+    pub(crate) fn power_off(&self) {
+        self.power.lock().state = MpState::Stopped;
+        self.kick();
     }
 
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).
@@ -259,23 +360,18 @@ impl Vcpu {
         state.features.is_some_and(|f| f & FEATURE_PSCI_0_2 != 0)
     }
 
+    /// `KVM_GET_MP_STATE`: works before `KVM_ARM_VCPU_INIT` and while the vCPU runs.
     fn get_mp_state(&self) -> u32 {
-        if self.power.lock().off {
-            sys::uapi::KVM_MP_STATE_STOPPED
-        } else {
-            sys::uapi::KVM_MP_STATE_RUNNABLE
-        }
+        self.power.lock().state.to_uapi()
     }
 
+    /// `KVM_SET_MP_STATE`, as KVM's `kvm_arch_vcpu_ioctl_set_mpstate`: `RUNNABLE` just
+    /// changes the state (no reset), `STOPPED` powers off, `SUSPENDED` suspends.
     fn set_mp_state(&self, state: u32) -> Result<isize> {
-        let mut power = self.power.lock();
-        match state {
-            sys::uapi::KVM_MP_STATE_RUNNABLE => power.off = false,
-            sys::uapi::KVM_MP_STATE_STOPPED => power.power_off(),
-            _ => return Err(EINVAL),
-        }
-        drop(power);
+        let state = MpState::from_uapi(state).ok_or(EINVAL)?;
+        self.power.lock().state = state;
         self.power_wait.notify_all();
+        self.kick();
         Ok(0)
     }
 
@@ -299,6 +395,28 @@ impl Vcpu {
         let mask = kernel::bindings::sigset_t { sig: [(bits & !unblockable) as _] };
         self.inner.lock().state.sigmask = Some(mask);
         Ok(0)
+    }
+}
+
+/// Resets `state` and `el1` (saved, not in the CPU) as PSCI `CPU_ON` does: the reset
+/// state, then the entry point in PC, the context id in x0 and the caller's endianness.
+pub(crate) fn apply_cpu_on(state: &mut VcpuState, el1: &mut El1Regs, reset: &CpuOnReset) {
+    state.reset();
+    *el1 = El1Regs::reset();
+    if reset.big_endian {
+        el1.sys[regs::El1Reg::Sctlr as usize] |= regs::SCTLR_EE;
+    }
+    state.ctx.pc = reset.entry;
+    state.ctx.set_reg(0, reset.context);
+}
+
+// SAFETY: `wake_timer` is a field of `Vcpu`, which lives pinned in its `Arc` and never
+// moves out of it.
+unsafe impl TimerOwner for Vcpu {
+    const OFFSET: usize = core::mem::offset_of!(Vcpu, wake_timer);
+
+    fn expired(&self) {
+        self.wake.kick(req::TIMER);
     }
 }
 

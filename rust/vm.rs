@@ -11,14 +11,15 @@
 //!
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
-//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `VMIDS` and `DEBUGFS` are taken
-//! alone. See Documentation/design.rst.
+//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
+//! (an MMIO write); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
+//! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
+//! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
-    hyp::{self, context::VmRegs, sysreg},
+    hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
-        cpufeature::Backend,
         idregs,
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
@@ -30,8 +31,11 @@ use crate::{
     mmu::Mmu,
     sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
     vcpu::{Vcpu, VcpuFile},
+    vgic::{self, Vgic},
 };
 use core::sync::atomic::AtomicBool;
+
+mod ioeventfd;
 use kernel::{
     debugfs, new_mutex,
     prelude::*,
@@ -85,11 +89,12 @@ pub(crate) fn max_ipa_bits() -> u32 {
 /// The answers to `KVM_CHECK_EXTENSION` on this host.
 pub(crate) fn caps_host() -> caps::Host {
     caps::Host {
-        runs_guests: hyp::backend() == Backend::Vhe,
+        runs_guests: true,
         max_ipa_bits: max_ipa_bits(),
         online_cpus: sys::cpu::num_online_cpus(),
         max_vcpus: MAX_VCPUS,
         max_memslots: MAX_SLOTS as u32,
+        vgic: vgic::supported(),
     }
 }
 
@@ -147,6 +152,11 @@ pub(crate) struct Vm {
     vtcr: u64,
     /// CNTVOFF_EL2: the guest's virtual counter is the physical one minus this.
     cntvoff: Atomic<u64>,
+    /// The physical timer's offset: the guest's physical counter is the host's minus this
+    /// (0 unless userspace set `CNTPCT_EL0` through ONE_REG).
+    cntpoff: Atomic<u64>,
+    /// CNTFRQ_EL0: counter ticks per second, to convert timer deadlines for hrtimers.
+    pub(crate) cntfrq: u64,
     pub(crate) id_regs: IdRegs,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
     #[pin]
@@ -162,16 +172,19 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// `KVM_IOEVENTFD` registrations.
+    #[pin]
+    ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
+    /// Whether any MMIO registration exists (skips the lock on every other MMIO write).
+    has_ioeventfds: AtomicBool,
+    /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
+    #[pin]
+    pub(crate) vgic: Vgic,
 }
 
 impl Vm {
     /// `KVM_CREATE_VM`: a new VM of `vm_type`, returned as a new fd.
     pub(crate) fn create(vm_type: usize) -> Result<isize> {
-        if hyp::backend() != Backend::Vhe {
-            // The nVHE world switch is not in place yet; report no VM support (the
-            // capabilities agree) rather than a VM that cannot run.
-            return Err(ENODEV);
-        }
         let ipa_bits =
             ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
         let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;
@@ -196,6 +209,8 @@ impl Vm {
                 vtcr,
                 // The guest's virtual counter starts near zero, as on KVM.
                 cntvoff: Atomic::new(sysreg::cntpct_el0()),
+                cntpoff: Atomic::new(0),
+                cntfrq: sysreg::cntfrq_el0(),
                 id_regs: IdRegs::new(),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
@@ -203,15 +218,25 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
+                has_ioeventfds: AtomicBool::new(false),
+                vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
         Ok(sys::anon_fd::install(c"kvm-vm", vm)? as isize)
     }
 
+    /// The VM's vGICv3, once `KVM_CREATE_DEVICE` created it (`None` before). Injection
+    /// works from `CTRL_INIT` on ([`Vgic::initialized`]); guest MMIO and SGIs from the
+    /// first `KVM_RUN` ([`Vgic::ready`]).
+    pub(crate) fn vgic(&self) -> Option<&Vgic> {
+        self.vgic.created().then_some(&self.vgic)
+    }
+
     /// Stage-2 and timer registers for each entry.
     pub(crate) fn regs(&self) -> VmRegs {
-        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff() }
+        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff(), cntpoff: self.cntpoff() }
     }
 
     /// The size of the VM's IPA space in bytes.
@@ -244,6 +269,16 @@ impl Vm {
         self.cntvoff.store(offset, Relaxed);
     }
 
+    /// The physical timer's counter offset.
+    pub(crate) fn cntpoff(&self) -> u64 {
+        self.cntpoff.load(Relaxed)
+    }
+
+    /// Sets the physical timer's counter offset (ONE_REG `CNTPCT_EL0`).
+    pub(crate) fn set_cntpoff(&self, offset: u64) {
+        self.cntpoff.store(offset, Relaxed);
+    }
+
     /// Whether the calling process may use this VM.
     pub(crate) fn owned_by_current(&self) -> bool {
         self.mm == sys::mm::current_mm()
@@ -268,10 +303,15 @@ impl Vm {
             if vcpus.len() >= MAX_VCPUS as usize {
                 return Err(EINVAL);
             }
+            // No vCPU after the vGIC's CTRL_INIT (KVM's `kvm_arch_vcpu_precreate`); the
+            // flag is set under this lock.
+            if self.vgic.initialized() {
+                return Err(EBUSY);
+            }
             if vcpus.iter().any(|v| v.id == id) {
                 return Err(EEXIST);
             }
-            let vcpu = Vcpu::new(id, &self.debug_dir)?;
+            let vcpu = Vcpu::new(id, vcpus.len(), &self.debug_dir)?;
             vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
             vcpu
         };
@@ -330,11 +370,24 @@ impl FdOps for Vm {
                     user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.set_memory_region(memslot_request!(r))
             }
-            // No in-kernel device type exists yet (the vGIC arrives with issue 6): KVM's
-            // answer for a type it has no ops for, after reading the argument.
-            VmIoctl::CreateDevice => {
-                let _: [u32; 3] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                Err(ENODEV)
+            // The vGICv3 is the only device type; others are ENODEV, as KVM for a type it
+            // has no ops for.
+            VmIoctl::CreateDevice => vgic::create_device(this, arg, ioctl::ioc_size(cmd)),
+            VmIoctl::IrqLine | VmIoctl::IrqLineStatus => {
+                let line: [u32; 2] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
+                // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
+                let Some(vgic) = this.vgic() else { return Err(ENXIO) };
+                vgic.irq_line(&this, line[0], line[1] != 0)?;
+                if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
+                    // arm64 KVM leaves `status` as given.
+                    user(ioctl::ioc_size(cmd)).writer().write(&line)?;
+                }
+                Ok(0)
+            }
+            VmIoctl::IoEventFd => {
+                let args: sys::kvm_ioeventfd = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.ioeventfd(&args)
             }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
@@ -351,3 +404,4 @@ impl FdOps for Vm {
 const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region2>() == 160);
 const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_ioeventfd>() == 64);

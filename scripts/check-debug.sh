@@ -12,7 +12,7 @@ mkdir -p "$src"
 # Sources only: the copy keeps its own Kbuild products between runs.
 (cd "$RKVM_TOP" && tar -cf - --exclude='*.o' --exclude='.*.cmd' --exclude='*.ko' \
 	--exclude='*.mod*' --exclude='.*.d' --exclude=bindings_generated.rs \
-	Kbuild Makefile rust arch include) | tar -xf - -C "$src"
+	Kbuild Makefile rust arch include scripts/check-hyp-object.sh) | tar -xf - -C "$src"
 log "building rkvm.ko against the debug kernel"
 make -s -C "$kdir" M="$src" "${RKVM_KMAKE_ARGS[@]}" modules
 RKVM_KERNEL=debug RKVM_MODULE=$src/rkvm.ko "$RKVM_TOP/scripts/run-hosts.sh" check vhe nvhe

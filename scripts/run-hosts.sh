@@ -13,6 +13,7 @@
 # Host modes:
 #   vhe        kernel at EL2 (VHE), EL2 free for rkvm (kvm-arm.mode=none)
 #   nvhe       kernel at EL1 with the hyp stub at EL2 (id_aa64mmfr1.vh=0)
+#   nvhe-a72   the same on a Cortex-A72, an ARMv8.0 core without VHE
 #   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse;
 #              the QEMU guest boots on the in-kernel KVM (the baseline of qemu_boot)
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
@@ -24,7 +25,7 @@
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
-modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe vhe-kvm nvhe-kvm no-el2)
+modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(vhe nvhe nvhe-a72 vhe-kvm nvhe-kvm no-el2)
 RKVM_BOOT_TIMEOUT=${RKVM_BOOT_TIMEOUT:-600}
 
 # RKVM_KERNEL=debug boots the debug kernel (kernel/config-debug.fragment) with the rkvm.ko
@@ -61,6 +62,12 @@ mode_machine() {
 	*) echo "virt,virtualization=on,gic-version=3" ;;
 	esac
 }
+mode_cpu() {
+	case "$1" in
+	nvhe-a72) echo "cortex-a72" ;;
+	*) echo "max,sve=off,sme=off" ;;
+	esac
+}
 mode_append() {
 	local refused="rkvmtest.programs=module_load"
 	# On the in-kernel KVM hosts the QEMU guest runs on KVM: the baseline for rkvm.
@@ -70,6 +77,7 @@ mode_append() {
 	case "$1" in
 	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE $only" ;;
 	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE $only" ;;
+	nvhe-a72) echo "kvm-arm.mode=none rkvmtest.backend=nVHE $only" ;;
 	vhe-kvm) echo "rkvmtest.backend=refused-kvm $kvm" ;;
 	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $kvm" ;;
 	no-el2) echo "kvm-arm.mode=none rkvmtest.backend=refused-noel2 $refused" ;;
@@ -83,7 +91,7 @@ boot() {
 	[ "$act" = run ] || rd=$(mode_initrd "$mode")
 	timeout --foreground -k 10 "$RKVM_BOOT_TIMEOUT" \
 		qemu-system-aarch64 -M "$(mode_machine "$mode")" \
-		-cpu max,sve=off,sme=off -smp 2 -m 2G -nographic -no-reboot -nic none \
+		-cpu "$(mode_cpu "$mode")" -smp 2 -m 2G -nographic -no-reboot -nic none \
 		-kernel "$image" -initrd "$rd" \
 		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode") $stress ${RKVM_APPEND:-}" \
 		</dev/null 2>&1 | python3 -u "$RKVM_TOP/scripts/qemu-timing.py" stamp "$console.timing" |

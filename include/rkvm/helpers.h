@@ -6,6 +6,7 @@
 #ifndef RKVM_HELPERS_H
 #define RKVM_HELPERS_H
 
+#include <linux/interrupt.h>
 #include <linux/mm_types.h>
 #include <linux/signal_types.h>
 #include <linux/smp.h>
@@ -26,8 +27,24 @@ void rkvm_sigset_deactivate(void);
 unsigned long rkvm_task_size(void);
 unsigned int rkvm_num_online_cpus(void);
 int rkvm_current_tgid(void);
+void rkvm_set_current_interruptible(void);
+void rkvm_set_current_running(void);
+int rkvm_request_percpu_irq(unsigned int irq, irq_handler_t handler, const char *name);
+void rkvm_free_percpu_irq(unsigned int irq);
+int rkvm_cpuhp_setup_state_nocalls(const char *name, int (*startup)(unsigned int),
+				   int (*teardown)(unsigned int));
+void rkvm_cpuhp_remove_state_nocalls(int state);
+unsigned int rkvm_gic_v3_maintenance_irq(void);
 struct preempt_notifier;
 struct preempt_ops;
 void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops);
+
+void *rkvm_vzalloc(unsigned long size);
+void rkvm_vfree(const void *addr);
+phys_addr_t rkvm_vmalloc_to_phys(const void *addr);
+int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
+void rkvm_cpuhp_remove(int state);
+unsigned int rkvm_nr_cpu_ids(void);
+unsigned int rkvm_smp_processor_id(void);
 
 #endif

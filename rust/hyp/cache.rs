@@ -33,3 +33,21 @@ pub(crate) fn sync_guest_page(va: usize, len: usize) {
         asm!("isb", options(nostack));
     }
 }
+
+/// Cleans and invalidates `len` bytes at kernel address `va` to the point of coherency
+/// and invalidates the instruction cache: for what EL2 reads or runs with its MMU off
+/// (non-cacheable), on an nVHE host (`hyp/nvhe.rs`).
+pub(crate) fn clean_to_poc(va: usize, len: usize) {
+    let ctr = sysreg::ctr_el0();
+    let line = 4usize << ((ctr >> 16) & 0xf);
+    let end = va + len;
+    let mut addr = va & !(line - 1);
+    while addr < end {
+        // SAFETY: `va..va+len` is mapped kernel memory (readable is enough for DC CIVAC);
+        // its contents do not change.
+        unsafe { asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: barriers and an I-cache invalidation have no memory-safety effect.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
+}

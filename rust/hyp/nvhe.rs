@@ -2,11 +2,42 @@
 
 //! The nVHE backend: the kernel runs at EL1 and reaches EL2 only through HVC.
 //!
-//! Until rkvm installs its own EL2 runtime, EL2 belongs to the kernel's hyp stub
-//! (`arch/arm64/kernel/hyp-stub.S`), whose ABI is: function number in x0, argument in x1,
-//! result in x0, `HVC_STUB_ERR` for an unknown function.
+//! At load, rkvm installs its own EL2 runtime (`arch/arm64/hyp/nvhe/hyp.S`) on every
+//! online CPU, through the kernel's hyp stub (`arch/arm64/kernel/hyp-stub.S`), whose ABI
+//! is: function number in x0, arguments in x1.., result in x0, `HVC_STUB_ERR` for an
+//! unknown function. `HVC_SOFT_RESTART` branches to a physical address at EL2 with the
+//! MMU off and leaves VBAR_EL2 alone, so rkvm's idmapped init code can record the stub's
+//! VBAR_EL2 and SCTLR_EL2 before it turns on its own tables and vectors. A CPU hotplug
+//! state installs the runtime on CPUs that come online and gives EL2 back to the stub on
+//! CPUs going down and at unload. Documentation/nvhe.rst has the layout and the call ABI.
+//!
+//! The world switch itself is EL2 assembly; this file is its EL1 half: it keeps the
+//! loaded vCPU's state in the CPU's [`HypCpu`], the only memory EL2 reads or writes
+//! besides its stack, so no hyp call carries a pointer.
+//!
+//! KVM counterpart: `cpu_init_hyp_mode`/`cpu_hyp_reset` (`arch/arm64/kvm/arm.c`),
+//! `hyp/nvhe/switch.c`, `hyp/nvhe/sysreg-sr.c`.
 
-use core::arch::asm;
+use super::{
+    cache,
+    context::{Exit, ExitCode, GuestGprs, VcpuContext, VgicCpuIf},
+    sysreg, LazyState as Lazy,
+};
+use crate::{
+    logic::{
+        cpufeature::HVC_STUB_ERR,
+        hyplayout::{self, call, Prot},
+        regs::{El1Reg, SysReg},
+        timer, traps,
+    },
+    sys::{self, cpu, mm, preempt::NoPreempt},
+};
+use core::{arch::asm, mem::offset_of};
+use kernel::{
+    interrupt::LocalInterruptDisabled,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 /// Calls hyp-stub function `func` with argument `arg` and returns the stub's x0.
 ///
@@ -15,12 +46,645 @@ use core::arch::asm;
 /// The caller runs at EL1 on a CPU that implements EL2 (otherwise HVC is UNDEFINED), and
 /// `func`/`arg` must be a request whose effect on EL2 the caller is prepared for.
 pub(crate) unsafe fn stub_call(func: u64, arg: u64) -> u64 {
-    let mut x0 = func;
-    // SAFETY: the caller guarantees HVC is defined and the call's effect is intended. The
-    // stub preserves every register but x0; declaring the C ABI clobbers also covers any
-    // SMCCC-style EL2 code that may answer instead (x0-x17).
+    // SAFETY: by the caller's guarantee.
+    unsafe { hvc(func, arg, 0).0 }
+}
+
+/// `HVC #0` with x0-x2; returns x0 and x1. Both the stub and rkvm's runtime preserve
+/// x18-x30; the C ABI's caller-saved registers are declared clobbered.
+///
+/// # Safety
+///
+/// As for [`stub_call`].
+unsafe fn hvc(func: u64, a1: u64, a2: u64) -> (u64, u64) {
+    let (x0, x1);
+    // SAFETY: by the caller's guarantee.
     unsafe {
-        asm!("hvc #0", inout("x0") x0, inout("x1") arg => _, clobber_abi("C"), options(nostack))
+        asm!("hvc #0", inout("x0") func => x0, inout("x1") a1 => x1, inout("x2") a2 => _,
+             clobber_abi("C"), options(nostack))
     };
-    x0
+    (x0, x1)
+}
+
+/// The hyp stub's calls used here (`asm/virt.h`).
+const HVC_SOFT_RESTART: u64 = 1;
+const HVC_GET_ICH_VTR_EL2: u64 = 4;
+
+/// Whether this CPU has the GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC`), and
+/// with it the ICH_* registers at EL2.
+fn cpu_has_gicv3_sysregs() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 24) & 0xf != 0
+}
+
+/// ICH_VTR_EL2, read at EL2 by the hyp-stub call `HVC_GET_ICH_VTR_EL2`, which rkvm's
+/// runtime answers with the stub's semantics (x0 = 0, x1 = the value); `None` without a
+/// GICv3 CPU interface.
+pub(crate) fn ich_vtr_el2() -> Option<u64> {
+    if !cpu_has_gicv3_sysregs() {
+        return None;
+    }
+    // SAFETY: nVHE host at EL1; both the stub and rkvm's runtime read ICH_VTR_EL2 into x1
+    // and change nothing else, and the register exists (checked above).
+    let (ret, vtr) = unsafe { hvc(HVC_GET_ICH_VTR_EL2, 0, 0) };
+    (ret == 0).then_some(vtr)
+}
+
+/// An EL1 register block as `hyp.S` saves and loads it (guest's or host's).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct El1Block {
+    /// `El1Reg` order; ACTLR and MDSCR are emulated and never in the CPU.
+    sys: [u64; El1Reg::COUNT],
+    sp_el1: u64,
+    elr_el1: u64,
+    spsr_el1: u64,
+    cntv_ctl: u64,
+    cntv_cval: u64,
+}
+
+// The slots `hyp.S` hard-codes (`EL1(i)`).
+const _: () = {
+    assert!(El1Reg::COUNT == 21);
+    assert!(El1Reg::Sctlr as usize == 0 && El1Reg::Actlr as usize == 1);
+    assert!(El1Reg::Cpacr as usize == 2 && El1Reg::Ttbr0 as usize == 3);
+    assert!(El1Reg::Ttbr1 as usize == 4 && El1Reg::Tcr as usize == 5);
+    assert!(El1Reg::Esr as usize == 6 && El1Reg::Afsr0 as usize == 7);
+    assert!(El1Reg::Afsr1 as usize == 8 && El1Reg::Far as usize == 9);
+    assert!(El1Reg::Mair as usize == 10 && El1Reg::Amair as usize == 11);
+    assert!(El1Reg::Vbar as usize == 12 && El1Reg::Contextidr as usize == 13);
+    assert!(El1Reg::Tpidr as usize == 14 && El1Reg::TpidrEl0 as usize == 15);
+    assert!(El1Reg::TpidrroEl0 as usize == 16 && El1Reg::Par as usize == 17);
+    assert!(El1Reg::Cntkctl as usize == 18 && El1Reg::Csselr as usize == 19);
+    assert!(El1Reg::Mdscr as usize == 20);
+    assert!(offset_of!(El1Block, sp_el1) == 21 * 8);
+    assert!(offset_of!(El1Block, cntv_cval) == 25 * 8);
+};
+
+/// One CPU's EL2 data: the loaded vCPU's state, the host's state while a guest runs, and
+/// what the install recorded. Shared with `hyp.S` (offsets `HC_*`, asserted below); EL2
+/// finds it through TPIDR_EL2. EL1 touches it only on its own CPU with preemption off.
+#[repr(C)]
+pub(crate) struct HypCpu {
+    gprs: GuestGprs,
+    pc: u64,
+    pstate: u64,
+    guest: El1Block,
+    // Per-entry controls, computed at EL1 (`logic::traps`).
+    hcr: u64,
+    cptr: u64,
+    mdcr: u64,
+    cnthctl: u64,
+    vttbr: u64,
+    vtcr: u64,
+    cntvoff: u64,
+    vmpidr: u64,
+    // Exit syndrome.
+    esr: u64,
+    far: u64,
+    hpfar: u64,
+    exit_hcr: u64,
+    // The host's, saved by EL2 while a guest runs.
+    host_x18_x30: [u64; 13],
+    host_sp_el0: u64,
+    host_elr_el2: u64,
+    host_spsr_el2: u64,
+    host: El1Block,
+    host_hcr: u64,
+    host_cptr: u64,
+    host_mdcr: u64,
+    host_cnthctl: u64,
+    host_vpidr: u64,
+    host_vmpidr: u64,
+    host_tcr2: u64,
+    host_pir: u64,
+    host_pire0: u64,
+    host_por: u64,
+    host_sctlr2: u64,
+    // Install.
+    features: u64,
+    stub_vbar: u64,
+    stub_sctlr: u64,
+    teardown_pa: u64,
+    init_mair: u64,
+    init_tcr: u64,
+    init_ttbr: u64,
+    init_sctlr: u64,
+    init_self: u64,
+    init_stack: u64,
+    init_vectors: u64,
+    // An exception EL2 could not handle (`__rkvm_hyp_bad_exception`).
+    panic_esr: u64,
+    panic_elr: u64,
+    panic_far: u64,
+    /// The guest's GICv3 CPU interface, loaded and saved around every entry.
+    gic: VgicCpuIf,
+    /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
+    gic_nr_lrs: u64,
+    gic_nr_aprs: u64,
+}
+
+const _: () = {
+    assert!(offset_of!(HypCpu, gprs) == 0);
+    assert!(offset_of!(HypCpu, pc) == 256);
+    assert!(offset_of!(HypCpu, guest) == 272);
+    assert!(offset_of!(HypCpu, hcr) == 480);
+    assert!(offset_of!(HypCpu, mdcr) == 496);
+    assert!(offset_of!(HypCpu, vttbr) == 512);
+    assert!(offset_of!(HypCpu, cntvoff) == 528);
+    assert!(offset_of!(HypCpu, esr) == 544);
+    assert!(offset_of!(HypCpu, hpfar) == 560);
+    assert!(offset_of!(HypCpu, host_x18_x30) == 576);
+    assert!(offset_of!(HypCpu, host_sp_el0) == 680);
+    assert!(offset_of!(HypCpu, host_elr_el2) == 688);
+    assert!(offset_of!(HypCpu, host) == 704);
+    assert!(offset_of!(HypCpu, host_hcr) == 912);
+    assert!(offset_of!(HypCpu, host_mdcr) == 928);
+    assert!(offset_of!(HypCpu, host_vpidr) == 944);
+    assert!(offset_of!(HypCpu, host_tcr2) == 960);
+    assert!(offset_of!(HypCpu, host_pir) == 968);
+    assert!(offset_of!(HypCpu, host_por) == 984);
+    assert!(offset_of!(HypCpu, features) == 1000);
+    assert!(offset_of!(HypCpu, stub_vbar) == 1008);
+    assert!(offset_of!(HypCpu, teardown_pa) == 1024);
+    assert!(offset_of!(HypCpu, init_mair) == 1032);
+    assert!(offset_of!(HypCpu, init_ttbr) == 1048);
+    assert!(offset_of!(HypCpu, init_self) == 1064);
+    assert!(offset_of!(HypCpu, init_vectors) == 1080);
+    assert!(offset_of!(HypCpu, panic_far) == 1104);
+    assert!(offset_of!(HypCpu, gic) == 1112);
+    assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
+    assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
+    assert!(core::mem::size_of::<HypCpu>() <= PAGE);
+};
+
+const PAGE: usize = 4096;
+/// Per CPU: an unmapped guard page, the EL2 stack page, the `HypCpu` page.
+const SLOT: usize = 3 * PAGE;
+const STACK_OFFSET: usize = PAGE;
+const HYPCPU_OFFSET: usize = 2 * PAGE;
+
+extern "C" {
+    static __rkvm_hyp_idmap_start: [u8; 0];
+    static __rkvm_hyp_init: [u8; 0];
+    static __rkvm_hyp_teardown: [u8; 0];
+    static __rkvm_hyp_text_start: [u8; 0];
+    static __rkvm_hyp_text_end: [u8; 0];
+    static __rkvm_hyp_vectors: [u8; 0];
+}
+
+/// Installed-runtime facts the hotplug callbacks and the run path need (set before the
+/// hotplug state is registered, cleared after it is removed).
+static SLOTS: Atomic<usize> = Atomic::new(0);
+static TTBR: Atomic<u64> = Atomic::new(0);
+static TCR: Atomic<u64> = Atomic::new(0);
+static FEATURES: Atomic<u64> = Atomic::new(0);
+static IDMAP_PA: Atomic<u64> = Atomic::new(0);
+/// A run found the stub instead of the runtime (reported once).
+static GONE_REPORTED: Atomic<bool> = Atomic::new(false);
+
+const ID_AA64MMFR0_EL1: u32 = SysReg::new(3, 0, 0, 7, 0).encoding();
+const ID_AA64MMFR3_EL1: u32 = SysReg::new(3, 0, 0, 7, 3).encoding();
+
+/// The kernel address of a symbol.
+fn sym(s: &[u8; 0]) -> usize {
+    s.as_ptr() as usize
+}
+
+/// The EL2 stage-1 tables (one set for all CPUs), built at load and immutable while the
+/// runtime is installed. Table pages come from the linear map; EL2 walks them by physical
+/// address and never maps them.
+struct HypTables {
+    root: mm::PhysAddr,
+}
+
+impl HypTables {
+    fn new() -> Result<Self> {
+        Ok(Self { root: mm::alloc_table_pages(0)? })
+    }
+
+    /// Maps the page at `va` (a hyp VA, or a physical address for the idmap) to `pa`.
+    fn map(&mut self, va: u64, pa: u64, prot: Prot) -> Result {
+        let mut table = self.root;
+        for level in 0..3 {
+            // SAFETY: `table` is a live table page of this tree, index < 512.
+            let entry = unsafe { mm::table_entry(table, hyplayout::index(va, level)) };
+            // SAFETY: `entry` points into that page; EL2 does not walk the tables yet.
+            let d = unsafe { entry.read_volatile() };
+            table = if d == 0 {
+                let next = mm::alloc_table_pages(0)?;
+                // SAFETY: as above.
+                unsafe { entry.write_volatile(hyplayout::table_desc(next)) };
+                next
+            } else {
+                hyplayout::desc_pa(d)
+            };
+        }
+        // SAFETY: as above, for the level-3 table.
+        let entry = unsafe { mm::table_entry(table, hyplayout::index(va, 3)) };
+        let new = hyplayout::page_desc(pa, prot);
+        // SAFETY: as above.
+        let old = unsafe { entry.read_volatile() };
+        if old != 0 && old != new {
+            return Err(EEXIST);
+        }
+        // SAFETY: as above.
+        unsafe { entry.write_volatile(new) };
+        Ok(())
+    }
+
+    /// Maps the kernel (vmalloc or module) page at `kva` at its hyp VA.
+    fn map_kernel_page(&mut self, kva: usize, prot: Prot) -> Result {
+        let va = hyplayout::hyp_va(kva as u64).ok_or(EINVAL)?;
+        let pa = mm::vmalloc_to_phys(kva);
+        if pa == 0 {
+            return Err(EFAULT);
+        }
+        self.map(va, pa, prot)
+    }
+
+    fn free_level(table: mm::PhysAddr, level: u32) {
+        if level < 3 {
+            for i in 0..512 {
+                // SAFETY: `table` is a live table page of this tree.
+                let d = unsafe { mm::table_entry(table, i).read_volatile() };
+                if d != 0 {
+                    Self::free_level(hyplayout::desc_pa(d), level + 1);
+                }
+            }
+        }
+        // SAFETY: the page came from `alloc_table_pages(0)`; the caller guarantees no
+        // CPU's EL2 uses the tables any more, and nothing else refers to them.
+        unsafe { mm::free_table_pages(table, 0) };
+    }
+}
+
+impl Drop for HypTables {
+    fn drop(&mut self) {
+        Self::free_level(self.root, 0);
+    }
+}
+
+/// The installed runtime: its tables, the per-CPU slots and the hotplug state. Dropping
+/// it gives EL2 back to the stub on every CPU, then frees the memory.
+pub(crate) struct Runtime {
+    tables: Option<HypTables>,
+    slots: *mut u8,
+    cpuhp: Option<i32>,
+}
+
+// SAFETY: the raw pointer is an owned vmalloc allocation; `Runtime` is only created and
+// dropped by the module's init and exit.
+unsafe impl Send for Runtime {}
+// SAFETY: as above; shared references give no access to the pointer.
+unsafe impl Sync for Runtime {}
+
+impl Runtime {
+    /// Builds the EL2 tables and installs the runtime on every online CPU.
+    pub(crate) fn install() -> Result<Self> {
+        let ncpus = cpu::nr_cpu_ids() as usize;
+        let slots = mm::vzalloc(ncpus * SLOT)?;
+        let mut rt = Self { tables: None, slots, cpuhp: None };
+        let mut tables = HypTables::new()?;
+
+        // The EL2 text, page by page (module memory is not physically contiguous).
+        // SAFETY: taking the addresses of the section bounds only.
+        let (start, end) = unsafe { (sym(&__rkvm_hyp_text_start), sym(&__rkvm_hyp_text_end)) };
+        for kva in (start..end).step_by(PAGE) {
+            tables.map_kernel_page(kva, Prot::Text)?;
+        }
+        // The idmap page, at its physical address.
+        // SAFETY: as above.
+        let idmap = unsafe { sym(&__rkvm_hyp_idmap_start) };
+        let idmap_pa = mm::vmalloc_to_phys(idmap);
+        if idmap_pa == 0 || !hyplayout::idmap_ok(idmap_pa) {
+            pr_err!("cannot identity-map the EL2 init page at {idmap_pa:#x}\n");
+            return Err(EINVAL);
+        }
+        tables.map(idmap_pa, idmap_pa, Prot::Text)?;
+        cache::clean_to_poc(idmap, PAGE);
+        // Each CPU's stack and HypCpu; the guard page stays unmapped.
+        for c in 0..ncpus {
+            let slot = slots as usize + c * SLOT;
+            tables.map_kernel_page(slot + STACK_OFFSET, Prot::Data)?;
+            tables.map_kernel_page(slot + HYPCPU_OFFSET, Prot::Data)?;
+        }
+        // SAFETY: a barrier: the table writes are complete before any EL2 walk.
+        unsafe { asm!("dsb ish", options(nostack)) };
+
+        SLOTS.store(slots as usize, Relaxed);
+        TTBR.store(tables.root, Relaxed);
+        TCR.store(hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)), Relaxed);
+        FEATURES.store(hyplayout::features(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1)), Relaxed);
+        IDMAP_PA.store(idmap_pa, Relaxed);
+        rt.tables = Some(tables);
+        rt.cpuhp = Some(cpu::cpuhp_setup(cpu_online, cpu_offline)?);
+        Ok(rt)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(state) = self.cpuhp.take() {
+            // Runs `cpu_offline` on every online CPU: the stub is back everywhere after.
+            cpu::cpuhp_remove(state);
+        }
+        SLOTS.store(0, Relaxed);
+        self.tables.take();
+        // SAFETY: from `vzalloc`; no CPU runs rkvm's EL2 code any more.
+        unsafe { mm::vfree(self.slots) };
+    }
+}
+
+/// This CPU's `HypCpu`.
+///
+/// # Safety
+///
+/// The runtime is installed, and the caller stays on this CPU (preemption or interrupts
+/// off, or a callback bound to it) while using the result, with no other reference to it.
+#[allow(clippy::mut_from_ref)]
+unsafe fn hypcpu(cpu: u32) -> &'static mut HypCpu {
+    let p = SLOTS.load(Relaxed) + cpu as usize * SLOT + HYPCPU_OFFSET;
+    // SAFETY: by the caller's guarantee the slot is allocated (cpu < nr_cpu_ids) and
+    // exclusively used by this CPU's code right now.
+    unsafe { &mut *(p as *mut HypCpu) }
+}
+
+/// Installs the runtime on `cpu`, which is the CPU this runs on (hotplug callback).
+unsafe extern "C" fn cpu_online(cpu: u32) -> i32 {
+    match install_this_cpu(cpu) {
+        Ok(()) => 0,
+        Err(e) => {
+            pr_err!("cannot install the EL2 runtime on CPU {cpu}\n");
+            e.to_errno()
+        }
+    }
+}
+
+fn install_this_cpu(cpu: u32) -> Result {
+    if cpu != cpu::this_cpu() {
+        return Err(EINVAL);
+    }
+    let slot = SLOTS.load(Relaxed) + cpu as usize * SLOT;
+    let hyp = |kva: usize| hyplayout::hyp_va(kva as u64).ok_or(EINVAL);
+    // SAFETY: taking symbol addresses only.
+    let (idmap, init, teardown, vectors) = unsafe {
+        (
+            sym(&__rkvm_hyp_idmap_start),
+            sym(&__rkvm_hyp_init),
+            sym(&__rkvm_hyp_teardown),
+            sym(&__rkvm_hyp_vectors),
+        )
+    };
+    let idmap_pa = IDMAP_PA.load(Relaxed);
+    // Asked of the stub, before the install: how many LRs the init code must clear.
+    let vtr = ich_vtr_el2().map(crate::logic::vgic::lr::Vtr::decode);
+    // SAFETY: the callback runs on `cpu`, bound to it; EL2 of this CPU does not run
+    // rkvm's code yet, so nothing else uses this HypCpu.
+    let hc = unsafe { hypcpu(cpu) };
+    hc.features = FEATURES.load(Relaxed);
+    hc.gic_nr_lrs = vtr.map_or(0, |v| v.nr_lrs as u64);
+    hc.gic_nr_aprs = vtr.map_or(0, |v| v.nr_aprs as u64);
+    hc.teardown_pa = idmap_pa + (teardown - idmap) as u64;
+    hc.init_mair = hyplayout::MAIR;
+    hc.init_tcr = TCR.load(Relaxed);
+    hc.init_ttbr = TTBR.load(Relaxed);
+    hc.init_sctlr = hyplayout::SCTLR_MMU_ON;
+    hc.init_self = hyp(slot + HYPCPU_OFFSET)?;
+    hc.init_stack = hyp(slot + HYPCPU_OFFSET)?;
+    hc.init_vectors = hyp(vectors)?;
+    // EL2 reads these with its MMU off, from memory.
+    cache::clean_to_poc(slot + HYPCPU_OFFSET, PAGE);
+    let hc_pa = mm::vmalloc_to_phys(slot + HYPCPU_OFFSET);
+    let init_pa = idmap_pa + (init - idmap) as u64;
+
+    let _irqs = kernel::interrupt::local_interrupt_disable();
+    // SAFETY: nVHE host at EL1 with the stub at EL2 on this CPU (the backend survey); the
+    // stub branches to `__rkvm_hyp_init` at EL2 with x0 = the HypCpu's physical address,
+    // which installs rkvm's tables and vectors and returns 0.
+    let (ret, _) = unsafe { hvc(HVC_SOFT_RESTART, init_pa, hc_pa) };
+    // SAFETY: PROBE has no effect; rkvm's runtime answers it with the magic.
+    let (probe, magic) = unsafe { hvc(call::PROBE, 0, 0) };
+    if ret != 0 || probe != 0 || magic != call::MAGIC {
+        return Err(EIO);
+    }
+    Ok(())
+}
+
+/// Gives EL2 back to the stub on `cpu`, the CPU this runs on (hotplug callback).
+unsafe extern "C" fn cpu_offline(cpu: u32) -> i32 {
+    let _irqs = kernel::interrupt::local_interrupt_disable();
+    // SAFETY: rkvm's runtime owns EL2 on this CPU (installed by `cpu_online`); TEARDOWN
+    // restores the stub's vectors and SCTLR_EL2 and returns. No guest is loaded: the
+    // CPU runs no task any more, and a vCPU is put whenever its thread leaves a CPU.
+    let ret = unsafe { hvc(call::TEARDOWN, 0, 0).0 };
+    if ret != 0 {
+        pr_err!("the EL2 runtime did not leave CPU {cpu}\n");
+    }
+    0
+}
+
+/// `vcpu_load`: puts the vCPU's EL1 state, stage 2 and identity in this CPU's `HypCpu`,
+/// where every entry loads them from. The host's own EL1 registers stay in the CPU.
+///
+/// # Safety
+///
+/// nVHE runtime installed, preemption disabled, no other vCPU loaded on this CPU.
+pub(crate) unsafe fn load(l: &mut Lazy) {
+    if l.loaded {
+        return;
+    }
+    // SAFETY: by the caller's guarantee this CPU's HypCpu is ours until `put`.
+    let hc = unsafe { hypcpu(cpu::this_cpu()) };
+    let g = &l.el1;
+    hc.guest = El1Block {
+        sys: g.sys,
+        sp_el1: g.sp_el1,
+        elr_el1: g.elr_el1,
+        spsr_el1: g.spsr_el1,
+        cntv_ctl: g.vtimer_ctl,
+        cntv_cval: g.vtimer_cval,
+    };
+    hc.vttbr = l.vm.vttbr;
+    hc.vtcr = l.vm.vtcr;
+    hc.cntvoff = l.vm.cntvoff;
+    hc.vmpidr = l.mpidr;
+    hc.mdcr = traps::guest_mdcr(hc.host_mdcr);
+    hc.cnthctl = timer::guest_cnthctl_nvhe(hc.host_cnthctl, l.vm.cntpoff);
+    l.loaded = true;
+}
+
+/// `vcpu_put`: takes the vCPU's EL1 state back from this CPU's `HypCpu`.
+///
+/// # Safety
+///
+/// As for [`load`], on the CPU where `l` was loaded.
+pub(crate) unsafe fn put(l: &mut Lazy) {
+    if !l.loaded {
+        return;
+    }
+    // SAFETY: by the caller's guarantee.
+    let hc = unsafe { hypcpu(cpu::this_cpu()) };
+    let g = &mut l.el1;
+    // ACTLR and MDSCR are emulated: their values live only in `l.el1`.
+    let (actlr, mdscr) = (g.sys[El1Reg::Actlr as usize], g.sys[El1Reg::Mdscr as usize]);
+    g.sys = hc.guest.sys;
+    g.sys[El1Reg::Actlr as usize] = actlr;
+    g.sys[El1Reg::Mdscr as usize] = mdscr;
+    g.sp_el1 = hc.guest.sp_el1;
+    g.elr_el1 = hc.guest.elr_el1;
+    g.spsr_el1 = hc.guest.spsr_el1;
+    g.vtimer_ctl = hc.guest.cntv_ctl;
+    g.vtimer_cval = hc.guest.cntv_cval;
+    l.loaded = false;
+}
+
+/// Runs `f` on the loaded vCPU's saved EL1 block in this CPU's `HypCpu`.
+///
+/// # Safety
+///
+/// This vCPU is loaded on the current CPU, or the caller is in the run loop (where a
+/// preemption puts and reloads it, so the CPU's `HypCpu` holds it again afterwards).
+unsafe fn with_guest<R>(f: impl FnOnce(&mut El1Block) -> R) -> R {
+    let _np = NoPreempt::new();
+    // SAFETY: preemption is off and, by the caller's guarantee, this CPU's HypCpu holds
+    // the vCPU; nothing else on this CPU uses it meanwhile.
+    f(&mut unsafe { hypcpu(cpu::this_cpu()) }.guest)
+}
+
+/// Reads a loaded guest EL1 register (the exit handlers' view; as `vhe::el1_read`).
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        with_guest(|g| match reg {
+            El1Reg::Sctlr | El1Reg::Vbar | El1Reg::Esr | El1Reg::Far | El1Reg::Tpidr => {
+                g.sys[reg as usize]
+            }
+            _ => 0,
+        })
+    }
+}
+
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 and CNTV_CVAL_EL0. Between entries the
+/// timer is not in the CPU (the host runs with CNTVOFF_EL2 = 0 and the guest's timer
+/// stopped), so ISTATUS is computed from CVAL and the guest's virtual count now, as the
+/// CPU would: one counter read.
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    let _np = NoPreempt::new();
+    // SAFETY: preemption is off and, by the caller's guarantee, this CPU's HypCpu holds
+    // the vCPU.
+    let hc = unsafe { hypcpu(cpu::this_cpu()) };
+    let t = timer::TimerRegs { ctl: hc.guest.cntv_ctl, cval: hc.guest.cntv_cval };
+    let count = sysreg::cntpct_el0().wrapping_sub(hc.cntvoff);
+    (t.read_ctl(count), t.cval)
+}
+
+/// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn el1_write(reg: El1Reg, v: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        with_guest(|g| {
+            if matches!(reg, El1Reg::Esr | El1Reg::Far) {
+                g.sys[reg as usize] = v;
+            }
+        })
+    }
+}
+
+/// The loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn el1_exception_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { with_guest(|g| (g.elr_el1, g.spsr_el1)) }
+}
+
+/// Sets the loaded guest's ELR_EL1 and SPSR_EL1.
+///
+/// # Safety
+///
+/// As for [`with_guest`].
+pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        with_guest(|g| {
+            g.elr_el1 = elr;
+            g.spsr_el1 = spsr;
+        })
+    }
+}
+
+/// Runs the loaded guest once (`hyp.S`: `__rkvm_hyp_vcpu_run`), until it takes an
+/// exception to EL2. The GPRs, PC and PSTATE go through this CPU's `HypCpu`; so do the
+/// per-entry traps (HCR_EL2 with a pending virtual SError, CPTR_EL2 with FP/SIMD trapped
+/// until the guest's registers are in the CPU).
+///
+/// `gic` goes in and comes back whole: ICH_VMCR_EL2 and the APRs every time, the list
+/// registers and ICH_HCR_EL2 when `used_lrs` != 0 (read back, then cleared, after the
+/// exit), as `vhe::run` and its load/put do.
+pub(crate) fn run(
+    ctx: &mut VcpuContext,
+    gic: &mut VgicCpuIf,
+    fp_owned: bool,
+    _irqs: &LocalInterruptDisabled,
+) -> Exit {
+    // SAFETY: interrupts are masked (`_irqs`), so this code stays on this CPU, where the
+    // run loop has the vCPU loaded; nothing else uses the HypCpu meanwhile.
+    let hc = unsafe { hypcpu(cpu::this_cpu()) };
+    hc.gprs = ctx.gprs;
+    hc.pc = ctx.pc;
+    hc.pstate = ctx.pstate;
+    hc.gic = *gic;
+    let mut hcr = traps::guest_hcr(false);
+    if ctx.pending_vserror {
+        hcr |= traps::hcr::VSE;
+        ctx.pending_vserror = false;
+    }
+    hc.hcr = hcr;
+    hc.cptr = traps::guest_cptr_nvhe(hc.host_cptr, fp_owned);
+
+    // SAFETY: rkvm's runtime owns EL2 on every online CPU; VCPU_RUN switches to the guest
+    // described by this CPU's HypCpu and back, restoring every host register it changes.
+    let (code, _) = unsafe { hvc(call::VCPU_RUN, 0, 0) };
+
+    ctx.gprs = hc.gprs;
+    ctx.pc = hc.pc;
+    ctx.pstate = hc.pstate;
+    *gic = hc.gic;
+    if hc.exit_hcr & traps::hcr::VSE != 0 {
+        ctx.pending_vserror = true;
+    }
+    if code == HVC_STUB_ERR {
+        // The stub answered: something (kexec, hibernation) reset EL2 under rkvm.
+        if !GONE_REPORTED.xchg(true, Relaxed) {
+            pr_err!("the EL2 runtime is gone from CPU {}\n", cpu::this_cpu());
+        }
+    }
+    Exit {
+        code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
+        esr: hc.esr,
+        far: hc.far,
+        hpfar: hc.hpfar,
+    }
+}
+
+/// Invalidates every stage-1 and stage-2 TLB entry of the VM whose VTTBR is `vttbr`, on
+/// all CPUs (a broadcast TLBI at EL2, `hyp.S`).
+pub(crate) fn tlb_flush_vmid(vttbr: u64) {
+    // SAFETY: the runtime is installed on every CPU a task runs on; the call uses only
+    // the VMID of `vttbr` and restores VTTBR_EL2.
+    unsafe { hvc(call::TLB_FLUSH_VMID, vttbr, 0) };
 }

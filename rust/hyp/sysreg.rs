@@ -80,6 +80,10 @@ read_only!(
     /// `CNTPCT_EL0`, the physical counter (virtual time base of a VM).
     cntpct_el0, "cntpct_el0"
 );
+read_only!(
+    /// `CNTFRQ_EL0`, the counter's frequency in Hz (set by firmware, the same on all CPUs).
+    cntfrq_el0, "cntfrq_el0"
+);
 
 // EL2 control registers.
 sysreg!(hcr_el2, "s3_4_c1_c1_0");
@@ -97,6 +101,85 @@ sysreg!(cnthctl_el2, "s3_4_c14_c1_0");
 sysreg!(cntvoff_el2, "s3_4_c14_c0_3");
 sysreg!(vpidr_el2, "s3_4_c0_c0_0");
 sysreg!(vmpidr_el2, "s3_4_c0_c0_5");
+
+// The GICv3 virtual CPU interface's EL2 registers.
+sysreg!(ich_hcr_el2, "s3_4_c12_c11_0");
+sysreg!(ich_vtr_el2, "s3_4_c12_c11_1");
+sysreg!(ich_misr_el2, "s3_4_c12_c11_2");
+sysreg!(ich_eisr_el2, "s3_4_c12_c11_3");
+sysreg!(ich_elrsr_el2, "s3_4_c12_c11_5");
+sysreg!(ich_vmcr_el2, "s3_4_c12_c11_7");
+sysreg!(ich_ap0r0_el2, "s3_4_c12_c8_0");
+sysreg!(ich_ap0r1_el2, "s3_4_c12_c8_1");
+sysreg!(ich_ap0r2_el2, "s3_4_c12_c8_2");
+sysreg!(ich_ap0r3_el2, "s3_4_c12_c8_3");
+sysreg!(ich_ap1r0_el2, "s3_4_c12_c9_0");
+sysreg!(ich_ap1r1_el2, "s3_4_c12_c9_1");
+sysreg!(ich_ap1r2_el2, "s3_4_c12_c9_2");
+sysreg!(ich_ap1r3_el2, "s3_4_c12_c9_3");
+
+/// `mrs` of a register named by its encoding string (used by the LR accessors).
+macro_rules! read_enc {
+    ($enc:literal) => {{
+        let v: u64;
+        asm!(concat!("mrs {}, ", $enc), out(reg) v, options(nomem, nostack));
+        v
+    }};
+}
+
+/// `msr` of a register named by its encoding string.
+macro_rules! write_enc {
+    ($enc:literal, $v:expr) => {
+        asm!(concat!("msr ", $enc, ", {}"), in(reg) $v, options(nostack))
+    };
+}
+
+/// Reads ICH_LR<n>_EL2 (`n` < 16; the register must be implemented).
+///
+/// # Safety
+///
+/// At EL2 with `n` below ICH_VTR_EL2.ListRegs + 1.
+pub(crate) unsafe fn ich_lr_read(n: usize) -> u64 {
+    macro_rules! lr {
+        ($($i:literal => $enc:literal),*) => {
+            match n {
+                // SAFETY: by the caller's guarantee.
+                $($i => unsafe { read_enc!($enc) },)*
+                _ => 0,
+            }
+        };
+    }
+    lr!(0 => "s3_4_c12_c12_0", 1 => "s3_4_c12_c12_1", 2 => "s3_4_c12_c12_2",
+        3 => "s3_4_c12_c12_3", 4 => "s3_4_c12_c12_4", 5 => "s3_4_c12_c12_5",
+        6 => "s3_4_c12_c12_6", 7 => "s3_4_c12_c12_7", 8 => "s3_4_c12_c13_0",
+        9 => "s3_4_c12_c13_1", 10 => "s3_4_c12_c13_2", 11 => "s3_4_c12_c13_3",
+        12 => "s3_4_c12_c13_4", 13 => "s3_4_c12_c13_5", 14 => "s3_4_c12_c13_6",
+        15 => "s3_4_c12_c13_7")
+}
+
+/// Writes ICH_LR<n>_EL2.
+///
+/// # Safety
+///
+/// As for [`ich_lr_read`]; the value is what the guest is to see in that LR.
+pub(crate) unsafe fn ich_lr_write(n: usize, v: u64) {
+    macro_rules! lr {
+        ($($i:literal => $enc:literal),*) => {
+            match n {
+                // SAFETY: by the caller's guarantee.
+                $($i => unsafe { write_enc!($enc, v) },)*
+                _ => {}
+            }
+        };
+    }
+    lr!(0 => "s3_4_c12_c12_0", 1 => "s3_4_c12_c12_1", 2 => "s3_4_c12_c12_2",
+        3 => "s3_4_c12_c12_3", 4 => "s3_4_c12_c12_4", 5 => "s3_4_c12_c12_5",
+        6 => "s3_4_c12_c12_6", 7 => "s3_4_c12_c12_7", 8 => "s3_4_c12_c13_0",
+        9 => "s3_4_c12_c13_1", 10 => "s3_4_c12_c13_2", 11 => "s3_4_c12_c13_3",
+        12 => "s3_4_c12_c13_4", 13 => "s3_4_c12_c13_5", 14 => "s3_4_c12_c13_6",
+        15 => "s3_4_c12_c13_7")
+}
+
 
 // The guest's EL1 registers as seen from a VHE host (the `_EL12`/`_EL02` aliases).
 sysreg!(sctlr_el12, "s3_5_c1_c0_0");

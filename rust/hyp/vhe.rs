@@ -9,10 +9,10 @@
 //! every entry ([`run`]). This is the design of "Optimize KVM/ARM for VHE systems".
 
 use super::{
-    context::{El1Regs, Exit, ExitCode, VcpuContext, VmRegs},
+    context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs},
     sysreg::{self, isb},
 };
-use crate::logic::{regs::El1Reg, traps};
+use crate::logic::{regs::El1Reg, timer, traps};
 use kernel::interrupt::LocalInterruptDisabled;
 
 extern "C" {
@@ -112,6 +112,9 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::spsr_el12::write(g.spsr_el1);
         sysreg::cntv_cval_el02::write(g.vtimer_cval);
         sysreg::cntv_ctl_el02::write(g.vtimer_ctl);
+        if let Some(nr_aprs) = super::vgic_nr_aprs() {
+            vgic_restore_vmcr_aprs(&g.gic, nr_aprs);
+        }
 
         sysreg::vttbr_el2::write(l.vm.vttbr);
         sysreg::vtcr_el2::write(l.vm.vtcr);
@@ -119,7 +122,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::vpidr_el2::write(sysreg::midr_el1());
         sysreg::vmpidr_el2::write(l.mpidr);
         sysreg::mdcr_el2::write(traps::guest_mdcr(l.host.mdcr));
-        sysreg::cnthctl_el2::write(traps::guest_cnthctl_vhe(l.host.cnthctl));
+        sysreg::cnthctl_el2::write(timer::guest_cnthctl_vhe(l.host.cnthctl, l.vm.cntpoff));
         isb();
     }
     l.loaded = true;
@@ -163,6 +166,9 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         g.vtimer_ctl = sysreg::cntv_ctl_el02::read();
         // The EL1 virtual timer keeps counting for nobody while the vCPU is out.
         sysreg::cntv_ctl_el02::write(0);
+        if let Some(nr_aprs) = super::vgic_nr_aprs() {
+            vgic_save_vmcr_aprs(&mut g.gic, nr_aprs);
+        }
 
         sysreg::tpidr_el0::write(l.host.tpidr_el0);
         sysreg::tpidrro_el0::write(l.host.tpidrro_el0);
@@ -171,6 +177,83 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         isb();
     }
     l.loaded = false;
+}
+
+/// Loads the guest's ICH_VMCR_EL2 and active-priority registers (`vcpu_load`).
+///
+/// # Safety
+///
+/// VHE host at EL2 with a GICv3 CPU interface implementing `nr_aprs` APRs per group.
+unsafe fn vgic_restore_vmcr_aprs(gic: &VgicCpuIf, nr_aprs: usize) {
+    // SAFETY: by the caller's guarantee; the registers only affect the virtual CPU
+    // interface, which the host does not use.
+    unsafe {
+        sysreg::ich_vmcr_el2::write(gic.vmcr);
+        sysreg::ich_ap0r0_el2::write(gic.ap0r[0]);
+        sysreg::ich_ap1r0_el2::write(gic.ap1r[0]);
+        if nr_aprs > 1 {
+            sysreg::ich_ap0r1_el2::write(gic.ap0r[1]);
+            sysreg::ich_ap1r1_el2::write(gic.ap1r[1]);
+        }
+        if nr_aprs > 2 {
+            sysreg::ich_ap0r2_el2::write(gic.ap0r[2]);
+            sysreg::ich_ap1r2_el2::write(gic.ap1r[2]);
+            sysreg::ich_ap0r3_el2::write(gic.ap0r[3]);
+            sysreg::ich_ap1r3_el2::write(gic.ap1r[3]);
+        }
+    }
+}
+
+/// Saves them (`vcpu_put`).
+///
+/// # Safety
+///
+/// As for [`vgic_restore_vmcr_aprs`], on the CPU the vCPU was loaded on.
+unsafe fn vgic_save_vmcr_aprs(gic: &mut VgicCpuIf, nr_aprs: usize) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        gic.vmcr = sysreg::ich_vmcr_el2::read();
+        gic.ap0r[0] = sysreg::ich_ap0r0_el2::read();
+        gic.ap1r[0] = sysreg::ich_ap1r0_el2::read();
+        if nr_aprs > 1 {
+            gic.ap0r[1] = sysreg::ich_ap0r1_el2::read();
+            gic.ap1r[1] = sysreg::ich_ap1r1_el2::read();
+        }
+        if nr_aprs > 2 {
+            gic.ap0r[2] = sysreg::ich_ap0r2_el2::read();
+            gic.ap1r[2] = sysreg::ich_ap1r2_el2::read();
+            gic.ap0r[3] = sysreg::ich_ap0r3_el2::read();
+            gic.ap1r[3] = sysreg::ich_ap1r3_el2::read();
+        }
+    }
+}
+
+/// ICH_VTR_EL2 of this CPU.
+///
+/// # Safety
+///
+/// VHE host at EL2 whose CPU implements the GICv3 system-register interface
+/// (ID_AA64PFR0_EL1.GIC != 0).
+pub(crate) unsafe fn vgic_vtr() -> u64 {
+    // SAFETY: by the caller's guarantee.
+    unsafe { sysreg::ich_vtr_el2::read() }
+}
+
+/// Clears this CPU's list registers and ICH_HCR_EL2 (their reset values are UNKNOWN), so
+/// no stale entry is ever presented; module load, on every CPU.
+///
+/// # Safety
+///
+/// As for [`vgic_vtr`], with `nr_lrs` the implemented LRs, and no guest on this CPU.
+pub(crate) unsafe fn vgic_reset_cpu(nr_lrs: usize) {
+    // SAFETY: by the caller's guarantee; the host does not use the virtual interface.
+    unsafe {
+        sysreg::ich_hcr_el2::write(0);
+        for i in 0..nr_lrs {
+            sysreg::ich_lr_write(i, 0);
+        }
+        isb();
+    }
 }
 
 /// Reads a loaded guest EL1 register from the CPU (the exit handlers' view).
@@ -191,6 +274,17 @@ pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
             _ => 0,
         }
     }
+}
+
+/// The loaded guest's virtual timer: CNTV_CTL_EL0 (with ISTATUS as the CPU computes it)
+/// and CNTV_CVAL_EL0. Two register reads: the timer's per-entry cost.
+///
+/// # Safety
+///
+/// As for [`el1_read`].
+pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
+    // SAFETY: by the caller's guarantee the aliases reach the guest's timer.
+    unsafe { (sysreg::cntv_ctl_el02::read(), sysreg::cntv_cval_el02::read()) }
 }
 
 /// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).
@@ -242,7 +336,16 @@ pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
 ///
 /// Interrupts stay masked throughout (`_irqs`), so a host interrupt shows as an IRQ exit
 /// and is taken by the host once the caller unmasks.
-pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptDisabled) -> Exit {
+///
+/// `gic` holds the list registers the vGIC's flush chose: with `used_lrs` != 0 they and
+/// ICH_HCR_EL2 are loaded before the entry and read back (then cleared) after the exit;
+/// otherwise no ICH_* register is touched.
+pub(crate) fn run(
+    ctx: &mut VcpuContext,
+    gic: &mut VgicCpuIf,
+    fp_owned: bool,
+    _irqs: &LocalInterruptDisabled,
+) -> Exit {
     // SAFETY: the kernel runs at EL2 (VHE backend), the vCPU is loaded (the caller's run
     // loop), and interrupts are masked, so no host code runs between the switch to guest
     // controls and back. Each register changed here is restored before returning.
@@ -260,6 +363,13 @@ pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptD
         }
         sysreg::cptr_el2::write(traps::guest_cptr_vhe(host_cptr, fp_owned));
         sysreg::vbar_el2::write(__rkvm_vhe_vectors.as_ptr() as u64);
+        let used_lrs = gic.used_lrs as usize;
+        if used_lrs != 0 {
+            for (i, &lr) in gic.lr[..used_lrs].iter().enumerate() {
+                sysreg::ich_lr_write(i, lr);
+            }
+            sysreg::ich_hcr_el2::write(gic.hcr);
+        }
         // Clearing TGE last: from here on, EL1&0 accesses mean the guest's regime.
         sysreg::hcr_el2::write(hcr);
         isb();
@@ -277,6 +387,17 @@ pub(crate) fn run(ctx: &mut VcpuContext, fp_owned: bool, _irqs: &LocalInterruptD
         if sysreg::hcr_el2::read() & traps::hcr::VSE != 0 {
             // Not yet delivered (the guest had SErrors masked): keep it pending.
             ctx.pending_vserror = true;
+        }
+        if used_lrs != 0 {
+            gic.misr = sysreg::ich_misr_el2::read();
+            gic.eisr = sysreg::ich_eisr_el2::read();
+            gic.elrsr = sysreg::ich_elrsr_el2::read();
+            for (i, lr) in gic.lr[..used_lrs].iter_mut().enumerate() {
+                *lr = sysreg::ich_lr_read(i);
+                sysreg::ich_lr_write(i, 0);
+            }
+            // Disabling the interface also drops a pending maintenance interrupt.
+            sysreg::ich_hcr_el2::write(0);
         }
         // Back to the host regime (TGE set) before anything else.
         sysreg::hcr_el2::write(host_hcr);

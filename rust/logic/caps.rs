@@ -10,21 +10,25 @@
 /// A capability number as userspace passes it (`KVM_CAP_*`, an `unsigned long`).
 pub(crate) type CapNr = u64;
 
+pub(crate) const KVM_CAP_IRQCHIP: CapNr = 0;
 pub(crate) const KVM_CAP_USER_MEMORY: CapNr = 3;
 pub(crate) const KVM_CAP_NR_VCPUS: CapNr = 9;
 pub(crate) const KVM_CAP_NR_MEMSLOTS: CapNr = 10;
 pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
 pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
+pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
 pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
 pub(crate) const KVM_CAP_INTERNAL_ERROR_DATA: CapNr = 40;
 pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
 pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
 pub(crate) const KVM_CAP_READONLY_MEM: CapNr = 81;
 pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
+pub(crate) const KVM_CAP_IOEVENTFD_ANY_LENGTH: CapNr = 122;
 pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
 pub(crate) const KVM_CAP_MAX_VCPU_ID: CapNr = 128;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
+pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
 
 /// What the answers depend on.
@@ -40,6 +44,9 @@ pub(crate) struct Host {
     pub(crate) max_vcpus: u32,
     /// Memslots per VM.
     pub(crate) max_memslots: u32,
+    /// An in-kernel vGICv3 can be created (`KVM_CREATE_DEVICE`, its attributes, guest
+    /// MMIO, SGIs, `KVM_IRQ_LINE`).
+    pub(crate) vgic: bool,
 }
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
@@ -53,6 +60,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_DESTROY_MEMORY_REGION_WORKS
         | KVM_CAP_JOIN_MEMORY_REGIONS_WORKS
         | KVM_CAP_INTERNAL_ERROR_DATA
+        | KVM_CAP_IOEVENTFD
+        | KVM_CAP_IOEVENTFD_ANY_LENGTH
         | KVM_CAP_ONE_REG
         | KVM_CAP_READONLY_MEM
         | KVM_CAP_ARM_PSCI_0_2
@@ -63,6 +72,7 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
         KVM_CAP_NR_MEMSLOTS => i64::from(host.max_memslots),
         KVM_CAP_ARM_VM_IPA_SIZE => i64::from(host.max_ipa_bits),
+        KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL => i64::from(host.vgic),
         _ => 0,
     }
 }
@@ -71,8 +81,14 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
 mod tests {
     use super::*;
 
-    const HOST: Host =
-        Host { runs_guests: true, max_ipa_bits: 44, online_cpus: 2, max_vcpus: 64, max_memslots: 512 };
+    const HOST: Host = Host {
+        runs_guests: true,
+        max_ipa_bits: 44,
+        online_cpus: 2,
+        max_vcpus: 64,
+        max_memslots: 512,
+        vgic: false,
+    };
 
     #[test]
     fn implemented_capabilities() {
@@ -81,6 +97,10 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_NR_VCPUS, &HOST), 2);
         assert_eq!(check_extension(KVM_CAP_MAX_VCPUS, &HOST), 64);
         assert_eq!(check_extension(KVM_CAP_NR_MEMSLOTS, &HOST), 512);
+        // Zero-length and any-length ioeventfds; NO_LENGTH (100) is x86's.
+        assert_eq!(check_extension(KVM_CAP_IOEVENTFD, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH, &HOST), 1);
+        assert_eq!(check_extension(100, &HOST), 0);
     }
 
     #[test]
@@ -89,6 +109,14 @@ mod tests {
         for cap in [0, 1, 87, 16, 0, 0x1000, u64::MAX] {
             assert_eq!(check_extension(cap, &HOST), 0);
         }
+    }
+
+    #[test]
+    fn irqchip_with_a_vgic() {
+        let host = Host { vgic: true, ..HOST };
+        assert_eq!(check_extension(KVM_CAP_IRQCHIP, &host), 1);
+        assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &host), 1);
+        assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &HOST), 0);
     }
 
     #[test]

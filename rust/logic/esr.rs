@@ -114,7 +114,6 @@ impl Esr {
         }
     }
 
-    #[cfg(test)]
     /// Decodes the syndrome of a trapped `WFI`/`WFE` (EC 0x01).
     pub(crate) const fn wfx(self) -> Wfx {
         match self.iss() & 3 {
@@ -126,7 +125,6 @@ impl Esr {
     }
 }
 
-#[cfg(test)]
 /// Which wait instruction trapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wfx {

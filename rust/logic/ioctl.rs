@@ -99,6 +99,14 @@ pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
 pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
 pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
 pub(crate) const KVM_CREATE_DEVICE: u32 = kvm_iowr(0xe0, 12);
+pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
+pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
+pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
+
+// Device ioctls (a device fd from KVM_CREATE_DEVICE).
+pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
+pub(crate) const KVM_GET_DEVICE_ATTR: u32 = kvm_iow(0xe2, 24);
+pub(crate) const KVM_HAS_DEVICE_ATTR: u32 = kvm_iow(0xe3, 24);
 
 /// A command on a VM fd, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +117,9 @@ pub(crate) enum VmIoctl {
     SetUserMemoryRegion2,
     ArmPreferredTarget,
     CreateDevice,
+    IoEventFd,
+    IrqLine,
+    IrqLineStatus,
 }
 
 impl VmIoctl {
@@ -121,6 +132,9 @@ impl VmIoctl {
             KVM_SET_USER_MEMORY_REGION2 => Self::SetUserMemoryRegion2,
             KVM_ARM_PREFERRED_TARGET => Self::ArmPreferredTarget,
             KVM_CREATE_DEVICE => Self::CreateDevice,
+            KVM_IOEVENTFD => Self::IoEventFd,
+            KVM_IRQ_LINE => Self::IrqLine,
+            KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             _ => return None,
         })
     }
@@ -227,6 +241,11 @@ mod tests {
         assert_eq!(KVM_SET_ONE_REG, 0x4010_aeac);
         assert_eq!(VmIoctl::decode(0xae03), Some(VmIoctl::CheckExtension));
         assert_eq!(KVM_CREATE_DEVICE, 0xc00c_aee0);
+        assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
+        assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
+        assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
+        assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
+        assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));
         assert_eq!(VcpuIoctl::decode(0xae41), None);
     }

@@ -45,6 +45,7 @@ pub(crate) const INVALID_PARAMETERS: u64 = -2i64 as u64;
 #[cfg(test)]
 pub(crate) const DENIED: u64 = -3i64 as u64;
 pub(crate) const ALREADY_ON: u64 = -4i64 as u64;
+#[cfg(test)]
 pub(crate) const ON_PENDING: u64 = -5i64 as u64;
 #[cfg(test)]
 pub(crate) const INTERNAL_FAILURE: u64 = -6i64 as u64;
@@ -69,11 +70,50 @@ pub(crate) const MIGRATE_INFO_TYPE_NOT_PRESENT: u64 = 2;
 /// `AFFINITY_INFO` states.
 pub(crate) const AFFINITY_ON: u64 = 0;
 pub(crate) const AFFINITY_OFF: u64 = 1;
+#[cfg(test)]
 pub(crate) const AFFINITY_ON_PENDING: u64 = 2;
 
 /// `MPIDR_EL1` bits that identify a vCPU: Aff3 [39:32] and Aff2..Aff0 [23:0]
 /// (`MPIDR_HWID_BITMASK`).
 pub(crate) const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// A vCPU's power state as `KVM_{GET,SET}_MP_STATE` name it (arm64 uses three of KVM's
+/// states; a vCPU waiting in WFI is `Runnable`, as on KVM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MpState {
+    Runnable,
+    /// Powered off (`KVM_ARM_VCPU_POWER_OFF`, PSCI `CPU_OFF`, `SYSTEM_OFF`): runs only
+    /// after a `CPU_ON` or a `KVM_SET_MP_STATE` to `Runnable`.
+    Stopped,
+    /// Waits like WFI, and leaves `KVM_RUN` with `KVM_SYSTEM_EVENT_WAKEUP` when an
+    /// interrupt arrives; stays so until userspace makes it `Runnable`.
+    Suspended,
+}
+
+/// `KVM_MP_STATE_*` values.
+pub(crate) const KVM_MP_STATE_RUNNABLE: u32 = 0;
+pub(crate) const KVM_MP_STATE_STOPPED: u32 = 5;
+pub(crate) const KVM_MP_STATE_SUSPENDED: u32 = 10;
+
+impl MpState {
+    /// The state `KVM_SET_MP_STATE` asks for; `None` (`EINVAL`) for states arm64 has not.
+    pub(crate) const fn from_uapi(v: u32) -> Option<Self> {
+        match v {
+            KVM_MP_STATE_RUNNABLE => Some(Self::Runnable),
+            KVM_MP_STATE_STOPPED => Some(Self::Stopped),
+            KVM_MP_STATE_SUSPENDED => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+
+    pub(crate) const fn to_uapi(self) -> u32 {
+        match self {
+            Self::Runnable => KVM_MP_STATE_RUNNABLE,
+            Self::Stopped => KVM_MP_STATE_STOPPED,
+            Self::Suspended => KVM_MP_STATE_SUSPENDED,
+        }
+    }
+}
 
 /// A decoded SMCCC call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,6 +371,7 @@ mod tests {
         assert_eq!(DENIED as i64, -3);
         assert_eq!(ALREADY_ON as i64, -4);
         assert_eq!(ON_PENDING as i64, -5);
+        assert_eq!(AFFINITY_ON_PENDING, 2);
         assert_eq!(INTERNAL_FAILURE as i64, -6);
         assert_eq!(NOT_PRESENT as i64, -7);
         assert_eq!(DISABLED as i64, -8);
@@ -348,5 +389,17 @@ mod tests {
         assert_eq!(affinity_level_mask(3), Some(0xff_0000_0000));
         assert_eq!(affinity_level_mask(4), None);
         assert_eq!(affinity_level_mask(u64::MAX), None);
+    }
+
+    #[test]
+    fn mp_states_round_trip_and_refuse_the_others() {
+        for st in [MpState::Runnable, MpState::Stopped, MpState::Suspended] {
+            assert_eq!(MpState::from_uapi(st.to_uapi()), Some(st));
+        }
+        // UNINITIALIZED, INIT_RECEIVED, HALTED, SIPI_RECEIVED, CHECK_STOP, OPERATING, LOAD,
+        // AP_RESET_HOLD (x86 and s390 states), garbage.
+        for v in [1, 2, 3, 4, 6, 7, 8, 9, 11, u32::MAX] {
+            assert_eq!(MpState::from_uapi(v), None);
+        }
     }
 }

@@ -177,6 +177,9 @@ impl SysReg {
 pub(crate) const MIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 0);
 pub(crate) const MPIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 5);
 pub(crate) const SCTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 0);
+/// SCTLR_EL1.EE (bit 25) and E0E (bit 24): big-endian data at EL1 and at EL0.
+pub(crate) const SCTLR_EE: u64 = 1 << 25;
+pub(crate) const SCTLR_E0E: u64 = 1 << 24;
 pub(crate) const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
 pub(crate) const CPACR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 2);
 pub(crate) const TTBR0_EL1: SysReg = SysReg::new(3, 0, 2, 0, 0);
@@ -201,6 +204,9 @@ pub(crate) const MDSCR_EL1: SysReg = SysReg::new(2, 0, 0, 2, 2);
 pub(crate) const CNTVCT_EL0: SysReg = SysReg::new(3, 3, 14, 0, 2);
 pub(crate) const CNTV_CTL_EL0: SysReg = SysReg::new(3, 3, 14, 3, 1);
 pub(crate) const CNTV_CVAL_EL0: SysReg = SysReg::new(3, 3, 14, 3, 2);
+pub(crate) const CNTPCT_EL0: SysReg = SysReg::new(3, 3, 14, 0, 1);
+pub(crate) const CNTP_CTL_EL0: SysReg = SysReg::new(3, 3, 14, 2, 1);
+pub(crate) const CNTP_CVAL_EL0: SysReg = SysReg::new(3, 3, 14, 2, 2);
 
 /// `KVM_REG_ARM_TIMER_CTL`: `CNTV_CTL_EL0`.
 pub(crate) const TIMER_CTL_ID: u64 = sys_id(CNTV_CTL_EL0);
@@ -211,12 +217,21 @@ pub(crate) const TIMER_CNT_ID: u64 = sys_id(CNTV_CVAL_EL0);
 /// encoding (the other half of the same swap).
 pub(crate) const TIMER_CVAL_ID: u64 = sys_id(CNTVCT_EL0);
 
-/// A virtual-timer register as ONE_REG means it, whatever its id's encoding suggests.
+/// `KVM_REG_ARM_PTIMER_CTL`, `_CVAL` and `_CNT`: the physical timer and counter, under
+/// their own encodings.
+pub(crate) const PTIMER_CTL_ID: u64 = sys_id(CNTP_CTL_EL0);
+pub(crate) const PTIMER_CVAL_ID: u64 = sys_id(CNTP_CVAL_EL0);
+pub(crate) const PTIMER_CNT_ID: u64 = sys_id(CNTPCT_EL0);
+
+/// A timer register as ONE_REG means it, whatever its id's encoding suggests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TimerReg {
     Ctl,
     Cnt,
     Cval,
+    PCtl,
+    PCnt,
+    PCval,
 }
 
 /// The timer register a decoded system-register id names, undoing the CNT/CVAL swap.
@@ -227,6 +242,12 @@ pub(crate) fn timer_reg(reg: SysReg) -> Option<TimerReg> {
         Some(TimerReg::Cnt)
     } else if reg == CNTVCT_EL0 {
         Some(TimerReg::Cval)
+    } else if reg == CNTP_CTL_EL0 {
+        Some(TimerReg::PCtl)
+    } else if reg == CNTP_CVAL_EL0 {
+        Some(TimerReg::PCval)
+    } else if reg == CNTPCT_EL0 {
+        Some(TimerReg::PCnt)
     } else {
         None
     }
@@ -620,6 +641,12 @@ mod tests {
         assert_eq!(meaning(TIMER_CTL_ID), Some(TimerReg::Ctl));
         assert_eq!(meaning(TIMER_CNT_ID), Some(TimerReg::Cnt));
         assert_eq!(meaning(TIMER_CVAL_ID), Some(TimerReg::Cval));
+        assert_eq!(PTIMER_CTL_ID, 0x6030_0000_0013_df11);
+        assert_eq!(PTIMER_CVAL_ID, 0x6030_0000_0013_df12);
+        assert_eq!(PTIMER_CNT_ID, 0x6030_0000_0013_df01);
+        assert_eq!(meaning(PTIMER_CTL_ID), Some(TimerReg::PCtl));
+        assert_eq!(meaning(PTIMER_CVAL_ID), Some(TimerReg::PCval));
+        assert_eq!(meaning(PTIMER_CNT_ID), Some(TimerReg::PCnt));
         assert_eq!(timer_reg(SCTLR_EL1), None);
     }
 

@@ -3,7 +3,7 @@
 //! EL2 control-register values for running a guest: what traps, what the guest may touch.
 //!
 //! KVM counterpart: `HCR_GUEST_FLAGS` and `__activate_traps()` (`kvm_arm.h`, `hyp/switch.h`),
-//! `kvm_get_vtcr()`, `kvm_timer_vcpu_load` (CNTHCTL) and `kvm_arch_vcpu_load_debug_state`
+//! `kvm_get_vtcr()` and `kvm_arch_vcpu_load_debug_state`
 //! (MDCR). Field positions follow the Arm ARM (D24.2).
 
 /// HCR_EL2 bits rkvm uses.
@@ -86,6 +86,29 @@ pub(crate) const fn guest_cptr_vhe(host: u64, fp_owned: bool) -> u64 {
     }
 }
 
+/// CPTR_EL2 in its E2H=0 (nVHE) layout.
+pub(crate) mod cptr_nvhe {
+    /// TZ, bit 8: SVE trapped (RES1 without SVE).
+    pub(crate) const TZ: u64 = 1 << 8;
+    /// TFP, bit 10: FP/SIMD trapped.
+    pub(crate) const TFP: u64 = 1 << 10;
+    /// TSM, bit 12: SME trapped (RES1 without SME).
+    pub(crate) const TSM: u64 = 1 << 12;
+    /// TTA, bit 20: trace registers trapped.
+    pub(crate) const TTA: u64 = 1 << 20;
+}
+
+/// CPTR_EL2 (E2H=0 layout) while the guest runs on an nVHE host: as
+/// [`guest_cptr_vhe`], from the host's (the hyp stub's) value.
+pub(crate) const fn guest_cptr_nvhe(host: u64, fp_owned: bool) -> u64 {
+    let base = host | cptr_nvhe::TZ | cptr_nvhe::TSM | cptr_nvhe::TTA;
+    if fp_owned {
+        base & !cptr_nvhe::TFP
+    } else {
+        base | cptr_nvhe::TFP
+    }
+}
+
 /// MDCR_EL2 bits.
 pub(crate) mod mdcr {
     /// HPMN, bits [4:0]: counters reserved for EL1/EL0; the host's choice is kept.
@@ -101,19 +124,6 @@ pub(crate) mod mdcr {
 /// the host's HPMN kept.
 pub(crate) const fn guest_mdcr(host: u64) -> u64 {
     (host & mdcr::HPMN_MASK) | mdcr::TPM | mdcr::TPMCR | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA
-}
-
-/// CNTHCTL_EL2 in its E2H=1 layout: EL1PCTEN (bit 10) lets EL1/EL0 read the physical
-/// counter, EL1PCEN (bit 11) gives them the physical timer.
-pub(crate) mod cnthctl_vhe {
-    pub(crate) const EL1PCTEN: u64 = 1 << 10;
-    pub(crate) const EL1PCEN: u64 = 1 << 11;
-}
-
-/// CNTHCTL_EL2 while the guest runs: the physical counter readable, the physical timer
-/// trapped (it belongs to the host; the guest's timer is the virtual one).
-pub(crate) const fn guest_cnthctl_vhe(host: u64) -> u64 {
-    (host | cnthctl_vhe::EL1PCTEN) & !cnthctl_vhe::EL1PCEN
 }
 
 /// VTCR_EL2 fields outside the translation geometry.
@@ -199,9 +209,12 @@ mod tests {
     }
 
     #[test]
-    fn cnthctl_traps_the_physical_timer() {
-        let v = guest_cnthctl_vhe(cnthctl_vhe::EL1PCEN | 0x3);
-        assert_eq!(v, cnthctl_vhe::EL1PCTEN | 0x3);
+    fn nvhe_cptr() {
+        let host = 0x33ff; // RES1 bits of the E2H=0 layout, nothing trapped
+        assert_ne!(guest_cptr_nvhe(host, false) & cptr_nvhe::TFP, 0);
+        assert_eq!(guest_cptr_nvhe(host, true) & cptr_nvhe::TFP, 0);
+        assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TTA, 0);
+        assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TZ, 0);
     }
 
     #[test]

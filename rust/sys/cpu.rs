@@ -35,3 +35,41 @@ pub(crate) fn num_online_cpus() -> u32 {
     // SAFETY: reads the online mask's weight.
     unsafe { bindings::rkvm_num_online_cpus() }
 }
+
+/// The number of possible CPU ids (`nr_cpu_ids`): every CPU id is below it.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: reads a variable fixed at boot.
+    unsafe { bindings::rkvm_nr_cpu_ids() }
+}
+
+/// The id of the CPU this runs on. Stable only while preemption or interrupts are off
+/// (or in a callback bound to the CPU).
+pub(crate) fn this_cpu() -> u32 {
+    // SAFETY: reads the current CPU's number.
+    unsafe { bindings::rkvm_smp_processor_id() }
+}
+
+/// A CPU hotplug callback: runs on CPU `cpu` itself; 0 or a negative errno.
+pub(crate) type HotplugFn = unsafe extern "C" fn(cpu: u32) -> i32;
+
+/// Registers `online`/`offline` as a dynamic CPU hotplug state (`CPUHP_AP_ONLINE_DYN`):
+/// `online` runs now on every online CPU and later on each CPU coming online, `offline`
+/// on each CPU going down. If `online` fails on a CPU, the kernel undoes the others and
+/// the registration fails. Returns the state, for [`cpuhp_remove`].
+pub(crate) fn cpuhp_setup(online: HotplugFn, offline: HotplugFn) -> kernel::error::Result<i32> {
+    // SAFETY: both callbacks are `extern "C" fn(unsigned int) -> int`; they stay valid
+    // until `cpuhp_remove`, which the caller invokes before the module goes away.
+    let ret = unsafe { bindings::rkvm_cpuhp_setup(Some(online), Some(offline)) };
+    if ret < 0 {
+        Err(kernel::error::Error::from_errno(ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Removes a state from [`cpuhp_setup`], running its `offline` callback on every online
+/// CPU first.
+pub(crate) fn cpuhp_remove(state: i32) {
+    // SAFETY: `state` came from `cpuhp_setup` and is removed once.
+    unsafe { bindings::rkvm_cpuhp_remove(state) }
+}

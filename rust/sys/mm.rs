@@ -103,3 +103,32 @@ pub(crate) fn linear_address(pa: PhysAddr) -> usize {
     // SAFETY: pure address arithmetic on the linear map.
     unsafe { bindings::rkvm_phys_to_virt(pa) as usize }
 }
+
+/// Allocates `size` bytes of zeroed, page-aligned vmalloc memory (mappable at EL2 page by
+/// page, see `hyp/nvhe.rs`).
+pub(crate) fn vzalloc(size: usize) -> Result<*mut u8> {
+    // SAFETY: plain allocation.
+    let p = unsafe { bindings::rkvm_vzalloc(size as _) };
+    if p.is_null() {
+        Err(ENOMEM)
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// Frees memory from [`vzalloc`].
+///
+/// # Safety
+///
+/// `p` came from [`vzalloc`] and nothing (EL2 included) uses it any more.
+pub(crate) unsafe fn vfree(p: *mut u8) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { bindings::rkvm_vfree(p.cast()) }
+}
+
+/// The physical address behind a vmalloc or module address.
+pub(crate) fn vmalloc_to_phys(va: usize) -> PhysAddr {
+    // SAFETY: `vmalloc_to_pfn` walks the kernel's tables; an address without a mapping
+    // gives pfn 0, never a fault.
+    unsafe { bindings::rkvm_vmalloc_to_phys(va as *const c_void) }
+}

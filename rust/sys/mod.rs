@@ -8,14 +8,18 @@
 mod bindings;
 pub(crate) mod anon_fd;
 pub(crate) mod cpu;
+pub(crate) mod eventfd;
+pub(crate) mod hrtimer;
+pub(crate) mod irq;
 pub(crate) mod misc;
 pub(crate) mod mm;
 pub(crate) mod preempt;
 pub(crate) mod run_page;
 pub(crate) mod task;
+pub(crate) mod wake;
 
 pub(crate) use bindings::{
-    kvm_mp_state, kvm_one_reg, kvm_userspace_memory_region,
+    kvm_ioeventfd, kvm_mp_state, kvm_one_reg, kvm_userspace_memory_region,
     kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
 };
 
@@ -29,6 +33,7 @@ macro_rules! plain_uapi {
     )*};
 }
 plain_uapi!(
+    kvm_ioeventfd,
     kvm_mp_state,
     kvm_one_reg,
     kvm_userspace_memory_region,
@@ -40,8 +45,8 @@ plain_uapi!(
 pub(crate) mod uapi {
     pub(crate) use super::bindings::{
         KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-        KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED, KVM_SYSTEM_EVENT_RESET,
-        KVM_SYSTEM_EVENT_SHUTDOWN,
+        KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED,
+        KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_WAKEUP,
     };
 }
 

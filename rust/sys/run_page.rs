@@ -82,6 +82,18 @@ impl RunPage {
         unsafe { field!(self.__bindgen_anon_1.mmio.data).read_volatile() }
     }
 
+    /// Fills `system_event` (`KVM_EXIT_SYSTEM_EVENT`) with no data, as KVM reports a
+    /// wake-up from suspend.
+    pub(crate) fn set_system_event_no_data(&self, kind: u32) {
+        // SAFETY: valid, aligned fields of the live page.
+        unsafe {
+            field!(self.__bindgen_anon_1.system_event.type_).write_volatile(kind);
+            field!(self.__bindgen_anon_1.system_event.ndata).write_volatile(0);
+            field!(self.__bindgen_anon_1.system_event.__bindgen_anon_1.data[0]).write_volatile(0);
+        }
+        self.set_exit_reason(KVM_EXIT_SYSTEM_EVENT);
+    }
+
     /// Fills `system_event` (`KVM_EXIT_SYSTEM_EVENT`) with one data word, as KVM does.
     pub(crate) fn set_system_event(&self, kind: u32, flags: u64) {
         // SAFETY: valid, aligned fields of the live page.

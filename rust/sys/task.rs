@@ -9,14 +9,6 @@ use core::{marker::PhantomData, ptr::NonNull};
 /// The kernel's FP/SIMD save area (`struct user_fpsimd_state`): V0-V31, FPSR, FPCR.
 pub(crate) type FpState = bindings::user_fpsimd_state;
 
-/// Makes `task`, if it runs on another CPU, take an interrupt: a vCPU thread in the
-/// guest exits to the run loop and sees what changed (KVM's `kvm_vcpu_kick`).
-pub(crate) fn kick(task: &kernel::task::Task) {
-    // SAFETY: `task` is a live task (the reference keeps it); `kick_process` only sends
-    // an IPI to the CPU it runs on, if any.
-    unsafe { kernel::bindings::kick_process(task.as_ptr()) };
-}
-
 /// Lets the scheduler run something else if it wants to (`cond_resched`).
 pub(crate) fn cond_resched() {
     // SAFETY: called from task context without locks held (the vCPU run loop).
@@ -104,6 +96,22 @@ impl<'a> GuestFp<'a> {
         }
         // INVARIANT: `kernel_neon_begin` registered `state` as the kernel-mode FP state.
         self.owner = owner;
+    }
+}
+
+impl GuestFp<'_> {
+    /// Zeroes the guest's FP/SIMD registers wherever they are (a PSCI `CPU_ON` reset).
+    pub(crate) fn reset(&mut self) {
+        // SAFETY: `state` is valid for the borrow. Preemption is off so that no context
+        // switch saves the CPU's old values over the zeroed area before they are loaded.
+        unsafe {
+            bindings::rkvm_preempt_disable();
+            self.state.as_ptr().write(FpState::default());
+            if self.owner.guest_may_use_fp() {
+                super::fpsimd_load(self.state.as_ptr());
+            }
+            bindings::rkvm_preempt_enable();
+        }
     }
 }
 

@@ -7,25 +7,27 @@
 //! (`mmu.c`), `kvm_handle_sys_reg` (`sys_regs.c`) and `kvm_smccc_call_handler` (`psci.c`).
 //! Decoding is `logic::esr`; every decision below maps a decoded exit to an action.
 
-use super::{Power, Vcpu, VcpuState};
+use super::{timer, CpuOnReset, Vcpu, VcpuState};
 use crate::{
     hyp::{
         self,
         context::{Exit, ExitCode, VcpuContext},
     },
     logic::{
-        esr::{Ec, Esr, Fault, SysRegAccess},
+        esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
-        psci::{self, Call},
-        regs::{self, El1Reg, SysReg},
+        psci::{self, Call, MpState},
+        regs::{self, El1Reg, SysReg, SCTLR_E0E, SCTLR_EE},
         step,
+        timer as timer_logic,
     },
     mmu,
     sys::{
         self,
         task::{self, GuestFp},
+        wake::req,
     },
     vm::{self, Vm},
 };
@@ -39,9 +41,6 @@ pub(crate) enum Action {
     ToUser,
 }
 
-/// SCTLR_EL1.EE (bit 25) and E0E (bit 24): big-endian data at EL1 and EL0.
-const SCTLR_EE: u64 = 1 << 25;
-const SCTLR_E0E: u64 = 1 << 24;
 /// PSTATE.M[3:0] of EL0t.
 const PSTATE_MODE_MASK: u64 = 0xf;
 
@@ -122,7 +121,10 @@ impl Vcpu {
                 Ok(Action::Reenter)
             }
             Ec::Sys64 => {
-                emulate_sys_reg(vm, state, esr.sys_reg());
+                let acc = esr.sys_reg();
+                if !self.trapped_sgi(vm, ctx, acc) {
+                    emulate_sys_reg(vm, state, acc);
+                }
                 Ok(Action::Reenter)
             }
             // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
@@ -132,9 +134,16 @@ impl Vcpu {
                 Ok(Action::Reenter)
             }
             Ec::Wfx => {
-                // No interrupts to wait for yet: give the CPU away and carry on.
                 skip_instr(ctx, esr.il32());
-                task::cond_resched();
+                match esr.wfx() {
+                    // WFI (WFIT is not offered: ID_AA64ISAR2.WFxT is hidden).
+                    Wfx::Wfi | Wfx::Wfit if self.has_irqchip(vm) => {
+                        self.halt(vm, state, MpState::Runnable);
+                    }
+                    // WFE, or WFI with no in-kernel irqchip to wait for (KVM then also
+                    // returns to the guest): give the CPU away and carry on.
+                    _ => task::cond_resched(),
+                }
                 Ok(Action::Reenter)
             }
             // SVE, SME and everything without a handler: not offered to the guest.
@@ -142,6 +151,29 @@ impl Vcpu {
                 inject_into(ctx, Injected::Undefined, esr.il32());
                 Ok(Action::Reenter)
             }
+        }
+    }
+
+    /// Blocks the vCPU's thread, without spinning, until an interrupt is pending for it
+    /// (`true`), or until the run loop has something else to do (`false`): a signal, or
+    /// the power state leaving `expect`. The guest's timers keep an hrtimer armed at
+    /// their next deadline meanwhile, whose expiry kicks the vCPU.
+    ///
+    /// KVM counterpart: `kvm_vcpu_wfi`/`kvm_vcpu_halt`. No wake-up is lost: a kick
+    /// consumed at the top of an iteration is covered by the checks after it, and one
+    /// made after the checks keeps `block` from sleeping (`sys::wake`).
+    pub(super) fn halt(&self, vm: &Vm, state: &mut VcpuState, expect: MpState) -> bool {
+        loop {
+            self.timer_sync(vm, state);
+            self.wake.take(req::KICK);
+            if state.ctx.pending_vserror || self.irq_pending(vm) {
+                return true;
+            }
+            if task::signal_pending() || self.power.lock().state != expect {
+                return false;
+            }
+            self.stats.wfi_sleeps.inc();
+            self.wake.block();
         }
     }
 
@@ -188,21 +220,59 @@ impl Vcpu {
             sixty_four: da.sixty_four,
             reg: da.reg,
         };
-        // SAFETY: in the run loop with the vCPU loaded.
-        let sctlr = unsafe { hyp::el1_read(El1Reg::Sctlr) };
-        let big_endian =
-            sctlr & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE } != 0;
+        let big_endian = guest_big_endian(ctx);
         let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
+        // The vGIC's frames are emulated here and never reach userspace. Registers are
+        // little-endian; the access's own conversion handles a big-endian guest.
+        if let Some(vgic) = vm.vgic().filter(|v| v.ready()) {
+            let value = u64::from_le_bytes(data);
+            if let Some(read) = vgic.mmio(self.idx, ipa, access.len, access.write, value) {
+                self.stats.vgic_mmio.inc();
+                if !access.write {
+                    let v = access.read_value(read.to_le_bytes(), big_endian);
+                    ctx.set_reg(access.reg, v);
+                }
+                skip_instr(ctx, esr.il32());
+                return Ok(Action::Reenter);
+            }
+        }
+        if access.write && vm.ioeventfd_write(ipa, u32::from(access.len), &data) {
+            // An ioeventfd took it: the guest continues without an exit.
+            self.stats.ioeventfd_writes.inc();
+            skip_instr(ctx, esr.il32());
+            return Ok(Action::Reenter);
+        }
         self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
         self.stats.exits_mmio.inc();
         state.pending_mmio = Some((access, big_endian, esr.il32()));
         Ok(Action::ToUser)
     }
 
+    /// A trapped write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 (trapped because
+    /// HCR_EL2.IMO/FMO are set): generates the SGIs. Returns `false` for any other
+    /// register; a read of these, or a VM without a ready vGIC, gets UNDEF.
+    fn trapped_sgi(&self, vm: &Vm, ctx: &mut VcpuContext, acc: SysRegAccess) -> bool {
+        let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
+        let group1 = match r {
+            ICC_SGI1R_EL1 => true,
+            ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
+            _ => return false,
+        };
+        let sent = !acc.read
+            && vm.vgic().is_some_and(|v| v.send_sgi(self.idx, ctx.reg(acc.rt), group1));
+        if sent {
+            self.stats.vgic_sgi.inc();
+            skip_instr(ctx, true);
+        } else {
+            inject_into(ctx, Injected::Undefined, true);
+        }
+        true
+    }
+
     /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions and the vendor
     /// hypervisor UID. As KVM, every answer sets x0..x3 (unused results are 0).
     fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
-        let ctx = &mut state.ctx;
+        let ctx = &state.ctx;
         let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
         let mut ret = [0u64; 4];
         ret[0] = match call {
@@ -211,14 +281,21 @@ impl Vcpu {
             Call::PsciVersion => psci::PSCI_VERSION_1_0,
             // Suspend is a WFI as far as the caller can tell (as in KVM).
             Call::CpuSuspend { .. } => {
-                task::cond_resched();
+                if self.has_irqchip(vm) {
+                    self.halt(vm, state, MpState::Runnable);
+                } else {
+                    task::cond_resched();
+                }
                 psci::SUCCESS
             }
             Call::CpuOff => {
-                self.power.lock().off = true;
+                self.power.lock().state = MpState::Stopped;
                 return Ok(Action::Reenter);
             }
-            Call::CpuOn { target_mpidr, entry, context } => cpu_on(vm, target_mpidr, entry, context),
+            Call::CpuOn { target_mpidr, entry, context } => {
+                let big_endian = guest_big_endian(ctx);
+                cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian })
+            }
             Call::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
             Call::MigrateInfoType => psci::MIGRATE_INFO_TYPE_NOT_PRESENT,
             Call::SystemOff => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN)),
@@ -241,7 +318,7 @@ impl Vcpu {
     /// SYSTEM_OFF/SYSTEM_RESET: every vCPU stops and userspace gets the event.
     fn system_event(&self, vm: &Vm, kind: u32) -> Action {
         for vcpu in vm.vcpus.lock().iter() {
-            vcpu.power.lock().power_off();
+            vcpu.power_off();
         }
         self.run.set_system_event(kind, 0);
         Action::ToUser
@@ -271,8 +348,18 @@ fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, esr: Esr, ipa: u64, fetch: bool) -
     true
 }
 
-/// PSCI CPU_ON.
-fn cpu_on(vm: &Vm, target: u64, entry: u64, context: u64) -> u64 {
+/// Whether the guest's data accesses at its current exception level are big-endian
+/// (SCTLR_EL1.E0E at EL0, EE at EL1): KVM's `kvm_vcpu_is_be`.
+fn guest_big_endian(ctx: &VcpuContext) -> bool {
+    // SAFETY: in the run loop with the vCPU loaded.
+    let sctlr = unsafe { hyp::el1_read(El1Reg::Sctlr) };
+    sctlr & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE } != 0
+}
+
+/// PSCI CPU_ON, as KVM's `kvm_psci_vcpu_on`: a stopped target becomes runnable at once
+/// (so a second CPU_ON answers ALREADY_ON and AFFINITY_INFO answers ON) and owes a reset
+/// to `reset`'s entry point, done before it runs or userspace reads its registers.
+fn cpu_on(vm: &Vm, target: u64, reset: CpuOnReset) -> u64 {
     if !psci::valid_affinity(target) {
         return psci::INVALID_PARAMETERS;
     }
@@ -280,17 +367,15 @@ fn cpu_on(vm: &Vm, target: u64, entry: u64, context: u64) -> u64 {
         return psci::INVALID_PARAMETERS;
     };
     let mut power = vcpu.power.lock();
-    let ret = match &*power {
-        Power { pending_on: Some(_), .. } => psci::ON_PENDING,
-        Power { off: false, .. } => psci::ALREADY_ON,
-        Power { off: true, .. } => {
-            power.pending_on = Some((entry, context));
-            psci::SUCCESS
-        }
-    };
+    if !power.off() {
+        return psci::ALREADY_ON;
+    }
+    power.reset = Some(reset);
+    power.state = MpState::Runnable;
     drop(power);
     vcpu.power_wait.notify_all();
-    ret
+    vcpu.kick();
+    psci::SUCCESS
 }
 
 /// PSCI AFFINITY_INFO: ON if any vCPU in the affinity group is on.
@@ -304,11 +389,7 @@ fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
     let mut matched = false;
     for vcpu in vm.vcpus.lock().iter().filter(|v| v.mpidr & mask == target & mask) {
         matched = true;
-        let power = vcpu.power.lock();
-        if power.pending_on.is_some() {
-            return psci::AFFINITY_ON_PENDING;
-        }
-        if !power.off {
+        if !vcpu.power.lock().off() {
             return psci::AFFINITY_ON;
         }
     }
@@ -342,6 +423,11 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
     }
 }
 
+/// The SGI generation registers (write-only).
+const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
+const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
+
 /// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
 const DBG_BVR: u8 = 4;
 const DBG_BCR: u8 = 5;
@@ -368,7 +454,7 @@ fn is_set_way_op(r: SysReg) -> bool {
 }
 
 /// Emulates a trapped system-register access, or injects UNDEF for one rkvm does not
-/// offer (PMU, LORegions, IMPDEF, physical timer, ...).
+/// offer (PMU, LORegions, IMPDEF, ...).
 fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
     let value = state.ctx.reg(acc.rt);
@@ -405,6 +491,10 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
         Some(acc.read.then_some(0))
     } else if r == DBGAUTHSTATUS_EL1 {
         acc.read.then_some(Some(0))
+    } else if let Some(reg) = timer_logic::ptimer_reg(r.op0, r.op1, r.crn, r.crm, r.op2) {
+        // The physical timer (and the counter when the VM offsets it): emulated.
+        let v = timer::ptimer_access(vm, state, reg, (!acc.read).then_some(value));
+        Some(acc.read.then_some(v))
     } else if is_set_way_op(r) && !acc.read {
         // Set/way operations cannot be virtualised precisely; as KVM, make all guest
         // memory fault back in, which cleans each page to PoC as it is mapped again.

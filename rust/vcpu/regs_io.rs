@@ -14,6 +14,7 @@ use crate::{
         idregs,
         psci,
         regs::{self, CoreReg, El1Reg, RegId, TimerReg},
+        timer::{self, ctl::ISTATUS, TimerRegs},
     },
     sys,
     vm::Vm,
@@ -32,10 +33,11 @@ impl Vcpu {
         let id = decode(reg.id)?;
         let size = regs::id_size(reg.id);
         let bytes = {
-            let inner = self.inner.lock();
+            let mut inner = self.inner.lock();
             if inner.state.features.is_none() {
                 return Err(ENOEXEC);
             }
+            self.apply_owed_reset(&mut inner);
             // SAFETY: `inner` is held, so no KVM_RUN is in progress: the saved copy is
             // current and nothing else touches it.
             let lazy = unsafe { self.lazy.get() };
@@ -59,6 +61,7 @@ impl Vcpu {
         if inner.state.features.is_none() {
             return Err(ENOEXEC);
         }
+        self.apply_owed_reset(&mut inner);
         // SAFETY: as in `get_one_reg`.
         let lazy = unsafe { self.lazy.get() };
         write_reg(&mut inner, &mut lazy.el1, vm, id, bytes)?;
@@ -94,6 +97,9 @@ fn reg_list() -> impl Iterator<Item = u64> {
             regs::TIMER_CTL_ID,
             regs::TIMER_CNT_ID,
             regs::TIMER_CVAL_ID,
+            regs::PTIMER_CTL_ID,
+            regs::PTIMER_CNT_ID,
+            regs::PTIMER_CVAL_ID,
             regs::PSCI_VERSION_ID,
         ])
 }
@@ -146,10 +152,16 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
                     _ => el1.sys[reg as usize],
                 }
             } else if let Some(timer) = regs::timer_reg(r) {
+                let pcount = || sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
+                let ptimer = &inner.state.timer.ptimer;
                 match timer {
+                    // As saved from the CPU at the last put (ISTATUS included).
                     TimerReg::Ctl => el1.vtimer_ctl,
                     TimerReg::Cval => el1.vtimer_cval,
                     TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
+                    TimerReg::PCtl => ptimer.read_ctl(pcount()),
+                    TimerReg::PCval => ptimer.cval,
+                    TimerReg::PCnt => pcount(),
                 }
             } else if r == regs::MPIDR_EL1 {
                 ctx.mpidr
@@ -208,11 +220,17 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
                     _ => el1.sys[reg as usize] = v,
                 }
             } else if let Some(timer) = regs::timer_reg(r) {
+                let ptimer: &mut TimerRegs = &mut inner.state.timer.ptimer;
                 match timer {
-                    TimerReg::Ctl => el1.vtimer_ctl = v,
+                    // ISTATUS is the CPU's to compute (KVM's `arch_timer_set_user`).
+                    TimerReg::Ctl => el1.vtimer_ctl = v & !ISTATUS,
                     TimerReg::Cval => el1.vtimer_cval = v,
-                    // Setting the counter moves the VM's offset, as on KVM.
-                    TimerReg::Cnt => vm.set_cntvoff(sysreg::cntpct_el0().wrapping_sub(v)),
+                    // Setting a counter moves the VM-wide offset, as on KVM: every vCPU
+                    // of the VM sees the new count.
+                    TimerReg::Cnt => vm.set_cntvoff(timer::offset_for(sysreg::cntpct_el0(), v)),
+                    TimerReg::PCtl => ptimer.write_ctl(v),
+                    TimerReg::PCval => ptimer.cval = v,
+                    TimerReg::PCnt => vm.set_cntpoff(timer::offset_for(sysreg::cntpct_el0(), v)),
                 }
             } else if r == regs::MPIDR_EL1 {
                 ctx.mpidr = v;

@@ -9,19 +9,29 @@
 //! reschedule checks, and the world switch with interrupts masked. The guest's FP/SIMD
 //! registers are loaded on its first FP instruction (`sys::task::GuestFp`).
 
-use super::{exit::Action, load_put::RunningVcpu, Vcpu, VcpuInner, VcpuState};
+use super::{apply_cpu_on, exit::Action, load_put::RunningVcpu, CpuOnReset, Vcpu, VcpuInner, VcpuState};
 use crate::{
-    hyp::{self, context::VcpuContext},
-    logic::step,
+    hyp,
+    logic::{psci::MpState, step},
     sys::{
+        self,
         preempt::{NoPreempt, Notifier},
         run_page::KVM_EXIT_INTR,
         task::{self, GuestFp},
+        wake::req,
     },
     vm::Vm,
 };
 use core::pin::pin;
-use kernel::{prelude::*, sync::aref::ARef};
+use kernel::prelude::*;
+
+/// What the power state asks of the run loop before an entry.
+enum Power {
+    Run,
+    /// Reset for a `CPU_ON`, then run.
+    Reset(CpuOnReset),
+    Suspended,
+}
 
 impl Vcpu {
     /// `KVM_RUN`.
@@ -30,6 +40,10 @@ impl Vcpu {
         let VcpuInner { fp, state } = &mut *guard;
         if state.features.is_none() {
             return Err(ENOEXEC);
+        }
+        // The vGIC's layout is checked on the first KVM_RUN, as KVM's map_resources.
+        if let Some(vgic) = vm.vgic() {
+            vgic.map_resources(vm)?;
         }
         self.stats.runs.inc();
         vm.mark_run();
@@ -42,7 +56,7 @@ impl Vcpu {
             task::sigset_activate(mask);
         }
 
-        self.power.lock().task = Some(ARef::from(&**kernel::current!()));
+        self.wake.run_begin();
         // SAFETY: `inner` is held and the notifier is not registered yet.
         let lazy = unsafe { self.lazy.get() };
         lazy.vm = vm.regs();
@@ -71,7 +85,8 @@ impl Vcpu {
             unsafe { running.put() };
             notifier.as_mut().unregister();
         }
-        self.power.lock().task = None;
+        self.timer_run_end(state);
+        self.wake.run_end();
         if state.sigmask.is_some() {
             task::sigset_deactivate();
         }
@@ -93,18 +108,56 @@ impl Vcpu {
 
     fn run_loop(&self, vm: &Vm, state: &mut VcpuState, fp: &mut GuestFp<'_>) -> Result<isize> {
         loop {
-            self.wait_while_off(&mut state.ctx)?;
+            match self.power_check()? {
+                Power::Run => {}
+                Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
+                Power::Suspended => {
+                    if self.halt(vm, state, MpState::Suspended) {
+                        self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
+                        return Ok(0);
+                    }
+                    // A signal (checked next) or a power-state change ended the wait.
+                    if !task::signal_pending() {
+                        continue;
+                    }
+                }
+            }
             if task::signal_pending() {
                 self.run.set_exit_reason(KVM_EXIT_INTR);
                 return Err(EINTR);
             }
             task::cond_resched();
 
-            let exit = {
+            // The timers' levels first: giving one to the vGIC may kick this vCPU, a
+            // request the consumption below then covers. Kicks consumed here are acted on
+            // before the entry; later ones stop it (`enter_guest_mode`), or, once the
+            // mode is published, arrive as an IPI that makes the guest exit at once.
+            self.timer_sync(vm, state);
+            self.wake.take(req::KICK);
+
+            let vgic = vm.vgic().filter(|v| v.ready());
+            let (exit, kick) = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
-                hyp::enter_guest(&mut state.ctx, fp.loaded(), &irqs)
+                if !self.wake.enter_guest_mode(&irqs) {
+                    continue;
+                }
+                // SAFETY: `inner` is held and interrupts are masked, so the preempt
+                // notifier (the only other user of the lazy state) cannot run.
+                let gic = &mut unsafe { self.lazy.get() }.el1.gic;
+                // Flush after publishing guest mode: a kick for anything queued later
+                // arrives as an IPI that makes the guest exit straight away.
+                if let Some(v) = vgic {
+                    v.flush(self, gic, &irqs);
+                }
+                let exit = hyp::enter_guest(&mut state.ctx, gic, fp.loaded(), &irqs);
+                self.wake.exit_guest_mode();
+                let kick = vgic.map_or(0, |v| v.sync(self, gic, &irqs));
+                (exit, kick)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
+            if let Some(v) = vgic {
+                v.kick_after_sync(kick);
+            }
 
             match self.handle_exit(vm, state, fp, &exit)? {
                 Action::Reenter => {}
@@ -113,22 +166,18 @@ impl Vcpu {
         }
     }
 
-    /// Sleeps while the vCPU is powered off, until a `CPU_ON` (which resets it to the
-    /// requested entry point) or a signal.
-    fn wait_while_off(&self, ctx: &mut VcpuContext) -> Result {
+    /// Sleeps while the vCPU is powered off, until a `CPU_ON` or `KVM_SET_MP_STATE` (or a
+    /// signal: `EINTR`), and says what the power state asks for next.
+    fn power_check(&self) -> Result<Power> {
         let mut power = self.power.lock();
         loop {
-            if let Some((entry, context)) = power.pending_on.take() {
-                power.off = false;
-                // PSCI CPU_ON: a reset vCPU starting at `entry` with `context` in x0. Its
-                // EL1 registers keep their values (the guest's boot code sets what it
-                // uses); KVM resets them too.
-                *ctx = VcpuContext::reset(ctx.mpidr);
-                ctx.pc = entry;
-                ctx.set_reg(0, context);
+            if let Some(reset) = power.reset.take() {
+                return Ok(Power::Reset(reset));
             }
-            if !power.off {
-                return Ok(());
+            match power.state {
+                MpState::Runnable => return Ok(Power::Run),
+                MpState::Suspended => return Ok(Power::Suspended),
+                MpState::Stopped => {}
             }
             if self.power_wait.wait_interruptible(&mut power) {
                 drop(power);
@@ -136,5 +185,22 @@ impl Vcpu {
                 return Err(EINTR);
             }
         }
+    }
+
+    /// PSCI `CPU_ON` inside `KVM_RUN`: the vCPU is loaded, so its EL1 registers are put,
+    /// reset in memory and loaded again; FP/SIMD registers are zeroed wherever they are.
+    fn cpu_on_reset(&self, state: &mut VcpuState, fp: &mut GuestFp<'_>, reset: &CpuOnReset) {
+        {
+            let _np = NoPreempt::new();
+            let running = RunningVcpu(self);
+            // SAFETY: the KVM_RUN thread with preemption disabled; between put and load
+            // nothing is loaded, so the saved copy is the only one and is ours to change.
+            unsafe {
+                running.put();
+                apply_cpu_on(state, &mut self.lazy.get().el1, reset);
+                running.load();
+            }
+        }
+        fp.reset();
     }
 }

@@ -72,13 +72,13 @@ pub fn run_or_skip(suite: &str, cond: bool, reason: &str, tests: &[Test]) -> ! {
     std::process::exit(0)
 }
 
-/// Why guest tests are skipped on a host whose backend cannot run guests yet.
-pub const NO_GUESTS_REASON: &str = "no world switch for this backend yet (nVHE: issue 4)";
+/// Why guest tests are skipped on a host where rkvm has no backend.
+pub const NO_GUESTS_REASON: &str = "rkvm has no backend on this host";
 
 /// Whether rkvm runs guests on this host: the harness names the expected backend, and
-/// only the VHE backend has a world switch so far.
+/// both backends (VHE and nVHE) have a world switch.
 pub fn host_runs_guests() -> bool {
-    cmdline_param("rkvmtest.backend").as_deref() == Some("VHE")
+    matches!(cmdline_param("rkvmtest.backend").as_deref(), Some("VHE" | "nVHE"))
 }
 
 /// Fails the test with a formatted message unless `cond` holds.

@@ -295,3 +295,25 @@ pub fn ioctl_with<T>(fd: std::os::fd::RawFd, cmd: u64, value: &mut T) -> Result<
     // SAFETY: `value` is valid for `_IOC_SIZE(cmd)` bytes, all the kernel accesses.
     unsafe { ioctl_raw(fd, cmd, value as *mut T as u64) }
 }
+
+// Sum 1..=100 into RAM at MEM_BASE + 0x1000, then PSCI SYSTEM_OFF.
+crate::guest_code!(smoke_guest,
+    "mov x2, #0", "mov x3, #1",
+    "1: add x2, x2, x3", "add x3, x3, #1", "cmp x3, #101", "b.ne 1b",
+    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "str x2, [x4]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+/// Runs a small guest to its end (a sum in guest memory, then SYSTEM_OFF) in a fresh VM:
+/// the world switch works on the calling thread's CPU.
+pub fn smoke_vm() -> Result<(), String> {
+    let vm = TestVm::new(1 << 20, smoke_guest())?;
+    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    let exit = run(&mut vcpu, 0)?;
+    if exit != Exit::SystemEvent(1) {
+        return Err(format!("smoke VM: {exit:?} instead of SYSTEM_OFF"));
+    }
+    match vm.mem.read_u64(0x1000) {
+        5050 => Ok(()),
+        v => Err(format!("smoke VM: the guest computed {v}, not 5050")),
+    }
+}

@@ -56,7 +56,10 @@ fn unload_while_open_is_refused() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// 20 unload/load cycles, each with a guest run when the host runs guests: on nVHE every
+/// cycle gives EL2 back to the hyp stub and installs rkvm's runtime again.
 fn load_unload_20_times() -> TestResult {
+    let guests = rkvm_selftests::host_runs_guests();
     for round in 0..20 {
         module::unload().map_err(|e| format!("round {round}: unload: {}", errno_name(e)))?;
         check!(!module::loaded() && !node_present(), "round {round}: still present after unload");
@@ -64,6 +67,10 @@ fn load_unload_20_times() -> TestResult {
         check!(node_present(), "round {round}: no {DEV_RKVM} after load");
         let fd = Fd::open(DEV_RKVM).map_err(|e| format!("round {round}: open: {e}"))?;
         check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+        drop(fd);
+        if guests {
+            rkvm_selftests::vmm::smoke_vm().map_err(|e| format!("round {round}: {e}"))?;
+        }
     }
     Ok(Outcome::Pass)
 }

@@ -17,18 +17,22 @@ const MISC_MAJOR: u64 = 10;
 /// `None` for the host-dependent IPA limit. Every other capability must read 0, and on a
 /// host where rkvm cannot run guests, all of them.
 const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
+    (0, Some(1)),    // IRQCHIP (the vGICv3; every test host has a GICv3)
     (3, Some(1)),    // USER_MEMORY
     (9, Some(2)),    // NR_VCPUS: the emulated host has 2 CPUs
     (10, Some(512)), // NR_MEMSLOTS
     (14, Some(1)),   // MP_STATE
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
+    (36, Some(1)),   // IOEVENTFD
     (40, Some(1)),   // INTERNAL_ERROR_DATA
     (66, Some(64)),  // MAX_VCPUS
     (70, Some(1)),   // ONE_REG
     (81, Some(1)),   // READONLY_MEM
+    (89, Some(1)),   // DEVICE_CTRL
     (102, Some(1)),  // ARM_PSCI_0_2
     (105, Some(1)),  // CHECK_EXTENSION_VM
+    (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
     (128, Some(64)), // MAX_VCPU_ID
     (136, Some(1)),  // IMMEDIATE_EXIT
     (165, None),     // ARM_VM_IPA_SIZE

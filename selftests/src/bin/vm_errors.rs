@@ -494,7 +494,9 @@ fn vcpu_state_errors() -> TestResult {
         ("CHECK_STOP", 6, EINVAL),
         ("OPERATING", 7, EINVAL),
         ("LOAD", 8, EINVAL),
-        ("10", 10, EINVAL),
+        ("AP_RESET_HOLD", 9, EINVAL),
+        ("11", 11, EINVAL),
+        ("SUSPENDED", 10, 0),
         ("u32::MAX", u32::MAX, EINVAL),
         ("STOPPED", KVM_MP_STATE_STOPPED, 0),
         ("RUNNABLE", KVM_MP_STATE_RUNNABLE, 0),
@@ -552,10 +554,10 @@ fn unknown_ioctls() -> TestResult {
             c.errno(&format!("{what} ({cmd:#x}) on the {kind} fd"), r, EINVAL);
         }
     }
-    // KVM_CREATE_DEVICE: rkvm has no in-kernel device type yet, so every type (here the
-    // invalid 0 and KVM_DEV_TYPE_ARM_VGIC_V3 = 7) is ENODEV, KVM's answer for a type
-    // without ops, which is what makes the kernel's vgic selftests skip.
-    for ty in [0u32, 7] {
+    // KVM_CREATE_DEVICE: the only in-kernel device is the vGICv3 (type 7, created by
+    // vgic_delivery); any other type (here the invalid 0) is ENODEV, KVM's answer for a
+    // type without ops.
+    for ty in [0u32] {
         let mut cd = [ty, 0u32, 0u32];
         // SAFETY: `cd` is a valid struct kvm_create_device for the kernel to read/write.
         let r = unsafe { ioctl_raw(vm.vm.as_raw_fd(), 0xc00c_aee0, cd.as_mut_ptr() as u64) };

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Encodings of the GICv3 virtual CPU interface's EL2 registers: `ICH_LR<n>_EL2`,
+//! `ICH_HCR_EL2` and `ICH_VTR_EL2` (Arm IHI 0069, chapter 12).
+//!
+//! KVM counterpart: `vgic_v3_populate_lr` / `vgic_v3_fold_lr_state` (`vgic-v3.c`) and the
+//! `ICH_*` definitions in `arm-gic-v3.h`.
+
+/// `ICH_LR.State` pending (bit 62) and active (bit 63).
+pub(crate) const LR_PENDING: u64 = 1 << 62;
+pub(crate) const LR_ACTIVE: u64 = 1 << 63;
+/// `ICH_LR.HW`: a physical interrupt is linked (never set by rkvm).
+pub(crate) const LR_HW: u64 = 1 << 61;
+/// `ICH_LR.Group`: group 1.
+pub(crate) const LR_GROUP1: u64 = 1 << 60;
+/// `ICH_LR.EOI` (with HW = 0): a maintenance interrupt when the guest deactivates it.
+pub(crate) const LR_EOI: u64 = 1 << 41;
+const LR_PRIORITY_SHIFT: u32 = 48;
+const LR_VINTID_MASK: u64 = 0xffff_ffff;
+
+/// `ICH_HCR_EL2.En`: the virtual CPU interface signals interrupts.
+pub(crate) const HCR_EN: u64 = 1 << 0;
+/// `ICH_HCR_EL2.UIE`: a maintenance interrupt when at most one LR holds an interrupt.
+pub(crate) const HCR_UIE: u64 = 1 << 1;
+
+/// `ICH_MISR_EL2.EOI` and `.U`: why a maintenance interrupt was raised.
+pub(crate) const MISR_EOI: u64 = 1 << 0;
+pub(crate) const MISR_U: u64 = 1 << 1;
+
+/// Most list registers the architecture allows.
+pub(crate) const MAX_LRS: usize = 16;
+
+/// One list-register entry, as rkvm fills and reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Lr {
+    pub(crate) intid: u32,
+    pub(crate) priority: u8,
+    pub(crate) group1: bool,
+    pub(crate) pending: bool,
+    pub(crate) active: bool,
+    /// Ask for a maintenance interrupt on deactivation (level-sensitive interrupts).
+    pub(crate) eoi: bool,
+}
+
+impl Lr {
+    /// The `ICH_LR<n>_EL2` value (virtual interrupt, HW = 0).
+    pub(crate) const fn encode(&self) -> u64 {
+        let mut v = self.intid as u64 & LR_VINTID_MASK;
+        v |= (self.priority as u64) << LR_PRIORITY_SHIFT;
+        if self.group1 {
+            v |= LR_GROUP1;
+        }
+        if self.pending {
+            v |= LR_PENDING;
+        }
+        if self.active {
+            v |= LR_ACTIVE;
+        }
+        if self.eoi {
+            v |= LR_EOI;
+        }
+        v
+    }
+
+    /// Decodes an `ICH_LR<n>_EL2` value read back after the guest ran.
+    pub(crate) const fn decode(v: u64) -> Self {
+        Self {
+            intid: (v & LR_VINTID_MASK) as u32,
+            priority: (v >> LR_PRIORITY_SHIFT) as u8,
+            group1: v & LR_GROUP1 != 0,
+            pending: v & LR_PENDING != 0,
+            active: v & LR_ACTIVE != 0,
+            eoi: v & LR_HW == 0 && v & LR_EOI != 0,
+        }
+    }
+}
+
+/// What `ICH_VTR_EL2` says about this CPU's virtual interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Vtr {
+    /// Implemented list registers (1-16).
+    pub(crate) nr_lrs: usize,
+    /// Implemented `ICH_AP0R<n>`/`ICH_AP1R<n>` registers (1, 2 or 4).
+    pub(crate) nr_aprs: usize,
+}
+
+impl Vtr {
+    pub(crate) const fn decode(vtr: u64) -> Self {
+        let nr_lrs = (vtr & 0x1f) as usize + 1;
+        // PREbits [28:26] + 1 preemption bits: 5 → one APR, 6 → two, 7 → four.
+        let pre_bits = ((vtr >> 26) & 7) as usize + 1;
+        let nr_aprs = if pre_bits <= 5 { 1 } else { 1 << (pre_bits - 5) };
+        Self { nr_lrs: if nr_lrs > MAX_LRS { MAX_LRS } else { nr_lrs }, nr_aprs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lr_round_trip() {
+        let lr = Lr { intid: 27, priority: 0xa0, group1: true, pending: true, active: false, eoi: true };
+        let v = lr.encode();
+        assert_eq!(v, (1 << 62) | (1 << 60) | (0xa0 << 48) | (1 << 41) | 27);
+        assert_eq!(Lr::decode(v), lr);
+        let active = Lr { intid: 1019, priority: 0, group1: false, pending: true, active: true, eoi: false };
+        assert_eq!(active.encode() >> 62, 3);
+        assert_eq!(Lr::decode(active.encode()), active);
+        // With HW set, bit 41 is part of the physical INTID, not an EOI request.
+        assert!(!Lr::decode(LR_HW | LR_EOI).eoi);
+    }
+
+    #[test]
+    fn vtr() {
+        // QEMU's emulated CPU: 4 LRs, 5 preemption and priority bits.
+        assert_eq!(Vtr::decode((4 << 29) | (4 << 26) | 3), Vtr { nr_lrs: 4, nr_aprs: 1 });
+        assert_eq!(Vtr::decode((6 << 26) | 15), Vtr { nr_lrs: 16, nr_aprs: 4 });
+        assert_eq!(Vtr::decode(5 << 26), Vtr { nr_lrs: 1, nr_aprs: 2 });
+    }
+}

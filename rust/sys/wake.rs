@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Waking and interrupting a vCPU's thread: kicks, blocking in WFI, the guest-mode flag.
+//!
+//! KVM counterpart: `kvm_vcpu_kick`, `kvm_vcpu_wake_up`, `kvm_vcpu_block` and
+//! `vcpu->mode` (`virt/kvm/kvm_main.c`, `include/linux/kvm_host.h`), with the rcuwait
+//! pattern of `kvm_vcpu_block`.
+//!
+//! Ordering (no lost wake-ups):
+//!
+//! * A kicker first records why (`requests`, a fetch-or with full ordering), then reads
+//!   `mode`. The vCPU thread first publishes `mode` (`IN_GUEST` with interrupts masked,
+//!   or `BLOCKED` before sleeping), then (after a full barrier) reads `requests`. Whatever
+//!   the interleaving, one of them sees the other: either the thread sees the request
+//!   and does not enter (or does not sleep), or the kicker sees the mode and sends an IPI
+//!   (which, with interrupts masked, stays pending and makes the guest exit at once) or
+//!   wakes the sleeper.
+//! * The thread clears a request only before re-evaluating what it stands for (the
+//!   vGIC's pending state, the timers), never after, so a request made after the
+//!   evaluation survives until the next entry check.
+
+use core::{
+    ptr,
+    sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU8, Ordering::SeqCst},
+};
+use kernel::{bindings, interrupt::LocalInterruptDisabled};
+
+/// Request bits.
+pub(crate) mod req {
+    /// Something changed for the vCPU (an interrupt became pending, a power-state change):
+    /// re-evaluate before entering the guest.
+    pub(crate) const KICK: u32 = 1 << 0;
+    /// The timer hrtimer expired: recompute the timers' levels.
+    pub(crate) const TIMER: u32 = 1 << 1;
+}
+
+/// Where the vCPU's thread is (`vcpu->mode`).
+const OUTSIDE: u8 = 0;
+const IN_GUEST: u8 = 1;
+const EXITING: u8 = 2;
+const BLOCKED: u8 = 3;
+
+/// The kick state of one vCPU.
+///
+/// # Invariants
+///
+/// `task` is null or points to the thread inside `KVM_RUN` on this vCPU, set between
+/// [`Self::run_begin`] and [`Self::run_end`]. A task's `task_struct` is freed only an
+/// RCU grace period after the task is released, so a pointer read under
+/// `rcu_read_lock` while non-null stays valid until the read-side section ends.
+pub(crate) struct VcpuWake {
+    requests: AtomicU32,
+    mode: AtomicU8,
+    task: AtomicPtr<bindings::task_struct>,
+}
+
+impl VcpuWake {
+    pub(crate) const fn new() -> Self {
+        Self { requests: AtomicU32::new(0), mode: AtomicU8::new(OUTSIDE), task: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// Records the current thread as the one running the vCPU (start of `KVM_RUN`).
+    pub(crate) fn run_begin(&self) {
+        // INVARIANT: the current thread is in `KVM_RUN` until `run_end`.
+        self.task.store(kernel::current!().as_ptr(), SeqCst);
+    }
+
+    /// The thread leaves `KVM_RUN`; later kicks find nobody to interrupt.
+    pub(crate) fn run_end(&self) {
+        self.mode.store(OUTSIDE, SeqCst);
+        self.task.store(ptr::null_mut(), SeqCst);
+    }
+
+    /// Makes `why` (a [`req`] bit) pending and gets the vCPU to act on it: wakes its
+    /// thread if it sleeps in WFI, interrupts the guest with an IPI if it runs on another
+    /// CPU. Callable from any context (hardirq included); cheap when the vCPU neither
+    /// sleeps nor runs the guest: one atomic OR, one load.
+    pub(crate) fn kick(&self, why: u32) {
+        self.requests.fetch_or(why, SeqCst);
+        match self.mode.load(SeqCst) {
+            BLOCKED => self.with_task(|t| {
+                // SAFETY: `t` is live (type invariant, under RCU); waking a task in any
+                // state is allowed from any context.
+                unsafe { bindings::wake_up_process(t) };
+            }),
+            IN_GUEST if self.mode.compare_exchange(IN_GUEST, EXITING, SeqCst, SeqCst).is_ok() => {
+                self.with_task(|t| {
+                    // SAFETY: `t` is live; `kick_process` only sends a reschedule IPI to
+                    // the CPU it runs on, if that is not this one.
+                    unsafe { bindings::kick_process(t) };
+                })
+            }
+            _ => {}
+        }
+    }
+
+    fn with_task(&self, f: impl FnOnce(*mut bindings::task_struct)) {
+        let _rcu = kernel::sync::rcu::read_lock();
+        let t = self.task.load(SeqCst);
+        if !t.is_null() {
+            f(t);
+        }
+    }
+
+    /// Clears the request bits in `mask` and returns which of them were set.
+    pub(crate) fn take(&self, mask: u32) -> u32 {
+        self.requests.fetch_and(!mask, SeqCst) & mask
+    }
+
+    /// Whether a request is pending.
+    pub(crate) fn pending(&self) -> bool {
+        self.requests.load(SeqCst) != 0
+    }
+
+    /// Publishes that the thread is about to enter the guest, and returns whether it may:
+    /// `false` if a request arrived meanwhile (the caller then goes round its loop).
+    /// Interrupts are masked (`_irqs`), so an IPI sent after this point makes the guest
+    /// exit right after entry.
+    pub(crate) fn enter_guest_mode(&self, _irqs: &LocalInterruptDisabled) -> bool {
+        self.mode.store(IN_GUEST, SeqCst);
+        fence(SeqCst);
+        if self.pending() {
+            self.mode.store(OUTSIDE, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The guest has exited.
+    pub(crate) fn exit_guest_mode(&self) {
+        self.mode.store(OUTSIDE, SeqCst);
+    }
+
+    /// Sleeps until a request is pending or a signal arrives (the caller re-evaluates
+    /// either way). The thread must be the one in `KVM_RUN` on this vCPU.
+    pub(crate) fn block(&self) {
+        self.mode.store(BLOCKED, SeqCst);
+        loop {
+            // SAFETY: sets the current task's state; includes a full barrier, so the
+            // `mode` store above is visible before `requests` is read below.
+            unsafe { super::bindings::rkvm_set_current_interruptible() };
+            if self.pending() || crate::sys::task::signal_pending() {
+                break;
+            }
+            // SAFETY: task context with no spinlock held (the run loop); a kick or
+            // signal wakes the task, which then re-checks.
+            unsafe { bindings::schedule() };
+        }
+        // SAFETY: back to running; no barrier needed on this side.
+        unsafe { super::bindings::rkvm_set_current_running() };
+        self.mode.store(OUTSIDE, SeqCst);
+    }
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guest's arch timers, vCPU side: their interrupt levels into the vGIC, the
+//! wake-up hrtimer, and the emulated physical timer.
+//!
+//! KVM counterpart: `arch/arm64/kvm/arch_timer.c` (`kvm_timer_update_irq`,
+//! `kvm_timer_schedule`/`kvm_bg_timer_expire`, `kvm_arm_timer_read_sysreg`).
+//!
+//! The virtual timer is the guest's own, in the CPU while the vCPU is loaded (see
+//! `hyp/vhe.rs` load/put). Before each entry, [`Vcpu::timer_sync`] reads its CTL and CVAL
+//! (two register reads), computes both timers' levels, tells the vGIC only when a level
+//! changed, and re-arms one hrtimer only when the earliest deadline moved: the expiry
+//! kicks the vCPU, which wakes it from WFI or makes it exit the guest. Why an hrtimer
+//! rather than the host's virtual-timer PPI: see `Documentation/timer.rst`.
+
+use super::{Vcpu, VcpuState};
+use crate::{
+    hyp::{self, sysreg},
+    logic::timer::{self, PtimerReg, TimerRegs, WakeKey, PTIMER_PPI, VTIMER_PPI},
+    sys::wake::req,
+    vm::Vm,
+};
+
+/// A vCPU's timer state apart from the virtual timer's registers (in `El1Regs`).
+pub(crate) struct VcpuTimer {
+    /// The emulated EL1 physical timer.
+    pub(crate) ptimer: TimerRegs,
+    /// What the wake-up hrtimer is armed for (idle: not armed).
+    armed: WakeKey,
+    /// The levels last given to the vGIC; `None`: give it again at the next entry.
+    vlevel: Option<bool>,
+    plevel: Option<bool>,
+}
+
+impl VcpuTimer {
+    pub(crate) const fn new() -> Self {
+        Self {
+            ptimer: TimerRegs { ctl: 0, cval: 0 },
+            armed: WakeKey { vtimer: None, ptimer: None },
+            vlevel: None,
+            plevel: None,
+        }
+    }
+
+    /// The reset state: timers disabled (KVM's `kvm_timer_vcpu_reset`).
+    pub(crate) fn reset(&mut self) {
+        self.ptimer = TimerRegs::default();
+        self.vlevel = None;
+        self.plevel = None;
+    }
+}
+
+impl Vcpu {
+    /// Before an entry (and before blocking in WFI): the timers' levels to the vGIC, the
+    /// hrtimer at the next deadline. With nothing changed, this is two register reads
+    /// and a few compares.
+    pub(super) fn timer_sync(&self, vm: &Vm, state: &mut VcpuState) {
+        if !self.has_irqchip(vm) {
+            return;
+        }
+        let t = &mut state.timer;
+        if self.wake.take(req::TIMER) != 0 {
+            // The hrtimer expired, so it is no longer armed.
+            t.armed = WakeKey::default();
+        }
+        // SAFETY: the run loop, with the vCPU loaded.
+        let (vctl, vcval) = unsafe { hyp::vtimer_regs() };
+        let pcount = if t.ptimer.can_fire() { sysreg::cntpct_el0().wrapping_sub(vm.cntpoff()) } else { 0 };
+
+        let vlevel = timer::level_from_hw_ctl(vctl);
+        if t.vlevel != Some(vlevel) {
+            t.vlevel = self.set_ppi_level(vm, VTIMER_PPI, vlevel).then_some(vlevel);
+        }
+        let plevel = t.ptimer.level(pcount);
+        if t.plevel != Some(plevel) {
+            t.plevel = self.set_ppi_level(vm, PTIMER_PPI, plevel).then_some(plevel);
+        }
+
+        let key = WakeKey::new(vctl, vcval, &t.ptimer, pcount);
+        if key != t.armed {
+            self.arm_wake_timer(vm, &key);
+            t.armed = key;
+        }
+    }
+
+    fn arm_wake_timer(&self, vm: &Vm, key: &WakeKey) {
+        let pct = sysreg::cntpct_el0();
+        match key.ticks(pct.wrapping_sub(vm.cntvoff()), pct.wrapping_sub(vm.cntpoff())) {
+            None => self.wake_timer.try_cancel(),
+            Some(ticks) => {
+                self.wake_timer.start(timer::ticks_to_ns(ticks, vm.cntfrq));
+                self.stats.timer_arms.inc();
+            }
+        }
+    }
+
+    /// `KVM_RUN` returns: nothing needs waking until the next one, which gives the levels
+    /// to the vGIC afresh (userspace may have changed the vGIC or the timers meanwhile).
+    pub(super) fn timer_run_end(&self, state: &mut VcpuState) {
+        self.wake_timer.cancel();
+        self.wake.take(req::TIMER);
+        let t = &mut state.timer;
+        t.armed = WakeKey::default();
+        t.vlevel = None;
+        t.plevel = None;
+    }
+}
+
+/// A trapped guest access to the physical timer or counter (`write`: the value written);
+/// returns the value of a read. The next entry's [`Vcpu::timer_sync`] acts on a change.
+pub(super) fn ptimer_access(vm: &Vm, state: &mut VcpuState, reg: PtimerReg, write: Option<u64>) -> u64 {
+    let count = sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
+    timer::ptimer_access(&mut state.timer.ptimer, reg, count, write)
+}

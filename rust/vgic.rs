@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The in-kernel vGICv3: the device behind `KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3)`,
+//! its attributes, the guest's distributor and redistributor MMIO, SGIs, interrupt
+//! injection, and the list-register flush and sync around each guest entry.
+//!
+//! KVM counterpart: `arch/arm64/kvm/vgic/` (`vgic-init.c`, `vgic-kvm-device.c`,
+//! `vgic.c`, `vgic-mmio*.c`, `vgic-v3.c`). Decisions are `logic::vgic`; this layer holds
+//! the state, takes the locks and kicks vCPUs.
+//!
+//! Life cycle: `KVM_CREATE_DEVICE` marks the VM's [`Vgic`] created; attributes place the
+//! distributor and redistributors and size the SPIs; `CTRL_INIT` freezes the vCPU set
+//! (later `KVM_CREATE_VCPU` fails with `EBUSY`) and allocates the model; the first
+//! `KVM_RUN` checks the layout (KVM's `map_resources`) and makes the vGIC ready, from
+//! then on guest MMIO to its frames is handled here and never reaches userspace.
+//!
+//! Locking (outer first): `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`; `Vgic::state` (a
+//! spinlock that masks interrupts) is innermost: nothing is taken under it, and vCPUs
+//! are kicked after it is released. One lock covers the distributor, every vCPU's
+//! private interrupts and AP lists: an operation touches an interrupt and the AP list of
+//! the vCPU presenting it together, and with at most 64 vCPUs a finer split buys little.
+//! The per-vCPU `hint` flags let a vCPU with nothing in flight skip the lock entirely.
+
+use crate::{
+    hyp::{self, context::VgicCpuIf},
+    logic::vgic::{
+        attr::{self, Attr, Errno, IrqLine, Layout, Region},
+        lr::{HCR_EN, HCR_UIE, MISR_EOI, MISR_U},
+        mmio::{DIST_SIZE, REDIST_SIZE},
+        Cpu, Dist, Irq, Model, VcpuMask, DEFAULT_SPIS, NR_PRIVATE, NR_SGIS,
+    },
+    sys::{self, anon_fd::FdOps, irq::PercpuIrq},
+    vcpu::Vcpu,
+    vm::{Vm, MAX_VCPUS},
+};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{
+    alloc::KVVec,
+    interrupt::LocalInterruptDisabled,
+    new_mutex, new_spinlock_irq,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex, SetOnce, SpinLockIrq},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Whether this host can offer a vGICv3: a GICv3 virtual CPU interface the backend
+/// drives, and the maintenance interrupt requested.
+static SUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Module-wide vGIC resources, held while the module is loaded.
+pub(crate) struct Host {
+    _maintenance: Option<PercpuIrq>,
+}
+
+/// Requests the maintenance interrupt (module load). Without a GICv3 virtual interface or
+/// a maintenance interrupt in the device tree, rkvm offers no vGIC (the capabilities say
+/// so and `KVM_CREATE_DEVICE` answers `ENODEV`), and everything else still works.
+pub(crate) fn init() -> Host {
+    if hyp::vgic_vtr().is_none() {
+        return Host { _maintenance: None };
+    }
+    let Some(irq) = sys::irq::gic_maintenance_irq() else {
+        pr_info!("no GICv3 maintenance interrupt in the device tree: no vGIC\n");
+        return Host { _maintenance: None };
+    };
+    match PercpuIrq::request(irq, c"rkvm-vgic-maintenance", maintenance) {
+        Ok(p) => {
+            SUPPORTED.store(true, Ordering::Relaxed);
+            Host { _maintenance: Some(p) }
+        }
+        Err(e) => {
+            pr_warn!("cannot request the GIC maintenance interrupt ({e:?}): no vGIC\n");
+            Host { _maintenance: None }
+        }
+    }
+}
+
+/// The maintenance interrupt's handler. The interrupt exists to make the guest exit
+/// (underflow, or EOI of a level-sensitive interrupt); the sync after every exit does
+/// the work, and clearing ICH_HCR_EL2.En on exit drops the interrupt.
+fn maintenance() {}
+
+/// Whether `KVM_CREATE_DEVICE` can create a vGICv3 (and `KVM_CAP_IRQCHIP` is reported).
+pub(crate) fn supported() -> bool {
+    SUPPORTED.load(Ordering::Relaxed)
+}
+
+fn errno(e: Errno) -> Error {
+    match e {
+        Errno::Inval => EINVAL,
+        Errno::Exist => EEXIST,
+        Errno::TooBig => E2BIG,
+        Errno::Nxio => ENXIO,
+        Errno::Noent => ENOENT,
+        Errno::NoSpace => ENOSPC,
+    }
+}
+
+/// Set-up state, changed only by device-attribute ioctls.
+struct Config {
+    layout: Layout,
+    /// `NR_IRQS` - 32, or 0 while unset.
+    nr_spis: u32,
+}
+
+/// The interrupt state, allocated at `CTRL_INIT`.
+struct State {
+    dist: Dist,
+    spis: KVVec<Irq>,
+    cpus: KVVec<Cpu>,
+    /// The guest-physical placement, fixed at the first `KVM_RUN`.
+    layout: Option<Layout>,
+}
+
+impl State {
+    fn model(&mut self) -> Model<'_> {
+        Model { dist: &mut self.dist, spis: &mut self.spis, cpus: &mut self.cpus }
+    }
+}
+
+/// A VM's vGICv3 (embedded in the `Vm`; [`Vm::vgic`] returns it once created).
+#[pin_data]
+pub(crate) struct Vgic {
+    created: AtomicBool,
+    /// `CTRL_INIT` done: `state` holds the model, `vcpus` the vCPU set.
+    initialized: AtomicBool,
+    /// The first `KVM_RUN` checked the layout; guest MMIO to the frames is handled.
+    ready: AtomicBool,
+    #[pin]
+    config: Mutex<Config>,
+    #[pin]
+    state: SpinLockIrq<Option<State>>,
+    /// The vCPUs by index (creation order), fixed by `CTRL_INIT`: whom to kick.
+    vcpus: SetOnce<KVec<Arc<Vcpu>>>,
+    /// Per vCPU index: its AP list is not empty. Written under `state`, read without it
+    /// by the vCPU's own flush (the fast path); a vCPU that reads a stale `false` has
+    /// interrupts masked, so the kick that follows the update makes it exit at once.
+    hint: [AtomicBool; MAX_VCPUS as usize],
+}
+
+impl Vgic {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            created: AtomicBool::new(false),
+            initialized: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            config <- new_mutex!(Config { layout: Layout::new(), nr_spis: 0 }, "Vgic::config"),
+            state <- new_spinlock_irq!(None, "Vgic::state"),
+            vcpus: SetOnce::new(),
+            hint: [const { AtomicBool::new(false) }; MAX_VCPUS as usize],
+        })
+    }
+
+    /// `KVM_CREATE_DEVICE` made this VM's vGIC.
+    pub(crate) fn created(&self) -> bool {
+        self.created.load(Ordering::Acquire)
+    }
+
+    /// `CTRL_INIT` is done: injection works, no vCPU may be added.
+    pub(crate) fn initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
+    /// `KVM_CREATE_DEVICE` for `KVM_DEV_TYPE_ARM_VGIC_V3`: one per VM (`EEXIST`), not
+    /// once a vCPU has run (`EBUSY`), as `kvm_vgic_create`.
+    pub(crate) fn create(&self, vm: &Vm) -> Result {
+        let _config = self.config.lock();
+        if self.created() {
+            return Err(EEXIST);
+        }
+        if vm.has_run() {
+            return Err(EBUSY);
+        }
+        self.created.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `CTRL_INIT`: freezes the vCPU set and `NR_IRQS` (default 256) and allocates the
+    /// model. Again after success: nothing (as KVM).
+    fn ctrl_init(&self, vm: &Vm) -> Result {
+        let mut config = self.config.lock();
+        if self.initialized() {
+            return Ok(());
+        }
+        if config.nr_spis == 0 {
+            config.nr_spis = DEFAULT_SPIS;
+        }
+        let nr_spis = config.nr_spis;
+        // The vCPU list lock is held until `initialized` is set, so no vCPU is created in
+        // between (KVM_CREATE_VCPU checks the flag under the same lock).
+        let vcpus_guard = vm.vcpus.lock();
+        let mut vcpus = KVec::with_capacity(vcpus_guard.len(), GFP_KERNEL_ACCOUNT)?;
+        let mut cpus = KVVec::with_capacity(vcpus_guard.len(), GFP_KERNEL_ACCOUNT)?;
+        for v in vcpus_guard.iter() {
+            vcpus.push(v.clone(), GFP_KERNEL_ACCOUNT)?;
+            cpus.push(Cpu::new(v.mpidr), GFP_KERNEL_ACCOUNT)?;
+        }
+        let mut spis = KVVec::with_capacity(nr_spis as usize, GFP_KERNEL_ACCOUNT)?;
+        for i in 0..nr_spis {
+            spis.push(Irq::reset(NR_PRIVATE + i), GFP_KERNEL_ACCOUNT)?;
+        }
+        let state = State {
+            dist: Dist { enable_grp0: false, enable_grp1: false, nr_spis },
+            spis,
+            cpus,
+            layout: None,
+        };
+        self.vcpus.populate(vcpus);
+        *self.state.lock() = Some(state);
+        self.initialized.store(true, Ordering::Release);
+        drop(vcpus_guard);
+        Ok(())
+    }
+
+    /// The first `KVM_RUN`'s check (KVM's `vgic_v3_map_resources`): not initialised
+    /// (`EBUSY`), a vCPU or the distributor without an address (`ENXIO`), overlapping or
+    /// out-of-range frames (`EINVAL`). Then guest MMIO to the frames is handled here.
+    pub(crate) fn map_resources(&self, vm: &Vm) -> Result {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let config = self.config.lock();
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let nr_vcpus = self.vcpus.as_ref().map_or(0, |v| v.len());
+        // Checked in KVM's order: redistributors, distributor, overlap, then init.
+        let layout = config.layout;
+        layout.check(nr_vcpus, vm.ipa_limit()).map_err(errno)?;
+        if !self.initialized() {
+            return Err(EBUSY);
+        }
+        let mut guard = self.state.lock();
+        let st = Option::as_mut(&mut *guard).ok_or(EBUSY)?;
+        for (i, cpu) in st.cpus.iter_mut().enumerate() {
+            cpu.last = layout.is_last(i, nr_vcpus);
+        }
+        st.layout = Some(layout);
+        drop(guard);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Kicks the vCPUs in `mask` so they see what changed.
+    fn kick(&self, mask: VcpuMask) {
+        if mask == 0 {
+            return;
+        }
+        if let Some(vcpus) = self.vcpus.as_ref() {
+            for (i, v) in vcpus.iter().enumerate().take(64) {
+                if mask & (1 << i) != 0 {
+                    v.kick();
+                }
+            }
+        }
+    }
+
+    /// Publishes which vCPUs have something on their AP list (under `state`).
+    fn update_hints(&self, st: &State) {
+        for (i, c) in st.cpus.iter().enumerate() {
+            if let Some(h) = self.hint.get(i) {
+                h.store(!c.ap_list().is_empty(), Ordering::Release);
+            }
+        }
+    }
+
+    /// Runs `f` on the model under the lock, then kicks whom it names. Before
+    /// `CTRL_INIT` there is no model and nothing happens (`None`).
+    fn with_model<R>(&self, f: impl FnOnce(&mut Model<'_>) -> (R, VcpuMask)) -> Option<R> {
+        let (r, kick) = {
+            let mut guard = self.state.lock();
+            let st = Option::as_mut(&mut *guard)?;
+            let out = f(&mut st.model());
+            self.update_hints(st);
+            out
+        };
+        self.kick(kick);
+        Some(r)
+    }
+
+    /// Sets the level of private interrupt `intid` (a PPI, 16-31, such as the timers' 27
+    /// and 30) of the vCPU with index `vcpu_idx` (creation order). Before `CTRL_INIT` the
+    /// change is dropped, as KVM drops injections into an uninitialised vGIC. `EINVAL`
+    /// for an SGI, a non-private INTID or an unknown vCPU.
+    pub(crate) fn set_private_level(&self, vcpu_idx: usize, intid: u32, level: bool) -> Result {
+        if !(NR_SGIS..NR_PRIVATE).contains(&intid) {
+            return Err(EINVAL);
+        }
+        match self.with_model(|m| {
+            if !m.valid(vcpu_idx, intid) {
+                return (Err(EINVAL), 0);
+            }
+            (Ok(()), m.set_level(vcpu_idx, intid, level))
+        }) {
+            Some(r) => r,
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the level of SPI `intid` (32 up to 32 + the SPI count). Dropped before
+    /// `CTRL_INIT`, as [`Self::set_private_level`]; `EINVAL` for INTIDs that do not exist.
+    pub(crate) fn set_spi_level(&self, intid: u32, level: bool) -> Result {
+        if intid < NR_PRIVATE {
+            return Err(EINVAL);
+        }
+        match self.with_model(|m| {
+            if !m.valid(0, intid) {
+                return (Err(EINVAL), 0);
+            }
+            (Ok(()), m.set_level(0, intid, level))
+        }) {
+            Some(r) => r,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the vCPU with index `vcpu_idx` has an interrupt it could take now (pending,
+    /// enabled, its group enabled): the WFI wake-up condition. Ignores the guest's
+    /// priority mask (see `logic::vgic::Model::has_pending`).
+    pub(crate) fn vcpu_has_pending(&self, vcpu_idx: usize) -> bool {
+        if !self.hint.get(vcpu_idx).is_some_and(|h| h.load(Ordering::Acquire)) {
+            return false;
+        }
+        Option::as_mut(&mut *self.state.lock()).is_some_and(|st| st.model().has_pending(vcpu_idx))
+    }
+
+    /// A write to ICC_SGI1R_EL1 (`group1`), ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 by vCPU
+    /// `sender`. Returns `false` when the VM has no ready vGIC (the access is UNDEFINED).
+    pub(crate) fn send_sgi(&self, sender: usize, value: u64, group1: bool) -> bool {
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        self.with_model(|m| ((), m.send_sgi(sender, value, group1)));
+        true
+    }
+
+    /// A guest access to guest-physical `ipa` by vCPU `vcpu_idx`: `Some(value read)` if
+    /// the address is in the distributor or a redistributor (a write returns 0), `None`
+    /// otherwise. Misaligned accesses read as zero and are ignored, as KVM does.
+    pub(crate) fn mmio(&self, vcpu_idx: usize, ipa: u64, len: u8, write: bool, value: u64) -> Option<u64> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        let aligned = len != 0 && ipa % u64::from(len) == 0;
+        let (read, kick) = {
+            let mut guard = self.state.lock();
+            let st = Option::as_mut(&mut *guard)?;
+            let layout = st.layout?;
+            let nr_vcpus = st.cpus.len();
+            let dist = layout.dist?;
+            let out = if ipa >= dist && ipa - dist < DIST_SIZE {
+                let off = ipa - dist;
+                let mut m = st.model();
+                match (aligned, write) {
+                    (false, _) => (0, 0),
+                    (true, true) => (0, m.dist_write(vcpu_idx, off, len, value)),
+                    (true, false) => (m.dist_read(vcpu_idx, off, len), 0),
+                }
+            } else if let Some((rd, off)) = layout.redist_at(ipa, nr_vcpus) {
+                let mut m = st.model();
+                match (aligned, write) {
+                    (false, _) => (0, 0),
+                    (true, true) => (0, m.redist_write(rd, off, len, value)),
+                    (true, false) => (m.redist_read(rd, off, len), 0),
+                }
+            } else {
+                return None;
+            };
+            self.update_hints(st);
+            out
+        };
+        self.kick(kick);
+        Some(read)
+    }
+
+    /// Before an entry (interrupts masked): fills the list registers from the vCPU's AP
+    /// list. The fast path, with nothing on the list and no LR in use, takes no lock and
+    /// touches no ICH_* register.
+    pub(crate) fn flush(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) {
+        let idx = vcpu.idx;
+        if gic.used_lrs == 0 && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire)) {
+            vcpu.stats.vgic_flush_fast.inc();
+            return;
+        }
+        vcpu.stats.vgic_flush_slow.inc();
+        let Some(vtr) = hyp::vgic_vtr() else { return };
+        let mut guard = self.state.lock_with(irqs);
+        let Some(st) = Option::as_mut(&mut *guard) else { return };
+        let f = st.model().flush(idx, &mut gic.lr[..vtr.nr_lrs]);
+        gic.used_lrs = f.used as u64;
+        gic.hcr = match (f.used, f.underflow) {
+            (0, _) => 0,
+            (_, false) => HCR_EN,
+            (_, true) => HCR_EN | HCR_UIE,
+        };
+        self.update_hints(st);
+    }
+
+    /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
+    /// to kick once interrupts are on again (an interrupt re-routed while in an LR).
+    pub(crate) fn sync(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) -> VcpuMask {
+        let used = gic.used_lrs as usize;
+        if used == 0 {
+            vcpu.stats.vgic_sync_fast.inc();
+            return 0;
+        }
+        vcpu.stats.vgic_sync_slow.inc();
+        if gic.misr & MISR_U != 0 {
+            vcpu.stats.vgic_underflow.inc();
+        }
+        if gic.misr & MISR_EOI != 0 {
+            vcpu.stats.vgic_eoi_maintenance.inc();
+        }
+        let mut guard = self.state.lock_with(irqs);
+        let kick = match Option::as_mut(&mut *guard) {
+            Some(st) => {
+                let kick = st.model().sync(vcpu.idx, &gic.lr[..used]);
+                self.update_hints(st);
+                kick
+            }
+            None => 0,
+        };
+        gic.used_lrs = 0;
+        gic.hcr = 0;
+        kick
+    }
+
+    /// Kicks after a sync, with interrupts on.
+    pub(crate) fn kick_after_sync(&self, mask: VcpuMask) {
+        self.kick(mask);
+    }
+
+    /// Whether guest MMIO and SGIs are handled (the first `KVM_RUN` passed).
+    pub(crate) fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// `KVM_IRQ_LINE` for SPIs and PPIs (KVM's `kvm_vm_ioctl_irq_line` with a vGIC).
+    pub(crate) fn irq_line(&self, vm: &Vm, irq: u32, level: bool) -> Result {
+        let line = IrqLine::decode(irq);
+        match line.kind {
+            attr::IRQ_TYPE_CPU => Err(ENXIO),
+            attr::IRQ_TYPE_SPI => {
+                if !self.initialized() {
+                    return Err(EBUSY);
+                }
+                self.set_spi_level(line.num, level)
+            }
+            attr::IRQ_TYPE_PPI => {
+                if !self.initialized() {
+                    return Err(EBUSY);
+                }
+                let idx = self
+                    .vcpus
+                    .as_ref()
+                    .and_then(|v| v.iter().position(|v| v.id == line.vcpu_id))
+                    .ok_or(EINVAL)?;
+                let _ = vm;
+                self.set_private_level(idx, line.num, level)
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// `KVM_SET_DEVICE_ATTR`.
+    fn set_attr(&self, vm: &Vm, group: u32, a: u64, addr: usize) -> Result {
+        let attr = attr::decode(group, a).map_err(errno)?;
+        let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
+        match attr {
+            Attr::NrIrqs => {
+                let nr: u32 = user(4).reader().read()?;
+                let nr_spis = attr::nr_spis(nr).map_err(errno)?;
+                let mut config = self.config.lock();
+                if config.nr_spis != 0 {
+                    return Err(EBUSY);
+                }
+                config.nr_spis = nr_spis;
+                Ok(())
+            }
+            Attr::CtrlInit => self.ctrl_init(vm),
+            Attr::Dist => {
+                let base: u64 = user(8).reader().read()?;
+                self.config.lock().layout.set_dist(base, vm.ipa_limit()).map_err(errno)
+            }
+            Attr::Redist | Attr::RedistRegion => {
+                let v: u64 = user(8).reader().read()?;
+                let region = if attr == Attr::Redist {
+                    Region { index: 0, base: v, count: 0 }
+                } else {
+                    attr::decode_region(v).map_err(errno)?
+                };
+                let mut config = self.config.lock();
+                let nr_vcpus = vm.vcpus.lock().len();
+                config.layout.add_region(region, nr_vcpus, vm.ipa_limit()).map_err(errno)
+            }
+        }
+    }
+
+    /// `KVM_GET_DEVICE_ATTR`.
+    fn get_attr(&self, group: u32, a: u64, addr: usize) -> Result {
+        let attr = attr::decode(group, a).map_err(errno)?;
+        let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
+        let config = self.config.lock();
+        let value: u64 = match attr {
+            Attr::NrIrqs => {
+                let nr = config.nr_spis + NR_PRIVATE;
+                drop(config);
+                return user(4).writer().write(&nr);
+            }
+            Attr::CtrlInit => return Err(ENXIO),
+            Attr::Dist => config.layout.dist.unwrap_or(attr::ADDR_UNDEF),
+            Attr::Redist => config.layout.regions().first().map_or(attr::ADDR_UNDEF, |r| r.base),
+            Attr::RedistRegion => {
+                drop(config);
+                let v: u64 = user(8).reader().read()?;
+                let r = self.config.lock().layout.region(attr::region_index(v)).map_err(errno)?;
+                return user(8).writer().write(&r.encode());
+            }
+        };
+        drop(config);
+        user(8).writer().write(&value)
+    }
+}
+
+/// `kvm_device_attr` as read from userspace: flags, group, attr, addr.
+const DEVICE_ATTR_SIZE: usize = 24;
+
+/// The vGIC device fd: `KVM_{SET,GET,HAS}_DEVICE_ATTR`.
+pub(crate) struct VgicDevice {
+    pub(crate) vm: Arc<Vm>,
+}
+
+impl FdOps for VgicDevice {
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        use crate::logic::ioctl::{KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR, KVM_SET_DEVICE_ATTR};
+        if !this.vm.owned_by_current() {
+            return Err(EIO);
+        }
+        let vgic = &this.vm.vgic;
+        let read_attr = || -> Result<(u32, u64, usize)> {
+            let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE).reader().read()?;
+            Ok(((v[0] >> 32) as u32, v[1], v[2] as usize))
+        };
+        match cmd {
+            KVM_SET_DEVICE_ATTR => {
+                let (group, a, addr) = read_attr()?;
+                vgic.set_attr(&this.vm, group, a, addr).map(|()| 0)
+            }
+            KVM_GET_DEVICE_ATTR => {
+                let (group, a, addr) = read_attr()?;
+                vgic.get_attr(group, a, addr).map(|()| 0)
+            }
+            KVM_HAS_DEVICE_ATTR => {
+                let (group, a, _) = read_attr()?;
+                attr::decode(group, a).map(|_| 0).map_err(errno)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// `KVM_CREATE_DEVICE` on `vm`: `kvm_create_device` = {type, fd, flags}; returns 0 and
+/// writes the new fd into the struct, as KVM.
+pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> Result<isize> {
+    let slice = UserSlice::new(UserPtr::from_addr(arg), size);
+    let (mut reader, mut writer) = slice.reader_writer();
+    let mut cd: [u32; 3] = reader.read()?;
+    if cd[0] != attr::KVM_DEV_TYPE_ARM_VGIC_V3 || !supported() {
+        return Err(ENODEV);
+    }
+    if cd[2] & attr::KVM_CREATE_DEVICE_TEST != 0 {
+        return Ok(0);
+    }
+    vm.vgic.create(&vm)?;
+    let fd = sys::anon_fd::install(c"kvm-arm-vgic-v3", Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?)?;
+    cd[1] = fd as u32;
+    // As KVM: the device exists even if the fd cannot be reported back.
+    writer.write(&cd)?;
+    Ok(0)
+}
+
+// The redistributor stride the layout rules use is the architecture's two 64 KiB frames.
+const _: () = assert!(REDIST_SIZE == 0x2_0000);

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guest's arch timers and blocking WFI: timer registers through ONE_REG and their
+//! offsets, the emulated physical timer, the virtual timer firing while the guest waits
+//! in WFI with the vCPU's thread asleep (its CPU time measured against wall time), WFI
+//! woken by `KVM_IRQ_LINE` from another thread or interrupted by a signal, and a
+//! `SUSPENDED` vCPU woken by an interrupt.
+
+use kvm_bindings::{
+    kvm_create_device, kvm_device_attr, kvm_mp_state, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
+    KVM_ARM_VCPU_POWER_OFF, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR,
+    KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_SYSTEM_EVENT_WAKEUP, KVM_VGIC_V3_ADDR_TYPE_DIST,
+    KVM_VGIC_V3_ADDR_TYPE_REDIST,
+};
+use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
+use rkvm_selftests::{
+    check, check_eq, guest_code, host_runs_guests, run_or_skip,
+    vmm::{core_reg_pc, core_reg_x, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
+    Kick, Outcome, TestResult, NO_GUESTS_REASON,
+};
+use std::time::{Duration, Instant};
+
+const TIMER_CTL: u64 = 0x6030_0000_0013_df19;
+const TIMER_CNT: u64 = 0x6030_0000_0013_df1a;
+const TIMER_CVAL: u64 = 0x6030_0000_0013_df02;
+const PTIMER_CTL: u64 = 0x6030_0000_0013_df11;
+const PTIMER_CVAL: u64 = 0x6030_0000_0013_df12;
+const PTIMER_CNT: u64 = 0x6030_0000_0013_df01;
+
+/// Where the tests put the vGIC (QEMU virt's layout).
+const GICD_BASE: u64 = 0x0800_0000;
+const GICR_BASE: u64 = 0x080a_0000;
+
+/// Counter frequency, as the guest sees it too.
+fn cntfrq() -> u64 {
+    let v: u64;
+    // SAFETY: CNTFRQ_EL0 is readable at EL0 on Linux.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v) };
+    v
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// vCPU 0's debugfs counters (this process has one VM at a time), for the log.
+fn stats() -> String {
+    let prefix = format!("{}-", std::process::id());
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/debug/rkvm") else { return String::new() };
+    for e in dir.filter_map(Result::ok) {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let text = std::fs::read_to_string(e.path().join("vcpu0/stats")).unwrap_or_default();
+            return text
+                .lines()
+                .filter(|l| ["exits ", "exits_wfx", "exits_irq", "wfi_sleeps", "timer_arms"].iter().any(|k| l.starts_with(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+    }
+    String::new()
+}
+
+/// Creates and initialises a vGICv3 (after the vCPUs), or `None` when rkvm has none.
+fn vgic(vm: &TestVm) -> Result<Option<DeviceFd>, String> {
+    let mut dev = kvm_create_device { type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3, fd: 0, flags: 0 };
+    let dev = match vm.vm.create_device(&mut dev) {
+        Ok(d) => d,
+        Err(e) if e.errno() == libc::ENODEV => return Ok(None),
+        Err(e) => return Err(format!("KVM_CREATE_DEVICE: {e}")),
+    };
+    for (kind, addr) in [(KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE), (KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE)] {
+        let attr = kvm_device_attr {
+            group: KVM_DEV_ARM_VGIC_GRP_ADDR,
+            attr: u64::from(kind),
+            addr: &addr as *const u64 as u64,
+            flags: 0,
+        };
+        dev.set_device_attr(&attr).map_err(|e| format!("vGIC address {kind}: {e}"))?;
+    }
+    let init = kvm_device_attr {
+        group: KVM_DEV_ARM_VGIC_GRP_CTRL,
+        attr: u64::from(KVM_DEV_ARM_VGIC_CTRL_INIT),
+        addr: 0,
+        flags: 0,
+    };
+    dev.set_device_attr(&init).map_err(|e| format!("vGIC CTRL_INIT: {e}"))?;
+    Ok(Some(dev))
+}
+
+const NO_VGIC: &str = "no in-kernel vGICv3 (WFI does not block without one)";
+
+// Guest: enables group 1 in the distributor and the CPU interface, PPI 27 (virtual
+// timer) and SPI 33 routed to vCPU 0, all interrupts masked in PSTATE (WFI still wakes).
+// Then reports 0 at MMIO_BASE and goes on at `x20`.
+guest_code!(guest_gic_setup,
+    "movz x1, #0x1000, lsl #16",
+    "movz x2, #0x0800, lsl #16", "mov w3, #0x12", "str w3, [x2]",            // GICD_CTLR
+    "mov w3, #2", "str w3, [x2, #0x84]", "str w3, [x2, #0x104]",               // SPI 33 group 1, enabled
+    "add x4, x2, #0x6000", "str xzr, [x4, #0x108]",                            // IROUTER33 = vCPU 0
+    "movz x2, #0x080a, lsl #16", "str wzr, [x2, #0x14]",                       // GICR_WAKER
+    "movz x2, #0x080b, lsl #16", "movz w3, #0x800, lsl #16",
+    "str w3, [x2, #0x80]", "str w3, [x2, #0x100]",                             // PPI 27 group 1, enabled
+    "mov x3, #7", "msr s3_0_c12_c12_5, x3",                                    // ICC_SRE_EL1
+    "mov x3, #0xff", "msr s3_0_c4_c6_0, x3",                                   // ICC_PMR_EL1
+    "mov x3, #1", "msr s3_0_c12_c12_7, x3", "isb",                             // ICC_IGRPEN1_EL1
+    "str xzr, [x1]",
+    "br x20");
+
+// Virtual timer `x0` ticks ahead, then WFI until its ISTATUS; reports the lateness.
+guest_code!(guest_vtimer_wfi,
+    "mrs x4, cntvct_el0", "add x4, x4, x0", "msr cntv_cval_el0, x4",
+    "mov x3, #1", "msr cntv_ctl_el0, x3", "isb",
+    "mov x6, #0",
+    "1:", "wfi", "add x6, x6, #1", "mrs x3, cntv_ctl_el0", "tbz x3, #2, 1b",
+    "mrs x5, cntvct_el0", "sub x5, x5, x4", "str x5, [x1, #8]", "str x6, [x1, #16]",
+    "2:", "b 2b");
+
+// WFI until SPI 33 is the highest pending interrupt; reports it.
+guest_code!(guest_wfi_spi,
+    "1:", "wfi", "mrs x3, s3_0_c12_c12_2", "cmp x3, #33", "b.ne 1b",          // ICC_HPPIR1_EL1
+    "str x3, [x1, #8]",
+    "2:", "b 2b");
+
+// WFI forever.
+guest_code!(guest_wfi_forever, "1:", "wfi", "b 1b");
+
+// The physical timer: CNTP_TVAL = x0 ticks, enable, spin on ISTATUS; report CTL, the
+// TVAL seen after expiry (negative), CNTPCT, then CVAL written/read back.
+guest_code!(guest_ptimer,
+    "movz x1, #0x1000, lsl #16",
+    "msr cntp_tval_el0, x0", "mov x3, #1", "msr cntp_ctl_el0, x3", "isb",
+    "1:", "mrs x3, cntp_ctl_el0", "tbz x3, #2, 1b",
+    "str x3, [x1]",
+    "mrs x3, cntp_tval_el0", "str x3, [x1, #8]",
+    "mrs x3, cntpct_el0", "str x3, [x1, #16]",
+    "movz x3, #0xbeef", "msr cntp_cval_el0, x3", "mrs x3, cntp_cval_el0", "str x3, [x1, #24]",
+    "mrs x3, cntp_ctl_el0", "str x3, [x1, #32]",
+    "mrs x3, cntvct_el0", "str x3, [x1, #40]",
+    "2:", "b 2b");
+
+/// The vCPU's MMIO writes until `n` of them happened (guests report one value each).
+fn writes(vcpu: &mut VcpuFd, n: usize) -> Result<Vec<(u64, u64)>, String> {
+    (0..n).map(|_| run_to_write(vcpu)).collect()
+}
+
+fn timer_registers_round_trip() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_wfi_forever())?;
+    let v = vm.vcpu(0, MEM_BASE, 0)?;
+    for (id, value) in [(TIMER_CVAL, 0x1234_5678_9abc), (PTIMER_CVAL, 0xfeed_0000), (TIMER_CTL, 3), (PTIMER_CTL, 2)] {
+        set_reg(&v, id, value)?;
+        check_eq!(get_reg(&v, id)?, value);
+    }
+    // ISTATUS is read-only: a write of it is dropped; the physical timer's is computed.
+    // A CVAL of 1 is in the past whatever the counter's frequency and the host's uptime
+    // (0xfeed_0000 is not on a 62.5 MHz counter in the first 68 s, e.g. on Cortex-A72).
+    set_reg(&v, PTIMER_CVAL, 1)?;
+    set_reg(&v, PTIMER_CTL, 0x7)?;
+    check_eq!(get_reg(&v, PTIMER_CTL)?, 0x7); // enabled, masked, CVAL in the past: ISTATUS
+    set_reg(&v, PTIMER_CVAL, u64::MAX)?;
+    check_eq!(get_reg(&v, PTIMER_CTL)?, 0x3);
+    set_reg(&v, TIMER_CTL, 0x5)?;
+    check_eq!(get_reg(&v, TIMER_CTL)?, 0x1);
+    // Every timer register is in the list.
+    let mut list = kvm_bindings::RegList::new(500).map_err(|e| format!("{e:?}"))?;
+    v.get_reg_list(&mut list).map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
+    for id in [TIMER_CTL, TIMER_CNT, TIMER_CVAL, PTIMER_CTL, PTIMER_CNT, PTIMER_CVAL] {
+        check!(list.as_slice().contains(&id), "{id:#x} not listed");
+    }
+    Ok(Outcome::Pass)
+}
+
+// Reports CNTVCT and CNTPCT.
+guest_code!(guest_counters, "movz x1, #0x1000, lsl #16",
+    "mrs x3, cntvct_el0", "str x3, [x1]", "mrs x3, cntpct_el0", "str x3, [x1, #8]", "1:", "b 1b");
+
+fn counter_offsets_are_vm_wide() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_counters())?;
+    let v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut v1 = vm.vcpu(1, MEM_BASE, 0)?;
+    let tick = cntfrq(); // one second
+    // Writing CNT on one vCPU moves the VM's offset: the other sees the same count.
+    set_reg(&v0, TIMER_CNT, 1000 * tick)?;
+    let c1 = get_reg(&v1, TIMER_CNT)?;
+    check!((1000 * tick..1000 * tick + tick).contains(&c1), "vCPU 1 reads CNT {c1:#x}");
+    set_reg(&v0, PTIMER_CNT, 5 * tick)?;
+    let p1 = get_reg(&v1, PTIMER_CNT)?;
+    check!((5 * tick..6 * tick).contains(&p1), "vCPU 1 reads the physical CNT {p1:#x}");
+    // The guest's own counters agree (CNTPCT is trapped and offset).
+    let w = writes(&mut v1, 2)?;
+    check!((1000 * tick..1001 * tick + tick).contains(&w[0].1), "guest CNTVCT {:#x}", w[0].1);
+    check!((5 * tick..6 * tick + tick).contains(&w[1].1), "guest CNTPCT {:#x}", w[1].1);
+    // Counters wrap as KVM's u64 arithmetic does.
+    set_reg(&v0, TIMER_CNT, u64::MAX - 10)?;
+    let c = get_reg(&v0, TIMER_CNT)?;
+    check!(c >= u64::MAX - 10 || c < tick, "CNT after writing u64::MAX - 10: {c:#x}");
+    Ok(Outcome::Pass)
+}
+
+fn physical_timer_is_emulated() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_ptimer())?;
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    let ticks = cntfrq() / 100; // 10 ms
+    set_reg(&v, core_reg_x(0), ticks)?;
+    let start = Instant::now();
+    let w = writes(&mut v, 6)?;
+    check!(start.elapsed() >= Duration::from_millis(9), "ISTATUS after {:?}", start.elapsed());
+    check_eq!(w[0].1, 0x5); // ENABLE | ISTATUS
+    check!(w[1].1 >= 0x8000_0000 && w[1].1 <= 0xffff_ffff, "TVAL after expiry {:#x}", w[1].1);
+    check!(w[2].1 != 0, "CNTPCT reads 0");
+    check_eq!(w[3].1, 0xbeef);
+    // CVAL far in the past: ISTATUS stays set.
+    check_eq!(w[4].1, 0x5);
+    check_eq!(get_reg(&v, PTIMER_CVAL)?, 0xbeef);
+    check_eq!(get_reg(&v, PTIMER_CTL)?, 0x5);
+    Ok(Outcome::Pass)
+}
+
+/// A vCPU 0 with the vGIC set up by the guest, about to run `next` (guest code at 0x400).
+fn gic_vm(next: &[u8]) -> Result<Option<(TestVm, VcpuFd, DeviceFd)>, String> {
+    let vm = TestVm::new(1 << 20, guest_gic_setup())?;
+    vm.mem.write(0x400, next);
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    let Some(dev) = vgic(&vm)? else { return Ok(None) };
+    set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
+    check_eq!(run_to_write(&mut v)?, (MMIO_BASE, 0));
+    Ok(Some((vm, v, dev)))
+}
+
+/// Runs `vcpu` to its next MMIO write, returning it with the thread's CPU time and the
+/// wall time the run took.
+fn timed_run(vcpu: &mut VcpuFd) -> Result<((u64, u64), Duration, Duration), String> {
+    let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
+    let w = run_to_write(vcpu)?;
+    Ok((w, thread_cpu_time() - cpu0, wall0.elapsed()))
+}
+
+fn vtimer_fires_in_wfi_while_the_thread_sleeps() -> TestResult {
+    let Some((_vm, mut v, _dev)) = gic_vm(guest_vtimer_wfi())? else {
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    let period = Duration::from_millis(400);
+    set_reg(&v, core_reg_x(0), cntfrq() * period.as_millis() as u64 / 1000)?;
+    let ((addr, late), cpu, wall) = timed_run(&mut v)?;
+    check_eq!(addr, MMIO_BASE + 8);
+    let wakeups = run_to_write(&mut v)?.1;
+    println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {}", stats());
+    check!(wall >= period - Duration::from_millis(20), "woke after {wall:?}");
+    check!(wall < period * 4, "woke only after {wall:?}");
+    // A spinning thread would use about all of it.
+    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(wakeups < 50, "{wakeups} WFI returns for one timer interrupt");
+    Ok(Outcome::Pass)
+}
+
+fn wfi_woken_by_irq_line_from_another_thread() -> TestResult {
+    let Some((vm, mut v, _dev)) = gic_vm(guest_wfi_spi())? else {
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    let delay = Duration::from_millis(300);
+    let raised = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            std::thread::sleep(delay);
+            // KVM_IRQ_LINE, type SPI (1), INTID 33.
+            vm.vm.set_irq_line((1 << 24) | 33, true).map_err(|e| format!("KVM_IRQ_LINE: {e}"))
+        });
+        let r = timed_run(&mut v);
+        t.join().map_err(|_| "irq thread panicked".to_string()).and_then(|x| x)?;
+        r
+    });
+    let ((addr, intid), cpu, wall) = raised?;
+    println!("# SPI after {delay:?}: woke after {wall:?}, thread CPU {cpu:?}; {}", stats());
+    check_eq!((addr, intid), (MMIO_BASE + 8, 33));
+    check!(wall >= delay - Duration::from_millis(20), "woke after {wall:?}");
+    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    Ok(Outcome::Pass)
+}
+
+fn wfi_interrupted_by_a_signal() -> TestResult {
+    let Some((_vm, mut v, _dev)) = gic_vm(guest_wfi_forever())? else {
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    let kick = Kick::new()?;
+    let delay = Duration::from_millis(300);
+    kick.arm(delay);
+    let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
+    let r = v.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    let (cpu, wall) = (thread_cpu_time() - cpu0, wall0.elapsed());
+    kick.disarm();
+    println!("# signal after {delay:?}: KVM_RUN returned after {wall:?}, thread CPU {cpu:?}; {}", stats());
+    check_eq!(r, Err(libc::EINTR));
+    check_eq!(v.get_kvm_run().exit_reason, kvm_bindings::KVM_EXIT_INTR);
+    check!(wall >= delay - Duration::from_millis(20), "returned after {wall:?}");
+    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    // The guest is still in its WFI loop, and runs on.
+    let pc = get_reg(&v, core_reg_pc())?;
+    check!((MEM_BASE + 0x400..MEM_BASE + 0x408).contains(&pc), "PC {pc:#x}");
+    Ok(Outcome::Pass)
+}
+
+fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
+    let Some((vm, mut v, _dev)) = gic_vm(guest_wfi_forever())? else {
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    v.set_mp_state(kvm_mp_state { mp_state: 10 }).map_err(|e| format!("SET_MP_STATE SUSPENDED: {e}"))?;
+    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
+    let woke = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            vm.vm.set_irq_line((1 << 24) | 33, true).map_err(|e| format!("KVM_IRQ_LINE: {e}"))
+        });
+        let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
+        let r = match v.run() {
+            Ok(VcpuExit::SystemEvent(kind, data)) => Ok((kind, data.len())),
+            Ok(other) => Err(format!("expected a wake-up event, got {other:?}")),
+            Err(e) => Err(format!("KVM_RUN: {e}")),
+        };
+        let used = (thread_cpu_time() - cpu0, wall0.elapsed());
+        t.join().map_err(|_| "irq thread panicked".to_string()).and_then(|x| x)?;
+        r.map(|k| (k, used))
+    });
+    let ((kind, ndata), (cpu, wall)) = woke?;
+    check_eq!(kind, KVM_SYSTEM_EVENT_WAKEUP);
+    check_eq!(ndata, 0);
+    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    // Sticky until userspace makes it runnable.
+    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
+    v.set_mp_state(kvm_mp_state { mp_state: 0 }).map_err(|e| e.to_string())?;
+    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 0);
+    Ok(Outcome::Pass)
+}
+
+fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_wfi_forever())?;
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    v.set_mp_state(kvm_mp_state { mp_state: 10 }).map_err(|e| e.to_string())?;
+    let kick = Kick::new()?;
+    kick.arm(Duration::from_millis(100));
+    let r = v.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    kick.disarm();
+    check_eq!(r, Err(libc::EINTR));
+    // A stopped vCPU (POWER_OFF) also sleeps until a signal.
+    let mut off = vm.vcpu(1, MEM_BASE, 1 << KVM_ARM_VCPU_POWER_OFF)?;
+    kick.arm(Duration::from_millis(100));
+    let r = off.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    kick.disarm();
+    check_eq!(r, Err(libc::EINTR));
+    Ok(Outcome::Pass)
+}
+
+fn main() {
+    run_or_skip(
+        "rkvm_timer_irq",
+        host_runs_guests(),
+        NO_GUESTS_REASON,
+        &[
+            ("timer_registers_round_trip", timer_registers_round_trip),
+            ("counter_offsets_are_vm_wide", counter_offsets_are_vm_wide),
+            ("physical_timer_is_emulated", physical_timer_is_emulated),
+            ("vtimer_fires_in_wfi_while_the_thread_sleeps", vtimer_fires_in_wfi_while_the_thread_sleeps),
+            ("wfi_woken_by_irq_line_from_another_thread", wfi_woken_by_irq_line_from_another_thread),
+            ("wfi_interrupted_by_a_signal", wfi_interrupted_by_a_signal),
+            ("suspended_vcpu_wakes_on_an_interrupt", suspended_vcpu_wakes_on_an_interrupt),
+            ("suspended_vcpu_without_vgic_waits_for_a_signal", suspended_vcpu_without_vgic_waits_for_a_signal),
+        ],
+    )
+}
