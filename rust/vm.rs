@@ -254,6 +254,17 @@ impl Vm {
         self.ran.store(true, core::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a
+    /// vCPU has run, the GIC fields read as zero (`idregs::without_irqchip`).
+    pub(crate) fn id_reg(&self, crm: u8, op2: u8) -> u64 {
+        let value = self.id_regs.get(crm, op2);
+        if self.has_run() && self.vgic().is_none() {
+            idregs::without_irqchip(crm, op2, value)
+        } else {
+            value
+        }
+    }
+
     /// Whether the guest may run AArch32 code at EL0 (`ID_AA64PFR0_EL1.EL0` = 2).
     pub(crate) fn aarch32_el0(&self) -> bool {
         self.id_regs.get(4, 0) & 0xf == 2

@@ -231,6 +231,18 @@ pub(crate) fn guest_view(crm: u8, op2: u8, host: u64) -> u64 {
     }
 }
 
+/// A VM's ID register once a vCPU has run without an in-kernel irqchip: the GIC fields
+/// (`ID_AA64PFR0_EL1.GIC`, `ID_PFR1_EL1.GIC`) read as zero, since the guest has no GIC
+/// system registers then. Before the first run they still show the GIC, because QEMU
+/// reads the ID registers before it creates the vGIC (KVM does the same).
+pub(crate) fn without_irqchip(crm: u8, op2: u8, value: u64) -> u64 {
+    match (crm, op2) {
+        ID_AA64PFR0_EL1 => value & !(0xf << 24),
+        ID_PFR1_EL1 => value & !(0xf << 28),
+        _ => value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,5 +658,12 @@ mod tests {
         assert_eq!(field(0xabcd, 4), 0xc);
         assert_eq!(field(u64::MAX, 60), 0xf);
         assert_eq!(field(u64::MAX, 64), 0);
+    }
+
+    #[test]
+    fn the_gic_fields_go_without_an_irqchip() {
+        assert_eq!(without_irqchip(4, 0, 0x0100_0000_0100_0011), 0x0100_0000_0000_0011);
+        assert_eq!(without_irqchip(1, 1, 0x1000_0131), 0x0000_0131);
+        assert_eq!(without_irqchip(4, 1, 0x0f00_0000), 0x0f00_0000);
     }
 }

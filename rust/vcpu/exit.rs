@@ -461,7 +461,7 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     let dbg = &mut state.debug;
     // `Some(v)`: a read returning v; `None` after a handled write.
     let result: Option<Option<u64>> = if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-        acc.read.then(|| Some(vm.id_regs.get(r.crm, r.op2)))
+        acc.read.then(|| Some(vm.id_reg(r.crm, r.op2)))
     } else if r == regs::MDSCR_EL1 {
         Some(if acc.read { Some(state.mdscr) } else { state.mdscr = value; None })
     } else if r == regs::ACTLR_EL1 {

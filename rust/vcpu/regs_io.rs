@@ -168,7 +168,7 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
             } else if r == regs::MIDR_EL1 {
                 sysreg::midr_el1()
             } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-                vm.id_regs.get(r.crm, r.op2)
+                vm.id_reg(r.crm, r.op2)
             } else {
                 return Err(ENOENT);
             }
@@ -237,7 +237,7 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
             } else if r == regs::MIDR_EL1 {
                 fixed(sysreg::midr_el1())?;
             } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-                fixed(vm.id_regs.get(r.crm, r.op2))?;
+                fixed(vm.id_reg(r.crm, r.op2))?;
             } else {
                 return Err(ENOENT);
             }

@@ -171,6 +171,40 @@ impl TestVm {
     }
 }
 
+/// Where the selftests put the vGICv3, as QEMU's `virt` machine does: the distributor,
+/// and the redistributors (128 KiB each, in vCPU order).
+pub const GICD_BASE: u64 = 0x0800_0000;
+pub const GICR_BASE: u64 = 0x080a_0000;
+
+/// Creates and initialises a vGICv3 the way QEMU does (after the vCPUs: addresses, then
+/// `CTRL_INIT`); `None` when the device type is not offered (`ENODEV`).
+pub fn create_vgic(vm: &VmFd) -> Result<Option<kvm_ioctls::DeviceFd>, String> {
+    use kvm_bindings::*;
+    let mut dev = kvm_create_device { type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3, fd: 0, flags: 0 };
+    let gic = match vm.create_device(&mut dev) {
+        Ok(d) => d,
+        Err(e) if e.errno() == libc::ENODEV => return Ok(None),
+        Err(e) => return Err(format!("KVM_CREATE_DEVICE(VGIC_V3): {e}")),
+    };
+    for (kind, addr) in [(KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE), (KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE)] {
+        let attr = kvm_device_attr {
+            group: KVM_DEV_ARM_VGIC_GRP_ADDR,
+            attr: u64::from(kind),
+            addr: &addr as *const u64 as u64,
+            flags: 0,
+        };
+        gic.set_device_attr(&attr).map_err(|e| format!("vGIC address {kind}: {e}"))?;
+    }
+    let init = kvm_device_attr {
+        group: KVM_DEV_ARM_VGIC_GRP_CTRL,
+        attr: u64::from(KVM_DEV_ARM_VGIC_CTRL_INIT),
+        addr: 0,
+        flags: 0,
+    };
+    gic.set_device_attr(&init).map_err(|e| format!("vGIC CTRL_INIT: {e}"))?;
+    Ok(Some(gic))
+}
+
 /// ONE_REG id of a core register at u32-word offset `off` in `struct kvm_regs`.
 pub const fn core_reg(off: u64, size_u128: bool) -> u64 {
     0x6000_0000_0000_0000 | if size_u128 { 0x0040_0000_0000_0000 } else { 0x0030_0000_0000_0000 }

@@ -139,29 +139,6 @@ fn run_to_report(vcpu: &mut kvm_ioctls::VcpuFd, op: u64) -> Result<u64, String> 
     }
 }
 
-/// The VMM side of the vGIC the GIC operations use, created the way QEMU does: after the
-/// vCPUs, addresses first, then `CTRL_INIT`.
-fn create_vgic(vm: &kvm_ioctls::VmFd) -> Result<kvm_ioctls::DeviceFd, String> {
-    let mut dev = kvm_bindings::kvm_create_device {
-        type_: kvm_bindings::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
-        fd: 0,
-        flags: 0,
-    };
-    let gic = vm.create_device(&mut dev).map_err(|e| format!("KVM_CREATE_DEVICE(VGIC_V3): {e}"))?;
-    let set = |group: u32, attr: u64, addr: u64| {
-        let a = kvm_bindings::kvm_device_attr { flags: 0, group, attr, addr };
-        gic.set_device_attr(&a).map_err(|e| format!("vGIC attribute {group}/{attr}: {e}"))
-    };
-    let (dist, redist) = (GICD_BASE, GICR_BASE);
-    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_ADDR, kvm_bindings::KVM_VGIC_V3_ADDR_TYPE_DIST.into(), &dist as *const u64 as u64)?;
-    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_ADDR, kvm_bindings::KVM_VGIC_V3_ADDR_TYPE_REDIST.into(), &redist as *const u64 as u64)?;
-    set(kvm_bindings::KVM_DEV_ARM_VGIC_GRP_CTRL, kvm_bindings::KVM_DEV_ARM_VGIC_CTRL_INIT.into(), 0)?;
-    Ok(gic)
-}
-
-const GICD_BASE: u64 = 0x0800_0000;
-const GICR_BASE: u64 = 0x080a_0000;
-
 fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<u64, String> {
     let path = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     let kvm = Kvm::new_with_path(&path).map_err(|e| format!("open {dev}: {e}"))?;
@@ -175,7 +152,7 @@ fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<
         set_reg(&vcpu, core_reg_x(2), id)?;
         vcpus.push(vcpu);
     }
-    let _gic = if op >= 5 { Some(create_vgic(&vm.vm)?) } else { None };
+    let _gic = if op >= 5 { Some(create_vgic(&vm.vm)?.ok_or("no vGICv3 (ENODEV)")?) } else { None };
     let mut first = vcpus.remove(0);
     let last_cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
     let (cpu0, cpu1) = match placement {

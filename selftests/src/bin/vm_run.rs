@@ -67,6 +67,11 @@ guest_code!(guest_vendor_hyp,
     "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
+// Report ID_AA64PFR0_EL1 at MMIO, then SYSTEM_OFF.
+guest_code!(guest_read_pfr0,
+    "movz x1, #0x1000, lsl #16", "mrs x2, id_aa64pfr0_el1", "str x2, [x1]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
 // Store 0x1234 to MMIO, load MMIO + 8 into x2, store x2 to MMIO + 16, then SYSTEM_OFF.
 guest_code!(guest_mmio_round,
     "movz x1, #0x1000, lsl #16", "movz x2, #0x1234", "str x2, [x1]",
@@ -325,6 +330,32 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// `ID_AA64PFR0_EL1.GIC` shows the GIC system registers until the first run and, as in
+/// KVM, reads as zero from then on in a VM without an in-kernel vGIC (QEMU reads the ID
+/// registers before it creates the vGIC); with a vGICv3 it stays 1.
+fn gic_id_field_follows_the_irqchip() -> TestResult {
+    const PFR0: u64 = 0x6030_0000_0013_c020; // ID_AA64PFR0_EL1
+    for with_vgic in [false, true] {
+        let vm = TestVm::new(1 << 20, guest_read_pfr0())?;
+        let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+        let _gic = if with_vgic {
+            match create_vgic(&vm.vm)? {
+                Some(g) => Some(g),
+                None => return Ok(Outcome::Skip("no in-kernel vGICv3".into())),
+            }
+        } else {
+            None
+        };
+        let gic = |v: u64| (v >> 24) & 0xf;
+        check_eq!(gic(get_reg(&vcpu, PFR0)?), 1);
+        let (_, seen) = run_to_write(&mut vcpu)?;
+        let want = u64::from(with_vgic);
+        check!(gic(seen) == want, "vGIC {with_vgic}: the guest read GIC = {}", gic(seen));
+        check!(gic(get_reg(&vcpu, PFR0)?) == want, "vGIC {with_vgic}: GET_ONE_REG after the run");
+    }
+    Ok(Outcome::Pass)
+}
+
 fn psci_cpu_on_starts_a_secondary() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_cpu_on())?;
     vm.mem.write(0x400, guest_secondary());
@@ -404,6 +435,7 @@ fn main() {
             ("signal_interrupts_run", signal_interrupts_run),
             ("immediate_exit_leaves_the_mmio_exit_in_place", immediate_exit_leaves_the_mmio_exit_in_place),
             ("vendor_hyp_calls_answer_as_kvm", vendor_hyp_calls_answer_as_kvm),
+            ("gic_id_field_follows_the_irqchip", gic_id_field_follows_the_irqchip),
             ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),
             ("system_off_stops_every_vcpu", system_off_stops_every_vcpu),
