@@ -105,6 +105,12 @@ impl Vcpu {
 
     fn run_loop(&self, vm: &Vm, state: &mut VcpuState, fp: &mut GuestFp<'_>) -> Result<isize> {
         loop {
+            // Consume the kicks first: everything one can ask for (power state, signals,
+            // timers, the vGIC) is evaluated after this point, and a kick that arrives
+            // later stops the entry (`enter_guest_mode`) or, once guest mode is published,
+            // arrives as an IPI that makes the guest exit at once. A kick the thread gives
+            // itself below (a timer level reaching the vGIC) costs one more iteration.
+            self.wake.take(req::KICK);
             match self.power_check()? {
                 Power::Run => {}
                 Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
@@ -125,12 +131,7 @@ impl Vcpu {
             }
             task::cond_resched();
 
-            // The timers' levels first: giving one to the vGIC may kick this vCPU, a
-            // request the consumption below then covers. Kicks consumed here are acted on
-            // before the entry; later ones stop it (`enter_guest_mode`), or, once the
-            // mode is published, arrive as an IPI that makes the guest exit at once.
             self.timer_sync(vm, state);
-            self.wake.take(req::KICK);
 
             let vgic = vm.vgic().filter(|v| v.ready());
             let (exit, kick) = {

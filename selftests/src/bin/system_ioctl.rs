@@ -23,12 +23,14 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (14, Some(1)),   // MP_STATE
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
+    (36, Some(1)),   // IOEVENTFD
     (40, Some(1)),   // INTERNAL_ERROR_DATA
     (66, Some(64)),  // MAX_VCPUS
     (70, Some(1)),   // ONE_REG
     (81, Some(1)),   // READONLY_MEM
     (102, Some(1)),  // ARM_PSCI_0_2
     (105, Some(1)),  // CHECK_EXTENSION_VM
+    (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
     (128, Some(64)), // MAX_VCPU_ID
     (136, Some(1)),  // IMMEDIATE_EXIT
     (165, None),     // ARM_VM_IPA_SIZE

@@ -47,6 +47,11 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Counter `name` of vCPU 0 in [`stats`]'s text.
+fn stat(text: &str, name: &str) -> Option<u64> {
+    text.split(", ").find_map(|kv| kv.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// vCPU 0's debugfs counters (this process has one VM at a time), for the log.
 fn stats() -> String {
     let prefix = format!("{}-", std::process::id());
@@ -244,12 +249,17 @@ fn vtimer_fires_in_wfi_while_the_thread_sleeps() -> TestResult {
     let ((addr, late), cpu, wall) = timed_run(&mut v)?;
     check_eq!(addr, MMIO_BASE + 8);
     let wakeups = run_to_write(&mut v)?.1;
-    println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {}", stats());
+    let s = stats();
+    println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {s}");
     check!(wall >= period - Duration::from_millis(20), "woke after {wall:?}");
     check!(wall < period * 4, "woke only after {wall:?}");
-    // A spinning thread would use about all of it.
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    // A spinning thread would use about all of it. (The emulated host charges the time
+    // its emulator is descheduled to whatever runs, so the bound leaves room for that.)
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     check!(wakeups < 50, "{wakeups} WFI returns for one timer interrupt");
+    // It slept in the kernel rather than returning to the guest over and over.
+    check!(stat(&s, "wfi_sleeps").is_some_and(|n| (1..50).contains(&n)), "counters: {s}");
+    check!(stat(&s, "timer_arms").is_some_and(|n| n >= 1), "no hrtimer armed: {s}");
     Ok(Outcome::Pass)
 }
 
@@ -272,7 +282,7 @@ fn wfi_woken_by_irq_line_from_another_thread() -> TestResult {
     println!("# SPI after {delay:?}: woke after {wall:?}, thread CPU {cpu:?}; {}", stats());
     check_eq!((addr, intid), (MMIO_BASE + 8, 33));
     check!(wall >= delay - Duration::from_millis(20), "woke after {wall:?}");
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     Ok(Outcome::Pass)
 }
 
@@ -291,7 +301,7 @@ fn wfi_interrupted_by_a_signal() -> TestResult {
     check_eq!(r, Err(libc::EINTR));
     check_eq!(v.get_kvm_run().exit_reason, kvm_bindings::KVM_EXIT_INTR);
     check!(wall >= delay - Duration::from_millis(20), "returned after {wall:?}");
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     // The guest is still in its WFI loop, and runs on.
     let pc = get_reg(&v, core_reg_pc())?;
     check!((MEM_BASE + 0x400..MEM_BASE + 0x408).contains(&pc), "PC {pc:#x}");
@@ -322,7 +332,7 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
     let ((kind, ndata), (cpu, wall)) = woke?;
     check_eq!(kind, KVM_SYSTEM_EVENT_WAKEUP);
     check_eq!(ndata, 0);
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     // Sticky until userspace makes it runnable.
     check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
     v.set_mp_state(kvm_mp_state { mp_state: 0 }).map_err(|e| e.to_string())?;
