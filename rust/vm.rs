@@ -26,6 +26,7 @@ use crate::{
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
+        timer,
         traps,
         vmid::VmidSet,
     },
@@ -158,6 +159,8 @@ pub(crate) struct Vm {
     cntpoff: Atomic<u64>,
     /// CNTFRQ_EL0: counter ticks per second, to convert timer deadlines for hrtimers.
     pub(crate) cntfrq: u64,
+    /// The timers' PPIs (`KVM_ARM_VCPU_TIMER_IRQ_*` order), VM-wide as on KVM.
+    timer_ppis: [Atomic<u32>; 4],
     pub(crate) id_regs: IdRegs,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
     #[pin]
@@ -217,6 +220,7 @@ impl Vm {
                 cntvoff: Atomic::new(sysreg::cntpct_el0()),
                 cntpoff: Atomic::new(0),
                 cntfrq: sysreg::cntfrq_el0(),
+                timer_ppis: timer::DEFAULT_PPIS.map(Atomic::new),
                 id_regs: IdRegs::new(),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
@@ -273,6 +277,16 @@ impl Vm {
     /// Sets the virtual counter offset (`KVM_REG_ARM_TIMER_CNT`).
     pub(crate) fn set_cntvoff(&self, offset: u64) {
         self.cntvoff.store(offset, Relaxed);
+    }
+
+    /// The PPI of timer `idx` (`KVM_ARM_VCPU_TIMER_IRQ_*` order).
+    pub(crate) fn timer_ppi(&self, idx: usize) -> u32 {
+        self.timer_ppis[idx].load(Relaxed)
+    }
+
+    /// Sets the PPI of timer `idx` (only before the first `KVM_RUN`).
+    pub(crate) fn set_timer_ppi(&self, idx: usize, ppi: u32) {
+        self.timer_ppis[idx].store(ppi, Relaxed);
     }
 
     /// The physical timer's counter offset.

@@ -161,6 +161,9 @@ pub(crate) enum VcpuIoctl {
     SetOneReg,
     ArmVcpuInit,
     GetRegList,
+    SetDeviceAttr,
+    GetDeviceAttr,
+    HasDeviceAttr,
 }
 
 impl VcpuIoctl {
@@ -175,6 +178,9 @@ impl VcpuIoctl {
             KVM_SET_ONE_REG => Self::SetOneReg,
             KVM_ARM_VCPU_INIT => Self::ArmVcpuInit,
             KVM_GET_REG_LIST => Self::GetRegList,
+            KVM_SET_DEVICE_ATTR => Self::SetDeviceAttr,
+            KVM_GET_DEVICE_ATTR => Self::GetDeviceAttr,
+            KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
             _ => return None,
         })
     }

@@ -45,6 +45,9 @@ impl Vcpu {
         if let Some(vgic) = vm.vgic() {
             vgic.map_resources(vm)?;
         }
+        if !self.timer_ppis_valid(vm) {
+            return Err(EINVAL);
+        }
         self.stats.runs.inc();
         vm.mark_run();
         self.complete_mmio(state);

@@ -16,8 +16,9 @@ use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip,
     vmm::{core_reg_pc, core_reg_x, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
-    Kick, Outcome, TestResult, NO_GUESTS_REASON,
+    Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const TIMER_CTL: u64 = 0x6030_0000_0013_df19;
@@ -160,6 +161,7 @@ fn timer_registers_round_trip() -> TestResult {
         check_eq!(get_reg(&v, id)?, value);
     }
     // ISTATUS is read-only: a write of it is dropped; the physical timer's is computed.
+    set_reg(&v, PTIMER_CVAL, 0)?;
     set_reg(&v, PTIMER_CTL, 0x7)?;
     check_eq!(get_reg(&v, PTIMER_CTL)?, 0x7); // enabled, masked, CVAL in the past: ISTATUS
     set_reg(&v, PTIMER_CVAL, u64::MAX)?;
@@ -358,6 +360,61 @@ fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+fn vcpu_attr(v: &VcpuFd, cmd: u64, group: u32, attr: u64, value: &mut i32) -> Result<i32, i32> {
+    let mut a = kvm_device_attr { flags: 0, group, attr, addr: value as *mut i32 as u64 };
+    rkvm_selftests::vmm::ioctl_with(v.as_raw_fd(), cmd, &mut a)
+}
+
+const SET_ATTR: u64 = 0x4018_aee1;
+const GET_ATTR: u64 = 0x4018_aee2;
+const HAS_ATTR: u64 = 0x4018_aee3;
+
+fn timer_ppi_attributes() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_gic_setup())?;
+    vm.mem.write(0x400, guest_wfi_forever());
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut c = Cases::new();
+    let mut x = 0i32;
+    // KVM's defaults: virtual 27, physical 30, EL2 virtual 28, EL2 physical 26.
+    for (attr, ppi) in [(0, 27), (1, 30), (2, 28), (3, 26)] {
+        c.errno(&format!("HAS timer {attr}"), vcpu_attr(&v, HAS_ATTR, 1, attr, &mut x), 0);
+        c.errno(&format!("GET timer {attr}"), vcpu_attr(&v, GET_ATTR, 1, attr, &mut x), 0);
+        c.eq(&format!("timer {attr} PPI"), x, ppi);
+    }
+    c.errno("HAS timer 4", vcpu_attr(&v, HAS_ATTR, 1, 4, &mut x), libc::ENXIO);
+    c.errno("GET timer 4", vcpu_attr(&v, GET_ATTR, 1, 4, &mut x), libc::ENXIO);
+    c.errno("HAS PMU", vcpu_attr(&v, HAS_ATTR, 0, 0, &mut x), libc::ENXIO);
+    c.errno("SET PMU", vcpu_attr(&v, SET_ATTR, 0, 0, &mut x), libc::ENODEV);
+    c.errno("HAS PV time", vcpu_attr(&v, HAS_ATTR, 2, 0, &mut x), libc::ENXIO);
+    c.errno("HAS group 99", vcpu_attr(&v, HAS_ATTR, 99, 0, &mut x), libc::ENXIO);
+    x = 20;
+    c.errno("SET without a vGIC", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EINVAL);
+    let Some(_dev) = vgic(&vm)? else {
+        c.finish()?;
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    for (what, attr, value, want) in [
+        ("SET SGI", 0, 15, libc::EINVAL),
+        ("SET SPI", 0, 32, libc::EINVAL),
+        ("SET attribute 4", 4, 20, libc::ENXIO),
+        ("SET virtual 20", 0, 20, 0),
+        ("SET physical 20 (checked at KVM_RUN)", 1, 20, 0),
+    ] {
+        x = value;
+        c.errno(what, vcpu_attr(&v, SET_ATTR, 1, attr, &mut x), want);
+    }
+    c.errno("GET virtual", vcpu_attr(&v, GET_ATTR, 1, 0, &mut x), 0);
+    c.eq("virtual PPI", x, 20);
+    c.eq("KVM_RUN with two timers on one PPI", v.run().map(|_| 0).map_err(|e| e.errno()), Err(libc::EINVAL));
+    x = 30;
+    c.errno("SET physical 30", vcpu_attr(&v, SET_ATTR, 1, 1, &mut x), 0);
+    set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
+    c.eq("KVM_RUN", run_to_write(&mut v), Ok((MMIO_BASE, 0)));
+    x = 21;
+    c.errno("SET after KVM_RUN", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EBUSY);
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_timer_irq",
@@ -365,6 +422,7 @@ fn main() {
         NO_GUESTS_REASON,
         &[
             ("timer_registers_round_trip", timer_registers_round_trip),
+            ("timer_ppi_attributes", timer_ppi_attributes),
             ("counter_offsets_are_vm_wide", counter_offsets_are_vm_wide),
             ("physical_timer_is_emulated", physical_timer_is_emulated),
             ("vtimer_fires_in_wfi_while_the_thread_sleeps", vtimer_fires_in_wfi_while_the_thread_sleeps),
