@@ -18,6 +18,7 @@ use kernel::{
 
 mod dev;
 mod hyp;
+mod irqfd;
 mod logic;
 mod mmu;
 mod sys;

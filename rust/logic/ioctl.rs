@@ -101,6 +101,7 @@ pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
 pub(crate) const KVM_CREATE_DEVICE: u32 = kvm_iowr(0xe0, 12);
 pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
+pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -118,6 +119,7 @@ pub(crate) enum VmIoctl {
     CreateDevice,
     IrqLine,
     IrqLineStatus,
+    Irqfd,
 }
 
 impl VmIoctl {
@@ -132,6 +134,7 @@ impl VmIoctl {
             KVM_CREATE_DEVICE => Self::CreateDevice,
             KVM_IRQ_LINE => Self::IrqLine,
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
+            KVM_IRQFD => Self::Irqfd,
             _ => return None,
         })
     }
@@ -240,6 +243,7 @@ mod tests {
         assert_eq!(KVM_CREATE_DEVICE, 0xc00c_aee0);
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
+        assert_eq!(KVM_IRQFD, 0x4020_ae76);
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));

@@ -8,6 +8,7 @@
 mod bindings;
 pub(crate) mod anon_fd;
 pub(crate) mod cpu;
+pub(crate) mod eventfd;
 pub(crate) mod irq;
 pub(crate) mod misc;
 pub(crate) mod mm;
@@ -67,4 +68,17 @@ unsafe fn fpsimd_save(state: *mut task::FpState) {
 unsafe fn fpsimd_load(state: *const task::FpState) {
     // SAFETY: by the caller's guarantee.
     unsafe { __rkvm_fpsimd_load(state) }
+}
+
+/// `struct wait_queue_entry`, for wake-up callbacks (`eventfd.rs`).
+pub(crate) type WaitQueueEntry = bindings::wait_queue_entry;
+
+/// Waits until `work` has finished running, if it is queued or running.
+///
+/// # Safety
+///
+/// `work` points to an initialised `work_struct` that stays valid during the call.
+pub(crate) unsafe fn flush_work(work: *mut kernel::bindings::work_struct) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { kernel::bindings::flush_work(work) };
 }

@@ -19,8 +19,13 @@ const KVM_SET_DEVICE_ATTR: u64 = 0x4018_aee1;
 const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
 const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
 const KVM_IRQ_LINE: u64 = 0x4008_ae61;
+const KVM_IRQFD: u64 = 0x4020_ae76;
+const IRQFD_DEASSIGN: u32 = 1;
+const IRQFD_RESAMPLE: u32 = 2;
 const KVM_CAP_IRQCHIP: u64 = 0;
 const KVM_CAP_DEVICE_CTRL: u64 = 89;
+const KVM_CAP_IRQFD: u64 = 32;
+const KVM_CAP_IRQFD_RESAMPLE: u64 = 82;
 
 const VGIC_V2: u32 = 5;
 const VGIC_V3: u32 = 7;
@@ -84,6 +89,34 @@ fn has_attr(fd: i32, group: u32, attr: u64) -> Result<i32, i32> {
 fn irq_line(vm: &VmFd, irq: u32, level: bool) -> Result<i32, i32> {
     let mut l = [irq, u32::from(level)];
     ioctl_with(vm.as_raw_fd(), KVM_IRQ_LINE, &mut l)
+}
+
+fn irqfd(vm: &VmFd, fd: i32, gsi: u32, flags: u32, resamplefd: i32) -> Result<i32, i32> {
+    let mut a = [fd as u32, gsi, flags, resamplefd as u32, 0, 0, 0, 0];
+    ioctl_with(vm.as_raw_fd(), KVM_IRQFD, &mut a)
+}
+
+fn eventfd() -> Result<i32, String> {
+    // SAFETY: creates a new descriptor.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+fn eventfd_write(fd: i32) {
+    let one = 1u64;
+    // SAFETY: writes 8 bytes from a local.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// The counter of a non-blocking eventfd (0 when it was not signalled).
+fn eventfd_read(fd: i32) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a local.
+    let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    if n == 8 { v } else { 0 }
 }
 
 fn spi(n: u32) -> u32 {
@@ -154,6 +187,8 @@ fn setup_errors() -> TestResult {
     let mut c = Cases::new();
     c.eq("CHECK_EXTENSION(IRQCHIP)", kvm.check_extension_raw(KVM_CAP_IRQCHIP), 1);
     c.eq("CHECK_EXTENSION(DEVICE_CTRL)", kvm.check_extension_raw(KVM_CAP_DEVICE_CTRL), 1);
+    c.eq("CHECK_EXTENSION(IRQFD)", kvm.check_extension_raw(KVM_CAP_IRQFD), 1);
+    c.eq("CHECK_EXTENSION(IRQFD_RESAMPLE)", kvm.check_extension_raw(KVM_CAP_IRQFD_RESAMPLE), 1);
 
     // kvmtool's order: device and addresses before any vCPU exists.
     let vm = TestVm::new(1 << 20, guest_off())?;
@@ -425,6 +460,74 @@ fn more_pending_than_list_registers() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+// SPI 41 level-sensitive, fed by a resampling irqfd: taken once; after the EOI the line
+// is low (the VMM did not signal again), so 10,000 polls find nothing.
+guest_code!(guest_resample,
+    "movz x1, #0x0800, lsl #16",
+    "mov w2, #2", "str w2, [x1]",
+    "movz w2, #0xaaaa", "movk w2, #0xaaa2, lsl #16", "str w2, [x1, #0xc08]",
+    "mov w2, #0x200", "str w2, [x1, #0x104]",
+    "mov x2, #0xff", "msr s3_0_c4_c6_0, x2",
+    "mov x2, #1", "msr s3_0_c12_c12_7, x2", "isb",
+    "movz x19, #0x1000, lsl #16",
+    "str xzr, [x19]",
+    "2: mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 2b",
+    "msr s3_0_c12_c12_1, x0",
+    "str x0, [x19, #8]",
+    "movz x5, #10000", "mov x6, #0",
+    "3: mrs x0, s3_0_c12_c12_0", "cmp x0, #1023", "b.eq 4f", "add x6, x6, #1", "msr s3_0_c12_c12_1, x0",
+    "4: subs x5, x5, #1", "b.ne 3b",
+    "str x6, [x19, #16]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+fn irqfd_delivery() -> TestResult {
+    let (vm, mut vcpus, gic) = gic_vm(guest_spi_vectored(), &[MEM_BASE], 128)?;
+    vm.mem.write(0xa80, guest_irq_vector());
+    let efd = eventfd()?;
+    let other = eventfd()?;
+    let mut c = Cases::new();
+    c.errno("unknown flag", irqfd(&vm.vm, efd, 8, 4, 0), EINVAL);
+    c.errno("not an eventfd", irqfd(&vm.vm, vm.vm.as_raw_fd(), 8, 0, 0), EINVAL);
+    c.errno("closed fd", irqfd(&vm.vm, 999, 8, 0, 0), libc::EBADF);
+    c.errno("GSI beyond KVM's routes", irqfd(&vm.vm, efd, 4096, 0, 0), EINVAL);
+    c.eq("deassign unknown", irqfd(&vm.vm, efd, 8, IRQFD_DEASSIGN, 0), Ok(0));
+    c.eq("assign GSI 8 (SPI 40)", irqfd(&vm.vm, efd, 8, 0, 0), Ok(0));
+    c.errno("same eventfd again", irqfd(&vm.vm, efd, 9, 0, 0), libc::EBUSY);
+    c.eq("assign and deassign another", irqfd(&vm.vm, other, 10, 0, 0), Ok(0));
+    c.eq("deassign it", irqfd(&vm.vm, other, 10, IRQFD_DEASSIGN, 0), Ok(0));
+    c.eq("assign it again", irqfd(&vm.vm, other, 10, 0, 0), Ok(0));
+    match run(&mut vcpus[0], 0)? {
+        Exit::MmioWrite(a, _) if a == MMIO_BASE => {}
+        other => c.fail(format!("expected the ready write, got {other:?}")),
+    }
+    eventfd_write(efd);
+    c.eq("SPI taken", run_to_write(&mut vcpus[0])?, (MMIO_BASE + 8, 40));
+    c.eq("shutdown", run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
+    close(gic);
+    close(other);
+    // The VM goes with its irqfds still assigned: they must be shut down with it.
+    drop(vcpus);
+    drop(vm);
+    close(efd);
+
+    // Resampling: a level interrupt held until the guest's EOI, then signalled back.
+    let (vm, mut vcpus, gic) = gic_vm(guest_resample(), &[MEM_BASE], 128)?;
+    let efd = eventfd()?;
+    let rfd = eventfd()?;
+    c.eq("assign with resample", irqfd(&vm.vm, efd, 9, IRQFD_RESAMPLE, rfd), Ok(0));
+    c.eq("ready", run(&mut vcpus[0], 0)?, Exit::MmioWrite(MMIO_BASE, vec![0; 8]));
+    eventfd_write(efd);
+    c.eq("level SPI taken", run_to_write(&mut vcpus[0])?, (MMIO_BASE + 8, 41));
+    c.eq("resample eventfd signalled after the EOI", eventfd_read(rfd), 1);
+    c.eq("no second delivery", run_to_write(&mut vcpus[0])?, (MMIO_BASE + 16, 0));
+    c.eq("shutdown", run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
+    c.eq("deassign", irqfd(&vm.vm, efd, 9, IRQFD_DEASSIGN, 0), Ok(0));
+    close(gic);
+    close(efd);
+    close(rfd);
+    c.finish()
+}
+
 const ROUNDS: u64 = 1000;
 
 // vCPU 0: sends SGI 1 to vCPU 1 and waits for SGI 2, 1,000 times; reports at MMIO_BASE.
@@ -516,6 +619,7 @@ fn main() {
             ("spi_by_irq_line_reaches_the_vector", spi_by_irq_line_reaches_the_vector),
             ("level_interrupt_held_and_released", level_interrupt_held_and_released),
             ("more_pending_than_list_registers", more_pending_than_list_registers),
+            ("irqfd_delivery", irqfd_delivery),
             ("ipi_ping_pong", ipi_ping_pong),
             ("fast_path_when_nothing_is_in_flight", fast_path_when_nothing_is_in_flight),
         ],
