@@ -498,20 +498,27 @@ impl Vgic {
         let eventfd = EventFd::from_fd(fd as i32)?;
         if flags & irqfd::FLAG_DEASSIGN != 0 {
             // Unknown pairs are not an error (KVM's kvm_irqfd_deassign).
-            let mut removed = KVec::new();
-            {
+            let removed = {
                 let mut list = self.irqfds.lock();
+                // Room for every match first: an irqfd off the list must be shut down.
+                let mut removed = KVec::with_capacity(list.len(), GFP_KERNEL)?;
                 let mut i = 0;
                 while i < list.len() {
                     if list[i].gsi == gsi && list[i].is_on(&eventfd) {
                         let irqfd = list.remove(i)?;
-                        removed.push(irqfd, GFP_KERNEL)?;
+                        // Within the capacity reserved above, so this cannot fail; if
+                        // it did, the irqfd goes back where its slot was freed.
+                        if let Err(e) = removed.push_within_capacity(irqfd) {
+                            let _ = list.push_within_capacity(e.0);
+                            break;
+                        }
                     } else {
                         i += 1;
                     }
                 }
                 self.update_resample(&list);
-            }
+                removed
+            };
             for i in removed.iter() {
                 i.shutdown();
             }
