@@ -416,6 +416,7 @@ fn level_interrupt_held_and_released() -> TestResult {
     check_eq!(run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
     let s = stats(0)?;
     println!("# stats: {s:?}");
+    check!(get(&s, "vgic_eoi_maintenance") >= 1, "the EOI of a held level interrupt caused no maintenance exit");
     close(gic);
     Ok(Outcome::Pass)
 }
@@ -456,6 +457,7 @@ fn more_pending_than_list_registers() -> TestResult {
     // With at most 16 list registers, 20 interrupts need a second flush, which the
     // underflow maintenance interrupt (or any other exit) triggers.
     check!(get(&s, "vgic_flush_slow") >= 2, "one flush cannot hold 20 interrupts");
+    check!(get(&s, "vgic_underflow") >= 1, "no underflow maintenance interrupt");
     close(gic);
     Ok(Outcome::Pass)
 }
