@@ -409,6 +409,12 @@ impl FdOps for Vm {
                 let args: sys::kvm_ioeventfd = user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.ioeventfd(&args)
             }
+            VmIoctl::Irqfd => {
+                // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
+                let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
+                Ok(0)
+            }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,

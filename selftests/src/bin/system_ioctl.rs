@@ -17,17 +17,21 @@ const MISC_MAJOR: u64 = 10;
 /// `None` for the host-dependent IPA limit. Every other capability must read 0, and on a
 /// host where rkvm cannot run guests, all of them.
 const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
+    (0, Some(1)),    // IRQCHIP (the in-kernel vGICv3)
     (3, Some(1)),    // USER_MEMORY
     (9, Some(2)),    // NR_VCPUS: the emulated host has 2 CPUs
     (10, Some(512)), // NR_MEMSLOTS
     (14, Some(1)),   // MP_STATE
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
+    (32, Some(1)),   // IRQFD
     (36, Some(1)),   // IOEVENTFD
     (40, Some(1)),   // INTERNAL_ERROR_DATA
     (66, Some(64)),  // MAX_VCPUS
     (70, Some(1)),   // ONE_REG
     (81, Some(1)),   // READONLY_MEM
+    (82, Some(1)),   // IRQFD_RESAMPLE
+    (89, Some(1)),   // DEVICE_CTRL
     (102, Some(1)),  // ARM_PSCI_0_2
     (105, Some(1)),  // CHECK_EXTENSION_VM
     (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
