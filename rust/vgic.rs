@@ -250,7 +250,12 @@ impl Vgic {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let nr_vcpus = self.vcpus.as_ref().map_or(0, |v| v.len());
+        // Before CTRL_INIT the vCPU set is not frozen; the layout is checked against
+        // the vCPUs that exist, as KVM does.
+        let nr_vcpus = match self.vcpus.as_ref() {
+            Some(v) => v.len(),
+            None => vm.vcpus.lock().len(),
+        };
         // Checked in KVM's order: redistributors, distributor, overlap, then init.
         let layout = config.layout;
         layout.check(nr_vcpus, vm.ipa_limit()).map_err(errno)?;

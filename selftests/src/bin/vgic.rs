@@ -19,6 +19,7 @@ const KVM_SET_DEVICE_ATTR: u64 = 0x4018_aee1;
 const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
 const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
 const KVM_IRQ_LINE: u64 = 0x4008_ae61;
+const KVM_IRQ_LINE_STATUS: u64 = 0xc008_ae67;
 const KVM_IRQFD: u64 = 0x4020_ae76;
 const IRQFD_DEASSIGN: u32 = 1;
 const IRQFD_RESAMPLE: u32 = 2;
@@ -262,6 +263,10 @@ fn setup_errors() -> TestResult {
     c.errno("IRQ_LINE PPI of vCPU 7", irq_line(v, ppi(7, 27), true), EINVAL);
     c.eq("IRQ_LINE PPI 27 of vCPU 2", irq_line(v, ppi(2, 27), true), Ok(0));
     c.errno("IRQ_LINE CPU type with a vGIC", irq_line(v, 0, true), libc::ENXIO);
+    let mut status = [spi(100), 1u32];
+    c.eq("IRQ_LINE_STATUS SPI 100", ioctl_with(v.as_raw_fd(), KVM_IRQ_LINE_STATUS, &mut status), Ok(0));
+    c.eq("IRQ_LINE_STATUS leaves the struct as given (arm64)", status, [spi(100), 1]);
+    c.errno("IRQ_LINE_STATUS SPI 31", ioctl_with(v.as_raw_fd(), KVM_IRQ_LINE_STATUS, &mut [spi(31), 1u32]), EINVAL);
     c.errno("IRQ_LINE type 3", irq_line(v, 3 << 24, true), EINVAL);
     c.errno("unknown ioctl on the device fd", {
         // SAFETY: an ioctl without argument.
