@@ -242,7 +242,8 @@ fn setup_errors() -> TestResult {
     for i in 0..3 {
         vcpus.push(vm.vcpu(i, MEM_BASE, 0)?);
     }
-    c.errno("KVM_RUN before CTRL_INIT", rc(run_errno(&mut vcpus[0], 0)), libc::EBUSY);
+    // KVM checks the layout before the init: the overlap is found first.
+    c.errno("KVM_RUN before CTRL_INIT, frames overlapping", rc(run_errno(&mut vcpus[0], 0)), EINVAL);
     c.errno("IRQ_LINE before CTRL_INIT", irq_line(v, spi(40), true), libc::EBUSY);
     for (nr, want) in [(32, EINVAL), (100, EINVAL), (1024, EINVAL)] {
         c.errno(&format!("NR_IRQS {nr}"), set_attr(gic, GRP_NR_IRQS, 0, nr), want);
@@ -274,13 +275,11 @@ fn setup_errors() -> TestResult {
     }, libc::ENOTTY);
     close(gic);
 
-    // A VM with no addresses set: KVM_RUN fails with ENXIO.
+    // The first KVM_RUN's checks in KVM's order: redistributors, distributor, init.
     let vm2 = TestVm::new(1 << 20, guest_off())?;
     let mut vcpu = vm2.vcpu(0, MEM_BASE, 0)?;
     c.errno("IRQ_LINE without a vGIC", irq_line(&vm2.vm, spi(40), true), libc::ENXIO);
     let gic = e("create v3", create_device(&vm2.vm, VGIC_V3, 0))?;
-    c.eq("CTRL_INIT (defaults)", set_attr(gic, GRP_CTRL, CTRL_INIT, 0), Ok(0));
-    c.eq("GET NR_IRQS default", get_attr(gic, GRP_NR_IRQS, 0).map(|v| v as u32), Ok(256));
     c.errno("KVM_RUN without addresses", rc(run_errno(&mut vcpu, 0)), libc::ENXIO);
     c.eq("REDIST_REGION 0", set_attr(gic, GRP_ADDR, ADDR_REDIST_REGION, (1 << 52) | REDIST), Ok(0));
     c.errno("REDIST after REDIST_REGION", set_attr(gic, GRP_ADDR, ADDR_REDIST, 0x0900_0000), EINVAL);
@@ -290,6 +289,12 @@ fn setup_errors() -> TestResult {
         attr_ioctl(gic, KVM_GET_DEVICE_ATTR, GRP_ADDR, ADDR_REDIST_REGION, &mut v).map(|_| v)
     }, Ok((1 << 52) | REDIST));
     c.errno("KVM_RUN without a distributor", rc(run_errno(&mut vcpu, 0)), libc::ENXIO);
+    c.eq("DIST", set_attr(gic, GRP_ADDR, ADDR_DIST, DIST), Ok(0));
+    c.errno("REDIST_REGION 1 over the distributor", set_attr(gic, GRP_ADDR, ADDR_REDIST_REGION, (1 << 52) | 1 | DIST), EINVAL);
+    c.errno("KVM_RUN before CTRL_INIT", rc(run_errno(&mut vcpu, 0)), libc::EBUSY);
+    c.eq("CTRL_INIT (defaults)", set_attr(gic, GRP_CTRL, CTRL_INIT, 0), Ok(0));
+    c.eq("GET NR_IRQS default", get_attr(gic, GRP_NR_IRQS, 0).map(|v| v as u32), Ok(256));
+    c.eq("KVM_RUN once set up", run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     close(gic);
 
     // No vGIC once a vCPU has run.
