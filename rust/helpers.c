@@ -2,12 +2,15 @@
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/eventfd.h>
+#include <linux/file.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/of.h>
 #include <linux/of_irq.h>
 #include <linux/percpu.h>
+#include <linux/poll.h>
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -182,4 +185,56 @@ unsigned int rkvm_gic_v3_maintenance_irq(void)
 	irq = irq_of_parse_and_map(np, 0);
 	of_node_put(np);
 	return irq;
+}
+
+/*
+ * irqfd (rust/sys/eventfd.rs): a wait-queue entry on an eventfd, registered through the
+ * file's poll method as KVM's irqfd does. The first waiter with priority is exclusive,
+ * so one eventfd drives at most one irqfd (-EBUSY otherwise, as KVM).
+ */
+static void rkvm_poll_queue_proc(struct file *file, wait_queue_head_t *wqh, poll_table *pt)
+{
+	struct rkvm_poll_entry *e = container_of(pt, struct rkvm_poll_entry, pt);
+
+	e->err = add_wait_queue_priority_exclusive(wqh, &e->wait);
+	if (!e->err)
+		e->wqh = wqh;
+}
+
+int rkvm_poll_register(int fd, struct rkvm_poll_entry *e, wait_queue_func_t func,
+		       unsigned int *events)
+{
+	struct eventfd_ctx *ctx;
+	CLASS(fd, f)(fd);
+
+	if (fd_empty(f))
+		return -EBADF;
+	ctx = eventfd_ctx_fileget(fd_file(f));
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	e->ctx = ctx;
+	e->wqh = NULL;
+	e->err = 0;
+	init_waitqueue_func_entry(&e->wait, func);
+	init_poll_funcptr(&e->pt, rkvm_poll_queue_proc);
+	*events = vfs_poll(fd_file(f), &e->pt);
+	if (!e->wqh) {
+		eventfd_ctx_put(ctx);
+		e->ctx = NULL;
+		return e->err ? e->err : -EINVAL;
+	}
+	return 0;
+}
+
+void rkvm_poll_unregister(struct rkvm_poll_entry *e)
+{
+	u64 cnt;
+
+	eventfd_ctx_remove_wait_queue(e->ctx, &e->wait, &cnt);
+	eventfd_ctx_put(e->ctx);
+}
+
+void rkvm_eventfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
 }

@@ -18,6 +18,7 @@ use kernel::{
 
 mod dev;
 mod hyp;
+mod irqfd;
 mod logic;
 mod mmu;
 mod sys;
@@ -72,7 +73,11 @@ impl Globals {
 
 impl Drop for Globals {
     fn drop(&mut self) {
-        if self.vgic.take().is_some() {
+        // The maintenance interrupt is freed before the hotplug state goes.
+        let vgic = self.vgic.take();
+        let had_irq_state = vgic.is_some();
+        drop(vgic);
+        if had_irq_state {
             sys::irq::exit();
         }
         sys::preempt::notifiers_disable();

@@ -461,6 +461,9 @@ impl FdOps for VcpuFile {
                 vcpu.set_mp_state(state.mp_state)
             }
             VcpuIoctl::SetSignalMask => vcpu.set_signal_mask(arg),
+            op @ (VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr | VcpuIoctl::HasDeviceAttr) => {
+                vcpu.device_attr(&this.vm, op, arg)
+            }
         }
     }
 

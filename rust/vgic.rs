@@ -23,17 +23,18 @@
 
 use crate::{
     hyp::{self, context::VgicCpuIf},
+    irqfd::{self, Irqfd},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
-        lr::{HCR_EN, HCR_UIE, MISR_EOI, MISR_U},
+        lr::{Lr, HCR_EN, HCR_UIE, MISR_EOI, MISR_U},
         mmio::{DIST_SIZE, REDIST_SIZE},
-        Cpu, Dist, Irq, Model, VcpuMask, DEFAULT_SPIS, NR_PRIVATE, NR_SGIS,
+        Cpu, Dist, Irq, Model, VcpuMask, DEFAULT_SPIS, MAX_SPIS, NR_PRIVATE, NR_SGIS,
     },
-    sys::{self, anon_fd::FdOps, irq::PercpuIrq},
+    sys::{self, anon_fd::FdOps, eventfd::EventFd, irq::PercpuIrq},
     vcpu::Vcpu,
     vm::{Vm, MAX_VCPUS},
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     alloc::KVVec,
     interrupt::LocalInterruptDisabled,
@@ -118,8 +119,11 @@ impl State {
     }
 }
 
+/// Words of a bitmap over the SPIs.
+const SPI_WORDS: usize = MAX_SPIS.div_ceil(64);
+
 /// A VM's vGICv3 (embedded in the `Vm`; [`Vm::vgic`] returns it once created).
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Vgic {
     created: AtomicBool,
     /// `CTRL_INIT` done: `state` holds the model, `vcpus` the vCPU set.
@@ -136,6 +140,25 @@ pub(crate) struct Vgic {
     /// by the vCPU's own flush (the fast path); a vCPU that reads a stale `false` has
     /// interrupts masked, so the kick that follows the update makes it exit at once.
     hint: [AtomicBool; MAX_VCPUS as usize],
+    /// `KVM_IRQFD` registrations. Lock order: after `Vcpu::inner`, before `state`.
+    #[pin]
+    irqfds: Mutex<KVec<Arc<Irqfd>>>,
+    /// SPIs (bit n: SPI n + 32) driven by a resampling irqfd, and those the guest EOId
+    /// since the run loop last looked (`acked_any`).
+    resample_spis: [AtomicU64; SPI_WORDS],
+    acked_spis: [AtomicU64; SPI_WORDS],
+    acked_any: AtomicBool,
+}
+
+#[pinned_drop]
+impl PinnedDrop for Vgic {
+    fn drop(self: Pin<&mut Self>) {
+        // Irqfds point at the vGIC: off their eventfds, and their work done, first.
+        let irqfds = core::mem::take(&mut *self.irqfds.lock());
+        for i in irqfds.iter() {
+            i.shutdown();
+        }
+    }
 }
 
 impl Vgic {
@@ -148,6 +171,10 @@ impl Vgic {
             state <- new_spinlock_irq!(None, "Vgic::state"),
             vcpus: SetOnce::new(),
             hint: [const { AtomicBool::new(false) }; MAX_VCPUS as usize],
+            irqfds <- new_mutex!(KVec::new(), "Vgic::irqfds"),
+            resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
+            acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
+            acked_any: AtomicBool::new(false),
         })
     }
 
@@ -223,7 +250,12 @@ impl Vgic {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let nr_vcpus = self.vcpus.as_ref().map_or(0, |v| v.len());
+        // Before CTRL_INIT the vCPU set is not frozen; the layout is checked against
+        // the vCPUs that exist, as KVM does.
+        let nr_vcpus = match self.vcpus.as_ref() {
+            Some(v) => v.len(),
+            None => vm.vcpus.lock().len(),
+        };
         // Checked in KVM's order: redistributors, distributor, overlap, then init.
         let layout = config.layout;
         layout.check(nr_vcpus, vm.ipa_limit()).map_err(errno)?;
@@ -411,6 +443,19 @@ impl Vgic {
         if gic.misr & MISR_EOI != 0 {
             vcpu.stats.vgic_eoi_maintenance.inc();
         }
+        for &v in &gic.lr[..used] {
+            let lr = Lr::decode(v);
+            // A level interrupt the guest deactivated (its EOI maintenance bit set, the
+            // LR now empty): a resampling irqfd behind it lowers its line.
+            if lr.eoi && !lr.pending && !lr.active && lr.intid >= NR_PRIVATE {
+                let n = (lr.intid - NR_PRIVATE) as usize;
+                let bit = 1u64 << (n % 64);
+                if self.resample_spis.get(n / 64).is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0) {
+                    self.acked_spis[n / 64].fetch_or(bit, Ordering::Relaxed);
+                    self.acked_any.store(true, Ordering::Release);
+                }
+            }
+        }
         let mut guard = self.state.lock_with(irqs);
         let kick = match Option::as_mut(&mut *guard) {
             Some(st) => {
@@ -425,9 +470,120 @@ impl Vgic {
         kick
     }
 
-    /// Kicks after a sync, with interrupts on.
+    /// After a sync, with interrupts on: kicks, and resamples the irqfds whose
+    /// interrupt the guest EOId (lowers the line, signals the resample eventfd).
     pub(crate) fn kick_after_sync(&self, mask: VcpuMask) {
         self.kick(mask);
+        if self.acked_any.load(Ordering::Acquire) && self.acked_any.swap(false, Ordering::AcqRel) {
+            let mut acked = [0u64; SPI_WORDS];
+            for (a, w) in acked.iter_mut().zip(&self.acked_spis) {
+                *a = w.swap(0, Ordering::Relaxed);
+            }
+            let irqfds = self.irqfds.lock();
+            for i in irqfds.iter() {
+                let Some(resample) = &i.resample else { continue };
+                let n = i.gsi as usize;
+                if n < MAX_SPIS && acked[n / 64] & (1 << (n % 64)) != 0 {
+                    let _ = self.set_spi_level(i.gsi + NR_PRIVATE, false);
+                    resample.signal();
+                }
+            }
+        }
+    }
+
+    /// `KVM_IRQFD` (`kvm_irqfd`): assigns or deassigns an irqfd. `args` is `struct
+    /// kvm_irqfd`: fd, gsi, flags, resamplefd.
+    pub(crate) fn irqfd(&self, args: [u32; 4]) -> Result {
+        let [fd, gsi, flags, resamplefd] = args;
+        if flags & !(irqfd::FLAG_DEASSIGN | irqfd::FLAG_RESAMPLE) != 0 {
+            return Err(EINVAL);
+        }
+        let eventfd = EventFd::from_fd(fd as i32)?;
+        if flags & irqfd::FLAG_DEASSIGN != 0 {
+            // Unknown pairs are not an error (KVM's kvm_irqfd_deassign).
+            let removed = {
+                let mut list = self.irqfds.lock();
+                // Room for every match first: an irqfd off the list must be shut down.
+                let mut removed = KVec::with_capacity(list.len(), GFP_KERNEL)?;
+                let mut i = 0;
+                while i < list.len() {
+                    if list[i].gsi == gsi && list[i].is_on(&eventfd) {
+                        let irqfd = list.remove(i)?;
+                        // Within the capacity reserved above, so this cannot fail; if
+                        // it did, the irqfd goes back where its slot was freed.
+                        if let Err(e) = removed.push_within_capacity(irqfd) {
+                            let _ = list.push_within_capacity(e.0);
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                self.update_resample(&list);
+                removed
+            };
+            for i in removed.iter() {
+                i.shutdown();
+            }
+            return Ok(());
+        }
+        if gsi >= irqfd::MAX_GSI {
+            return Err(EINVAL);
+        }
+        let resample = if flags & irqfd::FLAG_RESAMPLE != 0 {
+            Some(EventFd::from_fd(resamplefd as i32)?)
+        } else {
+            None
+        };
+        drop(eventfd);
+        let mut list = self.irqfds.lock();
+        list.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let irqfd = Irqfd::assign(self, fd as i32, gsi, resample)?;
+        list.push(irqfd, GFP_KERNEL_ACCOUNT)?;
+        self.update_resample(&list);
+        Ok(())
+    }
+
+    /// Recomputes which SPIs have a resampling irqfd (under `irqfds`).
+    fn update_resample(&self, list: &KVec<Arc<Irqfd>>) {
+        let mut bits = [0u64; SPI_WORDS];
+        for i in list.iter().filter(|i| i.resample.is_some()) {
+            let n = i.gsi as usize;
+            if n < MAX_SPIS {
+                bits[n / 64] |= 1 << (n % 64);
+            }
+        }
+        for (w, b) in self.resample_spis.iter().zip(bits) {
+            w.store(b, Ordering::Relaxed);
+        }
+    }
+
+    /// An irqfd was signalled (work context): GSI n is SPI n + 32. A resampling irqfd
+    /// raises the line until the guest EOIs; a plain one pulses it (an edge).
+    pub(crate) fn irqfd_inject(&self, gsi: u32, resample: bool) {
+        let intid = gsi + NR_PRIVATE;
+        // A GSI beyond the SPIs has no route, as in KVM: nothing happens.
+        if resample {
+            let _ = self.set_spi_level(intid, true);
+        } else {
+            let _ = self.set_spi_level(intid, true);
+            let _ = self.set_spi_level(intid, false);
+        }
+    }
+
+    /// The eventfd of `irqfd` was closed (work context): forget the irqfd.
+    pub(crate) fn irqfd_remove(&self, irqfd: &Arc<Irqfd>) {
+        let found = {
+            let mut list = self.irqfds.lock();
+            let found = list.iter().position(|i| Arc::ptr_eq(i, irqfd)).and_then(|p| list.remove(p).ok());
+            self.update_resample(&list);
+            found
+        };
+        if found.is_some() {
+            // Only unregisters: this runs as the irqfd's own shutdown work, which must
+            // not wait for itself.
+            irqfd.unregister_only();
+        }
     }
 
     /// Whether guest MMIO and SGIs are handled (the first `KVM_RUN` passed).

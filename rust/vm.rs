@@ -25,6 +25,7 @@ use crate::{
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
+        timer,
         traps,
         vmid::VmidSet,
     },
@@ -157,6 +158,8 @@ pub(crate) struct Vm {
     cntpoff: Atomic<u64>,
     /// CNTFRQ_EL0: counter ticks per second, to convert timer deadlines for hrtimers.
     pub(crate) cntfrq: u64,
+    /// The timers' PPIs (`KVM_ARM_VCPU_TIMER_IRQ_*` order), VM-wide as on KVM.
+    timer_ppis: [Atomic<u32>; 4],
     pub(crate) id_regs: IdRegs,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
     #[pin]
@@ -211,6 +214,7 @@ impl Vm {
                 cntvoff: Atomic::new(sysreg::cntpct_el0()),
                 cntpoff: Atomic::new(0),
                 cntfrq: sysreg::cntfrq_el0(),
+                timer_ppis: timer::DEFAULT_PPIS.map(Atomic::new),
                 id_regs: IdRegs::new(),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
@@ -278,6 +282,16 @@ impl Vm {
     /// Sets the virtual counter offset (`KVM_REG_ARM_TIMER_CNT`).
     pub(crate) fn set_cntvoff(&self, offset: u64) {
         self.cntvoff.store(offset, Relaxed);
+    }
+
+    /// The PPI of timer `idx` (`KVM_ARM_VCPU_TIMER_IRQ_*` order).
+    pub(crate) fn timer_ppi(&self, idx: usize) -> u32 {
+        self.timer_ppis[idx].load(Relaxed)
+    }
+
+    /// Sets the PPI of timer `idx` (only before the first `KVM_RUN`).
+    pub(crate) fn set_timer_ppi(&self, idx: usize, ppi: u32) {
+        self.timer_ppis[idx].store(ppi, Relaxed);
     }
 
     /// The physical timer's counter offset.
@@ -399,6 +413,12 @@ impl FdOps for Vm {
             VmIoctl::IoEventFd => {
                 let args: sys::kvm_ioeventfd = user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.ioeventfd(&args)
+            }
+            VmIoctl::Irqfd => {
+                // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
+                let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
+                Ok(0)
             }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {

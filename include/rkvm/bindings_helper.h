@@ -5,6 +5,7 @@
  * does not bind. The allow-list is in rust/sys/bindgen_parameters.
  */
 #include <linux/anon_inodes.h>
+#include <linux/eventfd.h>
 #include <linux/gfp.h>
 #include <linux/kvm.h>
 #include <linux/miscdevice.h>

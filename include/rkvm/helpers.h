@@ -8,6 +8,7 @@
 
 #include <linux/interrupt.h>
 #include <linux/mm_types.h>
+#include <linux/poll.h>
 #include <linux/signal_types.h>
 #include <linux/smp.h>
 #include <linux/types.h>
@@ -35,6 +36,18 @@ int rkvm_cpuhp_setup_state_nocalls(const char *name, int (*startup)(unsigned int
 				   int (*teardown)(unsigned int));
 void rkvm_cpuhp_remove_state_nocalls(int state);
 unsigned int rkvm_gic_v3_maintenance_irq(void);
+struct eventfd_ctx;
+struct rkvm_poll_entry {
+	poll_table pt;
+	wait_queue_entry_t wait;
+	wait_queue_head_t *wqh;
+	struct eventfd_ctx *ctx;
+	int err;
+};
+int rkvm_poll_register(int fd, struct rkvm_poll_entry *e, wait_queue_func_t func,
+		       unsigned int *events);
+void rkvm_poll_unregister(struct rkvm_poll_entry *e);
+void rkvm_eventfd_signal(struct eventfd_ctx *ctx);
 struct preempt_notifier;
 struct preempt_ops;
 void rkvm_preempt_notifier_init(struct preempt_notifier *notifier, struct preempt_ops *ops);

@@ -103,6 +103,7 @@ sysreg!(vpidr_el2, "s3_4_c0_c0_0");
 sysreg!(vmpidr_el2, "s3_4_c0_c0_5");
 
 // The GICv3 virtual CPU interface's EL2 registers.
+sysreg!(icc_sre_el2, "s3_4_c12_c9_5");
 sysreg!(ich_hcr_el2, "s3_4_c12_c11_0");
 sysreg!(ich_vtr_el2, "s3_4_c12_c11_1");
 sysreg!(ich_misr_el2, "s3_4_c12_c11_2");

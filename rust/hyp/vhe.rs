@@ -38,6 +38,7 @@ pub(crate) struct HostSaved {
     tpidrro_el0: u64,
     mdcr: u64,
     cnthctl: u64,
+    icc_sre: u64,
 }
 
 /// A vCPU's lazily switched state: its EL1 registers and what it needs loaded.
@@ -86,6 +87,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
             tpidrro_el0: sysreg::tpidrro_el0::read(),
             mdcr: sysreg::mdcr_el2::read(),
             cnthctl: sysreg::cnthctl_el2::read(),
+            icc_sre: 0,
         };
         let g = &l.el1;
         sysreg::sctlr_el12::write(g.sys[El1Reg::Sctlr as usize]);
@@ -114,6 +116,10 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::cntv_ctl_el02::write(g.vtimer_ctl);
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_restore_vmcr_aprs(&g.gic, nr_aprs);
+            // ICC_SRE_EL2.Enable clear: the guest's ICC_SRE_EL1 accesses trap (the real
+            // register is shared with the host), as KVM's __vgic_v3_activate_traps.
+            l.host.icc_sre = sysreg::icc_sre_el2::read();
+            sysreg::icc_sre_el2::write(l.host.icc_sre & !ICC_SRE_EL2_ENABLE);
         }
 
         sysreg::vttbr_el2::write(l.vm.vttbr);
@@ -168,6 +174,7 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         sysreg::cntv_ctl_el02::write(0);
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_save_vmcr_aprs(&mut g.gic, nr_aprs);
+            sysreg::icc_sre_el2::write(l.host.icc_sre);
         }
 
         sysreg::tpidr_el0::write(l.host.tpidr_el0);
@@ -178,6 +185,9 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     }
     l.loaded = false;
 }
+
+/// ICC_SRE_EL2.Enable: EL1 may access ICC_SRE_EL1.
+const ICC_SRE_EL2_ENABLE: u64 = 1 << 3;
 
 /// Loads the guest's ICH_VMCR_EL2 and active-priority registers (`vcpu_load`).
 ///

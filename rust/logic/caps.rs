@@ -18,10 +18,12 @@ pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
 pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
 pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
 pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
+pub(crate) const KVM_CAP_IRQFD: CapNr = 32;
 pub(crate) const KVM_CAP_INTERNAL_ERROR_DATA: CapNr = 40;
 pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
 pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
 pub(crate) const KVM_CAP_READONLY_MEM: CapNr = 81;
+pub(crate) const KVM_CAP_IRQFD_RESAMPLE: CapNr = 82;
 pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
 pub(crate) const KVM_CAP_IOEVENTFD_ANY_LENGTH: CapNr = 122;
 pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
@@ -72,7 +74,9 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
         KVM_CAP_NR_MEMSLOTS => i64::from(host.max_memslots),
         KVM_CAP_ARM_VM_IPA_SIZE => i64::from(host.max_ipa_bits),
-        KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL => i64::from(host.vgic),
+        KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL | KVM_CAP_IRQFD | KVM_CAP_IRQFD_RESAMPLE => {
+            i64::from(host.vgic)
+        }
         _ => 0,
     }
 }
@@ -116,7 +120,10 @@ mod tests {
         let host = Host { vgic: true, ..HOST };
         assert_eq!(check_extension(KVM_CAP_IRQCHIP, &host), 1);
         assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &host), 1);
+        assert_eq!(check_extension(KVM_CAP_IRQFD, &host), 1);
+        assert_eq!(check_extension(KVM_CAP_IRQFD_RESAMPLE, &host), 1);
         assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &HOST), 0);
+        assert_eq!(check_extension(KVM_CAP_IRQFD, &HOST), 0);
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub(crate) const KVM_CREATE_DEVICE: u32 = kvm_iowr(0xe0, 12);
 pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
 pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
+pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -120,6 +121,7 @@ pub(crate) enum VmIoctl {
     IoEventFd,
     IrqLine,
     IrqLineStatus,
+    Irqfd,
 }
 
 impl VmIoctl {
@@ -135,6 +137,7 @@ impl VmIoctl {
             KVM_IOEVENTFD => Self::IoEventFd,
             KVM_IRQ_LINE => Self::IrqLine,
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
+            KVM_IRQFD => Self::Irqfd,
             _ => return None,
         })
     }
@@ -161,6 +164,9 @@ pub(crate) enum VcpuIoctl {
     SetOneReg,
     ArmVcpuInit,
     GetRegList,
+    SetDeviceAttr,
+    GetDeviceAttr,
+    HasDeviceAttr,
 }
 
 impl VcpuIoctl {
@@ -175,6 +181,9 @@ impl VcpuIoctl {
             KVM_SET_ONE_REG => Self::SetOneReg,
             KVM_ARM_VCPU_INIT => Self::ArmVcpuInit,
             KVM_GET_REG_LIST => Self::GetRegList,
+            KVM_SET_DEVICE_ATTR => Self::SetDeviceAttr,
+            KVM_GET_DEVICE_ATTR => Self::GetDeviceAttr,
+            KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
             _ => return None,
         })
     }
@@ -244,6 +253,7 @@ mod tests {
         assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
+        assert_eq!(KVM_IRQFD, 0x4020_ae76);
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));

@@ -25,6 +25,36 @@ pub(crate) mod ctl {
 pub(crate) const VTIMER_PPI: u32 = 27;
 pub(crate) const PTIMER_PPI: u32 = 30;
 
+/// vCPU device-attribute groups (`KVM_ARM_VCPU_*_CTRL`, for `KVM_{SET,GET,HAS}_DEVICE_ATTR`
+/// on a vCPU fd).
+pub(crate) const VCPU_PMU_V3_CTRL: u32 = 0;
+pub(crate) const VCPU_TIMER_CTRL: u32 = 1;
+
+/// The timers' PPIs by `KVM_ARM_VCPU_TIMER_IRQ_*` attribute (virtual, physical, and the
+/// EL2 virtual and physical ones KVM keeps for nested virtualisation): KVM's defaults,
+/// which userspace may change before the first `KVM_RUN`.
+pub(crate) const DEFAULT_PPIS: [u32; 4] = [VTIMER_PPI, PTIMER_PPI, 28, 26];
+
+/// The index of a `KVM_ARM_VCPU_TIMER_IRQ_*` attribute; `None` (`ENXIO`) for others.
+pub(crate) const fn timer_attr_index(attr: u64) -> Option<usize> {
+    if attr < DEFAULT_PPIS.len() as u64 {
+        Some(attr as usize)
+    } else {
+        None
+    }
+}
+
+/// Whether `irq` may be a timer's interrupt (a PPI: 16-31).
+pub(crate) const fn is_ppi(irq: i32) -> bool {
+    irq >= 16 && irq < 32
+}
+
+/// Whether the timers' PPIs are all different: KVM refuses the first `KVM_RUN`
+/// (`EINVAL`) otherwise (`timer_irqs_are_valid`).
+pub(crate) fn ppis_distinct(ppis: &[u32; 4]) -> bool {
+    (0..ppis.len()).all(|i| !ppis[i + 1..].contains(&ppis[i]))
+}
+
 /// One timer's programmable state, as saved outside the CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TimerRegs {
@@ -348,6 +378,18 @@ mod tests {
         assert_eq!(ptimer_access(&mut t, PtimerReg::Count, 1234, None), 1234);
         assert_eq!(ptimer_access(&mut t, PtimerReg::Count, 1234, Some(5)), 0);
         assert_eq!(t, TimerRegs { ctl: EN, cval: 1100 });
+    }
+
+    #[test]
+    fn timer_ppi_attributes() {
+        assert_eq!(timer_attr_index(0), Some(0));
+        assert_eq!(timer_attr_index(3), Some(3));
+        assert_eq!(timer_attr_index(4), None);
+        assert!(is_ppi(16) && is_ppi(31));
+        assert!(!is_ppi(15) && !is_ppi(32) && !is_ppi(-1));
+        assert!(ppis_distinct(&DEFAULT_PPIS));
+        assert!(!ppis_distinct(&[27, 30, 27, 26]));
+        assert!(!ppis_distinct(&[20, 21, 22, 20]));
     }
 
     #[test]

@@ -72,3 +72,16 @@ unsafe fn fpsimd_load(state: *const task::FpState) {
     // SAFETY: by the caller's guarantee.
     unsafe { __rkvm_fpsimd_load(state) }
 }
+
+/// `struct wait_queue_entry`, for wake-up callbacks (`eventfd.rs`).
+pub(crate) type WaitQueueEntry = bindings::wait_queue_entry;
+
+/// Waits until `work` has finished running, if it is queued or running.
+///
+/// # Safety
+///
+/// `work` points to an initialised `work_struct` that stays valid during the call.
+pub(crate) unsafe fn flush_work(work: *mut kernel::bindings::work_struct) {
+    // SAFETY: by the caller's guarantee.
+    unsafe { kernel::bindings::flush_work(work) };
+}

@@ -104,6 +104,11 @@ impl VcpuWake {
 
     /// Clears the request bits in `mask` and returns which of them were set.
     pub(crate) fn take(&self, mask: u32) -> u32 {
+        // A load first: on most entries nothing is pending, and a read is cheaper than a
+        // read-modify-write. A request made after it stays set for the next check.
+        if self.requests.load(SeqCst) & mask == 0 {
+            return 0;
+        }
         self.requests.fetch_and(!mask, SeqCst) & mask
     }
 

@@ -122,7 +122,7 @@ impl Vcpu {
             }
             Ec::Sys64 => {
                 let acc = esr.sys_reg();
-                if !self.trapped_sgi(vm, ctx, acc) {
+                if !self.trapped_gic_sysreg(vm, ctx, acc) {
                     emulate_sys_reg(vm, state, acc);
                 }
                 Ok(Action::Reenter)
@@ -248,11 +248,24 @@ impl Vcpu {
         Ok(Action::ToUser)
     }
 
-    /// A trapped write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 (trapped because
-    /// HCR_EL2.IMO/FMO are set): generates the SGIs. Returns `false` for any other
-    /// register; a read of these, or a VM without a ready vGIC, gets UNDEF.
-    fn trapped_sgi(&self, vm: &Vm, ctx: &mut VcpuContext, acc: SysRegAccess) -> bool {
+    /// A trapped GICv3 CPU-interface register: a write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or
+    /// ICC_SGI0R_EL1 (trapped because HCR_EL2.IMO/FMO are set) generates SGIs; ICC_SRE_EL1
+    /// (trapped at load, see `hyp/vhe.rs`) reads as SRE|DFB|DIB and ignores writes, as
+    /// KVM's. Returns `false` for any other register; a read of the SGI registers, or a VM
+    /// without a ready vGIC, gets UNDEF.
+    fn trapped_gic_sysreg(&self, vm: &Vm, ctx: &mut VcpuContext, acc: SysRegAccess) -> bool {
         let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
+        if r == ICC_SRE_EL1 {
+            if vm.vgic().is_some() {
+                if acc.read {
+                    ctx.set_reg(acc.rt, ICC_SRE_EL1_VALUE);
+                }
+                skip_instr(ctx, true);
+            } else {
+                inject_into(ctx, Injected::Undefined, true);
+            }
+            return true;
+        }
         let group1 = match r {
             ICC_SGI1R_EL1 => true,
             ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
@@ -427,6 +440,10 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
 const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
 const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
 const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
+const ICC_SRE_EL1: SysReg = SysReg::new(3, 0, 12, 12, 5);
+/// ICC_SRE_EL1 as the guest sees it: system registers only (SRE), FIQ and IRQ bypass
+/// disabled (DFB, DIB).
+const ICC_SRE_EL1_VALUE: u64 = 0x7;
 
 /// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
 const DBG_BVR: u8 = 4;

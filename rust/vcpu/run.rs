@@ -45,10 +45,16 @@ impl Vcpu {
         if let Some(vgic) = vm.vgic() {
             vgic.map_resources(vm)?;
         }
+        if !self.timer_ppis_valid(vm) {
+            return Err(EINVAL);
+        }
         self.stats.runs.inc();
         vm.mark_run();
         self.complete_mmio(state);
-        // As KVM: `kvm_run` keeps the previous exit, which userspace may read again.
+        // As KVM (`!vcpu->wants_to_run`): EINTR with `exit_reason` left as it was. The
+        // kernel's selftests complete an MMIO exit with an immediate-exit run and then
+        // read the same exit again (`get_ucall` twice); only a signal reports
+        // `KVM_EXIT_INTR`.
         if self.run.immediate_exit() {
             return Err(EINTR);
         }
@@ -108,6 +114,12 @@ impl Vcpu {
 
     fn run_loop(&self, vm: &Vm, state: &mut VcpuState, fp: &mut GuestFp<'_>) -> Result<isize> {
         loop {
+            // Consume the kicks first: everything one can ask for (power state, signals,
+            // timers, the vGIC) is evaluated after this point, and a kick that arrives
+            // later stops the entry (`enter_guest_mode`) or, once guest mode is published,
+            // arrives as an IPI that makes the guest exit at once. A kick the thread gives
+            // itself below (a timer level reaching the vGIC) costs one more iteration.
+            self.wake.take(req::KICK);
             match self.power_check()? {
                 Power::Run => {}
                 Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
@@ -128,12 +140,7 @@ impl Vcpu {
             }
             task::cond_resched();
 
-            // The timers' levels first: giving one to the vGIC may kick this vCPU, a
-            // request the consumption below then covers. Kicks consumed here are acted on
-            // before the entry; later ones stop it (`enter_guest_mode`), or, once the
-            // mode is published, arrive as an IPI that makes the guest exit at once.
             self.timer_sync(vm, state);
-            self.wake.take(req::KICK);
 
             let vgic = vm.vgic().filter(|v| v.ready());
             let (exit, kick) = {

@@ -16,9 +16,16 @@
 use super::{Vcpu, VcpuState};
 use crate::{
     hyp::{self, sysreg},
-    logic::timer::{self, PtimerReg, TimerRegs, WakeKey, PTIMER_PPI, VTIMER_PPI},
+    logic::{
+        ioctl::VcpuIoctl,
+        timer::{self, PtimerReg, TimerRegs, WakeKey},
+    },
     sys::wake::req,
     vm::Vm,
+};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
 };
 
 /// A vCPU's timer state apart from the virtual timer's registers (in `El1Regs`).
@@ -69,11 +76,11 @@ impl Vcpu {
 
         let vlevel = timer::level_from_hw_ctl(vctl);
         if t.vlevel != Some(vlevel) {
-            t.vlevel = self.set_ppi_level(vm, VTIMER_PPI, vlevel).then_some(vlevel);
+            t.vlevel = self.set_ppi_level(vm, vm.timer_ppi(0), vlevel).then_some(vlevel);
         }
         let plevel = t.ptimer.level(pcount);
         if t.plevel != Some(plevel) {
-            t.plevel = self.set_ppi_level(vm, PTIMER_PPI, plevel).then_some(plevel);
+            t.plevel = self.set_ppi_level(vm, vm.timer_ppi(1), plevel).then_some(plevel);
         }
 
         let key = WakeKey::new(vctl, vcval, &t.ptimer, pcount);
@@ -111,4 +118,52 @@ impl Vcpu {
 pub(super) fn ptimer_access(vm: &Vm, state: &mut VcpuState, reg: PtimerReg, write: Option<u64>) -> u64 {
     let count = sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
     timer::ptimer_access(&mut state.timer.ptimer, reg, count, write)
+}
+
+impl Vcpu {
+    /// `KVM_{SET,GET,HAS}_DEVICE_ATTR` on the vCPU fd (`arg`: `struct kvm_device_attr`).
+    /// The timer group names the timers' PPIs, as KVM's `kvm_arm_timer_*_attr`; there is
+    /// no PMU (`ENODEV` to set or get, as KVM without one) and no PV time; every other
+    /// group is `ENXIO`.
+    pub(super) fn device_attr(&self, vm: &Vm, op: VcpuIoctl, arg: usize) -> Result<isize> {
+        // struct kvm_device_attr { u32 flags; u32 group; u64 attr; u64 addr; }
+        let a: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), 24).reader().read()?;
+        let (group, attr, addr) = ((a[0] >> 32) as u32, a[1], a[2] as usize);
+        let user = UserSlice::new(UserPtr::from_addr(addr), 4);
+        match (group, op) {
+            (timer::VCPU_TIMER_CTRL, VcpuIoctl::HasDeviceAttr) => {
+                timer::timer_attr_index(attr).map(|_| 0).ok_or(ENXIO)
+            }
+            (timer::VCPU_TIMER_CTRL, VcpuIoctl::GetDeviceAttr) => {
+                let idx = timer::timer_attr_index(attr).ok_or(ENXIO)?;
+                user.writer().write(&(vm.timer_ppi(idx) as i32))?;
+                Ok(0)
+            }
+            (timer::VCPU_TIMER_CTRL, _) => {
+                // KVM's order: an in-kernel irqchip, the value, a PPI, not yet run, the
+                // attribute.
+                if vm.vgic().is_none() {
+                    return Err(EINVAL);
+                }
+                let irq: i32 = user.reader().read()?;
+                if !timer::is_ppi(irq) {
+                    return Err(EINVAL);
+                }
+                if vm.has_run() {
+                    return Err(EBUSY);
+                }
+                let idx = timer::timer_attr_index(attr).ok_or(ENXIO)?;
+                vm.set_timer_ppi(idx, irq as u32);
+                Ok(0)
+            }
+            (timer::VCPU_PMU_V3_CTRL, VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr) => Err(ENODEV),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// First-run check of the timers' PPIs with an in-kernel vGIC (KVM's
+    /// `kvm_timer_enable`): they must all differ.
+    pub(super) fn timer_ppis_valid(&self, vm: &Vm) -> bool {
+        !self.has_irqchip(vm) || timer::ppis_distinct(&[0, 1, 2, 3].map(|i| vm.timer_ppi(i)))
+    }
 }

@@ -32,7 +32,7 @@ impl Vm {
             let mut list = self.ioeventfds.lock();
             let pos = list
                 .iter()
-                .position(|r| r.key == key && r.eventfd.same(&eventfd))
+                .position(|r| r.key == key && r.eventfd.as_ptr() == eventfd.as_ptr())
                 .ok_or(ENOENT)?;
             // In bounds (just found); dropping the registration puts its eventfd.
             drop(list.remove(pos));

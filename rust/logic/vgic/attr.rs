@@ -193,7 +193,10 @@ impl Layout {
                 }
             }
         }
-        if r.count == 0 && self.dist.is_some_and(|d| overlap(d, DIST_SIZE, r.base, size)) {
+        // KVM checks a legacy region against the distributor here, and a counted one
+        // when it places a vCPU's redistributor in it (`vgic_v3_check_base`); rkvm
+        // checks both here, with the same error.
+        if self.dist.is_some_and(|d| overlap(d, DIST_SIZE, r.base, size)) {
             return Err(Errno::Inval);
         }
         if self.regions().iter().any(|o| overlap(o.base, o.size(nr_vcpus), r.base, size)) {
@@ -362,6 +365,8 @@ mod tests {
         // Five vCPUs do not fit in 1 + 4 slots? They do; six do not.
         assert_eq!(l.check(5, IPA), Ok(0x800_0000));
         assert_eq!(l.check(6, IPA), Err(Errno::Nxio));
+        // A counted region over the distributor.
+        assert_eq!(l.add_region(Region { index: 2, base: 0x800_0000, count: 1 }, 2, IPA), Err(Errno::Inval));
     }
 
     #[test]

@@ -622,6 +622,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn pending_for_wfi() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        assert!(!m.has_pending(0));
+        // A pending SGI (enabled at reset) wakes its target only.
+        m.send_sgi(1, (4 << 24) | 1, true);
+        assert!(m.has_pending(0) && !m.has_pending(1));
+        // Active only (taken, not EOId): nothing new to take.
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        assert!(!m.has_pending(0));
+        // Group 1 disabled at the distributor: a pending PPI does not count.
+        m.dist.enable_grp1 = false;
+        m.irq(1, 30).unwrap().enabled = true;
+        m.set_level(1, 30, true);
+        assert!(!m.has_pending(1));
+        assert!(!m.has_pending(7)); // no such vCPU
+    }
+
+    #[test]
     fn reset_values() {
         let sgi = Irq::reset(3);
         assert!(sgi.enabled && !sgi.level && sgi.group1);

@@ -24,11 +24,13 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (14, Some(1)),   // MP_STATE
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
+    (32, Some(1)),   // IRQFD
     (36, Some(1)),   // IOEVENTFD
     (40, Some(1)),   // INTERNAL_ERROR_DATA
     (66, Some(64)),  // MAX_VCPUS
     (70, Some(1)),   // ONE_REG
     (81, Some(1)),   // READONLY_MEM
+    (82, Some(1)),   // IRQFD_RESAMPLE
     (89, Some(1)),   // DEVICE_CTRL
     (102, Some(1)),  // ARM_PSCI_0_2
     (105, Some(1)),  // CHECK_EXTENSION_VM

@@ -16,8 +16,9 @@ use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip,
     vmm::{core_reg_pc, core_reg_x, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
-    Kick, Outcome, TestResult, NO_GUESTS_REASON,
+    Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const TIMER_CTL: u64 = 0x6030_0000_0013_df19;
@@ -45,6 +46,11 @@ fn thread_cpu_time() -> Duration {
     // SAFETY: a valid timespec pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Counter `name` of vCPU 0 in [`stats`]'s text.
+fn stat(text: &str, name: &str) -> Option<u64> {
+    text.split(", ").find_map(|kv| kv.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// vCPU 0's debugfs counters (this process has one VM at a time), for the log.
@@ -247,12 +253,17 @@ fn vtimer_fires_in_wfi_while_the_thread_sleeps() -> TestResult {
     let ((addr, late), cpu, wall) = timed_run(&mut v)?;
     check_eq!(addr, MMIO_BASE + 8);
     let wakeups = run_to_write(&mut v)?.1;
-    println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {}", stats());
+    let s = stats();
+    println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {s}");
     check!(wall >= period - Duration::from_millis(20), "woke after {wall:?}");
     check!(wall < period * 4, "woke only after {wall:?}");
-    // A spinning thread would use about all of it.
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    // A spinning thread would use about all of it. (The emulated host charges the time
+    // its emulator is descheduled to whatever runs, so the bound leaves room for that.)
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     check!(wakeups < 50, "{wakeups} WFI returns for one timer interrupt");
+    // It slept in the kernel rather than returning to the guest over and over.
+    check!(stat(&s, "wfi_sleeps").is_some_and(|n| (1..50).contains(&n)), "counters: {s}");
+    check!(stat(&s, "timer_arms").is_some_and(|n| n >= 1), "no hrtimer armed: {s}");
     Ok(Outcome::Pass)
 }
 
@@ -275,7 +286,7 @@ fn wfi_woken_by_irq_line_from_another_thread() -> TestResult {
     println!("# SPI after {delay:?}: woke after {wall:?}, thread CPU {cpu:?}; {}", stats());
     check_eq!((addr, intid), (MMIO_BASE + 8, 33));
     check!(wall >= delay - Duration::from_millis(20), "woke after {wall:?}");
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     Ok(Outcome::Pass)
 }
 
@@ -294,7 +305,7 @@ fn wfi_interrupted_by_a_signal() -> TestResult {
     check_eq!(r, Err(libc::EINTR));
     check_eq!(v.get_kvm_run().exit_reason, kvm_bindings::KVM_EXIT_INTR);
     check!(wall >= delay - Duration::from_millis(20), "returned after {wall:?}");
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     // The guest is still in its WFI loop, and runs on.
     let pc = get_reg(&v, core_reg_pc())?;
     check!((MEM_BASE + 0x400..MEM_BASE + 0x408).contains(&pc), "PC {pc:#x}");
@@ -325,7 +336,7 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
     let ((kind, ndata), (cpu, wall)) = woke?;
     check_eq!(kind, KVM_SYSTEM_EVENT_WAKEUP);
     check_eq!(ndata, 0);
-    check!(cpu * 4 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
     // Sticky until userspace makes it runnable.
     check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
     v.set_mp_state(kvm_mp_state { mp_state: 0 }).map_err(|e| e.to_string())?;
@@ -351,6 +362,61 @@ fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+fn vcpu_attr(v: &VcpuFd, cmd: u64, group: u32, attr: u64, value: &mut i32) -> Result<i32, i32> {
+    let mut a = kvm_device_attr { flags: 0, group, attr, addr: value as *mut i32 as u64 };
+    rkvm_selftests::vmm::ioctl_with(v.as_raw_fd(), cmd, &mut a)
+}
+
+const SET_ATTR: u64 = 0x4018_aee1;
+const GET_ATTR: u64 = 0x4018_aee2;
+const HAS_ATTR: u64 = 0x4018_aee3;
+
+fn timer_ppi_attributes() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_gic_setup())?;
+    vm.mem.write(0x400, guest_wfi_forever());
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut c = Cases::new();
+    let mut x = 0i32;
+    // KVM's defaults: virtual 27, physical 30, EL2 virtual 28, EL2 physical 26.
+    for (attr, ppi) in [(0, 27), (1, 30), (2, 28), (3, 26)] {
+        c.errno(&format!("HAS timer {attr}"), vcpu_attr(&v, HAS_ATTR, 1, attr, &mut x), 0);
+        c.errno(&format!("GET timer {attr}"), vcpu_attr(&v, GET_ATTR, 1, attr, &mut x), 0);
+        c.eq(&format!("timer {attr} PPI"), x, ppi);
+    }
+    c.errno("HAS timer 4", vcpu_attr(&v, HAS_ATTR, 1, 4, &mut x), libc::ENXIO);
+    c.errno("GET timer 4", vcpu_attr(&v, GET_ATTR, 1, 4, &mut x), libc::ENXIO);
+    c.errno("HAS PMU", vcpu_attr(&v, HAS_ATTR, 0, 0, &mut x), libc::ENXIO);
+    c.errno("SET PMU", vcpu_attr(&v, SET_ATTR, 0, 0, &mut x), libc::ENODEV);
+    c.errno("HAS PV time", vcpu_attr(&v, HAS_ATTR, 2, 0, &mut x), libc::ENXIO);
+    c.errno("HAS group 99", vcpu_attr(&v, HAS_ATTR, 99, 0, &mut x), libc::ENXIO);
+    x = 20;
+    c.errno("SET without a vGIC", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EINVAL);
+    let Some(_dev) = vgic(&vm)? else {
+        c.finish()?;
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    for (what, attr, value, want) in [
+        ("SET SGI", 0, 15, libc::EINVAL),
+        ("SET SPI", 0, 32, libc::EINVAL),
+        ("SET attribute 4", 4, 20, libc::ENXIO),
+        ("SET virtual 20", 0, 20, 0),
+        ("SET physical 20 (checked at KVM_RUN)", 1, 20, 0),
+    ] {
+        x = value;
+        c.errno(what, vcpu_attr(&v, SET_ATTR, 1, attr, &mut x), want);
+    }
+    c.errno("GET virtual", vcpu_attr(&v, GET_ATTR, 1, 0, &mut x), 0);
+    c.eq("virtual PPI", x, 20);
+    c.eq("KVM_RUN with two timers on one PPI", v.run().map(|_| 0).map_err(|e| e.errno()), Err(libc::EINVAL));
+    x = 30;
+    c.errno("SET physical 30", vcpu_attr(&v, SET_ATTR, 1, 1, &mut x), 0);
+    set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
+    c.eq("KVM_RUN", run_to_write(&mut v), Ok((MMIO_BASE, 0)));
+    x = 21;
+    c.errno("SET after KVM_RUN", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EBUSY);
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_timer_irq",
@@ -358,6 +424,7 @@ fn main() {
         NO_GUESTS_REASON,
         &[
             ("timer_registers_round_trip", timer_registers_round_trip),
+            ("timer_ppi_attributes", timer_ppi_attributes),
             ("counter_offsets_are_vm_wide", counter_offsets_are_vm_wide),
             ("physical_timer_is_emulated", physical_timer_is_emulated),
             ("vtimer_fires_in_wfi_while_the_thread_sleeps", vtimer_fires_in_wfi_while_the_thread_sleeps),

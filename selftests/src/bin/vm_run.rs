@@ -288,15 +288,18 @@ fn signal_interrupts_run() -> TestResult {
 fn immediate_exit_leaves_the_mmio_exit_in_place() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_mmio_round())?;
     let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    // Twice: a second immediate exit must not complete the access again.
     let still_mmio = |vcpu: &mut kvm_ioctls::VcpuFd, addr: u64| -> Result<(), String> {
-        vcpu.set_kvm_immediate_exit(1);
-        let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
-        vcpu.set_kvm_immediate_exit(0);
-        check_eq!(r, Err(libc::EINTR));
-        let run = vcpu.get_kvm_run();
-        check_eq!(run.exit_reason, kvm_bindings::KVM_EXIT_MMIO);
-        // SAFETY: `exit_reason` says the union holds `mmio`.
-        check_eq!(unsafe { run.__bindgen_anon_1.mmio.phys_addr }, addr);
+        for _ in 0..2 {
+            vcpu.set_kvm_immediate_exit(1);
+            let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+            vcpu.set_kvm_immediate_exit(0);
+            check_eq!(r, Err(libc::EINTR));
+            let run = vcpu.get_kvm_run();
+            check_eq!(run.exit_reason, kvm_bindings::KVM_EXIT_MMIO);
+            // SAFETY: `exit_reason` says the union holds `mmio`.
+            check_eq!(unsafe { run.__bindgen_anon_1.mmio.phys_addr }, addr);
+        }
         Ok(())
     };
     check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE, 0x1234u64.to_le_bytes().to_vec()));
