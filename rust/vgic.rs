@@ -592,7 +592,7 @@ impl Vgic {
     }
 
     /// `KVM_IRQ_LINE` for SPIs and PPIs (KVM's `kvm_vm_ioctl_irq_line` with a vGIC).
-    pub(crate) fn irq_line(&self, vm: &Vm, irq: u32, level: bool) -> Result {
+    pub(crate) fn irq_line(&self, irq: u32, level: bool) -> Result {
         let line = IrqLine::decode(irq);
         match line.kind {
             attr::IRQ_TYPE_CPU => Err(ENXIO),
@@ -611,7 +611,6 @@ impl Vgic {
                     .as_ref()
                     .and_then(|v| v.iter().position(|v| v.id == line.vcpu_id))
                     .ok_or(EINVAL)?;
-                let _ = vm;
                 self.set_private_level(idx, line.num, level)
             }
             _ => Err(EINVAL),

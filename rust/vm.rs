@@ -403,7 +403,7 @@ impl FdOps for Vm {
                 // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
                 // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
                 let Some(vgic) = this.vgic() else { return Err(ENXIO) };
-                vgic.irq_line(&this, line[0], line[1] != 0)?;
+                vgic.irq_line(line[0], line[1] != 0)?;
                 if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
                     // arm64 KVM leaves `status` as given.
                     user(ioctl::ioc_size(cmd)).writer().write(&line)?;
