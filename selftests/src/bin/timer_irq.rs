@@ -6,16 +6,11 @@
 //! woken by `KVM_IRQ_LINE` from another thread or interrupted by a signal, and a
 //! `SUSPENDED` vCPU woken by an interrupt.
 
-use kvm_bindings::{
-    kvm_create_device, kvm_device_attr, kvm_mp_state, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
-    KVM_ARM_VCPU_POWER_OFF, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR,
-    KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_SYSTEM_EVENT_WAKEUP, KVM_VGIC_V3_ADDR_TYPE_DIST,
-    KVM_VGIC_V3_ADDR_TYPE_REDIST,
-};
+use kvm_bindings::{kvm_device_attr, kvm_mp_state, KVM_ARM_VCPU_POWER_OFF, KVM_SYSTEM_EVENT_WAKEUP};
 use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip,
-    vmm::{core_reg_pc, core_reg_x, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{core_reg_pc, core_reg_x, create_vgic, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
     Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
@@ -27,10 +22,6 @@ const TIMER_CVAL: u64 = 0x6030_0000_0013_df02;
 const PTIMER_CTL: u64 = 0x6030_0000_0013_df11;
 const PTIMER_CVAL: u64 = 0x6030_0000_0013_df12;
 const PTIMER_CNT: u64 = 0x6030_0000_0013_df01;
-
-/// Where the tests put the vGIC (QEMU virt's layout).
-const GICD_BASE: u64 = 0x0800_0000;
-const GICR_BASE: u64 = 0x080a_0000;
 
 /// Counter frequency, as the guest sees it too.
 fn cntfrq() -> u64 {
@@ -70,32 +61,6 @@ fn stats() -> String {
     String::new()
 }
 
-/// Creates and initialises a vGICv3 (after the vCPUs), or `None` when rkvm has none.
-fn vgic(vm: &TestVm) -> Result<Option<DeviceFd>, String> {
-    let mut dev = kvm_create_device { type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3, fd: 0, flags: 0 };
-    let dev = match vm.vm.create_device(&mut dev) {
-        Ok(d) => d,
-        Err(e) if e.errno() == libc::ENODEV => return Ok(None),
-        Err(e) => return Err(format!("KVM_CREATE_DEVICE: {e}")),
-    };
-    for (kind, addr) in [(KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE), (KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE)] {
-        let attr = kvm_device_attr {
-            group: KVM_DEV_ARM_VGIC_GRP_ADDR,
-            attr: u64::from(kind),
-            addr: &addr as *const u64 as u64,
-            flags: 0,
-        };
-        dev.set_device_attr(&attr).map_err(|e| format!("vGIC address {kind}: {e}"))?;
-    }
-    let init = kvm_device_attr {
-        group: KVM_DEV_ARM_VGIC_GRP_CTRL,
-        attr: u64::from(KVM_DEV_ARM_VGIC_CTRL_INIT),
-        addr: 0,
-        flags: 0,
-    };
-    dev.set_device_attr(&init).map_err(|e| format!("vGIC CTRL_INIT: {e}"))?;
-    Ok(Some(dev))
-}
 
 const NO_VGIC: &str = "no in-kernel vGICv3 (WFI does not block without one)";
 
@@ -230,7 +195,7 @@ fn gic_vm(next: &[u8]) -> Result<Option<(TestVm, VcpuFd, DeviceFd)>, String> {
     let vm = TestVm::new(1 << 20, guest_gic_setup())?;
     vm.mem.write(0x400, next);
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
-    let Some(dev) = vgic(&vm)? else { return Ok(None) };
+    let Some(dev) = create_vgic(&vm.vm)? else { return Ok(None) };
     set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
     check_eq!(run_to_write(&mut v)?, (MMIO_BASE, 0));
     Ok(Some((vm, v, dev)))
@@ -391,7 +356,7 @@ fn timer_ppi_attributes() -> TestResult {
     c.errno("HAS group 99", vcpu_attr(&v, HAS_ATTR, 99, 0, &mut x), libc::ENXIO);
     x = 20;
     c.errno("SET without a vGIC", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EINVAL);
-    let Some(_dev) = vgic(&vm)? else {
+    let Some(_dev) = create_vgic(&vm.vm)? else {
         c.finish()?;
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
