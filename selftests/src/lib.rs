@@ -362,6 +362,33 @@ impl KernelLog {
     }
 }
 
+/// The debugfs counters (`rkvm/<pid>-<vmid>/vcpu<id>/stats`) of vCPU `id` of this
+/// process's VM (the tests that read them have one VM at a time).
+pub fn vcpu_stats(id: u32) -> Result<std::collections::HashMap<String, u64>, String> {
+    let prefix = format!("{}-", std::process::id());
+    let dir = std::fs::read_dir("/sys/kernel/debug/rkvm").map_err(|e| format!("debugfs: {e}"))?;
+    let entries: Vec<_> = dir.filter_map(Result::ok).collect();
+    let vm = entries
+        .iter()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .ok_or_else(|| {
+            let names: Vec<_> = entries.iter().map(|e| e.file_name()).collect();
+            format!("no debugfs directory {prefix}* among {names:?}")
+        })?;
+    let text = std::fs::read_to_string(vm.path().join(format!("vcpu{id}/stats")))
+        .map_err(|e| format!("reading stats: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect())
+}
+
+/// Counter `k` of a [`vcpu_stats`] map (0 if absent).
+pub fn stat(s: &std::collections::HashMap<String, u64>, k: &str) -> u64 {
+    s.get(k).copied().unwrap_or(0)
+}
+
 /// rkvm's module reference count: every open VM or vCPU file (and vCPU mapping) holds one.
 pub fn module_refcnt() -> Result<u64, String> {
     let s = std::fs::read_to_string("/sys/module/rkvm/refcnt").map_err(|e| format!("refcnt: {e}"))?;

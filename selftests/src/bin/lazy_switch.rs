@@ -6,8 +6,9 @@
 //! the guest uses it.
 
 use rkvm_selftests::vmm::*;
-use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult};
-use std::collections::HashMap;
+use rkvm_selftests::{
+    check, check_eq, guest_code, host_runs_guests, run_or_skip, stat, vcpu_stats, Outcome, TestResult,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -42,43 +43,19 @@ guest_code!(guest_state_keeper,
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .",
     "9: str x9, [x19, #8]", "b .");
 
-/// The counters of this process's only VM's vCPU `id`, from debugfs.
-fn stats(id: u32) -> Result<HashMap<String, u64>, String> {
-    let prefix = format!("{}-", std::process::id());
-    let dir = std::fs::read_dir("/sys/kernel/debug/rkvm").map_err(|e| format!("debugfs: {e}"))?;
-    let entries: Vec<_> = dir.filter_map(Result::ok).collect();
-    let vm = entries
-        .iter()
-        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .ok_or_else(|| {
-            let names: Vec<_> = entries.iter().map(|e| e.file_name()).collect();
-            format!("no debugfs directory {prefix}* among {names:?}")
-        })?;
-    let text = std::fs::read_to_string(vm.path().join(format!("vcpu{id}/stats")))
-        .map_err(|e| format!("reading stats: {e}"))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
-        .collect())
-}
-
-fn get(s: &HashMap<String, u64>, k: &str) -> u64 {
-    s.get(k).copied().unwrap_or(0)
-}
 
 fn exits_in_the_kernel_switch_no_el1_state() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_hypercalls())?;
     let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats after 10,000 hypercalls: {s:?}");
-    check!(get(&s, "exits_hypercall") >= ITERATIONS, "only {} hypercall exits", get(&s, "exits_hypercall"));
+    check!(stat(&s, "exits_hypercall") >= ITERATIONS, "only {} hypercall exits", stat(&s, "exits_hypercall"));
     // One load and one put for the KVM_RUN itself; any more come from preemption only.
-    let switches = get(&s, "loads") - get(&s, "runs");
+    let switches = stat(&s, "loads") - stat(&s, "runs");
     check!(switches * 100 <= ITERATIONS, "{switches} EL1 switches beyond one per KVM_RUN");
-    check_eq!(get(&s, "loads"), get(&s, "puts"));
-    check_eq!(get(&s, "fp_loads"), 0);
+    check_eq!(stat(&s, "loads"), stat(&s, "puts"));
+    check_eq!(stat(&s, "fp_loads"), 0);
     Ok(Outcome::Pass)
 }
 
@@ -146,13 +123,13 @@ fn state_survives_exits_preemption_and_migration() -> TestResult {
     result?;
     check!(noise_ok, "a host thread's FP values were corrupted");
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats after 10,000 MMIO exits with migration: {s:?}");
-    check_eq!(get(&s, "exits_mmio"), ITERATIONS);
+    check_eq!(stat(&s, "exits_mmio"), ITERATIONS);
     // The guest's FP registers are loaded at most once per KVM_RUN: on its first FP use
     // (a trap) or, once it has been seen using FP, up front for the next 32 runs, then
     // lazily once to check it still does (logic::fp::EAGER_RUNS).
-    let (trapped, eager, runs) = (get(&s, "fp_loads"), get(&s, "fp_eager_loads"), get(&s, "runs"));
+    let (trapped, eager, runs) = (stat(&s, "fp_loads"), stat(&s, "fp_eager_loads"), stat(&s, "runs"));
     check!(trapped + eager <= runs, "{trapped} + {eager} FP loads in {runs} KVM_RUNs");
     check!(trapped >= 1, "the guest's FP use was never loaded");
     check!(trapped <= runs / 32 + 1 && eager >= runs - runs / 32 - 2,

@@ -7,8 +7,8 @@
 
 use kvm_ioctls::VmFd;
 use rkvm_selftests::vmm::*;
-use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, Cases, Outcome, TestResult};
-use std::collections::HashMap;
+use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, stat, vcpu_stats, Cases, Outcome,
+    TestResult};
 use std::os::fd::AsRawFd;
 
 const SHUTDOWN: u32 = 1;
@@ -159,26 +159,6 @@ fn gic_vm(code: &[u8], pcs: &[u64], nr_irqs: u64) -> Result<(TestVm, Vec<kvm_ioc
     Ok((vm, vcpus, gic))
 }
 
-/// The counters of this process's VM's vCPU `id` (the process's only live VM).
-fn stats(id: u32) -> Result<HashMap<String, u64>, String> {
-    let prefix = format!("{}-", std::process::id());
-    let dir = std::fs::read_dir("/sys/kernel/debug/rkvm").map_err(|e| format!("debugfs: {e}"))?;
-    let vm = dir
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .ok_or_else(|| format!("no debugfs directory {prefix}*"))?;
-    let text = std::fs::read_to_string(vm.path().join(format!("vcpu{id}/stats")))
-        .map_err(|e| format!("reading stats: {e}"))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
-        .collect())
-}
-
-fn get(s: &HashMap<String, u64>, k: &str) -> u64 {
-    s.get(k).copied().unwrap_or(0)
-}
 
 // Powers the VM off at once: a KVM_RUN expected to fail that runs anyway ends quickly.
 guest_code!(guest_off, "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
@@ -387,12 +367,12 @@ fn spi_by_irq_line_reaches_the_vector() -> TestResult {
     e("IRQ_LINE low", irq_line(&vm.vm, spi(40), false))?;
     check_eq!(run_to_write(&mut vcpus[0])?, (MMIO_BASE + 8, 40));
     check_eq!(run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats: {s:?}");
-    check!(get(&s, "vgic_flush_slow") >= 1, "no slow flush for a pending SPI");
-    check!(get(&s, "vgic_mmio") >= 2, "the distributor writes were not handled in the kernel");
+    check!(stat(&s, "vgic_flush_slow") >= 1, "no slow flush for a pending SPI");
+    check!(stat(&s, "vgic_mmio") >= 2, "the distributor writes were not handled in the kernel");
     // An edge interrupt's EOI needs no exit: its list register asks for no maintenance.
-    check_eq!(get(&s, "vgic_eoi_maintenance"), 0);
+    check_eq!(stat(&s, "vgic_eoi_maintenance"), 0);
     close(gic);
     Ok(Outcome::Pass)
 }
@@ -426,9 +406,9 @@ fn level_interrupt_held_and_released() -> TestResult {
     e("IRQ_LINE low", irq_line(&vm.vm, spi(41), false))?;
     check_eq!(run_to_write(&mut vcpus[0])?, (MMIO_BASE + 16, 0));
     check_eq!(run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats: {s:?}");
-    check!(get(&s, "vgic_eoi_maintenance") >= 1, "the EOI of a held level interrupt caused no maintenance exit");
+    check!(stat(&s, "vgic_eoi_maintenance") >= 1, "the EOI of a held level interrupt caused no maintenance exit");
     close(gic);
     Ok(Outcome::Pass)
 }
@@ -464,12 +444,12 @@ fn more_pending_than_list_registers() -> TestResult {
     let order: Vec<u64> = (0..20).map(|i| vm.mem.read_u64(RESULTS + 8 * i)).collect();
     let want: Vec<u64> = (32..52).rev().collect();
     check_eq!(order, want);
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats: {s:?}");
     // With at most 16 list registers, 20 interrupts need a second flush, which the
     // underflow maintenance interrupt (or any other exit) triggers.
-    check!(get(&s, "vgic_flush_slow") >= 2, "one flush cannot hold 20 interrupts");
-    check!(get(&s, "vgic_underflow") >= 1, "no underflow maintenance interrupt");
+    check!(stat(&s, "vgic_flush_slow") >= 2, "one flush cannot hold 20 interrupts");
+    check!(stat(&s, "vgic_underflow") >= 1, "no underflow maintenance interrupt");
     close(gic);
     Ok(Outcome::Pass)
 }
@@ -595,10 +575,10 @@ fn ipi_ping_pong() -> TestResult {
     println!("# {ROUNDS} round trips in {:?}", start.elapsed());
     check_eq!(r0?, (MMIO_BASE, ROUNDS));
     check_eq!(r1?, (MMIO_BASE + 0x10, ROUNDS));
-    let s0 = stats(0)?;
-    let s1 = stats(1)?;
+    let s0 = vcpu_stats(0)?;
+    let s1 = vcpu_stats(1)?;
     println!("# vCPU 0: {s0:?}");
-    check!(get(&s0, "vgic_sgi") >= ROUNDS && get(&s1, "vgic_sgi") >= ROUNDS, "SGIs not counted");
+    check!(stat(&s0, "vgic_sgi") >= ROUNDS && stat(&s1, "vgic_sgi") >= ROUNDS, "SGIs not counted");
     close(gic);
     Ok(Outcome::Pass)
 }
@@ -612,12 +592,12 @@ guest_code!(guest_hypercalls,
 fn fast_path_when_nothing_is_in_flight() -> TestResult {
     let (_vm, mut vcpus, gic) = gic_vm(guest_hypercalls(), &[MEM_BASE], 128)?;
     check_eq!(run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
-    let s = stats(0)?;
+    let s = vcpu_stats(0)?;
     println!("# stats: {s:?}");
-    check!(get(&s, "vgic_flush_fast") >= 10_000, "only {} fast flushes", get(&s, "vgic_flush_fast"));
-    check_eq!(get(&s, "vgic_flush_slow"), 0);
-    check_eq!(get(&s, "vgic_sync_slow"), 0);
-    check_eq!(get(&s, "vgic_sync_fast"), get(&s, "vgic_flush_fast"));
+    check!(stat(&s, "vgic_flush_fast") >= 10_000, "only {} fast flushes", stat(&s, "vgic_flush_fast"));
+    check_eq!(stat(&s, "vgic_flush_slow"), 0);
+    check_eq!(stat(&s, "vgic_sync_slow"), 0);
+    check_eq!(stat(&s, "vgic_sync_fast"), stat(&s, "vgic_flush_fast"));
     close(gic);
     Ok(Outcome::Pass)
 }
