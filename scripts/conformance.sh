@@ -5,15 +5,15 @@
 #
 # Builds the selftests of the cached kernel source (cross-compiled, static) once per kernel
 # version into $RKVM_CACHE/kvm-selftests-$RKVM_KVER, packs them into the initramfs under
-# /kvm-selftests, boots the emulated VHE host twice (rkvm: kvm-arm.mode=none with
-# /dev/rkvm bind-mounted over /dev/kvm; kvm: the in-kernel KVM) and writes
-# Documentation/conformance.rst.
+# /kvm-selftests, boots the emulated host four times (rkvm: kvm-arm.mode=none with
+# /dev/rkvm bind-mounted over /dev/kvm; kvm: the in-kernel KVM; each on the VHE host and,
+# with id_aa64mmfr1.vh=0, on the nVHE host) and writes Documentation/conformance.rst.
 #   RKVM_CONF_TIMEOUT   per-test timeout in seconds inside the host (default 60)
 #   RKVM_CONF_TESTS     comma-separated test names to run (default: all), e.g.
 #                       guest_print_test,arm64/vgic_init
-#   RKVM_CONF_TARGETS   targets to boot (default "kvm rkvm")
-#   RKVM_CONF_PARALLEL  1: boot the targets at the same time (faster; timing-sensitive
-#                       tests may suffer on a small build machine)
+#   RKVM_CONF_TARGETS   targets to boot (default "kvm rkvm kvm-nvhe rkvm-nvhe")
+#   RKVM_CONF_PARALLEL  N: boot N targets at a time (faster; timing-sensitive tests may
+#                       suffer on a small build machine)
 #   RKVM_CONF_BOOT_TIMEOUT  whole-boot timeout in seconds (default 5400)
 #   RKVM_CONF_REPORT_ONLY   1: no boots, only rewrite the table from the existing logs
 source "$(dirname "$0")/common.sh"
@@ -59,14 +59,15 @@ ctimeout=${RKVM_CONF_TIMEOUT:-60}
 tests=${RKVM_CONF_TESTS:+rkvmtest.tests=$RKVM_CONF_TESTS}
 boot() {
 	local target=$1 append=
-	[ "$target" = rkvm ] && append="kvm-arm.mode=none"
-	log "conformance: booting the emulated VHE host, target $target (log: $logdir/conformance-$target.log)"
+	case $target in rkvm*) append="kvm-arm.mode=none" ;; esac
+	case $target in *-nvhe) append="$append id_aa64mmfr1.vh=0" ;; esac
+	log "conformance: booting the emulated host, target $target (log: $logdir/conformance-$target.log)"
 	local start=$SECONDS
 	timeout --foreground -k 10 "${RKVM_CONF_BOOT_TIMEOUT:-5400}" qemu-system-aarch64 \
 		-M virt,virtualization=on,gic-version=3 -cpu max,sve=off,sme=off -smp 2 -m 2G \
 		-nographic -no-reboot -nic none \
 		-kernel "$image" -initrd "$initrd" \
-		-append "console=ttyAMA0 panic=-1 rkvmtest.action=conformance rkvmtest.target=$target rkvmtest.timeout=$ctimeout $tests $append" \
+		-append "console=ttyAMA0 panic=-1 rkvmtest.action=conformance rkvmtest.target=${target%-nvhe} rkvmtest.timeout=$ctimeout $tests $append" \
 		</dev/null 2>&1 | tr -d '\r' >"$logdir/conformance-$target.log" || true
 	grep -q '^rkvm-init: done' "$logdir/conformance-$target.log" ||
 		log "conformance: the $target host did not finish (log: $logdir/conformance-$target.log)"
@@ -74,22 +75,22 @@ boot() {
 }
 start=$SECONDS
 [ "${RKVM_CONF_REPORT_ONLY:-0}" = 1 ] || RKVM_EXTRA_DIR=$bindir "$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
-targets=(${RKVM_CONF_TARGETS:-kvm rkvm})
-if [ "${RKVM_CONF_REPORT_ONLY:-0}" = 1 ]; then
-	:
-elif [ "${RKVM_CONF_PARALLEL:-0}" = 1 ]; then
-	for t in "${targets[@]}"; do boot "$t" & done
-	wait
-else
-	for t in "${targets[@]}"; do boot "$t"; done
+targets=(${RKVM_CONF_TARGETS:-kvm rkvm kvm-nvhe rkvm-nvhe})
+if [ "${RKVM_CONF_REPORT_ONLY:-0}" != 1 ]; then
+	parallel=${RKVM_CONF_PARALLEL:-1}
+	for ((i = 0; i < ${#targets[@]}; i += parallel)); do
+		for t in "${targets[@]:i:parallel}"; do boot "$t" & done
+		wait
+	done
 fi
 log "conformance: all boots took $((SECONDS - start)) s"
 
 python3 - "$RKVM_TOP/Documentation/conformance.rst" "$logdir" "$ctimeout" <<'EOF'
 import os, re, sys
 out, logdir, ctimeout = sys.argv[1:]
+TARGETS = [("kvm", "KVM VHE"), ("rkvm", "rkvm VHE"), ("kvm-nvhe", "KVM nVHE"), ("rkvm-nvhe", "rkvm nVHE")]
 res, notes = {}, {}
-for target in ("kvm", "rkvm"):
+for target, _ in TARGETS:
     path = os.path.join(logdir, f"conformance-{target}.log")
     res[target], notes[target] = {}, {}
     if not os.path.exists(path):
@@ -102,7 +103,7 @@ for target in ("kvm", "rkvm"):
         m = re.match(r"conformance-log,([^:]+): (.*)$", line)
         if m:
             notes[target].setdefault(m[1], []).append(m[2].strip())
-names = sorted(set(res["kvm"]) | set(res["rkvm"]))
+names = sorted(set().union(*(res[t] for t, _ in TARGETS)))
 
 def cell(target, n):
     if n not in res[target]:
@@ -113,31 +114,37 @@ def cell(target, n):
     return r if r == "pass" else f"{r} ({st})"
 
 def note(n):
-    if res["rkvm"].get(n, ("",))[0] == "pass":
+    # The first rkvm target that did not pass, and its assertion or skip reason.
+    target = next((t for t in ("rkvm", "rkvm-nvhe") if n in res[t] and res[t][n][0] != "pass"), None)
+    if target is None:
         return ""
-    # The assertion's expression and message, or the skip reason.
-    lines = [l for l in notes["rkvm"].get(n, []) if l and not
+    lines = [l for l in notes[target].get(n, []) if l and not
              re.match(r"(Random seed|TAP version|lru_gen|sh: )", l)]
     # Prefer the failed assertion (file.c:line: expression) over later skip lines.
     asserts = [l for l in lines if re.match(r"\S+\.[ch]:\d+: ", l)]
-    if asserts and res["rkvm"][n][0] == "fail":
+    if asserts and res[target][n][0] == "fail":
         i = lines.index(asserts[0])
         lines = [asserts[0]] + [l for l in lines[i + 1:i + 3] if "SKIP" not in l][-1:]
     s = "; ".join(lines[-2:]).replace("|", "/").replace("`", "'")
     s = re.sub(r"^1\.\.0 # SKIP -? ?", "SKIP: ", s)
-    return s[:150]
+    prefix = "" if target == "rkvm" else "nVHE: "
+    return (prefix + s)[:150]
 
-rows = [("Test", "KVM", "rkvm", "rkvm failure / skip detail")]
-rows += [(n, cell("kvm", n), cell("rkvm", n), note(n)) for n in names]
-w = [max(len(r[i]) for r in rows) for i in range(4)]
+rows = [("Test",) + tuple(label for _, label in TARGETS) + ("rkvm failure / skip detail",)]
+rows += [(n,) + tuple(cell(t, n) for t, _ in TARGETS) + (note(n),) for n in names]
+ncol = len(rows[0])
+w = [max(len(r[i]) for r in rows) for i in range(ncol)]
 sep = "  ".join("=" * x for x in w)
 fmt = lambda r: "  ".join(c.ljust(x) for c, x in zip(r, w)).rstrip()
 counts = {}
-for t in ("kvm", "rkvm"):
+for t, _ in TARGETS:
     c = {"pass": 0, "fail": 0, "skip": 0}
     for r, _ in res[t].values():
         c[r] += 1
     counts[t] = c
+totals = ";\n".join(
+    f"{label} {counts[t]['pass']} pass, {counts[t]['fail']} fail, {counts[t]['skip']} skip"
+    for t, label in TARGETS)
 explain = open(out).read().split(".. explanation-start")[1] if os.path.exists(out) and \
     ".. explanation-start" in open(out).read() else "\n"
 with open(out, "w") as f:
@@ -149,8 +156,9 @@ KVM selftest conformance (``make conformance``)
 
 ``make conformance`` builds the Linux kernel's own KVM selftests
 (``tools/testing/selftests/kvm``, arm64, cross-compiled and static) from the cached kernel
-source, packs them into the initramfs under ``/kvm-selftests`` and boots the emulated VHE
-host twice with the same kernel and the same binaries:
+source, packs them into the initramfs under ``/kvm-selftests`` and boots the emulated
+host four times with the same kernel and the same binaries, on the VHE host and on the
+nVHE host (``id_aa64mmfr1.vh=0``):
 
 * **KVM**: the in-kernel KVM of the test kernel;
 * **rkvm**: ``kvm-arm.mode=none``, ``rkvm.ko`` loaded and ``/dev/rkvm`` bind-mounted over
@@ -158,14 +166,13 @@ host twice with the same kernel and the same binaries:
 
 Each program runs with a {ctimeout} s timeout. Exit status 0 is a pass, 4 (``KSFT_SKIP``)
 a skip, anything else a failure (124/143: killed by the timeout). The per-test console
-output is in ``out/logs/conformance-{{kvm,rkvm}}.log`` (``conformance-log`` lines hold the
+output is in ``out/logs/conformance-<target>.log`` (``conformance-log`` lines hold the
 first lines of a failed assertion or the tail of a failing/skipping test's output). The
 emulated host runs under TCG, so timeouts of long-running performance tests say little
-about either hypervisor.
+about either hypervisor. ``make check`` does not run this (it takes about half an hour).
 
-Totals: KVM {counts['kvm']['pass']} pass, {counts['kvm']['fail']} fail, {counts['kvm']['skip']} skip;
-rkvm {counts['rkvm']['pass']} pass, {counts['rkvm']['fail']} fail, {counts['rkvm']['skip']} skip
-({len(names)} programs).
+Totals ({len(names)} programs):
+{totals}.
 
 {sep}
 {fmt(rows[0])}
@@ -174,5 +181,5 @@ rkvm {counts['rkvm']['pass']} pass, {counts['rkvm']['fail']} fail, {counts['rkvm
     for r in rows[1:]:
         f.write(fmt(r) + "\n")
     f.write(sep + "\n\n.. explanation-start" + explain)
-print(f"[rkvm] conformance: KVM {counts['kvm']}, rkvm {counts['rkvm']}; wrote {out}")
+print(f"[rkvm] conformance: " + ", ".join(f"{t} {counts[t]}" for t, _ in TARGETS) + f"; wrote {out}")
 EOF
