@@ -289,7 +289,16 @@ impl Vcpu {
         let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
         let mut ret = [0u64; 4];
         ret[0] = match call {
-            // A vCPU initialised without the PSCI 0.2 feature gets no firmware services.
+            // The SMCCC and vendor-hypervisor calls are answered whatever the PSCI
+            // version, as in KVM's `kvm_smccc_call_handler`.
+            Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
+            Call::VendorHypUid => {
+                ret = psci::KVM_VENDOR_HYP_UID;
+                ret[0]
+            }
+            Call::VendorHypFeatures => psci::VENDOR_HYP_FEATURES,
+            Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
+            // PSCI needs the PSCI 0.2 feature (rkvm has no PSCI 0.1 function ids).
             _ if !Vcpu::has_psci(state) => psci::NOT_SUPPORTED,
             Call::PsciVersion => psci::PSCI_VERSION_1_0,
             // Suspend is a WFI as far as the caller can tell (as in KVM).
@@ -314,13 +323,6 @@ impl Vcpu {
             Call::SystemOff => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN)),
             Call::SystemReset => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_RESET)),
             Call::PsciFeatures { function } => psci::psci_features(function),
-            Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
-            Call::VendorHypUid => {
-                ret = psci::KVM_VENDOR_HYP_UID;
-                ret[0]
-            }
-            Call::VendorHypFeatures => psci::VENDOR_HYP_FEATURES,
-            Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
         };
         for (n, v) in ret.into_iter().enumerate() {
             state.ctx.set_reg(n as u8, v);

@@ -330,6 +330,25 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
         1, 0, 0, 0,                                         // features: FEATURES only
         0x1_0000, 0, 0, 0,                                  // PSCI 1.0, x1..x3 cleared
     ]);
+    // Without the PSCI 0.2 feature (as the kernel's KVM selftests create vCPUs) the UID
+    // is still answered; PSCI is not.
+    // (A VM's vCPUs share one feature set, so this needs a VM of its own.)
+    let vm = TestVm::new(1 << 20, guest_vendor_hyp())?;
+    let cpu = vm.vm.create_vcpu(0).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+    let mut init = kvm_bindings::kvm_vcpu_init::default();
+    vm.vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
+    cpu.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
+    set_reg(&cpu, core_reg_pc(), MEM_BASE)?;
+    let mut cpu = cpu;
+    let mut first = Vec::new();
+    for _ in 0..12 {
+        match run(&mut cpu, 0)? {
+            Exit::MmioWrite(_, data) => first.push(le_value(&data)),
+            other => return Err(format!("no-PSCI vCPU: unexpected exit {other:?}")),
+        }
+    }
+    check_eq!(first[..8], results[..8]);
+    check_eq!(first[8], u64::MAX); // PSCI_VERSION: NOT_SUPPORTED
     Ok(Outcome::Pass)
 }
 
