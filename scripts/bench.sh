@@ -6,13 +6,14 @@
 # instruction) four ways: {rkvm, KVM} x {VHE, nVHE}, each twice, runs the same benchmark
 # VMM and guest (selftests/src/bin/bench.rs), and writes Documentation/bench.csv, a table
 # on the terminal and Documentation/bench.png.
-#   RKVM_BENCH_ITERS    iterations per operation (default 10000)
+#   RKVM_BENCH_ITERS    iterations per operation (default 2000: icount makes runs repeat,
+#                       so more buys no precision)
 #   RKVM_BENCH_CONFIGS  configurations to boot (default "rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe")
 #   RKVM_BENCH_REPS     runs per configuration (default 2)
 #   RKVM_BENCH_REPORT   folder for bench.csv/bench.png (default Documentation/)
 source "$(dirname "$0")/common.sh"
 
-iters=${RKVM_BENCH_ITERS:-10000}
+iters=${RKVM_BENCH_ITERS:-2000}
 image=$(kernel_build_dir test)/arch/arm64/boot/Image
 outdir=${RKVM_OUT:-$RKVM_TOP/out}; logdir=$outdir/logs
 mkdir -p "$logdir"
