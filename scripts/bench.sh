@@ -17,14 +17,21 @@ iters=${RKVM_BENCH_ITERS:-2000}
 image=$(kernel_build_dir test)/arch/arm64/boot/Image
 outdir=${RKVM_OUT:-$RKVM_TOP/out}; logdir=$outdir/logs
 mkdir -p "$logdir"
-initrd=$outdir/initramfs.cpio.gz
-"$RKVM_TOP/scripts/mkinitramfs.sh" "$initrd"
+base=$outdir/initramfs-bench-base.cpio.gz
+"$RKVM_TOP/scripts/mkinitramfs.sh" "$base"
+# The macro row: QEMU and its Linux guest ride along, as in run-hosts.sh.
+qemu_cpio=$("$RKVM_TOP/scripts/build-qemu-userspace.sh")
+guest_cpio=$outdir/guest.cpio.gz
+"$RKVM_TOP/scripts/build-guest.sh" "$guest_cpio"
+initrd=$outdir/initramfs-bench.cpio.gz
+cat "$base" "$qemu_cpio" "$guest_cpio" > "$initrd"
 
 results=()
 for config in ${RKVM_BENCH_CONFIGS:-rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe}; do
 	case $config in
-	rkvm-*) append="kvm-arm.mode=none rkvmtest.bench=rkvm" ;;
-	kvm-*) append="rkvmtest.bench=kvm" ;;
+	rkvm-vhe) append="kvm-arm.mode=none rkvmtest.bench=rkvm rkvmtest.backend=VHE" ;;
+	rkvm-nvhe) append="kvm-arm.mode=none rkvmtest.bench=rkvm rkvmtest.backend=nVHE" ;;
+	kvm-*) append="rkvmtest.bench=kvm rkvmtest.backend=refused-kvm" ;;
 	esac
 	case $config in *-nvhe) append="$append id_aa64mmfr1.vh=0" ;; esac
 	for rep in $(seq "${RKVM_BENCH_REPS:-2}"); do

@@ -57,6 +57,11 @@ bench)
 	fi
 	/selftests/bench "$dev" "${iters:-10000}"
 	echo "rkvm-init: bench exited with $?"
+	# The macro row: QEMU boots the Linux guest; under icount the host's clock from QEMU's
+	# start to the guest's /init counts instructions (1 ns each).
+	/selftests/qemu_boot run > /tmp/qemu_boot.log 2>&1
+	echo "rkvm-init: qemu_boot exited with $?"
+	sed -n 's/^# run: to \/init \([0-9]*\)\.\([0-9]*\) s.*/bench,guest_linux_boot_to_init,\1\20000000,1,1000000000/p' /tmp/qemu_boot.log
 	;;
 conformance)
 	# The kernel's KVM selftests (/kvm-selftests) against rkvm (rkvmtest.target=rkvm,
