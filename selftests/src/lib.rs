@@ -362,6 +362,22 @@ impl KernelLog {
     }
 }
 
+/// Pins the calling thread to host CPU `cpu`.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("CPU {cpu} is beyond CPU_SETSIZE"));
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; `cpu` is below CPU_SETSIZE.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+    if unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) } != 0 {
+        return Err(format!("sched_setaffinity(CPU {cpu}): {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// The debugfs counters (`rkvm/<pid>-<vmid>/vcpu<id>/stats`) of vCPU `id` of this
 /// process's VM (the tests that read them have one VM at a time).
 pub fn vcpu_stats(id: u32) -> Result<std::collections::HashMap<String, u64>, String> {

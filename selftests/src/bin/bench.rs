@@ -10,7 +10,7 @@
 //! Usage: `bench <device> <iterations>`; prints `bench,<op>,<ticks>,<iterations>,<cntfrq>`.
 
 use kvm_ioctls::Kvm;
-use rkvm_selftests::guest_code;
+use rkvm_selftests::{guest_code, pin_to_cpu};
 use rkvm_selftests::vmm::*;
 
 // x0 = operation, x1 = iterations, x2 = vCPU index. Reports the elapsed counter ticks (or,
@@ -110,19 +110,6 @@ const OPS: [(&str, u64, Placement); 10] = [
     ("timer_irq_latency", 8, Placement::Single),
 ];
 
-/// Pins the calling thread to host CPU `cpu`.
-fn pin_to(cpu: usize) -> Result<(), String> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; the calls only read and write it.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(format!("sched_setaffinity: {}", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
-}
-
 fn cntfrq() -> u64 {
     let f: u64;
     // SAFETY: CNTFRQ_EL0 is readable at EL0 on Linux.
@@ -165,10 +152,10 @@ fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<
     let mut second = vcpus.remove(0);
     std::thread::scope(|s| {
         let other = s.spawn(move || {
-            pin_to(cpu1)?;
+            pin_to_cpu(cpu1)?;
             run_to_report(&mut second, op)
         });
-        let mine = pin_to(cpu0).and_then(|()| run_to_report(&mut first, op));
+        let mine = pin_to_cpu(cpu0).and_then(|()| run_to_report(&mut first, op));
         let theirs = other.join().map_err(|_| "the second vCPU thread panicked".to_string())?;
         theirs.and(mine)
     })

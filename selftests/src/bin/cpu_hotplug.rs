@@ -7,6 +7,7 @@
 //! unloads and loads again after the cycles, and the kernel log stays clean.
 
 use rkvm_selftests::{
+    pin_to_cpu,
     check, host_runs_guests, module, run_or_skip, vmm::smoke_vm, KernelLog, Outcome,
     TestResult,
 };
@@ -54,14 +55,7 @@ fn online_cpus() -> Result<Vec<u32>, String> {
 /// Runs the smoke VM on a thread pinned to `cpu`.
 fn vm_on_cpu(cpu: u32) -> Result<(), String> {
     std::thread::spawn(move || {
-        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in bounds for the
-        // small CPU numbers of the test machine.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
-        // SAFETY: `set` is a valid cpu_set_t of the size given; 0 is the calling thread.
-        if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } != 0 {
-            return Err(format!("sched_setaffinity(cpu{cpu}): {}", std::io::Error::last_os_error()));
-        }
+        pin_to_cpu(cpu as usize)?;
         // SAFETY: no preconditions.
         let now = unsafe { libc::sched_getcpu() };
         if now != cpu as i32 {

@@ -8,6 +8,7 @@ use kvm_bindings::{kvm_one_reg, kvm_userspace_memory_region, kvm_vcpu_init};
 use kvm_ioctls::VcpuFd;
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
+    pin_to_cpu,
     check, check_eq, errno, guest_code, host_runs_guests, run_or_skip, Cases, KernelLog,
     Outcome, TestResult,
 };
@@ -237,7 +238,7 @@ fn two_vms_see_only_their_own_memory() -> TestResult {
     for k in 0..2u64 {
         threads.push(std::thread::spawn(move || -> Result<(), String> {
             // Both vCPU threads share one CPU, so the VMs' entries interleave on it.
-            pin_to(cpu)?;
+            pin_to_cpu(cpu)?;
             let vm = TestVm::new(1 << 16, guest_pattern())?;
             let data = GuestMem::new(4 * PAGE)?;
             add_slot(&vm, 1, 0, DATA, 4 * PAGE, data.ptr)?;
@@ -297,18 +298,6 @@ fn first_cpu() -> usize {
     unsafe { libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) };
     // SAFETY: every index is below CPU_SETSIZE.
     (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &set) }).unwrap_or(0)
-}
-
-fn pin_to(cpu: usize) -> Result<(), String> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; `cpu` is below CPU_SETSIZE.
-    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed.
-    if unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) } != 0 {
-        return Err(format!("sched_setaffinity(CPU {cpu}): errno {}", errno()));
-    }
-    Ok(())
 }
 
 fn vcpu_fd_in_another_process() -> TestResult {

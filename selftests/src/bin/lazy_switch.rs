@@ -7,6 +7,7 @@
 
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
+    pin_to_cpu,
     check, check_eq, guest_code, host_runs_guests, run_or_skip, stat, vcpu_stats, Outcome, TestResult,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,15 +79,6 @@ fn fp_noise(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<bool> {
     })
 }
 
-fn set_affinity(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
-    }
-}
-
 fn state_survives_exits_preemption_and_migration() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_state_keeper())?;
     let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
@@ -97,7 +89,7 @@ fn state_survives_exits_preemption_and_migration() -> TestResult {
     for i in 1..=ITERATIONS {
         if i % 64 == 0 {
             // Migrate the vCPU thread between the two CPUs.
-            set_affinity((i / 64 % 2) as usize);
+            let _ = pin_to_cpu((i / 64 % 2) as usize);
         }
         match run(&mut vcpu, 0) {
             Ok(Exit::MmioWrite(addr, data)) if addr == MMIO_BASE => {
