@@ -238,9 +238,15 @@ impl Vm {
         self.vgic.created().then_some(&self.vgic)
     }
 
-    /// Stage-2 and timer registers for each entry.
+    /// Stage-2, timer and GIC-trap registers for each entry.
     pub(crate) fn regs(&self) -> VmRegs {
-        VmRegs { vttbr: self.vttbr, vtcr: self.vtcr, cntvoff: self.cntvoff(), cntpoff: self.cntpoff() }
+        VmRegs {
+            vttbr: self.vttbr,
+            vtcr: self.vtcr,
+            cntvoff: self.cntvoff(),
+            cntpoff: self.cntpoff(),
+            ich_hcr: crate::logic::vgic::lr::idle_hcr(self.vgic().is_some()),
+        }
     }
 
     /// The size of the VM's IPA space in bytes.

@@ -179,7 +179,7 @@ impl Exit {
     }
 }
 
-/// What a VM contributes to a vCPU load: its stage-2 and timer configuration.
+/// What a VM contributes to a vCPU load: its stage-2, timer and GIC configuration.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct VmRegs {
     pub(crate) vttbr: u64,
@@ -187,4 +187,7 @@ pub(crate) struct VmRegs {
     pub(crate) cntvoff: u64,
     /// The physical timer's counter offset; non-zero makes CNTPCT_EL0 trap.
     pub(crate) cntpoff: u64,
+    /// ICH_HCR_EL2 while no list register is in use: the `ICC_*` traps of a VM without
+    /// a vGIC (`logic::vgic::lr::idle_hcr`).
+    pub(crate) ich_hcr: u64,
 }

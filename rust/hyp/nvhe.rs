@@ -181,6 +181,9 @@ pub(crate) struct HypCpu {
     /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
     gic_nr_lrs: u64,
     gic_nr_aprs: u64,
+    /// ICH_HCR_EL2 for entries with no list register in use (`VmRegs::ich_hcr`): the
+    /// `ICC_*` traps of a VM without a vGIC, 0 otherwise.
+    gic_idle_hcr: u64,
 }
 
 const _: () = {
@@ -214,6 +217,7 @@ const _: () = {
     assert!(offset_of!(HypCpu, gic) == 1112);
     assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
     assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
+    assert!(offset_of!(HypCpu, gic_idle_hcr) == 1368);
     assert!(core::mem::size_of::<HypCpu>() <= PAGE);
 };
 
@@ -510,6 +514,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     hc.vmpidr = l.mpidr;
     hc.mdcr = traps::guest_mdcr(hc.host_mdcr);
     hc.cnthctl = timer::guest_cnthctl_nvhe(hc.host_cnthctl, l.vm.cntpoff);
+    hc.gic_idle_hcr = l.vm.ich_hcr;
     l.loaded = true;
 }
 
@@ -634,7 +639,9 @@ pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
 ///
 /// `gic` goes in and comes back whole: ICH_VMCR_EL2 and the APRs every time, the list
 /// registers and ICH_HCR_EL2 when `used_lrs` != 0 (read back, then cleared, after the
-/// exit), as `vhe::run` and its load/put do.
+/// exit), as `vhe::run` and its load/put do. With no list register in use, a VM without a
+/// vGIC runs with its `ICC_*` traps in ICH_HCR_EL2 (set on entry, cleared on exit: the
+/// host kernel at EL1 must never see them).
 pub(crate) fn run(
     ctx: &mut VcpuContext,
     gic: &mut VgicCpuIf,

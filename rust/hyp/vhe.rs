@@ -120,6 +120,12 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
             // register is shared with the host), as KVM's __vgic_v3_activate_traps.
             l.host.icc_sre = sysreg::icc_sre_el2::read();
             sysreg::icc_sre_el2::write(l.host.icc_sre & !ICC_SRE_EL2_ENABLE);
+            // Without a vGIC every ICC_* access traps (and becomes an UNDEF). The bits
+            // only act on EL1, so they stay set until `put`: `run` never touches
+            // ICH_HCR_EL2 for such a VM (it has no list registers in use).
+            if l.vm.ich_hcr != 0 {
+                sysreg::ich_hcr_el2::write(l.vm.ich_hcr);
+            }
         }
 
         sysreg::vttbr_el2::write(l.vm.vttbr);
@@ -175,6 +181,9 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_save_vmcr_aprs(&mut g.gic, nr_aprs);
             sysreg::icc_sre_el2::write(l.host.icc_sre);
+            if l.vm.ich_hcr != 0 {
+                sysreg::ich_hcr_el2::write(0);
+            }
         }
 
         sysreg::tpidr_el0::write(l.host.tpidr_el0);
@@ -349,7 +358,8 @@ pub(crate) unsafe fn set_el1_exception_regs(elr: u64, spsr: u64) {
 ///
 /// `gic` holds the list registers the vGIC's flush chose: with `used_lrs` != 0 they and
 /// ICH_HCR_EL2 are loaded before the entry and read back (then cleared) after the exit;
-/// otherwise no ICH_* register is touched.
+/// otherwise no ICH_* register is touched. Only a VM with a vGIC uses list registers, and
+/// its ICH_HCR_EL2 between entries is 0, so clearing it is right.
 pub(crate) fn run(
     ctx: &mut VcpuContext,
     gic: &mut VgicCpuIf,

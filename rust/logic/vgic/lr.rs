@@ -22,6 +22,24 @@ const LR_VINTID_MASK: u64 = 0xffff_ffff;
 pub(crate) const HCR_EN: u64 = 1 << 0;
 /// `ICH_HCR_EL2.UIE`: a maintenance interrupt when at most one LR holds an interrupt.
 pub(crate) const HCR_UIE: u64 = 1 << 1;
+/// `ICH_HCR_EL2.TC`, `.TALL0`, `.TALL1`: EL1 accesses to the common, group 0 and group 1
+/// CPU-interface registers trap to EL2 (they apply whatever `En` says).
+pub(crate) const HCR_TC: u64 = 1 << 10;
+pub(crate) const HCR_TALL0: u64 = 1 << 11;
+pub(crate) const HCR_TALL1: u64 = 1 << 12;
+
+/// `ICH_HCR_EL2` for a loaded vCPU while no list register is in use. A VM without an
+/// in-kernel vGIC has no GIC system registers (its `ID_AA64PFR0_EL1.GIC` reads 0), so
+/// every `ICC_*` access must trap and become an UNDEF, as KVM's `vcpu_set_ich_hcr` does;
+/// otherwise the virtual interface would answer them from whatever ICH_VMCR_EL2 holds.
+/// With a vGIC nothing traps: the guest owns the virtual interface.
+pub(crate) const fn idle_hcr(has_vgic: bool) -> u64 {
+    if has_vgic {
+        0
+    } else {
+        HCR_TC | HCR_TALL0 | HCR_TALL1
+    }
+}
 
 /// `ICH_MISR_EL2.EOI` and `.U`: why a maintenance interrupt was raised.
 pub(crate) const MISR_EOI: u64 = 1 << 0;
@@ -109,6 +127,14 @@ mod tests {
         assert_eq!(Lr::decode(active.encode()), active);
         // With HW set, bit 41 is part of the physical INTID, not an EOI request.
         assert!(!Lr::decode(LR_HW | LR_EOI).eoi);
+    }
+
+    #[test]
+    fn no_vgic_traps_every_cpu_interface_register() {
+        assert_eq!(idle_hcr(false), 0x1c00);
+        // En stays clear: nothing is signalled, the trap bits work on their own.
+        assert_eq!(idle_hcr(false) & HCR_EN, 0);
+        assert_eq!(idle_hcr(true), 0);
     }
 
     #[test]

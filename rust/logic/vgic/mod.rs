@@ -332,7 +332,11 @@ impl Model<'_> {
     /// Fills `lrs` for vCPU `cpu` from its AP list: active interrupts first, then pending
     /// ones by priority (lowest value first), then by INTID. Edge interrupts move their
     /// pending state into the list register; level ones ask for a maintenance interrupt
-    /// on EOI so the line can be sampled again.
+    /// on EOI so the line can be sampled again, and are never listed pending and active
+    /// at once (KVM's `vgic_v3_populate_lr`): the guest would take such an interrupt
+    /// again the moment it EOIs, before the host sees what its handler did to the line
+    /// (a timer it masked without trapping). The maintenance exit presents it again if
+    /// the line is still high then.
     pub(crate) fn flush(&mut self, cpu: usize, lrs: &mut [u64]) -> Flushed {
         let Some(c) = self.cpus.get(cpu) else { return Flushed::default() };
         let waiting = c.ap_len;
@@ -353,14 +357,14 @@ impl Model<'_> {
             }
             let Some((_, _, intid)) = best else { break };
             let Some(irq) = self.irq(cpu, intid) else { break };
-            let pending = irq.pending();
+            let pending = irq.pending() && !(irq.level && irq.active);
             let lr = Lr {
                 intid,
                 priority: irq.priority,
                 group1: irq.group1,
                 pending,
                 active: irq.active,
-                eoi: irq.level && pending,
+                eoi: irq.level,
             };
             if !irq.level {
                 irq.pending_latch = false;
@@ -383,8 +387,9 @@ impl Model<'_> {
             irq.in_lr = false;
             irq.active = lr.active;
             if irq.level {
-                // Taken (or EOId) by the guest: only the line can make it pending again.
-                if !lr.pending {
+                // Taken and deactivated by the guest: only the line can make it pending
+                // again (the software latch is consumed, as KVM's fold does).
+                if !lr.pending && !lr.active {
                     irq.pending_latch = false;
                 }
             } else if lr.pending {
@@ -517,6 +522,37 @@ pub(crate) mod tests {
         m.set_level(1, 27, false);
         assert!(!m.has_pending(1));
         assert!(m.cpus[1].ap_list().is_empty());
+    }
+
+    #[test]
+    fn level_interrupt_is_never_listed_pending_and_active() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        m.irq(0, 27).unwrap().enabled = true;
+        m.set_level(0, 27, true);
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        // Acknowledged, then an exit before the handler masked the source: the line is
+        // still high, but the LR holds it active only, with an EOI maintenance request.
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        let lr = Lr::decode(lrs[0]);
+        assert_eq!((lr.intid, lr.active, lr.pending, lr.eoi), (27, true, false, true));
+        // The handler silenced the source and EOId: the line drops before the next flush.
+        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE]);
+        m.set_level(0, 27, false);
+        assert!(!m.has_pending(0));
+        assert_eq!(lrs_of(&mut m, 0, 4).1.used, 0);
+        // A software-pending (ISPENDR) level interrupt keeps its latch until deactivated.
+        m.irq(0, 27).unwrap().pending_latch = true;
+        m.queue(0, 27);
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        assert!(m.irq(0, 27).unwrap().pending_latch);
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        assert!(!Lr::decode(lrs[0]).pending);
+        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE]);
+        assert!(!m.irq(0, 27).unwrap().pending_latch);
+        assert!(!m.has_pending(0));
     }
 
     #[test]

@@ -176,6 +176,41 @@ guest_code!(guest_debug_regs,
     "movz x3, #0x5a5a", "movz x2, #0x4000", "msr dbgbvr15_el1, x2", "mrs x3, dbgbvr15_el1",
     "str x3, [x1, #96]");
 
+// The GICv3 CPU-interface registers (by encoding), then ID_AA64PFR0_EL1 and ICC_SRE_EL1.
+guest_code!(guest_gic_regs,
+    "movz x1, #0x1000, lsl #16", "movz x0, #0x5a5a",
+    "mrs x0, s3_0_c4_c6_0",      // 2: ICC_PMR_EL1
+    "msr s3_0_c4_c6_0, xzr",     // 3
+    "mrs x0, s3_0_c12_c8_0",     // 4: ICC_IAR0_EL1
+    "msr s3_0_c12_c8_1, xzr",    // 5: ICC_EOIR0_EL1
+    "mrs x0, s3_0_c12_c8_3",     // 6: ICC_BPR0_EL1
+    "mrs x0, s3_0_c12_c8_4",     // 7: ICC_AP0R0_EL1
+    "msr s3_0_c12_c9_0, xzr",    // 8: ICC_AP1R0_EL1
+    "msr s3_0_c12_c11_1, xzr",   // 9: ICC_DIR_EL1
+    "mrs x0, s3_0_c12_c11_3",    // 10: ICC_RPR_EL1
+    "msr s3_0_c12_c11_5, xzr",   // 11: ICC_SGI1R_EL1
+    "msr s3_0_c12_c11_6, xzr",   // 12: ICC_ASGI1R_EL1
+    "msr s3_0_c12_c11_7, xzr",   // 13: ICC_SGI0R_EL1
+    "mrs x0, s3_0_c12_c12_0",    // 14: ICC_IAR1_EL1
+    "msr s3_0_c12_c12_1, xzr",   // 15: ICC_EOIR1_EL1
+    "mrs x0, s3_0_c12_c12_2",    // 16: ICC_HPPIR1_EL1
+    "msr s3_0_c12_c12_3, xzr",   // 17: ICC_BPR1_EL1
+    "mrs x0, s3_0_c12_c12_4",    // 18: ICC_CTLR_EL1
+    "msr s3_0_c12_c12_6, xzr",   // 19: ICC_IGRPEN0_EL1
+    "mrs x0, s3_0_c12_c12_7",    // 20: ICC_IGRPEN1_EL1
+    "str x0, [x1]",
+    "mrs x2, id_aa64pfr0_el1", "str x2, [x1, #8]",
+    "movz x0, #0x5a5a",
+    "mrs x0, s3_0_c12_c12_5",    // 25: ICC_SRE_EL1
+    "str x0, [x1, #16]");
+
+// With a vGIC: priority mask, an acknowledge with nothing pending, the group 1 enable.
+guest_code!(guest_gic_regs_vgic,
+    "movz x1, #0x1000, lsl #16",
+    "movz x2, #0xf0", "msr s3_0_c4_c6_0, x2", "isb", "mrs x0, s3_0_c4_c6_0", "str x0, [x1]",
+    "mrs x0, s3_0_c12_c12_0", "str x0, [x1, #8]",
+    "movz x2, #1", "msr s3_0_c12_c12_7, x2", "isb", "mrs x0, s3_0_c12_c12_7", "str x0, [x1, #16]");
+
 // Results through x9 (SMCCC 1.1 may clobber x1-x3).
 guest_code!(guest_hypercalls,
     "movz x9, #0x1000, lsl #16",
@@ -571,6 +606,49 @@ fn pmu_timer_lor_trace_amu_registers_undef() -> TestResult {
     check!((dfr0 >> 8) & 0xf == 0, "ID_AA64DFR0_EL1 {dfr0:#x} shows a PMU");
     want.extend([w(MMIO_BASE + 8, dfr0), Ev::Off]);
     same_events(&got, &want)?;
+    Ok(Outcome::Pass)
+}
+
+/// A VM without a vGIC has no GIC system registers: ID_AA64PFR0_EL1.GIC reads 0 and every
+/// ICC_* access is an UNDEF (KVM traps them all through ICH_HCR_EL2). ICC_SRE_EL1 may
+/// not be trappable (ICC_SRE_EL2.Enable can be RAO/WI): an UNDEF, or SRE set.
+fn gic_registers_undef_without_a_vgic() -> TestResult {
+    let (_vm, mut vcpu) = hostile_vm(guest_gic_regs())?;
+    let got = events(&mut vcpu, 0, false)?;
+    let mut want: Vec<Ev> = (2..=20).map(undef).collect();
+    want.push(w(MMIO_BASE, 0x5a5a));
+    let pfr0 = match got.get(want.len()) {
+        Some(Ev::Write(a, v, 8)) if *a == MMIO_BASE + 8 => *v,
+        other => return Err(format!("expected the ID_AA64PFR0_EL1 report, got {other:x?}")),
+    };
+    check!((pfr0 >> 24) & 0xf == 0, "ID_AA64PFR0_EL1 {pfr0:#x} shows a GIC");
+    want.push(w(MMIO_BASE + 8, pfr0));
+    if got.get(want.len()) == Some(&undef(25)) {
+        want.extend([undef(25), w(MMIO_BASE + 16, 0x5a5a)]);
+    } else {
+        let sre = match got.get(want.len()) {
+            Some(Ev::Write(a, v, 8)) if *a == MMIO_BASE + 16 => *v,
+            other => return Err(format!("expected an ICC_SRE_EL1 UNDEF or report, got {other:x?}")),
+        };
+        check!(sre & 1 != 0, "ICC_SRE_EL1 reads {sre:#x} without trapping and without SRE");
+        println!("# ICC_SRE_EL1 does not trap on this host (reads {sre:#x})");
+        want.push(w(MMIO_BASE + 16, sre));
+    }
+    want.push(Ev::Off);
+    same_events(&got, &want)?;
+    Ok(Outcome::Pass)
+}
+
+/// The same registers work in a VM with a vGIC: the traps are only for VMs without one.
+fn gic_registers_work_with_a_vgic() -> TestResult {
+    let vm = TestVm::new(RAM, &[])?;
+    let (vm, mut vcpu) = hostile_vm_on(vm, guest_gic_regs_vgic())?;
+    let Some(_gic) = create_vgic(&vm.vm)? else {
+        return Ok(Outcome::Skip("no in-kernel vGICv3".into()));
+    };
+    // PMR keeps the implemented priority bits; no interrupt pending: the spurious INTID.
+    let want = [w(MMIO_BASE, 0xf0), w(MMIO_BASE + 8, 1023), w(MMIO_BASE + 16, 1), Ev::Off];
+    same_events(&events(&mut vcpu, 0, false)?, &want)?;
     Ok(Outcome::Pass)
 }
 
@@ -1175,6 +1253,8 @@ fn main() {
             logged!(undefined_and_impdef_registers_undef),
             logged!(el2_and_el3_registers_undef),
             logged!(pmu_timer_lor_trace_amu_registers_undef),
+            logged!(gic_registers_undef_without_a_vgic),
+            logged!(gic_registers_work_with_a_vgic),
             logged!(debug_registers_are_storage),
             logged!(hvc_and_smc_with_garbage),
             logged!(hyp_call_numbers_and_el2_ops_from_the_guest),

@@ -3,8 +3,9 @@
 //! The guest's arch timers and blocking WFI: timer registers through ONE_REG and their
 //! offsets, the emulated physical timer, the virtual timer firing while the guest waits
 //! in WFI with the vCPU's thread asleep (its CPU time measured against wall time), WFI
-//! woken by `KVM_IRQ_LINE` from another thread or interrupted by a signal, and a
-//! `SUSPENDED` vCPU woken by an interrupt.
+//! woken by `KVM_IRQ_LINE` from another thread or interrupted by a signal, a `SUSPENDED`
+//! vCPU woken by an interrupt, and the timer's level interrupt taken once when the
+//! guest's handler exits before silencing the timer.
 
 use kvm_bindings::{kvm_device_attr, kvm_mp_state, KVM_ARM_VCPU_POWER_OFF, KVM_SYSTEM_EVENT_WAKEUP};
 use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
@@ -88,6 +89,20 @@ guest_code!(guest_vtimer_wfi,
     "mov x6, #0",
     "1:", "wfi", "add x6, x6, #1", "mrs x3, cntv_ctl_el0", "tbz x3, #2, 1b",
     "mrs x5, cntvct_el0", "sub x5, x5, x4", "str x5, [x1, #8]", "str x6, [x1, #16]",
+    "2:", "b 2b");
+
+// A handler that exits (an MMIO report) after acknowledging the virtual timer's PPI and
+// before masking the timer, then masks it (no trap) and EOIs: reports the INTID, then
+// ICC_HPPIR1_EL1 and ICC_IAR1_EL1, which must show nothing more pending.
+guest_code!(guest_vtimer_exit_in_handler,
+    "mrs x4, cntvct_el0", "sub x4, x4, #1", "msr cntv_cval_el0, x4",
+    "mov x3, #1", "msr cntv_ctl_el0, x3", "isb",
+    "1:", "wfi", "mrs x5, s3_0_c12_c12_0", "cmp x5, #27", "b.ne 1b",          // ICC_IAR1_EL1
+    "str x5, [x1, #8]",
+    "mov x3, #2", "msr cntv_ctl_el0, x3", "isb",
+    "msr s3_0_c12_c12_1, x5", "isb",                                           // ICC_EOIR1_EL1
+    "mrs x6, s3_0_c12_c12_2", "str x6, [x1, #16]",                             // ICC_HPPIR1_EL1
+    "mrs x6, s3_0_c12_c12_0", "str x6, [x1, #24]",
     "2:", "b 2b");
 
 // WFI until SPI 33 is the highest pending interrupt; reports it.
@@ -229,6 +244,19 @@ fn vtimer_fires_in_wfi_while_the_thread_sleeps() -> TestResult {
     // It slept in the kernel rather than returning to the guest over and over.
     check!(stat(&s, "wfi_sleeps").is_some_and(|n| (1..50).contains(&n)), "counters: {s}");
     check!(stat(&s, "timer_arms").is_some_and(|n| n >= 1), "no hrtimer armed: {s}");
+    Ok(Outcome::Pass)
+}
+
+/// A level interrupt still asserted when the vCPU exits inside the guest's handler (here
+/// the virtual timer's, before the handler masks the timer) comes back active only: listed
+/// pending and active, the guest would take it a second time at its EOI although the
+/// handler silenced the timer meanwhile (KVM never lists a level interrupt so).
+fn vtimer_silenced_in_its_handler_is_taken_once() -> TestResult {
+    let Some((_vm, mut v, _dev)) = gic_vm(guest_vtimer_exit_in_handler())? else {
+        return Ok(Outcome::Skip(NO_VGIC.into()));
+    };
+    check_eq!(run_to_write(&mut v)?, (MMIO_BASE + 8, 27));
+    check_eq!(writes(&mut v, 2)?, vec![(MMIO_BASE + 16, 1023), (MMIO_BASE + 24, 1023)]);
     Ok(Outcome::Pass)
 }
 
@@ -398,6 +426,7 @@ fn main() {
             ("counter_offsets_are_vm_wide", counter_offsets_are_vm_wide),
             ("physical_timer_is_emulated", physical_timer_is_emulated),
             ("vtimer_fires_in_wfi_while_the_thread_sleeps", vtimer_fires_in_wfi_while_the_thread_sleeps),
+            ("vtimer_silenced_in_its_handler_is_taken_once", vtimer_silenced_in_its_handler_is_taken_once),
             ("wfi_woken_by_irq_line_from_another_thread", wfi_woken_by_irq_line_from_another_thread),
             ("wfi_interrupted_by_a_signal", wfi_interrupted_by_a_signal),
             ("suspended_vcpu_wakes_on_an_interrupt", suspended_vcpu_wakes_on_an_interrupt),

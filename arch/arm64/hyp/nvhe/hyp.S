@@ -84,6 +84,7 @@
 #define HC_GIC			1112	/* struct VgicCpuIf (rust/hyp/context.rs) */
 #define HC_GIC_NR_LRS		1352
 #define HC_GIC_NR_APRS		1360
+#define HC_GIC_IDLE_HCR		1368
 #define GIC_HCR			0
 #define GIC_VMCR		8
 #define GIC_AP0R		16
@@ -262,6 +263,8 @@
  * The guest's GICv3 CPU interface (struct VgicCpuIf in HypCpu): VMCR and the active
  * priorities on every entry and exit (ICH_* registers exist only at EL2, so EL1 cannot
  * keep them loaded), the list registers and ICH_HCR_EL2 only when `used_lrs` != 0.
+ * Otherwise ICH_HCR_EL2 gets HC_GIC_IDLE_HCR, non-zero only for a VM without a vGIC
+ * (its ICC_* traps), and is cleared again on exit.
  * x0 = HypCpu, x17 = HypCpu + HI; uses x2-x6, x16. `used_lrs` is clamped to the LRs the
  * CPU has: EL1 never makes EL2 touch a register that does not exist.
  */
@@ -290,7 +293,7 @@
 	msr	ICH_AP1R_EL2(2), x2
 	msr	ICH_AP1R_EL2(3), x3
 5:	ldr	x2, [x16, #GIC_USED_LRS]
-	cbz	x2, 9f
+	cbz	x2, 8f
 	ldr	x6, [x17, #H(HC_GIC_NR_LRS)]
 	cmp	x2, x6
 	csel	x2, x6, x2, hi
@@ -300,6 +303,10 @@
 	br	x3
 	for_each_lr_desc lr_load
 7:	ldr	x2, [x16, #GIC_HCR]
+	msr	ICH_HCR_EL2, x2
+	b	9f
+8:	ldr	x2, [x17, #H(HC_GIC_IDLE_HCR)]
+	cbz	x2, 9f
 	msr	ICH_HCR_EL2, x2
 9:
 .endm
@@ -329,7 +336,7 @@
 	mrs	x3, ICH_AP1R_EL2(3)
 	stp	x2, x3, [x16, #GIC_AP1R + 16]
 5:	ldr	x2, [x16, #GIC_USED_LRS]
-	cbz	x2, 9f
+	cbz	x2, 8f
 	mrs	x3, ICH_MISR_EL2
 	str	x3, [x16, #GIC_MISR]
 	mrs	x3, ICH_EISR_EL2
@@ -343,6 +350,10 @@
 	for_each_lr_desc lr_save
 	/* Disabling the interface also drops a pending maintenance interrupt. */
 7:	msr	ICH_HCR_EL2, xzr
+	b	9f
+8:	ldr	x2, [x17, #H(HC_GIC_IDLE_HCR)]
+	cbz	x2, 9f
+	msr	ICH_HCR_EL2, xzr
 9:
 .endm
 
