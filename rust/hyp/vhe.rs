@@ -402,6 +402,8 @@ pub(crate) fn run(
             gic.misr = sysreg::ich_misr_el2::read();
             gic.eisr = sysreg::ich_eisr_el2::read();
             gic.elrsr = sysreg::ich_elrsr_el2::read();
+            // EOIcount: EOIs of interrupts that were in no list register.
+            gic.hcr = sysreg::ich_hcr_el2::read();
             for (i, lr) in gic.lr[..used_lrs].iter_mut().enumerate() {
                 *lr = sysreg::ich_lr_read(i);
                 sysreg::ich_lr_write(i, 0);

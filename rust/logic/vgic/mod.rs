@@ -19,6 +19,7 @@
 pub(crate) mod attr;
 pub(crate) mod lr;
 pub(crate) mod mmio;
+pub(crate) mod uaccess;
 
 use lr::Lr;
 
@@ -96,6 +97,8 @@ pub(crate) struct Dist {
     pub(crate) enable_grp0: bool,
     pub(crate) enable_grp1: bool,
     pub(crate) nr_spis: u32,
+    /// GICD_IIDR's implementation revision (2 or 3; userspace may restore 2).
+    pub(crate) rev: u8,
 }
 
 /// A vCPU's private interrupts, redistributor identity and AP list.
@@ -104,6 +107,12 @@ pub(crate) struct Cpu {
     pub(crate) private: [Irq; NR_PRIVATE as usize],
     /// MPIDR_EL1 (affinity for routing, SGI targets and GICR_TYPER).
     pub(crate) mpidr: u64,
+    /// The vCPU id (GICR_TYPER.Processor_Number).
+    pub(crate) id: u32,
+    /// The priority bits (5-7) and ID bits field `ICC_CTLR_EL1` reports for this vCPU:
+    /// the host's, or fewer as userspace restored them.
+    pub(crate) pri_bits: u8,
+    pub(crate) id_bits: u8,
     /// GICR_TYPER.Last: the last redistributor of its region.
     pub(crate) last: bool,
     ap: [u16; AP_CAP],
@@ -116,7 +125,7 @@ impl Cpu {
         for (i, irq) in private.iter_mut().enumerate() {
             *irq = Irq::reset(i as u32);
         }
-        Self { private, mpidr, last: false, ap: [0; AP_CAP], ap_len: 0 }
+        Self { private, mpidr, id: 0, pri_bits: 5, id_bits: 0, last: false, ap: [0; AP_CAP], ap_len: 0 }
     }
 
     /// The interrupts on the AP list.
@@ -145,6 +154,12 @@ pub(crate) struct Flushed {
     pub(crate) used: usize,
     /// More interrupts wait than fit: ask for the underflow maintenance interrupt.
     pub(crate) underflow: bool,
+    /// More pending interrupts than list registers: exit once none is pending in them
+    /// (`ICH_HCR_EL2.NPIE`), to present the next ones.
+    pub(crate) pending_overflow: bool,
+    /// Active interrupts stay outside the list registers: exit when the guest EOIs one
+    /// (`ICH_HCR_EL2.LRENPIE`; `EOIcount` says how many, see [`Model::sync`]).
+    pub(crate) active_outside: bool,
 }
 
 /// The vGIC state of one VM, borrowed for one operation under the kernel layer's lock.
@@ -329,24 +344,32 @@ impl Model<'_> {
         }
     }
 
-    /// Fills `lrs` for vCPU `cpu` from its AP list: active interrupts first, then pending
-    /// ones by priority (lowest value first), then by INTID. Edge interrupts move their
-    /// pending state into the list register; level ones ask for a maintenance interrupt
-    /// on EOI so the line can be sampled again.
+    /// The order in which vCPU `cpu`'s AP list fills the list registers (smaller
+    /// first), as KVM's `vgic_irq_cmp`: interrupts that are pending (enabled, not active)
+    /// before the active ones, so that a guest which took more interrupts than there are
+    /// list registers is still presented the next one; then by priority, then INTID.
+    fn lr_order(&self, cpu: usize, intid: u32) -> (bool, u8, u32) {
+        let irq = self.irq_ref(cpu, intid);
+        (!(irq.enabled && irq.pending() && !irq.active), irq.priority, intid)
+    }
+
+    /// Fills `lrs` for vCPU `cpu` from its AP list in [`Self::lr_order`]. Edge
+    /// interrupts move their pending state into the list register; level ones ask for a
+    /// maintenance interrupt on EOI so the line can be sampled again.
     pub(crate) fn flush(&mut self, cpu: usize, lrs: &mut [u64]) -> Flushed {
         let Some(c) = self.cpus.get(cpu) else { return Flushed::default() };
         let waiting = c.ap_len;
+        let active = c.ap_list().iter().filter(|&&id| self.irq_ref(cpu, u32::from(id)).active).count();
         let mut used = 0;
         while used < lrs.len() {
             // Selection by repeated scans: no sort buffer, at most 16 × the list length.
             let mut best: Option<(bool, u8, u32)> = None;
             for &id in self.cpus[cpu].ap_list() {
                 let id = u32::from(id);
-                let irq = self.irq_ref(cpu, id);
-                if irq.in_lr {
+                if self.irq_ref(cpu, id).in_lr {
                     continue;
                 }
-                let key = (!irq.active, irq.priority, id);
+                let key = self.lr_order(cpu, id);
                 if best.is_none_or(|b| key < b) {
                     best = Some(key);
                 }
@@ -369,13 +392,53 @@ impl Model<'_> {
             lrs[used] = lr.encode();
             used += 1;
         }
-        Flushed { used, underflow: waiting > used }
+        let overflow = waiting > lrs.len();
+        Flushed {
+            used,
+            underflow: waiting > used,
+            pending_overflow: waiting - active > lrs.len(),
+            active_outside: overflow && active > 0,
+        }
     }
 
     /// Folds the list registers vCPU `cpu` ran with back into the model and queues each
-    /// interrupt again by its new state. Returns the vCPUs to kick (an interrupt whose
-    /// routing changed while it was in a list register moves to another vCPU).
-    pub(crate) fn sync(&mut self, cpu: usize, lrs: &[u64]) -> VcpuMask {
+    /// interrupt again by its new state; then replays `eoi_count` deactivations
+    /// (`ICH_HCR_EL2.EOIcount`: EOIs, with EOImode 0, of interrupts that were in no list
+    /// register). Returns the vCPUs to kick (an interrupt whose routing changed while it
+    /// was in a list register moves to another vCPU).
+    pub(crate) fn sync(&mut self, cpu: usize, lrs: &[u64], eoi_count: u32) -> VcpuMask {
+        let mut kick = self.fold(cpu, lrs);
+        // EOImode 0 deactivates in the reverse order of activation, which for nested
+        // preemption is the order of priority: the guest EOId the active interrupts
+        // that came next after those in its list registers, in `lr_order`.
+        for _ in 0..eoi_count {
+            let mut best: Option<(bool, u8, u32)> = None;
+            let Some(c) = self.cpus.get(cpu) else { break };
+            for &id in c.ap_list() {
+                let id = u32::from(id);
+                let was_in_lr = lrs.iter().any(|&v| Lr::decode(v).intid == id);
+                if was_in_lr || !self.irq_ref(cpu, id).active {
+                    continue;
+                }
+                let key = self.lr_order(cpu, id);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+            let Some((_, _, intid)) = best else { break };
+            if let Some(irq) = self.irq(cpu, intid) {
+                irq.active = false;
+                if irq.level {
+                    // As a list register's EOI: only the line makes it pending again.
+                    irq.pending_latch = false;
+                }
+            }
+            kick |= self.queue(cpu, intid);
+        }
+        kick & !(1 << cpu)
+    }
+
+    fn fold(&mut self, cpu: usize, lrs: &[u64]) -> VcpuMask {
         let mut kick = 0;
         for &v in lrs {
             let lr = Lr::decode(v);
@@ -392,7 +455,7 @@ impl Model<'_> {
             }
             kick |= self.queue(cpu, lr.intid);
         }
-        kick & !(1 << cpu)
+        kick
     }
 }
 
@@ -453,9 +516,9 @@ pub(crate) mod tests {
                 *irq = Irq::reset(32 + i as u32);
             }
             Box::new(Self {
-                dist: Dist { enable_grp0: true, enable_grp1: true, nr_spis: 64 },
+                dist: Dist { enable_grp0: true, enable_grp1: true, nr_spis: 64, rev: mmio::IIDR_REV_LATEST },
                 spis,
-                cpus: [Cpu::new(0x8000_0000), Cpu::new(0x8000_0001)],
+                cpus: [Cpu::new(0x8000_0000), Cpu { id: 1, ..Cpu::new(0x8000_0001) }],
             })
         }
 
@@ -478,11 +541,11 @@ pub(crate) mod tests {
         assert_eq!(m.set_level(0, 40, true), 1);
         assert!(m.has_pending(0));
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 1, underflow: false });
+        assert_eq!(fl, Flushed { used: 1, ..Flushed::default() });
         let lr = Lr::decode(lrs[0]);
         assert_eq!((lr.intid, lr.pending, lr.eoi), (40, true, false));
         // The guest acknowledged and EOId it: the LR comes back empty.
-        assert_eq!(m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING]), 0);
+        assert_eq!(m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING], 0), 0);
         assert!(!m.has_pending(0));
         assert!(m.cpus[0].ap_list().is_empty());
     }
@@ -510,13 +573,69 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 1, 4);
         assert!(Lr::decode(lrs[0]).eoi);
         // EOId while the line is still high: pending again, back in the list.
-        assert_eq!(m.sync(1, &[lrs[0] & !lr::LR_PENDING]), 0);
+        assert_eq!(m.sync(1, &[lrs[0] & !lr::LR_PENDING], 0), 0);
         assert_eq!(m.cpus[1].ap_list(), &[27]);
         assert!(m.has_pending(1));
         // The line drops: nothing left.
         m.set_level(1, 27, false);
         assert!(!m.has_pending(1));
         assert!(m.cpus[1].ap_list().is_empty());
+    }
+
+    #[test]
+    fn nested_preemption_beyond_the_list_registers() {
+        // vgic_irq's preemption test with 4 LRs: SPIs 32.. with falling priority values
+        // arrive one by one; the guest acknowledges each and EOIs none until the end.
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        let mut lrs = [0u64; 4];
+        let mut used = 0;
+        for n in 0..8u32 {
+            let intid = 32 + n;
+            let irq = m.irq(0, intid).unwrap();
+            irq.enabled = true;
+            irq.priority = (0xf0 - 8 * n) as u8;
+            m.sync(0, &lrs[..used], 0);
+            m.set_level(0, intid, true);
+            let fl = m.flush(0, &mut lrs);
+            used = fl.used;
+            // The new pending interrupt always gets a list register.
+            let first = Lr::decode(lrs[0]);
+            assert_eq!((first.intid, first.pending, first.active), (intid, true, false));
+            assert_eq!(fl.active_outside, n >= 4);
+            // Acknowledged: active in its LR.
+            lrs[0] = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
+        }
+        // The guest EOIs all eight, most recent first: the three others in LRs (39's
+        // lower neighbours 38, 37, 36) directly, the remaining four through EOIcount.
+        let in_lrs: Vec<u32> = lrs[..used].iter().map(|&v| Lr::decode(v).intid).collect();
+        assert_eq!(in_lrs, [39, 38, 37, 36]);
+        let done: Vec<u64> = lrs[..used].iter().map(|&v| v & !lr::LR_ACTIVE).collect();
+        m.sync(0, &done, 4);
+        for intid in 32..40 {
+            assert!(!m.irq(0, intid).unwrap().active, "{intid} still active");
+        }
+        assert!(m.cpus[0].ap_list().is_empty());
+    }
+
+    #[test]
+    fn eoi_count_deactivates_the_most_urgent_outside_first() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        for (intid, prio) in [(40, 0x40), (41, 0x20), (42, 0x30)] {
+            let irq = m.irq(0, intid).unwrap();
+            irq.active = true;
+            irq.priority = prio;
+            m.queue(0, intid);
+        }
+        // 41 was in the one LR; one EOI of another: 42 (0x30) goes before 40 (0x40).
+        let mut lrs = [0u64; 1];
+        let fl = m.flush(0, &mut lrs);
+        assert_eq!(Lr::decode(lrs[0]).intid, 41);
+        assert!(fl.active_outside && !fl.pending_overflow);
+        m.sync(0, &lrs, 1);
+        assert!(m.irq(0, 41).unwrap().active && !m.irq(0, 42).unwrap().active);
+        assert!(m.irq(0, 40).unwrap().active);
     }
 
     #[test]
@@ -528,7 +647,7 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         // Acknowledged, not yet EOId: active in the LR.
         let active = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
-        m.sync(0, &[active]);
+        m.sync(0, &[active], 0);
         assert_eq!(m.cpus[0].ap_list(), &[34]);
         assert!(!m.has_pending(0));
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
@@ -547,14 +666,14 @@ pub(crate) mod tests {
             m.set_level(0, intid, true);
         }
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 4, underflow: true });
+        assert_eq!(fl, Flushed { used: 4, underflow: true, pending_overflow: true, active_outside: false });
         let got: Vec<u32> = lrs[..4].iter().map(|&v| Lr::decode(v).intid).collect();
         assert_eq!(got, [45, 41, 43, 42]);
         // The guest took all four; the other two follow on the next flush.
         let done: Vec<u64> = lrs[..4].iter().map(|&v| v & !lr::LR_PENDING).collect();
-        m.sync(0, &done);
+        m.sync(0, &done, 0);
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 2, underflow: false });
+        assert_eq!(fl, Flushed { used: 2, ..Flushed::default() });
         assert_eq!(Lr::decode(lrs[0]).intid, 40);
         assert_eq!(Lr::decode(lrs[1]).intid, 44);
     }
@@ -569,7 +688,7 @@ pub(crate) mod tests {
         m.set_level(0, 50, false);
         // Fires again while in the LR: the vCPU is kicked, the latch kept.
         assert_eq!(m.set_level(0, 50, true), 1);
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         let irq = *m.irq(0, 50).unwrap();
         assert!(irq.pending_latch && irq.active);
     }
@@ -631,7 +750,7 @@ pub(crate) mod tests {
         assert!(m.has_pending(0) && !m.has_pending(1));
         // Active only (taken, not EOId): nothing new to take.
         let (lrs, _) = lrs_of(&mut m, 0, 4);
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         assert!(!m.has_pending(0));
         // Group 1 disabled at the distributor: a pending PPI does not count.
         m.dist.enable_grp1 = false;

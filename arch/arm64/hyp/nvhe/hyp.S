@@ -336,6 +336,8 @@
 	str	x3, [x16, #GIC_EISR]
 	mrs	x3, ICH_ELRSR_EL2
 	str	x3, [x16, #GIC_ELRSR]
+	mrs	x3, ICH_HCR_EL2		/* EOIcount */
+	str	x3, [x16, #GIC_HCR]
 	adr	x3, 7f
 	add	x6, x2, x2, lsl #1
 	sub	x3, x3, x6, lsl #2
