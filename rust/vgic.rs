@@ -24,6 +24,7 @@
 use crate::{
     hyp::{self, context::VgicCpuIf},
     irqfd::{self, Irqfd},
+    logic::irqroute::{self, Route},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
         lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_UIE, MISR_EOI, MISR_U},
@@ -152,6 +153,10 @@ pub(crate) struct Vgic {
     resample_spis: [AtomicU64; SPI_WORDS],
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
+    /// `KVM_SET_GSI_ROUTING`'s table, or `None` for the default (GSI n → SPI n + 32,
+    /// which `CTRL_INIT` restores, as KVM). Lock order: after `irqfds` and `config`.
+    #[pin]
+    routes: Mutex<Option<KVVec<Route>>>,
 }
 
 #[pinned_drop]
@@ -182,6 +187,7 @@ impl Vgic {
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
+            routes <- new_mutex!(None, "Vgic::routes"),
         })
     }
 
@@ -245,6 +251,8 @@ impl Vgic {
         };
         self.vcpus.populate(vcpus);
         *self.state.lock() = Some(state);
+        // KVM's vgic_init installs the default routing over any earlier table.
+        *self.routes.lock() = None;
         self.initialized.store(true, Ordering::Release);
         drop(vcpus_guard);
         Ok(())
@@ -492,11 +500,13 @@ impl Vgic {
                 *a = w.swap(0, Ordering::Relaxed);
             }
             let irqfds = self.irqfds.lock();
+            let routes = self.routes.lock();
             for i in irqfds.iter() {
                 let Some(resample) = &i.resample else { continue };
-                let n = i.gsi as usize;
+                let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
+                let n = n as usize;
                 if n < MAX_SPIS && acked[n / 64] & (1 << (n % 64)) != 0 {
-                    let _ = self.set_spi_level(i.gsi + NR_PRIVATE, false);
+                    let _ = self.set_spi_level(n as u32 + NR_PRIVATE, false);
                     resample.signal();
                 }
             }
@@ -539,9 +549,6 @@ impl Vgic {
             }
             return Ok(());
         }
-        if gsi >= irqfd::MAX_GSI {
-            return Err(EINVAL);
-        }
         let resample = if flags & irqfd::FLAG_RESAMPLE != 0 {
             Some(EventFd::from_fd(resamplefd as i32)?)
         } else {
@@ -556,11 +563,31 @@ impl Vgic {
         Ok(())
     }
 
+    /// `KVM_SET_GSI_ROUTING` with `entries` (already read and header-checked): builds
+    /// the whole table (`EINVAL` for a bad entry leaves the old one), then swaps it in.
+    pub(crate) fn set_gsi_routing(&self, entries: &[[u32; irqroute::ENTRY_WORDS]]) -> Result {
+        let len = irqroute::table_len(entries).map_err(|()| EINVAL)?;
+        let mut table = KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..len {
+            table.push(Route::None, GFP_KERNEL_ACCOUNT)?;
+        }
+        for e in entries {
+            irqroute::add(&mut table, e).map_err(|()| EINVAL)?;
+        }
+        let old = self.routes.lock().replace(table);
+        drop(old);
+        let list = self.irqfds.lock();
+        self.update_resample(&list);
+        Ok(())
+    }
+
     /// Recomputes which SPIs have a resampling irqfd (under `irqfds`).
     fn update_resample(&self, list: &KVec<Arc<Irqfd>>) {
         let mut bits = [0u64; SPI_WORDS];
+        let routes = self.routes.lock();
         for i in list.iter().filter(|i| i.resample.is_some()) {
-            let n = i.gsi as usize;
+            let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
+            let n = n as usize;
             if n < MAX_SPIS {
                 bits[n / 64] |= 1 << (n % 64);
             }
@@ -570,17 +597,16 @@ impl Vgic {
         }
     }
 
-    /// An irqfd was signalled (work context): GSI n is SPI n + 32. A resampling irqfd
-    /// raises the line until the guest EOIs; a plain one pulses it (an edge).
-    pub(crate) fn irqfd_inject(&self, gsi: u32, resample: bool) {
-        let intid = gsi + NR_PRIVATE;
-        // A GSI beyond the SPIs has no route, as in KVM: nothing happens.
-        if resample {
-            let _ = self.set_spi_level(intid, true);
-        } else {
-            let _ = self.set_spi_level(intid, true);
-            let _ = self.set_spi_level(intid, false);
-        }
+    /// An irqfd was signalled (work context): raises the line of the SPI its GSI routes
+    /// to (GSI n to SPI n + 32 by default).
+    pub(crate) fn irqfd_inject(&self, gsi: u32) {
+        // A GSI without a route (or an MSI one: no ITS) delivers nothing, as in KVM;
+        // the model refuses a pin beyond the SPIs.
+        let Some(pin) = irqroute::pin(self.routes.lock().as_deref(), gsi, MAX_SPIS as u32) else { return };
+        // As KVM's kvm_arch_set_irq_inatomic: the line goes high and stays so. An edge
+        // SPI latches; a level one stays pending until the line is lowered (by
+        // KVM_IRQ_LINE, or by the resampler once the guest EOIs it).
+        let _ = self.set_spi_level(pin + NR_PRIVATE, true);
     }
 
     /// The eventfd of `irqfd` was closed (work context): forget the irqfd.
