@@ -27,7 +27,8 @@ use crate::{
     logic::irqroute::{self, Route},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
-        lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_UIE, MISR_EOI, MISR_U},
+        any_spi_active,
+        lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U},
         mmio::{DIST_SIZE, IIDR_REV_LATEST, REDIST_SIZE},
         uaccess::{self, CpuIf, Group, IccReg, RegAttr},
         Cpu, Dist, Irq, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, MAX_SPIS, NR_PRIVATE, NR_SGIS,
@@ -153,6 +154,8 @@ pub(crate) struct Vgic {
     resample_spis: [AtomicU64; SPI_WORDS],
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
+    /// An SPI is active somewhere (written under `state`): every vCPU traps ICC_DIR_EL1.
+    spi_active: AtomicBool,
     /// `KVM_SET_GSI_ROUTING`'s table, or `None` for the default (GSI n → SPI n + 32,
     /// which `CTRL_INIT` restores, as KVM). Lock order: after `irqfds` and `config`.
     #[pin]
@@ -187,6 +190,7 @@ impl Vgic {
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
+            spi_active: AtomicBool::new(false),
             routes <- new_mutex!(None, "Vgic::routes"),
         })
     }
@@ -313,6 +317,7 @@ impl Vgic {
                 h.store(!c.ap_list().is_empty(), Ordering::Release);
             }
         }
+        self.spi_active.store(any_spi_active(&st.cpus, &st.spis), Ordering::Release);
     }
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
@@ -385,6 +390,16 @@ impl Vgic {
         true
     }
 
+    /// A trapped ICC_DIR_EL1 write of `value` by vCPU `vcpu_idx` (ICH_HCR_EL2.TDIR).
+    /// Returns `false` when the VM has no ready vGIC (the access is UNDEFINED).
+    pub(crate) fn deactivate(&self, vcpu_idx: usize, value: u64) -> bool {
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        self.with_model(|m| ((), m.deactivate(vcpu_idx, value)));
+        true
+    }
+
     /// A guest access to guest-physical `ipa` by vCPU `vcpu_idx`: `Some(value read)` if
     /// the address is in the distributor or a redistributor (a write returns 0), `None`
     /// otherwise. Misaligned accesses read as zero and are ignored, as KVM does.
@@ -429,7 +444,11 @@ impl Vgic {
     /// touches no ICH_* register.
     pub(crate) fn flush(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) {
         let idx = vcpu.idx;
-        if gic.used_lrs == 0 && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire)) {
+        if gic.used_lrs == 0
+            && gic.hcr == 0
+            && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire))
+            && !self.spi_active.load(Ordering::Acquire)
+        {
             vcpu.stats.vgic_flush_fast.inc();
             return;
         }
@@ -439,11 +458,18 @@ impl Vgic {
         let Some(st) = Option::as_mut(&mut *guard) else { return };
         let f = st.model().flush(idx, &mut gic.lr[..vtr.nr_lrs]);
         gic.used_lrs = f.used as u64;
-        gic.hcr = if f.used == 0 {
+        let bit = |on: bool, b: u64| if on { b } else { 0 };
+        // ICC_DIR_EL1 traps while an active interrupt has no LR, or an SPI is active
+        // anywhere (another vCPU may deactivate it), as KVM's vgic_v3_configure_hcr.
+        let tdir = f.active_outside || any_spi_active(&st.cpus, &st.spis);
+        gic.hcr = if f.used == 0 && !tdir {
             0
         } else {
-            let bit = |on: bool, b: u64| if on { b } else { 0 };
-            HCR_EN | bit(f.underflow, HCR_UIE) | bit(f.pending_overflow, HCR_NPIE) | bit(f.active_outside, HCR_LRENPIE)
+            HCR_EN
+                | bit(tdir, HCR_TDIR)
+                | bit(f.underflow, HCR_UIE)
+                | bit(f.pending_overflow, HCR_NPIE)
+                | bit(f.active_outside, HCR_LRENPIE)
         };
         self.update_hints(st);
     }

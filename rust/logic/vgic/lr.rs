@@ -26,6 +26,8 @@ pub(crate) const HCR_UIE: u64 = 1 << 1;
 pub(crate) const HCR_LRENPIE: u64 = 1 << 2;
 /// `ICH_HCR_EL2.NPIE`: a maintenance interrupt when no LR holds a pending interrupt.
 pub(crate) const HCR_NPIE: u64 = 1 << 3;
+/// `ICH_HCR_EL2.TDIR`: the guest's ICC_DIR_EL1 writes trap.
+pub(crate) const HCR_TDIR: u64 = 1 << 14;
 
 /// `ICH_HCR_EL2.EOIcount` [31:27]: EOIs (EOImode 0) that matched no list register.
 pub(crate) const fn hcr_eoi_count(hcr: u64) -> u32 {

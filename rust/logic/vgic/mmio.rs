@@ -124,8 +124,15 @@ impl Model<'_> {
                 BitReg::ClearEnable => irq.enabled = false,
                 BitReg::SetPending => irq.pending_latch = true,
                 BitReg::ClearPending => irq.pending_latch = false,
-                BitReg::SetActive => irq.active = true,
-                BitReg::ClearActive => irq.active = false,
+                BitReg::SetActive => {
+                    irq.active = true;
+                    irq.deactivate = false;
+                }
+                BitReg::ClearActive => {
+                    irq.active = false;
+                    // In a list register, the active state comes back at its sync.
+                    irq.deactivate = irq.in_lr;
+                }
             }
             kick |= self.queue(cpu, first + i);
         }

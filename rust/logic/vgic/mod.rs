@@ -63,6 +63,9 @@ pub(crate) struct Irq {
     pub(crate) queued: u16,
     /// It is in a list register of its `queued` vCPU.
     pub(crate) in_lr: bool,
+    /// Deactivated (ICC_DIR_EL1 on another vCPU, or ICACTIVER) while in a list
+    /// register: the sync that folds that register back drops the active state.
+    pub(crate) deactivate: bool,
 }
 
 impl Irq {
@@ -81,6 +84,7 @@ impl Irq {
             target: if intid >= NR_PRIVATE { 0 } else { NONE },
             queued: NONE,
             in_lr: false,
+            deactivate: false,
         }
     }
 
@@ -318,6 +322,25 @@ impl Model<'_> {
         kick
     }
 
+    /// A guest's ICC_DIR_EL1 write (trapped by ICH_HCR_EL2.TDIR) of `value` on vCPU
+    /// `cpu`: deactivates the interrupt, as KVM's `vgic_v3_deactivate`. One in another
+    /// vCPU's list register is deactivated when that vCPU's sync folds it back (it is
+    /// kicked); any other directly. Returns the vCPUs to kick.
+    pub(crate) fn deactivate(&mut self, cpu: usize, value: u64) -> VcpuMask {
+        let intid = (value & 0xff_ffff) as u32;
+        let Some(irq) = self.irq(cpu, intid) else { return 0 };
+        if !irq.active {
+            return 0;
+        }
+        if irq.in_lr {
+            irq.deactivate = true;
+            let owner = irq.queued;
+            return if usize::from(owner) < self.cpus.len() { 1 << owner } else { 0 };
+        }
+        irq.active = false;
+        self.queue(cpu, intid)
+    }
+
     /// Whether vCPU `cpu` has an interrupt it could take now: one on its AP list that is
     /// pending, enabled and of an enabled group (the WFI wake-up condition). The guest's
     /// priority mask is not applied (it lives in ICH_VMCR), so this may wake a vCPU that
@@ -444,7 +467,8 @@ impl Model<'_> {
             let lr = Lr::decode(v);
             let Some(irq) = self.irq(cpu, lr.intid) else { continue };
             irq.in_lr = false;
-            irq.active = lr.active;
+            irq.active = lr.active && !irq.deactivate;
+            irq.deactivate = false;
             if irq.level {
                 // Taken (or EOId) by the guest: only the line can make it pending again.
                 if !lr.pending {
@@ -457,6 +481,18 @@ impl Model<'_> {
         }
         kick
     }
+}
+
+/// Whether an SPI is active anywhere: its deactivation may come from another vCPU, so
+/// every vCPU traps ICC_DIR_EL1 meanwhile (as KVM's `active_spis`). Active interrupts
+/// are always on an AP list, which is short.
+pub(crate) fn any_spi_active(cpus: &[Cpu], spis: &[Irq]) -> bool {
+    cpus.iter().any(|c| {
+        c.ap_list().iter().any(|&id| {
+            let id = u32::from(id);
+            id >= NR_PRIVATE && spis.get((id - NR_PRIVATE) as usize).is_some_and(|irq| irq.active)
+        })
+    })
 }
 
 /// A decoded ICC_SGI1R_EL1 / ICC_SGI0R_EL1 value.
@@ -616,6 +652,36 @@ pub(crate) mod tests {
             assert!(!m.irq(0, intid).unwrap().active, "{intid} still active");
         }
         assert!(m.cpus[0].ap_list().is_empty());
+    }
+
+    #[test]
+    fn dir_from_another_vcpu() {
+        // vgic_irq's asym_dir: SPI 32 acknowledged on vCPU 0 (active in its LR), then
+        // deactivated by vCPU 1's ICC_DIR_EL1.
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        m.irq(0, 32).unwrap().enabled = true;
+        m.set_level(0, 32, true);
+        let mut lrs = [0u64; 4];
+        m.flush(0, &mut lrs[..4]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
+        let fl = m.flush(0, &mut lrs[..4]);
+        assert_eq!(fl.used, 1);
+        assert!(any_spi_active(m.cpus, m.spis));
+        // In vCPU 0's LR: vCPU 0 is kicked, its sync drops the active state.
+        assert_eq!(m.deactivate(1, 32), 1);
+        assert!(m.irq(0, 32).unwrap().active);
+        m.sync(0, &lrs[..1], 0);
+        assert!(!m.irq(0, 32).unwrap().active);
+        assert!(!any_spi_active(m.cpus, m.spis));
+        assert!(m.cpus[0].ap_list().is_empty());
+        // Not in an LR: at once. Not active, or no such INTID: nothing.
+        m.irq(0, 33).unwrap().active = true;
+        m.queue(0, 33);
+        assert_eq!(m.deactivate(1, 33), 0);
+        assert!(!m.irq(0, 33).unwrap().active);
+        assert_eq!(m.deactivate(1, 33), 0);
+        assert_eq!(m.deactivate(1, 1000), 0);
     }
 
     #[test]

@@ -290,7 +290,9 @@
 	msr	ICH_AP1R_EL2(2), x2
 	msr	ICH_AP1R_EL2(3), x3
 5:	ldr	x2, [x16, #GIC_USED_LRS]
-	cbz	x2, 9f
+	ldr	x3, [x16, #GIC_HCR]
+	orr	x3, x3, x2		/* no LR, but ICH_HCR_EL2 may trap DIR (TDIR) */
+	cbz	x3, 9f
 	ldr	x6, [x17, #H(HC_GIC_NR_LRS)]
 	cmp	x2, x6
 	csel	x2, x6, x2, hi
@@ -329,8 +331,12 @@
 	mrs	x3, ICH_AP1R_EL2(3)
 	stp	x2, x3, [x16, #GIC_AP1R + 16]
 5:	ldr	x2, [x16, #GIC_USED_LRS]
-	cbz	x2, 9f
-	mrs	x3, ICH_MISR_EL2
+	cbnz	x2, 6f
+	ldr	x3, [x16, #GIC_HCR]
+	cbz	x3, 9f
+	msr	ICH_HCR_EL2, xzr	/* TDIR only: nothing to read back */
+	b	9f
+6:	mrs	x3, ICH_MISR_EL2
 	str	x3, [x16, #GIC_MISR]
 	mrs	x3, ICH_EISR_EL2
 	str	x3, [x16, #GIC_EISR]
