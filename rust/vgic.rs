@@ -27,7 +27,7 @@ use crate::{
     logic::irqroute::{self, Route},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
-        any_spi_active,
+        any_spi_queued,
         lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U},
         mmio::{DIST_SIZE, IIDR_REV_LATEST, REDIST_SIZE},
         uaccess::{self, CpuIf, Group, IccReg, RegAttr},
@@ -154,8 +154,8 @@ pub(crate) struct Vgic {
     resample_spis: [AtomicU64; SPI_WORDS],
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
-    /// An SPI is active somewhere (written under `state`): every vCPU traps ICC_DIR_EL1.
-    spi_active: AtomicBool,
+    /// An SPI is on an AP list (written under `state`): every vCPU traps ICC_DIR_EL1.
+    spi_queued: AtomicBool,
     /// `KVM_SET_GSI_ROUTING`'s table, or `None` for the default (GSI n → SPI n + 32,
     /// which `CTRL_INIT` restores, as KVM). Lock order: after `irqfds` and `config`.
     #[pin]
@@ -190,7 +190,7 @@ impl Vgic {
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
-            spi_active: AtomicBool::new(false),
+            spi_queued: AtomicBool::new(false),
             routes <- new_mutex!(None, "Vgic::routes"),
         })
     }
@@ -311,13 +311,22 @@ impl Vgic {
     }
 
     /// Publishes which vCPUs have something on their AP list (under `state`).
-    fn update_hints(&self, st: &State) {
+    /// Returns the vCPUs to kick: all of them when an SPI was queued with none before.
+    fn update_hints(&self, st: &State) -> VcpuMask {
         for (i, c) in st.cpus.iter().enumerate() {
             if let Some(h) = self.hint.get(i) {
                 h.store(!c.ap_list().is_empty(), Ordering::Release);
             }
         }
-        self.spi_active.store(any_spi_active(&st.cpus, &st.spis), Ordering::Release);
+        let queued = any_spi_queued(&st.cpus);
+        if queued && !self.spi_queued.swap(true, Ordering::AcqRel) {
+            // Every vCPU must enter again with ICC_DIR_EL1 trapped (KVM's broadcast kick).
+            return VcpuMask::MAX;
+        }
+        if !queued {
+            self.spi_queued.store(false, Ordering::Release);
+        }
+        0
     }
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
@@ -326,9 +335,8 @@ impl Vgic {
         let (r, kick) = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard)?;
-            let out = f(&mut st.model());
-            self.update_hints(st);
-            out
+            let (r, kick) = f(&mut st.model());
+            (r, kick | self.update_hints(st))
         };
         self.kick(kick);
         Some(r)
@@ -432,8 +440,7 @@ impl Vgic {
             } else {
                 return None;
             };
-            self.update_hints(st);
-            out
+            (out.0, out.1 | self.update_hints(st))
         };
         self.kick(kick);
         Some(read)
@@ -444,12 +451,11 @@ impl Vgic {
     /// touches no ICH_* register.
     pub(crate) fn flush(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) {
         let idx = vcpu.idx;
-        if gic.used_lrs == 0
-            && gic.hcr == 0
-            && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire))
-            && !self.spi_active.load(Ordering::Acquire)
-        {
+        if gic.used_lrs == 0 && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire)) {
             vcpu.stats.vgic_flush_fast.inc();
+            // Nothing to present; ICC_DIR_EL1 may still have to trap, for an SPI that
+            // another vCPU took (no lock: a stale `false` is followed by a kick).
+            gic.hcr = if self.spi_queued.load(Ordering::Acquire) { HCR_EN | HCR_TDIR } else { 0 };
             return;
         }
         vcpu.stats.vgic_flush_slow.inc();
@@ -461,7 +467,7 @@ impl Vgic {
         let bit = |on: bool, b: u64| if on { b } else { 0 };
         // ICC_DIR_EL1 traps while an active interrupt has no LR, or an SPI is active
         // anywhere (another vCPU may deactivate it), as KVM's vgic_v3_configure_hcr.
-        let tdir = f.active_outside || any_spi_active(&st.cpus, &st.spis);
+        let tdir = f.active_outside || any_spi_queued(&st.cpus);
         gic.hcr = if f.used == 0 && !tdir {
             0
         } else {
@@ -471,7 +477,8 @@ impl Vgic {
                 | bit(f.pending_overflow, HCR_NPIE)
                 | bit(f.active_outside, HCR_LRENPIE)
         };
-        self.update_hints(st);
+        // A flush queues nothing new, so it never needs the broadcast kick.
+        let _ = self.update_hints(st);
     }
 
     /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
@@ -506,8 +513,7 @@ impl Vgic {
         let kick = match Option::as_mut(&mut *guard) {
             Some(st) => {
                 let kick = st.model().sync(vcpu.idx, &gic.lr[..used], hcr_eoi_count(gic.hcr));
-                self.update_hints(st);
-                kick
+                (kick | self.update_hints(st)) & !(1 << vcpu.idx)
             }
             None => 0,
         };
@@ -871,7 +877,7 @@ impl Vgic {
                 Group::CpuSysregs => Err(Errno::Inval),
             };
             // No vCPU runs: the new state is seen at their next entry, no kick needed.
-            self.update_hints(st);
+            let _ = self.update_hints(st);
             out
         };
         let v = out.map_err(errno)?;
