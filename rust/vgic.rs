@@ -874,6 +874,7 @@ impl Vgic {
                     Some(first) if write => st.model().level_info_write(vcpu.idx, first, wval).map(|_| 0),
                     Some(first) => st.model().level_info_read(vcpu.idx, first),
                 },
+                // Handled above, without the model.
                 Group::CpuSysregs => Err(Errno::Inval),
             };
             // No vCPU runs: the new state is seen at their next entry, no kick needed.

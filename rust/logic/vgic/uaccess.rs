@@ -20,7 +20,7 @@ use super::{
     attr::Errno,
     lr::Vtr,
     mmio::{GICD_TYPER2, IIDR_REV_MASK, IIDR_REV_SHIFT, SGI_BASE},
-    Model, VcpuMask, NR_PRIVATE, NR_SGIS,
+    Model, VcpuMask, NR_SGIS,
 };
 
 /// The register-state groups.
@@ -516,9 +516,6 @@ impl CpuIf<'_> {
         Ok(())
     }
 }
-
-/// A private interrupt's INTID is below this; `LEVEL_INFO` and the SGI frame use it.
-const _: () = assert!(NR_PRIVATE == 32);
 
 #[cfg(test)]
 mod tests {

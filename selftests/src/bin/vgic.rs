@@ -814,6 +814,26 @@ fn register_state_round_trip() -> TestResult {
     }
     c.eq("ICC_PMR_EL1 of vCPU 0 untouched", sys(0, ICC_PMR), Ok(0));
     c.eq("ICC_SRE_EL1", sys(0, ICC_SRE), Ok(7));
+    // vgic_init's test_v3_sysregs: every EL1 register is there and takes back what it
+    // reads; AP<n>R1-3 only as far as the priority bits go.
+    let pri_bits = (e("GET ICC_CTLR_EL1", sys(0, ICC_CTLR))? >> 8 & 7) + 1;
+    for (crm, op2) in [(6, 0), (8, 3), (8, 4), (8, 5), (8, 6), (8, 7), (9, 0), (9, 1), (9, 2), (9, 3), (12, 3), (12, 4), (12, 5), (12, 6), (12, 7)] {
+        let r = icc(if crm == 6 { 4 } else { 12 }, crm, op2);
+        let apr = match (crm, op2) {
+            (8, 4..=7) => Some(op2 - 4),
+            (9, _) => Some(op2),
+            _ => None,
+        };
+        let exists = apr.is_none_or(|n| n == 0 || (n == 1 && pri_bits >= 6) || pri_bits == 7);
+        c.eq(&format!("HAS sysreg {r:#x}"), has_attr(gic, GRP_CPU_SYSREGS, r), Ok(0));
+        let got = get_attr(gic, GRP_CPU_SYSREGS, r);
+        if exists {
+            let v = e("GET sysreg", got)?;
+            c.eq(&format!("SET sysreg {r:#x} back"), set_attr(gic, GRP_CPU_SYSREGS, r, v), Ok(0));
+        } else {
+            c.errno(&format!("GET sysreg {r:#x} beyond the priority bits"), rc(got), EINVAL);
+        }
+    }
     let ctlr = e("GET ICC_CTLR_EL1", sys(1, ICC_CTLR))?;
     c.eq("SET ICC_CTLR_EL1 EOImode", set_attr(gic, GRP_CPU_SYSREGS, reg(1, ICC_CTLR), ctlr | 2), Ok(0));
     c.eq("GET ICC_CTLR_EL1 EOImode", sys(1, ICC_CTLR), Ok(ctlr | 2));
