@@ -37,8 +37,6 @@ use kernel::{
 /// `kvm_irqfd.flags`.
 pub(crate) const FLAG_DEASSIGN: u32 = 1 << 0;
 pub(crate) const FLAG_RESAMPLE: u32 = 1 << 1;
-/// GSIs KVM accepts (`KVM_MAX_IRQ_ROUTES`).
-pub(crate) const MAX_GSI: u32 = 4096;
 
 /// One irqfd.
 #[pin_data]
@@ -73,7 +71,7 @@ impl WorkItem<0> for Irqfd {
     type Pointer = Arc<Self>;
 
     fn run(this: Arc<Self>) {
-        this.vgic().irqfd_inject(this.gsi, this.resample.is_some());
+        this.vgic().irqfd_inject(this.gsi);
     }
 }
 

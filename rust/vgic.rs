@@ -24,11 +24,14 @@
 use crate::{
     hyp::{self, context::VgicCpuIf},
     irqfd::{self, Irqfd},
+    logic::irqroute::{self, Route},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
-        lr::{Lr, HCR_EN, HCR_UIE, MISR_EOI, MISR_U},
-        mmio::{DIST_SIZE, REDIST_SIZE},
-        Cpu, Dist, Irq, Model, VcpuMask, DEFAULT_SPIS, MAX_SPIS, NR_PRIVATE, NR_SGIS,
+        any_spi_queued,
+        lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U},
+        mmio::{DIST_SIZE, IIDR_REV_LATEST, REDIST_SIZE},
+        uaccess::{self, CpuIf, Group, IccReg, RegAttr},
+        Cpu, Dist, Irq, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, MAX_SPIS, NR_PRIVATE, NR_SGIS,
     },
     sys::{self, anon_fd::FdOps, eventfd::EventFd, irq::PercpuIrq},
     vcpu::Vcpu,
@@ -94,6 +97,7 @@ fn errno(e: Errno) -> Error {
         Errno::Nxio => ENXIO,
         Errno::Noent => ENOENT,
         Errno::NoSpace => ENOSPC,
+        Errno::Busy => EBUSY,
     }
 }
 
@@ -102,6 +106,8 @@ struct Config {
     layout: Layout,
     /// `NR_IRQS` - 32, or 0 while unset.
     nr_spis: u32,
+    /// GICD_IIDR's revision until `CTRL_INIT` (then `Dist::rev`).
+    rev: u8,
 }
 
 /// The interrupt state, allocated at `CTRL_INIT`.
@@ -148,6 +154,12 @@ pub(crate) struct Vgic {
     resample_spis: [AtomicU64; SPI_WORDS],
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
+    /// An SPI is on an AP list (written under `state`): every vCPU traps ICC_DIR_EL1.
+    spi_queued: AtomicBool,
+    /// `KVM_SET_GSI_ROUTING`'s table, or `None` for the default (GSI n → SPI n + 32,
+    /// which `CTRL_INIT` restores, as KVM). Lock order: after `irqfds` and `config`.
+    #[pin]
+    routes: Mutex<Option<KVVec<Route>>>,
 }
 
 #[pinned_drop]
@@ -167,7 +179,10 @@ impl Vgic {
             created: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             ready: AtomicBool::new(false),
-            config <- new_mutex!(Config { layout: Layout::new(), nr_spis: 0 }, "Vgic::config"),
+            config <- new_mutex!(
+                Config { layout: Layout::new(), nr_spis: 0, rev: IIDR_REV_LATEST },
+                "Vgic::config"
+            ),
             state <- new_spinlock_irq!(None, "Vgic::state"),
             vcpus: SetOnce::new(),
             hint: [const { AtomicBool::new(false) }; MAX_VCPUS as usize],
@@ -175,6 +190,8 @@ impl Vgic {
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
+            spi_queued: AtomicBool::new(false),
+            routes <- new_mutex!(None, "Vgic::routes"),
         })
     }
 
@@ -218,22 +235,28 @@ impl Vgic {
         let vcpus_guard = vm.vcpus.lock();
         let mut vcpus = KVec::with_capacity(vcpus_guard.len(), GFP_KERNEL_ACCOUNT)?;
         let mut cpus = KVVec::with_capacity(vcpus_guard.len(), GFP_KERNEL_ACCOUNT)?;
+        // What ICC_CTLR_EL1 reports until userspace restores fewer bits.
+        let (pri_bits, id_bits) = hyp::vgic_vtr().map_or((5, 0), |v| (v.pri_bits, v.id_bits));
         for v in vcpus_guard.iter() {
             vcpus.push(v.clone(), GFP_KERNEL_ACCOUNT)?;
-            cpus.push(Cpu::new(v.mpidr), GFP_KERNEL_ACCOUNT)?;
+            let mut cpu = Cpu::new(v.mpidr);
+            (cpu.id, cpu.pri_bits, cpu.id_bits) = (v.id, pri_bits, id_bits);
+            cpus.push(cpu, GFP_KERNEL_ACCOUNT)?;
         }
         let mut spis = KVVec::with_capacity(nr_spis as usize, GFP_KERNEL_ACCOUNT)?;
         for i in 0..nr_spis {
             spis.push(Irq::reset(NR_PRIVATE + i), GFP_KERNEL_ACCOUNT)?;
         }
         let state = State {
-            dist: Dist { enable_grp0: false, enable_grp1: false, nr_spis },
+            dist: Dist { enable_grp0: false, enable_grp1: false, nr_spis, rev: config.rev },
             spis,
             cpus,
             layout: None,
         };
         self.vcpus.populate(vcpus);
         *self.state.lock() = Some(state);
+        // KVM's vgic_init installs the default routing over any earlier table.
+        *self.routes.lock() = None;
         self.initialized.store(true, Ordering::Release);
         drop(vcpus_guard);
         Ok(())
@@ -288,12 +311,22 @@ impl Vgic {
     }
 
     /// Publishes which vCPUs have something on their AP list (under `state`).
-    fn update_hints(&self, st: &State) {
+    /// Returns the vCPUs to kick: all of them when an SPI was queued with none before.
+    fn update_hints(&self, st: &State) -> VcpuMask {
         for (i, c) in st.cpus.iter().enumerate() {
             if let Some(h) = self.hint.get(i) {
                 h.store(!c.ap_list().is_empty(), Ordering::Release);
             }
         }
+        let queued = any_spi_queued(&st.cpus);
+        if queued && !self.spi_queued.swap(true, Ordering::AcqRel) {
+            // Every vCPU must enter again with ICC_DIR_EL1 trapped (KVM's broadcast kick).
+            return VcpuMask::MAX;
+        }
+        if !queued {
+            self.spi_queued.store(false, Ordering::Release);
+        }
+        0
     }
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
@@ -302,9 +335,8 @@ impl Vgic {
         let (r, kick) = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard)?;
-            let out = f(&mut st.model());
-            self.update_hints(st);
-            out
+            let (r, kick) = f(&mut st.model());
+            (r, kick | self.update_hints(st))
         };
         self.kick(kick);
         Some(r)
@@ -366,6 +398,16 @@ impl Vgic {
         true
     }
 
+    /// A trapped ICC_DIR_EL1 write of `value` by vCPU `vcpu_idx` (ICH_HCR_EL2.TDIR).
+    /// Returns `false` when the VM has no ready vGIC (the access is UNDEFINED).
+    pub(crate) fn deactivate(&self, vcpu_idx: usize, value: u64) -> bool {
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        self.with_model(|m| ((), m.deactivate(vcpu_idx, value)));
+        true
+    }
+
     /// A guest access to guest-physical `ipa` by vCPU `vcpu_idx`: `Some(value read)` if
     /// the address is in the distributor or a redistributor (a write returns 0), `None`
     /// otherwise. Misaligned accesses read as zero and are ignored, as KVM does.
@@ -398,8 +440,7 @@ impl Vgic {
             } else {
                 return None;
             };
-            self.update_hints(st);
-            out
+            (out.0, out.1 | self.update_hints(st))
         };
         self.kick(kick);
         Some(read)
@@ -412,6 +453,9 @@ impl Vgic {
         let idx = vcpu.idx;
         if gic.used_lrs == 0 && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire)) {
             vcpu.stats.vgic_flush_fast.inc();
+            // Nothing to present; ICC_DIR_EL1 may still have to trap, for an SPI that
+            // another vCPU took (no lock: a stale `false` is followed by a kick).
+            gic.hcr = if self.spi_queued.load(Ordering::Acquire) { HCR_EN | HCR_TDIR } else { 0 };
             return;
         }
         vcpu.stats.vgic_flush_slow.inc();
@@ -420,12 +464,21 @@ impl Vgic {
         let Some(st) = Option::as_mut(&mut *guard) else { return };
         let f = st.model().flush(idx, &mut gic.lr[..vtr.nr_lrs]);
         gic.used_lrs = f.used as u64;
-        gic.hcr = match (f.used, f.underflow) {
-            (0, _) => 0,
-            (_, false) => HCR_EN,
-            (_, true) => HCR_EN | HCR_UIE,
+        let bit = |on: bool, b: u64| if on { b } else { 0 };
+        // ICC_DIR_EL1 traps while an active interrupt has no LR, or an SPI is active
+        // anywhere (another vCPU may deactivate it), as KVM's vgic_v3_configure_hcr.
+        let tdir = f.active_outside || any_spi_queued(&st.cpus);
+        gic.hcr = if f.used == 0 && !tdir {
+            0
+        } else {
+            HCR_EN
+                | bit(tdir, HCR_TDIR)
+                | bit(f.underflow, HCR_UIE)
+                | bit(f.pending_overflow, HCR_NPIE)
+                | bit(f.active_outside, HCR_LRENPIE)
         };
-        self.update_hints(st);
+        // A flush queues nothing new, so it never needs the broadcast kick.
+        let _ = self.update_hints(st);
     }
 
     /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
@@ -459,9 +512,8 @@ impl Vgic {
         let mut guard = self.state.lock_with(irqs);
         let kick = match Option::as_mut(&mut *guard) {
             Some(st) => {
-                let kick = st.model().sync(vcpu.idx, &gic.lr[..used]);
-                self.update_hints(st);
-                kick
+                let kick = st.model().sync(vcpu.idx, &gic.lr[..used], hcr_eoi_count(gic.hcr));
+                (kick | self.update_hints(st)) & !(1 << vcpu.idx)
             }
             None => 0,
         };
@@ -480,11 +532,13 @@ impl Vgic {
                 *a = w.swap(0, Ordering::Relaxed);
             }
             let irqfds = self.irqfds.lock();
+            let routes = self.routes.lock();
             for i in irqfds.iter() {
                 let Some(resample) = &i.resample else { continue };
-                let n = i.gsi as usize;
+                let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
+                let n = n as usize;
                 if n < MAX_SPIS && acked[n / 64] & (1 << (n % 64)) != 0 {
-                    let _ = self.set_spi_level(i.gsi + NR_PRIVATE, false);
+                    let _ = self.set_spi_level(n as u32 + NR_PRIVATE, false);
                     resample.signal();
                 }
             }
@@ -527,9 +581,6 @@ impl Vgic {
             }
             return Ok(());
         }
-        if gsi >= irqfd::MAX_GSI {
-            return Err(EINVAL);
-        }
         let resample = if flags & irqfd::FLAG_RESAMPLE != 0 {
             Some(EventFd::from_fd(resamplefd as i32)?)
         } else {
@@ -544,11 +595,31 @@ impl Vgic {
         Ok(())
     }
 
+    /// `KVM_SET_GSI_ROUTING` with `entries` (already read and header-checked): builds
+    /// the whole table (`EINVAL` for a bad entry leaves the old one), then swaps it in.
+    pub(crate) fn set_gsi_routing(&self, entries: &[[u32; irqroute::ENTRY_WORDS]]) -> Result {
+        let len = irqroute::table_len(entries).map_err(|()| EINVAL)?;
+        let mut table = KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..len {
+            table.push(Route::None, GFP_KERNEL_ACCOUNT)?;
+        }
+        for e in entries {
+            irqroute::add(&mut table, e).map_err(|()| EINVAL)?;
+        }
+        let old = self.routes.lock().replace(table);
+        drop(old);
+        let list = self.irqfds.lock();
+        self.update_resample(&list);
+        Ok(())
+    }
+
     /// Recomputes which SPIs have a resampling irqfd (under `irqfds`).
     fn update_resample(&self, list: &KVec<Arc<Irqfd>>) {
         let mut bits = [0u64; SPI_WORDS];
+        let routes = self.routes.lock();
         for i in list.iter().filter(|i| i.resample.is_some()) {
-            let n = i.gsi as usize;
+            let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
+            let n = n as usize;
             if n < MAX_SPIS {
                 bits[n / 64] |= 1 << (n % 64);
             }
@@ -558,17 +629,16 @@ impl Vgic {
         }
     }
 
-    /// An irqfd was signalled (work context): GSI n is SPI n + 32. A resampling irqfd
-    /// raises the line until the guest EOIs; a plain one pulses it (an edge).
-    pub(crate) fn irqfd_inject(&self, gsi: u32, resample: bool) {
-        let intid = gsi + NR_PRIVATE;
-        // A GSI beyond the SPIs has no route, as in KVM: nothing happens.
-        if resample {
-            let _ = self.set_spi_level(intid, true);
-        } else {
-            let _ = self.set_spi_level(intid, true);
-            let _ = self.set_spi_level(intid, false);
-        }
+    /// An irqfd was signalled (work context): raises the line of the SPI its GSI routes
+    /// to (GSI n to SPI n + 32 by default).
+    pub(crate) fn irqfd_inject(&self, gsi: u32) {
+        // A GSI without a route (or an MSI one: no ITS) delivers nothing, as in KVM;
+        // the model refuses a pin beyond the SPIs.
+        let Some(pin) = irqroute::pin(self.routes.lock().as_deref(), gsi, MAX_SPIS as u32) else { return };
+        // As KVM's kvm_arch_set_irq_inatomic: the line goes high and stays so. An edge
+        // SPI latches; a level one stays pending until the line is lowered (by
+        // KVM_IRQ_LINE, or by the resampler once the guest EOIs it).
+        let _ = self.set_spi_level(pin + NR_PRIVATE, true);
     }
 
     /// The eventfd of `irqfd` was closed (work context): forget the irqfd.
@@ -622,6 +692,7 @@ impl Vgic {
         let attr = attr::decode(group, a).map_err(errno)?;
         let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
         match attr {
+            Attr::Regs(reg) => self.regs_access(vm, reg, addr, true),
             Attr::NrIrqs => {
                 let nr: u32 = user(4).reader().read()?;
                 let nr_spis = attr::nr_spis(nr).map_err(errno)?;
@@ -652,11 +723,15 @@ impl Vgic {
     }
 
     /// `KVM_GET_DEVICE_ATTR`.
-    fn get_attr(&self, group: u32, a: u64, addr: usize) -> Result {
+    fn get_attr(&self, vm: &Vm, group: u32, a: u64, addr: usize) -> Result {
         let attr = attr::decode(group, a).map_err(errno)?;
         let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
+        if let Attr::Regs(reg) = attr {
+            return self.regs_access(vm, reg, addr, false);
+        }
         let config = self.config.lock();
         let value: u64 = match attr {
+            Attr::Regs(_) => return Err(ENXIO),
             Attr::NrIrqs => {
                 let nr = config.nr_spis + NR_PRIVATE;
                 drop(config);
@@ -674,6 +749,147 @@ impl Vgic {
         };
         drop(config);
         user(8).writer().write(&value)
+    }
+
+    /// The vCPU a register-state attribute names (KVM's `vgic_v3_parse_attr`): vCPU 0
+    /// for the distributor, else the one with the attribute's MPIDR affinity; `EINVAL`
+    /// if there is none.
+    fn reg_vcpu(vm: &Vm, reg: &RegAttr) -> Result<Arc<Vcpu>> {
+        let vcpus = vm.vcpus.lock();
+        let found = match reg.group {
+            Group::Dist => vcpus.first(),
+            _ => vcpus.iter().find(|v| v.mpidr & AFFINITY_MASK == reg.mpidr),
+        };
+        found.cloned().ok_or(EINVAL)
+    }
+
+    /// `KVM_HAS_DEVICE_ATTR` on a register-state group: `EINVAL` for an unknown vCPU,
+    /// `ENXIO` for a register that does not exist (`LEVEL_INFO` names no vCPU here).
+    fn has_regs(&self, vm: &Vm, reg: RegAttr) -> Result {
+        if reg.group != Group::LevelInfo {
+            Self::reg_vcpu(vm, &reg)?;
+        }
+        let nr_irqs = self.config.lock().nr_spis + NR_PRIVATE;
+        uaccess::has(&reg, nr_irqs).map_err(errno)
+    }
+
+    /// `KVM_{SET,GET}_DEVICE_ATTR` on a register-state group (KVM's
+    /// `vgic_v3_attr_regs_access`), with KVM's order of errors: unknown vCPU (`EINVAL`),
+    /// unreadable value (`EFAULT`), a vCPU in an ioctl such as `KVM_RUN` (`EBUSY`), no
+    /// `CTRL_INIT` yet (`EBUSY`), then the register's own.
+    ///
+    /// Every vCPU's `inner` is held (try-locked, as KVM's `kvm_trylock_all_vcpus`), so
+    /// none runs: the model holds every interrupt's state (each exit folded its list
+    /// registers back) and each vCPU's saved `VgicCpuIf` holds its VMCR and APRs. Lock
+    /// order: `config`, `Vm::vcpus`, the vCPUs' `inner` (try-locks), `state`.
+    fn regs_access(&self, vm: &Vm, reg: RegAttr, addr: usize, write: bool) -> Result {
+        let vcpu = Self::reg_vcpu(vm, &reg)?;
+        let user32 = || UserSlice::new(UserPtr::from_addr(addr), 4);
+        let user64 = || UserSlice::new(UserPtr::from_addr(addr), 8);
+        let wval: u32 = if write && !reg.is_64bit() { user32().reader().read()? } else { 0 };
+
+        let mut config = self.config.lock();
+        let all = vm.vcpus.lock();
+        let mut held = KVec::with_capacity(all.len(), GFP_KERNEL)?;
+        for v in all.iter() {
+            let Some(g) = v.inner.try_lock() else { return Err(EBUSY) };
+            held.push(g, GFP_KERNEL)?;
+        }
+        if !(self.initialized() || reg.allowed_before_init()) {
+            return Err(EBUSY);
+        }
+        let nr_vcpus = all.len();
+        let write_val = write.then_some(wval);
+
+        if reg.group == Group::Dist && !self.initialized() {
+            // Only the ID registers get here before CTRL_INIT.
+            let r = uaccess::dist_id_access(reg.offset, write_val, &mut config.rev, false);
+            let v = r.unwrap_or(Ok(0)).map_err(errno)?;
+            drop(held);
+            drop(all);
+            drop(config);
+            return if write { Ok(()) } else { user32().writer().write(&v) };
+        }
+
+        if reg.group == Group::CpuSysregs {
+            let icc = IccReg::decode(reg.offset).ok_or(ENOENT)?;
+            let host = hyp::vgic_vtr().ok_or(ENXIO)?;
+            let val: u64 = if write { user64().reader().read()? } else { 0 };
+            // SAFETY: this thread holds the vCPU's `inner` (in `held`), so no `KVM_RUN`
+            // is in progress and nothing else touches its lazily switched state, whose
+            // saved copy is current.
+            let gic = &mut unsafe { vcpu.lazy.get() }.el1.gic;
+            let got = {
+                let mut guard = self.state.lock();
+                let st = Option::as_mut(&mut *guard).ok_or(EBUSY)?;
+                let cpu = st.cpus.get_mut(vcpu.idx).ok_or(EINVAL)?;
+                let mut cif = CpuIf {
+                    vmcr: &mut gic.vmcr,
+                    ap0r: &mut gic.ap0r,
+                    ap1r: &mut gic.ap1r,
+                    pri_bits: &mut cpu.pri_bits,
+                    id_bits: &mut cpu.id_bits,
+                };
+                if write {
+                    cif.set(icc, val, &host).map(|()| 0)
+                } else {
+                    cif.get(icc, &host)
+                }
+            }
+            .map_err(errno)?;
+            drop(held);
+            drop(all);
+            drop(config);
+            return if write { Ok(()) } else { user64().writer().write(&got) };
+        }
+
+        let out = {
+            let mut guard = self.state.lock();
+            let st = Option::as_mut(&mut *guard).ok_or(EBUSY)?;
+            let out = match reg.group {
+                Group::Dist => {
+                    match uaccess::dist_id_access(reg.offset, write_val, &mut st.dist.rev, true) {
+                        Some(r) => r,
+                        None if write => {
+                            st.model().dist_uwrite(reg.offset, wval);
+                            Ok(0)
+                        }
+                        None => Ok(st.model().dist_uread(reg.offset)),
+                    }
+                }
+                Group::Redist => {
+                    // GICR_TYPER.Last follows the regions set so far.
+                    for (i, c) in st.cpus.iter_mut().enumerate() {
+                        c.last = config.layout.is_last(i, nr_vcpus);
+                    }
+                    if write {
+                        st.model().redist_uwrite(vcpu.idx, reg.offset, wval);
+                        Ok(0)
+                    } else {
+                        Ok(st.model().redist_uread(vcpu.idx, reg.offset))
+                    }
+                }
+                Group::LevelInfo => match reg.line_level_intid() {
+                    None => Err(Errno::Inval),
+                    Some(first) if write => st.model().level_info_write(vcpu.idx, first, wval).map(|_| 0),
+                    Some(first) => st.model().level_info_read(vcpu.idx, first),
+                },
+                // Handled above, without the model.
+                Group::CpuSysregs => Err(Errno::Inval),
+            };
+            // No vCPU runs: the new state is seen at their next entry, no kick needed.
+            let _ = self.update_hints(st);
+            out
+        };
+        let v = out.map_err(errno)?;
+        drop(held);
+        drop(all);
+        drop(config);
+        if write {
+            Ok(())
+        } else {
+            user32().writer().write(&v)
+        }
     }
 }
 
@@ -703,11 +919,14 @@ impl FdOps for VgicDevice {
             }
             KVM_GET_DEVICE_ATTR => {
                 let (group, a, addr) = read_attr()?;
-                vgic.get_attr(group, a, addr).map(|()| 0)
+                vgic.get_attr(&this.vm, group, a, addr).map(|()| 0)
             }
             KVM_HAS_DEVICE_ATTR => {
                 let (group, a, _) = read_attr()?;
-                attr::decode(group, a).map(|_| 0).map_err(errno)
+                match attr::decode(group, a).map_err(errno)? {
+                    Attr::Regs(reg) => vgic.has_regs(&this.vm, reg).map(|()| 0),
+                    _ => Ok(0),
+                }
             }
             _ => Err(ENOTTY),
         }

@@ -22,6 +22,7 @@ use crate::{
         caps,
         idregs,
         ioctl::{self, VmIoctl},
+        irqroute,
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
@@ -38,6 +39,7 @@ use core::sync::atomic::AtomicBool;
 
 mod ioeventfd;
 use kernel::{
+    alloc::KVVec,
     debugfs, new_mutex,
     prelude::*,
     str::CString,
@@ -424,6 +426,21 @@ impl FdOps for Vm {
                 // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
                 let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
+                Ok(0)
+            }
+            VmIoctl::SetGsiRouting => {
+                // struct kvm_irq_routing: nr, flags, then nr 48-byte entries.
+                let hdr: [u32; 2] = user(8).reader().read()?;
+                irqroute::check_header(hdr[0], hdr[1]).map_err(|()| EINVAL)?;
+                let nr = hdr[0] as usize;
+                let mut entries = KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?;
+                let mut reader =
+                    UserSlice::new(UserPtr::from_addr(arg + 8), nr * irqroute::ENTRY_WORDS * 4).reader();
+                for _ in 0..nr {
+                    let e: [u32; irqroute::ENTRY_WORDS] = reader.read()?;
+                    entries.push(e, GFP_KERNEL_ACCOUNT)?;
+                }
+                this.vgic.set_gsi_routing(&entries)?;
                 Ok(0)
             }
             VmIoctl::ArmPreferredTarget => {

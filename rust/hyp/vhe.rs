@@ -384,7 +384,8 @@ pub(crate) fn run(
         sysreg::cptr_el2::write(traps::guest_cptr_vhe(host_cptr, fp_owned));
         sysreg::vbar_el2::write(__rkvm_vhe_vectors.as_ptr() as u64);
         let used_lrs = gic.used_lrs as usize;
-        if used_lrs != 0 {
+        // ICH_HCR_EL2 also without LRs when it traps ICC_DIR_EL1 (TDIR).
+        if used_lrs != 0 || gic.hcr != 0 {
             for (i, &lr) in gic.lr[..used_lrs].iter().enumerate() {
                 sysreg::ich_lr_write(i, lr);
             }
@@ -412,11 +413,15 @@ pub(crate) fn run(
             gic.misr = sysreg::ich_misr_el2::read();
             gic.eisr = sysreg::ich_eisr_el2::read();
             gic.elrsr = sysreg::ich_elrsr_el2::read();
+            // EOIcount: EOIs of interrupts that were in no list register.
+            gic.hcr = sysreg::ich_hcr_el2::read();
             for (i, lr) in gic.lr[..used_lrs].iter_mut().enumerate() {
                 *lr = sysreg::ich_lr_read(i);
                 sysreg::ich_lr_write(i, 0);
             }
             // Disabling the interface also drops a pending maintenance interrupt.
+            sysreg::ich_hcr_el2::write(0);
+        } else if gic.hcr != 0 {
             sysreg::ich_hcr_el2::write(0);
         }
         // Back to the host regime (TGE set) before anything else.

@@ -19,6 +19,7 @@ pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
 pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
 pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
 pub(crate) const KVM_CAP_IRQFD: CapNr = 32;
+pub(crate) const KVM_CAP_IRQ_ROUTING: CapNr = 25;
 pub(crate) const KVM_CAP_INTERNAL_ERROR_DATA: CapNr = 40;
 pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
 pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
@@ -77,6 +78,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL | KVM_CAP_IRQFD | KVM_CAP_IRQFD_RESAMPLE => {
             i64::from(host.vgic)
         }
+        // KVM_SET_GSI_ROUTING keeps its table with or without a vGIC, as KVM.
+        KVM_CAP_IRQ_ROUTING => i64::from(super::irqroute::MAX_ROUTES),
         _ => 0,
     }
 }
@@ -124,6 +127,7 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_IRQFD_RESAMPLE, &host), 1);
         assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &HOST), 0);
         assert_eq!(check_extension(KVM_CAP_IRQFD, &HOST), 0);
+        assert_eq!(check_extension(KVM_CAP_IRQ_ROUTING, &HOST), 4096);
     }
 
     #[test]

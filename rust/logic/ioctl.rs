@@ -103,6 +103,7 @@ pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
 pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
 pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
+pub(crate) const KVM_SET_GSI_ROUTING: u32 = kvm_iow(0x6a, 8);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -122,6 +123,7 @@ pub(crate) enum VmIoctl {
     IrqLine,
     IrqLineStatus,
     Irqfd,
+    SetGsiRouting,
 }
 
 impl VmIoctl {
@@ -138,6 +140,7 @@ impl VmIoctl {
             KVM_IRQ_LINE => Self::IrqLine,
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             KVM_IRQFD => Self::Irqfd,
+            KVM_SET_GSI_ROUTING => Self::SetGsiRouting,
             _ => return None,
         })
     }
@@ -254,6 +257,7 @@ mod tests {
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
+        assert_eq!(KVM_SET_GSI_ROUTING, 0x4008_ae6a);
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));

@@ -17,6 +17,7 @@ pub(crate) mod hyplayout;
 pub(crate) mod idregs;
 pub(crate) mod inject;
 pub(crate) mod ioeventfd;
+pub(crate) mod irqroute;
 pub(crate) mod ioctl;
 pub(crate) mod memslot;
 pub(crate) mod mmio;

@@ -225,6 +225,12 @@ impl Vcpu {
         // The vGIC's frames are emulated here and never reach userspace. Registers are
         // little-endian; the access's own conversion handles a big-endian guest.
         if let Some(vgic) = vm.vgic().filter(|v| v.ready()) {
+            if !access.write {
+                // A read of the pending state sees the timers' levels as of now, not of
+                // the last entry (KVM samples them on every exit).
+                self.timer_sync(vm, state);
+            }
+            let ctx = &mut state.ctx;
             let value = u64::from_le_bytes(data);
             if let Some(read) = vgic.mmio(self.idx, ipa, access.len, access.write, value) {
                 self.stats.vgic_mmio.inc();
@@ -236,6 +242,7 @@ impl Vcpu {
                 return Ok(Action::Reenter);
             }
         }
+        let ctx = &mut state.ctx;
         if access.write && vm.ioeventfd_write(ipa, u32::from(access.len), &data) {
             // An ioeventfd took it: the guest continues without an exit.
             self.stats.ioeventfd_writes.inc();
@@ -249,7 +256,8 @@ impl Vcpu {
     }
 
     /// A trapped GICv3 CPU-interface register: a write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or
-    /// ICC_SGI0R_EL1 (trapped because HCR_EL2.IMO/FMO are set) generates SGIs; ICC_SRE_EL1
+    /// ICC_SGI0R_EL1 (trapped because HCR_EL2.IMO/FMO are set) generates SGIs; ICC_DIR_EL1
+    /// (trapped by ICH_HCR_EL2.TDIR) deactivates through the vGIC; ICC_SRE_EL1
     /// (trapped at load, see `hyp/vhe.rs`) reads as SRE|DFB|DIB and ignores writes, as
     /// KVM's. Returns `false` for any other register; a read of the SGI registers, or a VM
     /// without a ready vGIC, gets UNDEF.
@@ -260,6 +268,15 @@ impl Vcpu {
                 if acc.read {
                     ctx.set_reg(acc.rt, ICC_SRE_EL1_VALUE);
                 }
+                skip_instr(ctx, true);
+            } else {
+                inject_into(ctx, Injected::Undefined, true);
+            }
+            return true;
+        }
+        if r == ICC_DIR_EL1 {
+            let done = !acc.read && vm.vgic().is_some_and(|v| v.deactivate(self.idx, ctx.reg(acc.rt)));
+            if done {
                 skip_instr(ctx, true);
             } else {
                 inject_into(ctx, Injected::Undefined, true);
@@ -440,6 +457,8 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
 
 /// The SGI generation registers (write-only).
 const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+/// Trapped by ICH_HCR_EL2.TDIR while an interrupt's deactivation needs the vGIC.
+const ICC_DIR_EL1: SysReg = SysReg::new(3, 0, 12, 11, 1);
 const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
 const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
 const ICC_SRE_EL1: SysReg = SysReg::new(3, 0, 12, 12, 5);

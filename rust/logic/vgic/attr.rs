@@ -7,7 +7,10 @@
 //! `vgic_v3_has_attr`) and `vgic_v3_alloc_redist_region`/`vgic_v3_check_base`
 //! (`vgic-mmio-v3.c`, `vgic-v3.c`). Errors are KVM's, named by [`Errno`].
 
-use super::mmio::{DIST_SIZE, REDIST_SIZE};
+use super::{
+    mmio::{DIST_SIZE, REDIST_SIZE},
+    uaccess::{Group, RegAttr},
+};
 
 pub(crate) const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
 pub(crate) const KVM_CREATE_DEVICE_TEST: u32 = 1;
@@ -42,6 +45,7 @@ pub(crate) enum Errno {
     Nxio,
     Noent,
     NoSpace,
+    Busy,
 }
 
 /// What an attribute is, for the kernel layer to act on.
@@ -52,23 +56,30 @@ pub(crate) enum Attr {
     RedistRegion,
     NrIrqs,
     CtrlInit,
+    /// A register-state group (`DIST_REGS`, `REDIST_REGS`, `CPU_SYSREGS`,
+    /// `LEVEL_INFO`): see `uaccess`.
+    Regs(RegAttr),
 }
 
 /// Decodes (group, attr) into an attribute rkvm implements. Everything else is `ENXIO`
-/// for HAS, SET and GET alike: the register-state groups (rkvm has no save/restore of
-/// vGIC state yet, so QEMU disables migration and skips them), LEVEL_INFO,
-/// SAVE_PENDING_TABLES (no ITS) and MAINT_IRQ (no nested virtualisation). KVM answers
-/// HAS for some of those, but a VMM that sees them issues them and aborts on failure.
+/// for HAS, SET and GET alike: the GICv2 CPU registers, SAVE_PENDING_TABLES (no ITS, no
+/// LPIs) and MAINT_IRQ (no nested virtualisation). KVM answers HAS for the last two,
+/// but a VMM that sees them issues them and aborts on failure.
 pub(crate) fn decode(group: u32, attr: u64) -> Result<Attr, Errno> {
+    let regs = |g| Ok(Attr::Regs(RegAttr::decode(g, attr)));
     match (group, attr) {
         (GRP_ADDR, ADDR_TYPE_DIST) => Ok(Attr::Dist),
         (GRP_ADDR, ADDR_TYPE_REDIST) => Ok(Attr::Redist),
         (GRP_ADDR, ADDR_TYPE_REDIST_REGION) => Ok(Attr::RedistRegion),
         (GRP_NR_IRQS, _) => Ok(Attr::NrIrqs),
         (GRP_CTRL, CTRL_INIT) => Ok(Attr::CtrlInit),
-        (GRP_DIST_REGS | GRP_CPU_REGS | GRP_REDIST_REGS | GRP_CPU_SYSREGS | GRP_LEVEL_INFO, _)
-        | (GRP_CTRL, CTRL_SAVE_PENDING_TABLES)
-        | (GRP_MAINT_IRQ | GRP_ITS_REGS, _) => Err(Errno::Nxio),
+        (GRP_DIST_REGS, _) => regs(Group::Dist),
+        (GRP_REDIST_REGS, _) => regs(Group::Redist),
+        (GRP_CPU_SYSREGS, _) => regs(Group::CpuSysregs),
+        (GRP_LEVEL_INFO, _) => regs(Group::LevelInfo),
+        (GRP_CPU_REGS, _) | (GRP_CTRL, CTRL_SAVE_PENDING_TABLES) | (GRP_MAINT_IRQ | GRP_ITS_REGS, _) => {
+            Err(Errno::Nxio)
+        }
         _ => Err(Errno::Nxio),
     }
 }
@@ -255,20 +266,36 @@ impl Layout {
         None
     }
 
-    /// Whether vCPU `idx`'s redistributor is the last of its region, or the last one.
-    pub(crate) fn is_last(&self, idx: usize, nr_vcpus: usize) -> bool {
-        if idx + 1 == nr_vcpus {
-            return true;
-        }
+    /// Each region with the number of redistributors placed in it, `nr_vcpus` placed
+    /// in region order.
+    fn placed(&self, nr_vcpus: usize) -> impl Iterator<Item = (&Region, usize, usize)> {
         let mut first = 0usize;
-        for r in self.regions() {
+        self.regions().iter().map(move |r| {
             let slots = if r.count == 0 { nr_vcpus } else { r.count as usize };
-            if idx < first + slots {
-                return idx + 1 == first + slots;
-            }
+            let used = slots.min(nr_vcpus.saturating_sub(first));
+            let start = first;
             first += slots;
+            (r, start, used)
+        })
+    }
+
+    /// `GICR_TYPER.Last` of vCPU `idx` (KVM's `vgic_mmio_vcpu_rdist_is_last`): it is the
+    /// last redistributor placed in its region, unless it fills a counted region that
+    /// another region with a redistributor in it continues contiguously. A vCPU without a
+    /// redistributor yet is not last.
+    pub(crate) fn is_last(&self, idx: usize, nr_vcpus: usize) -> bool {
+        let Some((r, start, used)) = self.placed(nr_vcpus).find(|&(_, s, u)| idx >= s && idx < s + u) else {
+            return false;
+        };
+        let i = idx - start;
+        if i + 1 < used {
+            return false;
         }
-        false
+        if r.count != 0 && i + 1 == r.count as usize {
+            let end = r.base + r.size(nr_vcpus);
+            return !self.placed(nr_vcpus).any(|(o, _, u)| o.base == end && u > 0);
+        }
+        true
     }
 }
 
@@ -297,7 +324,9 @@ impl IrqLine {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec::Vec;
 
     const IPA: u64 = 1 << 40;
 
@@ -370,6 +399,26 @@ mod tests {
     }
 
     #[test]
+    fn last_redistributor_as_kvm() {
+        // vgic_init's regions: #0 at 0x100000, #1 at 0x240000, #2 at 0x200000, two slots
+        // each, six vCPUs: #2 runs into #1, so its second vCPU is not last.
+        let mut l = Layout::new();
+        for (index, base) in [(0, 0x10_0000), (1, 0x24_0000), (2, 0x20_0000)] {
+            l.add_region(Region { index, base, count: 2 }, 6, IPA).unwrap();
+        }
+        let last: Vec<bool> = (0..6).map(|i| l.is_last(i, 6)).collect();
+        assert_eq!(last, [false, true, false, true, false, false]);
+        // A counted region not yet full: its last placed vCPU is last.
+        let mut l = Layout::new();
+        l.add_region(Region { index: 0, base: 0x20_0000, count: 2 }, 4, IPA).unwrap();
+        assert!(!l.is_last(2, 4));
+        l.add_region(Region { index: 1, base: 0x2_0000, count: 10 }, 4, IPA).unwrap();
+        assert_eq!((l.is_last(1, 4), l.is_last(2, 4), l.is_last(3, 4)), (true, false, true));
+        // No region at all.
+        assert!(!Layout::new().is_last(0, 1));
+    }
+
+    #[test]
     fn irq_line() {
         assert_eq!(IrqLine::decode(0x0100_0020), IrqLine { kind: IRQ_TYPE_SPI, vcpu_id: 0, num: 32 });
         assert_eq!(IrqLine::decode(0x0203_001b), IrqLine { kind: IRQ_TYPE_PPI, vcpu_id: 3, num: 27 });
@@ -381,7 +430,9 @@ mod tests {
         assert_eq!(decode(GRP_ADDR, ADDR_TYPE_DIST), Ok(Attr::Dist));
         assert_eq!(decode(GRP_ADDR, 0), Err(Errno::Nxio)); // a GICv2 address type
         assert_eq!(decode(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Err(Errno::Nxio));
-        assert_eq!(decode(GRP_DIST_REGS, 0), Err(Errno::Nxio));
+        assert_eq!(decode(GRP_DIST_REGS, 8), Ok(Attr::Regs(RegAttr::decode(Group::Dist, 8))));
+        assert!(matches!(decode(GRP_LEVEL_INFO, 32), Ok(Attr::Regs(r)) if r.group == Group::LevelInfo));
+        assert_eq!(decode(GRP_CPU_REGS, 0), Err(Errno::Nxio));
         assert_eq!(decode(GRP_MAINT_IRQ, 0), Err(Errno::Nxio));
         assert_eq!(nr_spis(288), Ok(256));
         assert_eq!(nr_spis(32), Err(Errno::Inval));

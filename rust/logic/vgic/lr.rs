@@ -41,6 +41,18 @@ pub(crate) const fn idle_hcr(has_vgic: bool) -> u64 {
     }
 }
 
+/// `ICH_HCR_EL2.LRENPIE`: a maintenance interrupt while `EOIcount` is not zero.
+pub(crate) const HCR_LRENPIE: u64 = 1 << 2;
+/// `ICH_HCR_EL2.NPIE`: a maintenance interrupt when no LR holds a pending interrupt.
+pub(crate) const HCR_NPIE: u64 = 1 << 3;
+/// `ICH_HCR_EL2.TDIR`: the guest's ICC_DIR_EL1 writes trap.
+pub(crate) const HCR_TDIR: u64 = 1 << 14;
+
+/// `ICH_HCR_EL2.EOIcount` [31:27]: EOIs (EOImode 0) that matched no list register.
+pub(crate) const fn hcr_eoi_count(hcr: u64) -> u32 {
+    ((hcr >> 27) & 0x1f) as u32
+}
+
 /// `ICH_MISR_EL2.EOI` and `.U`: why a maintenance interrupt was raised.
 pub(crate) const MISR_EOI: u64 = 1 << 0;
 pub(crate) const MISR_U: u64 = 1 << 1;
@@ -100,6 +112,12 @@ pub(crate) struct Vtr {
     pub(crate) nr_lrs: usize,
     /// Implemented `ICH_AP0R<n>`/`ICH_AP1R<n>` registers (1, 2 or 4).
     pub(crate) nr_aprs: usize,
+    /// Virtual priority bits (PRIbits + 1, 5-8) and the IDbits field (0: 16, 1: 24).
+    pub(crate) pri_bits: u8,
+    pub(crate) id_bits: u8,
+    /// SEIS and A3V, which `ICC_CTLR_EL1` reports to the guest as they are.
+    pub(crate) seis: bool,
+    pub(crate) a3v: bool,
 }
 
 impl Vtr {
@@ -108,7 +126,14 @@ impl Vtr {
         // PREbits [28:26] + 1 preemption bits: 5 → one APR, 6 → two, 7 → four.
         let pre_bits = ((vtr >> 26) & 7) as usize + 1;
         let nr_aprs = if pre_bits <= 5 { 1 } else { 1 << (pre_bits - 5) };
-        Self { nr_lrs: if nr_lrs > MAX_LRS { MAX_LRS } else { nr_lrs }, nr_aprs }
+        Self {
+            nr_lrs: if nr_lrs > MAX_LRS { MAX_LRS } else { nr_lrs },
+            nr_aprs,
+            pri_bits: ((vtr >> 29) & 7) as u8 + 1,
+            id_bits: ((vtr >> 23) & 7) as u8,
+            seis: vtr & (1 << 22) != 0,
+            a3v: vtr & (1 << 21) != 0,
+        }
     }
 }
 
@@ -138,10 +163,20 @@ mod tests {
     }
 
     #[test]
+    fn eoi_count() {
+        assert_eq!(hcr_eoi_count((5 << 27) | HCR_EN | HCR_LRENPIE), 5);
+        assert_eq!(hcr_eoi_count(u64::MAX), 31);
+    }
+
+    #[test]
     fn vtr() {
         // QEMU's emulated CPU: 4 LRs, 5 preemption and priority bits.
-        assert_eq!(Vtr::decode((4 << 29) | (4 << 26) | 3), Vtr { nr_lrs: 4, nr_aprs: 1 });
-        assert_eq!(Vtr::decode((6 << 26) | 15), Vtr { nr_lrs: 16, nr_aprs: 4 });
-        assert_eq!(Vtr::decode(5 << 26), Vtr { nr_lrs: 1, nr_aprs: 2 });
+        let qemu = Vtr::decode((4 << 29) | (4 << 26) | (1 << 21) | 3);
+        assert_eq!((qemu.nr_lrs, qemu.nr_aprs, qemu.pri_bits, qemu.id_bits), (4, 1, 5, 0));
+        assert!(qemu.a3v && !qemu.seis);
+        let big = Vtr::decode((6 << 29) | (6 << 26) | (1 << 23) | (1 << 22) | 15);
+        assert_eq!((big.nr_lrs, big.nr_aprs, big.pri_bits, big.id_bits), (16, 4, 7, 1));
+        assert!(big.seis);
+        assert_eq!(Vtr::decode(5 << 26).nr_aprs, 2);
     }
 }

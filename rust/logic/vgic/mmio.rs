@@ -14,11 +14,13 @@ use super::{Model, VcpuMask, AFFINITY_MASK, NR_PRIVATE, NR_SGIS, PRIORITY_MASK};
 /// Sizes of the frames: the distributor, and a redistributor (RD_base + SGI_base).
 pub(crate) const DIST_SIZE: u64 = 0x1_0000;
 pub(crate) const REDIST_SIZE: u64 = 0x2_0000;
-const SGI_BASE: u64 = 0x1_0000;
+pub(crate) const SGI_BASE: u64 = 0x1_0000;
 
 const GICD_CTLR: u64 = 0x0000;
 const GICD_TYPER: u64 = 0x0004;
 const GICD_IIDR: u64 = 0x0008;
+/// GICD_TYPER2 (GICv4.1 direct SGIs, which rkvm does not offer: zero).
+pub(crate) const GICD_TYPER2: u32 = 0x000c;
 const GICD_IGROUPR: u64 = 0x0080;
 const GICD_ISENABLER: u64 = 0x0100;
 const GICD_ICENABLER: u64 = 0x0180;
@@ -41,9 +43,22 @@ const CTLR_ENABLE_GRP0: u32 = 1 << 0;
 const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 const CTLR_ARE_NS: u32 = 1 << 4;
 const CTLR_DS: u32 = 1 << 6;
-/// GICD_IIDR/GICR_IIDR: KVM's product id 0x4b, revision 3, implementer Arm (0x43b), so
-/// a guest sees the same identity as under KVM.
-pub(crate) const IIDR: u32 = (0x4b << 24) | (3 << 12) | 0x43b;
+/// GICR_IIDR: KVM's product id 0x4b and implementer Arm (0x43b), so a guest sees the
+/// same identity as under KVM; GICD_IIDR adds the implementation revision ([`iidr`]).
+pub(crate) const GICR_IIDR_VALUE: u32 = (0x4b << 24) | 0x43b;
+pub(crate) const IIDR_REV_SHIFT: u32 = 12;
+pub(crate) const IIDR_REV_MASK: u32 = 0xf << IIDR_REV_SHIFT;
+/// The revision a new vGIC has (KVM's latest): 3, whose GICR_CTLR reads IR and CES as
+/// one. Userspace may restore 2.
+pub(crate) const IIDR_REV_LATEST: u8 = 3;
+/// GICR_CTLR.CES and IR (revision 3 and later).
+const GICR_CTLR_CES: u64 = 1 << 1;
+const GICR_CTLR_IR: u64 = 1 << 2;
+
+/// GICD_IIDR with implementation revision `rev`.
+pub(crate) const fn iidr(rev: u8) -> u32 {
+    GICR_IIDR_VALUE | ((rev as u32) << IIDR_REV_SHIFT)
+}
 /// GICD_TYPER.IDbits: 10 INTID bits (no LPIs).
 const TYPER_IDBITS_10: u32 = 9 << 19;
 /// PIDR2.ArchRev = 3 (GICv3), with the JEDEC designer bits of Arm.
@@ -109,8 +124,15 @@ impl Model<'_> {
                 BitReg::ClearEnable => irq.enabled = false,
                 BitReg::SetPending => irq.pending_latch = true,
                 BitReg::ClearPending => irq.pending_latch = false,
-                BitReg::SetActive => irq.active = true,
-                BitReg::ClearActive => irq.active = false,
+                BitReg::SetActive => {
+                    irq.active = true;
+                    irq.deactivate = false;
+                }
+                BitReg::ClearActive => {
+                    irq.active = false;
+                    // In a list register, the active state comes back at its sync.
+                    irq.deactivate = irq.in_lr;
+                }
             }
             kick |= self.queue(cpu, first + i);
         }
@@ -181,7 +203,7 @@ impl Model<'_> {
             (GICD_TYPER, 4) => {
                 u64::from(((self.dist.nr_spis + NR_PRIVATE) / 32 - 1) | TYPER_IDBITS_10)
             }
-            (GICD_IIDR, 4) => u64::from(IIDR),
+            (GICD_IIDR, 4) => u64::from(iidr(self.dist.rev)),
             (GICD_PIDR2, 4) => u64::from(PIDR2_GICV3),
             (0x0080..=0x03ff, 4) => match BitReg::at(offset) {
                 // Word 0 is the private interrupts': banked in the redistributors.
@@ -248,16 +270,19 @@ impl Model<'_> {
 
     /// A guest read in vCPU `rd`'s redistributor (both frames), by any vCPU.
     pub(crate) fn redist_read(&mut self, rd: usize, offset: u64, len: u8) -> u64 {
+        let rev = self.dist.rev;
         let Some(c) = self.cpus.get(rd) else { return 0 };
         if offset < SGI_BASE {
             return match (offset, len) {
+                // No LPIs, so EnableLPIs stays clear.
+                (GICR_CTLR, 4) if rev >= 3 => GICR_CTLR_IR | GICR_CTLR_CES,
                 (GICR_CTLR, 4) => 0,
-                (GICR_IIDR, 4) => u64::from(IIDR),
+                (GICR_IIDR, 4) => u64::from(GICR_IIDR_VALUE),
                 (GICR_TYPER, 8) | (GICR_TYPER, 4) | (0x000c, 4) => {
                     let mpidr = c.mpidr;
                     let aff = ((mpidr >> 8) & 0xff_0000_00) | (mpidr & 0xff_ffff);
                     let typer = (aff << 32)
-                        | ((rd as u64 & 0xffff) << 8)
+                        | ((u64::from(c.id) & 0xffff) << 8)
                         | if c.last { GICR_TYPER_LAST } else { 0 };
                     match (len, offset) {
                         (8, _) => typer,
@@ -386,9 +411,10 @@ mod tests {
         let mut m = f.model();
         assert_eq!(m.redist_read(0, GICR_TYPER, 8), 0);
         assert_eq!(m.redist_read(1, GICR_TYPER, 8), (1 << 32) | (1 << 8) | (1 << 4));
+        assert_eq!(m.redist_read(1, GICR_CTLR, 4), 0b110);
         assert_eq!(m.redist_read(1, 0xc, 4), 1);
         assert_eq!(m.redist_read(1, GICR_PIDR2, 4), 0x3b);
-        assert_eq!(m.redist_read(0, GICR_IIDR, 4), u64::from(IIDR));
+        assert_eq!(m.redist_read(0, GICR_IIDR, 4), 0x4b00_043b);
         assert_eq!(m.redist_read(0, 0x14, 4), 0); // WAKER: ChildrenAsleep clear
         assert_eq!(m.redist_read(2, GICR_PIDR2, 4), 0); // no such vCPU
         // SGI frame: SGIs enabled at reset, PPI 27 enabled by the guest.

@@ -19,6 +19,7 @@
 pub(crate) mod attr;
 pub(crate) mod lr;
 pub(crate) mod mmio;
+pub(crate) mod uaccess;
 
 use lr::Lr;
 
@@ -62,6 +63,9 @@ pub(crate) struct Irq {
     pub(crate) queued: u16,
     /// It is in a list register of its `queued` vCPU.
     pub(crate) in_lr: bool,
+    /// Deactivated (ICC_DIR_EL1 on another vCPU, or ICACTIVER) while in a list
+    /// register: the sync that folds that register back drops the active state.
+    pub(crate) deactivate: bool,
 }
 
 impl Irq {
@@ -80,6 +84,7 @@ impl Irq {
             target: if intid >= NR_PRIVATE { 0 } else { NONE },
             queued: NONE,
             in_lr: false,
+            deactivate: false,
         }
     }
 
@@ -96,6 +101,8 @@ pub(crate) struct Dist {
     pub(crate) enable_grp0: bool,
     pub(crate) enable_grp1: bool,
     pub(crate) nr_spis: u32,
+    /// GICD_IIDR's implementation revision (2 or 3; userspace may restore 2).
+    pub(crate) rev: u8,
 }
 
 /// A vCPU's private interrupts, redistributor identity and AP list.
@@ -104,6 +111,12 @@ pub(crate) struct Cpu {
     pub(crate) private: [Irq; NR_PRIVATE as usize],
     /// MPIDR_EL1 (affinity for routing, SGI targets and GICR_TYPER).
     pub(crate) mpidr: u64,
+    /// The vCPU id (GICR_TYPER.Processor_Number).
+    pub(crate) id: u32,
+    /// The priority bits (5-7) and ID bits field `ICC_CTLR_EL1` reports for this vCPU:
+    /// the host's, or fewer as userspace restored them.
+    pub(crate) pri_bits: u8,
+    pub(crate) id_bits: u8,
     /// GICR_TYPER.Last: the last redistributor of its region.
     pub(crate) last: bool,
     ap: [u16; AP_CAP],
@@ -116,7 +129,7 @@ impl Cpu {
         for (i, irq) in private.iter_mut().enumerate() {
             *irq = Irq::reset(i as u32);
         }
-        Self { private, mpidr, last: false, ap: [0; AP_CAP], ap_len: 0 }
+        Self { private, mpidr, id: 0, pri_bits: 5, id_bits: 0, last: false, ap: [0; AP_CAP], ap_len: 0 }
     }
 
     /// The interrupts on the AP list.
@@ -145,6 +158,12 @@ pub(crate) struct Flushed {
     pub(crate) used: usize,
     /// More interrupts wait than fit: ask for the underflow maintenance interrupt.
     pub(crate) underflow: bool,
+    /// More pending interrupts than list registers: exit once none is pending in them
+    /// (`ICH_HCR_EL2.NPIE`), to present the next ones.
+    pub(crate) pending_overflow: bool,
+    /// Active interrupts stay outside the list registers: exit when the guest EOIs one
+    /// (`ICH_HCR_EL2.LRENPIE`; `EOIcount` says how many, see [`Model::sync`]).
+    pub(crate) active_outside: bool,
 }
 
 /// The vGIC state of one VM, borrowed for one operation under the kernel layer's lock.
@@ -303,6 +322,27 @@ impl Model<'_> {
         kick
     }
 
+    /// A guest's ICC_DIR_EL1 write (trapped by ICH_HCR_EL2.TDIR) of `value` on vCPU
+    /// `cpu`: deactivates the interrupt, as KVM's `vgic_v3_deactivate`. One in another
+    /// vCPU's list register is deactivated when that vCPU's sync folds it back (it is
+    /// kicked); any other directly. Returns the vCPUs to kick.
+    pub(crate) fn deactivate(&mut self, cpu: usize, value: u64) -> VcpuMask {
+        let intid = (value & 0xff_ffff) as u32;
+        let Some(irq) = self.irq(cpu, intid) else { return 0 };
+        if irq.in_lr {
+            // The LR holds the truth (the guest may have acknowledged it since the last
+            // sync): its fold applies the deactivation if the LR says active.
+            irq.deactivate = true;
+            let owner = irq.queued;
+            return if usize::from(owner) < self.cpus.len() { 1 << owner } else { 0 };
+        }
+        if !irq.active {
+            return 0;
+        }
+        irq.active = false;
+        self.queue(cpu, intid)
+    }
+
     /// Whether vCPU `cpu` has an interrupt it could take now: one on its AP list that is
     /// pending, enabled and of an enabled group (the WFI wake-up condition). The guest's
     /// priority mask is not applied (it lives in ICH_VMCR), so this may wake a vCPU that
@@ -329,28 +369,36 @@ impl Model<'_> {
         }
     }
 
-    /// Fills `lrs` for vCPU `cpu` from its AP list: active interrupts first, then pending
-    /// ones by priority (lowest value first), then by INTID. Edge interrupts move their
-    /// pending state into the list register; level ones ask for a maintenance interrupt
-    /// on EOI so the line can be sampled again, and are never listed pending and active
-    /// at once (KVM's `vgic_v3_populate_lr`): the guest would take such an interrupt
-    /// again the moment it EOIs, before the host sees what its handler did to the line
-    /// (a timer it masked without trapping). The maintenance exit presents it again if
-    /// the line is still high then.
+    /// The order in which vCPU `cpu`'s AP list fills the list registers (smaller
+    /// first), as KVM's `vgic_irq_cmp`: interrupts that are pending (enabled, not active)
+    /// before the active ones, so that a guest which took more interrupts than there are
+    /// list registers is still presented the next one; then by priority, then INTID.
+    fn lr_order(&self, cpu: usize, intid: u32) -> (bool, u8, u32) {
+        let irq = self.irq_ref(cpu, intid);
+        (!(irq.enabled && irq.pending() && !irq.active), irq.priority, intid)
+    }
+
+    /// Fills `lrs` for vCPU `cpu` from its AP list in [`Self::lr_order`]. Edge
+    /// interrupts move their pending state into the list register; level ones ask for a
+    /// maintenance interrupt on EOI so the line can be sampled again, and are never
+    /// listed pending and active at once (KVM's `vgic_v3_populate_lr`): the guest would
+    /// take such an interrupt again the moment it EOIs, before the host sees what its
+    /// handler did to the line (a timer it masked without trapping). The maintenance exit
+    /// presents it again if the line is still high then.
     pub(crate) fn flush(&mut self, cpu: usize, lrs: &mut [u64]) -> Flushed {
         let Some(c) = self.cpus.get(cpu) else { return Flushed::default() };
         let waiting = c.ap_len;
+        let active = c.ap_list().iter().filter(|&&id| self.irq_ref(cpu, u32::from(id)).active).count();
         let mut used = 0;
         while used < lrs.len() {
             // Selection by repeated scans: no sort buffer, at most 16 × the list length.
             let mut best: Option<(bool, u8, u32)> = None;
             for &id in self.cpus[cpu].ap_list() {
                 let id = u32::from(id);
-                let irq = self.irq_ref(cpu, id);
-                if irq.in_lr {
+                if self.irq_ref(cpu, id).in_lr {
                     continue;
                 }
-                let key = (!irq.active, irq.priority, id);
+                let key = self.lr_order(cpu, id);
                 if best.is_none_or(|b| key < b) {
                     best = Some(key);
                 }
@@ -373,19 +421,60 @@ impl Model<'_> {
             lrs[used] = lr.encode();
             used += 1;
         }
-        Flushed { used, underflow: waiting > used }
+        let overflow = waiting > lrs.len();
+        Flushed {
+            used,
+            underflow: waiting > used,
+            pending_overflow: waiting - active > lrs.len(),
+            active_outside: overflow && active > 0,
+        }
     }
 
     /// Folds the list registers vCPU `cpu` ran with back into the model and queues each
-    /// interrupt again by its new state. Returns the vCPUs to kick (an interrupt whose
-    /// routing changed while it was in a list register moves to another vCPU).
-    pub(crate) fn sync(&mut self, cpu: usize, lrs: &[u64]) -> VcpuMask {
+    /// interrupt again by its new state; then replays `eoi_count` deactivations
+    /// (`ICH_HCR_EL2.EOIcount`: EOIs, with EOImode 0, of interrupts that were in no list
+    /// register). Returns the vCPUs to kick (an interrupt whose routing changed while it
+    /// was in a list register moves to another vCPU).
+    pub(crate) fn sync(&mut self, cpu: usize, lrs: &[u64], eoi_count: u32) -> VcpuMask {
+        let mut kick = self.fold(cpu, lrs);
+        // EOImode 0 deactivates in the reverse order of activation, which for nested
+        // preemption is the order of priority: the guest EOId the active interrupts
+        // that came next after those in its list registers, in `lr_order`.
+        for _ in 0..eoi_count {
+            let mut best: Option<(bool, u8, u32)> = None;
+            let Some(c) = self.cpus.get(cpu) else { break };
+            for &id in c.ap_list() {
+                let id = u32::from(id);
+                let was_in_lr = lrs.iter().any(|&v| Lr::decode(v).intid == id);
+                if was_in_lr || !self.irq_ref(cpu, id).active {
+                    continue;
+                }
+                let key = self.lr_order(cpu, id);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+            let Some((_, _, intid)) = best else { break };
+            if let Some(irq) = self.irq(cpu, intid) {
+                irq.active = false;
+                if irq.level {
+                    // As a list register's EOI: only the line makes it pending again.
+                    irq.pending_latch = false;
+                }
+            }
+            kick |= self.queue(cpu, intid);
+        }
+        kick & !(1 << cpu)
+    }
+
+    fn fold(&mut self, cpu: usize, lrs: &[u64]) -> VcpuMask {
         let mut kick = 0;
         for &v in lrs {
             let lr = Lr::decode(v);
             let Some(irq) = self.irq(cpu, lr.intid) else { continue };
             irq.in_lr = false;
-            irq.active = lr.active;
+            irq.active = lr.active && !irq.deactivate;
+            irq.deactivate = false;
             if irq.level {
                 // Taken and deactivated by the guest: only the line can make it pending
                 // again (the software latch is consumed, as KVM's fold does).
@@ -397,8 +486,15 @@ impl Model<'_> {
             }
             kick |= self.queue(cpu, lr.intid);
         }
-        kick & !(1 << cpu)
+        kick
     }
+}
+
+/// Whether an SPI is on an AP list (pending or active): once a vCPU takes it, its
+/// deactivation may come from another vCPU, so every vCPU traps ICC_DIR_EL1 meanwhile
+/// (KVM's `active_spis`, counted from the queueing). AP lists are short.
+pub(crate) fn any_spi_queued(cpus: &[Cpu]) -> bool {
+    cpus.iter().any(|c| c.ap_list().iter().any(|&id| u32::from(id) >= NR_PRIVATE))
 }
 
 /// A decoded ICC_SGI1R_EL1 / ICC_SGI0R_EL1 value.
@@ -458,9 +554,9 @@ pub(crate) mod tests {
                 *irq = Irq::reset(32 + i as u32);
             }
             Box::new(Self {
-                dist: Dist { enable_grp0: true, enable_grp1: true, nr_spis: 64 },
+                dist: Dist { enable_grp0: true, enable_grp1: true, nr_spis: 64, rev: mmio::IIDR_REV_LATEST },
                 spis,
-                cpus: [Cpu::new(0x8000_0000), Cpu::new(0x8000_0001)],
+                cpus: [Cpu::new(0x8000_0000), Cpu { id: 1, ..Cpu::new(0x8000_0001) }],
             })
         }
 
@@ -483,11 +579,11 @@ pub(crate) mod tests {
         assert_eq!(m.set_level(0, 40, true), 1);
         assert!(m.has_pending(0));
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 1, underflow: false });
+        assert_eq!(fl, Flushed { used: 1, ..Flushed::default() });
         let lr = Lr::decode(lrs[0]);
         assert_eq!((lr.intid, lr.pending, lr.eoi), (40, true, false));
         // The guest acknowledged and EOId it: the LR comes back empty.
-        assert_eq!(m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING]), 0);
+        assert_eq!(m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING], 0), 0);
         assert!(!m.has_pending(0));
         assert!(m.cpus[0].ap_list().is_empty());
     }
@@ -515,7 +611,7 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 1, 4);
         assert!(Lr::decode(lrs[0]).eoi);
         // EOId while the line is still high: pending again, back in the list.
-        assert_eq!(m.sync(1, &[lrs[0] & !lr::LR_PENDING]), 0);
+        assert_eq!(m.sync(1, &[lrs[0] & !lr::LR_PENDING], 0), 0);
         assert_eq!(m.cpus[1].ap_list(), &[27]);
         assert!(m.has_pending(1));
         // The line drops: nothing left.
@@ -533,12 +629,12 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         // Acknowledged, then an exit before the handler masked the source: the line is
         // still high, but the LR holds it active only, with an EOI maintenance request.
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         let lr = Lr::decode(lrs[0]);
         assert_eq!((lr.intid, lr.active, lr.pending, lr.eoi), (27, true, false, true));
         // The handler silenced the source and EOId: the line drops before the next flush.
-        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE]);
+        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE], 0);
         m.set_level(0, 27, false);
         assert!(!m.has_pending(0));
         assert_eq!(lrs_of(&mut m, 0, 4).1.used, 0);
@@ -546,13 +642,110 @@ pub(crate) mod tests {
         m.irq(0, 27).unwrap().pending_latch = true;
         m.queue(0, 27);
         let (lrs, _) = lrs_of(&mut m, 0, 4);
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         assert!(m.irq(0, 27).unwrap().pending_latch);
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         assert!(!Lr::decode(lrs[0]).pending);
-        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE]);
+        m.sync(0, &[lrs[0] & !lr::LR_ACTIVE], 0);
         assert!(!m.irq(0, 27).unwrap().pending_latch);
         assert!(!m.has_pending(0));
+    }
+
+    #[test]
+    fn nested_preemption_beyond_the_list_registers() {
+        // vgic_irq's preemption test with 4 LRs: SPIs 32.. with falling priority values
+        // arrive one by one; the guest acknowledges each and EOIs none until the end.
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        let mut lrs = [0u64; 4];
+        let mut used = 0;
+        for n in 0..8u32 {
+            let intid = 32 + n;
+            let irq = m.irq(0, intid).unwrap();
+            irq.enabled = true;
+            irq.priority = (0xf0 - 8 * n) as u8;
+            m.sync(0, &lrs[..used], 0);
+            m.set_level(0, intid, true);
+            let fl = m.flush(0, &mut lrs);
+            used = fl.used;
+            // The new pending interrupt always gets a list register.
+            let first = Lr::decode(lrs[0]);
+            assert_eq!((first.intid, first.pending, first.active), (intid, true, false));
+            assert_eq!(fl.active_outside, n >= 4);
+            // Acknowledged: active in its LR.
+            lrs[0] = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
+        }
+        // The guest EOIs all eight, most recent first: the three others in LRs (39's
+        // lower neighbours 38, 37, 36) directly, the remaining four through EOIcount.
+        let in_lrs: Vec<u32> = lrs[..used].iter().map(|&v| Lr::decode(v).intid).collect();
+        assert_eq!(in_lrs, [39, 38, 37, 36]);
+        let done: Vec<u64> = lrs[..used].iter().map(|&v| v & !lr::LR_ACTIVE).collect();
+        m.sync(0, &done, 4);
+        for intid in 32..40 {
+            assert!(!m.irq(0, intid).unwrap().active, "{intid} still active");
+        }
+        assert!(m.cpus[0].ap_list().is_empty());
+    }
+
+    #[test]
+    fn dir_from_another_vcpu() {
+        // vgic_irq's asym_dir: SPI 32 acknowledged on vCPU 0 (active in its LR), then
+        // deactivated by vCPU 1's ICC_DIR_EL1.
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        m.irq(0, 32).unwrap().enabled = true;
+        m.set_level(0, 32, true);
+        let mut lrs = [0u64; 4];
+        m.flush(0, &mut lrs[..4]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
+        let fl = m.flush(0, &mut lrs[..4]);
+        assert_eq!(fl.used, 1);
+        assert!(any_spi_queued(m.cpus));
+        // Acknowledged inside the guest since the last sync: the model still says
+        // pending, the LR active; the deactivation waits for the fold all the same.
+        let mut fresh = Fixture::new();
+        let mut m2 = fresh.model();
+        m2.irq(0, 32).unwrap().enabled = true;
+        m2.set_level(0, 32, true);
+        let mut l2 = [0u64; 1];
+        m2.flush(0, &mut l2);
+        assert_eq!(m2.deactivate(1, 32), 1);
+        m2.sync(0, &[(l2[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
+        assert!(!m2.irq(0, 32).unwrap().active);
+        // In vCPU 0's LR: vCPU 0 is kicked, its sync drops the active state.
+        assert_eq!(m.deactivate(1, 32), 1);
+        assert!(m.irq(0, 32).unwrap().active);
+        m.sync(0, &lrs[..1], 0);
+        assert!(!m.irq(0, 32).unwrap().active);
+        assert!(!any_spi_queued(m.cpus));
+        assert!(m.cpus[0].ap_list().is_empty());
+        // Not in an LR: at once. Not active, or no such INTID: nothing.
+        m.irq(0, 33).unwrap().active = true;
+        m.queue(0, 33);
+        assert_eq!(m.deactivate(1, 33), 0);
+        assert!(!m.irq(0, 33).unwrap().active);
+        assert_eq!(m.deactivate(1, 33), 0);
+        assert_eq!(m.deactivate(1, 1000), 0);
+    }
+
+    #[test]
+    fn eoi_count_deactivates_the_most_urgent_outside_first() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        for (intid, prio) in [(40, 0x40), (41, 0x20), (42, 0x30)] {
+            let irq = m.irq(0, intid).unwrap();
+            irq.active = true;
+            irq.priority = prio;
+            m.queue(0, intid);
+        }
+        // 41 was in the one LR; one EOI of another: 42 (0x30) goes before 40 (0x40).
+        let mut lrs = [0u64; 1];
+        let fl = m.flush(0, &mut lrs);
+        assert_eq!(Lr::decode(lrs[0]).intid, 41);
+        assert!(fl.active_outside && !fl.pending_overflow);
+        m.sync(0, &lrs, 1);
+        assert!(m.irq(0, 41).unwrap().active && !m.irq(0, 42).unwrap().active);
+        assert!(m.irq(0, 40).unwrap().active);
     }
 
     #[test]
@@ -564,7 +757,7 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         // Acknowledged, not yet EOId: active in the LR.
         let active = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
-        m.sync(0, &[active]);
+        m.sync(0, &[active], 0);
         assert_eq!(m.cpus[0].ap_list(), &[34]);
         assert!(!m.has_pending(0));
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
@@ -583,14 +776,14 @@ pub(crate) mod tests {
             m.set_level(0, intid, true);
         }
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 4, underflow: true });
+        assert_eq!(fl, Flushed { used: 4, underflow: true, pending_overflow: true, active_outside: false });
         let got: Vec<u32> = lrs[..4].iter().map(|&v| Lr::decode(v).intid).collect();
         assert_eq!(got, [45, 41, 43, 42]);
         // The guest took all four; the other two follow on the next flush.
         let done: Vec<u64> = lrs[..4].iter().map(|&v| v & !lr::LR_PENDING).collect();
-        m.sync(0, &done);
+        m.sync(0, &done, 0);
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 2, underflow: false });
+        assert_eq!(fl, Flushed { used: 2, ..Flushed::default() });
         assert_eq!(Lr::decode(lrs[0]).intid, 40);
         assert_eq!(Lr::decode(lrs[1]).intid, 44);
     }
@@ -605,7 +798,7 @@ pub(crate) mod tests {
         m.set_level(0, 50, false);
         // Fires again while in the LR: the vCPU is kicked, the latch kept.
         assert_eq!(m.set_level(0, 50, true), 1);
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         let irq = *m.irq(0, 50).unwrap();
         assert!(irq.pending_latch && irq.active);
     }
@@ -667,7 +860,7 @@ pub(crate) mod tests {
         assert!(m.has_pending(0) && !m.has_pending(1));
         // Active only (taken, not EOId): nothing new to take.
         let (lrs, _) = lrs_of(&mut m, 0, 4);
-        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE]);
+        m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         assert!(!m.has_pending(0));
         // Group 1 disabled at the distributor: a pending PPI does not count.
         m.dist.enable_grp1 = false;

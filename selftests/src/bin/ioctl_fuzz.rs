@@ -687,7 +687,13 @@ impl Fuzzer {
                 let (group, attr) = if self.rng.one_in(3) {
                     (self.rng.below(10) as u32, self.boundary())
                 } else {
-                    self.rng.pick(&[(0u32, 2u64), (0, 3), (0, 5), (3, 0), (4, 0), (1, 0), (5, 0), (6, 0), (4, 3), (7, 0)])
+                    // Register state: GICD_IIDR, ISPENDR1, IROUTER32; vCPU 0's and 1's
+                    // GICR_TYPER, ISPENDR0; ICC_PMR_EL1, ICC_CTLR_EL1; line levels.
+                    self.rng.pick(&[
+                        (0u32, 2u64), (0, 3), (0, 5), (3, 0), (4, 0), (1, 0), (5, 0), (6, 0), (4, 3), (7, 0),
+                        (1, 8), (1, 0x204), (1, 0x6100), (5, 8), (5, (1 << 32) | 8), (5, 0x1_0200),
+                        (6, 0xc230), (6, (1 << 32) | 0xc664), (7, 32), (7, (1 << 32) | 16),
+                    ])
                 };
                 let value = match (group, attr) {
                     (0, 2) => 0x0800_0000 + self.rng.below(4) * 0x1_0000,

@@ -3,7 +3,9 @@
 //! The in-kernel vGICv3: device creation and attributes with KVM's errors, the guest's
 //! view of the distributor and redistributors, SPIs by KVM_IRQ_LINE taken through the
 //! guest's vector table, level-triggered semantics, more pending interrupts than list
-//! registers, IPIs between two vCPUs, and the fast-path counters.
+//! registers, IPIs between two vCPUs, the fast-path counters, and the register-state
+//! groups a VMM saves and restores the GIC with (their errors, round trips, pending
+//! state set through ISPENDR and taken by the guest, ICC_* state reaching the guest).
 
 use kvm_ioctls::VmFd;
 use rkvm_selftests::vmm::*;
@@ -21,6 +23,8 @@ const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
 const KVM_IRQ_LINE: u64 = 0x4008_ae61;
 const KVM_IRQ_LINE_STATUS: u64 = 0xc008_ae67;
 const KVM_IRQFD: u64 = 0x4020_ae76;
+const KVM_SET_GSI_ROUTING: u64 = 0x4008_ae6a;
+const KVM_CAP_IRQ_ROUTING: u64 = 25;
 const IRQFD_DEASSIGN: u32 = 1;
 const IRQFD_RESAMPLE: u32 = 2;
 const KVM_CAP_IRQCHIP: u64 = 0;
@@ -35,6 +39,9 @@ const GRP_ADDR: u32 = 0;
 const GRP_DIST_REGS: u32 = 1;
 const GRP_NR_IRQS: u32 = 3;
 const GRP_CTRL: u32 = 4;
+const GRP_REDIST_REGS: u32 = 5;
+const GRP_CPU_SYSREGS: u32 = 6;
+const GRP_LEVEL_INFO: u32 = 7;
 const ADDR_DIST: u64 = 2;
 const ADDR_REDIST: u64 = 3;
 const ADDR_REDIST_REGION: u64 = 5;
@@ -189,7 +196,8 @@ fn setup_errors() -> TestResult {
         ("HAS NR_IRQS", GRP_NR_IRQS, 0, true),
         ("HAS CTRL_INIT", GRP_CTRL, CTRL_INIT, true),
         ("HAS SAVE_PENDING_TABLES", GRP_CTRL, CTRL_SAVE_PENDING_TABLES, false),
-        ("HAS DIST_REGS GICD_CTLR", GRP_DIST_REGS, 0, false),
+        ("HAS CPU_REGS (GICv2)", 2, 0, false),
+        ("HAS LEVEL_INFO", GRP_LEVEL_INFO, 0, true),
         ("HAS group 99", 99, 0, false),
     ] {
         let got = has_attr(gic, group, attr);
@@ -199,6 +207,9 @@ fn setup_errors() -> TestResult {
             c.errno(what, got, libc::ENXIO);
         }
     }
+    // The register groups name a vCPU (vCPU 0 for the distributor): none exists yet.
+    c.errno("HAS DIST_REGS GICD_CTLR without vCPUs", has_attr(gic, GRP_DIST_REGS, 0), EINVAL);
+    c.errno("GET DIST_REGS GICD_IIDR without vCPUs", rc(get_attr(gic, GRP_DIST_REGS, 8)), EINVAL);
     c.eq("GET DIST unset", get_attr(gic, GRP_ADDR, ADDR_DIST), Ok(u64::MAX));
     c.errno("SET DIST unaligned", set_attr(gic, GRP_ADDR, ADDR_DIST, 0x3fff_1000), EINVAL);
     c.errno("SET DIST beyond the IPA space", set_attr(gic, GRP_ADDR, ADDR_DIST, 1 << 52), libc::E2BIG);
@@ -328,7 +339,7 @@ fn guest_reads_gic_registers() -> TestResult {
     c.eq("GICR_ISENABLER0 (SGIs enabled at reset)", r(9), 0xffff);
     c.eq("GICD_CTLR (EnableGrp1, ARE, DS)", r(10), 0x52);
     c.eq("GICD_IROUTER40", r(11), 1);
-    c.eq("GICR_IIDR", r(12), 0x4b00_343b);
+    c.eq("GICR_IIDR (no revision, as KVM)", r(12), 0x4b00_043b);
     c.eq("ICC_SRE_EL1", r(13), 7);
     c.finish()
 }
@@ -483,7 +494,9 @@ fn irqfd_delivery() -> TestResult {
     c.errno("unknown flag", irqfd(&vm.vm, efd, 8, 4, 0), EINVAL);
     c.errno("not an eventfd", irqfd(&vm.vm, vm.vm.as_raw_fd(), 8, 0, 0), EINVAL);
     c.errno("closed fd", irqfd(&vm.vm, 999, 8, 0, 0), libc::EBADF);
-    c.errno("GSI beyond KVM's routes", irqfd(&vm.vm, efd, 4096, 0, 0), EINVAL);
+    // Any GSI is accepted (one without a route delivers nothing), as KVM.
+    c.eq("assign GSI 4096", irqfd(&vm.vm, other, 4096, 0, 0), Ok(0));
+    c.eq("deassign GSI 4096", irqfd(&vm.vm, other, 4096, IRQFD_DEASSIGN, 0), Ok(0));
     c.eq("deassign unknown", irqfd(&vm.vm, efd, 8, IRQFD_DEASSIGN, 0), Ok(0));
     c.eq("assign GSI 8 (SPI 40)", irqfd(&vm.vm, efd, 8, 0, 0), Ok(0));
     c.errno("same eventfd again", irqfd(&vm.vm, efd, 9, 0, 0), libc::EBUSY);
@@ -602,6 +615,331 @@ fn fast_path_when_nothing_is_in_flight() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// A register-state attribute: the vCPU's affinity (Aff3.Aff2.Aff1.Aff0) and an offset.
+fn reg(aff: u64, offset: u64) -> u64 {
+    (aff << 32) | offset
+}
+
+/// `CPU_SYSREGS` attribute of an ICC register (Op0 3, Op1 0).
+const fn icc(crn: u64, crm: u64, op2: u64) -> u64 {
+    (3 << 14) | (crn << 7) | (crm << 3) | op2
+}
+const ICC_PMR: u64 = icc(4, 6, 0);
+const ICC_AP0R1: u64 = icc(12, 8, 5);
+const ICC_AP1R0: u64 = icc(12, 9, 0);
+const ICC_BPR1: u64 = icc(12, 12, 3);
+const ICC_CTLR: u64 = icc(12, 12, 4);
+const ICC_SRE: u64 = icc(12, 12, 5);
+const ICC_IGRPEN1: u64 = icc(12, 12, 7);
+/// ICH_HCR_EL2 (Op1 4): hidden without nested virtualisation.
+const ICH_HCR: u64 = (3 << 14) | (4 << 11) | (12 << 7) | (11 << 3);
+
+const GICD_CTLR: u64 = 0x0;
+const GICD_IIDR: u64 = 0x8;
+const GICD_TYPER2: u64 = 0xc;
+const GICD_STATUSR: u64 = 0x10;
+const GICD_ISENABLER1: u64 = 0x104;
+const GICD_ISPENDR1: u64 = 0x204;
+const GICD_ICPENDR1: u64 = 0x284;
+const GICD_ISACTIVER1: u64 = 0x304;
+const GICD_IPRIORITYR40: u64 = 0x428;
+const GICD_ICFGR2: u64 = 0xc08;
+const GICD_IROUTER40: u64 = 0x6000 + 40 * 8;
+const GICR_CTLR: u64 = 0x0;
+const GICR_IIDR: u64 = 0x4;
+const GICR_TYPER: u64 = 0x8;
+const GICR_ISENABLER0: u64 = 0x1_0100;
+const GICR_ISPENDR0: u64 = 0x1_0200;
+const GICR_IPRIORITYR4: u64 = 0x1_0410;
+
+// Sleeps in WFI until an interrupt is pending (IRQs masked), then powers off.
+guest_code!(guest_wfi_then_off,
+    "movz x1, #0x0800, lsl #16",
+    "mov w2, #2", "str w2, [x1]",
+    "mov w2, #0x100", "str w2, [x1, #0x104]",
+    "mov x2, #0xff", "msr s3_0_c4_c6_0, x2",
+    "mov x2, #1", "msr s3_0_c12_c12_7, x2", "isb",
+    "1: wfi", "mrs x3, isr_el1", "cbz x3, 1b",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+/// The register-state groups' errors: KVM's order (vCPU, value, busy, init, register).
+fn register_state_errors() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_wfi_then_off())?;
+    let mut vcpus = vec![vm.vcpu(0, MEM_BASE, 0)?, vm.vcpu(1, MEM_BASE, 0)?];
+    let gic = e("create vgic", create_device(&vm.vm, VGIC_V3, 0))?;
+    let mut c = Cases::new();
+    // Before CTRL_INIT: unknown vCPUs are EINVAL, known ones EBUSY, except the
+    // distributor's ID registers, which size the vGIC.
+    c.errno("GET GICR_TYPER of vCPU 7", rc(get_attr(gic, GRP_REDIST_REGS, reg(7, GICR_TYPER))), EINVAL);
+    c.errno("HAS GICR_TYPER of vCPU 7", has_attr(gic, GRP_REDIST_REGS, reg(7, GICR_TYPER)), EINVAL);
+    c.errno("GET GICR_TYPER before CTRL_INIT", rc(get_attr(gic, GRP_REDIST_REGS, reg(1, GICR_TYPER))), libc::EBUSY);
+    c.errno("GET ICC_PMR before CTRL_INIT", rc(get_attr(gic, GRP_CPU_SYSREGS, reg(1, ICC_PMR))), libc::EBUSY);
+    c.errno("GET LEVEL_INFO before CTRL_INIT", rc(get_attr(gic, GRP_LEVEL_INFO, 32)), libc::EBUSY);
+    c.eq("GET GICD_IIDR before CTRL_INIT", get_attr(gic, GRP_DIST_REGS, GICD_IIDR), Ok(0x4b00_343b));
+    c.errno("SET GICD_IIDR revision 1", set_attr(gic, GRP_DIST_REGS, GICD_IIDR, 0x4b00_143b), EINVAL);
+    c.errno("SET GICD_IIDR other product", set_attr(gic, GRP_DIST_REGS, GICD_IIDR, 0x4c00_343b), EINVAL);
+    c.eq("SET GICD_IIDR revision 2", set_attr(gic, GRP_DIST_REGS, GICD_IIDR, 0x4b00_243b), Ok(0));
+    c.eq("GET GICD_IIDR revision 2", get_attr(gic, GRP_DIST_REGS, GICD_IIDR), Ok(0x4b00_243b));
+    c.errno("SET GICD_TYPER2.nASSGIcap", set_attr(gic, GRP_DIST_REGS, GICD_TYPER2, 1 << 8), EINVAL);
+    c.eq("SET GICD_TYPER2 0", set_attr(gic, GRP_DIST_REGS, GICD_TYPER2, 0), Ok(0));
+    c.errno("GET GICD_CTLR before CTRL_INIT", rc(get_attr(gic, GRP_DIST_REGS, GICD_CTLR)), libc::EBUSY);
+    // HAS: registers by offset and INTID count (32 before NR_IRQS), sysregs by encoding.
+    for (what, group, attr, want) in [
+        ("HAS GICD_CTLR", GRP_DIST_REGS, GICD_CTLR, 0),
+        ("HAS GICD_STATUSR", GRP_DIST_REGS, GICD_STATUSR, 0),
+        ("HAS GICD misaligned", GRP_DIST_REGS, 2, libc::ENXIO),
+        ("HAS GICD hole at 0x20", GRP_DIST_REGS, 0x20, libc::ENXIO),
+        ("HAS GICD_ISPENDR1 before NR_IRQS", GRP_DIST_REGS, GICD_ISPENDR1, libc::ENXIO),
+        ("HAS GICR_TYPER of vCPU 1", GRP_REDIST_REGS, reg(1, GICR_TYPER), 0),
+        ("HAS GICR_ISPENDR0", GRP_REDIST_REGS, reg(1, GICR_ISPENDR0), 0),
+        ("HAS GICR hole at 0x1_0204", GRP_REDIST_REGS, reg(1, 0x1_0204), libc::ENXIO),
+        ("HAS ICC_PMR_EL1", GRP_CPU_SYSREGS, reg(1, ICC_PMR), 0),
+        ("HAS ICC_AP0R1_EL1", GRP_CPU_SYSREGS, ICC_AP0R1, 0),
+        ("HAS ICH_HCR_EL2", GRP_CPU_SYSREGS, ICH_HCR, libc::ENXIO),
+        ("HAS ICC_PMR_EL1 of vCPU 7", GRP_CPU_SYSREGS, reg(7, ICC_PMR), EINVAL),
+        ("HAS LEVEL_INFO line levels", GRP_LEVEL_INFO, 64, 0),
+        ("HAS LEVEL_INFO kind 1", GRP_LEVEL_INFO, 1 << 10, libc::ENXIO),
+    ] {
+        let got = has_attr(gic, group, attr);
+        if want == 0 {
+            c.eq(what, got, Ok(0));
+        } else {
+            c.errno(what, got, want);
+        }
+    }
+    e("NR_IRQS", set_attr(gic, GRP_NR_IRQS, 0, 64))?;
+    c.eq("HAS GICD_ISPENDR1 with 64 IRQs", has_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1), Ok(0));
+    c.errno("HAS GICD_ISPENDR2 with 64 IRQs", has_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1 + 4), libc::ENXIO);
+    c.errno("HAS GICD_IROUTER64 with 64 IRQs", has_attr(gic, GRP_DIST_REGS, 0x6000 + 64 * 8), libc::ENXIO);
+    e("CTRL_INIT", set_attr(gic, GRP_CTRL, CTRL_INIT, 0))?;
+    c.errno("SET GICD_TYPER2.nASSGIcap after CTRL_INIT", set_attr(gic, GRP_DIST_REGS, GICD_TYPER2, 1 << 8), libc::EBUSY);
+    c.eq("GET GICD_ISPENDR7 (past NR_IRQS) reads 0", get_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1 + 24), Ok(0));
+    c.eq("SET in a hole is ignored", set_attr(gic, GRP_DIST_REGS, 0x20, 1), Ok(0));
+    c.errno("GET ICH_HCR_EL2", rc(get_attr(gic, GRP_CPU_SYSREGS, ICH_HCR)), libc::ENOENT);
+    c.errno("SET ICC_SRE_EL1 without SRE", set_attr(gic, GRP_CPU_SYSREGS, ICC_SRE, 6), EINVAL);
+    c.errno("SET ICC_CTLR_EL1 with 8 priority bits", set_attr(gic, GRP_CPU_SYSREGS, ICC_CTLR, 7 << 8), EINVAL);
+    // ICC_CTLR_EL1.PRIbits is the priority bits minus one.
+    let pri_field = e("GET ICC_CTLR_EL1", get_attr(gic, GRP_CPU_SYSREGS, ICC_CTLR))? >> 8 & 7;
+    if pri_field < 5 {
+        c.errno("GET ICC_AP0R1_EL1 (5 priority bits: no such APR)", rc(get_attr(gic, GRP_CPU_SYSREGS, ICC_AP0R1)), EINVAL);
+    }
+    c.errno("GET LEVEL_INFO INTID 33", rc(get_attr(gic, GRP_LEVEL_INFO, 33)), EINVAL);
+    c.errno("GET LEVEL_INFO kind 1", rc(get_attr(gic, GRP_LEVEL_INFO, 1 << 10)), EINVAL);
+    c.errno("GET with a bad address", {
+        let mut a = DeviceAttr { flags: 0, group: GRP_DIST_REGS, attr: GICD_CTLR, addr: 0 };
+        ioctl_with(gic, KVM_GET_DEVICE_ATTR, &mut a)
+    }, libc::EFAULT);
+    c.errno("SET from a bad address", {
+        let mut a = DeviceAttr { flags: 0, group: GRP_CPU_SYSREGS, attr: ICC_PMR, addr: 8 };
+        ioctl_with(gic, KVM_SET_DEVICE_ATTR, &mut a)
+    }, libc::EFAULT);
+    e("DIST", set_attr(gic, GRP_ADDR, ADDR_DIST, DIST))?;
+    e("REDIST", set_attr(gic, GRP_ADDR, ADDR_REDIST, REDIST))?;
+    // A vCPU inside KVM_RUN (asleep in WFI): every register access is EBUSY, as KVM's
+    // try-lock of all vCPUs.
+    let mut v0 = vcpus.remove(0);
+    let runner = std::thread::spawn(move || run(&mut v0, 0).map(|exit| (exit, v0)));
+    let mut busy = Err(0);
+    for _ in 0..200 {
+        busy = rc(get_attr(gic, GRP_DIST_REGS, GICD_CTLR));
+        if busy == Err(libc::EBUSY) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    c.errno("GET GICD_CTLR while vCPU 0 runs", busy, libc::EBUSY);
+    c.errno("SET GICR_ISPENDR0 while vCPU 0 runs", set_attr(gic, GRP_REDIST_REGS, reg(1, GICR_ISPENDR0), 1), libc::EBUSY);
+    e("IRQ_LINE wakes vCPU 0", irq_line(&vm.vm, spi(40), true))?;
+    let (exit, _v0) = runner.join().map_err(|_| "vCPU thread panicked".to_string())??;
+    c.eq("vCPU 0 woke up and powered off", exit, Exit::SystemEvent(SHUTDOWN));
+    c.eq("GET GICD_CTLR once it stopped", get_attr(gic, GRP_DIST_REGS, GICD_CTLR), Ok(0x52));
+    close(gic);
+    c.finish()
+}
+
+/// Every register of the four groups reads back what was written, with the userspace
+/// rules: ISPENDR is the latch alone, ICPENDR is RAZ/WI, GICR_TYPER is read-only.
+fn register_state_round_trip() -> TestResult {
+    let (_vm, _vcpus, gic) = gic_vm(guest_off(), &[MEM_BASE, MEM_BASE], 128)?;
+    let mut c = Cases::new();
+    let dist = |o| get_attr(gic, GRP_DIST_REGS, o);
+    let rd = |aff, o| get_attr(gic, GRP_REDIST_REGS, reg(aff, o));
+    let sys = |aff, o| get_attr(gic, GRP_CPU_SYSREGS, reg(aff, o));
+    for (what, off, val, want) in [
+        ("GICD_CTLR EnableGrp1", GICD_CTLR, 2, 0x52),
+        ("GICD_ISENABLER1", GICD_ISENABLER1, 0x300, 0x300),
+        ("GICD_ISACTIVER1", GICD_ISACTIVER1, 0x10, 0x10),
+        ("GICD_IPRIORITYR40-43", GICD_IPRIORITYR40, 0x1122_33ff, 0x1020_30f8),
+        ("GICD_ICFGR2 (SPI 41 level)", GICD_ICFGR2, 0xaaaa_aaaa & !(2 << 18), 0xaaaa_aaaa & !(2 << 18)),
+        ("GICD_IROUTER40 (vCPU 1)", GICD_IROUTER40, 1, 1),
+        ("GICD_STATUSR (RAO/WI)", GICD_STATUSR, 0, u64::from(u32::MAX)),
+    ] {
+        c.eq(&format!("SET {what}"), set_attr(gic, GRP_DIST_REGS, off, val), Ok(0));
+        c.eq(&format!("GET {what}"), dist(off), Ok(want));
+    }
+    // SPI 41 is level-sensitive: its line (LEVEL_INFO) and latch (ISPENDR) are apart.
+    c.eq("SET LEVEL_INFO 32-63", set_attr(gic, GRP_LEVEL_INFO, 32, 0x3ff), Ok(0));
+    c.eq("GET LEVEL_INFO 32-63 (level SPIs only)", get_attr(gic, GRP_LEVEL_INFO, 32), Ok(1 << 9));
+    c.eq("GET ISPENDR1 (no latch)", dist(GICD_ISPENDR1), Ok(0));
+    c.eq("SET ISPENDR1 latches SPI 41 and 42", set_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1, 0x600), Ok(0));
+    c.eq("GET ISPENDR1", dist(GICD_ISPENDR1), Ok(0x600));
+    c.eq("SET ICPENDR1 is ignored", set_attr(gic, GRP_DIST_REGS, GICD_ICPENDR1, u64::from(u32::MAX)), Ok(0));
+    c.eq("GET ICPENDR1 reads 0", dist(GICD_ICPENDR1), Ok(0));
+    c.eq("SET ISPENDR1 clears the unset bits", set_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1, 0x200), Ok(0));
+    c.eq("GET ISPENDR1 after the clear", dist(GICD_ISPENDR1), Ok(0x200));
+    c.eq("SET LEVEL_INFO 32-63 low", set_attr(gic, GRP_LEVEL_INFO, 32, 0), Ok(0));
+    c.eq("GET LEVEL_INFO 32-63 low", get_attr(gic, GRP_LEVEL_INFO, 32), Ok(0));
+    // Redistributors: identity, revision-3 GICR_CTLR, the SGI frame per vCPU.
+    c.eq("GICR_TYPER of vCPU 1 (processor 1, last)", rd(1, GICR_TYPER), Ok((1 << 8) | (1 << 4)));
+    c.eq("GICR_TYPER+4 of vCPU 1 (Aff0 1)", rd(1, GICR_TYPER + 4), Ok(1));
+    c.eq("SET GICR_TYPER is ignored", set_attr(gic, GRP_REDIST_REGS, reg(1, GICR_TYPER), 0), Ok(0));
+    c.eq("GICR_TYPER unchanged", rd(1, GICR_TYPER), Ok((1 << 8) | (1 << 4)));
+    c.eq("GICR_TYPER of vCPU 0", rd(0, GICR_TYPER), Ok(0));
+    c.eq("GICR_CTLR (IR, CES)", rd(0, GICR_CTLR), Ok(6));
+    c.eq("GICR_IIDR", rd(0, GICR_IIDR), Ok(0x4b00_043b));
+    c.eq("SET GICR_ISENABLER0 of vCPU 1", set_attr(gic, GRP_REDIST_REGS, reg(1, GICR_ISENABLER0), 1 << 20), Ok(0));
+    c.eq("GET GICR_ISENABLER0 of vCPU 1", rd(1, GICR_ISENABLER0), Ok(0x10_ffff));
+    c.eq("GET GICR_ISENABLER0 of vCPU 0", rd(0, GICR_ISENABLER0), Ok(0xffff));
+    c.eq("SET GICR_IPRIORITYR4 of vCPU 1", set_attr(gic, GRP_REDIST_REGS, reg(1, GICR_IPRIORITYR4), 0x8040_2010), Ok(0));
+    c.eq("GET GICR_IPRIORITYR4 of vCPU 1", rd(1, GICR_IPRIORITYR4), Ok(0x8040_2010));
+    c.eq("SET GICR_ISPENDR0 of vCPU 1 (SGI 3)", set_attr(gic, GRP_REDIST_REGS, reg(1, GICR_ISPENDR0), 8), Ok(0));
+    c.eq("GET GICR_ISPENDR0 of vCPU 1", rd(1, GICR_ISPENDR0), Ok(8));
+    c.eq("GET GICR_ISPENDR0 of vCPU 0", rd(0, GICR_ISPENDR0), Ok(0));
+    c.eq("SET LEVEL_INFO PPI 20 of vCPU 1", set_attr(gic, GRP_LEVEL_INFO, reg(1, 0), 1 << 20), Ok(0));
+    c.eq("GET LEVEL_INFO 0-31 of vCPU 1", get_attr(gic, GRP_LEVEL_INFO, reg(1, 0)), Ok(1 << 20));
+    // The CPU interface, per vCPU.
+    for (what, r, val) in [("ICC_PMR_EL1", ICC_PMR, 0xf0), ("ICC_IGRPEN1_EL1", ICC_IGRPEN1, 1), ("ICC_BPR1_EL1", ICC_BPR1, 4), ("ICC_AP1R0_EL1", ICC_AP1R0, 1)] {
+        c.eq(&format!("SET {what} of vCPU 1"), set_attr(gic, GRP_CPU_SYSREGS, reg(1, r), val), Ok(0));
+        c.eq(&format!("GET {what} of vCPU 1"), sys(1, r), Ok(val));
+    }
+    c.eq("ICC_PMR_EL1 of vCPU 0 untouched", sys(0, ICC_PMR), Ok(0));
+    c.eq("ICC_SRE_EL1", sys(0, ICC_SRE), Ok(7));
+    // vgic_init's test_v3_sysregs: every EL1 register is there and takes back what it
+    // reads; AP<n>R1-3 only as far as the priority bits go.
+    let pri_bits = (e("GET ICC_CTLR_EL1", sys(0, ICC_CTLR))? >> 8 & 7) + 1;
+    for (crm, op2) in [(6, 0), (8, 3), (8, 4), (8, 5), (8, 6), (8, 7), (9, 0), (9, 1), (9, 2), (9, 3), (12, 3), (12, 4), (12, 5), (12, 6), (12, 7)] {
+        let r = icc(if crm == 6 { 4 } else { 12 }, crm, op2);
+        let apr = match (crm, op2) {
+            (8, 4..=7) => Some(op2 - 4),
+            (9, _) => Some(op2),
+            _ => None,
+        };
+        let exists = apr.is_none_or(|n| n == 0 || (n == 1 && pri_bits >= 6) || pri_bits == 7);
+        c.eq(&format!("HAS sysreg {r:#x}"), has_attr(gic, GRP_CPU_SYSREGS, r), Ok(0));
+        let got = get_attr(gic, GRP_CPU_SYSREGS, r);
+        if exists {
+            let v = e("GET sysreg", got)?;
+            c.eq(&format!("SET sysreg {r:#x} back"), set_attr(gic, GRP_CPU_SYSREGS, r, v), Ok(0));
+        } else {
+            c.errno(&format!("GET sysreg {r:#x} beyond the priority bits"), rc(got), EINVAL);
+        }
+    }
+    let ctlr = e("GET ICC_CTLR_EL1", sys(1, ICC_CTLR))?;
+    c.eq("SET ICC_CTLR_EL1 EOImode", set_attr(gic, GRP_CPU_SYSREGS, reg(1, ICC_CTLR), ctlr | 2), Ok(0));
+    c.eq("GET ICC_CTLR_EL1 EOImode", sys(1, ICC_CTLR), Ok(ctlr | 2));
+    close(gic);
+    c.finish()
+}
+
+// Reports ICC_PMR_EL1, ICC_IGRPEN1_EL1 and ICC_BPR1_EL1 as restored by the host, sets
+// PMR to 0x80 and exits (MMIO write), then powers off.
+guest_code!(guest_icc_state,
+    "movz x9, #0x4000, lsl #16", "add x9, x9, #0x8, lsl #12",
+    "mrs x3, s3_0_c4_c6_0", "str x3, [x9, #0]",
+    "mrs x3, s3_0_c12_c12_7", "str x3, [x9, #8]",
+    "mrs x3, s3_0_c12_c12_3", "str x3, [x9, #16]",
+    "mov x2, #0x80", "msr s3_0_c4_c6_0, x2", "isb",
+    "movz x19, #0x1000, lsl #16",
+    "str xzr, [x19]",
+    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
+/// Pending state restored through ISPENDR reaches the guest's vector, and ICC_* state
+/// restored through CPU_SYSREGS is what the guest's CPU interface holds (and back).
+fn restored_state_reaches_the_guest() -> TestResult {
+    let (vm, mut vcpus, gic) = gic_vm(guest_spi_vectored(), &[MEM_BASE], 128)?;
+    vm.mem.write(0xa80, guest_irq_vector());
+    check_eq!(run(&mut vcpus[0], 0)?, Exit::MmioWrite(MMIO_BASE, vec![0; 8]));
+    // QEMU's restore of a pending edge SPI: read ISPENDR1, set SPI 40's bit.
+    let pend = e("GET ISPENDR1", get_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1))?;
+    e("SET ISPENDR1", set_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1, pend | (1 << 8)))?;
+    check_eq!(run_to_write(&mut vcpus[0])?, (MMIO_BASE + 8, 40));
+    check_eq!(run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
+    check_eq!(get_attr(gic, GRP_DIST_REGS, GICD_ISPENDR1), Ok(0));
+    close(gic);
+
+    let (vm, mut vcpus, gic) = gic_vm(guest_icc_state(), &[MEM_BASE], 128)?;
+    e("SET ICC_PMR_EL1", set_attr(gic, GRP_CPU_SYSREGS, ICC_PMR, 0xe0))?;
+    e("SET ICC_IGRPEN1_EL1", set_attr(gic, GRP_CPU_SYSREGS, ICC_IGRPEN1, 1))?;
+    e("SET ICC_BPR1_EL1", set_attr(gic, GRP_CPU_SYSREGS, ICC_BPR1, 5))?;
+    check_eq!(run(&mut vcpus[0], 0)?, Exit::MmioWrite(MMIO_BASE, vec![0; 8]));
+    let r = |i: usize| vm.mem.read_u64(RESULTS + 8 * i);
+    let mut c = Cases::new();
+    c.eq("guest ICC_PMR_EL1", r(0), 0xe0);
+    c.eq("guest ICC_IGRPEN1_EL1", r(1), 1);
+    c.eq("guest ICC_BPR1_EL1", r(2), 5);
+    c.eq("ICC_PMR_EL1 the guest wrote", get_attr(gic, GRP_CPU_SYSREGS, ICC_PMR), Ok(0x80));
+    c.eq("powered off", run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
+    close(gic);
+    c.finish()
+}
+
+/// `KVM_SET_GSI_ROUTING` with `entries` of (gsi, type, flags, irqchip, pin) and the
+/// header's `flags`.
+fn gsi_routing(vm: &VmFd, entries: &[(u32, u32, u32, u32, u32)], flags: u32) -> Result<i32, i32> {
+    let mut buf = vec![entries.len() as u32, flags];
+    for &(gsi, ty, fl, chip, pin) in entries {
+        buf.extend_from_slice(&[gsi, ty, fl, 0, chip, pin, 0, 0, 0, 0, 0, 0]);
+    }
+    // SAFETY: `buf` holds the header and every entry the header counts.
+    unsafe { ioctl_raw(vm.as_raw_fd(), KVM_SET_GSI_ROUTING, buf.as_mut_ptr() as u64) }
+}
+
+/// GSI routing: KVM's errors, and an irqfd delivering through a non-identity route.
+fn gsi_routing_delivery() -> TestResult {
+    let kvm = kvm()?;
+    let mut c = Cases::new();
+    c.eq("CHECK_EXTENSION(IRQ_ROUTING)", kvm.check_extension_raw(KVM_CAP_IRQ_ROUTING), 4096);
+    let (vm, mut vcpus, gic) = gic_vm(guest_spi_vectored(), &[MEM_BASE], 128)?;
+    vm.mem.write(0xa80, guest_irq_vector());
+    const IRQCHIP: u32 = 1;
+    const MSI: u32 = 2;
+    for (what, entries, flags) in [
+        ("header flags", vec![], 1),
+        ("GSI 4096", vec![(4096, IRQCHIP, 0, 0, 8)], 0),
+        ("pin 988 (INTID 1020)", vec![(3, IRQCHIP, 0, 0, 988)], 0),
+        ("irqchip 1", vec![(3, IRQCHIP, 0, 1, 8)], 0),
+        ("entry flags", vec![(3, IRQCHIP, 1, 0, 8)], 0),
+        ("two routes for one GSI", vec![(3, IRQCHIP, 0, 0, 8), (3, IRQCHIP, 0, 0, 9)], 0),
+        ("MSI with unknown flags", vec![(3, MSI, 2, 0, 0)], 0),
+        ("unknown type", vec![(3, 7, 0, 0, 0)], 0),
+    ] {
+        c.errno(what, gsi_routing(&vm.vm, &entries, flags), EINVAL);
+    }
+    c.errno("4097 entries", {
+        let mut hdr = [4097u32, 0];
+        ioctl_with(vm.vm.as_raw_fd(), KVM_SET_GSI_ROUTING, &mut hdr)
+    }, EINVAL);
+    c.eq("no entries", gsi_routing(&vm.vm, &[], 0), Ok(0));
+    // GSI 3 to SPI 40 (pin 8), GSI 8 nowhere, GSI 9 an MSI (no ITS: nothing).
+    c.eq("GSI 3 -> pin 8, GSI 9 MSI", gsi_routing(&vm.vm, &[(3, IRQCHIP, 0, 0, 8), (9, MSI, 1, 0, 0)], 0), Ok(0));
+    let efd = eventfd()?;
+    let unrouted = eventfd()?;
+    c.eq("irqfd on GSI 8", irqfd(&vm.vm, unrouted, 8, 0, 0), Ok(0));
+    c.eq("irqfd on GSI 3", irqfd(&vm.vm, efd, 3, 0, 0), Ok(0));
+    check_eq!(run(&mut vcpus[0], 0)?, Exit::MmioWrite(MMIO_BASE, vec![0; 8]));
+    // GSI 8 (SPI 40 under the default routing) has no route now: nothing arrives.
+    eventfd_write(unrouted);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.eq("ISPENDR1 after the unrouted GSI", get_attr(gic, GRP_DIST_REGS, 0x204), Ok(0));
+    eventfd_write(efd);
+    c.eq("the routed GSI reaches SPI 40", run_to_write(&mut vcpus[0])?, (MMIO_BASE + 8, 40));
+    c.eq("powered off", run(&mut vcpus[0], 0)?, Exit::SystemEvent(SHUTDOWN));
+    close(efd);
+    close(unrouted);
+    close(gic);
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_vgic",
@@ -616,6 +954,10 @@ fn main() {
             ("irqfd_delivery", irqfd_delivery),
             ("ipi_ping_pong", ipi_ping_pong),
             ("fast_path_when_nothing_is_in_flight", fast_path_when_nothing_is_in_flight),
+            ("register_state_errors", register_state_errors),
+            ("register_state_round_trip", register_state_round_trip),
+            ("restored_state_reaches_the_guest", restored_state_reaches_the_guest),
+            ("gsi_routing_delivery", gsi_routing_delivery),
         ],
     )
 }

@@ -263,8 +263,8 @@
  * The guest's GICv3 CPU interface (struct VgicCpuIf in HypCpu): VMCR and the active
  * priorities on every entry and exit (ICH_* registers exist only at EL2, so EL1 cannot
  * keep them loaded), the list registers and ICH_HCR_EL2 only when `used_lrs` != 0.
- * Otherwise ICH_HCR_EL2 gets HC_GIC_IDLE_HCR, non-zero only for a VM without a vGIC
- * (its ICC_* traps), and is cleared again on exit.
+ * Otherwise ICH_HCR_EL2 gets HC_GIC_IDLE_HCR (a VM without a vGIC: its ICC_* traps)
+ * or'd with the saved ICH_HCR (a VM with one: at most TDIR), and is cleared on exit.
  * x0 = HypCpu, x17 = HypCpu + HI; uses x2-x6, x16. `used_lrs` is clamped to the LRs the
  * CPU has: EL1 never makes EL2 touch a register that does not exist.
  */
@@ -305,7 +305,10 @@
 7:	ldr	x2, [x16, #GIC_HCR]
 	msr	ICH_HCR_EL2, x2
 	b	9f
+	/* No LR: the DIR trap (TDIR) of a VM with a vGIC, or the ICC_* traps without one. */
 8:	ldr	x2, [x17, #H(HC_GIC_IDLE_HCR)]
+	ldr	x3, [x16, #GIC_HCR]
+	orr	x2, x2, x3
 	cbz	x2, 9f
 	msr	ICH_HCR_EL2, x2
 9:
@@ -343,6 +346,8 @@
 	str	x3, [x16, #GIC_EISR]
 	mrs	x3, ICH_ELRSR_EL2
 	str	x3, [x16, #GIC_ELRSR]
+	mrs	x3, ICH_HCR_EL2		/* EOIcount */
+	str	x3, [x16, #GIC_HCR]
 	adr	x3, 7f
 	add	x6, x2, x2, lsl #1
 	sub	x3, x3, x6, lsl #2
@@ -351,7 +356,10 @@
 	/* Disabling the interface also drops a pending maintenance interrupt. */
 7:	msr	ICH_HCR_EL2, xzr
 	b	9f
+	/* Traps only, nothing to read back. */
 8:	ldr	x2, [x17, #H(HC_GIC_IDLE_HCR)]
+	ldr	x3, [x16, #GIC_HCR]
+	orr	x2, x2, x3
 	cbz	x2, 9f
 	msr	ICH_HCR_EL2, xzr
 9:
