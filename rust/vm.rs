@@ -12,7 +12,8 @@
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
 //! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
-//! (an MMIO write); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
+//! or `Vm::coalesced` (an MMIO write, one at a time); the VMM's `mmap_lock` →
+//! `Vm::coalesced` (mapping the ring); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
 //! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
 //! Documentation/design.rst and Documentation/vgic.rst.
 
@@ -20,11 +21,13 @@ use crate::{
     hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
+        coalesced::Zone,
         idregs,
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
+        stats,
         timer,
         traps,
         vmid::VmidSet,
@@ -36,7 +39,11 @@ use crate::{
 };
 use core::sync::atomic::AtomicBool;
 
+mod coalesced;
 mod ioeventfd;
+mod stats;
+pub(crate) use coalesced::InKernel;
+pub(crate) use stats::vcpu_stats_fd;
 use kernel::{
     debugfs, new_mutex,
     prelude::*,
@@ -180,6 +187,13 @@ pub(crate) struct Vm {
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
     /// Whether any MMIO registration exists (skips the lock on every other MMIO write).
     has_ioeventfds: AtomicBool,
+    /// Coalesced-MMIO zones and their ring page.
+    #[pin]
+    coalesced: Mutex<coalesced::Coalesced>,
+    /// Whether an MMIO zone exists (skips the lock on every other MMIO write).
+    has_coalesced: AtomicBool,
+    /// The stats file's id: `kvm-<pid>`.
+    stats_id: [u8; stats::NAME_SIZE],
     /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
     #[pin]
     pub(crate) vgic: Vgic,
@@ -205,7 +219,7 @@ impl Vm {
             read_sanitised_id_reg(ID_AA64MMFR1_EL1),
         );
         let vm = Arc::pin_init(
-            pin_init!(Self {
+            try_pin_init!(Self {
                 mm: sys::mm::current_mm(),
                 ipa_limit: geometry.ipa_limit(),
                 vttbr,
@@ -224,6 +238,9 @@ impl Vm {
                 ran: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
+                coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
+                has_coalesced: AtomicBool::new(false),
+                stats_id: stats::vm_id(kernel::current!().pid()),
                 vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -420,6 +437,19 @@ impl FdOps for Vm {
                 this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
                 Ok(0)
             }
+            VmIoctl::RegisterCoalescedMmio | VmIoctl::UnregisterCoalescedMmio => {
+                // struct kvm_coalesced_mmio_zone: addr (u64), size, pio (u32 each).
+                let z: [u8; 16] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                let field = |at: usize| u32::from_ne_bytes([z[at], z[at + 1], z[at + 2], z[at + 3]]);
+                let addr = u64::from_ne_bytes([z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7]]);
+                let zone = Zone::from_uapi(addr, field(8), field(12)).ok_or(EINVAL)?;
+                if matches!(VmIoctl::decode(cmd), Some(VmIoctl::RegisterCoalescedMmio)) {
+                    this.register_coalesced(zone)
+                } else {
+                    this.unregister_coalesced(zone)
+                }
+            }
+            VmIoctl::GetStatsFd => this.stats_fd(),
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,
