@@ -279,6 +279,7 @@ impl Vcpu {
     pub(crate) fn new(id: u32, idx: usize, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
         let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
+        let stats_id = crate::logic::stats::vcpu_id(sys::mm::current_pid(), id);
         Arc::pin_init(
             try_pin_init!(Self {
                 wake_timer <- WakeTimer::new(),
@@ -291,7 +292,7 @@ impl Vcpu {
                 stats <- dir.scope(VcpuStats::default(), &name, |stats, d| {
                     d.read_only_file(c"stats", stats)
                 }),
-                stats_id: crate::logic::stats::vcpu_id(kernel::current!().pid(), id),
+                stats_id,
                 inner <- new_mutex!(VcpuInner {
                     fp: FpState::default(),
                     state: VcpuState {

@@ -27,7 +27,7 @@ use crate::{
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
-        stats,
+        stats::{vm_id, NAME_SIZE},
         timer,
         traps,
         vmid::VmidSet,
@@ -193,7 +193,7 @@ pub(crate) struct Vm {
     /// Whether an MMIO zone exists (skips the lock on every other MMIO write).
     has_coalesced: AtomicBool,
     /// The stats file's id: `kvm-<pid>`.
-    stats_id: [u8; stats::NAME_SIZE],
+    stats_id: [u8; NAME_SIZE],
     /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
     #[pin]
     pub(crate) vgic: Vgic,
@@ -240,7 +240,7 @@ impl Vm {
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
                 has_coalesced: AtomicBool::new(false),
-                stats_id: stats::vm_id(kernel::current!().pid()),
+                stats_id: vm_id(sys::mm::current_pid()),
                 vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,

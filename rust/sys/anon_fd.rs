@@ -13,8 +13,11 @@ use kernel::{
     bindings as kbindings,
     error::from_err_ptr,
     fs::{
-        file::flags::{O_CLOEXEC, O_RDONLY, O_RDWR},
-        File, FileDescriptorReservation,
+        file::{
+            flags::{O_CLOEXEC, O_RDONLY, O_RDWR},
+            FileDescriptorReservation,
+        },
+        File,
     },
     mm::virt::VmaNew,
     prelude::*,
