@@ -497,12 +497,9 @@ impl FdOps for VcpuFile {
         // SAFETY: `vma` is a live VMA being set up; its page offset is fixed by now.
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let mixed = vma.set_mixedmap();
-        let pages = (vma.end() - vma.start()) / PAGE_SIZE;
-        for i in 0..pages {
-            let Some(page) = pgoff.checked_add(i as u64).and_then(coalesced::vcpu_page) else {
-                continue;
-            };
-            let addr = vma.start() + i * PAGE_SIZE;
+        let pages = ((vma.end() - vma.start()) / PAGE_SIZE) as u64;
+        for (i, page) in coalesced::vcpu_mapping(pgoff, pages) {
+            let addr = vma.start() + i as usize * PAGE_SIZE;
             match page {
                 VcpuPage::Run => mixed.vm_insert_page(addr, this.vcpu.run.page())?,
                 VcpuPage::Ring => this.vm.map_coalesced_ring(mixed, addr)?,

@@ -34,14 +34,13 @@ pub(crate) enum VcpuPage {
     Ring,
 }
 
-/// The page at page offset `pgoff` of a vCPU mapping; `None` (`SIGBUS` on access) past
-/// the known pages.
-pub(crate) const fn vcpu_page(pgoff: u64) -> Option<VcpuPage> {
-    match pgoff {
-        0 => Some(VcpuPage::Run),
-        PAGE_OFFSET => Some(VcpuPage::Ring),
-        _ => None,
-    }
+/// The pages a vCPU mapping of `pages` pages from page offset `pgoff` shows, as (page
+/// index in the mapping, page); the mapping's other pages stay empty (`SIGBUS` on
+/// access, as KVM's fault handler answers past the known pages).
+pub(crate) fn vcpu_mapping(pgoff: u64, pages: u64) -> impl Iterator<Item = (u64, VcpuPage)> {
+    [(0, VcpuPage::Run), (PAGE_OFFSET, VcpuPage::Ring)]
+        .into_iter()
+        .filter_map(move |(at, page)| at.checked_sub(pgoff).filter(|&i| i < pages).map(|i| (i, page)))
 }
 
 /// A registered zone (`struct kvm_coalesced_mmio_zone`).
@@ -195,12 +194,21 @@ mod tests {
         assert!(!z.before_ioeventfd(0x1000));
     }
 
+    fn mapping(pgoff: u64, pages: u64) -> [Option<(u64, VcpuPage)>; 2] {
+        let mut it = vcpu_mapping(pgoff, pages);
+        [it.next(), it.next()]
+    }
+
     #[test]
     fn mapping_pages() {
-        assert_eq!(vcpu_page(0), Some(VcpuPage::Run));
-        assert_eq!(vcpu_page(PAGE_OFFSET), Some(VcpuPage::Ring));
-        assert_eq!(vcpu_page(2), None);
-        assert_eq!(vcpu_page(u64::MAX), None);
+        use VcpuPage::*;
+        assert_eq!(mapping(0, 1), [Some((0, Run)), None]);
+        assert_eq!(mapping(0, 2), [Some((0, Run)), Some((1, Ring))]);
+        assert_eq!(mapping(0, 1 << 40), [Some((0, Run)), Some((1, Ring))]);
+        assert_eq!(mapping(1, 1), [Some((0, Ring)), None]);
+        assert_eq!(mapping(1, 5), [Some((0, Ring)), None]);
+        assert_eq!(mapping(2, 1), [None, None]);
+        assert_eq!(mapping(u64::MAX, u64::MAX), [None, None]);
         assert!(has_room(999));
         assert!(!has_room(1000));
     }
