@@ -13,15 +13,14 @@
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
 //! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
 //! or `Vm::coalesced` (an MMIO write, one at a time); the VMM's `mmap_lock` →
-//! `Vm::coalesced` (mapping the ring); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
-//! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
+//! `Vm::coalesced` (mapping the ring); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`,
+//! with `Vgic::state` innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
 //! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
     hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
-        coalesced::Zone,
         idregs,
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
@@ -437,17 +436,11 @@ impl FdOps for Vm {
                 this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
                 Ok(0)
             }
-            VmIoctl::RegisterCoalescedMmio | VmIoctl::UnregisterCoalescedMmio => {
-                // struct kvm_coalesced_mmio_zone: addr (u64), size, pio (u32 each).
-                let z: [u8; 16] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                let field = |at: usize| u32::from_ne_bytes([z[at], z[at + 1], z[at + 2], z[at + 3]]);
-                let addr = u64::from_ne_bytes([z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7]]);
-                let zone = Zone::from_uapi(addr, field(8), field(12)).ok_or(EINVAL)?;
-                if matches!(VmIoctl::decode(cmd), Some(VmIoctl::RegisterCoalescedMmio)) {
-                    this.register_coalesced(zone)
-                } else {
-                    this.unregister_coalesced(zone)
-                }
+            VmIoctl::RegisterCoalescedMmio => {
+                this.register_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
+            }
+            VmIoctl::UnregisterCoalescedMmio => {
+                this.unregister_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
             }
             VmIoctl::GetStatsFd => this.stats_fd(),
             VmIoctl::ArmPreferredTarget => {

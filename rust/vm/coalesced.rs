@@ -11,7 +11,17 @@
 use super::Vm;
 use crate::{logic::coalesced::{self, Zone}, sys::coalesced_ring::CoalescedRing};
 use core::sync::atomic::Ordering::Relaxed;
-use kernel::{mm::virt::VmaMixedMap, prelude::*};
+use kernel::{mm::virt::VmaMixedMap, prelude::*, uaccess::UserSlice};
+
+/// Reads a `struct kvm_coalesced_mmio_zone` (addr, size, then the `pad`/`pio` union) and
+/// checks it (`EINVAL` for a `pio` other than 0 or 1).
+pub(super) fn read_zone(arg: UserSlice) -> Result<Zone> {
+    let mut reader = arg.reader();
+    let addr: u64 = reader.read()?;
+    let size: u32 = reader.read()?;
+    let pio: u32 = reader.read()?;
+    Zone::from_uapi(addr, size, pio).ok_or(EINVAL)
+}
 
 /// The zones and the ring they fill.
 pub(crate) struct Coalesced {
