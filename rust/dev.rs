@@ -7,7 +7,7 @@
 
 use crate::{
     logic::{
-        caps,
+        caps, coalesced,
         ioctl::{self, SystemIoctl},
     },
     vm::{self, Vm},
@@ -37,8 +37,10 @@ impl MiscDevice for RkvmDev {
                 Ok(caps::check_extension(arg as u64, &vm::caps_host()) as isize)
             }
             Some(SystemIoctl::CreateVm) => Vm::create(arg),
-            // The `kvm_run` page; no coalesced-MMIO or dirty-ring pages follow it (yet).
-            Some(SystemIoctl::GetVcpuMmapSize) if arg == 0 => Ok(PAGE_SIZE as isize),
+            // The `kvm_run` page, then the coalesced-MMIO ring (no dirty ring).
+            Some(SystemIoctl::GetVcpuMmapSize) if arg == 0 => {
+                Ok((coalesced::VCPU_MMAP_PAGES * PAGE_SIZE) as isize)
+            }
             _ => Err(EINVAL),
         }
     }

@@ -96,6 +96,11 @@ int rkvm_current_tgid(void)
 	return task_tgid_nr(current);
 }
 
+int rkvm_current_pid(void)
+{
+	return task_pid_nr(current);
+}
+
 unsigned int rkvm_num_online_cpus(void)
 {
 	return num_online_cpus();

@@ -62,6 +62,10 @@ pub(crate) struct Mmu {
     slots: KBox<Memslots>,
     s2: Stage2,
     vttbr: u64,
+    /// VMID-wide TLB invalidations while the VM lives (stats: `remote_tlb_flush`).
+    tlb_flushes: u64,
+    /// Guest pages mapped at stage 2 (stats: `pages_4k`).
+    mapped_pages: u64,
 }
 
 impl Mmu {
@@ -69,7 +73,18 @@ impl Mmu {
     pub(crate) fn new(geometry: Geometry, vmid: u16) -> Result<Self> {
         let slots = KBox::init(pin_init::zeroed::<Memslots>(), GFP_KERNEL_ACCOUNT)?;
         let root = mm::alloc_table_pages(geometry.root_order())?;
-        Ok(Self { slots, s2: Stage2::new(geometry, root), vttbr: traps::vttbr(root, vmid) })
+        Ok(Self {
+            slots,
+            s2: Stage2::new(geometry, root),
+            vttbr: traps::vttbr(root, vmid),
+            tlb_flushes: 0,
+            mapped_pages: 0,
+        })
+    }
+
+    /// The stats counters: TLB invalidations and mapped pages.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (self.tlb_flushes, self.mapped_pages)
     }
 
     /// VTTBR_EL2 of the VM.
@@ -114,7 +129,10 @@ impl Mmu {
         hyp::cache::sync_guest_page(va, PAGE_SIZE as usize);
         let prot = Prot { write: !slot.readonly(), exec: true };
         match self.s2.map(&mut KernelTables, ipa, pa, prot) {
-            Ok(()) => Ok(Fault::Mapped),
+            Ok(()) => {
+                self.mapped_pages += 1;
+                Ok(Fault::Mapped)
+            }
             Err(e) => {
                 // SAFETY: pinned just above and not mapped anywhere.
                 unsafe { mm::unpin_guest_page(pa) };
@@ -138,15 +156,19 @@ impl Mmu {
     /// in batches, one VMID-wide invalidation per batch.
     pub(crate) fn unmap_range(&mut self, start: u64, end: u64) {
         let vttbr = self.vttbr;
-        let mut batch = UnpinBatch { pages: [0; UnpinBatch::SIZE], len: 0 };
+        let mut batch = UnpinBatch { pages: [0; UnpinBatch::SIZE], len: 0, flushes: 0 };
+        let mut unmapped = 0;
         self.s2.unmap_range(&mut KernelTables, start, end, |_, desc| {
             if batch.len == UnpinBatch::SIZE {
                 batch.release(vttbr);
             }
             batch.pages[batch.len] = desc.output_address();
             batch.len += 1;
+            unmapped += 1;
         });
         batch.release(vttbr);
+        self.tlb_flushes += batch.flushes;
+        self.mapped_pages = self.mapped_pages.saturating_sub(unmapped);
     }
 }
 
@@ -154,6 +176,8 @@ impl Mmu {
 struct UnpinBatch {
     pages: [PhysAddr; Self::SIZE],
     len: usize,
+    /// Invalidations issued.
+    flushes: u64,
 }
 
 impl UnpinBatch {
@@ -165,6 +189,7 @@ impl UnpinBatch {
             return;
         }
         hyp::tlb_flush_vmid(vttbr);
+        self.flushes += 1;
         for pa in &self.pages[..self.len] {
             // SAFETY: each page was pinned when mapped, its descriptor was removed, and
             // the invalidation above ended every translation to it.

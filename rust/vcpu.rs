@@ -11,6 +11,7 @@
 use crate::{
     hyp::context::{El1Regs, VcpuContext},
     logic::{
+        coalesced::{self, VcpuPage},
         fp::FpHint,
         ioctl::{self, VcpuIoctl},
         mmio::MmioAccess,
@@ -31,6 +32,7 @@ use kernel::{
     debugfs,
     mm::virt::VmaNew,
     new_condvar, new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
     str::CString,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
@@ -124,16 +126,24 @@ impl Counter {
 pub(crate) struct VcpuStats {
     pub(crate) runs: Counter,
     pub(crate) exits: Counter,
-    pub(crate) exits_hypercall: Counter,
+    pub(crate) exits_hvc: Counter,
+    pub(crate) exits_smc: Counter,
+    /// MMIO exits to userspace.
     pub(crate) exits_mmio: Counter,
     pub(crate) exits_stage2: Counter,
     pub(crate) exits_sysreg: Counter,
-    pub(crate) exits_wfx: Counter,
+    /// WFI/WFIT and WFE/WFET traps.
+    pub(crate) exits_wfi: Counter,
+    pub(crate) exits_wfe: Counter,
     pub(crate) exits_irq: Counter,
     pub(crate) exits_fp: Counter,
     pub(crate) exits_other: Counter,
+    /// `KVM_RUN`s that returned `EINTR` for a pending signal.
+    pub(crate) signal_exits: Counter,
     /// Guest MMIO writes that signalled an ioeventfd instead of exiting to userspace.
     pub(crate) ioeventfd_writes: Counter,
+    /// Guest MMIO writes appended to the coalesced-MMIO ring instead of exiting.
+    pub(crate) coalesced_mmio_writes: Counter,
     /// Times the vCPU's thread slept in WFI (or suspended), and the wake-ups it got.
     pub(crate) wfi_sleeps: Counter,
     /// hrtimer (re)arms for the guest's timers: stays low while deadlines do not move.
@@ -161,18 +171,26 @@ pub(crate) struct VcpuStats {
 
 impl core::fmt::Debug for VcpuStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The sums keep debugfs's rows as they were before HVC/SMC and WFI/WFE were
+        // counted apart (for the binary stats' KVM names).
+        writeln!(f, "exits_hypercall {}", self.exits_hvc.get() + self.exits_smc.get())?;
+        writeln!(f, "exits_wfx {}", self.exits_wfi.get() + self.exits_wfe.get())?;
         let rows = [
             ("runs", &self.runs),
             ("exits", &self.exits),
-            ("exits_hypercall", &self.exits_hypercall),
+            ("exits_hvc", &self.exits_hvc),
+            ("exits_smc", &self.exits_smc),
             ("exits_mmio", &self.exits_mmio),
             ("exits_stage2", &self.exits_stage2),
             ("exits_sysreg", &self.exits_sysreg),
-            ("exits_wfx", &self.exits_wfx),
+            ("exits_wfi", &self.exits_wfi),
+            ("exits_wfe", &self.exits_wfe),
             ("exits_irq", &self.exits_irq),
             ("exits_fp", &self.exits_fp),
             ("exits_other", &self.exits_other),
+            ("signal_exits", &self.signal_exits),
             ("ioeventfd_writes", &self.ioeventfd_writes),
+            ("coalesced_mmio_writes", &self.coalesced_mmio_writes),
             ("wfi_sleeps", &self.wfi_sleeps),
             ("timer_arms", &self.timer_arms),
             ("loads", &self.loads),
@@ -242,9 +260,11 @@ pub(crate) struct Vcpu {
     pub(crate) run: RunPage,
     /// The guest's EL1 state, switched lazily (`load_put.rs`).
     pub(crate) lazy: LazyCell,
-    /// Event counters, shared with the debugfs file.
+    /// Event counters, shared with the debugfs file and the stats fds.
     #[pin]
     pub(crate) stats: debugfs::Scope<VcpuStats>,
+    /// The stats file's id: `kvm-<pid>/vcpu-<id>`.
+    pub(crate) stats_id: [u8; crate::logic::stats::NAME_SIZE],
     #[pin]
     pub(crate) inner: Mutex<VcpuInner>,
     #[pin]
@@ -259,6 +279,7 @@ impl Vcpu {
     pub(crate) fn new(id: u32, idx: usize, dir: &debugfs::Dir) -> Result<Arc<Self>> {
         let affinity = regs::mpidr_for_vcpu(id);
         let name = CString::try_from_fmt(fmt!("vcpu{id}"))?;
+        let stats_id = crate::logic::stats::vcpu_id(sys::mm::current_pid(), id);
         Arc::pin_init(
             try_pin_init!(Self {
                 wake_timer <- WakeTimer::new(),
@@ -271,6 +292,7 @@ impl Vcpu {
                 stats <- dir.scope(VcpuStats::default(), &name, |stats, d| {
                     d.read_only_file(c"stats", stats)
                 }),
+                stats_id,
                 inner <- new_mutex!(VcpuInner {
                     fp: FpState::default(),
                     state: VcpuState {
@@ -464,10 +486,25 @@ impl FdOps for VcpuFile {
             op @ (VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr | VcpuIoctl::HasDeviceAttr) => {
                 vcpu.device_attr(&this.vm, op, arg)
             }
+            VcpuIoctl::GetStatsFd => crate::vm::vcpu_stats_fd(&this.vm, vcpu),
         }
     }
 
+    /// Maps the pages KVM's `kvm_vcpu_fault` serves, by page offset: `kvm_run` at 0, the
+    /// VM's coalesced-MMIO ring at `KVM_COALESCED_MMIO_PAGE_OFFSET`; other pages of the
+    /// mapping stay empty (an access gets `SIGBUS`, as on KVM).
     fn mmap(this: ArcBorrow<'_, Self>, vma: &VmaNew) -> Result {
-        this.vcpu.run.mmap(vma)
+        // SAFETY: `vma` is a live VMA being set up; its page offset is fixed by now.
+        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+        let mixed = vma.set_mixedmap();
+        let pages = ((vma.end() - vma.start()) / PAGE_SIZE) as u64;
+        for (i, page) in coalesced::vcpu_mapping(pgoff, pages) {
+            let addr = vma.start() + i as usize * PAGE_SIZE;
+            match page {
+                VcpuPage::Run => mixed.vm_insert_page(addr, this.vcpu.run.page())?,
+                VcpuPage::Ring => this.vm.map_coalesced_ring(mixed, addr)?,
+            }
+        }
+        Ok(())
     }
 }

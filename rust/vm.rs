@@ -12,8 +12,9 @@
 //! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
 //! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
 //! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
-//! (an MMIO write); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`, with `Vgic::state`
-//! innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
+//! or `Vm::coalesced` (an MMIO write, one at a time); the VMM's `mmap_lock` →
+//! `Vm::coalesced` (mapping the ring); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`,
+//! with `Vgic::state` innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
 //! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
@@ -26,6 +27,7 @@ use crate::{
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
+        stats::{vm_id, NAME_SIZE},
         timer,
         traps,
         vmid::VmidSet,
@@ -37,7 +39,11 @@ use crate::{
 };
 use core::sync::atomic::AtomicBool;
 
+mod coalesced;
 mod ioeventfd;
+mod stats;
+pub(crate) use coalesced::InKernel;
+pub(crate) use stats::vcpu_stats_fd;
 use kernel::{
     alloc::KVVec,
     debugfs, new_mutex,
@@ -182,6 +188,13 @@ pub(crate) struct Vm {
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
     /// Whether any MMIO registration exists (skips the lock on every other MMIO write).
     has_ioeventfds: AtomicBool,
+    /// Coalesced-MMIO zones and their ring page.
+    #[pin]
+    coalesced: Mutex<coalesced::Coalesced>,
+    /// Whether an MMIO zone exists (skips the lock on every other MMIO write).
+    has_coalesced: AtomicBool,
+    /// The stats file's id: `kvm-<pid>`.
+    stats_id: [u8; NAME_SIZE],
     /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
     #[pin]
     pub(crate) vgic: Vgic,
@@ -207,7 +220,7 @@ impl Vm {
             read_sanitised_id_reg(ID_AA64MMFR1_EL1),
         );
         let vm = Arc::pin_init(
-            pin_init!(Self {
+            try_pin_init!(Self {
                 mm: sys::mm::current_mm(),
                 ipa_limit: geometry.ipa_limit(),
                 vttbr,
@@ -226,6 +239,9 @@ impl Vm {
                 ran: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
+                coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
+                has_coalesced: AtomicBool::new(false),
+                stats_id: vm_id(sys::mm::current_pid()),
                 vgic <- Vgic::new(),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -443,6 +459,13 @@ impl FdOps for Vm {
                 this.vgic.set_gsi_routing(&entries)?;
                 Ok(0)
             }
+            VmIoctl::RegisterCoalescedMmio => {
+                this.register_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
+            }
+            VmIoctl::UnregisterCoalescedMmio => {
+                this.unregister_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
+            }
+            VmIoctl::GetStatsFd => this.stats_fd(),
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,

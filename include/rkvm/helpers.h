@@ -28,6 +28,7 @@ void rkvm_sigset_deactivate(void);
 unsigned long rkvm_task_size(void);
 unsigned int rkvm_num_online_cpus(void);
 int rkvm_current_tgid(void);
+int rkvm_current_pid(void);
 void rkvm_set_current_interruptible(void);
 void rkvm_set_current_running(void);
 int rkvm_request_percpu_irq(unsigned int irq, irq_handler_t handler, const char *name);

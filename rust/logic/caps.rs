@@ -15,6 +15,7 @@ pub(crate) const KVM_CAP_USER_MEMORY: CapNr = 3;
 pub(crate) const KVM_CAP_NR_VCPUS: CapNr = 9;
 pub(crate) const KVM_CAP_NR_MEMSLOTS: CapNr = 10;
 pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
+pub(crate) const KVM_CAP_COALESCED_MMIO: CapNr = 15;
 pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
 pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
 pub(crate) const KVM_CAP_JOIN_MEMORY_REGIONS_WORKS: CapNr = 30;
@@ -29,6 +30,8 @@ pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
 pub(crate) const KVM_CAP_IOEVENTFD_ANY_LENGTH: CapNr = 122;
 pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
 pub(crate) const KVM_CAP_MAX_VCPU_ID: CapNr = 128;
+pub(crate) const KVM_CAP_COALESCED_PIO: CapNr = 162;
+pub(crate) const KVM_CAP_BINARY_STATS_FD: CapNr = 203;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
@@ -70,7 +73,11 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_ARM_PSCI_0_2
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_IMMEDIATE_EXIT
-        | KVM_CAP_USER_MEMORY2 => 1,
+        | KVM_CAP_USER_MEMORY2
+        | KVM_CAP_BINARY_STATS_FD
+        // PIO zones register (on a bus nothing on arm64 writes), as on KVM.
+        | KVM_CAP_COALESCED_PIO => 1,
+        KVM_CAP_COALESCED_MMIO => super::coalesced::PAGE_OFFSET as i64,
         KVM_CAP_NR_VCPUS => i64::from(host.online_cpus.min(host.max_vcpus)),
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
         KVM_CAP_NR_MEMSLOTS => i64::from(host.max_memslots),
@@ -108,6 +115,10 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH, &HOST), 1);
         assert_eq!(check_extension(100, &HOST), 0);
+        // The ring's page offset in the vCPU mapping (arm64: 1), and PIO zones.
+        assert_eq!(check_extension(KVM_CAP_COALESCED_MMIO, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_COALESCED_PIO, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_BINARY_STATS_FD, &HOST), 1);
     }
 
     #[test]

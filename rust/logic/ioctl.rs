@@ -104,6 +104,10 @@ pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
 pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
 pub(crate) const KVM_SET_GSI_ROUTING: u32 = kvm_iow(0x6a, 8);
+pub(crate) const KVM_REGISTER_COALESCED_MMIO: u32 = kvm_iow(0x67, 16);
+pub(crate) const KVM_UNREGISTER_COALESCED_MMIO: u32 = kvm_iow(0x68, 16);
+/// On VM and vCPU fds.
+pub(crate) const KVM_GET_STATS_FD: u32 = kvm_io(0xce);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -124,6 +128,9 @@ pub(crate) enum VmIoctl {
     IrqLineStatus,
     Irqfd,
     SetGsiRouting,
+    RegisterCoalescedMmio,
+    UnregisterCoalescedMmio,
+    GetStatsFd,
 }
 
 impl VmIoctl {
@@ -141,6 +148,9 @@ impl VmIoctl {
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             KVM_IRQFD => Self::Irqfd,
             KVM_SET_GSI_ROUTING => Self::SetGsiRouting,
+            KVM_REGISTER_COALESCED_MMIO => Self::RegisterCoalescedMmio,
+            KVM_UNREGISTER_COALESCED_MMIO => Self::UnregisterCoalescedMmio,
+            KVM_GET_STATS_FD => Self::GetStatsFd,
             _ => return None,
         })
     }
@@ -170,6 +180,7 @@ pub(crate) enum VcpuIoctl {
     SetDeviceAttr,
     GetDeviceAttr,
     HasDeviceAttr,
+    GetStatsFd,
 }
 
 impl VcpuIoctl {
@@ -187,6 +198,7 @@ impl VcpuIoctl {
             KVM_SET_DEVICE_ATTR => Self::SetDeviceAttr,
             KVM_GET_DEVICE_ATTR => Self::GetDeviceAttr,
             KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
+            KVM_GET_STATS_FD => Self::GetStatsFd,
             _ => return None,
         })
     }
@@ -262,6 +274,13 @@ mod tests {
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));
         assert_eq!(VcpuIoctl::decode(0xae41), None);
+        assert_eq!(KVM_REGISTER_COALESCED_MMIO, 0x4010_ae67);
+        assert_eq!(KVM_UNREGISTER_COALESCED_MMIO, 0x4010_ae68);
+        assert_eq!(KVM_GET_STATS_FD, 0xaece);
+        // Same number as KVM_IRQ_LINE_STATUS, told apart by direction and size.
+        assert_eq!(VmIoctl::decode(0xc008_ae67), Some(VmIoctl::IrqLineStatus));
+        assert_eq!(VmIoctl::decode(0x4010_ae67), Some(VmIoctl::RegisterCoalescedMmio));
+        assert_eq!(VcpuIoctl::decode(0xaece), Some(VcpuIoctl::GetStatsFd));
     }
 
     #[test]

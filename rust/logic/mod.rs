@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod caps;
+pub(crate) mod coalesced;
 pub(crate) mod cpufeature;
 pub(crate) mod esr;
 pub(crate) mod fp;
@@ -24,6 +25,7 @@ pub(crate) mod mmio;
 pub(crate) mod pgtable;
 pub(crate) mod psci;
 pub(crate) mod regs;
+pub(crate) mod stats;
 pub(crate) mod step;
 pub(crate) mod timer;
 pub(crate) mod vgic;

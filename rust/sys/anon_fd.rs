@@ -8,15 +8,26 @@
 //! cannot be unloaded while any such file exists.
 
 use super::bindings;
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings as kbindings,
-    fs::file::flags::{O_CLOEXEC, O_RDWR},
+    error::from_err_ptr,
+    fs::{
+        file::{
+            flags::{O_CLOEXEC, O_RDONLY, O_RDWR},
+            FileDescriptorReservation,
+        },
+        File,
+    },
     mm::virt::VmaNew,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{aref::ARef, Arc, ArcBorrow},
     types::ForeignOwnable,
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
+
+/// `FMODE_PREAD` (`include/linux/fs.h`; a `__force` cast bindgen does not expand).
+const FMODE_PREAD: u32 = 1 << 3;
 
 /// The operations of an object reachable through a file descriptor.
 pub(crate) trait FdOps: Send + Sync + Sized + 'static {
@@ -29,6 +40,14 @@ pub(crate) trait FdOps: Send + Sync + Sized + 'static {
     /// Sets up a new mapping of the file.
     fn mmap(_this: ArcBorrow<'_, Self>, _vma: &VmaNew) -> Result {
         Err(ENODEV)
+    }
+
+    /// Whether `read` is implemented (otherwise `read` on the fd fails with `EINVAL`).
+    const HAS_READ: bool = false;
+
+    /// Reads up to `len` bytes from file offset `pos` into `out`; returns the count.
+    fn read(_this: ArcBorrow<'_, Self>, _pos: u64, _len: usize, _out: &mut UserSliceWriter) -> Result<usize> {
+        Err(EINVAL)
     }
 }
 
@@ -53,6 +72,39 @@ pub(crate) fn install<T: FdOps>(name: &'static CStr, obj: Arc<T>) -> Result<i32>
     Ok(fd)
 }
 
+/// Creates a read-only, `pread`-able file named `name` holding `obj` (a stats fd, as
+/// KVM's `anon_inode_getfile_fmode(..., O_RDONLY, FMODE_PREAD)`), and returns its fd.
+pub(crate) fn install_readonly<T: FdOps>(name: &CStr, obj: Arc<T>) -> Result<i32> {
+    let reservation = FileDescriptorReservation::get_unused_fd_flags(O_CLOEXEC)?;
+    let private = obj.into_foreign();
+    // SAFETY: `name` is NUL-terminated (copied into the new dentry); the fops table is
+    // static; `private` is an owned `Arc<T>` that the file's `release` gives back.
+    let file = unsafe {
+        bindings::anon_inode_getfile_fmode(
+            name.as_char_ptr(),
+            VTable::<T>::FOPS.cast(),
+            private,
+            O_RDONLY as i32,
+            FMODE_PREAD,
+        )
+    };
+    let file = match from_err_ptr(file) {
+        Ok(file) => file,
+        Err(e) => {
+            // SAFETY: no file was created, so `private` is still ours to reclaim.
+            drop(unsafe { Arc::<T>::from_foreign(private) });
+            return Err(e);
+        }
+    };
+    let fd = reservation.reserved_fd();
+    // SAFETY: `file` is a new file whose one reference we own and give to the `ARef`;
+    // `File` is a transparent wrapper of `struct file`. Nothing else has seen the file,
+    // so it has no `fdget_pos` users.
+    let file = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
+    reservation.fd_install(file);
+    Ok(fd as i32)
+}
+
 struct VTable<T>(PhantomData<T>);
 
 impl<T: FdOps> VTable<T> {
@@ -61,6 +113,7 @@ impl<T: FdOps> VTable<T> {
         release: Some(Self::release),
         unlocked_ioctl: Some(Self::ioctl),
         mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
+        read: if T::HAS_READ { Some(Self::read) } else { None },
         llseek: Some(kbindings::noop_llseek),
         // SAFETY: all-zero is a valid `file_operations` (every other hook absent).
         ..unsafe { core::mem::zeroed() }
@@ -85,6 +138,32 @@ impl<T: FdOps> VTable<T> {
         let this = unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) };
         match T::ioctl(this, cmd, arg) {
             Ok(ret) => ret,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a live file created by [`install_readonly`] for `T`; `pos` points at the
+    /// read's offset.
+    unsafe extern "C" fn read(
+        file: *mut kbindings::file,
+        buf: *mut kernel::ffi::c_char,
+        size: usize,
+        pos: *mut kbindings::loff_t,
+    ) -> isize {
+        // SAFETY: as in `ioctl`.
+        let this = unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) };
+        // SAFETY: the VFS passes a valid offset (never negative for a file without
+        // FMODE_UNSIGNED_OFFSET).
+        let at = unsafe { *pos };
+        let mut out = UserSlice::new(UserPtr::from_addr(buf as usize), size).writer();
+        match T::read(this, at as u64, size, &mut out) {
+            Ok(n) => {
+                // SAFETY: as above; advanced only on success, as KVM.
+                unsafe { *pos = at + n as i64 };
+                n as isize
+            }
             Err(e) => e.to_errno() as isize,
         }
     }

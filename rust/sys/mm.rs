@@ -92,6 +92,12 @@ pub(crate) fn current_tgid() -> i32 {
     unsafe { bindings::rkvm_current_tgid() }
 }
 
+/// The calling thread's id (`task_pid_nr(current)`), which KVM's stats ids name.
+pub(crate) fn current_pid() -> i32 {
+    // SAFETY: reads a field of `current`.
+    unsafe { bindings::rkvm_current_pid() }
+}
+
 /// The current process's `mm`, as an identity to compare against (never dereferenced).
 pub(crate) fn current_mm() -> usize {
     // SAFETY: reads `current->mm`.

@@ -7,7 +7,7 @@
 
 use super::bindings;
 use core::ptr::{addr_of, addr_of_mut};
-use kernel::{mm::virt::VmaNew, page::Page, prelude::*};
+use kernel::{page::Page, prelude::*};
 
 /// Exit reasons rkvm reports (`KVM_EXIT_*`).
 pub(crate) use bindings::{KVM_EXIT_INTR, KVM_EXIT_MMIO, KVM_EXIT_SYSTEM_EVENT};
@@ -47,9 +47,9 @@ impl RunPage {
         Ok(Self { page, run })
     }
 
-    /// Maps the page at the start of `vma` (the vCPU fd's `mmap`).
-    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
-        vma.set_mixedmap().vm_insert_page(vma.start(), &self.page)
+    /// The page, for the vCPU mapping.
+    pub(crate) fn page(&self) -> &Page {
+        &self.page
     }
 
     /// `immediate_exit`, as userspace last wrote it.

@@ -29,7 +29,7 @@ use crate::{
         task::{self, GuestFp},
         wake::req,
     },
-    vm::{self, Vm},
+    vm::{self, InKernel, Vm},
 };
 use kernel::prelude::*;
 
@@ -80,10 +80,15 @@ impl Vcpu {
         let stats = &self.stats;
         let ctx = &mut state.ctx;
         let counter = match esr.ec() {
-            Ec::Hvc64 | Ec::Smc64 => &stats.exits_hypercall,
+            Ec::Hvc64 => &stats.exits_hvc,
+            Ec::Smc64 => &stats.exits_smc,
             Ec::DabtLow | Ec::IabtLow => &stats.exits_stage2,
             Ec::Sys64 => &stats.exits_sysreg,
-            Ec::Wfx => &stats.exits_wfx,
+            // As KVM's wfe_exit_stat and wfi_exit_stat (WFIT counts as a WFI).
+            Ec::Wfx => match esr.wfx() {
+                Wfx::Wfe | Wfx::Wfet => &stats.exits_wfe,
+                Wfx::Wfi | Wfx::Wfit => &stats.exits_wfi,
+            },
             Ec::FpAsimd => &stats.exits_fp,
             _ => &stats.exits_other,
         };
@@ -243,11 +248,18 @@ impl Vcpu {
             }
         }
         let ctx = &mut state.ctx;
-        if access.write && vm.ioeventfd_write(ipa, u32::from(access.len), &data) {
-            // An ioeventfd took it: the guest continues without an exit.
-            self.stats.ioeventfd_writes.inc();
-            skip_instr(ctx, esr.il32());
-            return Ok(Action::Reenter);
+        // An ioeventfd or a coalesced-MMIO zone may take a write: the guest continues
+        // without an exit. Reads always go to userspace.
+        if access.write {
+            let taken = vm.mmio_write_in_kernel(ipa, u32::from(access.len), &data);
+            if let Some(dev) = taken {
+                match dev {
+                    InKernel::Ioeventfd => self.stats.ioeventfd_writes.inc(),
+                    InKernel::Coalesced => self.stats.coalesced_mmio_writes.inc(),
+                }
+                skip_instr(ctx, esr.il32());
+                return Ok(Action::Reenter);
+            }
         }
         self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
         self.stats.exits_mmio.inc();

@@ -136,6 +136,7 @@ impl Vcpu {
             }
             if task::signal_pending() {
                 self.run.set_exit_reason(KVM_EXIT_INTR);
+                self.stats.signal_exits.inc();
                 return Err(EINTR);
             }
             task::cond_resched();
@@ -189,6 +190,7 @@ impl Vcpu {
             if self.power_wait.wait_interruptible(&mut power) {
                 drop(power);
                 self.run.set_exit_reason(KVM_EXIT_INTR);
+                self.stats.signal_exits.inc();
                 return Err(EINTR);
             }
         }

@@ -55,7 +55,7 @@ impl Vm {
     /// A guest MMIO write of `len` bytes at `addr` (bus bytes `data`): signals the
     /// matching registration's eventfd and returns `true`, or returns `false` if none
     /// matches (the write goes to userspace).
-    pub(crate) fn ioeventfd_write(&self, addr: u64, len: u32, data: &[u8; 8]) -> bool {
+    pub(super) fn ioeventfd_write(&self, addr: u64, len: u32, data: &[u8; 8]) -> bool {
         if !self.has_ioeventfds.load(Relaxed) {
             return false;
         }

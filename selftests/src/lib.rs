@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
+pub mod binstats;
 pub mod module;
 pub mod vmm;
 

@@ -303,6 +303,9 @@ pub mod nr {
     pub const KVM_SET_ONE_REG: u64 = 0x4010_aeac;
     pub const KVM_ARM_VCPU_INIT: u64 = 0x4020_aeae;
     pub const KVM_GET_REG_LIST: u64 = 0xc008_aeb0;
+    pub const KVM_GET_STATS_FD: u64 = 0xaece;
+    pub const KVM_REGISTER_COALESCED_MMIO: u64 = 0x4010_ae67;
+    pub const KVM_UNREGISTER_COALESCED_MMIO: u64 = 0x4010_ae68;
 }
 
 /// `ioctl(fd, cmd, arg)`: the return value, or the errno.

@@ -3,7 +3,8 @@
 //! A bounded ioctl fuzzer: 20,000 steps of random rkvm ioctls on system, VM, vCPU and
 //! vGIC device fds with random and boundary arguments, fds closed and created at random,
 //! first from one thread, then from three racing on shared fds. The interrupt ioctls get
-//! real eventfds (irqfd, ioeventfd), closed right after the call. Any errno is fine; what is checked is
+//! real eventfds (irqfd, ioeventfd), closed right after the call; stats fds are read at
+//! random offsets and closed; coalesced-MMIO zones come and go. Any errno is fine; what is checked is
 //! that every call returns (the runner's alarm), that the kernel logs no trouble, that
 //! everything is released at the end (fds, rkvm's module reference count) and that a
 //! fresh VM still runs.
@@ -126,6 +127,15 @@ struct Ioeventfd {
     fd: i32,
     flags: u32,
     pad: [u8; 36],
+}
+
+/// `struct kvm_coalesced_mmio_zone`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CoalescedZone {
+    addr: u64,
+    size: u32,
+    pio: u32,
 }
 
 /// An fd of the pool; a vCPU's own `kvm_run` mapping (address, length) goes with it.
@@ -659,9 +669,45 @@ impl Fuzzer {
                 }
             }
             91 => self.private_run()?,
+            92..=93 => self.stats_and_coalesced_step(),
             _ => self.run_pool(),
         }
         Ok(())
+    }
+
+    /// `KVM_GET_STATS_FD` on a VM or vCPU fd, the new fd read at random offsets and
+    /// lengths (and written, which must fail) then closed; or a coalesced-MMIO zone
+    /// registered or unregistered with random and boundary fields.
+    fn stats_and_coalesced_step(&mut self) {
+        if self.rng.one_in(2) {
+            let kind = self.rng.pick(&[Kind::Vm, Kind::Vcpu, Kind::Sys]);
+            let fd = self.pick(kind);
+            let arg = if self.rng.one_in(4) { self.boundary() } else { 0 };
+            let Ok(stats) = self.call("KVM_GET_STATS_FD", fd, nr::KVM_GET_STATS_FD, arg) else { return };
+            for _ in 0..self.rng.below(4) + 1 {
+                let pos = if self.rng.one_in(3) { self.boundary() as i64 } else { self.rng.below(4096) as i64 };
+                let len = self.rng.pick(&[0usize, 1, 8, 24, 64, 4096, 16 * 1024]);
+                let p = self.scratch_at(0, len);
+                // SAFETY: reads at most `len` bytes into scratch.
+                let n = unsafe { libc::pread(stats, p as *mut libc::c_void, len, pos) };
+                count("pread (stats)", n >= 0);
+            }
+            let p = self.scratch_at(0, 8);
+            // SAFETY: writes from scratch; the fd is read-only, so this fails.
+            count("write (stats)", unsafe { libc::write(stats, p as *const libc::c_void, 8) } >= 0);
+            close(stats);
+            return;
+        }
+        let fd = self.pick(Kind::Vm);
+        let addr = if self.rng.one_in(3) { self.boundary() } else { 0x1000_0000 + self.rng.below(8) * 8 };
+        let size = if self.rng.one_in(3) { self.rng.next_u32() } else { self.rng.pick(&[0u32, 1, 8, 0x100, 0x1000]) };
+        let pio = if self.rng.one_in(4) { self.rng.next_u32() } else { self.rng.below(2) as u32 };
+        let arg = self.arg_or(CoalescedZone { addr, size, pio });
+        if self.rng.one_in(2) {
+            let _ = self.call("KVM_REGISTER_COALESCED_MMIO", fd, nr::KVM_REGISTER_COALESCED_MMIO, arg);
+        } else {
+            let _ = self.call("KVM_UNREGISTER_COALESCED_MMIO", fd, nr::KVM_UNREGISTER_COALESCED_MMIO, arg);
+        }
     }
 
     /// The interrupt-controller ioctls: a vGICv3 created for real (its fd joins the pool),
@@ -762,8 +808,9 @@ impl Fuzzer {
     }
 
     /// mmap of a random pool fd with random length, offset, protection and sharing, or
-    /// munmap of an earlier one. Only the first page of a mapping is ever touched (rkvm
-    /// maps one page whatever the length).
+    /// munmap of an earlier one. Only the first page of a mapping is ever touched, and
+    /// only where the vCPU fd has a page (`kvm_run` at offset 0, the coalesced-MMIO ring
+    /// at one page; elsewhere an access would be `SIGBUS`, as on KVM).
     fn mmap_step(&mut self) {
         if self.rng.one_in(3) {
             let m = {
@@ -791,11 +838,17 @@ impl Fuzzer {
         if p == libc::MAP_FAILED {
             return;
         }
+        if off != 0 && off != PAGE as i64 {
+            if let Ok(mut pool) = POOL.lock() {
+                pool.maps.push((p as usize, len));
+            }
+            return;
+        }
         if prot & libc::PROT_READ != 0 {
             // SAFETY: the first page of a mapping rkvm populated.
             let _ = unsafe { (p as *const u8).read_volatile() };
         }
-        if prot & libc::PROT_WRITE != 0 {
+        if prot & libc::PROT_WRITE != 0 && off == 0 {
             // Only ever 1: a shared run page must keep immediate_exit.
             // SAFETY: as above; `immediate_exit` lies within the first page.
             unsafe { (*(p as *mut kvm_bindings::kvm_run)).immediate_exit = 1 };

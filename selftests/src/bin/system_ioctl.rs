@@ -22,6 +22,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (9, Some(2)),    // NR_VCPUS: the emulated host has 2 CPUs
     (10, Some(512)), // NR_MEMSLOTS
     (14, Some(1)),   // MP_STATE
+    (15, Some(1)),   // COALESCED_MMIO: the ring's page offset in the vCPU mapping
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
     (32, Some(1)),   // IRQFD
@@ -37,7 +38,9 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
     (128, Some(64)), // MAX_VCPU_ID
     (136, Some(1)),  // IMMEDIATE_EXIT
+    (162, Some(1)),  // COALESCED_PIO
     (165, None),     // ARM_VM_IPA_SIZE
+    (203, Some(1)),  // BINARY_STATS_FD
     (231, Some(1)),  // USER_MEMORY2
 ];
 
@@ -97,8 +100,9 @@ fn check_extension_of_unknown_numbers_is_zero() -> TestResult {
     Ok(Outcome::Pass)
 }
 
-fn vcpu_mmap_size_is_a_page() -> TestResult {
-    check_eq!(kvm()?.get_vcpu_mmap_size().map_err(|e| e.to_string())?, page_size());
+fn vcpu_mmap_size_is_two_pages() -> TestResult {
+    // `kvm_run`, then the coalesced-MMIO ring.
+    check_eq!(kvm()?.get_vcpu_mmap_size().map_err(|e| e.to_string())?, 2 * page_size());
     let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
     check_eq!(fd.ioctl(KVM_GET_VCPU_MMAP_SIZE, 7), Err(libc::EINVAL));
     Ok(Outcome::Pass)
@@ -168,7 +172,7 @@ fn main() {
             ("api_version_with_argument_is_einval", api_version_with_argument_is_einval),
             ("check_extension_reports_exactly_what_works", check_extension_reports_exactly_what_works),
             ("check_extension_of_unknown_numbers_is_zero", check_extension_of_unknown_numbers_is_zero),
-            ("vcpu_mmap_size_is_a_page", vcpu_mmap_size_is_a_page),
+            ("vcpu_mmap_size_is_two_pages", vcpu_mmap_size_is_two_pages),
             ("unknown_commands_are_einval", unknown_commands_are_einval),
             ("read_and_write_are_refused", read_and_write_are_refused),
             ("many_fds_and_threads", many_fds_and_threads),

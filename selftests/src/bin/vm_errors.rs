@@ -654,8 +654,13 @@ fn fds_used_by_a_child_process() -> TestResult {
         slot: 5, flags: 0, guest_phys_addr: 0x7000_0000, memory_size: 0x1000,
         userspace_addr: vm.mem.ptr as u64,
     };
-    let calls: [(&str, RawFd, u64, u64, i32); 7] = [
+    // struct kvm_coalesced_mmio_zone: addr, size, pio.
+    let mut zone: [u64; 2] = [MMIO_BASE, 8];
+    let calls: [(&str, RawFd, u64, u64, i32); 10] = [
         ("KVM_CHECK_EXTENSION on the VM fd", m, nr::KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY, libc::EIO),
+        ("KVM_GET_STATS_FD on the VM fd", m, nr::KVM_GET_STATS_FD, 0, libc::EIO),
+        ("KVM_GET_STATS_FD on the vCPU fd", v, nr::KVM_GET_STATS_FD, 0, libc::EIO),
+        ("KVM_REGISTER_COALESCED_MMIO", m, nr::KVM_REGISTER_COALESCED_MMIO, zone.as_mut_ptr() as u64, libc::EIO),
         ("KVM_CREATE_VCPU", m, nr::KVM_CREATE_VCPU, 1, libc::EIO),
         ("KVM_SET_USER_MEMORY_REGION", m, nr::KVM_SET_USER_MEMORY_REGION, &mut mem as *mut _ as u64, libc::EIO),
         ("KVM_GET_ONE_REG", v, nr::KVM_GET_ONE_REG, &mut reg as *mut _ as u64, libc::EIO),
