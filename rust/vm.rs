@@ -20,6 +20,7 @@ use crate::{
     hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
+        fwregs::{Bitmap, FwBitmaps, SetError},
         idregs,
         ioctl::{self, VmIoctl},
         memslot::{Request, MAX_SLOTS},
@@ -34,7 +35,7 @@ use crate::{
     vcpu::{Vcpu, VcpuFile},
     vgic::{self, Vgic},
 };
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
 mod ioeventfd;
 use kernel::{
@@ -175,6 +176,9 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// The firmware feature bitmaps (`logic::fwregs::FwBitmaps`), which the first
+    /// `KVM_RUN` freezes: one word, read by every gated hypercall without a lock.
+    fw_bitmaps: AtomicU64,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -222,6 +226,7 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 vgic <- Vgic::new(),
@@ -253,9 +258,37 @@ impl Vm {
         self.ran.load(core::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Records that a vCPU runs.
+    /// Records that a vCPU runs, which freezes the firmware bitmaps.
     pub(crate) fn mark_run(&self) {
         self.ran.store(true, core::sync::atomic::Ordering::Relaxed);
+        let fw = self.fw_bitmaps();
+        if fw.frozen() != fw {
+            // A racing `set_fw_bitmap` either lands before this or sees the VM frozen.
+            let _ = self.fw_bitmaps.fetch_update(SeqCst, SeqCst, |v| Some(FwBitmaps(v).frozen().0));
+        }
+    }
+
+    /// The firmware feature bitmaps, which gate the guest's hypercall services.
+    pub(crate) fn fw_bitmaps(&self) -> FwBitmaps {
+        FwBitmaps(self.fw_bitmaps.load(SeqCst))
+    }
+
+    /// `KVM_SET_ONE_REG` of a firmware bitmap: `EINVAL` for a bit of a service rkvm
+    /// lacks, `EBUSY` for a change once a vCPU has run.
+    pub(crate) fn set_fw_bitmap(&self, reg: Bitmap, val: u64) -> Result {
+        let mut refused = None;
+        let _ = self.fw_bitmaps.fetch_update(SeqCst, SeqCst, |v| match FwBitmaps(v).set(reg, val) {
+            Ok(new) => Some(new.0),
+            Err(e) => {
+                refused = Some(e);
+                None
+            }
+        });
+        match refused {
+            None => Ok(()),
+            Some(SetError::Invalid) => Err(EINVAL),
+            Some(SetError::Busy) => Err(EBUSY),
+        }
     }
 
     /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a

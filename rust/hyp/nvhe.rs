@@ -181,6 +181,8 @@ pub(crate) struct HypCpu {
     /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
     gic_nr_lrs: u64,
     gic_nr_aprs: u64,
+    /// The guest's DISR_EL1, moved through VDISR_EL2 around every entry on a RAS host.
+    guest_disr: u64,
 }
 
 const _: () = {
@@ -214,6 +216,7 @@ const _: () = {
     assert!(offset_of!(HypCpu, gic) == 1112);
     assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
     assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
+    assert!(offset_of!(HypCpu, guest_disr) == 1368);
     assert!(core::mem::size_of::<HypCpu>() <= PAGE);
 };
 
@@ -374,7 +377,8 @@ impl Runtime {
         SLOTS.store(slots as usize, Relaxed);
         TTBR.store(tables.root, Relaxed);
         TCR.store(hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)), Relaxed);
-        FEATURES.store(hyplayout::features(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1)), Relaxed);
+        let mmfr3 = sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1);
+        FEATURES.store(hyplayout::features(mmfr3, super::host_pfr0()), Relaxed);
         IDMAP_PA.store(idmap_pa, Relaxed);
         rt.tables = Some(tables);
         rt.cpuhp = Some(cpu::cpuhp_setup(cpu_online, cpu_offline)?);
@@ -504,6 +508,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         cntv_ctl: g.vtimer_ctl,
         cntv_cval: g.vtimer_cval,
     };
+    hc.guest_disr = g.disr;
     hc.vttbr = l.vm.vttbr;
     hc.vtcr = l.vm.vtcr;
     hc.cntvoff = l.vm.cntvoff;
@@ -535,6 +540,7 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     g.spsr_el1 = hc.guest.spsr_el1;
     g.vtimer_ctl = hc.guest.cntv_ctl;
     g.vtimer_cval = hc.guest.cntv_cval;
+    g.disr = hc.guest_disr;
     l.loaded = false;
 }
 

@@ -31,6 +31,7 @@ pub(crate) const KVM_CAP_MAX_VCPU_ID: CapNr = 128;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
+pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
 
 /// What the answers depend on.
@@ -69,6 +70,7 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_ARM_PSCI_0_2
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_IMMEDIATE_EXIT
+        | KVM_CAP_PTP_KVM
         | KVM_CAP_USER_MEMORY2 => 1,
         KVM_CAP_NR_VCPUS => i64::from(host.online_cpus.min(host.max_vcpus)),
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
@@ -105,6 +107,8 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH, &HOST), 1);
         assert_eq!(check_extension(100, &HOST), 0);
+        // The KVM PTP hypercall (whose bitmap bit is on by default).
+        assert_eq!(check_extension(KVM_CAP_PTP_KVM, &HOST), 1);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub(crate) mod caps;
 pub(crate) mod cpufeature;
 pub(crate) mod esr;
 pub(crate) mod fp;
+pub(crate) mod fwregs;
 pub(crate) mod hyplayout;
 pub(crate) mod idregs;
 pub(crate) mod inject;

@@ -38,6 +38,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (128, Some(64)), // MAX_VCPU_ID
     (136, Some(1)),  // IMMEDIATE_EXIT
     (165, None),     // ARM_VM_IPA_SIZE
+    (198, Some(1)),  // PTP_KVM
     (231, Some(1)),  // USER_MEMORY2
 ];
 
