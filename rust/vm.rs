@@ -35,7 +35,7 @@ use crate::{
     vcpu::{Vcpu, VcpuFile},
     vgic::{self, Vgic},
 };
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 mod ioeventfd;
 use kernel::{
@@ -177,7 +177,9 @@ pub(crate) struct Vm {
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
     /// The firmware feature bitmaps (`logic::fwregs::FwBitmaps`), which the first
-    /// `KVM_RUN` freezes: one word, read by every gated hypercall without a lock.
+    /// `KVM_RUN` freezes: one word, read by every gated hypercall without a lock. Its
+    /// updates are read-modify-writes of that word alone, so they need no ordering with
+    /// other memory (`Relaxed`).
     fw_bitmaps: AtomicU64,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
@@ -264,24 +266,28 @@ impl Vm {
         let fw = self.fw_bitmaps();
         if fw.frozen() != fw {
             // A racing `set_fw_bitmap` either lands before this or sees the VM frozen.
-            let _ = self.fw_bitmaps.fetch_update(SeqCst, SeqCst, |v| Some(FwBitmaps(v).frozen().0));
+            let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(FwBitmaps(v).frozen().0)
+            });
         }
     }
 
     /// The firmware feature bitmaps, which gate the guest's hypercall services.
     pub(crate) fn fw_bitmaps(&self) -> FwBitmaps {
-        FwBitmaps(self.fw_bitmaps.load(SeqCst))
+        FwBitmaps(self.fw_bitmaps.load(Ordering::Relaxed))
     }
 
     /// `KVM_SET_ONE_REG` of a firmware bitmap: `EINVAL` for a bit of a service rkvm
     /// lacks, `EBUSY` for a change once a vCPU has run.
     pub(crate) fn set_fw_bitmap(&self, reg: Bitmap, val: u64) -> Result {
         let mut refused = None;
-        let _ = self.fw_bitmaps.fetch_update(SeqCst, SeqCst, |v| match FwBitmaps(v).set(reg, val) {
-            Ok(new) => Some(new.0),
-            Err(e) => {
-                refused = Some(e);
-                None
+        let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            match FwBitmaps(v).set(reg, val) {
+                Ok(new) => Some(new.0),
+                Err(e) => {
+                    refused = Some(e);
+                    None
+                }
             }
         });
         match refused {
