@@ -12,7 +12,7 @@
 use crate::{
     logic::{
         cpufeature::{self, Backend, CpuBoot, Survey},
-        regs::El1Reg,
+        regs::{El1Reg, SysReg},
     },
     sys,
 };
@@ -31,6 +31,12 @@ pub(crate) mod vhe;
 
 /// A vCPU's lazily switched state (the same for both backends).
 pub(crate) use vhe::Lazy as LazyState;
+
+/// The sanitised `ID_AA64PFR0_EL1` of the host: the backends switch VDISR_EL2 where
+/// every CPU has RAS (`hyplayout::has_ras`).
+fn host_pfr0() -> u64 {
+    sys::cpu::read_sanitised_id_reg(SysReg::new(3, 0, 0, 4, 0).encoding())
+}
 
 /// Whether the VHE backend is in use: the one branch every world-switch operation below
 /// takes to reach its backend.

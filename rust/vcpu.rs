@@ -16,7 +16,7 @@ use crate::{
         ioctl::{self, VcpuIoctl},
         mmio::MmioAccess,
         psci::MpState,
-        regs,
+        regs::{self, Aa32Reg, DebugBank},
     },
     sys::{
         self,
@@ -71,6 +71,36 @@ pub(crate) struct DebugRegs {
     pub(crate) wcr: [u64; 16],
     pub(crate) osdlr: u64,
     pub(crate) oslk: bool,
+    /// MDCCINT_EL1: stored only; rkvm has no debug communication channel to interrupt.
+    pub(crate) mdccint: u64,
+    /// DBGVCR32_EL2: AArch32 EL1 vector catch, meaningless to an AArch64 EL1 (ONE_REG only).
+    pub(crate) dbgvcr32: u64,
+}
+
+impl DebugRegs {
+    /// A breakpoint or watchpoint bank.
+    pub(crate) fn bank(&self, bank: DebugBank) -> &[u64; 16] {
+        match bank {
+            DebugBank::Bvr => &self.bvr,
+            DebugBank::Bcr => &self.bcr,
+            DebugBank::Wvr => &self.wvr,
+            DebugBank::Wcr => &self.wcr,
+        }
+    }
+
+    pub(crate) fn bank_mut(&mut self, bank: DebugBank) -> &mut [u64; 16] {
+        match bank {
+            DebugBank::Bvr => &mut self.bvr,
+            DebugBank::Bcr => &mut self.bcr,
+            DebugBank::Wvr => &mut self.wvr,
+            DebugBank::Wcr => &mut self.wcr,
+        }
+    }
+
+    /// OSLSR_EL1 as the guest and ONE_REG read it.
+    pub(crate) fn oslsr(&self) -> u64 {
+        regs::OSLSR_OSLM_IMPLEMENTED | if self.oslk { regs::OSLSR_OSLK } else { 0 }
+    }
 }
 
 /// The vCPU state `KVM_RUN` owns, apart from FP/SIMD.
@@ -87,6 +117,8 @@ pub(crate) struct VcpuState {
     /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
     pub(crate) actlr: u64,
     pub(crate) mdscr: u64,
+    /// DACR32_EL2, IFSR32_EL2, FPEXC32_EL2 (`regs::Aa32Reg`): ONE_REG state only.
+    pub(crate) aa32: [u64; 3],
     /// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
     pub(crate) fp_hint: FpHint,
     /// The emulated physical timer and the wake-up bookkeeping (`vcpu/timer.rs`).
@@ -102,6 +134,7 @@ impl VcpuState {
         self.debug = DebugRegs::default();
         self.actlr = 0;
         self.mdscr = 0;
+        self.aa32 = Aa32Reg::RESET;
         self.timer.reset();
     }
 }
@@ -303,6 +336,7 @@ impl Vcpu {
                         debug: DebugRegs::default(),
                         actlr: 0,
                         mdscr: 0,
+                        aa32: Aa32Reg::RESET,
                         fp_hint: FpHint::default(),
                         timer: timer::VcpuTimer::new(),
                     },

@@ -21,6 +21,7 @@ use crate::{
     hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
+        fwregs::{Bitmap, FwBitmaps, SetError},
         idregs,
         ioctl::{self, VmIoctl},
         irqroute,
@@ -37,7 +38,7 @@ use crate::{
     vcpu::{Vcpu, VcpuFile},
     vgic::{self, Vgic},
 };
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 mod coalesced;
 mod ioeventfd;
@@ -183,6 +184,11 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// The firmware feature bitmaps (`logic::fwregs::FwBitmaps`), which the first
+    /// `KVM_RUN` freezes: one word, read by every gated hypercall without a lock. Its
+    /// updates are read-modify-writes of that word alone, so they need no ordering with
+    /// other memory (`Relaxed`).
+    fw_bitmaps: AtomicU64,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -237,6 +243,7 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
@@ -277,9 +284,41 @@ impl Vm {
         self.ran.load(core::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Records that a vCPU runs.
+    /// Records that a vCPU runs, which freezes the firmware bitmaps.
     pub(crate) fn mark_run(&self) {
         self.ran.store(true, core::sync::atomic::Ordering::Relaxed);
+        let fw = self.fw_bitmaps();
+        if fw.frozen() != fw {
+            // A racing `set_fw_bitmap` either lands before this or sees the VM frozen.
+            let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(FwBitmaps(v).frozen().0)
+            });
+        }
+    }
+
+    /// The firmware feature bitmaps, which gate the guest's hypercall services.
+    pub(crate) fn fw_bitmaps(&self) -> FwBitmaps {
+        FwBitmaps(self.fw_bitmaps.load(Ordering::Relaxed))
+    }
+
+    /// `KVM_SET_ONE_REG` of a firmware bitmap: `EINVAL` for a bit of a service rkvm
+    /// lacks, `EBUSY` for a change once a vCPU has run.
+    pub(crate) fn set_fw_bitmap(&self, reg: Bitmap, val: u64) -> Result {
+        let mut refused = None;
+        let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            match FwBitmaps(v).set(reg, val) {
+                Ok(new) => Some(new.0),
+                Err(e) => {
+                    refused = Some(e);
+                    None
+                }
+            }
+        });
+        match refused {
+            None => Ok(()),
+            Some(SetError::Invalid) => Err(EINVAL),
+            Some(SetError::Busy) => Err(EBUSY),
+        }
     }
 
     /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a

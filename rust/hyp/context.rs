@@ -76,6 +76,8 @@ pub(crate) struct El1Regs {
     pub(crate) spsr_el1: u64,
     pub(crate) vtimer_ctl: u64,
     pub(crate) vtimer_cval: u64,
+    /// DISR_EL1, in VDISR_EL2 while loaded on a host with RAS (`hyplayout::has_ras`).
+    pub(crate) disr: u64,
     /// The guest's GICv3 CPU interface.
     pub(crate) gic: VgicCpuIf,
 }
@@ -137,6 +139,7 @@ impl El1Regs {
             spsr_el1: 0,
             vtimer_ctl: 0,
             vtimer_cval: 0,
+            disr: 0,
             gic: VgicCpuIf::default(),
         }
     }

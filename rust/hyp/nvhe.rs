@@ -184,6 +184,8 @@ pub(crate) struct HypCpu {
     /// ICH_HCR_EL2 for entries with no list register in use (`VmRegs::ich_hcr`): the
     /// `ICC_*` traps of a VM without a vGIC, 0 otherwise.
     gic_idle_hcr: u64,
+    /// The guest's DISR_EL1, moved through VDISR_EL2 around every entry on a RAS host.
+    guest_disr: u64,
 }
 
 const _: () = {
@@ -218,6 +220,7 @@ const _: () = {
     assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
     assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
     assert!(offset_of!(HypCpu, gic_idle_hcr) == 1368);
+    assert!(offset_of!(HypCpu, guest_disr) == 1376);
     assert!(core::mem::size_of::<HypCpu>() <= PAGE);
 };
 
@@ -378,7 +381,8 @@ impl Runtime {
         SLOTS.store(slots as usize, Relaxed);
         TTBR.store(tables.root, Relaxed);
         TCR.store(hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)), Relaxed);
-        FEATURES.store(hyplayout::features(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1)), Relaxed);
+        let mmfr3 = sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1);
+        FEATURES.store(hyplayout::features(mmfr3, super::host_pfr0()), Relaxed);
         IDMAP_PA.store(idmap_pa, Relaxed);
         rt.tables = Some(tables);
         rt.cpuhp = Some(cpu::cpuhp_setup(cpu_online, cpu_offline)?);
@@ -508,6 +512,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         cntv_ctl: g.vtimer_ctl,
         cntv_cval: g.vtimer_cval,
     };
+    hc.guest_disr = g.disr;
     hc.vttbr = l.vm.vttbr;
     hc.vtcr = l.vm.vtcr;
     hc.cntvoff = l.vm.cntvoff;
@@ -540,6 +545,7 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     g.spsr_el1 = hc.guest.spsr_el1;
     g.vtimer_ctl = hc.guest.cntv_ctl;
     g.vtimer_cval = hc.guest.cntv_cval;
+    g.disr = hc.guest_disr;
     l.loaded = false;
 }
 

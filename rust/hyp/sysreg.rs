@@ -77,6 +77,18 @@ read_only!(
     ctr_el0, "ctr_el0"
 );
 read_only!(
+    /// `REVIDR_EL1`: implementation-defined revision information.
+    revidr_el1, "s3_0_c0_c0_6"
+);
+read_only!(
+    /// `AIDR_EL1`: implementation-defined auxiliary identification.
+    aidr_el1, "s3_1_c0_c0_7"
+);
+read_only!(
+    /// `CLIDR_EL1`: the cache hierarchy.
+    clidr_el1, "s3_1_c0_c0_1"
+);
+read_only!(
     /// `CNTPCT_EL0`, the physical counter (virtual time base of a VM).
     cntpct_el0, "cntpct_el0"
 );
@@ -88,6 +100,7 @@ read_only!(
 // EL2 control registers.
 sysreg!(hcr_el2, "s3_4_c1_c1_0");
 sysreg!(mdcr_el2, "s3_4_c1_c1_1");
+sysreg!(vdisr_el2, "s3_4_c12_c1_1");
 sysreg!(cptr_el2, "s3_4_c1_c1_2");
 sysreg!(vttbr_el2, "s3_4_c2_c1_0");
 sysreg!(vtcr_el2, "s3_4_c2_c1_2");

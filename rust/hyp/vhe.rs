@@ -12,7 +12,8 @@ use super::{
     context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs},
     sysreg::{self, isb},
 };
-use crate::logic::{regs::El1Reg, timer, traps};
+use crate::logic::{hyplayout, regs::El1Reg, timer, traps};
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::interrupt::LocalInterruptDisabled;
 
 extern "C" {
@@ -24,11 +25,16 @@ extern "C" {
     static mut __rkvm_host_vbar: u64;
 }
 
-/// Records the host's EL2 vectors; called once at module load, before any guest runs.
+/// Whether the host has RAS, so the guest's DISR_EL1 is VDISR_EL2 (set by [`init`]).
+static RAS: AtomicBool = AtomicBool::new(false);
+
+/// Records the host's EL2 vectors and RAS support; called once at module load, before
+/// any guest runs.
 pub(crate) fn init() {
     // SAFETY: at EL2 on a VHE host; VBAR_EL2 is the same on every CPU. The store happens
     // before any guest can run, and the asm reads it only from the panic path.
     unsafe { __rkvm_host_vbar = sysreg::vbar_el2::read() };
+    RAS.store(hyplayout::has_ras(super::host_pfr0()), Relaxed);
 }
 
 /// Host registers a vCPU load replaces, restored by the matching put.
@@ -114,6 +120,9 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::spsr_el12::write(g.spsr_el1);
         sysreg::cntv_cval_el02::write(g.vtimer_cval);
         sysreg::cntv_ctl_el02::write(g.vtimer_ctl);
+        if RAS.load(Relaxed) {
+            sysreg::vdisr_el2::write(g.disr);
+        }
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_restore_vmcr_aprs(&g.gic, nr_aprs);
             // ICC_SRE_EL2.Enable clear: the guest's ICC_SRE_EL1 accesses trap (the real
@@ -178,6 +187,9 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         g.vtimer_ctl = sysreg::cntv_ctl_el02::read();
         // The EL1 virtual timer keeps counting for nobody while the vCPU is out.
         sysreg::cntv_ctl_el02::write(0);
+        if RAS.load(Relaxed) {
+            g.disr = sysreg::vdisr_el2::read();
+        }
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_save_vmcr_aprs(&mut g.gic, nr_aprs);
             sysreg::icc_sre_el2::write(l.host.icc_sre);

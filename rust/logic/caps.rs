@@ -35,6 +35,7 @@ pub(crate) const KVM_CAP_BINARY_STATS_FD: CapNr = 203;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
+pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
 
 /// What the answers depend on.
@@ -73,6 +74,7 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_ARM_PSCI_0_2
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_IMMEDIATE_EXIT
+        | KVM_CAP_PTP_KVM
         | KVM_CAP_USER_MEMORY2
         | KVM_CAP_BINARY_STATS_FD
         // PIO zones register (on a bus nothing on arm64 writes), as on KVM.
@@ -115,6 +117,8 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH, &HOST), 1);
         assert_eq!(check_extension(100, &HOST), 0);
+        // The KVM PTP hypercall (whose bitmap bit is on by default).
+        assert_eq!(check_extension(KVM_CAP_PTP_KVM, &HOST), 1);
         // The ring's page offset in the vCPU mapping (arm64: 1), and PIO zones.
         assert_eq!(check_extension(KVM_CAP_COALESCED_MMIO, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_COALESCED_PIO, &HOST), 1);

@@ -131,11 +131,19 @@ pub(crate) mod feature {
     pub(crate) const S1PIE: u64 = 1 << 1;
     pub(crate) const S1POE: u64 = 1 << 2;
     pub(crate) const SCTLRX: u64 = 1 << 3;
+    /// FEAT_RAS: the guest's DISR_EL1 lives in VDISR_EL2 (HCR_EL2.AMO is set).
+    pub(crate) const RAS: u64 = 1 << 4;
 }
 
-/// The feature bits from `ID_AA64MMFR3_EL1`. PIR/PIRE0 and POR are only reachable
-/// through TCR2, so they count only with TCRX.
-pub(crate) fn features(mmfr3: u64) -> u64 {
+/// Whether the host implements FEAT_RAS (`ID_AA64PFR0_EL1.RAS`, bits [31:28]), so that
+/// the guest's DISR_EL1 accesses reach VDISR_EL2.
+pub(crate) const fn has_ras(pfr0: u64) -> bool {
+    (pfr0 >> 28) & 0xf != 0
+}
+
+/// The feature bits from `ID_AA64MMFR3_EL1` and `ID_AA64PFR0_EL1`. PIR/PIRE0 and POR
+/// are only reachable through TCR2, so they count only with TCRX.
+pub(crate) fn features(mmfr3: u64, pfr0: u64) -> u64 {
     let field = |shift: u32| (mmfr3 >> shift) & 0xf != 0;
     let mut f = 0;
     if field(0) {
@@ -149,6 +157,9 @@ pub(crate) fn features(mmfr3: u64) -> u64 {
     }
     if field(4) {
         f |= feature::SCTLRX;
+    }
+    if has_ras(pfr0) {
+        f |= feature::RAS;
     }
     f
 }
@@ -219,11 +230,15 @@ mod tests {
 
     #[test]
     fn feature_bits() {
-        assert_eq!(features(0), 0);
-        assert_eq!(features(0x1_0111), feature::TCRX | feature::S1PIE | feature::S1POE | feature::SCTLRX);
+        assert_eq!(features(0, 0), 0);
+        assert_eq!(features(0x1_0111, 0), feature::TCRX | feature::S1PIE | feature::S1POE | feature::SCTLRX);
         // Without TCR2 there is no way to enable PIE or POE.
-        assert_eq!(features(0x1_0100), 0);
-        assert_eq!(features(0x10), feature::SCTLRX);
+        assert_eq!(features(0x1_0100, 0), 0);
+        assert_eq!(features(0x10, 0), feature::SCTLRX);
+        // RAS (v1 and v1p1), not the other ID_AA64PFR0_EL1 fields.
+        assert_eq!(features(0, 0x1000_0000), feature::RAS);
+        assert_eq!(features(0, 0x2000_0000), feature::RAS);
+        assert_eq!(features(0, 0x0fff_ffff), 0);
     }
 
     #[test]

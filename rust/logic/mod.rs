@@ -14,6 +14,7 @@ pub(crate) mod coalesced;
 pub(crate) mod cpufeature;
 pub(crate) mod esr;
 pub(crate) mod fp;
+pub(crate) mod fwregs;
 pub(crate) mod hyplayout;
 pub(crate) mod idregs;
 pub(crate) mod inject;

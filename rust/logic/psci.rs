@@ -25,18 +25,16 @@ pub(crate) const FN_SYSTEM_RESET: u32 = 0x8400_0009;
 pub(crate) const FN_PSCI_FEATURES: u32 = 0x8400_000a;
 pub(crate) const FN_SMCCC_VERSION: u32 = 0x8000_0000;
 pub(crate) const FN_SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
-/// The vendor-specific hypervisor service calls (`ARM_SMCCC_VENDOR_HYP_*`) guests use to
-/// recognise KVM and list its extra services.
-pub(crate) const FN_VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
-pub(crate) const FN_VENDOR_HYP_KVM_FEATURES: u32 = 0x8600_0000;
+use super::fwregs::{
+    FN_TRNG_FEATURES, FN_TRNG_GET_UUID, FN_TRNG_RND32, FN_TRNG_RND64, FN_TRNG_VERSION,
+    FN_VENDOR_HYP_CALL_UID, FN_VENDOR_HYP_KVM_FEATURES, FN_VENDOR_HYP_KVM_PTP,
+};
 
 /// KVM's vendor hypervisor UID, 28b46fb6-2ec5-11e9-a9ca-4b564d003a74, in x0..x3 as the
 /// SMCCC UID convention packs it. rkvm answers as KVM, since it implements KVM's ABI and
-/// its guests are KVM guests; what it offers beyond that is [`VENDOR_HYP_FEATURES`].
+/// its guests are KVM guests; what it offers beyond that is the VM's vendor bitmap
+/// (`fwregs::FwBitmaps::vendor_features`).
 pub(crate) const KVM_VENDOR_HYP_UID: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
-/// The bitmap `VENDOR_HYP_KVM_FEATURES` returns: only the features call itself (bit 0,
-/// `ARM_SMCCC_KVM_FUNC_FEATURES`); no PTP or other KVM services.
-pub(crate) const VENDOR_HYP_FEATURES: u64 = 1 << 0;
 
 // Return codes, as the guest reads them from x0 (a negative int, sign-extended).
 pub(crate) const SUCCESS: u64 = 0;
@@ -146,6 +144,20 @@ pub(crate) enum Call {
     },
     VendorHypUid,
     VendorHypFeatures,
+    /// `KVM_PTP`: the host's wall clock paired with the guest's chosen counter.
+    KvmPtp {
+        counter: u32,
+    },
+    TrngVersion,
+    TrngFeatures {
+        function: u32,
+    },
+    TrngGetUuid,
+    /// `TRNG_RND32` (`wide` false) or `TRNG_RND64`, for `bits` bits.
+    TrngRnd {
+        wide: bool,
+        bits: u32,
+    },
     /// Any other function id; the guest gets [`NOT_SUPPORTED`].
     Unknown(u32),
 }
@@ -195,6 +207,12 @@ pub(crate) fn decode(x: [u64; 4]) -> Call {
         },
         FN_VENDOR_HYP_CALL_UID => Call::VendorHypUid,
         FN_VENDOR_HYP_KVM_FEATURES => Call::VendorHypFeatures,
+        FN_VENDOR_HYP_KVM_PTP => Call::KvmPtp { counter: a1 as u32 },
+        FN_TRNG_VERSION => Call::TrngVersion,
+        FN_TRNG_FEATURES => Call::TrngFeatures { function: a1 as u32 },
+        FN_TRNG_GET_UUID => Call::TrngGetUuid,
+        FN_TRNG_RND32 => Call::TrngRnd { wide: false, bits: a1 as u32 },
+        FN_TRNG_RND64 => Call::TrngRnd { wide: true, bits: a1 as u32 },
         other => Call::Unknown(other),
     }
 }
@@ -315,6 +333,17 @@ mod tests {
             decode(x(FN_SMCCC_ARCH_FEATURES)),
             Call::SmcccArchFeatures { function: 0x101 }
         );
+    }
+
+    #[test]
+    fn trng_and_ptp_calls() {
+        let x = |fid: u32| [fid as u64, JUNK | 0x51, 0, 0];
+        assert_eq!(decode(x(FN_TRNG_VERSION)), Call::TrngVersion);
+        assert_eq!(decode(x(FN_TRNG_GET_UUID)), Call::TrngGetUuid);
+        assert_eq!(decode(x(FN_TRNG_FEATURES)), Call::TrngFeatures { function: 0x51 });
+        assert_eq!(decode(x(FN_TRNG_RND32)), Call::TrngRnd { wide: false, bits: 0x51 });
+        assert_eq!(decode(x(FN_TRNG_RND64)), Call::TrngRnd { wide: true, bits: 0x51 });
+        assert_eq!(decode(x(FN_VENDOR_HYP_KVM_PTP)), Call::KvmPtp { counter: 0x51 });
     }
 
     #[test]

@@ -32,8 +32,11 @@ pub(crate) const KVM_REG_ARM_CORE: u64 = 0x0010 << 16;
 pub(crate) const KVM_REG_ARM64_SYSREG: u64 = 0x0013 << 16;
 /// Firmware pseudo-registers (PSCI version, SMCCC workaround levels).
 pub(crate) const KVM_REG_ARM_FW: u64 = 0x0014 << 16;
+/// The firmware feature bitmaps (`fwregs::Bitmap`).
+pub(crate) const KVM_REG_ARM_FW_FEAT_BMAP: u64 = 0x0016 << 16;
 
 /// `KVM_REG_ARM_PSCI_VERSION`: the PSCI version the guest is offered.
+#[cfg(test)]
 pub(crate) const PSCI_VERSION_ID: u64 = fw_id(0);
 
 /// Size in bytes encoded in an id (`KVM_REG_SIZE`).
@@ -209,18 +212,24 @@ pub(crate) const CNTP_CTL_EL0: SysReg = SysReg::new(3, 3, 14, 2, 1);
 pub(crate) const CNTP_CVAL_EL0: SysReg = SysReg::new(3, 3, 14, 2, 2);
 
 /// `KVM_REG_ARM_TIMER_CTL`: `CNTV_CTL_EL0`.
+#[cfg(test)]
 pub(crate) const TIMER_CTL_ID: u64 = sys_id(CNTV_CTL_EL0);
 /// `KVM_REG_ARM_TIMER_CNT`: the virtual counter. The uapi gave it `CNTV_CVAL_EL0`'s
 /// encoding by mistake, and the mistake is ABI.
+#[cfg(test)]
 pub(crate) const TIMER_CNT_ID: u64 = sys_id(CNTV_CVAL_EL0);
 /// `KVM_REG_ARM_TIMER_CVAL`: the virtual timer's compare value, under `CNTVCT_EL0`'s
 /// encoding (the other half of the same swap).
+#[cfg(test)]
 pub(crate) const TIMER_CVAL_ID: u64 = sys_id(CNTVCT_EL0);
 
 /// `KVM_REG_ARM_PTIMER_CTL`, `_CVAL` and `_CNT`: the physical timer and counter, under
 /// their own encodings.
+#[cfg(test)]
 pub(crate) const PTIMER_CTL_ID: u64 = sys_id(CNTP_CTL_EL0);
+#[cfg(test)]
 pub(crate) const PTIMER_CVAL_ID: u64 = sys_id(CNTP_CVAL_EL0);
+#[cfg(test)]
 pub(crate) const PTIMER_CNT_ID: u64 = sys_id(CNTPCT_EL0);
 
 /// A timer register as ONE_REG means it, whatever its id's encoding suggests.
@@ -253,19 +262,199 @@ pub(crate) fn timer_reg(reg: SysReg) -> Option<TimerReg> {
     }
 }
 
+/// Identification registers the guest reads from the CPU without a trap (MIDR through
+/// VPIDR_EL2, which holds the host's MIDR): ONE_REG shows the host CPU's value and
+/// accepts only that value back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostIdReg {
+    Midr,
+    Revidr,
+    Aidr,
+    Clidr,
+    Ctr,
+}
+
+pub(crate) const REVIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 6);
+pub(crate) const CLIDR_EL1: SysReg = SysReg::new(3, 1, 0, 0, 1);
+pub(crate) const AIDR_EL1: SysReg = SysReg::new(3, 1, 0, 0, 7);
+pub(crate) const CTR_EL0: SysReg = SysReg::new(3, 3, 0, 0, 1);
+
+/// The breakpoint and watchpoint banks (op0 = 2, op1 = 0, CRn = 0, CRm = n, op2 = 4..=7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DebugBank {
+    Bvr,
+    Bcr,
+    Wvr,
+    Wcr,
+}
+
+pub(crate) const MDCCINT_EL1: SysReg = SysReg::new(2, 0, 0, 2, 0);
+/// DISR_EL1: deferred SErrors. With HCR_EL2.AMO set the guest's accesses reach
+/// VDISR_EL2, which the world switch moves where the host has RAS (as KVM).
+pub(crate) const DISR_EL1: SysReg = SysReg::new(3, 0, 12, 1, 1);
+pub(crate) const OSLSR_EL1: SysReg = SysReg::new(2, 0, 1, 1, 4);
+pub(crate) const DBGVCR32_EL2: SysReg = SysReg::new(2, 4, 0, 7, 0);
+pub(crate) const DACR32_EL2: SysReg = SysReg::new(3, 4, 3, 0, 0);
+pub(crate) const IFSR32_EL2: SysReg = SysReg::new(3, 4, 5, 0, 1);
+pub(crate) const FPEXC32_EL2: SysReg = SysReg::new(3, 4, 5, 3, 0);
+
+/// OSLSR_EL1.OSLM = 0b10 (the OS lock is implemented) and OSLK (it is locked).
+pub(crate) const OSLSR_OSLM_IMPLEMENTED: u64 = 1 << 3;
+pub(crate) const OSLSR_OSLK: u64 = 1 << 1;
+
+/// Whether `KVM_SET_ONE_REG` may set OSLSR_EL1 to `val`: only OSLK may change
+/// (`set_oslsr_el1`); the rest must read as the reset value says.
+pub(crate) const fn oslsr_settable(val: u64) -> bool {
+    (val ^ OSLSR_OSLM_IMPLEMENTED) & !OSLSR_OSLK == 0
+}
+
+/// The AArch32 EL1 state registers KVM keeps per vCPU (DACR32_EL2, IFSR32_EL2,
+/// FPEXC32_EL2). rkvm's EL1 is AArch64 only (`ID_AA64PFR0_EL1.EL1`), where they affect
+/// nothing and KVM too only stores them: they are saved state a VMM may move around.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Aa32Reg {
+    Dacr,
+    Ifsr,
+    Fpexc,
+}
+
+impl Aa32Reg {
+    /// Reset values: FPEXC32's is KVM's 0x700 (the IMPLEMENTATION DEFINED trap-enable
+    /// bits [10:8] as KVM sets them); the others are UNKNOWN, 0 here.
+    pub(crate) const RESET: [u64; 3] = [0, 0, 0x700];
+}
+
+/// What a `KVM_REG_ARM64_SYSREG` id names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SysKind {
+    El1(El1Reg),
+    Timer(TimerReg),
+    Mpidr,
+    HostId(HostIdReg),
+    /// The feature ID space (3, 0, 0, 1..=7, 0..=7), by CRm and op2.
+    Id { crm: u8, op2: u8 },
+    Debug(DebugBank, u8),
+    Mdccint,
+    Oslsr,
+    Dbgvcr32,
+    Disr,
+    Aa32(Aa32Reg),
+}
+
+/// The register a system-register id names, `None` if ONE_REG has no such register.
+pub(crate) fn sys_kind(r: SysReg) -> Option<SysKind> {
+    if let Some(reg) = El1Reg::from_sysreg(r) {
+        return Some(SysKind::El1(reg));
+    }
+    if let Some(t) = timer_reg(r) {
+        return Some(SysKind::Timer(t));
+    }
+    if r.op0 == 3 && r.op1 == 0 && r.crn == 0 && (1..=7).contains(&r.crm) {
+        return Some(SysKind::Id { crm: r.crm, op2: r.op2 });
+    }
+    if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && r.crm <= 15 && r.op2 >= 4 && r.op2 <= 7 {
+        let bank = [DebugBank::Bvr, DebugBank::Bcr, DebugBank::Wvr, DebugBank::Wcr];
+        return Some(SysKind::Debug(bank[usize::from(r.op2 - 4)], r.crm));
+    }
+    Some(match r {
+        MPIDR_EL1 => SysKind::Mpidr,
+        MIDR_EL1 => SysKind::HostId(HostIdReg::Midr),
+        REVIDR_EL1 => SysKind::HostId(HostIdReg::Revidr),
+        AIDR_EL1 => SysKind::HostId(HostIdReg::Aidr),
+        CLIDR_EL1 => SysKind::HostId(HostIdReg::Clidr),
+        CTR_EL0 => SysKind::HostId(HostIdReg::Ctr),
+        MDCCINT_EL1 => SysKind::Mdccint,
+        OSLSR_EL1 => SysKind::Oslsr,
+        DBGVCR32_EL2 => SysKind::Dbgvcr32,
+        DISR_EL1 => SysKind::Disr,
+        DACR32_EL2 => SysKind::Aa32(Aa32Reg::Dacr),
+        IFSR32_EL2 => SysKind::Aa32(Aa32Reg::Ifsr),
+        FPEXC32_EL2 => SysKind::Aa32(Aa32Reg::Fpexc),
+        _ => return None,
+    })
+}
+
+/// Number of system registers in the register list.
+pub(crate) const SYS_LIST_LEN: usize = 64 + 3 + 1 + 5 + 3 + 6 + 1 + El1Reg::COUNT + 56;
+
+/// Every system register [`sys_kind`] names, ascending by encoding (as KVM's table walk
+/// lists them): the breakpoint/watchpoint banks, MDCCINT, OSLSR and DBGVCR32, the EL1
+/// file, DISR, MPIDR, the identification registers, the ID space, the timer registers
+/// (under their uapi ids) and the AArch32 EL1 state.
+pub(crate) static SYS_REG_LIST: [SysReg; SYS_LIST_LEN] = sys_reg_list();
+
+const fn sys_reg_list() -> [SysReg; SYS_LIST_LEN] {
+    let mut out = [SysReg::new(0, 0, 0, 0, 0); SYS_LIST_LEN];
+    let mut n = 0;
+    let mut crm = 0;
+    while crm < 16 {
+        let mut op2 = 4;
+        while op2 < 8 {
+            out[n] = SysReg::new(2, 0, 0, crm, op2);
+            n += 1;
+            op2 += 1;
+        }
+        crm += 1;
+    }
+    let fixed = [
+        MDCCINT_EL1, OSLSR_EL1, DBGVCR32_EL2, MPIDR_EL1, MIDR_EL1, REVIDR_EL1, AIDR_EL1,
+        CLIDR_EL1, CTR_EL0, DACR32_EL2, IFSR32_EL2, FPEXC32_EL2, CNTV_CTL_EL0, CNTV_CVAL_EL0,
+        CNTVCT_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTPCT_EL0, DISR_EL1,
+    ];
+    let mut i = 0;
+    while i < fixed.len() {
+        out[n] = fixed[i];
+        n += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < El1Reg::COUNT {
+        out[n] = El1Reg::ALL[i].sysreg();
+        n += 1;
+        i += 1;
+    }
+    let mut crm = 1;
+    while crm <= 7 {
+        let mut op2 = 0;
+        while op2 < 8 {
+            out[n] = SysReg::new(3, 0, 0, crm, op2);
+            n += 1;
+            op2 += 1;
+        }
+        crm += 1;
+    }
+    assert!(n == SYS_LIST_LEN);
+    // Insertion sort by encoding.
+    let mut i = 1;
+    while i < n {
+        let mut j = i;
+        while j > 0 && out[j - 1].encoding() > out[j].encoding() {
+            let t = out[j - 1];
+            out[j - 1] = out[j];
+            out[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// A register named by a ONE_REG id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RegId {
     Core(CoreReg),
     Sys(SysReg),
-    /// `KVM_REG_ARM_FW` index; 0 is the PSCI version.
+    /// `KVM_REG_ARM_FW` index; 0 is the PSCI version, 1..=3 the workaround levels.
     Fw(u16),
+    /// `KVM_REG_ARM_FW_FEAT_BMAP` index (`fwregs::Bitmap::from_index`).
+    FwBmap(u16),
 }
 
 /// Decodes a ONE_REG id.
 ///
 /// `None` for anything malformed: another architecture, bits [51:32] set, a group rkvm
-/// does not implement (SVE, the firmware feature bitmaps, the cache-size demux), a core
+/// does not implement (SVE, the cache-size demux), a core
 /// offset that is not the first word of a register, or a size other than the register's.
 /// A well-formed system or firmware id decodes even if rkvm has no such register: that is
 /// `ENOENT` for the caller, not `EINVAL`.
@@ -284,6 +473,7 @@ pub(crate) fn decode_id(id: u64) -> Option<RegId> {
             (size == KVM_REG_SIZE_U64).then_some(RegId::Sys(SysReg::from_index(index)))
         }
         KVM_REG_ARM_FW => (size == KVM_REG_SIZE_U64).then_some(RegId::Fw(index)),
+        KVM_REG_ARM_FW_FEAT_BMAP => (size == KVM_REG_SIZE_U64).then_some(RegId::FwBmap(index)),
         _ => None,
     }
 }
@@ -339,6 +529,17 @@ pub(crate) const fn sys_id(reg: SysReg) -> u64 {
 /// The id of a firmware pseudo-register (`KVM_REG_ARM_FW_REG`).
 pub(crate) const fn fw_id(index: u16) -> u64 {
     KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW | index as u64
+}
+
+/// The id of a firmware feature bitmap (`KVM_REG_ARM_FW_FEAT_BMAP_REG`).
+pub(crate) const fn fw_bmap_id(index: u16) -> u64 {
+    KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW_FEAT_BMAP | index as u64
+}
+
+/// The firmware registers in the register list, as KVM lists them: the PSCI version,
+/// the three workaround levels, then the four bitmaps.
+pub(crate) fn fw_reg_ids() -> impl Iterator<Item = u64> {
+    (0..4).map(fw_id).chain((0..4).map(fw_bmap_id))
 }
 
 #[cfg(test)]
@@ -583,7 +784,7 @@ mod tests {
     #[test]
     fn malformed_ids_are_refused() {
         // x86's architecture field, an arm (32-bit) id, bits [51:32], bits [31:28], and
-        // unimplemented groups (demux, SVE, firmware bitmaps).
+        // unimplemented groups (demux, SVE, an unallocated one).
         assert_eq!(decode_id(0x2030_0000_0010_0000), None);
         assert_eq!(decode_id(0x4030_0000_0010_0000), None);
         assert_eq!(decode_id(X0 | (1 << 32)), None);
@@ -591,7 +792,7 @@ mod tests {
         assert_eq!(decode_id(X0 | (1 << 28)), None);
         assert_eq!(decode_id(0x6020_0000_0011_0000), None);
         assert_eq!(decode_id(0x6080_0000_0015_0000), None);
-        assert_eq!(decode_id(0x6030_0000_0016_0000), None);
+        assert_eq!(decode_id(0x6030_0000_0017_0000), None);
     }
 
     #[test]
@@ -659,6 +860,85 @@ mod tests {
             decode_id(PSCI_VERSION_ID & !SIZE_MASK | KVM_REG_SIZE_U32),
             None
         );
+    }
+
+    #[test]
+    fn fw_bmap_ids() {
+        // KVM_REG_ARM_STD_BMAP .. KVM_REG_ARM_VENDOR_HYP_BMAP_2.
+        assert_eq!(fw_bmap_id(0), 0x6030_0000_0016_0000);
+        assert_eq!(decode_id(fw_bmap_id(3)), Some(RegId::FwBmap(3)));
+        assert_eq!(decode_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32), None);
+        assert_eq!(bad_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32), BadId::NotFound);
+        let ids: Vec<u64> = fw_reg_ids().collect();
+        assert_eq!(ids.len(), 8);
+        assert_eq!(ids[0], PSCI_VERSION_ID);
+        assert_eq!(ids[3], 0x6030_0000_0014_0003);
+        assert_eq!(ids[7], 0x6030_0000_0016_0003);
+    }
+
+    #[test]
+    fn sys_reg_list_is_sorted_and_complete() {
+        let enc: Vec<u32> = SYS_REG_LIST.iter().map(|r| r.encoding()).collect();
+        assert!(enc.windows(2).all(|w| w[0] < w[1]));
+        for r in SYS_REG_LIST {
+            assert!(sys_kind(r).is_some(), "{r:?}");
+            assert_eq!(decode_id(sys_id(r)), Some(RegId::Sys(r)));
+        }
+        // Ids of KVM's get-reg-list test: DBGBVR0, DBGWCR15, the first and last ID
+        // registers, CNTPCT_EL0, FPEXC32_EL2.
+        let ids: Vec<u64> = SYS_REG_LIST.iter().map(|&r| sys_id(r)).collect();
+        for id in [
+            0x6030_0000_0013_8004,
+            0x6030_0000_0013_807f,
+            0x6030_0000_0013_c008,
+            0x6030_0000_0013_c03f,
+            0x6030_0000_0013_df01,
+            0x6030_0000_0013_e298,
+            TIMER_CTL_ID,
+            TIMER_CNT_ID,
+            TIMER_CVAL_ID,
+        ] {
+            assert!(ids.contains(&id), "{id:#x}");
+        }
+    }
+
+    #[test]
+    fn sys_kinds() {
+        assert_eq!(sys_kind(SCTLR_EL1), Some(SysKind::El1(El1Reg::Sctlr)));
+        assert_eq!(sys_kind(MDSCR_EL1), Some(SysKind::El1(El1Reg::Mdscr)));
+        assert_eq!(
+            sys_kind(SysReg::new(2, 0, 0, 15, 7)),
+            Some(SysKind::Debug(DebugBank::Wcr, 15))
+        );
+        assert_eq!(
+            sys_kind(SysReg::new(2, 0, 0, 3, 4)),
+            Some(SysKind::Debug(DebugBank::Bvr, 3))
+        );
+        assert_eq!(sys_kind(SysReg::new(3, 0, 0, 7, 7)), Some(SysKind::Id { crm: 7, op2: 7 }));
+        assert_eq!(sys_kind(CTR_EL0), Some(SysKind::HostId(HostIdReg::Ctr)));
+        assert_eq!(sys_kind(CNTVCT_EL0), Some(SysKind::Timer(TimerReg::Cval)));
+        assert_eq!(sys_kind(FPEXC32_EL2), Some(SysKind::Aa32(Aa32Reg::Fpexc)));
+        assert_eq!(sys_kind(DISR_EL1), Some(SysKind::Disr));
+        // Not offered: PMU, pointer-authentication keys, VDISR_EL2, the debug registers
+        // of op2 0..=3, MDRAR.
+        for r in [
+            SysReg::new(3, 3, 9, 12, 0),
+            SysReg::new(3, 0, 2, 1, 0),
+            SysReg::new(3, 4, 12, 1, 1),
+            SysReg::new(2, 0, 0, 2, 3),
+            SysReg::new(2, 0, 1, 0, 0),
+        ] {
+            assert_eq!(sys_kind(r), None, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn oslsr() {
+        assert!(oslsr_settable(OSLSR_OSLM_IMPLEMENTED));
+        assert!(oslsr_settable(OSLSR_OSLM_IMPLEMENTED | OSLSR_OSLK));
+        assert!(!oslsr_settable(0));
+        assert!(!oslsr_settable(OSLSR_OSLM_IMPLEMENTED | 1));
+        assert!(!oslsr_settable(OSLSR_OSLM_IMPLEMENTED | 1 << 63));
     }
 
     #[test]

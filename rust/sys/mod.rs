@@ -7,6 +7,7 @@
 
 mod bindings;
 pub(crate) mod anon_fd;
+pub(crate) mod clock;
 pub(crate) mod coalesced_ring;
 pub(crate) mod cpu;
 pub(crate) mod eventfd;

@@ -15,11 +15,12 @@ use crate::{
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
+        fwregs,
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
         psci::{self, Call, MpState},
-        regs::{self, El1Reg, SysReg, SCTLR_E0E, SCTLR_EE},
+        regs::{self, El1Reg, SysKind, SysReg, SCTLR_E0E, SCTLR_EE},
         step,
         timer as timer_logic,
     },
@@ -311,11 +312,17 @@ impl Vcpu {
         true
     }
 
-    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions and the vendor
-    /// hypervisor UID. As KVM, every answer sets x0..x3 (unused results are 0).
+    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, TRNG and KVM's
+    /// vendor services. As KVM, every answer sets x0..x3 (unused results are 0), and a
+    /// call the VM's firmware bitmaps refuse answers `NOT_SUPPORTED`.
     fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
         let ctx = &state.ctx;
-        let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
+        let fw = vm.fw_bitmaps();
+        let call = if fw.allows(ctx.reg(0) as u32) {
+            psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)])
+        } else {
+            Call::Unknown(ctx.reg(0) as u32)
+        };
         let mut ret = [0u64; 4];
         ret[0] = match call {
             // The SMCCC and vendor-hypervisor calls are answered whatever the PSCI
@@ -325,7 +332,31 @@ impl Vcpu {
                 ret = psci::KVM_VENDOR_HYP_UID;
                 ret[0]
             }
-            Call::VendorHypFeatures => psci::VENDOR_HYP_FEATURES,
+            Call::VendorHypFeatures => {
+                let (features, features_2) = fw.vendor_features();
+                ret[2] = features_2;
+                features
+            }
+            Call::KvmPtp { counter } => {
+                let snapshot = sys::clock::realtime_and_counter();
+                ret = fwregs::ptp(counter, snapshot, vm.cntvoff(), vm.cntpoff());
+                ret[0]
+            }
+            Call::TrngVersion => fwregs::TRNG_VERSION_1_0,
+            Call::TrngFeatures { function } => fwregs::trng_features(function),
+            Call::TrngGetUuid => {
+                ret = fwregs::TRNG_UUID;
+                ret[0]
+            }
+            Call::TrngRnd { wide, bits } => {
+                // Only the words the request covers are drawn; the copy is wiped after.
+                let mut random = [0u64; 3];
+                let words = (bits as usize).div_ceil(64).min(3);
+                random[..words].iter_mut().for_each(|w| *w = sys::clock::random_u64());
+                ret = fwregs::trng_rnd(wide, bits, random);
+                sys::clock::wipe(&mut random);
+                ret[0]
+            }
             Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
             // PSCI needs the PSCI 0.2 feature (rkvm has no PSCI 0.1 function ids).
             _ if !Vcpu::has_psci(state) => psci::NOT_SUPPORTED,
@@ -478,25 +509,14 @@ const ICC_SRE_EL1: SysReg = SysReg::new(3, 0, 12, 12, 5);
 /// disabled (DFB, DIB).
 const ICC_SRE_EL1_VALUE: u64 = 0x7;
 
-/// Debug registers (op0 = 2, op1 = 0, CRn = 0): DBGBVR/BCR/WVR/WCR<n>_EL1 by op2.
-const DBG_BVR: u8 = 4;
-const DBG_BCR: u8 = 5;
-const DBG_WVR: u8 = 6;
-const DBG_WCR: u8 = 7;
 const OSLAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 4);
-const OSLSR_EL1: SysReg = SysReg::new(2, 0, 1, 1, 4);
 const OSDLR_EL1: SysReg = SysReg::new(2, 0, 1, 3, 4);
-const MDCCINT_EL1: SysReg = SysReg::new(2, 0, 0, 2, 0);
 const MDRAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 0);
 const DBGPRCR_EL1: SysReg = SysReg::new(2, 0, 1, 4, 4);
 const DBGCLAIMSET_EL1: SysReg = SysReg::new(2, 0, 7, 8, 6);
 const DBGCLAIMCLR_EL1: SysReg = SysReg::new(2, 0, 7, 9, 6);
 const DBGAUTHSTATUS_EL1: SysReg = SysReg::new(2, 0, 7, 14, 6);
 const MDCCSR_EL0: SysReg = SysReg::new(2, 3, 0, 1, 0);
-/// OSLSR_EL1.OSLM = 0b10: the OS lock is implemented.
-const OSLSR_OSLM_IMPLEMENTED: u64 = 1 << 3;
-/// OSLSR_EL1.OSLK.
-const OSLSR_OSLK: u64 = 1 << 1;
 
 /// Data-cache maintenance by set/way: DC ISW, DC CSW, DC CISW.
 fn is_set_way_op(r: SysReg) -> bool {
@@ -516,27 +536,22 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
         Some(if acc.read { Some(state.mdscr) } else { state.mdscr = value; None })
     } else if r == regs::ACTLR_EL1 {
         Some(if acc.read { Some(state.actlr) } else { state.actlr = value; None })
-    } else if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && (DBG_BVR..=DBG_WCR).contains(&r.op2) {
-        let bank = match r.op2 {
-            DBG_BVR => &mut dbg.bvr,
-            DBG_BCR => &mut dbg.bcr,
-            DBG_WVR => &mut dbg.wvr,
-            _ => &mut dbg.wcr,
-        };
-        let slot = &mut bank[usize::from(r.crm)];
+    } else if let Some(SysKind::Debug(bank, n)) = regs::sys_kind(r) {
+        let slot = &mut dbg.bank_mut(bank)[usize::from(n)];
         Some(if acc.read { Some(*slot) } else { *slot = value; None })
     } else if r == OSLAR_EL1 {
         (!acc.read).then(|| {
             dbg.oslk = value & 1 != 0;
             None
         })
-    } else if r == OSLSR_EL1 {
-        acc.read.then(|| Some(OSLSR_OSLM_IMPLEMENTED | if dbg.oslk { OSLSR_OSLK } else { 0 }))
+    } else if r == regs::OSLSR_EL1 {
+        acc.read.then(|| Some(dbg.oslsr()))
     } else if r == OSDLR_EL1 {
         Some(if acc.read { Some(dbg.osdlr) } else { dbg.osdlr = value & 1; None })
-    } else if [MDCCINT_EL1, MDRAR_EL1, DBGPRCR_EL1, DBGCLAIMSET_EL1, DBGCLAIMCLR_EL1, MDCCSR_EL0]
-        .contains(&r)
-    {
+    } else if r == regs::MDCCINT_EL1 {
+        // Kept for the guest to read back; no channel exists to raise its interrupts.
+        Some(if acc.read { Some(dbg.mdccint) } else { dbg.mdccint = value; None })
+    } else if [MDRAR_EL1, DBGPRCR_EL1, DBGCLAIMSET_EL1, DBGCLAIMCLR_EL1, MDCCSR_EL0].contains(&r) {
         // Read as zero, writes ignored: no debug communication channel or claim tags.
         Some(acc.read.then_some(0))
     } else if r == DBGAUTHSTATUS_EL1 {

@@ -11,9 +11,9 @@ use super::{Vcpu, VcpuInner};
 use crate::{
     hyp::{context::El1Regs, sysreg},
     logic::{
-        idregs,
+        fwregs::{self, Bitmap},
         psci,
-        regs::{self, CoreReg, El1Reg, RegId, TimerReg},
+        regs::{self, CoreReg, El1Reg, HostIdReg, RegId, SysKind, TimerReg},
         timer::{self, ctl::ISTATUS, TimerRegs},
     },
     sys,
@@ -88,20 +88,11 @@ impl Vcpu {
     }
 }
 
-/// The registers a VMM saves and restores, in KVM's order: core, then system, timer and
-/// firmware registers.
+/// The registers a VMM saves and restores, in KVM's order: core, firmware, then system
+/// registers (the timers' among them) by encoding.
 fn reg_list() -> impl Iterator<Item = u64> {
-    let sys = El1Reg::ALL.into_iter().map(|r| regs::sys_id(r.sysreg()));
-    Iterator::chain(Iterator::chain(regs::core_reg_ids(), sys), [
-            regs::sys_id(regs::MPIDR_EL1),
-            regs::TIMER_CTL_ID,
-            regs::TIMER_CNT_ID,
-            regs::TIMER_CVAL_ID,
-            regs::PTIMER_CTL_ID,
-            regs::PTIMER_CNT_ID,
-            regs::PTIMER_CVAL_ID,
-            regs::PSCI_VERSION_ID,
-        ])
+    let sys = regs::SYS_REG_LIST.iter().map(|&r| regs::sys_id(r));
+    Iterator::chain(Iterator::chain(regs::core_reg_ids(), regs::fw_reg_ids()), sys)
 }
 
 /// Decodes a ONE_REG id, with KVM's errno for the ones that name nothing.
@@ -145,36 +136,39 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
             CoreReg::Fpcr => u64::from(inner.fp.fpcr),
         },
         RegId::Sys(r) => {
-            if let Some(reg) = El1Reg::from_sysreg(r) {
-                match reg {
-                    El1Reg::Actlr => inner.state.actlr,
-                    El1Reg::Mdscr => inner.state.mdscr,
-                    _ => el1.sys[reg as usize],
+            let dbg = &inner.state.debug;
+            match regs::sys_kind(r).ok_or(ENOENT)? {
+                SysKind::El1(El1Reg::Actlr) => inner.state.actlr,
+                SysKind::El1(El1Reg::Mdscr) => inner.state.mdscr,
+                SysKind::El1(reg) => el1.sys[reg as usize],
+                SysKind::Timer(timer) => {
+                    let pcount = || sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
+                    let ptimer = &inner.state.timer.ptimer;
+                    match timer {
+                        // As saved from the CPU at the last put (ISTATUS included).
+                        TimerReg::Ctl => el1.vtimer_ctl,
+                        TimerReg::Cval => el1.vtimer_cval,
+                        TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
+                        TimerReg::PCtl => ptimer.read_ctl(pcount()),
+                        TimerReg::PCval => ptimer.cval,
+                        TimerReg::PCnt => pcount(),
+                    }
                 }
-            } else if let Some(timer) = regs::timer_reg(r) {
-                let pcount = || sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
-                let ptimer = &inner.state.timer.ptimer;
-                match timer {
-                    // As saved from the CPU at the last put (ISTATUS included).
-                    TimerReg::Ctl => el1.vtimer_ctl,
-                    TimerReg::Cval => el1.vtimer_cval,
-                    TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
-                    TimerReg::PCtl => ptimer.read_ctl(pcount()),
-                    TimerReg::PCval => ptimer.cval,
-                    TimerReg::PCnt => pcount(),
-                }
-            } else if r == regs::MPIDR_EL1 {
-                ctx.mpidr
-            } else if r == regs::MIDR_EL1 {
-                sysreg::midr_el1()
-            } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-                vm.id_reg(r.crm, r.op2)
-            } else {
-                return Err(ENOENT);
+                SysKind::Mpidr => ctx.mpidr,
+                SysKind::HostId(reg) => host_id(reg),
+                SysKind::Id { crm, op2 } => vm.id_reg(crm, op2),
+                SysKind::Debug(bank, n) => dbg.bank(bank)[usize::from(n)],
+                SysKind::Mdccint => dbg.mdccint,
+                SysKind::Oslsr => dbg.oslsr(),
+                SysKind::Dbgvcr32 => dbg.dbgvcr32,
+                SysKind::Disr => el1.disr,
+                SysKind::Aa32(reg) => inner.state.aa32[reg as usize],
             }
         }
         RegId::Fw(0) => psci::PSCI_VERSION_1_0,
+        RegId::Fw(1..=3) => fwregs::WORKAROUND_LEVEL,
         RegId::Fw(_) => return Err(ENOENT),
+        RegId::FwBmap(index) => vm.fw_bitmaps().get(Bitmap::from_index(index).ok_or(ENOENT)?),
     };
     Ok(u64_bytes(v))
 }
@@ -213,37 +207,61 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
             CoreReg::Fpcr => inner.fp.fpcr = v as u32,
         },
         RegId::Sys(r) => {
-            if let Some(reg) = El1Reg::from_sysreg(r) {
-                match reg {
-                    El1Reg::Actlr => inner.state.actlr = v,
-                    El1Reg::Mdscr => inner.state.mdscr = v,
-                    _ => el1.sys[reg as usize] = v,
+            let dbg = &mut inner.state.debug;
+            match regs::sys_kind(r).ok_or(ENOENT)? {
+                SysKind::El1(El1Reg::Actlr) => inner.state.actlr = v,
+                SysKind::El1(El1Reg::Mdscr) => inner.state.mdscr = v,
+                SysKind::El1(reg) => el1.sys[reg as usize] = v,
+                SysKind::Timer(timer) => {
+                    let ptimer: &mut TimerRegs = &mut inner.state.timer.ptimer;
+                    match timer {
+                        // ISTATUS is the CPU's to compute (KVM's `arch_timer_set_user`).
+                        TimerReg::Ctl => el1.vtimer_ctl = v & !ISTATUS,
+                        TimerReg::Cval => el1.vtimer_cval = v,
+                        // Setting a counter moves the VM-wide offset, as on KVM: every
+                        // vCPU of the VM sees the new count.
+                        TimerReg::Cnt => vm.set_cntvoff(timer::offset_for(sysreg::cntpct_el0(), v)),
+                        TimerReg::PCtl => ptimer.write_ctl(v),
+                        TimerReg::PCval => ptimer.cval = v,
+                        TimerReg::PCnt => vm.set_cntpoff(timer::offset_for(sysreg::cntpct_el0(), v)),
+                    }
                 }
-            } else if let Some(timer) = regs::timer_reg(r) {
-                let ptimer: &mut TimerRegs = &mut inner.state.timer.ptimer;
-                match timer {
-                    // ISTATUS is the CPU's to compute (KVM's `arch_timer_set_user`).
-                    TimerReg::Ctl => el1.vtimer_ctl = v & !ISTATUS,
-                    TimerReg::Cval => el1.vtimer_cval = v,
-                    // Setting a counter moves the VM-wide offset, as on KVM: every vCPU
-                    // of the VM sees the new count.
-                    TimerReg::Cnt => vm.set_cntvoff(timer::offset_for(sysreg::cntpct_el0(), v)),
-                    TimerReg::PCtl => ptimer.write_ctl(v),
-                    TimerReg::PCval => ptimer.cval = v,
-                    TimerReg::PCnt => vm.set_cntpoff(timer::offset_for(sysreg::cntpct_el0(), v)),
+                SysKind::Mpidr => ctx.mpidr = v,
+                SysKind::HostId(reg) => fixed(host_id(reg))?,
+                SysKind::Id { crm, op2 } => fixed(vm.id_reg(crm, op2))?,
+                SysKind::Debug(bank, n) => dbg.bank_mut(bank)[usize::from(n)] = v,
+                SysKind::Mdccint => dbg.mdccint = v,
+                SysKind::Oslsr => {
+                    if !regs::oslsr_settable(v) {
+                        return Err(EINVAL);
+                    }
+                    dbg.oslk = v & regs::OSLSR_OSLK != 0;
                 }
-            } else if r == regs::MPIDR_EL1 {
-                ctx.mpidr = v;
-            } else if r == regs::MIDR_EL1 {
-                fixed(sysreg::midr_el1())?;
-            } else if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-                fixed(vm.id_reg(r.crm, r.op2))?;
-            } else {
-                return Err(ENOENT);
+                SysKind::Dbgvcr32 => dbg.dbgvcr32 = v,
+                SysKind::Disr => el1.disr = v,
+                SysKind::Aa32(reg) => inner.state.aa32[reg as usize] = v,
             }
         }
         RegId::Fw(0) => fixed(psci::PSCI_VERSION_1_0)?,
+        RegId::Fw(index @ 1..=3) => {
+            if !fwregs::workaround_settable(index, v, fwregs::WORKAROUND_LEVEL) {
+                return Err(EINVAL);
+            }
+        }
         RegId::Fw(_) => return Err(ENOENT),
+        RegId::FwBmap(index) => vm.set_fw_bitmap(Bitmap::from_index(index).ok_or(ENOENT)?, v)?,
     }
     Ok(())
 }
+
+/// An identification register as the guest reads it on this CPU (untrapped).
+fn host_id(reg: HostIdReg) -> u64 {
+    match reg {
+        HostIdReg::Midr => sysreg::midr_el1(),
+        HostIdReg::Revidr => sysreg::revidr_el1(),
+        HostIdReg::Aidr => sysreg::aidr_el1(),
+        HostIdReg::Clidr => sysreg::clidr_el1(),
+        HostIdReg::Ctr => sysreg::ctr_el0(),
+    }
+}
+

@@ -135,12 +135,19 @@ fn set_one(vcpu: RawFd, id: u64, value: u64) -> Result<i32, i32> {
 
 /// KVM_GET_REG_LIST with `n` entries offered: the result and the `n` the kernel wrote back.
 fn reg_list(vcpu: RawFd, n: u64) -> (Result<i32, i32>, u64) {
+    let (r, buf) = reg_list_buf(vcpu, n);
+    (r, buf[0])
+}
+
+/// KVM_GET_REG_LIST into a buffer with room for `n`: the result and the buffer (the
+/// count, then the ids).
+fn reg_list_buf(vcpu: RawFd, n: u64) -> (Result<i32, i32>, Vec<u64>) {
     let mut buf = vec![0u64; 1 + 4096];
     assert!(n <= 4096);
     buf[0] = n;
     // SAFETY: the kernel writes the header and at most `n` entries, which `buf` holds.
     let r = unsafe { ioctl_raw(vcpu, nr::KVM_GET_REG_LIST, buf.as_mut_ptr() as u64) };
-    (r, buf[0])
+    (r, buf)
 }
 
 fn set_mp_state(vcpu: RawFd, mp_state: u32) -> Result<i32, i32> {
@@ -481,6 +488,145 @@ fn one_reg_errors() -> TestResult {
     c.finish()
 }
 
+/// `KVM_REG_ARM_FW_REG(n)` and `KVM_REG_ARM_FW_FEAT_BMAP_REG(n)`.
+const fn fw_reg(n: u64) -> u64 {
+    0x6030_0000_0014_0000 | n
+}
+const fn fw_bmap(n: u64) -> u64 {
+    0x6030_0000_0016_0000 | n
+}
+
+/// The firmware pseudo-registers: the workaround levels (rkvm offers none of the
+/// workaround calls, so only "not available" can be restored), and the per-VM service
+/// bitmaps: reset to every implemented service, EINVAL for other bits, shared by the
+/// vCPUs, frozen (EBUSY) by the first run of any vCPU.
+fn firmware_registers() -> TestResult {
+    const EBUSY: i32 = libc::EBUSY;
+    let mut c = Cases::new();
+    let vm = TestVm::new(1 << 16, guest_off())?;
+    let mut vcpu0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let vcpu1 = vm.vcpu(1, MEM_BASE, POWER_OFF)?;
+    let (v0, v1) = (vcpu0.as_raw_fd(), vcpu1.as_raw_fd());
+
+    // (register, its AVAIL encoding)
+    for (n, avail) in [(1, 1), (2, 2), (3, 1)] {
+        c.eq(&format!("GET SMCCC_ARCH_WORKAROUND_{n}"), get_one(v0, fw_reg(n)), (Ok(0), 0));
+        c.errno(&format!("SET SMCCC_ARCH_WORKAROUND_{n} to NOT_AVAIL"), set_one(v0, fw_reg(n), 0), 0);
+        c.errno(&format!("SET SMCCC_ARCH_WORKAROUND_{n} to AVAIL"), set_one(v0, fw_reg(n), avail), EINVAL);
+        c.errno(&format!("SET SMCCC_ARCH_WORKAROUND_{n} to 0x20"), set_one(v0, fw_reg(n), 0x20), EINVAL);
+    }
+    c.errno("SET WORKAROUND_2 to UNKNOWN", set_one(v0, fw_reg(2), 1), 0);
+    c.errno("SET WORKAROUND_2 to NOT_REQUIRED", set_one(v0, fw_reg(2), 3), EINVAL);
+    c.errno("SET WORKAROUND_2 to AVAIL | ENABLED", set_one(v0, fw_reg(2), 0x12), EINVAL);
+    c.errno("SET WORKAROUND_2 to NOT_AVAIL | ENABLED", set_one(v0, fw_reg(2), 0x10), EINVAL);
+    c.errno("GET firmware register 4", get_one(v0, fw_reg(4)).0, ENOENT);
+
+    // (register, reset value, an invalid bit)
+    let bmaps = [(0, 0b1, 1 << 1), (1, 0, 1 << 1), (2, 0b11, 1 << 2), (3, 0, 1 << 2)];
+    for (n, reset, bad) in bmaps {
+        let id = fw_bmap(n);
+        c.eq(&format!("bitmap {n} at reset"), get_one(v0, id), (Ok(0), reset));
+        c.errno(&format!("bitmap {n} with bit {bad:#x}"), set_one(v0, id, reset | bad), EINVAL);
+        c.errno(&format!("bitmap {n} with bit 63"), set_one(v0, id, 1 << 63), EINVAL);
+        c.errno(&format!("bitmap {n} cleared"), set_one(v0, id, 0), 0);
+        c.eq(&format!("bitmap {n} cleared, read from vCPU 1"), get_one(v1, id), (Ok(0), 0));
+        c.errno(&format!("bitmap {n} reset from vCPU 1"), set_one(v1, id, reset), 0);
+        c.eq(&format!("bitmap {n} as vCPU 0 sees it"), get_one(v0, id), (Ok(0), reset));
+        c.errno(&format!("bitmap {n} as U32"), set_one(v0, id & !SIZE_MASK | U32, 0), ENOENT);
+    }
+    c.errno("VENDOR_HYP_2 with both discovery bits", set_one(v0, fw_bmap(3), 0b11), 0);
+    c.errno("GET bitmap 4", get_one(v0, fw_bmap(4)).0, ENOENT);
+    c.errno("SET bitmap 4", set_one(v0, fw_bmap(4), 0), ENOENT);
+    c.errno("STD cleared before the run", set_one(v0, fw_bmap(0), 0), 0);
+
+    c.eq("the guest runs", run(&mut vcpu0, 0)?, Exit::SystemEvent(SHUTDOWN));
+    c.errno("STD set after a run (from the vCPU that never ran)", set_one(v1, fw_bmap(0), 1), EBUSY);
+    c.errno("STD rewritten with its value after a run", set_one(v0, fw_bmap(0), 0), 0);
+    c.errno("VENDOR_HYP cleared after a run", set_one(v0, fw_bmap(2), 0), EBUSY);
+    c.errno("VENDOR_HYP with an invalid bit after a run", set_one(v0, fw_bmap(2), 1 << 2), EINVAL);
+    c.eq("STD after the refused write", get_one(v0, fw_bmap(0)), (Ok(0), 0));
+    c.eq("VENDOR_HYP_2 after the run", get_one(v0, fw_bmap(3)), (Ok(0), 0b11));
+    // Another VM starts from the reset values.
+    let (_vm2, vcpu2) = vm_and_vcpu(guest_off())?;
+    c.eq("STD in a new VM", get_one(vcpu2.as_raw_fd(), fw_bmap(0)), (Ok(0), 1));
+    c.finish()
+}
+
+/// The registers KVM's get-reg-list test requires beyond the EL1 file are listed, with
+/// their KVM semantics (vm_run checks that every listed register round-trips).
+fn listed_registers_and_their_rules() -> TestResult {
+    let mut c = Cases::new();
+    let (_vm, mut vcpu) = vm_and_vcpu(guest_off())?;
+    let v = vcpu.as_raw_fd();
+    let (r, buf) = reg_list_buf(v, 4096);
+    c.errno("KVM_GET_REG_LIST", r, 0);
+    let ids = &buf[1..1 + buf[0] as usize];
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    c.eq("no id listed twice", sorted.len(), ids.len());
+    let wanted = [
+        ("PSCI_VERSION", fw_reg(0)),
+        ("SMCCC_ARCH_WORKAROUND_3", fw_reg(3)),
+        ("VENDOR_HYP_BMAP_2", fw_bmap(3)),
+        ("MIDR_EL1", sys_reg(3, 0, 0, 0, 0)),
+        ("REVIDR_EL1", sys_reg(3, 0, 0, 0, 6)),
+        ("CLIDR_EL1", sys_reg(3, 1, 0, 0, 1)),
+        ("AIDR_EL1", sys_reg(3, 1, 0, 0, 7)),
+        ("CTR_EL0", sys_reg(3, 3, 0, 0, 1)),
+        ("DBGBVR0_EL1", sys_reg(2, 0, 0, 0, 4)),
+        ("DBGWCR15_EL1", sys_reg(2, 0, 0, 15, 7)),
+        ("MDCCINT_EL1", sys_reg(2, 0, 0, 2, 0)),
+        ("OSLSR_EL1", sys_reg(2, 0, 1, 1, 4)),
+        ("DBGVCR32_EL2", sys_reg(2, 4, 0, 7, 0)),
+        ("ID_AFR0_EL1", sys_reg(3, 0, 0, 1, 3)),
+        ("(3, 0, 0, 7, 7)", sys_reg(3, 0, 0, 7, 7)),
+        ("DACR32_EL2", sys_reg(3, 4, 3, 0, 0)),
+        ("IFSR32_EL2", sys_reg(3, 4, 5, 0, 1)),
+        ("FPEXC32_EL2", sys_reg(3, 4, 5, 3, 0)),
+        ("DISR_EL1", sys_reg(3, 0, 12, 1, 1)),
+    ];
+    for (what, id) in wanted {
+        c.eq(&format!("{what} listed"), ids.contains(&id), true);
+    }
+
+    // Stored registers keep what userspace writes.
+    for (what, id) in [
+        ("DBGBVR3_EL1", sys_reg(2, 0, 0, 3, 4)),
+        ("DBGWCR15_EL1", sys_reg(2, 0, 0, 15, 7)),
+        ("MDCCINT_EL1", sys_reg(2, 0, 0, 2, 0)),
+        ("DBGVCR32_EL2", sys_reg(2, 4, 0, 7, 0)),
+        ("DACR32_EL2", sys_reg(3, 4, 3, 0, 0)),
+    ] {
+        c.errno(&format!("SET {what}"), set_one(v, id, 0x1234_5678), 0);
+        c.eq(&format!("GET {what}"), get_one(v, id), (Ok(0), 0x1234_5678));
+    }
+    c.eq("FPEXC32_EL2 at reset", get_one(v, sys_reg(3, 4, 5, 3, 0)), (Ok(0), 0x700));
+    // OSLSR_EL1: OSLM reads "implemented"; only OSLK may be changed.
+    let oslsr = sys_reg(2, 0, 1, 1, 4);
+    c.eq("OSLSR_EL1 at reset", get_one(v, oslsr), (Ok(0), 0b1000));
+    c.errno("OSLSR_EL1 with OSLK", set_one(v, oslsr, 0b1010), 0);
+    c.eq("OSLSR_EL1 locked", get_one(v, oslsr), (Ok(0), 0b1010));
+    c.errno("OSLSR_EL1 without OSLM", set_one(v, oslsr, 0b0010), EINVAL);
+    c.errno("OSLSR_EL1 with bit 0", set_one(v, oslsr, 0b1011), EINVAL);
+    // Identification registers read what the guest reads and take no other value.
+    let ctr = sys_reg(3, 3, 0, 0, 1);
+    let (r, value) = get_one(v, ctr);
+    c.errno("GET CTR_EL0", r, 0);
+    c.errno("CTR_EL0 with another value", set_one(v, ctr, value ^ 1), EINVAL);
+    // DISR_EL1 goes through VDISR_EL2 on a RAS host: a valid value (A, bit 31) survives
+    // a run, and the next VM's vCPU starts from its own reset value.
+    let disr = sys_reg(3, 0, 12, 1, 1);
+    c.eq("DISR_EL1 at reset", get_one(v, disr), (Ok(0), 0));
+    c.errno("SET DISR_EL1.A", set_one(v, disr, 1 << 31), 0);
+    c.eq("the guest runs", run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
+    c.eq("DISR_EL1 after the run", get_one(v, disr), (Ok(0), 1 << 31));
+    let (_vm2, mut vcpu2) = vm_and_vcpu(guest_off())?;
+    c.eq("another VM's guest runs", run(&mut vcpu2, 0)?, Exit::SystemEvent(SHUTDOWN));
+    c.eq("its DISR_EL1", get_one(vcpu2.as_raw_fd(), disr), (Ok(0), 0));
+    c.finish()
+}
+
 fn vcpu_state_errors() -> TestResult {
     let mut c = Cases::new();
     let (_vm, vcpu) = vm_and_vcpu(guest_off())?;
@@ -720,6 +866,8 @@ fn main() {
             ("create_vcpu_errors", create_vcpu_errors),
             ("vcpu_init_and_run_order", vcpu_init_and_run_order),
             ("one_reg_errors", one_reg_errors),
+            ("firmware_registers", firmware_registers),
+            ("listed_registers_and_their_rules", listed_registers_and_their_rules),
             ("vcpu_state_errors", vcpu_state_errors),
             ("unknown_ioctls", unknown_ioctls),
             ("bad_user_pointers", bad_user_pointers),

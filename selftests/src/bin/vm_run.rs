@@ -67,6 +67,17 @@ guest_code!(guest_vendor_hyp,
     "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
     "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
 
+// SMCCC calls from a table at MEM_BASE + 0x8000 of (function id, x1) pairs, ended by a 0
+// id: each with junk in x2 and x3, its x0..x3 stored to MMIO + 0x200; then SYSTEM_OFF.
+guest_code!(guest_call_table,
+    "movz x9, #0x1000, lsl #16", "add x9, x9, #0x200",
+    "movz x10, #0x4000, lsl #16", "add x10, x10, #0x8, lsl #12",
+    "1: ldp x0, x1, [x10], #16", "cbz x0, 2f",
+    "mov x2, #-1", "mov x3, #-1", "hvc #0",
+    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
+    "b 1b",
+    "2: movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+
 // Report ID_AA64PFR0_EL1 at MMIO, then SYSTEM_OFF.
 guest_code!(guest_read_pfr0,
     "movz x1, #0x1000, lsl #16", "mrs x2, id_aa64pfr0_el1", "str x2, [x1]",
@@ -222,7 +233,7 @@ fn one_reg_round_trips_through_the_guest() -> TestResult {
         check_eq!(get_reg(&vcpu, core_reg_x(n))?, 0x1000 + n);
     }
     // Every register in the list reads, and writes back what it read.
-    let mut list = kvm_bindings::RegList::new(256).map_err(|e| e.to_string())?;
+    let mut list = kvm_bindings::RegList::new(500).map_err(|e| e.to_string())?;
     vcpu.get_reg_list(&mut list).map_err(|e| e.to_string())?;
     check!(list.as_slice().len() > 90, "only {} registers listed", list.as_slice().len());
     for &id in list.as_slice() {
@@ -327,7 +338,7 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
     }
     check_eq!(results, vec![
         0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d, // KVM's UID
-        1, 0, 0, 0,                                         // features: FEATURES only
+        3, 0, 0, 0,                                         // features: FEATURES and PTP
         0x1_0000, 0, 0, 0,                                  // PSCI 1.0, x1..x3 cleared
     ]);
     // Without the PSCI 0.2 feature (as the kernel's KVM selftests create vCPUs) the UID
@@ -349,6 +360,110 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
     }
     check_eq!(first[..8], results[..8]);
     check_eq!(first[8], u64::MAX); // PSCI_VERSION: NOT_SUPPORTED
+    Ok(Outcome::Pass)
+}
+
+/// KVM's firmware bitmap registers (`KVM_REG_ARM_FW_FEAT_BMAP_REG(0..=3)`).
+const FW_BMAP: [u64; 4] = [
+    0x6030_0000_0016_0000, // STD: TRNG
+    0x6030_0000_0016_0001, // STD_HYP: PV time
+    0x6030_0000_0016_0002, // VENDOR_HYP: KVM_FEATURES/UID, PTP
+    0x6030_0000_0016_0003, // VENDOR_HYP_2: implementation discovery (advertised only)
+];
+
+/// Runs `guest_call_table` over `calls` in a new VM whose bitmaps are first set to
+/// `bitmaps` (`None`: left at reset); returns x0..x3 of each call.
+fn hypercall_answers(bitmaps: Option<[u64; 4]>, calls: &[(u64, u64)]) -> Result<Vec<[u64; 4]>, String> {
+    let vm = TestVm::new(1 << 20, guest_call_table())?;
+    let mut table: Vec<u8> = Vec::new();
+    for &(fid, x1) in calls.iter().chain([&(0, 0)]) {
+        table.extend(fid.to_le_bytes());
+        table.extend(x1.to_le_bytes());
+    }
+    vm.mem.write(0x8000, &table);
+    let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
+    if let Some(values) = bitmaps {
+        for (id, v) in FW_BMAP.into_iter().zip(values) {
+            set_reg(&vcpu, id, v)?;
+        }
+    }
+    let mut words = Vec::new();
+    loop {
+        match run(&mut vcpu, 0)? {
+            Exit::MmioWrite(_, data) => words.push(le_value(&data)),
+            Exit::SystemEvent(_) => break,
+            other => return Err(format!("unexpected exit {other:?}")),
+        }
+    }
+    Ok(words.chunks(4).map(|w| [w[0], w[1], w[2], w[3]]).collect())
+}
+
+/// The guest discovers and calls TRNG and KVM's vendor services while their bitmap bits
+/// are set, and gets NOT_SUPPORTED (x1..x3 cleared) from each once userspace clears
+/// them; PSCI is never gated.
+fn firmware_bitmaps_gate_hypercalls() -> TestResult {
+    const NS: u64 = u64::MAX;
+    const TRNG_VERSION: u64 = 0x8400_0050;
+    const TRNG_FEATURES: u64 = 0x8400_0051;
+    const TRNG_GET_UUID: u64 = 0x8400_0052;
+    const TRNG_RND32: u64 = 0x8400_0053;
+    const TRNG_RND64: u64 = 0xc400_0053;
+    const KVM_FEATURES: u64 = 0x8600_0000;
+    const KVM_PTP: u64 = 0x8600_0001;
+    const CALL_UID: u64 = 0x8600_ff01;
+    const PV_TIME_FEATURES: u64 = 0xc500_0020;
+    const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+    const PSCI_VERSION: u64 = 0x8400_0000;
+    let calls = [
+        (TRNG_VERSION, 0),
+        (TRNG_FEATURES, TRNG_RND64),
+        (TRNG_FEATURES, KVM_PTP),
+        (TRNG_GET_UUID, 0),
+        (TRNG_RND64, 8),
+        (TRNG_RND32, 97),
+        (KVM_FEATURES, 0),
+        (CALL_UID, 0),
+        (KVM_PTP, 0),
+        (KVM_PTP, 2),
+        (SMCCC_ARCH_FEATURES, TRNG_RND64),
+        (PSCI_VERSION, 0),
+    ];
+    let on = hypercall_answers(None, &calls)?;
+    check_eq!(on[0], [0x1_0000, 0, 0, 0]);
+    check_eq!(on[1], [0, 0, 0, 0]);
+    check_eq!(on[2], [NS, 0, 0, 0]);
+    check_eq!(on[3], [0x00e0_210d, 0xeb11_8443, 0x4452_7080, 0x4c5a_4e55]);
+    check_eq!((on[4][0], on[4][1], on[4][2], on[4][3] >> 8), (0, 0, 0, 0)); // 8 bits only
+    check_eq!(on[5], [(-2i64) as u64, 0, 0, 0]); // 97 bits: INVALID_PARAMETERS
+    check_eq!(on[6], [0b11, 0, 0, 0]);
+    check_eq!(on[7][0], 0xb66f_b428);
+    // PTP: the host's wall clock (as this process reads it, within a minute), and a
+    // virtual count that started near zero at VM creation (the emulated host's
+    // clocksource is the arch counter).
+    let ns = on[8][0] << 32 | on[8][1];
+    let count = on[8][2] << 32 | on[8][3];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_nanos() as u64;
+    check!(on[8][0] != NS && now.abs_diff(ns) < 60_000_000_000, "PTP time {ns:#x}, now {now:#x}");
+    check!(count < 1 << 40, "PTP virtual count {count:#x}");
+    check_eq!(on[9], [NS, 0, 0, 0]); // unknown counter selector
+    check_eq!(on[10], [NS, 0, 0, 0]);
+    check_eq!(on[11], [0x1_0000, 0, 0, 0]);
+
+    let off = hypercall_answers(Some([0, 0, 0, 0]), &calls)?;
+    for (i, answer) in off.iter().enumerate().take(10) {
+        check_eq!((i, *answer), (i, [NS, 0, 0, 0]));
+    }
+    check_eq!(off[11], [0x1_0000, 0, 0, 0]);
+    // Single bits: PTP without the feature call, and the advertisement of VENDOR_HYP_2.
+    let ptp = hypercall_answers(Some([1, 0, 0b10, 0b11]), &[(KVM_FEATURES, 0), (KVM_PTP, 0)])?;
+    check_eq!(ptp[0], [NS, 0, 0, 0]);
+    check!(ptp[1][0] != NS, "PTP with its bit set: {:?}", ptp[1]);
+    let adv = hypercall_answers(Some([1, 0, 0b11, 0b11]), &[(KVM_FEATURES, 0), (PV_TIME_FEATURES, 0)])?;
+    check_eq!(adv[0], [0b11, 0, 0b11, 0]);
+    check_eq!(adv[1], [NS, 0, 0, 0]);
     Ok(Outcome::Pass)
 }
 
@@ -457,6 +572,7 @@ fn main() {
             ("signal_interrupts_run", signal_interrupts_run),
             ("immediate_exit_leaves_the_mmio_exit_in_place", immediate_exit_leaves_the_mmio_exit_in_place),
             ("vendor_hyp_calls_answer_as_kvm", vendor_hyp_calls_answer_as_kvm),
+            ("firmware_bitmaps_gate_hypercalls", firmware_bitmaps_gate_hypercalls),
             ("gic_id_field_follows_the_irqchip", gic_id_field_follows_the_irqchip),
             ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),

@@ -85,6 +85,7 @@
 #define HC_GIC_NR_LRS		1352
 #define HC_GIC_NR_APRS		1360
 #define HC_GIC_IDLE_HCR		1368
+#define HC_GUEST_DISR		1376
 #define GIC_HCR			0
 #define GIC_VMCR		8
 #define GIC_AP0R		16
@@ -115,6 +116,8 @@
 #define FEAT_S1PIE		1
 #define FEAT_S1POE		2
 #define FEAT_SCTLRX		3
+/* FEAT_RAS: the guest's DISR_EL1 is VDISR_EL2 (HCR_EL2.AMO), switched around each entry. */
+#define FEAT_RAS		4
 
 /* Registers by encoding, so the assembler accepts them at any architecture level. */
 #define RKVM_TCR2_EL1		s3_0_c2_c0_3
@@ -122,6 +125,7 @@
 #define RKVM_PIR_EL1		s3_0_c10_c2_3
 #define RKVM_POR_EL1		s3_0_c10_c2_4
 #define RKVM_SCTLR2_EL1		s3_0_c1_c0_3
+#define RKVM_VDISR_EL2		s3_4_c12_c1_1
 #define RKVM_ICH_VTR_EL2		s3_4_c12_c11_1
 #define ICH_HCR_EL2		s3_4_c12_c11_0
 #define ICH_MISR_EL2		s3_4_c12_c11_2
@@ -665,7 +669,11 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	ldr	x1, [x0, #HC_CPTR]
 	msr	cptr_el2, x1
 	load_el1 x0, HC_GUEST_EL1
-	ldp	x1, x2, [x0, #HC_PC]
+	ldr	x1, [x17, #H(HC_FEATURES)]
+	tbz	x1, #FEAT_RAS, 5f
+	ldr	x2, [x17, #H(HC_GUEST_DISR)]
+	msr	RKVM_VDISR_EL2, x2
+5:	ldp	x1, x2, [x0, #HC_PC]
 	msr	elr_el2, x1
 	msr	spsr_el2, x2
 	gic_load
@@ -747,7 +755,11 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_guest_exit)
 	isb
 
 	save_el1 x0, HC_GUEST_EL1
-	gic_save
+	ldr	x4, [x17, #H(HC_FEATURES)]
+	tbz	x4, #FEAT_RAS, 5f
+	mrs	x2, RKVM_VDISR_EL2
+	str	x2, [x17, #H(HC_GUEST_DISR)]
+5:	gic_save
 	/* The guest's timer stops firing for nobody; the host reads the counter unoffset. */
 	msr	cntv_ctl_el0, xzr
 	msr	cntvoff_el2, xzr
