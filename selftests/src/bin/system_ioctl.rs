@@ -24,6 +24,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (14, Some(1)),   // MP_STATE
     (15, Some(1)),   // COALESCED_MMIO: the ring's page offset in the vCPU mapping
     (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
+    (25, Some(4096)), // IRQ_ROUTING: the routing table's size (KVM_MAX_IRQ_ROUTES)
     (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
     (32, Some(1)),   // IRQFD
     (36, Some(1)),   // IOEVENTFD

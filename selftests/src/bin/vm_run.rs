@@ -7,7 +7,7 @@ use kvm_bindings::{kvm_userspace_memory_region, KVM_ARM_VCPU_POWER_OFF};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
 
@@ -542,9 +542,20 @@ fn system_off_stops_every_vcpu() -> TestResult {
     std::thread::sleep(Duration::from_millis(100));
     check!(vm.mem.read_u64(0x3000) > 0, "vCPU 0 never ran");
     check_eq!(run(&mut v1, 0)?, Exit::SystemEvent(SHUTDOWN));
-    // vCPU 0 is stopped too: its count no longer moves, and its MP state says so.
-    std::thread::sleep(Duration::from_millis(20));
-    let before = vm.mem.read_u64(0x3000);
+    // vCPU 0 is stopped too: its count no longer moves, and its MP state says so. The
+    // kick takes effect when vCPU 0's emulated CPU next runs, which a loaded build
+    // machine can delay: wait (up to 2 s) for the count to settle, then watch it.
+    let settle = Instant::now();
+    let mut before = vm.mem.read_u64(0x3000);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = vm.mem.read_u64(0x3000);
+        if now == before {
+            break;
+        }
+        check!(settle.elapsed() < Duration::from_secs(2), "vCPU 0 still counting 2 s after SYSTEM_OFF");
+        before = now;
+    }
     std::thread::sleep(Duration::from_millis(100));
     check_eq!(vm.mem.read_u64(0x3000), before);
     // A stopped vCPU waits in KVM_RUN until a signal, as on KVM.
