@@ -103,6 +103,8 @@ pub(crate) const KVM_IOEVENTFD: u32 = kvm_iow(0x79, 64);
 pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
 pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
+/// `struct kvm_enable_cap`: cap, flags, args[4], pad[64].
+pub(crate) const KVM_ENABLE_CAP: u32 = kvm_iow(0xa3, 104);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -122,6 +124,7 @@ pub(crate) enum VmIoctl {
     IrqLine,
     IrqLineStatus,
     Irqfd,
+    EnableCap,
 }
 
 impl VmIoctl {
@@ -138,6 +141,7 @@ impl VmIoctl {
             KVM_IRQ_LINE => Self::IrqLine,
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             KVM_IRQFD => Self::Irqfd,
+            KVM_ENABLE_CAP => Self::EnableCap,
             _ => return None,
         })
     }
@@ -254,6 +258,8 @@ mod tests {
         assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
+        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
+        assert_eq!(VmIoctl::decode(0x4068_aea3), Some(VmIoctl::EnableCap));
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));
