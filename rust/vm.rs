@@ -96,8 +96,14 @@ pub(crate) fn caps_host() -> caps::Host {
         max_vcpus: MAX_VCPUS,
         max_memslots: MAX_SLOTS as u32,
         vgic: vgic::supported(),
+        steal_time: sys::task::sched_info_on(),
     }
 }
+
+const _: () = {
+    assert!(caps::KVM_CAP_ARM_SYSTEM_SUSPEND == sys::uapi::KVM_CAP_ARM_SYSTEM_SUSPEND as u64);
+    assert!(caps::KVM_CAP_STEAL_TIME == sys::uapi::KVM_CAP_STEAL_TIME as u64);
+};
 
 /// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
 pub(crate) struct IdRegs([u64; 56]);
@@ -175,6 +181,11 @@ pub(crate) struct Vm {
     pub(crate) vcpu_features: Mutex<Option<u32>>,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
+    /// `KVM_REG_ARM_PSCI_VERSION` as userspace set it, VM-wide as on KVM; 0 until then
+    /// (`psci::version`).
+    psci_version: Atomic<u64>,
+    /// `KVM_CAP_ARM_SYSTEM_SUSPEND` is enabled.
+    system_suspend: AtomicBool,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -222,6 +233,8 @@ impl Vm {
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
+                psci_version: Atomic::new(0),
+                system_suspend: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 vgic <- Vgic::new(),
@@ -272,6 +285,34 @@ impl Vm {
     /// Whether the guest may run AArch32 code at EL0 (`ID_AA64PFR0_EL1.EL0` = 2).
     pub(crate) fn aarch32_el0(&self) -> bool {
         self.id_regs.get(4, 0) & 0xf == 2
+    }
+
+    /// The VM's PSCI version setting (0: not set, the latest).
+    pub(crate) fn psci_version(&self) -> u64 {
+        self.psci_version.load(Relaxed)
+    }
+
+    /// Sets the VM's PSCI version (`KVM_SET_ONE_REG` of `KVM_REG_ARM_PSCI_VERSION`).
+    pub(crate) fn set_psci_version(&self, v: u64) {
+        self.psci_version.store(v, Relaxed);
+    }
+
+    /// Whether PSCI `SYSTEM_SUSPEND` exits to userspace (`KVM_CAP_ARM_SYSTEM_SUSPEND`).
+    pub(crate) fn system_suspend(&self) -> bool {
+        self.system_suspend.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `KVM_ENABLE_CAP`: `arg` points at `struct kvm_enable_cap` (`size` bytes).
+    fn enable_cap(&self, arg: usize, size: usize) -> Result<isize> {
+        // cap (u32), flags (u32), args[4], pad[64]: read whole, as KVM copies it.
+        let words: [u64; 13] = UserSlice::new(UserPtr::from_addr(arg), size).reader().read()?;
+        let (cap, flags) = (words[0] as u32, (words[0] >> 32) as u32);
+        match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
+            caps::VmCap::SystemSuspend => {
+                self.system_suspend.store(true, core::sync::atomic::Ordering::Relaxed)
+            }
+        }
+        Ok(0)
     }
 
     /// The virtual counter offset.
@@ -420,6 +461,7 @@ impl FdOps for Vm {
                 this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
                 Ok(0)
             }
+            VmIoctl::EnableCap => this.enable_cap(arg, ioctl::ioc_size(cmd)),
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,

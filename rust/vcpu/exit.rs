@@ -18,7 +18,7 @@ use crate::{
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
-        psci::{self, Call, MpState},
+        psci::{self, Args, Decision, MpState, SystemEvent},
         regs::{self, El1Reg, SysReg, SCTLR_E0E, SCTLR_EE},
         step,
         timer as timer_logic,
@@ -282,27 +282,28 @@ impl Vcpu {
         true
     }
 
-    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions and the vendor
-    /// hypervisor UID. As KVM, every answer sets x0..x3 (unused results are 0).
+    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, PV time and the
+    /// vendor hypervisor UID, as `psci::decide` rules. As KVM, an answer sets x0..x3
+    /// (unused results are 0).
     fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
         let ctx = &state.ctx;
         let call = psci::decode([ctx.reg(0), ctx.reg(1), ctx.reg(2), ctx.reg(3)]);
-        let mut ret = [0u64; 4];
-        ret[0] = match call {
-            // The SMCCC and vendor-hypervisor calls are answered whatever the PSCI
-            // version, as in KVM's `kvm_smccc_call_handler`.
-            Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
-            Call::VendorHypUid => {
-                ret = psci::KVM_VENDOR_HYP_UID;
-                ret[0]
+        let cfg = psci::Config {
+            version: psci::version(Vcpu::has_psci(state), vm.psci_version()),
+            system_suspend: vm.system_suspend(),
+            pv_time: pv_time_offered(vm),
+            steal_time: state.steal.base().is_some(),
+        };
+        let value = match psci::decide(call, &cfg) {
+            Decision::Return(v) => v,
+            Decision::Return4(regs) => {
+                for (n, v) in regs.into_iter().enumerate() {
+                    state.ctx.set_reg(n as u8, v);
+                }
+                return Ok(Action::Reenter);
             }
-            Call::VendorHypFeatures => psci::VENDOR_HYP_FEATURES,
-            Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
-            // PSCI needs the PSCI 0.2 feature (rkvm has no PSCI 0.1 function ids).
-            _ if !Vcpu::has_psci(state) => psci::NOT_SUPPORTED,
-            Call::PsciVersion => psci::PSCI_VERSION_1_0,
             // Suspend is a WFI as far as the caller can tell (as in KVM).
-            Call::CpuSuspend { .. } => {
+            Decision::CpuSuspend => {
                 if self.has_irqchip(vm) {
                     self.halt(vm, state, MpState::Runnable);
                 } else {
@@ -310,33 +311,65 @@ impl Vcpu {
                 }
                 psci::SUCCESS
             }
-            Call::CpuOff => {
+            // The run loop sleeps before the next entry; a vCPU userspace makes runnable
+            // again without a CPU_ON sees the call succeed.
+            Decision::CpuOff => {
                 self.power.lock().state = MpState::Stopped;
-                return Ok(Action::Reenter);
+                psci::SUCCESS
             }
-            Call::CpuOn { target_mpidr, entry, context } => {
+            Decision::CpuOn { target_mpidr, entry, context } => {
                 let big_endian = guest_big_endian(ctx);
                 cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian })
             }
-            Call::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
-            Call::MigrateInfoType => psci::MIGRATE_INFO_TYPE_NOT_PRESENT,
-            Call::SystemOff => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN)),
-            Call::SystemReset => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_RESET)),
-            Call::PsciFeatures { function } => psci::psci_features(function),
+            Decision::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
+            Decision::PvTimeSt => self.pv_time_st(vm, state),
+            Decision::SystemSuspend { args } => {
+                set_args(&mut state.ctx, args);
+                self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_SUSPEND);
+                return Ok(Action::ToUser);
+            }
+            Decision::SystemEvent { event, flags, args } => {
+                state.ctx.set_reg(0, psci::INTERNAL_FAILURE);
+                set_args(&mut state.ctx, args);
+                let kind = match event {
+                    SystemEvent::Shutdown => sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN,
+                    SystemEvent::Reset => sys::uapi::KVM_SYSTEM_EVENT_RESET,
+                };
+                return Ok(self.system_event(vm, kind, flags));
+            }
         };
-        for (n, v) in ret.into_iter().enumerate() {
-            state.ctx.set_reg(n as u8, v);
-        }
+        state.ctx.set_reg(0, value);
+        set_args(&mut state.ctx, Args::Zero);
         Ok(Action::Reenter)
     }
 
-    /// SYSTEM_OFF/SYSTEM_RESET: every vCPU stops and userspace gets the event.
-    fn system_event(&self, vm: &Vm, kind: u32) -> Action {
+    /// SYSTEM_OFF/RESET and their PSCI 1.x variants: every vCPU stops and userspace gets
+    /// the event, with `flags` in `data[0]`.
+    fn system_event(&self, vm: &Vm, kind: u32, flags: u64) -> Action {
         for vcpu in vm.vcpus.lock().iter() {
             vcpu.power_off();
         }
-        self.run.set_system_event(kind, 0);
+        self.run.set_system_event(kind, flags);
         Action::ToUser
+    }
+}
+
+/// Whether the VM offers its guest the PV-time service (Arm DEN 0057). KVM lets userspace
+/// withdraw it through the `KVM_REG_ARM_STD_HYP_BMAP` firmware register (bit PV_TIME,
+/// set by default); until rkvm has that register, every VM offers it. The one place the
+/// dispatch asks.
+fn pv_time_offered(_vm: &Vm) -> bool {
+    true
+}
+
+/// Sets x1..x3 after a call as `args` says.
+fn set_args(ctx: &mut VcpuContext, args: Args) {
+    for n in 1..4 {
+        match args {
+            Args::Zero => ctx.set_reg(n, 0),
+            Args::Keep => {}
+            Args::Narrow => ctx.set_reg(n, ctx.reg(n) & 0xffff_ffff),
+        }
     }
 }
 

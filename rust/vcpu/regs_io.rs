@@ -173,7 +173,7 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
                 return Err(ENOENT);
             }
         }
-        RegId::Fw(0) => psci::PSCI_VERSION_1_0,
+        RegId::Fw(0) => psci::version(Vcpu::has_psci(&inner.state), vm.psci_version()),
         RegId::Fw(_) => return Err(ENOENT),
     };
     Ok(u64_bytes(v))
@@ -242,7 +242,9 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
                 return Err(ENOENT);
             }
         }
-        RegId::Fw(0) => fixed(psci::PSCI_VERSION_1_0)?,
+        // VM-wide, as on KVM: the value any vCPU sets is every vCPU's.
+        RegId::Fw(0) if psci::version_settable(v, Vcpu::has_psci(&inner.state)) => vm.set_psci_version(v),
+        RegId::Fw(0) => return Err(EINVAL),
         RegId::Fw(_) => return Err(ENOENT),
     }
     Ok(())
