@@ -38,6 +38,8 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (128, Some(64)), // MAX_VCPU_ID
     (136, Some(1)),  // IMMEDIATE_EXIT
     (165, None),     // ARM_VM_IPA_SIZE
+    (187, Some(1)),  // STEAL_TIME (the test kernels have CONFIG_SCHED_INFO: KVM=y selects it)
+    (216, Some(1)),  // ARM_SYSTEM_SUSPEND
     (231, Some(1)),  // USER_MEMORY2
 ];
 
