@@ -82,8 +82,8 @@ pub(crate) const PSCI_VERSION_LATEST: u64 = PSCI_VERSION_1_3;
 pub(crate) const OFF_TYPE_HIBERNATE_OFF: u64 = 1 << 0;
 /// `SYSTEM_RESET2` reset types: 0 is the architectural warm reset; bit 31 set is
 /// vendor-specific; the rest of the architectural range is reserved.
-const RESET_TYPE_WARM: u64 = 0;
-const RESET_TYPE_VENDOR_START: u64 = 0x8000_0000;
+const RESET_TYPE_WARM: u32 = 0;
+const RESET_TYPE_VENDOR_START: u32 = 0x8000_0000;
 
 /// `kvm_run.system_event.data[0]` flags KVM sets for the PSCI 1.1+ variants.
 pub(crate) const SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2: u64 = 1 << 0;
@@ -359,7 +359,7 @@ fn decide_psci(call: Call, cfg: &Config) -> Decision {
             Decision::SystemSuspend { args: if smc64 { Args::Keep } else { Args::Narrow } }
         }
         Call::SystemReset2 { reset_type, smc64 } if minor >= Some(1) => {
-            if u64::from(reset_type) <= RESET_TYPE_WARM || u64::from(reset_type) >= RESET_TYPE_VENDOR_START {
+            if reset_type == RESET_TYPE_WARM || reset_type >= RESET_TYPE_VENDOR_START {
                 Decision::SystemEvent {
                     event: SystemEvent::Reset,
                     flags: SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2,
