@@ -141,6 +141,22 @@ unsigned int rkvm_smp_processor_id(void)
 	return raw_smp_processor_id();
 }
 
+/* Whether the scheduler accounts run delays, the source of PV stolen time. */
+bool rkvm_sched_info_on(void)
+{
+	return IS_ENABLED(CONFIG_SCHED_INFO);
+}
+
+/* Nanoseconds the current task has spent runnable but waiting for a CPU. */
+u64 rkvm_current_run_delay(void)
+{
+#ifdef CONFIG_SCHED_INFO
+	return READ_ONCE(current->sched_info.run_delay);
+#else
+	return 0;
+#endif
+}
+
 /* The two halves of the rcuwait pattern around schedule() (KVM's kvm_vcpu_block). */
 void rkvm_set_current_interruptible(void)
 {

@@ -19,7 +19,10 @@ use crate::{
     },
     sys::mm::{self, PhysAddr},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
 
 /// The stage-2 table pages, reached through the kernel's linear map.
 struct KernelTables;
@@ -142,6 +145,28 @@ impl Mmu {
                 })
             }
         }
+    }
+
+    /// Copies guest memory at `ipa` into `buf`, through the VMM's mapping of the memslot
+    /// (KVM's `kvm_read_guest`). `EFAULT` unless one memslot holds the whole range. The
+    /// caller is a thread of the VMM (the VM's fds only work there), and the memslots
+    /// cannot change while `self` is locked.
+    pub(crate) fn read_guest(&self, ipa: u64, buf: &mut [u8]) -> Result {
+        let hva = self.slots.hva_range(ipa, buf.len() as u64, false).ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), buf.len()).reader().read_slice(buf)
+    }
+
+    /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
+    /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
+    /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
+    pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
+        let hva = self.slots.hva_range(ipa, data.len() as u64, true).ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), data.len()).writer().write_slice(data)
+    }
+
+    /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).
+    pub(crate) fn writable(&self, ipa: u64) -> bool {
+        self.slots.hva_range(ipa, 1, true).is_some()
     }
 
     /// Unmaps and unpins everything in `slot`'s range, then invalidates the TLBs.

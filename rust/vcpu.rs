@@ -16,6 +16,7 @@ use crate::{
         ioctl::{self, VcpuIoctl},
         mmio::MmioAccess,
         psci::MpState,
+        pvtime::StealTime,
         regs::{self, Aa32Reg, DebugBank},
     },
     sys::{
@@ -42,11 +43,12 @@ use kernel::{
 mod exit;
 mod irq;
 mod load_put;
+mod pvtime;
 mod regs_io;
 mod run;
 mod timer;
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use load_put::LazyCell;
 
 const _: () = {
@@ -123,6 +125,8 @@ pub(crate) struct VcpuState {
     pub(crate) fp_hint: FpHint,
     /// The emulated physical timer and the wake-up bookkeeping (`vcpu/timer.rs`).
     pub(crate) timer: timer::VcpuTimer,
+    /// PV stolen time (`vcpu/pvtime.rs`); a vCPU reset keeps it, as on KVM.
+    pub(crate) steal: StealTime,
 }
 
 impl VcpuState {
@@ -305,6 +309,11 @@ pub(crate) struct Vcpu {
     /// Signalled when `power` changes (a `CPU_ON` or `KVM_SET_MP_STATE`).
     #[pin]
     pub(crate) power_wait: CondVar,
+    /// The vCPU has a PV stolen-time structure; set once, never cleared.
+    pub(crate) steal_time_on: AtomicBool,
+    /// A `vcpu_load` happened since the structure was last updated. Only the vCPU's
+    /// thread (in `KVM_RUN` or its preempt notifier) touches it.
+    pub(crate) steal_due: AtomicBool,
 }
 
 impl Vcpu {
@@ -339,10 +348,13 @@ impl Vcpu {
                         aa32: Aa32Reg::RESET,
                         fp_hint: FpHint::default(),
                         timer: timer::VcpuTimer::new(),
+                        steal: StealTime::default(),
                     },
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power { state: MpState::Runnable, reset: None }, "Vcpu::power"),
                 power_wait <- new_condvar!("Vcpu::power_wait"),
+                steal_time_on: AtomicBool::new(false),
+                steal_due: AtomicBool::new(false),
             }),
             GFP_KERNEL_ACCOUNT,
         )

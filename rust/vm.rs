@@ -105,8 +105,14 @@ pub(crate) fn caps_host() -> caps::Host {
         max_vcpus: MAX_VCPUS,
         max_memslots: MAX_SLOTS as u32,
         vgic: vgic::supported(),
+        steal_time: sys::task::sched_info_on(),
     }
 }
+
+const _: () = {
+    assert!(caps::KVM_CAP_ARM_SYSTEM_SUSPEND == sys::uapi::KVM_CAP_ARM_SYSTEM_SUSPEND as u64);
+    assert!(caps::KVM_CAP_STEAL_TIME == sys::uapi::KVM_CAP_STEAL_TIME as u64);
+};
 
 /// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
 pub(crate) struct IdRegs([u64; 56]);
@@ -189,6 +195,11 @@ pub(crate) struct Vm {
     /// updates are read-modify-writes of that word alone, so they need no ordering with
     /// other memory (`Relaxed`).
     fw_bitmaps: AtomicU64,
+    /// `KVM_REG_ARM_PSCI_VERSION` as userspace set it, VM-wide as on KVM; 0 until then
+    /// (`psci::version`).
+    psci_version: Atomic<u64>,
+    /// `KVM_CAP_ARM_SYSTEM_SUSPEND` is enabled.
+    system_suspend: AtomicBool,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -244,6 +255,8 @@ impl Vm {
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
                 ran: AtomicBool::new(false),
                 fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
+                psci_version: Atomic::new(0),
+                system_suspend: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
@@ -335,6 +348,34 @@ impl Vm {
     /// Whether the guest may run AArch32 code at EL0 (`ID_AA64PFR0_EL1.EL0` = 2).
     pub(crate) fn aarch32_el0(&self) -> bool {
         self.id_regs.get(4, 0) & 0xf == 2
+    }
+
+    /// The VM's PSCI version setting (0: not set, the latest).
+    pub(crate) fn psci_version(&self) -> u64 {
+        self.psci_version.load(Relaxed)
+    }
+
+    /// Sets the VM's PSCI version (`KVM_SET_ONE_REG` of `KVM_REG_ARM_PSCI_VERSION`).
+    pub(crate) fn set_psci_version(&self, v: u64) {
+        self.psci_version.store(v, Relaxed);
+    }
+
+    /// Whether PSCI `SYSTEM_SUSPEND` exits to userspace (`KVM_CAP_ARM_SYSTEM_SUSPEND`).
+    pub(crate) fn system_suspend(&self) -> bool {
+        self.system_suspend.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `KVM_ENABLE_CAP`: `arg` points at `struct kvm_enable_cap` (`size` bytes).
+    fn enable_cap(&self, arg: usize, size: usize) -> Result<isize> {
+        // cap (u32), flags (u32), args[4], pad[64]: read whole, as KVM copies it.
+        let words: [u64; 13] = UserSlice::new(UserPtr::from_addr(arg), size).reader().read()?;
+        let (cap, flags) = (words[0] as u32, (words[0] >> 32) as u32);
+        match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
+            caps::VmCap::SystemSuspend => {
+                self.system_suspend.store(true, core::sync::atomic::Ordering::Relaxed)
+            }
+        }
+        Ok(0)
     }
 
     /// The virtual counter offset.
@@ -505,6 +546,7 @@ impl FdOps for Vm {
                 this.unregister_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
             }
             VmIoctl::GetStatsFd => this.stats_fd(),
+            VmIoctl::EnableCap => this.enable_cap(arg, ioctl::ioc_size(cmd)),
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,

@@ -34,6 +34,8 @@ pub(crate) const KVM_CAP_COALESCED_PIO: CapNr = 162;
 pub(crate) const KVM_CAP_BINARY_STATS_FD: CapNr = 203;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
+pub(crate) const KVM_CAP_STEAL_TIME: CapNr = 187;
+pub(crate) const KVM_CAP_ARM_SYSTEM_SUSPEND: CapNr = 216;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
 pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
@@ -54,6 +56,9 @@ pub(crate) struct Host {
     /// An in-kernel vGICv3 can be created (`KVM_CREATE_DEVICE`, its attributes, guest
     /// MMIO, SGIs, `KVM_IRQ_LINE`).
     pub(crate) vgic: bool,
+    /// The kernel accounts the time tasks wait to run (`CONFIG_SCHED_INFO`), which PV
+    /// stolen time reports.
+    pub(crate) steal_time: bool,
 }
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
@@ -75,10 +80,12 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_IMMEDIATE_EXIT
         | KVM_CAP_PTP_KVM
+        | KVM_CAP_ARM_SYSTEM_SUSPEND
         | KVM_CAP_USER_MEMORY2
         | KVM_CAP_BINARY_STATS_FD
         // PIO zones register (on a bus nothing on arm64 writes), as on KVM.
         | KVM_CAP_COALESCED_PIO => 1,
+        KVM_CAP_STEAL_TIME => i64::from(host.steal_time),
         KVM_CAP_COALESCED_MMIO => super::coalesced::PAGE_OFFSET as i64,
         KVM_CAP_NR_VCPUS => i64::from(host.online_cpus.min(host.max_vcpus)),
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
@@ -93,6 +100,25 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
     }
 }
 
+/// A capability `KVM_ENABLE_CAP` turns on for a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VmCap {
+    /// PSCI `SYSTEM_SUSPEND` is offered and exits to userspace.
+    SystemSuspend,
+}
+
+/// `KVM_ENABLE_CAP` on a VM fd, as KVM's `kvm_vm_ioctl_enable_cap`: flags must be 0, and
+/// only the capabilities rkvm implements can be enabled (`None`: `EINVAL`).
+pub(crate) fn enable_vm_cap(cap: u32, flags: u32) -> Option<VmCap> {
+    if flags != 0 {
+        return None;
+    }
+    match CapNr::from(cap) {
+        KVM_CAP_ARM_SYSTEM_SUSPEND => Some(VmCap::SystemSuspend),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +130,7 @@ mod tests {
         max_vcpus: 64,
         max_memslots: 512,
         vgic: false,
+        steal_time: true,
     };
 
     #[test]
@@ -131,6 +158,25 @@ mod tests {
         for cap in [0, 1, 87, 16, 0, 0x1000, u64::MAX] {
             assert_eq!(check_extension(cap, &HOST), 0);
         }
+    }
+
+    #[test]
+    fn enabling_capabilities() {
+        assert_eq!(enable_vm_cap(216, 0), Some(VmCap::SystemSuspend));
+        assert_eq!(enable_vm_cap(216, 1), None);
+        // Capabilities rkvm does not have or that are not enabled this way (NISV_TO_USER,
+        // MTE, HALT_POLL, PSCI_0_2).
+        for cap in [177, 205, 182, 102, 0, u32::MAX] {
+            assert_eq!(enable_vm_cap(cap, 0), None, "{cap}");
+        }
+    }
+
+    #[test]
+    fn power_and_pv_time() {
+        assert_eq!(check_extension(KVM_CAP_ARM_SYSTEM_SUSPEND, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &HOST), 1);
+        let host = Host { steal_time: false, ..HOST };
+        assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &host), 0);
     }
 
     #[test]

@@ -67,11 +67,10 @@ impl Bitmap {
     }
 
     /// The bits userspace may set: the services rkvm implements. Another bit is `EINVAL`.
-    /// `StdHyp` has none: PV time's bit joins once rkvm implements PV time.
     pub(crate) const fn valid(self) -> u64 {
         match self {
             Self::Std => 1 << 0,
-            Self::StdHyp => 0,
+            Self::StdHyp => 1 << 0,
             Self::VendorHyp => (1 << 0) | (1 << 1),
             Self::VendorHyp2 => (1 << 0) | (1 << 1),
         }
@@ -331,7 +330,7 @@ mod tests {
     fn reset_values_are_kvms() {
         let b = FwBitmaps::new();
         assert_eq!(b.get(Bitmap::Std), 0b1);
-        assert_eq!(b.get(Bitmap::StdHyp), 0);
+        assert_eq!(b.get(Bitmap::StdHyp), 0b1);
         assert_eq!(b.get(Bitmap::VendorHyp), 0b11);
         assert_eq!(b.get(Bitmap::VendorHyp2), 0);
         for (i, reg) in BITMAPS.into_iter().enumerate() {
@@ -387,9 +386,10 @@ mod tests {
             assert!(!none.allows(f));
         }
         // PV time follows its own bit.
-        let pv = FwBitmaps(all.0 | 1 << 8);
-        assert!(!all.allows(FN_PV_TIME_FEATURES));
-        assert!(pv.allows(FN_PV_TIME_FEATURES) && pv.allows(FN_PV_TIME_ST));
+        let no_pv = all.set(Bitmap::StdHyp, 0).unwrap();
+        assert!(all.allows(FN_PV_TIME_FEATURES) && all.allows(FN_PV_TIME_ST));
+        assert!(!no_pv.allows(FN_PV_TIME_FEATURES) && !no_pv.allows(FN_PV_TIME_ST));
+        assert!(no_pv.allows(FN_TRNG_VERSION));
         // PTP and the vendor features are separate bits.
         let ptp_only = all.set(Bitmap::VendorHyp, 0b10).unwrap();
         assert!(ptp_only.allows(FN_VENDOR_HYP_KVM_PTP));

@@ -108,6 +108,8 @@ pub(crate) const KVM_REGISTER_COALESCED_MMIO: u32 = kvm_iow(0x67, 16);
 pub(crate) const KVM_UNREGISTER_COALESCED_MMIO: u32 = kvm_iow(0x68, 16);
 /// On VM and vCPU fds.
 pub(crate) const KVM_GET_STATS_FD: u32 = kvm_io(0xce);
+/// `struct kvm_enable_cap`: cap, flags, args[4], pad[64].
+pub(crate) const KVM_ENABLE_CAP: u32 = kvm_iow(0xa3, 104);
 
 // Device ioctls (a device fd from KVM_CREATE_DEVICE).
 pub(crate) const KVM_SET_DEVICE_ATTR: u32 = kvm_iow(0xe1, 24);
@@ -131,6 +133,7 @@ pub(crate) enum VmIoctl {
     RegisterCoalescedMmio,
     UnregisterCoalescedMmio,
     GetStatsFd,
+    EnableCap,
 }
 
 impl VmIoctl {
@@ -151,6 +154,7 @@ impl VmIoctl {
             KVM_REGISTER_COALESCED_MMIO => Self::RegisterCoalescedMmio,
             KVM_UNREGISTER_COALESCED_MMIO => Self::UnregisterCoalescedMmio,
             KVM_GET_STATS_FD => Self::GetStatsFd,
+            KVM_ENABLE_CAP => Self::EnableCap,
             _ => return None,
         })
     }
@@ -270,6 +274,8 @@ mod tests {
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
         assert_eq!(KVM_SET_GSI_ROUTING, 0x4008_ae6a);
+        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
+        assert_eq!(VmIoctl::decode(0x4068_aea3), Some(VmIoctl::EnableCap));
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);
         assert_eq!(KVM_HAS_DEVICE_ATTR, 0x4018_aee3);
         assert_eq!(VcpuIoctl::decode(0xae80), Some(VcpuIoctl::Run));

@@ -313,6 +313,19 @@ impl Memslots {
         used.get(after.checked_sub(1)?).filter(|s| s.contains_gfn(gfn))
     }
 
+    /// The host virtual address of `len` bytes of guest memory at `ipa`, for the host to
+    /// read or (`write`) write them through the VMM's mapping: `None` unless one slot
+    /// holds all of them and, for a write, the slot is writable (KVM's `gfn_to_hva` with
+    /// its read-only check). `len` is at least 1.
+    pub(crate) fn hva_range(&self, ipa: u64, len: u64, write: bool) -> Option<u64> {
+        let last = ipa.checked_add(len.checked_sub(1)?)?;
+        let slot = self.find(ipa / PAGE_SIZE)?;
+        if !slot.contains_gfn(last / PAGE_SIZE) || (write && slot.readonly()) {
+            return None;
+        }
+        Some(slot.hva(ipa / PAGE_SIZE) + ipa % PAGE_SIZE)
+    }
+
     /// The slot with number `id`. A linear scan: ids are looked up on the ioctl path only,
     /// and at most `MAX_SLOTS` entries exist.
     pub(crate) fn by_id(&self, id: u16) -> Option<&Memslot> {
@@ -383,6 +396,26 @@ mod tests {
         assert!(top.contains_gfn(u64::MAX - 1));
         assert!(!top.contains_gfn(u64::MAX));
         let _ = m.hva(0);
+    }
+
+    #[test]
+    fn host_access_ranges() {
+        let mut s = set();
+        put(&mut s, req(0, 0x4000_0000, 2 * MIB, 0x1000_0000));
+        put(&mut s, req(1, 0x4020_0000, MIB, 0x2000_0000));
+        put(&mut s, Request { flags: KVM_MEM_READONLY, ..req(2, 0x5000_0000, MIB, 0x3000_0000) });
+        assert_eq!(s.hva_range(0x4000_0000, 64, true), Some(0x1000_0000));
+        assert_eq!(s.hva_range(0x401f_ffc0, 64, true), Some(0x101f_ffc0));
+        assert_eq!(s.hva_range(0x4020_0040, 8, false), Some(0x2000_0040));
+        // Across two slots, even adjacent ones; outside any; past the end of the space.
+        assert_eq!(s.hva_range(0x401f_fff8, 16, false), None);
+        assert_eq!(s.hva_range(0x3fff_fff8, 16, false), None);
+        assert_eq!(s.hva_range(0x6000_0000, 1, false), None);
+        assert_eq!(s.hva_range(u64::MAX - 3, 8, false), None);
+        assert_eq!(s.hva_range(0x4000_0000, 0, false), None);
+        // Read-only slots: reads only.
+        assert_eq!(s.hva_range(0x5000_0000, 64, false), Some(0x3000_0000));
+        assert_eq!(s.hva_range(0x5000_0000, 64, true), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) mod memslot;
 pub(crate) mod mmio;
 pub(crate) mod pgtable;
 pub(crate) mod psci;
+pub(crate) mod pvtime;
 pub(crate) mod regs;
 pub(crate) mod stats;
 pub(crate) mod step;

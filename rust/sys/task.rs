@@ -15,6 +15,19 @@ pub(crate) fn cond_resched() {
     unsafe { bindings::rkvm_cond_resched() };
 }
 
+/// Whether the kernel accounts the time tasks wait runnable (`CONFIG_SCHED_INFO`).
+pub(crate) fn sched_info_on() -> bool {
+    // SAFETY: reads a build-time constant.
+    unsafe { bindings::rkvm_sched_info_on() }
+}
+
+/// The time in nanoseconds the current task has waited runnable for a CPU
+/// (`sched_info.run_delay`); 0 without [`sched_info_on`].
+pub(crate) fn run_delay() -> u64 {
+    // SAFETY: `current` is always valid in task context.
+    unsafe { bindings::rkvm_current_run_delay() }
+}
+
 /// Whether the current task has a signal pending.
 pub(crate) fn signal_pending() -> bool {
     // SAFETY: `current` is always valid in task context.

@@ -15,11 +15,11 @@ use crate::{
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
-        fwregs,
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
-        psci::{self, Call, MpState},
+        fwregs::{self, FwBitmaps, Service},
+        psci::{self, Args, Call, Decision, MpState, SystemEvent},
         regs::{self, El1Reg, SysKind, SysReg, SCTLR_E0E, SCTLR_EE},
         step,
         timer as timer_logic,
@@ -312,9 +312,10 @@ impl Vcpu {
         true
     }
 
-    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, TRNG and KVM's
-    /// vendor services. As KVM, every answer sets x0..x3 (unused results are 0), and a
-    /// call the VM's firmware bitmaps refuse answers `NOT_SUPPORTED`.
+    /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, PV time, TRNG and
+    /// KVM's vendor services, as `psci::decide` rules. As KVM, an answer sets x0..x3
+    /// (unused results are 0), and a call the VM's firmware bitmaps refuse answers
+    /// `NOT_SUPPORTED`.
     fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
         let ctx = &state.ctx;
         let fw = vm.fw_bitmaps();
@@ -323,46 +324,24 @@ impl Vcpu {
         } else {
             Call::Unknown(ctx.reg(0) as u32)
         };
-        let mut ret = [0u64; 4];
-        ret[0] = match call {
-            // The SMCCC and vendor-hypervisor calls are answered whatever the PSCI
-            // version, as in KVM's `kvm_smccc_call_handler`.
-            Call::SmcccVersion => psci::SMCCC_VERSION_1_1,
-            Call::VendorHypUid => {
-                ret = psci::KVM_VENDOR_HYP_UID;
-                ret[0]
+        let cfg = psci::Config {
+            version: psci::version(Vcpu::has_psci(state), vm.psci_version()),
+            system_suspend: vm.system_suspend(),
+            pv_time: fw.enabled(Service::PvTime),
+            steal_time: state.steal.base().is_some(),
+        };
+        let value = match psci::decide(call, &cfg) {
+            Decision::Return(v) => v,
+            Decision::Return4(regs) => {
+                set_regs(&mut state.ctx, regs);
+                return Ok(Action::Reenter);
             }
-            Call::VendorHypFeatures => {
-                let (features, features_2) = fw.vendor_features();
-                ret[2] = features_2;
-                features
+            Decision::Firmware(call) => {
+                set_regs(&mut state.ctx, firmware_call(vm, fw, call));
+                return Ok(Action::Reenter);
             }
-            Call::KvmPtp { counter } => {
-                let snapshot = sys::clock::realtime_and_counter();
-                ret = fwregs::ptp(counter, snapshot, vm.cntvoff(), vm.cntpoff());
-                ret[0]
-            }
-            Call::TrngVersion => fwregs::TRNG_VERSION_1_0,
-            Call::TrngFeatures { function } => fwregs::trng_features(function),
-            Call::TrngGetUuid => {
-                ret = fwregs::TRNG_UUID;
-                ret[0]
-            }
-            Call::TrngRnd { wide, bits } => {
-                // Only the words the request covers are drawn; the copy is wiped after.
-                let mut random = [0u64; 3];
-                let words = (bits as usize).div_ceil(64).min(3);
-                random[..words].iter_mut().for_each(|w| *w = sys::clock::random_u64());
-                ret = fwregs::trng_rnd(wide, bits, random);
-                sys::clock::wipe(&mut random);
-                ret[0]
-            }
-            Call::SmcccArchFeatures { .. } | Call::Unknown(_) => psci::NOT_SUPPORTED,
-            // PSCI needs the PSCI 0.2 feature (rkvm has no PSCI 0.1 function ids).
-            _ if !Vcpu::has_psci(state) => psci::NOT_SUPPORTED,
-            Call::PsciVersion => psci::PSCI_VERSION_1_0,
             // Suspend is a WFI as far as the caller can tell (as in KVM).
-            Call::CpuSuspend { .. } => {
+            Decision::CpuSuspend => {
                 if self.has_irqchip(vm) {
                     self.halt(vm, state, MpState::Runnable);
                 } else {
@@ -370,33 +349,94 @@ impl Vcpu {
                 }
                 psci::SUCCESS
             }
-            Call::CpuOff => {
+            // The run loop sleeps before the next entry; a vCPU userspace makes runnable
+            // again without a CPU_ON sees the call succeed.
+            Decision::CpuOff => {
                 self.power.lock().state = MpState::Stopped;
-                return Ok(Action::Reenter);
+                psci::SUCCESS
             }
-            Call::CpuOn { target_mpidr, entry, context } => {
+            Decision::CpuOn { target_mpidr, entry, context } => {
                 let big_endian = guest_big_endian(ctx);
                 cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian })
             }
-            Call::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
-            Call::MigrateInfoType => psci::MIGRATE_INFO_TYPE_NOT_PRESENT,
-            Call::SystemOff => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN)),
-            Call::SystemReset => return Ok(self.system_event(vm, sys::uapi::KVM_SYSTEM_EVENT_RESET)),
-            Call::PsciFeatures { function } => psci::psci_features(function),
+            Decision::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
+            Decision::PvTimeSt => self.pv_time_st(vm, state),
+            Decision::SystemSuspend { args } => {
+                set_args(&mut state.ctx, args);
+                self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_SUSPEND);
+                return Ok(Action::ToUser);
+            }
+            Decision::SystemEvent { event, flags, args } => {
+                state.ctx.set_reg(0, psci::INTERNAL_FAILURE);
+                set_args(&mut state.ctx, args);
+                let kind = match event {
+                    SystemEvent::Shutdown => sys::uapi::KVM_SYSTEM_EVENT_SHUTDOWN,
+                    SystemEvent::Reset => sys::uapi::KVM_SYSTEM_EVENT_RESET,
+                };
+                return Ok(self.system_event(vm, kind, flags));
+            }
         };
-        for (n, v) in ret.into_iter().enumerate() {
-            state.ctx.set_reg(n as u8, v);
-        }
+        state.ctx.set_reg(0, value);
+        set_args(&mut state.ctx, Args::Zero);
         Ok(Action::Reenter)
     }
 
-    /// SYSTEM_OFF/SYSTEM_RESET: every vCPU stops and userspace gets the event.
-    fn system_event(&self, vm: &Vm, kind: u32) -> Action {
+    /// SYSTEM_OFF/RESET and their PSCI 1.x variants: every vCPU stops and userspace gets
+    /// the event, with `flags` in `data[0]`.
+    fn system_event(&self, vm: &Vm, kind: u32, flags: u64) -> Action {
         for vcpu in vm.vcpus.lock().iter() {
             vcpu.power_off();
         }
-        self.run.set_system_event(kind, 0);
+        self.run.set_system_event(kind, flags);
         Action::ToUser
+    }
+}
+
+/// x0..x3 after a call.
+fn set_regs(ctx: &mut VcpuContext, regs: [u64; 4]) {
+    for (n, v) in regs.into_iter().enumerate() {
+        ctx.set_reg(n as u8, v);
+    }
+}
+
+/// The answer (x0..x3) to a call of the services behind the firmware bitmaps that need
+/// the kernel: `KVM_FEATURES` (the bitmaps), `KVM_PTP` (the clock) and TRNG (the CRNG).
+fn firmware_call(vm: &Vm, fw: FwBitmaps, call: Call) -> [u64; 4] {
+    let mut ret = [0u64; 4];
+    match call {
+        Call::VendorHypFeatures => {
+            let (features, features_2) = fw.vendor_features();
+            ret[0] = features;
+            ret[2] = features_2;
+        }
+        Call::KvmPtp { counter } => {
+            let snapshot = sys::clock::realtime_and_counter();
+            ret = fwregs::ptp(counter, snapshot, vm.cntvoff(), vm.cntpoff());
+        }
+        Call::TrngVersion => ret[0] = fwregs::TRNG_VERSION_1_0,
+        Call::TrngFeatures { function } => ret[0] = fwregs::trng_features(function),
+        Call::TrngGetUuid => ret = fwregs::TRNG_UUID,
+        Call::TrngRnd { wide, bits } => {
+            // Only the words the request covers are drawn; the copy is wiped after.
+            let mut random = [0u64; 3];
+            let words = (bits as usize).div_ceil(64).min(3);
+            random[..words].iter_mut().for_each(|w| *w = sys::clock::random_u64());
+            ret = fwregs::trng_rnd(wide, bits, random);
+            sys::clock::wipe(&mut random);
+        }
+        _ => ret[0] = psci::NOT_SUPPORTED,
+    }
+    ret
+}
+
+/// Sets x1..x3 after a call as `args` says.
+fn set_args(ctx: &mut VcpuContext, args: Args) {
+    for n in 1..4 {
+        match args {
+            Args::Zero => ctx.set_reg(n, 0),
+            Args::Keep => {}
+            Args::Narrow => ctx.set_reg(n, ctx.reg(n) & 0xffff_ffff),
+        }
     }
 }
 

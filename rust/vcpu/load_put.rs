@@ -68,6 +68,7 @@ impl RunningVcpu<'_> {
             if !lazy.loaded {
                 hyp::vcpu_load(lazy);
                 self.0.stats.loads.inc();
+                self.0.steal_on_load();
             }
         }
     }

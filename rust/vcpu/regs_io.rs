@@ -165,7 +165,7 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
                 SysKind::Aa32(reg) => inner.state.aa32[reg as usize],
             }
         }
-        RegId::Fw(0) => psci::PSCI_VERSION_1_0,
+        RegId::Fw(0) => psci::version(Vcpu::has_psci(&inner.state), vm.psci_version()),
         RegId::Fw(1..=3) => fwregs::WORKAROUND_LEVEL,
         RegId::Fw(_) => return Err(ENOENT),
         RegId::FwBmap(index) => vm.fw_bitmaps().get(Bitmap::from_index(index).ok_or(ENOENT)?),
@@ -242,7 +242,9 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
                 SysKind::Aa32(reg) => inner.state.aa32[reg as usize] = v,
             }
         }
-        RegId::Fw(0) => fixed(psci::PSCI_VERSION_1_0)?,
+        // VM-wide, as on KVM: the value any vCPU sets is every vCPU's.
+        RegId::Fw(0) if psci::version_settable(v, Vcpu::has_psci(&inner.state)) => vm.set_psci_version(v),
+        RegId::Fw(0) => return Err(EINVAL),
         RegId::Fw(index @ 1..=3) => {
             if !fwregs::workaround_settable(index, v, fwregs::WORKAROUND_LEVEL) {
                 return Err(EINVAL);

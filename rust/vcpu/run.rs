@@ -140,6 +140,7 @@ impl Vcpu {
                 return Err(EINTR);
             }
             task::cond_resched();
+            self.record_steal(vm, state);
 
             self.timer_sync(vm, state);
 

@@ -123,12 +123,15 @@ pub(super) fn ptimer_access(vm: &Vm, state: &mut VcpuState, reg: PtimerReg, writ
 impl Vcpu {
     /// `KVM_{SET,GET,HAS}_DEVICE_ATTR` on the vCPU fd (`arg`: `struct kvm_device_attr`).
     /// The timer group names the timers' PPIs, as KVM's `kvm_arm_timer_*_attr`; there is
-    /// no PMU (`ENODEV` to set or get, as KVM without one) and no PV time; every other
-    /// group is `ENXIO`.
+    /// no PMU (`ENODEV` to set or get, as KVM without one); PV time is `pvtime.rs`'s;
+    /// every other group is `ENXIO`.
     pub(super) fn device_attr(&self, vm: &Vm, op: VcpuIoctl, arg: usize) -> Result<isize> {
         // struct kvm_device_attr { u32 flags; u32 group; u64 attr; u64 addr; }
         let a: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), 24).reader().read()?;
         let (group, attr, addr) = ((a[0] >> 32) as u32, a[1], a[2] as usize);
+        if group == crate::logic::pvtime::VCPU_PVTIME_CTRL {
+            return self.pvtime_attr(vm, op, attr, addr);
+        }
         let user = UserSlice::new(UserPtr::from_addr(addr), 4);
         match (group, op) {
             (timer::VCPU_TIMER_CTRL, VcpuIoctl::HasDeviceAttr) => {

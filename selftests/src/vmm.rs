@@ -265,6 +265,17 @@ pub fn run_errno(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, i32> {
     }
 }
 
+/// Runs until a `KVM_EXIT_SYSTEM_EVENT`; returns its type and data words.
+pub fn run_to_event(vcpu: &mut VcpuFd) -> Result<(u32, Vec<u64>), String> {
+    match vcpu.run().map_err(|e| format!("KVM_RUN: {e}"))? {
+        VcpuExit::SystemEvent(kind, data) => Ok((kind, data.to_vec())),
+        other => Err(format!("expected a system event, got {other:?}")),
+    }
+}
+
+/// `KVM_REG_ARM_PSCI_VERSION`, the firmware pseudo-register holding the VM's PSCI version.
+pub const PSCI_VERSION_REG: u64 = 0x6030_0000_0014_0000;
+
 /// The little-endian value of up to 8 bytes of MMIO data.
 pub fn le_value(data: &[u8]) -> u64 {
     let mut b = [0u8; 8];

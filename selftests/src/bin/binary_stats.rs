@@ -174,7 +174,7 @@ fn vcpu_counters_follow_the_guest() -> TestResult {
     for (name, value) in &before {
         c.eq(&format!("{name} before any run"), *value, 0);
     }
-    c.eq("first run", run(&mut v, 0)?, Exit::MmioWrite(MMIO_BASE, 0x0001_0000u64.to_le_bytes().to_vec()));
+    c.eq("first run", run(&mut v, 0)?, Exit::MmioWrite(MMIO_BASE, 0x0001_0003u64.to_le_bytes().to_vec())); // PSCI 1.3
     let after = s.values()?;
     let get = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(u64::MAX);
     c.eq("hvc_exit_stat", get(&after, "hvc_exit_stat"), 1);

@@ -48,7 +48,7 @@ const FSC_ALIGNMENT: u16 = 0x21;
 const NOT_SUPPORTED: u64 = u64::MAX;
 const INVALID_PARAMETERS: u64 = -2i64 as u64;
 const ALREADY_ON: u64 = -4i64 as u64;
-const PSCI_1_0: u64 = 0x1_0000;
+const PSCI_1_3: u64 = 0x1_0003;
 
 guest_code!(guest_prologue,
     "movz x16, #0x4000, lsl #16", "add x16, x16, #0x800", "msr vbar_el1, x16", "isb");
@@ -691,9 +691,9 @@ fn hvc_and_smc_with_garbage() -> TestResult {
         NOT_SUPPORTED, // hvc #0x1234: not an SMCCC call
         NOT_SUPPORTED, // hvc #0xffff
         NOT_SUPPORTED, // smc #1
-        PSCI_1_0,      // smc #0: the SMC conduit works too
+        PSCI_1_3,      // smc #0: the SMC conduit works too
         NOT_SUPPORTED, // smc #0, unknown function
-        PSCI_1_0,      // upper half of x0 ignored
+        PSCI_1_3,      // upper half of x0 ignored
         INVALID_PARAMETERS, // CPU_ON of a vCPU that does not exist
         ALREADY_ON,    // CPU_ON of itself
         INVALID_PARAMETERS, // AFFINITY_INFO level 7

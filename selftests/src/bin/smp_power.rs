@@ -3,14 +3,22 @@
 //! vCPU power states: PSCI `CPU_ON` bringing up secondaries (each reports its MPIDR),
 //! `CPU_ON` resetting the target as KVM does (registers and the caller's endianness
 //! aside, nothing of the old state survives, also after a `CPU_OFF`), the target's
-//! registers reading as reset before it runs, `AFFINITY_INFO`, and `KVM_{GET,SET}_MP_STATE`.
+//! registers reading as reset before it runs, `AFFINITY_INFO`, and `KVM_{GET,SET}_MP_STATE`;
+//! the system-wide calls of PSCI 1.x (`SYSTEM_SUSPEND` behind `KVM_CAP_ARM_SYSTEM_SUSPEND`,
+//! `SYSTEM_RESET2`, `SYSTEM_OFF2`) and the VM's PSCI version register.
 
-use kvm_bindings::{kvm_mp_state, KVM_ARM_VCPU_POWER_OFF};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_mp_state, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_CAP_ARM_SYSTEM_SUSPEND,
+};
 use rkvm_selftests::{
     check_eq, guest_code, host_runs_guests, run_or_skip,
-    vmm::{core_reg_pc, core_reg_x, get_reg, run_to_write, set_reg, sys_reg, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{
+        core_reg_pc, core_reg_x, get_reg, ioctl_with, run_to_event, run_to_write, set_reg, sys_reg, TestVm, MEM_BASE,
+        MMIO_BASE, PSCI_VERSION_REG,
+    },
     Cases, Outcome, TestResult, NO_GUESTS_REASON,
 };
+use std::os::fd::AsRawFd;
 
 const MPIDR_EL1: u64 = sys_reg(3, 0, 0, 0, 5);
 const TPIDR_EL1: u64 = sys_reg(3, 0, 13, 0, 4);
@@ -18,6 +26,13 @@ const VBAR_EL1: u64 = sys_reg(3, 0, 12, 0, 0);
 const MP_STATE_RUNNABLE: u32 = 0;
 const MP_STATE_STOPPED: u32 = 5;
 const MP_STATE_SUSPENDED: u32 = 10;
+const KVM_ENABLE_CAP: u64 = 0x4068_aea3;
+const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+const SYSTEM_EVENT_RESET: u32 = 2;
+const SYSTEM_EVENT_SUSPEND: u32 = 5;
+const NOT_SUPPORTED: u64 = -1i64 as u64;
+const INVALID_PARAMETERS: u64 = -2i64 as u64;
+const INTERNAL_FAILURE: u64 = -6i64 as u64;
 
 // Primary: CPU_ON of MPIDR aff0 1, 2, 3 with entry 0x4000_0400 and context = aff0;
 // reports each result, then AFFINITY_INFO of each (0 = ON), then a second CPU_ON of
@@ -172,6 +187,161 @@ fn mp_states() -> TestResult {
     c.finish()
 }
 
+// PSCI_FEATURES(SYSTEM_SUSPEND64), then SYSTEM_SUSPEND64(0x4000_0800, 0x55), then the
+// 32-bit SYSTEM_SUSPEND with junk in the arguments' upper halves; each x0 is reported at
+// MMIO_BASE + 0, 8, 16.
+guest_code!(guest_suspend,
+    "movz x9, #0x1000, lsl #16",
+    "movz x0, #0x000a", "movk x0, #0x8400, lsl #16", "movz x1, #0x000e", "movk x1, #0xc400, lsl #16",
+    "hvc #0", "str x0, [x9]",
+    "movz x0, #0x000e", "movk x0, #0xc400, lsl #16", "movz x1, #0x0800", "movk x1, #0x4000, lsl #16",
+    "mov x2, #0x55", "hvc #0", "str x0, [x9, #8]",
+    "movz x0, #0x000e", "movk x0, #0x8400, lsl #16", "movz x1, #0x0800", "movk x1, #0x4000, lsl #16",
+    "movk x1, #0xdead, lsl #48", "movz x2, #0x55", "movk x2, #0xbeef, lsl #32", "hvc #0",
+    "str x0, [x9, #16]",
+    "1:", "b 1b");
+
+fn enable_cap(vm: &kvm_ioctls::VmFd, cap: u32, flags: u32) -> Result<i32, i32> {
+    vm.enable_cap(&kvm_enable_cap { cap, flags, ..Default::default() }).map(|_| 0).map_err(|e| e.errno())
+}
+
+fn system_suspend_needs_the_capability() -> TestResult {
+    let mut c = Cases::new();
+    // Without it: not discoverable, and the call is refused.
+    let vm = TestVm::new(1 << 20, guest_suspend())?;
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    c.eq("PSCI_FEATURES without the cap", run_to_write(&mut v)?, (MMIO_BASE, NOT_SUPPORTED));
+    c.eq("SYSTEM_SUSPEND without the cap", run_to_write(&mut v)?, (MMIO_BASE + 8, NOT_SUPPORTED));
+    // KVM_ENABLE_CAP: flags must be 0; other capabilities (NISV_TO_USER) are EINVAL, and
+    // arm64 vCPUs have none to enable.
+    c.eq("CHECK_EXTENSION", vm.vm.check_extension_raw(KVM_CAP_ARM_SYSTEM_SUSPEND.into()), 1);
+    c.errno("ENABLE_CAP with flags", enable_cap(&vm.vm, KVM_CAP_ARM_SYSTEM_SUSPEND, 1), libc::EINVAL);
+    c.errno("ENABLE_CAP of NISV_TO_USER", enable_cap(&vm.vm, 177, 0), libc::EINVAL);
+    let mut cap = kvm_enable_cap { cap: KVM_CAP_ARM_SYSTEM_SUSPEND, ..Default::default() };
+    c.errno("vCPU ENABLE_CAP", ioctl_with(v.as_raw_fd(), KVM_ENABLE_CAP, &mut cap), libc::EINVAL);
+
+    let vm = TestVm::new(1 << 20, guest_suspend())?;
+    c.errno("ENABLE_CAP", enable_cap(&vm.vm, KVM_CAP_ARM_SYSTEM_SUSPEND, 0), 0);
+    let mut v = vm.vcpu(0, MEM_BASE, 0)?;
+    c.eq("PSCI_FEATURES with the cap", run_to_write(&mut v)?, (MMIO_BASE, 0));
+    // The exit leaves the call in the registers for userspace to carry out.
+    c.eq("SYSTEM_SUSPEND64 exit", run_to_event(&mut v)?, (SYSTEM_EVENT_SUSPEND, vec![]));
+    c.eq("x0 kept", get_reg(&v, core_reg_x(0))?, 0xc400_000e);
+    c.eq("entry point in x1", get_reg(&v, core_reg_x(1))?, 0x4000_0800);
+    c.eq("context in x2", get_reg(&v, core_reg_x(2))?, 0x55);
+    c.eq("still runnable", v.get_mp_state().map_err(|e| e.to_string())?.mp_state, MP_STATE_RUNNABLE);
+    // Resumed, the guest goes on with x0 as it was.
+    c.eq("resumed", run_to_write(&mut v)?, (MMIO_BASE + 8, 0xc400_000e));
+    // The 32-bit call's arguments are narrowed in place.
+    c.eq("SYSTEM_SUSPEND exit", run_to_event(&mut v)?, (SYSTEM_EVENT_SUSPEND, vec![]));
+    c.eq("32-bit entry point", get_reg(&v, core_reg_x(1))?, 0x4000_0800);
+    c.eq("32-bit context", get_reg(&v, core_reg_x(2))?, 0x55);
+    c.eq("resumed after the 32-bit call", run_to_write(&mut v)?, (MMIO_BASE + 16, 0x8400_000e));
+    c.finish()
+}
+
+// PSCI_VERSION; PSCI_FEATURES(SYSTEM_OFF2); SYSTEM_OFF2(HIBERNATE, cookie 1); SYSTEM_OFF2(0,
+// 0) then x0 and x1; SYSTEM_RESET2(reserved type 1); SYSTEM_RESET2(warm, cookie 0x77) then
+// x0 and x2: reported at MMIO_BASE + 8 * n.
+guest_code!(guest_off2,
+    "movz x9, #0x1000, lsl #16",
+    "movz x0, #0x8400, lsl #16", "hvc #0", "str x0, [x9]",
+    "movz x0, #0x000a", "movk x0, #0x8400, lsl #16", "movz x1, #0x0015", "movk x1, #0xc400, lsl #16",
+    "hvc #0", "str x0, [x9, #8]",
+    "movz x0, #0x0015", "movk x0, #0xc400, lsl #16", "mov x1, #1", "mov x2, #1", "hvc #0",
+    "str x0, [x9, #16]",
+    "movz x0, #0x0015", "movk x0, #0xc400, lsl #16", "mov x1, #0", "mov x2, #0", "mov x3, #3", "hvc #0",
+    "str x0, [x9, #24]", "str x3, [x9, #32]",
+    "movz x0, #0x0012", "movk x0, #0xc400, lsl #16", "mov x1, #1", "mov x2, #0", "hvc #0",
+    "str x0, [x9, #40]",
+    "movz x0, #0x0012", "movk x0, #0xc400, lsl #16", "mov x1, #0", "mov x2, #0x77", "hvc #0",
+    "str x0, [x9, #48]", "str x2, [x9, #56]",
+    "1:", "b 1b");
+
+/// Runs `guest_off2` at PSCI `version` (None: the default) and checks each answer.
+fn off2_at(c: &mut Cases, version: Option<u64>) -> Result<(), String> {
+    let vm = TestVm::new(1 << 20, guest_off2())?;
+    let mut v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let v1 = vm.vcpu(1, MEM_BASE, 1 << KVM_ARM_VCPU_POWER_OFF)?;
+    if let Some(version) = version {
+        set_reg(&v1, PSCI_VERSION_REG, version)?;
+    }
+    let version = get_reg(&v0, PSCI_VERSION_REG)?;
+    let minor = version & 0xffff;
+    let at = |n: u64| MMIO_BASE + 8 * n;
+    let what = |s: &str| format!("PSCI {}.{minor}: {s}", version >> 16);
+    let resume = |v: &kvm_ioctls::VcpuFd| v.set_mp_state(kvm_mp_state { mp_state: MP_STATE_RUNNABLE });
+    c.eq(&what("PSCI_VERSION"), run_to_write(&mut v0)?, (at(0), version));
+    let off2 = minor >= 3;
+    c.eq(&what("PSCI_FEATURES(SYSTEM_OFF2)"), run_to_write(&mut v0)?, (at(1), if off2 { 1 } else { NOT_SUPPORTED }));
+    let bad_cookie = if off2 { INVALID_PARAMETERS } else { NOT_SUPPORTED };
+    c.eq(&what("SYSTEM_OFF2 with a cookie"), run_to_write(&mut v0)?, (at(2), bad_cookie));
+    if off2 {
+        c.eq(&what("SYSTEM_OFF2 exit"), run_to_event(&mut v0)?, (SYSTEM_EVENT_SHUTDOWN, vec![1]));
+        for (n, v) in [(0, &v0), (1, &v1)] {
+            c.eq(&what(&format!("vCPU {n} stopped")), v.get_mp_state().map_err(|e| e.to_string())?.mp_state, MP_STATE_STOPPED);
+        }
+        resume(&v0).map_err(|e| e.to_string())?;
+        c.eq(&what("resumed after SYSTEM_OFF2"), run_to_write(&mut v0)?, (at(3), INTERNAL_FAILURE));
+    } else {
+        c.eq(&what("SYSTEM_OFF2"), run_to_write(&mut v0)?, (at(3), NOT_SUPPORTED));
+    }
+    c.eq(&what("x3 after SYSTEM_OFF2"), run_to_write(&mut v0)?, (at(4), 0));
+    let reset2 = minor >= 1;
+    let reserved = if reset2 { INVALID_PARAMETERS } else { NOT_SUPPORTED };
+    c.eq(&what("SYSTEM_RESET2 of a reserved type"), run_to_write(&mut v0)?, (at(5), reserved));
+    if reset2 {
+        c.eq(&what("SYSTEM_RESET2 exit"), run_to_event(&mut v0)?, (SYSTEM_EVENT_RESET, vec![1]));
+        resume(&v0).map_err(|e| e.to_string())?;
+        c.eq(&what("resumed after SYSTEM_RESET2"), run_to_write(&mut v0)?, (at(6), INTERNAL_FAILURE));
+        // The 64-bit call leaves its arguments alone.
+        c.eq(&what("x2 after SYSTEM_RESET2"), run_to_write(&mut v0)?, (at(7), 0x77));
+    } else {
+        c.eq(&what("SYSTEM_RESET2"), run_to_write(&mut v0)?, (at(6), NOT_SUPPORTED));
+        c.eq(&what("x2 after SYSTEM_RESET2"), run_to_write(&mut v0)?, (at(7), 0));
+    }
+    Ok(())
+}
+
+fn system_off2_and_reset2_by_version() -> TestResult {
+    let mut c = Cases::new();
+    off2_at(&mut c, None)?;
+    for version in [0x1_0002, 0x1_0001, 0x1_0000] {
+        off2_at(&mut c, Some(version))?;
+    }
+    c.finish()
+}
+
+fn psci_version_register() -> TestResult {
+    let mut c = Cases::new();
+    let vm = TestVm::new(1 << 20, guest_off2())?;
+    let v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let v1 = vm.vcpu(1, MEM_BASE, 0)?;
+    let set = |v: &kvm_ioctls::VcpuFd, val: u64| {
+        v.set_one_reg(PSCI_VERSION_REG, &val.to_le_bytes()).map(|_| 0).map_err(|e| e.errno())
+    };
+    c.eq("default (KVM_ARM_PSCI_LATEST)", get_reg(&v0, PSCI_VERSION_REG)?, 0x1_0003);
+    // 0.1 needs a vCPU without PSCI 0.2; 1.4 and 2.0 do not exist.
+    for bad in [0, 1, 3, 0x1_0004, 0x2_0000] {
+        c.errno(&format!("set {bad:#x}"), set(&v0, bad), libc::EINVAL);
+    }
+    for good in [0x2, 0x1_0000, 0x1_0001, 0x1_0002, 0x1_0003] {
+        c.errno(&format!("set {good:#x}"), set(&v0, good), 0);
+        // One version per VM.
+        c.eq(&format!("{good:#x} seen by vCPU 1"), get_reg(&v1, PSCI_VERSION_REG)?, good);
+    }
+    // A vCPU without PSCI 0.2 has version 0.1 and can only keep it.
+    let vm = TestVm::new(1 << 20, guest_off2())?;
+    let v = vm.vm.create_vcpu(0).map_err(|e| e.to_string())?;
+    let mut init = kvm_vcpu_init::default();
+    vm.vm.get_preferred_target(&mut init).map_err(|e| e.to_string())?;
+    v.vcpu_init(&init).map_err(|e| e.to_string())?;
+    c.eq("without PSCI 0.2", get_reg(&v, PSCI_VERSION_REG)?, 0);
+    c.errno("set 0.1 without PSCI 0.2", set(&v, 0), 0);
+    c.errno("set 1.0 without PSCI 0.2", set(&v, 0x1_0000), libc::EINVAL);
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_smp_power",
@@ -182,6 +352,9 @@ fn main() {
             ("cpu_off_then_on_resets_again", cpu_off_then_on_resets_again),
             ("target_registers_read_as_reset_before_it_runs", target_registers_read_as_reset_before_it_runs),
             ("mp_states", mp_states),
+            ("system_suspend_needs_the_capability", system_suspend_needs_the_capability),
+            ("system_off2_and_reset2_by_version", system_off2_and_reset2_by_version),
+            ("psci_version_register", psci_version_register),
         ],
     )
 }

@@ -41,8 +41,10 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (136, Some(1)),  // IMMEDIATE_EXIT
     (162, Some(1)),  // COALESCED_PIO
     (165, None),     // ARM_VM_IPA_SIZE
+    (187, Some(1)),  // STEAL_TIME (the test kernels have CONFIG_SCHED_INFO: KVM=y selects it)
     (198, Some(1)),  // PTP_KVM
     (203, Some(1)),  // BINARY_STATS_FD
+    (216, Some(1)),  // ARM_SYSTEM_SUSPEND
     (231, Some(1)),  // USER_MEMORY2
 ];
 

@@ -522,7 +522,7 @@ fn firmware_registers() -> TestResult {
     c.errno("GET firmware register 4", get_one(v0, fw_reg(4)).0, ENOENT);
 
     // (register, reset value, an invalid bit)
-    let bmaps = [(0, 0b1, 1 << 1), (1, 0, 1 << 1), (2, 0b11, 1 << 2), (3, 0, 1 << 2)];
+    let bmaps = [(0, 0b1, 1 << 1), (1, 0b1, 1 << 1), (2, 0b11, 1 << 2), (3, 0, 1 << 2)];
     for (n, reset, bad) in bmaps {
         let id = fw_bmap(n);
         c.eq(&format!("bitmap {n} at reset"), get_one(v0, id), (Ok(0), reset));

@@ -145,7 +145,7 @@ fn vm_with(code: &[u8]) -> Result<(TestVm, kvm_ioctls::VcpuFd), String> {
 
 fn psci_and_smccc_calls() -> TestResult {
     let (_vm, mut vcpu) = vm_with(guest_psci_version())?;
-    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0x1_0000)); // PSCI 1.0
+    check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0x1_0003)); // PSCI 1.3, KVM's default
     check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, 0)); // PSCI_FEATURES(PSCI_VERSION)
     check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE, u64::MAX)); // unknown call
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
@@ -224,7 +224,10 @@ fn one_reg_round_trips_through_the_guest() -> TestResult {
         set_reg(&vcpu, core_reg_x(n), 0x1000 + n)?;
     }
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
-    check_eq!(get_reg(&vcpu, core_reg_x(2))?, 42);
+    // SYSTEM_OFF's answer, preloaded as on KVM: INTERNAL_FAILURE, x1..x3 cleared (the sum
+    // reached TPIDR_EL1, checked below).
+    check_eq!(get_reg(&vcpu, core_reg_x(0))?, -6i64 as u64);
+    check_eq!(get_reg(&vcpu, core_reg_x(2))?, 0);
     let mut v2 = [0u8; 16];
     vcpu.get_one_reg(core_reg_v(2), &mut v2).map_err(|e| e.to_string())?;
     check_eq!(f64::from_bits(u128::from_le_bytes(v2) as u64), 3.75);
@@ -339,7 +342,7 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
     check_eq!(results, vec![
         0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d, // KVM's UID
         3, 0, 0, 0,                                         // features: FEATURES and PTP
-        0x1_0000, 0, 0, 0,                                  // PSCI 1.0, x1..x3 cleared
+        0x1_0003, 0, 0, 0,                                  // PSCI 1.3, x1..x3 cleared
     ]);
     // Without the PSCI 0.2 feature (as the kernel's KVM selftests create vCPUs) the UID
     // is still answered; PSCI is not.
@@ -450,13 +453,13 @@ fn firmware_bitmaps_gate_hypercalls() -> TestResult {
     check!(count < 1 << 40, "PTP virtual count {count:#x}");
     check_eq!(on[9], [NS, 0, 0, 0]); // unknown counter selector
     check_eq!(on[10], [NS, 0, 0, 0]);
-    check_eq!(on[11], [0x1_0000, 0, 0, 0]);
+    check_eq!(on[11], [0x1_0003, 0, 0, 0]); // PSCI 1.3
 
     let off = hypercall_answers(Some([0, 0, 0, 0]), &calls)?;
     for (i, answer) in off.iter().enumerate().take(10) {
         check_eq!((i, *answer), (i, [NS, 0, 0, 0]));
     }
-    check_eq!(off[11], [0x1_0000, 0, 0, 0]);
+    check_eq!(off[11], [0x1_0003, 0, 0, 0]);
     // Single bits: PTP without the feature call, and the advertisement of VENDOR_HYP_2.
     let ptp = hypercall_answers(Some([1, 0, 0b10, 0b11]), &[(KVM_FEATURES, 0), (KVM_PTP, 0)])?;
     check_eq!(ptp[0], [NS, 0, 0, 0]);
