@@ -48,7 +48,10 @@ mod regs_io;
 mod run;
 mod timer;
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use load_put::LazyCell;
 
 const _: () = {
@@ -277,6 +280,11 @@ impl Power {
     pub(crate) fn off(&self) -> bool {
         self.state == MpState::Stopped
     }
+
+    /// Nothing for the run loop to do before an entry: runnable, no `CPU_ON` reset owed.
+    fn settled(&self) -> bool {
+        self.state == MpState::Runnable && self.reset.is_none()
+    }
 }
 
 /// A vCPU.
@@ -309,6 +317,10 @@ pub(crate) struct Vcpu {
     /// Signalled when `power` changes (a `CPU_ON` or `KVM_SET_MP_STATE`).
     #[pin]
     pub(crate) power_wait: CondVar,
+    /// `power` is settled (`Power::settled`): republished under its lock by every change
+    /// (`power_update`), read without the lock before each entry, so the run loop takes
+    /// the mutex only when the power state asks something of it.
+    pub(crate) power_settled: AtomicBool,
     /// The vCPU has a PV stolen-time structure; set once, never cleared.
     pub(crate) steal_time_on: AtomicBool,
     /// A `vcpu_load` happened since the structure was last updated. Only the vCPU's
@@ -353,6 +365,7 @@ impl Vcpu {
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power { state: MpState::Runnable, reset: None }, "Vcpu::power"),
                 power_wait <- new_condvar!("Vcpu::power_wait"),
+                power_settled: AtomicBool::new(true),
                 steal_time_on: AtomicBool::new(false),
                 steal_due: AtomicBool::new(false),
             }),
@@ -390,9 +403,10 @@ impl Vcpu {
         // SAFETY: `inner` is held and no `KVM_RUN` is in progress, so nothing is loaded.
         unsafe { self.lazy.get() }.el1 = El1Regs::reset();
         inner.state.features = Some(features);
-        let mut power = self.power.lock();
-        power.state = if features & FEATURE_POWER_OFF != 0 { MpState::Stopped } else { MpState::Runnable };
-        power.reset = None;
+        self.power_update(|power| {
+            power.state = if features & FEATURE_POWER_OFF != 0 { MpState::Stopped } else { MpState::Runnable };
+            power.reset = None;
+        });
         Ok(0)
     }
 
@@ -400,7 +414,7 @@ impl Vcpu {
     /// (`inner` held, nothing loaded), so userspace's register accesses see the reset
     /// state, as KVM orders them after it.
     fn apply_owed_reset(&self, inner: &mut VcpuInner) {
-        let Some(reset) = self.power.lock().reset.take() else {
+        let Some(reset) = self.power_update(|power| power.reset.take()) else {
             return;
         };
         inner.fp = FpState::default();
@@ -419,8 +433,19 @@ impl Vcpu {
     /// Powers the vCPU off (`SYSTEM_OFF`/`RESET` of a sibling, `KVM_SET_MP_STATE`) and
     /// makes its thread notice now rather than at its next exit.
     pub(crate) fn power_off(&self) {
-        self.power.lock().state = MpState::Stopped;
+        self.power_update(|power| power.state = MpState::Stopped);
         self.kick();
+    }
+
+    /// Changes the power state under its lock and republishes `power_settled`. A change
+    /// another thread makes must be followed by a kick: the run loop consumes kicks
+    /// before it reads `power_settled`, so one that read the old value finds the kick
+    /// pending at its entry check and goes round again (`sys::wake`).
+    pub(crate) fn power_update<R>(&self, f: impl FnOnce(&mut Power) -> R) -> R {
+        let mut power = self.power.lock();
+        let r = f(&mut power);
+        self.power_settled.store(power.settled(), SeqCst);
+        r
     }
 
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).
@@ -437,7 +462,7 @@ impl Vcpu {
     /// changes the state (no reset), `STOPPED` powers off, `SUSPENDED` suspends.
     fn set_mp_state(&self, state: u32) -> Result<isize> {
         let state = MpState::from_uapi(state).ok_or(EINVAL)?;
-        self.power.lock().state = state;
+        self.power_update(|power| power.state = state);
         self.power_wait.notify_all();
         self.kick();
         Ok(0)

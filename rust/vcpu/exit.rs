@@ -352,7 +352,7 @@ impl Vcpu {
             // The run loop sleeps before the next entry; a vCPU userspace makes runnable
             // again without a CPU_ON sees the call succeed.
             Decision::CpuOff => {
-                self.power.lock().state = MpState::Stopped;
+                self.power_update(|power| power.state = MpState::Stopped);
                 psci::SUCCESS
             }
             Decision::CpuOn { target_mpidr, entry, context } => {
@@ -481,13 +481,17 @@ fn cpu_on(vm: &Vm, target: u64, reset: CpuOnReset) -> u64 {
     let Some(vcpu) = vm.vcpu_by_mpidr(target) else {
         return psci::INVALID_PARAMETERS;
     };
-    let mut power = vcpu.power.lock();
-    if !power.off() {
+    let started = vcpu.power_update(|power| {
+        if !power.off() {
+            return false;
+        }
+        power.reset = Some(reset);
+        power.state = MpState::Runnable;
+        true
+    });
+    if !started {
         return psci::ALREADY_ON;
     }
-    power.reset = Some(reset);
-    power.state = MpState::Runnable;
-    drop(power);
     vcpu.power_wait.notify_all();
     vcpu.kick();
     psci::SUCCESS

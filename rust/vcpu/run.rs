@@ -22,7 +22,7 @@ use crate::{
     },
     vm::Vm,
 };
-use core::pin::pin;
+use core::{pin::pin, sync::atomic::Ordering::SeqCst};
 use kernel::prelude::*;
 
 /// What the power state asks of the run loop before an entry.
@@ -120,7 +120,8 @@ impl Vcpu {
             // arrives as an IPI that makes the guest exit at once. A kick the thread gives
             // itself below (a timer level reaching the vGIC) costs one more iteration.
             self.wake.take(req::KICK);
-            match self.power_check()? {
+            let power = if self.power_settled.load(SeqCst) { Power::Run } else { self.power_check()? };
+            match power {
                 Power::Run => {}
                 Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
                 Power::Suspended => {
@@ -176,11 +177,13 @@ impl Vcpu {
     }
 
     /// Sleeps while the vCPU is powered off, until a `CPU_ON` or `KVM_SET_MP_STATE` (or a
-    /// signal: `EINTR`), and says what the power state asks for next.
+    /// signal: `EINTR`), and says what the power state asks for next. Called only when
+    /// `power_settled` is false, so the common entry takes no lock.
     fn power_check(&self) -> Result<Power> {
         let mut power = self.power.lock();
         loop {
             if let Some(reset) = power.reset.take() {
+                self.power_settled.store(power.settled(), SeqCst);
                 return Ok(Power::Reset(reset));
             }
             match power.state {
