@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 pub mod binstats;
 pub mod module;
@@ -360,6 +360,29 @@ impl KernelLog {
         } else {
             Err(format!("the kernel log shows trouble:\n{}", bad.join("\n")))
         }
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd (for ioeventfds and irqfds).
+pub fn eventfd() -> Result<OwnedFd, String> {
+    // SAFETY: eventfd has no pointer arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd this process owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An eventfd's counter (reading resets it); 0 if never signalled.
+pub fn eventfd_count(fd: &OwnedFd) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into `v`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    if n == 8 {
+        v
+    } else {
+        0
     }
 }
 

@@ -7,12 +7,12 @@
 
 use kvm_ioctls::VcpuFd;
 use rkvm_selftests::{
-    binstats::Stats,
+    eventfd, eventfd_count, binstats::Stats,
     check, check_eq, guest_code, host_runs_guests, page_size, run_or_skip,
     vmm::{core_reg_x, ioctl_raw, ioctl_with, nr, run, set_reg, Exit, TestVm, MEM_BASE, MMIO_BASE},
     Cases, Outcome, TestResult, NO_GUESTS_REASON,
 };
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 const KVM_CAP_COALESCED_MMIO: u64 = 15;
 const KVM_CAP_COALESCED_PIO: u64 = 162;
@@ -281,23 +281,6 @@ fn unregistered_zones_exit_again() -> TestResult {
     c.finish()
 }
 
-fn eventfd() -> Result<OwnedFd, String> {
-    // SAFETY: eventfd has no pointer arguments.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh fd this process owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn count(fd: &OwnedFd) -> u64 {
-    let mut v = 0u64;
-    // SAFETY: reads 8 bytes into `v`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-    if n == 8 { v } else { 0 }
-}
-
 fn bus_order_with_ioeventfds() -> TestResult {
     let vm = TestVm::new(1 << 16, guest_order())?;
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
@@ -313,13 +296,13 @@ fn bus_order_with_ioeventfds() -> TestResult {
     // The zone starts below ZONE + 8, so it comes first there; at ZONE the ioeventfd does.
     c.eq("report", run(&mut v, 0)?, Exit::MmioWrite(MMIO_BASE, 0x5au64.to_le_bytes().to_vec()));
     c.eq("the ring took the inner write", (ring.last(), ring.entry(0).addr), (1, ZONE + 8));
-    c.eq("its ioeventfd did not fire", count(&inner), 0);
-    c.eq("the ioeventfd at the zone start fired", count(&at_start), 1);
+    c.eq("its ioeventfd did not fire", eventfd_count(&inner), 0);
+    c.eq("the ioeventfd at the zone start fired", eventfd_count(&at_start), 1);
     // With the ring full, the zone passes the write on to the ioeventfd.
     ring.set(2, 1);
     c.eq("report with a full ring", run(&mut v, 0)?, Exit::MmioWrite(MMIO_BASE, 0x5au64.to_le_bytes().to_vec()));
-    c.eq("the inner ioeventfd fired", count(&inner), 1);
-    c.eq("the other fired again", count(&at_start), 1);
+    c.eq("the inner ioeventfd fired", eventfd_count(&inner), 1);
+    c.eq("the other fired again", eventfd_count(&at_start), 1);
     c.eq("the ring is unchanged", ring.last(), 1);
     c.finish()
 }

@@ -6,11 +6,11 @@
 
 use kvm_bindings::kvm_ioeventfd;
 use rkvm_selftests::{
-    check_eq, guest_code, host_runs_guests, run_or_skip,
+    eventfd, eventfd_count, check_eq, guest_code, host_runs_guests, run_or_skip,
     vmm::{ioctl_with, run, run_to_write, Exit, TestVm, MEM_BASE, MMIO_BASE},
     Cases, Fd, TestResult, NO_GUESTS_REASON,
 };
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 const KVM_IOEVENTFD: u64 = 0x4040_ae79;
 const DATAMATCH: u32 = 1 << 0;
@@ -20,28 +20,6 @@ const KVM_CAP_IOEVENTFD: u64 = 36;
 const KVM_CAP_IOEVENTFD_ANY_LENGTH: u64 = 122;
 const DOORBELL: u64 = MMIO_BASE + 0x100;
 const ANYLEN: u64 = MMIO_BASE + 0x200;
-
-fn eventfd() -> Result<OwnedFd, String> {
-    // SAFETY: eventfd has no pointer arguments.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: a fresh fd this process owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The eventfd's counter (reading resets it); 0 if never signalled.
-fn count(fd: &OwnedFd) -> u64 {
-    let mut v = 0u64;
-    // SAFETY: reads 8 bytes into `v`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-    if n == 8 {
-        v
-    } else {
-        0
-    }
-}
 
 fn ioeventfd(vm: &TestVm, fd: i32, addr: u64, len: u32, flags: u32, datamatch: u64) -> Result<i32, i32> {
     let mut a = kvm_ioeventfd { datamatch, addr, len, fd, flags, ..Default::default() };
@@ -113,10 +91,10 @@ fn guest_writes_signal_without_exits() -> TestResult {
     c.errno("any length", ioeventfd(&vm, any.as_raw_fd(), ANYLEN, 0, 0, 0), 0);
     // Two matching writes never reach userspace; the non-matching one does.
     c.eq("first exit", run(&mut v, 0)?, Exit::MmioWrite(DOORBELL, 0x22u32.to_le_bytes().to_vec()));
-    c.eq("doorbell count", count(&bell), 2);
+    c.eq("doorbell count", eventfd_count(&bell), 2);
     c.eq("final exit", run_to_write(&mut v)?, (MMIO_BASE, 0x33));
-    c.eq("any-length count", count(&any), 2);
-    c.eq("doorbell untouched by the rest", count(&bell), 0);
+    c.eq("any-length count", eventfd_count(&any), 2);
+    c.eq("doorbell untouched by the rest", eventfd_count(&bell), 0);
     c.finish()
 }
 
