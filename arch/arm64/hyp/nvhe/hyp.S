@@ -134,6 +134,8 @@
 #define ICH_VMCR_EL2		s3_4_c12_c11_7
 #define ICH_AP0R_EL2(n)		s3_4_c12_c8_##n
 #define ICH_AP1R_EL2(n)		s3_4_c12_c9_##n
+#define ICC_SRE_EL2		s3_4_c12_c9_5
+#define ICC_SRE_EL2_ENABLE	(1 << 3)
 
 /* ICH_LR<n>_EL2 for n = 0..15: CRm 12 + n / 8, op2 n % 8. */
 .macro for_each_lr_desc m
@@ -269,12 +271,19 @@
  * keep them loaded), the list registers and ICH_HCR_EL2 only when `used_lrs` != 0.
  * Otherwise ICH_HCR_EL2 gets HC_GIC_IDLE_HCR (a VM without a vGIC: its ICC_* traps)
  * or'd with the saved ICH_HCR (a VM with one: at most TDIR), and is cleared on exit.
+ * ICC_SRE_EL2.Enable is clear while the guest runs, so its ICC_SRE_EL1 accesses trap:
+ * the register is the host kernel's own (KVM's __vgic_v3_activate_traps). The bit may be
+ * RAO/WI (it is under QEMU); where it is not, a guest could otherwise turn off the
+ * host's system-register interface.
  * x0 = HypCpu, x17 = HypCpu + HI; uses x2-x6, x16. `used_lrs` is clamped to the LRs the
  * CPU has: EL1 never makes EL2 touch a register that does not exist.
  */
 .macro gic_load
 	ldr	x5, [x17, #H(HC_GIC_NR_APRS)]
 	cbz	x5, 9f
+	mrs	x2, ICC_SRE_EL2
+	bic	x2, x2, #ICC_SRE_EL2_ENABLE
+	msr	ICC_SRE_EL2, x2
 	add	x16, x0, #HC_GIC
 	ldr	x2, [x16, #GIC_VMCR]
 	msr	ICH_VMCR_EL2, x2
@@ -321,6 +330,9 @@
 .macro gic_save
 	ldr	x5, [x17, #H(HC_GIC_NR_APRS)]
 	cbz	x5, 9f
+	mrs	x2, ICC_SRE_EL2
+	orr	x2, x2, #ICC_SRE_EL2_ENABLE
+	msr	ICC_SRE_EL2, x2
 	add	x16, x0, #HC_GIC
 	mrs	x2, ICH_VMCR_EL2
 	str	x2, [x16, #GIC_VMCR]
