@@ -340,6 +340,10 @@ impl Model<'_> {
             return 0;
         }
         irq.active = false;
+        if irq.level {
+            // As KVM's fold of the pseudo-LR it builds: a level interrupt's latch goes.
+            irq.pending_latch = false;
+        }
         self.queue(cpu, intid)
     }
 
@@ -476,9 +480,10 @@ impl Model<'_> {
             irq.active = lr.active && !irq.deactivate;
             irq.deactivate = false;
             if irq.level {
-                // Taken and deactivated by the guest: only the line can make it pending
-                // again (the software latch is consumed, as KVM's fold does).
-                if !lr.pending && !lr.active {
+                // Taken and deactivated by the guest (in the LR, or by a trapped DIR
+                // marked above): only the line can make it pending again (the software
+                // latch is consumed, as KVM's fold does).
+                if !lr.pending && !irq.active {
                     irq.pending_latch = false;
                 }
             } else if lr.pending {
@@ -685,6 +690,36 @@ pub(crate) mod tests {
             assert!(!m.irq(0, intid).unwrap().active, "{intid} still active");
         }
         assert!(m.cpus[0].ap_list().is_empty());
+    }
+
+    #[test]
+    fn dir_consumes_a_level_interrupts_software_latch() {
+        // vgic_irq with EOI split: a level SPI made pending by an ISPENDR write, taken,
+        // its line never high; ICC_DIR_EL1 traps while it is in the LR (still active there).
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        let irq = m.irq(0, 32).unwrap();
+        irq.enabled = true;
+        irq.level = true;
+        irq.pending_latch = true;
+        m.queue(0, 32);
+        let mut lrs = [0u64; 4];
+        m.flush(0, &mut lrs);
+        let taken = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
+        assert_eq!(m.deactivate(0, 32), 1);
+        m.sync(0, &[taken], 0);
+        let irq = m.irq(0, 32).unwrap();
+        assert!(!irq.active && !irq.pending_latch);
+        assert!(!m.has_pending(0));
+        // The same outside any LR: deactivated at once, latch gone too.
+        let irq = m.irq(0, 33).unwrap();
+        irq.level = true;
+        irq.active = true;
+        irq.pending_latch = true;
+        m.queue(0, 33);
+        m.deactivate(0, 33);
+        let irq = m.irq(0, 33).unwrap();
+        assert!(!irq.active && !irq.pending_latch);
     }
 
     #[test]
