@@ -464,10 +464,13 @@ impl Vgic {
         let Some(st) = Option::as_mut(&mut *guard) else { return };
         let f = st.model().flush(idx, &mut gic.lr[..vtr.nr_lrs]);
         gic.used_lrs = f.used as u64;
+        // A flush queues nothing new, so it never needs the broadcast kick; the hints it
+        // refreshes include `spi_queued`, used just below.
+        let _ = self.update_hints(st);
         let bit = |on: bool, b: u64| if on { b } else { 0 };
         // ICC_DIR_EL1 traps while an active interrupt has no LR, or an SPI is active
         // anywhere (another vCPU may deactivate it), as KVM's vgic_v3_configure_hcr.
-        let tdir = f.active_outside || any_spi_queued(&st.cpus);
+        let tdir = f.active_outside || self.spi_queued.load(Ordering::Relaxed);
         gic.hcr = if f.used == 0 && !tdir {
             0
         } else {
@@ -477,8 +480,6 @@ impl Vgic {
                 | bit(f.pending_overflow, HCR_NPIE)
                 | bit(f.active_outside, HCR_LRENPIE)
         };
-        // A flush queues nothing new, so it never needs the broadcast kick.
-        let _ = self.update_hints(st);
     }
 
     /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
