@@ -152,7 +152,17 @@ impl Its<'_> {
 
     /// The collection created after the one with sequence `last` (the first if None).
     fn next_by_seq(&self, last: Option<u64>) -> Option<Collection> {
-        self.colls().iter().filter(|c| last.is_none_or(|l| c.seq > l)).min_by_key(|c| c.seq).copied()
+        let mut best: Option<Collection> = None;
+        for &c in self.colls() {
+            let after = match last {
+                Some(l) => c.seq > l,
+                None => true,
+            };
+            if after && best.is_none_or(|b| c.seq < b.seq) {
+                best = Some(c);
+            }
+        }
+        best
     }
 
     /// Rebuilds the collections, devices and ITEs from the tables the BASERs point at
