@@ -218,8 +218,8 @@ impl Collection {
     }
 }
 
-/// LPIs an ITE of this ITS maps, for KVM's "one LPI, one event" rule (`irq->mapped`).
-const MAPPED_WORDS: usize = (1 << ID_BITS) / 64;
+/// Words of the bitmap of LPIs an ITE of this ITS maps ([`Its::lpi_map`]).
+pub(crate) const LPI_MAP_WORDS: usize = (1 << ID_BITS) / 64;
 
 /// The ITS's registers and the lengths of its tables.
 #[derive(Clone, Debug)]
@@ -235,7 +235,6 @@ pub(crate) struct ItsRegs {
     nr_ites: usize,
     nr_collections: usize,
     next_seq: u64,
-    mapped: [u64; MAPPED_WORDS],
 }
 
 impl Default for ItsRegs {
@@ -253,7 +252,6 @@ impl Default for ItsRegs {
             nr_ites: 0,
             nr_collections: 0,
             next_seq: 0,
-            mapped: [0; MAPPED_WORDS],
         };
         r.commit_abi();
         r
@@ -283,6 +281,9 @@ pub(crate) struct Its<'a> {
     pub(crate) ites: &'a mut [Ite],
     /// Capacity [`MAX_COLLECTIONS`].
     pub(crate) collections: &'a mut [Collection],
+    /// [`LPI_MAP_WORDS`] words, zeroed at creation: bit n is set while an ITE maps LPI n,
+    /// for KVM's "one LPI, one event" rule (`irq->mapped`) without a scan of the ITEs.
+    pub(crate) lpi_map: &'a mut [u64],
 }
 
 // ---- field helpers ----
@@ -550,14 +551,14 @@ impl Its<'_> {
 
     /// Whether an ITE of this ITS maps `intid` already.
     fn lpi_mapped(&self, intid: u32) -> bool {
-        match self.regs.mapped.get((intid / 64) as usize) {
+        match self.lpi_map.get((intid / 64) as usize) {
             Some(w) => w & (1 << (intid % 64)) != 0,
             None => self.ite_list().iter().any(|i| i.intid == intid),
         }
     }
 
     fn set_lpi_mapped(&mut self, intid: u32, on: bool) {
-        if let Some(w) = self.regs.mapped.get_mut((intid / 64) as usize) {
+        if let Some(w) = self.lpi_map.get_mut((intid / 64) as usize) {
             if on {
                 *w |= 1 << (intid % 64);
             } else {

@@ -128,6 +128,7 @@ struct Fix {
     devices: Vec<Device>,
     ites: Vec<Ite>,
     colls: Vec<Collection>,
+    lpi_map: Vec<u64>,
     mem: Mem,
     lpis: Lpis_,
 }
@@ -140,6 +141,7 @@ impl Fix {
             devices: vec![Device::EMPTY; MAX_DEVICES],
             ites: vec![Ite::EMPTY; MAX_ITES],
             colls: vec![Collection::EMPTY; MAX_COLLECTIONS],
+            lpi_map: vec![0; LPI_MAP_WORDS],
             mem: Mem { ram: vec![0..0x100_0000], words: BTreeMap::new() },
             lpis: Lpis_ {
                 ids: vec![0, 1, 2, 3],
@@ -158,6 +160,7 @@ impl Fix {
             devices: &mut self.devices,
             ites: &mut self.ites,
             collections: &mut self.colls,
+            lpi_map: &mut self.lpi_map,
         };
         f(&mut its, &mut self.mem, &mut self.lpis)
     }
@@ -587,6 +590,27 @@ fn duplicate_mappings() {
     // Once discarded, the LPI may be mapped again.
     f.cmds(&[enc::dev_event(CMD_DISCARD, 0, 0), enc::mapti(0, 1, 8192, 0)]);
     assert_eq!(f.resolve(0, 1), Ok((8192, 1)));
+}
+
+#[test]
+fn one_lpi_one_event_without_the_bitmap() {
+    // A short (here empty) LPI map falls back to a scan of the ITEs.
+    let mut f = Fix::enabled();
+    f.lpi_map.clear();
+    f.map_one(0, 4, 0, 0, 8192);
+    assert_eq!(f.cmd(enc::mapti(0, 1, 8192, 0)), Err(CmdError::Exist));
+    f.cmds(&[enc::dev_event(CMD_DISCARD, 0, 0)]);
+    assert_eq!(f.cmd(enc::mapti(0, 1, 8192, 0)), Ok(()));
+    // Restored ITEs are not bounded by the ITS's 16 ID bits (KVM checks only the
+    // minimum): two events naming LPI 2^16 keep the first.
+    let mut f = restore_fix(BASER_VALID | DT);
+    f.mem.set(CT, (1 << 63) | 5);
+    f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
+    f.mem.set(ITT, (1 << 48) | (0x1_0000 << 16) | 5);
+    f.mem.set(ITT + 8, (0x1_0000 << 16) | 5);
+    assert_eq!(restore(&mut f), Ok(()));
+    assert_eq!(f.n(), (1, 1, 1));
+    assert_eq!(f.lpi(0x1_0000).unwrap().refs, 1);
 }
 
 #[test]
