@@ -46,6 +46,10 @@ pub(crate) enum Errno {
     Noent,
     NoSpace,
     Busy,
+    /// Guest memory the ITS tables name is not RAM (`EFAULT`).
+    Fault,
+    /// No room for an ITS table entry or LPI (`ENOMEM`).
+    NoMem,
 }
 
 /// What an attribute is, for the kernel layer to act on.

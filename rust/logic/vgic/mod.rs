@@ -17,6 +17,7 @@
 //! and sync folds the list register back and queues it again by the new state.
 
 pub(crate) mod attr;
+pub(crate) mod its;
 pub(crate) mod lr;
 pub(crate) mod mmio;
 pub(crate) mod uaccess;
