@@ -435,7 +435,8 @@ impl Vgic {
                 let mut m = st.model();
                 match (aligned, write) {
                     (false, _) => (0, 0),
-                    (true, true) => (0, m.redist_write(rd, off, len, value)),
+                    // No ITS yet, so no LPI work (`Dist::lpis` is false).
+                    (true, true) => (0, m.redist_write(rd, off, len, value).0),
                     (true, false) => (m.redist_read(rd, off, len), 0),
                 }
             } else {
