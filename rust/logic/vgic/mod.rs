@@ -132,6 +132,7 @@ pub(crate) struct Lpi {
     pub(crate) discard: bool,
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 impl Lpi {
     /// Not mapped by any ITE.
     pub(crate) const UNMAPPED: Self =
@@ -252,6 +253,7 @@ impl Cpu {
     }
 
     /// How many LPIs are queued on this vCPU.
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
     pub(crate) fn lpis_queued(&self) -> u32 {
         self.lpis_queued
     }
@@ -659,6 +661,7 @@ impl Model<'_> {
 
 /// LPIs. The ITS and the redistributor registers change them; INTIDs outside the lent
 /// storage (all of them without an ITS) are no such interrupt.
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 impl Model<'_> {
     fn lpi_ref(&self, intid: u32) -> Option<&Lpi> {
         self.lpis.get(intid.checked_sub(LPI_BASE)? as usize)
