@@ -121,7 +121,8 @@ struct State {
 
 impl State {
     fn model(&mut self) -> Model<'_> {
-        Model { dist: &mut self.dist, spis: &mut self.spis, cpus: &mut self.cpus }
+        // No ITS yet: no LPI storage, so every LPI operation is a no-op.
+        Model { dist: &mut self.dist, spis: &mut self.spis, cpus: &mut self.cpus, lpis: &mut [], lpi_queues: &mut [] }
     }
 }
 
@@ -142,7 +143,7 @@ pub(crate) struct Vgic {
     state: SpinLockIrq<Option<State>>,
     /// The vCPUs by index (creation order), fixed by `CTRL_INIT`: whom to kick.
     vcpus: SetOnce<KVec<Arc<Vcpu>>>,
-    /// Per vCPU index: its AP list is not empty. Written under `state`, read without it
+    /// Per vCPU index: something is queued on it (`Cpu::nothing_queued` is false). Written under `state`, read without it
     /// by the vCPU's own flush (the fast path); a vCPU that reads a stale `false` has
     /// interrupts masked, so the kick that follows the update makes it exit at once.
     hint: [AtomicBool; MAX_VCPUS as usize],
@@ -248,7 +249,7 @@ impl Vgic {
             spis.push(Irq::reset(NR_PRIVATE + i), GFP_KERNEL_ACCOUNT)?;
         }
         let state = State {
-            dist: Dist { enable_grp0: false, enable_grp1: false, nr_spis, rev: config.rev },
+            dist: Dist { nr_spis, rev: config.rev, ..Dist::default() },
             spis,
             cpus,
             layout: None,
@@ -310,12 +311,12 @@ impl Vgic {
         }
     }
 
-    /// Publishes which vCPUs have something on their AP list (under `state`).
+    /// Publishes which vCPUs have something queued (AP list or LPIs; under `state`).
     /// Returns the vCPUs to kick: all of them when an SPI was queued with none before.
     fn update_hints(&self, st: &State) -> VcpuMask {
         for (i, c) in st.cpus.iter().enumerate() {
             if let Some(h) = self.hint.get(i) {
-                h.store(!c.ap_list().is_empty(), Ordering::Release);
+                h.store(!c.nothing_queued(), Ordering::Release);
             }
         }
         let queued = any_spi_queued(&st.cpus);
@@ -434,7 +435,8 @@ impl Vgic {
                 let mut m = st.model();
                 match (aligned, write) {
                     (false, _) => (0, 0),
-                    (true, true) => (0, m.redist_write(rd, off, len, value)),
+                    // No ITS yet, so no LPI work (`Dist::lpis` is false).
+                    (true, true) => (0, m.redist_write(rd, off, len, value).0),
                     (true, false) => (m.redist_read(rd, off, len), 0),
                 }
             } else {

@@ -6,10 +6,11 @@
 //! KVM counterpart: `vgic-mmio-v3.c` and `vgic-mmio.c`. As in KVM, the distributor runs
 //! with affinity routing always on and a single security state (GICD_CTLR.ARE_NS and DS
 //! read as one), so its banked SGI/PPI registers, ITARGETSR, SGIR, the group modifiers
-//! and NSACR read as zero and ignore writes; LPIs are not offered. An access of a width
-//! the register does not allow reads as zero and is ignored, as KVM does.
+//! and NSACR read as zero and ignore writes. LPIs are offered when the VM has an ITS
+//! (`Dist::lpis`); without one their registers read as zero and ignore writes. An access
+//! of a width the register does not allow reads as zero and is ignored, as KVM does.
 
-use super::{Model, VcpuMask, AFFINITY_MASK, NR_PRIVATE, NR_SGIS, PRIORITY_MASK};
+use super::{Model, VcpuMask, AFFINITY_MASK, LPI_BASE, LPI_ID_BITS, NR_PRIVATE, NR_SGIS, PRIORITY_MASK};
 
 /// Sizes of the frames: the distributor, and a redistributor (RD_base + SGI_base).
 pub(crate) const DIST_SIZE: u64 = 0x1_0000;
@@ -37,6 +38,12 @@ const GICR_CTLR: u64 = 0x0000;
 const GICR_IIDR: u64 = 0x0004;
 const GICR_TYPER: u64 = 0x0008;
 const GICR_PIDR2: u64 = 0xffe8;
+const GICR_PROPBASER: u64 = 0x0070;
+const GICR_PENDBASER: u64 = 0x0078;
+const GICR_INVLPIR: u64 = 0x00a0;
+const GICR_INVALLR: u64 = 0x00b0;
+#[cfg_attr(not(test), allow(dead_code))] // Read as zero by the catch-all arm.
+const GICR_SYNCR: u64 = 0x00c0;
 
 /// GICD_CTLR: EnableGrp0, EnableGrp1, ARE_NS (RAO/WI), DS (RAO/WI).
 const CTLR_ENABLE_GRP0: u32 = 1 << 0;
@@ -59,8 +66,109 @@ const GICR_CTLR_IR: u64 = 1 << 2;
 pub(crate) const fn iidr(rev: u8) -> u32 {
     GICR_IIDR_VALUE | ((rev as u32) << IIDR_REV_SHIFT)
 }
-/// GICD_TYPER.IDbits: 10 INTID bits (no LPIs).
+/// GICD_TYPER.IDbits: 10 INTID bits (no LPIs), or 16 with LPIs (and TYPER.LPIS).
 const TYPER_IDBITS_10: u32 = 9 << 19;
+const TYPER_IDBITS_LPI: u32 = (LPI_ID_BITS - 1) << 19;
+const TYPER_LPIS: u32 = 1 << 17;
+/// GICR_CTLR.EnableLPIs; GICR_TYPER.PLPIS.
+const GICR_CTLR_ENABLE_LPIS: u64 = 1 << 0;
+const GICR_TYPER_PLPIS: u64 = 1 << 0;
+/// GICR_PENDBASER.PTZ: the pending table is zero (write-only: reads hide it).
+pub(crate) const PENDBASER_PTZ: u64 = 1 << 62;
+/// RES0 bits of GICR_PROPBASER and GICR_PENDBASER, as KVM masks them.
+const PROPBASER_RES0: u64 = (0x1f << 59) | (0xf << 52) | (0x3 << 5);
+const PENDBASER_RES0: u64 = (1 << 63) | (0x7 << 59) | (0xf << 52) | (0xf << 12) | 0x7f;
+/// Shareability [11:10], inner [9:7] and outer [58:56] cacheability of both registers.
+const BASER_SHARE_SHIFT: u32 = 10;
+const BASER_INNER_SHIFT: u32 = 7;
+const BASER_OUTER_SHIFT: u32 = 56;
+
+/// KVM's sanitising of a GICR_PROPBASER / PENDBASER value: outer shareable becomes
+/// inner shareable, an inner non-cacheable mapping write-back (read-allocate), an outer
+/// cacheability other than "same as inner" or non-cacheable "same as inner"; RES0 bits
+/// clear.
+const fn sanitise_baser(v: u64, res0: u64) -> u64 {
+    let share = match (v >> BASER_SHARE_SHIFT) & 3 {
+        2 => 1,
+        f => f,
+    };
+    let inner = match (v >> BASER_INNER_SHIFT) & 7 {
+        0 | 1 => 3,
+        f => f,
+    };
+    let outer = match (v >> BASER_OUTER_SHIFT) & 7 {
+        f @ (0 | 1) => f,
+        _ => 0,
+    };
+    let fields = (3 << BASER_SHARE_SHIFT) | (7 << BASER_INNER_SHIFT) | (7 << BASER_OUTER_SHIFT);
+    let v = (v & !fields) | (share << BASER_SHARE_SHIFT) | (inner << BASER_INNER_SHIFT) | (outer << BASER_OUTER_SHIFT);
+    v & !res0
+}
+
+pub(crate) const fn sanitise_propbaser(v: u64) -> u64 {
+    sanitise_baser(v, PROPBASER_RES0)
+}
+
+pub(crate) const fn sanitise_pendbaser(v: u64) -> u64 {
+    sanitise_baser(v, PENDBASER_RES0)
+}
+
+/// The number of INTIDs GICR_PROPBASER's IDbits covers (LPIs are below it), capped by
+/// the 16 bits offered (KVM's `max_lpis_propbaser`): what MAPTI checks.
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+pub(crate) const fn max_lpis(propbaser: u64) -> u32 {
+    let bits = (propbaser & 0x1f) as u32 + 1;
+    1 << if bits < LPI_ID_BITS { bits } else { LPI_ID_BITS }
+}
+
+/// The guest-physical address of the property table (GICR_PROPBASER [51:12]) and of a
+/// pending table (GICR_PENDBASER [51:16]).
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+pub(crate) const fn propbaser_address(v: u64) -> u64 {
+    v & 0x000f_ffff_ffff_f000
+}
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+pub(crate) const fn pendbaser_address(v: u64) -> u64 {
+    v & 0x000f_ffff_ffff_0000
+}
+
+/// `len` bytes of `val` written at byte `offset & 4` of a 64-bit register holding `old`
+/// (KVM's `update_64bit_reg`).
+const fn update_64(old: u64, offset: u64, len: u8, val: u64) -> u64 {
+    match (len, offset & 4) {
+        (8, _) => val,
+        (_, 0) => (old & !0xffff_ffff) | (val & 0xffff_ffff),
+        _ => (old & 0xffff_ffff) | (val << 32),
+    }
+}
+
+/// `len` bytes of a 64-bit register at byte `offset & 4`.
+const fn extract_64(v: u64, offset: u64, len: u8) -> u64 {
+    match (len, offset & 4) {
+        (8, _) => v,
+        (_, 0) => v & 0xffff_ffff,
+        _ => v >> 32,
+    }
+}
+
+/// What a redistributor write asks of the kernel layer because it needs guest memory,
+/// which the model cannot read: done after the lock is dropped, then fed back through
+/// the `lpi_*` operations (the model has already changed what it could).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LpiWork {
+    /// GICR_INVLPIR: read mapped LPI `intid`'s property byte, then `lpi_set_config`
+    /// (KVM's `vgic_its_inv_lpi`).
+    Invalidate(u32),
+    /// GICR_INVALLR: read the property bytes of the LPIs targeting vCPU `cpu`, then
+    /// `lpi_load_config(Some(cpu), ..)` (KVM's `vgic_its_invall`).
+    InvalidateAll(u16),
+    /// EnableLPIs set on vCPU `cpu`: unless `load_pending` is false (PENDBASER.PTZ),
+    /// read its pending table and `lpi_load_pending` (KVM's `vgic_enable_lpis`).
+    EnableLpis { cpu: u16, load_pending: bool },
+    /// EnableLPIs cleared on vCPU `cpu` (its queued LPIs lost their pending state):
+    /// invalidate the ITS translation caches (`vgic_its_invalidate_all_caches`).
+    DisableLpis(u16),
+}
 /// PIDR2.ArchRev = 3 (GICv3), with the JEDEC designer bits of Arm.
 pub(crate) const PIDR2_GICV3: u32 = 0x3b;
 /// GICR_TYPER.Last.
@@ -201,7 +309,8 @@ impl Model<'_> {
                     | if self.dist.enable_grp1 { CTLR_ENABLE_GRP1 } else { 0 },
             ),
             (GICD_TYPER, 4) => {
-                u64::from(((self.dist.nr_spis + NR_PRIVATE) / 32 - 1) | TYPER_IDBITS_10)
+                let id = if self.dist.lpis { TYPER_IDBITS_LPI | TYPER_LPIS } else { TYPER_IDBITS_10 };
+                u64::from(((self.dist.nr_spis + NR_PRIVATE) / 32 - 1) | id)
             }
             (GICD_IIDR, 4) => u64::from(iidr(self.dist.rev)),
             (GICD_PIDR2, 4) => u64::from(PIDR2_GICV3),
@@ -270,28 +379,34 @@ impl Model<'_> {
 
     /// A guest read in vCPU `rd`'s redistributor (both frames), by any vCPU.
     pub(crate) fn redist_read(&mut self, rd: usize, offset: u64, len: u8) -> u64 {
-        let rev = self.dist.rev;
+        let (rev, lpis) = (self.dist.rev, self.dist.lpis);
         let Some(c) = self.cpus.get(rd) else { return 0 };
         if offset < SGI_BASE {
+            let enable_lpis = if c.lpis_enabled { GICR_CTLR_ENABLE_LPIS } else { 0 };
             return match (offset, len) {
-                // No LPIs, so EnableLPIs stays clear.
-                (GICR_CTLR, 4) if rev >= 3 => GICR_CTLR_IR | GICR_CTLR_CES,
-                (GICR_CTLR, 4) => 0,
+                // RWP never reads as one: a disable completes under the lock.
+                (GICR_CTLR, 4) if rev >= 3 => GICR_CTLR_IR | GICR_CTLR_CES | enable_lpis,
+                (GICR_CTLR, 4) => enable_lpis,
                 (GICR_IIDR, 4) => u64::from(GICR_IIDR_VALUE),
                 (GICR_TYPER, 8) | (GICR_TYPER, 4) | (0x000c, 4) => {
                     let mpidr = c.mpidr;
                     let aff = ((mpidr >> 8) & 0xff_0000_00) | (mpidr & 0xff_ffff);
                     let typer = (aff << 32)
                         | ((u64::from(c.id) & 0xffff) << 8)
-                        | if c.last { GICR_TYPER_LAST } else { 0 };
-                    match (len, offset) {
-                        (8, _) => typer,
-                        (_, GICR_TYPER) => typer & 0xffff_ffff,
-                        _ => typer >> 32,
-                    }
+                        | if c.last { GICR_TYPER_LAST } else { 0 }
+                        | if lpis { GICR_TYPER_PLPIS } else { 0 };
+                    extract_64(typer, offset, len)
                 }
                 (GICR_PIDR2, 4) => u64::from(PIDR2_GICV3),
-                // STATUSR, WAKER, PROPBASER, PENDBASER, ...: RAZ/WI as in KVM.
+                (GICR_PROPBASER | 0x0074, 4) | (GICR_PROPBASER, 8) if lpis => {
+                    extract_64(self.dist.propbaser, offset, len)
+                }
+                (GICR_PENDBASER | 0x007c, 4) | (GICR_PENDBASER, 8) if lpis => {
+                    extract_64(c.pendbaser & !PENDBASER_PTZ, offset, len)
+                }
+                // STATUSR, WAKER, INVLPIR, INVALLR, SYNCR (never busy: invalidations
+                // complete before the write returns), and without an ITS the LPI
+                // registers: RAZ/WI.
                 _ => 0,
             };
         }
@@ -310,13 +425,17 @@ impl Model<'_> {
         }
     }
 
-    /// A guest write in vCPU `rd`'s redistributor; returns the vCPUs to kick.
-    pub(crate) fn redist_write(&mut self, rd: usize, offset: u64, len: u8, val: u64) -> VcpuMask {
-        if rd >= self.cpus.len() || offset < SGI_BASE {
-            return 0;
+    /// A guest write in vCPU `rd`'s redistributor; returns the vCPUs to kick and the
+    /// LPI work the kernel layer must do with guest memory, if any.
+    pub(crate) fn redist_write(&mut self, rd: usize, offset: u64, len: u8, val: u64) -> (VcpuMask, Option<LpiWork>) {
+        if rd >= self.cpus.len() {
+            return (0, None);
+        }
+        if offset < SGI_BASE {
+            return if self.dist.lpis { self.redist_lpi_write(rd, offset, len, val) } else { (0, None) };
         }
         let offset = offset - SGI_BASE;
-        match (offset, len) {
+        let kick = match (offset, len) {
             (0x0080 | 0x0100 | 0x0180 | 0x0200 | 0x0280 | 0x0300 | 0x0380, 4) => {
                 match BitReg::at(offset) {
                     Some((reg, 0)) => self.bit_write(rd, reg, 0, val as u32),
@@ -328,6 +447,44 @@ impl Model<'_> {
             }
             (0x0c00 | 0x0c04, 4) => self.config_write(rd, (offset - GICD_ICFGR) as u32 * 4, val as u32),
             _ => 0,
+        };
+        (kick, None)
+    }
+
+    /// The RD_base LPI registers of a VM with an ITS (KVM's `vgic-mmio-v3.c`).
+    fn redist_lpi_write(&mut self, rd: usize, offset: u64, len: u8, val: u64) -> (VcpuMask, Option<LpiWork>) {
+        let enabled = self.cpus[rd].lpis_enabled;
+        let cpu = rd as u16;
+        match (offset, len) {
+            (GICR_CTLR, 4) => match (enabled, val & GICR_CTLR_ENABLE_LPIS != 0) {
+                (false, true) => {
+                    let load_pending = self.cpus[rd].pendbaser & PENDBASER_PTZ == 0;
+                    (self.lpis_enable(rd), Some(LpiWork::EnableLpis { cpu, load_pending }))
+                }
+                (true, false) => (self.lpis_disable(rd), Some(LpiWork::DisableLpis(cpu))),
+                _ => (0, None),
+            },
+            // Storing a base with LPIs enabled is UNPREDICTABLE: ignored, as KVM. The
+            // property table is the VM's, written through any redistributor.
+            (GICR_PROPBASER | 0x0074, 4) | (GICR_PROPBASER, 8) if !enabled => {
+                let v = update_64(self.dist.propbaser, offset, len, val);
+                self.dist.propbaser = sanitise_propbaser(v);
+                (0, None)
+            }
+            (GICR_PENDBASER | 0x007c, 4) | (GICR_PENDBASER, 8) if !enabled => {
+                let c = &mut self.cpus[rd];
+                c.pendbaser = sanitise_pendbaser(update_64(c.pendbaser, offset, len, val));
+                (0, None)
+            }
+            // The upper halves (vPE fields, no GICv4) and writes while LPIs are disabled
+            // are dropped, as KVM; so is an INTID that is no mapped LPI.
+            (GICR_INVLPIR, 4 | 8) if enabled => {
+                let intid = val as u32;
+                let mapped = intid >= LPI_BASE && self.lpi_state(intid).is_some();
+                (0, mapped.then_some(LpiWork::Invalidate(intid)))
+            }
+            (GICR_INVALLR, 4 | 8) if enabled => (0, Some(LpiWork::InvalidateAll(cpu))),
+            _ => (0, None),
         }
     }
 }
@@ -335,6 +492,7 @@ impl Model<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::Fixture;
+    use super::super::LPI_PROP_ENABLE;
     use super::*;
 
     #[test]
@@ -429,7 +587,112 @@ mod tests {
         assert_eq!(m.redist_read(1, SGI_BASE + 0xc00, 4), 0xaaaa_aaaa);
         assert_eq!(m.redist_read(1, SGI_BASE + 0xc04, 4), 0);
         // ISPENDR0 of vCPU 1 makes SGI 2 pending there.
-        assert_eq!(m.redist_write(1, SGI_BASE + 0x200, 4, 1 << 2), 2);
+        assert_eq!(m.redist_write(1, SGI_BASE + 0x200, 4, 1 << 2), (2, None));
         assert_eq!(m.redist_read(1, SGI_BASE + 0x200, 4), 1 << 2);
+    }
+
+    #[test]
+    fn lpi_identification() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        // 16 INTID bits and LPIS with an ITS; GICR_TYPER.PLPIS (no DirectLPI, as KVM).
+        assert_eq!(m.dist_read(0, GICD_TYPER, 4), (15 << 19) | (1 << 17) | 2);
+        assert_eq!(m.redist_read(1, GICR_TYPER, 8), (1 << 32) | (1 << 8) | 1);
+        assert_eq!(m.redist_read(1, GICR_TYPER, 4), (1 << 8) | 1);
+        assert_eq!(max_lpis(0), 2);
+        assert_eq!(max_lpis(13), 1 << 14);
+        assert_eq!(max_lpis(0x1f), 1 << 16);
+    }
+
+    #[test]
+    fn propbaser_pendbaser_rules() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        // Sanitised: outer shareable (2) becomes inner (1), inner nC (1) RaWb (3), outer
+        // WaWb (5) "same as inner" (0); RES0 bits dropped; IDbits kept.
+        let v = (5 << 56) | (0x1f << 59) | 0x8_0000_0000 | (2 << 10) | (1 << 7) | (3 << 5) | 15;
+        m.redist_write(0, GICR_PROPBASER, 8, v);
+        assert_eq!(m.dist.propbaser, 0x8_0000_0000 | (1 << 10) | (3 << 7) | 15);
+        // VM-wide: read through any redistributor, written in halves too.
+        assert_eq!(m.redist_read(1, GICR_PROPBASER, 8), m.dist.propbaser);
+        m.redist_write(1, GICR_PROPBASER + 4, 4, 0x9);
+        assert_eq!(m.redist_read(0, GICR_PROPBASER + 4, 4), 0x9);
+        assert_eq!(m.redist_read(0, GICR_PROPBASER, 4), (1 << 10) | (3 << 7) | 15);
+        // PENDBASER: per vCPU; PTZ stored but read as zero; [15:12] and [6:0] RES0.
+        m.redist_write(1, GICR_PENDBASER, 8, PENDBASER_PTZ | 0x4_0001_f07f | (3 << 7));
+        assert_eq!(m.cpus[1].pendbaser, PENDBASER_PTZ | 0x4_0001_0000 | (3 << 7));
+        assert_eq!(m.redist_read(1, GICR_PENDBASER, 8), 0x4_0001_0000 | (3 << 7));
+        assert_eq!(m.redist_read(0, GICR_PENDBASER, 8), 0);
+        // EnableLPIs on vCPU 1: its PENDBASER is frozen, and PROPBASER written through
+        // its redistributor too (not through vCPU 0's).
+        let work = m.redist_write(1, GICR_CTLR, 4, 1).1;
+        assert_eq!(work, Some(LpiWork::EnableLpis { cpu: 1, load_pending: false }));
+        assert_eq!(m.redist_read(1, GICR_CTLR, 4), 0b111);
+        m.redist_write(1, GICR_PENDBASER, 8, 0);
+        m.redist_write(1, GICR_PROPBASER, 8, 0);
+        assert_eq!(m.redist_read(1, GICR_PENDBASER, 8), 0x4_0001_0000 | (3 << 7));
+        assert_eq!(m.redist_read(1, GICR_PROPBASER + 4, 4), 0x9);
+        m.redist_write(0, GICR_PROPBASER, 8, 0);
+        assert_eq!(m.dist.propbaser & 0xfff, 0x180); // sanitised zero: inner RaWb
+        // Setting it again does nothing; the other vCPU's pending table is loaded.
+        assert_eq!(m.redist_write(1, GICR_CTLR, 4, 1), (0, None));
+        let work = m.redist_write(0, GICR_CTLR, 4, 1).1;
+        assert_eq!(work, Some(LpiWork::EnableLpis { cpu: 0, load_pending: true }));
+    }
+
+    #[test]
+    fn enable_lpis_delivers_and_disable_drops() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.lpi_map(LPI_BASE, 0, 0x20 | LPI_PROP_ENABLE, true).unwrap();
+        m.lpi_map(LPI_BASE + 1, 0, 0x20, true).unwrap(); // disabled by its property byte
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.redist_write(0, GICR_CTLR, 4, 1).0, 1);
+        assert_eq!(m.cpus[0].lpis_queued(), 1);
+        // Cleared (CES: supported, as KVM): queued LPIs lose their pending state, the
+        // one not queued keeps it.
+        assert_eq!(m.redist_write(0, GICR_CTLR, 4, 0), (0, Some(LpiWork::DisableLpis(0))));
+        assert_eq!(m.redist_read(0, GICR_CTLR, 4), 0b110);
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.lpi_state(LPI_BASE), Some((false, 0)));
+        assert_eq!(m.lpi_state(LPI_BASE + 1), Some((true, 0)));
+        assert_eq!(m.redist_write(0, GICR_CTLR, 4, 0), (0, None));
+    }
+
+    #[test]
+    fn invalidation_registers() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.lpi_map(LPI_BASE + 3, 0, 0, false).unwrap();
+        // Dropped while LPIs are disabled.
+        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3)), (0, None));
+        assert_eq!(m.redist_write(0, GICR_INVALLR, 8, 0), (0, None));
+        m.redist_write(0, GICR_CTLR, 4, 1);
+        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3)).1, Some(LpiWork::Invalidate(8195)));
+        assert_eq!(m.redist_write(0, GICR_INVLPIR, 4, u64::from(LPI_BASE + 3)).1, Some(LpiWork::Invalidate(8195)));
+        // The upper half (vPE), an unmapped LPI or no LPI at all: nothing.
+        assert_eq!(m.redist_write(0, GICR_INVLPIR + 4, 4, 0).1, None);
+        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 4)).1, None);
+        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, 40).1, None);
+        assert_eq!(m.redist_write(0, GICR_INVALLR, 4, 0).1, Some(LpiWork::InvalidateAll(0)));
+        assert_eq!(m.redist_write(0, GICR_INVALLR + 4, 4, 0).1, None);
+        // Write-only registers read as zero; SYNCR is never busy.
+        assert_eq!(m.redist_read(0, GICR_INVLPIR, 8), 0);
+        assert_eq!(m.redist_read(0, GICR_SYNCR, 4), 0);
+    }
+
+    #[test]
+    fn lpi_registers_without_an_its() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        for (off, len) in [(GICR_CTLR, 4), (GICR_PROPBASER, 8), (GICR_PENDBASER, 8), (GICR_INVLPIR, 8), (GICR_INVALLR, 8)] {
+            assert_eq!(m.redist_write(0, off, len, u64::MAX), (0, None));
+        }
+        assert_eq!(m.redist_read(0, GICR_CTLR, 4), 0b110);
+        assert_eq!(m.redist_read(0, GICR_PROPBASER, 8), 0);
+        assert_eq!(m.redist_read(0, GICR_PENDBASER, 8), 0);
+        assert_eq!(m.redist_read(0, GICR_SYNCR, 4), 0);
+        assert!(!m.cpus[0].lpis_enabled);
+        assert_eq!(m.redist_read(0, GICR_TYPER, 8) & 1, 0);
     }
 }

@@ -15,6 +15,13 @@
 //! has it active. Flush copies the highest-priority entries into list registers
 //! (`Irq::in_lr`); while there, the interrupt stays on that list whatever else changes,
 //! and sync folds the list register back and queues it again by the new state.
+//!
+//! LPIs (INTIDs [`LPI_BASE`]..64Ki, only with an ITS) live in storage the kernel layer
+//! lends ([`Model::lpis`], empty without an ITS). Up to 57344 of them could be pending on
+//! one vCPU, so instead of the AP list each vCPU has a bitmap of its queued LPIs with a
+//! summary level and a count ([`Model::lpi_queues`], [`Cpu::nothing_queued`]): flush and
+//! wake-up checks cost nothing while no LPI is queued. An LPI is edge-triggered, group 1,
+//! configured by its property byte and has no active state outside a list register.
 
 pub(crate) mod attr;
 pub(crate) mod its;
@@ -39,6 +46,18 @@ pub(crate) const PRIORITY_MASK: u8 = 0xf8;
 pub(crate) const NONE: u16 = u16::MAX;
 /// The affinity fields of MPIDR_EL1 / GICD_IROUTER (Aff3 [39:32], Aff2-Aff0 [23:0]).
 pub(crate) const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// The first LPI, and the INTID bits offered with an ITS (KVM's `INTERRUPT_ID_BITS_ITS`).
+pub(crate) const LPI_BASE: u32 = 8192;
+pub(crate) const LPI_ID_BITS: u32 = 16;
+pub(crate) const NR_LPIS: usize = (1 << LPI_ID_BITS) - LPI_BASE as usize;
+/// A vCPU's queued-LPI bitmap in [`Model::lpi_queues`]: one bit per LPI, then one summary
+/// bit per bitmap word that is not zero.
+pub(crate) const LPI_BITMAP_WORDS: usize = NR_LPIS / 64;
+pub(crate) const LPI_QUEUE_WORDS: usize = LPI_BITMAP_WORDS + LPI_BITMAP_WORDS.div_ceil(64);
+/// The property byte: bit 0 enables the LPI, [7:2] are its priority.
+pub(crate) const LPI_PROP_ENABLE: u8 = 1;
+pub(crate) const LPI_PROP_PRIORITY: u8 = 0xfc;
 
 /// A set of vCPU indices (at most 64 vCPUs per VM): the ones to kick.
 pub(crate) type VcpuMask = u64;
@@ -95,6 +114,76 @@ impl Irq {
     }
 }
 
+/// One LPI's state, indexed by `intid - LPI_BASE` in [`Model::lpis`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lpi {
+    /// ITEs mapping it: the LPI exists while this is not zero.
+    pub(crate) refs: u32,
+    /// The vCPU of its ITS collection, or [`NONE`].
+    pub(crate) target: u16,
+    /// The vCPU whose LPI queue holds it, or [`NONE`].
+    pub(crate) queued: u16,
+    /// The property-table byte ([`LPI_PROP_ENABLE`], [`LPI_PROP_PRIORITY`]).
+    pub(crate) config: u8,
+    pub(crate) pending: bool,
+    /// In a list register of its `queued` vCPU.
+    pub(crate) in_lr: bool,
+    /// The list register holding it speaks for an earlier state (the LPI was unmapped and
+    /// mapped again, or its redistributor disabled LPIs): the fold ignores its pending bit.
+    pub(crate) discard: bool,
+}
+
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+impl Lpi {
+    /// Not mapped by any ITE.
+    pub(crate) const UNMAPPED: Self =
+        Self { refs: 0, target: NONE, queued: NONE, config: 0, pending: false, in_lr: false, discard: false };
+}
+
+/// The queued LPIs of one vCPU (its [`LPI_QUEUE_WORDS`] of [`Model::lpi_queues`]), as
+/// INTIDs in increasing order; the summary words skip empty stretches.
+struct QueuedLpis<'q> {
+    q: &'q [u64],
+    next: usize,
+}
+
+impl Iterator for QueuedLpis<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let i = next_queued(self.q, self.next)?;
+        self.next = i + 1;
+        Some(LPI_BASE + i as u32)
+    }
+}
+
+/// The first set bit at or after `from` in a queue's bitmap.
+fn next_queued(q: &[u64], from: usize) -> Option<usize> {
+    if q.len() < LPI_QUEUE_WORDS || from >= NR_LPIS {
+        return None;
+    }
+    let (bits, summary) = q.split_at(LPI_BITMAP_WORDS);
+    let w = from / 64;
+    let here = bits[w] & (u64::MAX << (from % 64));
+    if here != 0 {
+        return Some(w * 64 + here.trailing_zeros() as usize);
+    }
+    let w = w + 1;
+    if w >= LPI_BITMAP_WORDS {
+        return None;
+    }
+    let mut s = w / 64;
+    let mut mask = summary[s] & (u64::MAX << (w % 64));
+    loop {
+        if mask != 0 {
+            let word = s * 64 + mask.trailing_zeros() as usize;
+            return Some(word * 64 + bits[word].trailing_zeros() as usize);
+        }
+        s += 1;
+        mask = *summary.get(s)?;
+    }
+}
+
 /// The distributor's own registers.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Dist {
@@ -104,6 +193,13 @@ pub(crate) struct Dist {
     pub(crate) nr_spis: u32,
     /// GICD_IIDR's implementation revision (2 or 3; userspace may restore 2).
     pub(crate) rev: u8,
+    /// The VM has an ITS: the LPI registers exist (set by the kernel layer when it lends
+    /// LPI storage; without it they read as zero and ignore writes).
+    pub(crate) lpis: bool,
+    /// GICR_PROPBASER, one for the whole VM (written through any redistributor).
+    pub(crate) propbaser: u64,
+    /// Mapped LPIs (`refs` not zero), so VM-wide passes skip the storage when none is.
+    pub(crate) lpis_mapped: u32,
 }
 
 /// A vCPU's private interrupts, redistributor identity and AP list.
@@ -120,8 +216,14 @@ pub(crate) struct Cpu {
     pub(crate) id_bits: u8,
     /// GICR_TYPER.Last: the last redistributor of its region.
     pub(crate) last: bool,
+    /// GICR_CTLR.EnableLPIs: LPIs targeting this vCPU are delivered.
+    pub(crate) lpis_enabled: bool,
+    /// GICR_PENDBASER as stored (PTZ included; reads hide it).
+    pub(crate) pendbaser: u64,
     ap: [u16; AP_CAP],
     ap_len: usize,
+    /// LPIs in this vCPU's queue bitmap.
+    lpis_queued: u32,
 }
 
 impl Cpu {
@@ -130,7 +232,31 @@ impl Cpu {
         for (i, irq) in private.iter_mut().enumerate() {
             *irq = Irq::reset(i as u32);
         }
-        Self { private, mpidr, id: 0, pri_bits: 5, id_bits: 0, last: false, ap: [0; AP_CAP], ap_len: 0 }
+        Self {
+            private,
+            mpidr,
+            id: 0,
+            pri_bits: 5,
+            id_bits: 0,
+            last: false,
+            lpis_enabled: false,
+            pendbaser: 0,
+            ap: [0; AP_CAP],
+            ap_len: 0,
+            lpis_queued: 0,
+        }
+    }
+
+    /// Nothing is queued (AP list and LPI queue empty): the kernel layer's per-vCPU hint,
+    /// with which a vCPU skips the lock on entry and WFI checks.
+    pub(crate) fn nothing_queued(&self) -> bool {
+        self.ap_len == 0 && self.lpis_queued == 0
+    }
+
+    /// How many LPIs are queued on this vCPU.
+    #[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+    pub(crate) fn lpis_queued(&self) -> u32 {
+        self.lpis_queued
     }
 
     /// The interrupts on the AP list.
@@ -174,6 +300,12 @@ pub(crate) struct Model<'a> {
     pub(crate) spis: &'a mut [Irq],
     /// By vCPU index.
     pub(crate) cpus: &'a mut [Cpu],
+    /// LPIs by `intid - LPI_BASE` ([`NR_LPIS`] of them, [`Lpi::UNMAPPED`] initially), or
+    /// empty without an ITS: then every LPI operation is a no-op.
+    pub(crate) lpis: &'a mut [Lpi],
+    /// Per vCPU index, [`LPI_QUEUE_WORDS`] zeroed words: its queued LPIs. Empty without an
+    /// ITS.
+    pub(crate) lpi_queues: &'a mut [u64],
 }
 
 impl Model<'_> {
@@ -275,7 +407,7 @@ impl Model<'_> {
         for intid in NR_PRIVATE..NR_PRIVATE + self.dist.nr_spis {
             kick |= self.queue(0, intid);
         }
-        kick
+        kick | self.lpi_queue_where(|_| true)
     }
 
     /// An interrupt line changes level (`KVM_IRQ_LINE`, irqfd, a device model). A rising
@@ -363,7 +495,7 @@ impl Model<'_> {
             };
             let group_on = if irq.group1 { self.dist.enable_grp1 } else { self.dist.enable_grp0 };
             irq.enabled && irq.pending() && group_on
-        })
+        }) || (c.lpis_queued != 0 && self.queued_lpis(cpu).any(|id| self.lpi_ref(id).is_some_and(|l| l.pending)))
     }
 
     fn irq_ref(&self, cpu: usize, intid: u32) -> &Irq {
@@ -392,37 +524,65 @@ impl Model<'_> {
     /// presents it again if the line is still high then.
     pub(crate) fn flush(&mut self, cpu: usize, lrs: &mut [u64]) -> Flushed {
         let Some(c) = self.cpus.get(cpu) else { return Flushed::default() };
-        let waiting = c.ap_len;
+        let waiting = c.ap_len + c.lpis_queued as usize;
+        // LPIs are never active outside a list register (the fold drops the state).
         let active = c.ap_list().iter().filter(|&&id| self.irq_ref(cpu, u32::from(id)).active).count();
+        // One pass keeps the best `n` candidates in order: no sort buffer beyond the
+        // list-register count.
+        let n = lrs.len().min(lr::MAX_LRS);
+        let mut best = [(true, 0u8, 0u32); lr::MAX_LRS];
+        let mut found = 0;
+        let mut offer = |key: (bool, u8, u32)| {
+            if found == n && (n == 0 || key >= best[n - 1]) {
+                return;
+            }
+            let mut i = found.min(n - 1);
+            while i > 0 && key < best[i - 1] {
+                best[i] = best[i - 1];
+                i -= 1;
+            }
+            best[i] = key;
+            found = (found + 1).min(n);
+        };
+        for &id in self.cpus[cpu].ap_list() {
+            let id = u32::from(id);
+            if !self.irq_ref(cpu, id).in_lr {
+                offer(self.lr_order(cpu, id));
+            }
+        }
+        if self.cpus[cpu].lpis_queued != 0 {
+            for id in self.queued_lpis(cpu) {
+                // A queued LPI out of a list register is pending and enabled.
+                if let Some(l) = self.lpi_ref(id).filter(|l| !l.in_lr) {
+                    offer((false, l.config & LPI_PROP_PRIORITY, id));
+                }
+            }
+        }
         let mut used = 0;
-        while used < lrs.len() {
-            // Selection by repeated scans: no sort buffer, at most 16 × the list length.
-            let mut best: Option<(bool, u8, u32)> = None;
-            for &id in self.cpus[cpu].ap_list() {
-                let id = u32::from(id);
-                if self.irq_ref(cpu, id).in_lr {
-                    continue;
+        for &(_, _, intid) in &best[..found] {
+            let lr = if intid >= LPI_BASE {
+                let Some(l) = self.lpi_mut(intid) else { break };
+                // Edge, group 1, no EOI maintenance (KVM's `vgic_v3_compute_lr`).
+                l.pending = false;
+                l.in_lr = true;
+                Lr { intid, priority: l.config & LPI_PROP_PRIORITY, group1: true, pending: true, active: false, eoi: false }
+            } else {
+                let Some(irq) = self.irq(cpu, intid) else { break };
+                let pending = irq.pending() && !(irq.level && irq.active);
+                let lr = Lr {
+                    intid,
+                    priority: irq.priority,
+                    group1: irq.group1,
+                    pending,
+                    active: irq.active,
+                    eoi: irq.level,
+                };
+                if !irq.level {
+                    irq.pending_latch = false;
                 }
-                let key = self.lr_order(cpu, id);
-                if best.is_none_or(|b| key < b) {
-                    best = Some(key);
-                }
-            }
-            let Some((_, _, intid)) = best else { break };
-            let Some(irq) = self.irq(cpu, intid) else { break };
-            let pending = irq.pending() && !(irq.level && irq.active);
-            let lr = Lr {
-                intid,
-                priority: irq.priority,
-                group1: irq.group1,
-                pending,
-                active: irq.active,
-                eoi: irq.level,
+                irq.in_lr = true;
+                lr
             };
-            if !irq.level {
-                irq.pending_latch = false;
-            }
-            irq.in_lr = true;
             lrs[used] = lr.encode();
             used += 1;
         }
@@ -476,6 +636,10 @@ impl Model<'_> {
         let mut kick = 0;
         for &v in lrs {
             let lr = Lr::decode(v);
+            if lr.intid >= LPI_BASE {
+                kick |= self.lpi_fold(lr);
+                continue;
+            }
             let Some(irq) = self.irq(cpu, lr.intid) else { continue };
             irq.in_lr = false;
             irq.active = lr.active && !irq.deactivate;
@@ -491,6 +655,303 @@ impl Model<'_> {
                 irq.pending_latch = true;
             }
             kick |= self.queue(cpu, lr.intid);
+        }
+        kick
+    }
+}
+
+/// LPIs. The ITS and the redistributor registers change them; INTIDs outside the lent
+/// storage (all of them without an ITS) are no such interrupt.
+#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+impl Model<'_> {
+    fn lpi_ref(&self, intid: u32) -> Option<&Lpi> {
+        self.lpis.get(intid.checked_sub(LPI_BASE)? as usize)
+    }
+
+    fn lpi_mut(&mut self, intid: u32) -> Option<&mut Lpi> {
+        self.lpis.get_mut(intid.checked_sub(LPI_BASE)? as usize)
+    }
+
+    /// A mapped LPI.
+    fn lpi_live(&mut self, intid: u32) -> Option<&mut Lpi> {
+        self.lpi_mut(intid).filter(|l| l.refs != 0)
+    }
+
+    fn queued_lpis(&self, cpu: usize) -> QueuedLpis<'_> {
+        let q = self.lpi_queues.get(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS).unwrap_or(&[]);
+        QueuedLpis { q, next: 0 }
+    }
+
+    /// Sets or clears LPI `intid`'s bit in vCPU `cpu`'s queue; `false` if that vCPU has
+    /// no queue.
+    fn lpi_queue_bit(&mut self, cpu: usize, intid: u32, on: bool) -> bool {
+        let Some(q) = self.lpi_queues.get_mut(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS) else {
+            return false;
+        };
+        let Some(c) = self.cpus.get_mut(cpu) else { return false };
+        let i = (intid - LPI_BASE) as usize;
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        let was = q[w] & bit != 0;
+        if on {
+            q[w] |= bit;
+            q[LPI_BITMAP_WORDS + w / 64] |= 1 << (w % 64);
+        } else {
+            q[w] &= !bit;
+            if q[w] == 0 {
+                q[LPI_BITMAP_WORDS + w / 64] &= !(1 << (w % 64));
+            }
+        }
+        match (was, on) {
+            (false, true) => c.lpis_queued += 1,
+            (true, false) => c.lpis_queued -= 1,
+            _ => {}
+        }
+        true
+    }
+
+    /// Where the LPI must be presented: its target, if it is mapped, pending, enabled by
+    /// its property byte, group 1 is enabled and the target's redistributor has
+    /// EnableLPIs set; otherwise nowhere. (KVM refuses MSIs to a redistributor with LPIs
+    /// disabled and drops the pending state when they are disabled; gating here also
+    /// holds back an LPI mapped or moved pending to such a redistributor.)
+    fn lpi_oracle(&self, l: &Lpi) -> u16 {
+        if l.refs == 0 || !l.pending || l.config & LPI_PROP_ENABLE == 0 || !self.dist.enable_grp1 {
+            return NONE;
+        }
+        match self.cpus.get(usize::from(l.target)) {
+            Some(c) if c.lpis_enabled => l.target,
+            _ => NONE,
+        }
+    }
+
+    /// Puts LPI `intid` on the queue its state calls for, as [`Self::queue`]. One in a
+    /// list register stays with that vCPU until its fold; the vCPU is kicked if the LPI
+    /// must be presented (again, or elsewhere).
+    fn lpi_queue(&mut self, intid: u32) -> VcpuMask {
+        let Some(l) = self.lpi_ref(intid).copied() else { return 0 };
+        let target = self.lpi_oracle(&l);
+        let nr = self.cpus.len();
+        if l.in_lr {
+            // Kicked to present it again, or to fold it soon when it must go elsewhere.
+            let kick = target != NONE || l.target != l.queued;
+            return if kick && usize::from(l.queued) < nr { 1 << l.queued } else { 0 };
+        }
+        if l.queued != target {
+            if l.queued != NONE {
+                self.lpi_queue_bit(usize::from(l.queued), intid, false);
+            }
+            let queued = if target != NONE && self.lpi_queue_bit(usize::from(target), intid, true) {
+                target
+            } else {
+                NONE
+            };
+            if let Some(l) = self.lpi_mut(intid) {
+                l.queued = queued;
+            }
+        }
+        if target == NONE || usize::from(target) >= nr {
+            0
+        } else {
+            1 << target
+        }
+    }
+
+    /// Queues again every mapped LPI that `pick` selects.
+    fn lpi_queue_where(&mut self, pick: impl Fn(&Lpi) -> bool) -> VcpuMask {
+        let mut kick = 0;
+        let mut left = self.dist.lpis_mapped;
+        let mut i = 0;
+        while left != 0 && i < self.lpis.len() {
+            let l = self.lpis[i];
+            if l.refs != 0 {
+                left -= 1;
+                if pick(&l) {
+                    kick |= self.lpi_queue(LPI_BASE + i as u32);
+                }
+            }
+            i += 1;
+        }
+        kick
+    }
+
+    /// Folds a list register holding an LPI back (KVM's fold: the active state is
+    /// dropped, as the guest's EOI removes it and no EOIcount follows for an LPI outside
+    /// the list registers; a pending bit is kept, unless the LPI is gone or `discard`).
+    fn lpi_fold(&mut self, lr: Lr) -> VcpuMask {
+        let Some(l) = self.lpi_mut(lr.intid) else { return 0 };
+        if !l.in_lr {
+            return 0;
+        }
+        l.in_lr = false;
+        if lr.pending && l.refs != 0 && !l.discard {
+            l.pending = true;
+        }
+        l.discard = false;
+        self.lpi_queue(lr.intid)
+    }
+
+    /// Whether vCPU `cpu`'s redistributor has EnableLPIs set (MSIs to it are refused).
+    pub(crate) fn lpis_enabled(&self, cpu: usize) -> bool {
+        self.cpus.get(cpu).is_some_and(|c| c.lpis_enabled)
+    }
+
+    /// Takes a reference on LPI `intid`, targeting vCPU `target` ([`NONE`]: an unmapped
+    /// collection). When it had none the LPI is created with property byte `config` and
+    /// pending state `pending` (read by the caller from the guest's tables). `Err` for an
+    /// INTID outside the storage, or too many references.
+    pub(crate) fn lpi_map(&mut self, intid: u32, target: u16, config: u8, pending: bool) -> Result<VcpuMask, ()> {
+        let l = self.lpi_mut(intid).ok_or(())?;
+        let refs = l.refs.checked_add(1).ok_or(())?;
+        if l.refs == 0 {
+            // A list register may still hold its previous life: that LR's fold must not
+            // make the new one pending.
+            l.discard = l.in_lr;
+            l.config = config;
+            l.pending = pending;
+            self.dist.lpis_mapped += 1;
+        }
+        let l = self.lpi_mut(intid).ok_or(())?;
+        l.refs = refs;
+        l.target = target;
+        Ok(self.lpi_queue(intid))
+    }
+
+    /// Drops a reference on LPI `intid`; at zero the LPI goes: its pending state is lost
+    /// and it leaves its queue (from a list register, at the fold).
+    pub(crate) fn lpi_unmap(&mut self, intid: u32) -> VcpuMask {
+        let Some(l) = self.lpi_live(intid) else { return 0 };
+        l.refs -= 1;
+        if l.refs != 0 {
+            return 0;
+        }
+        l.pending = false;
+        l.target = NONE;
+        self.dist.lpis_mapped -= 1;
+        self.lpi_queue(intid)
+    }
+
+    /// Retargets LPI `intid` (MOVI, MAPC of its collection) to vCPU `target`.
+    pub(crate) fn lpi_set_target(&mut self, intid: u32, target: u16) -> VcpuMask {
+        let Some(l) = self.lpi_live(intid) else { return 0 };
+        l.target = target;
+        self.lpi_queue(intid)
+    }
+
+    /// Sets or clears LPI `intid`'s pending state (an MSI, INT, CLEAR).
+    pub(crate) fn lpi_set_pending(&mut self, intid: u32, pending: bool) -> VcpuMask {
+        let Some(l) = self.lpi_live(intid) else { return 0 };
+        l.pending = pending;
+        self.lpi_queue(intid)
+    }
+
+    /// Applies LPI `intid`'s property byte (INV, INVALL, GICR_INVLPIR / INVALLR).
+    pub(crate) fn lpi_set_config(&mut self, intid: u32, config: u8) -> VcpuMask {
+        let Some(l) = self.lpi_live(intid) else { return 0 };
+        l.config = config;
+        self.lpi_queue(intid)
+    }
+
+    /// MOVALL: every LPI targeting vCPU `from` targets `to`.
+    pub(crate) fn lpi_move_all(&mut self, from: u16, to: u16) -> VcpuMask {
+        if from == to {
+            return 0;
+        }
+        let mut kick = 0;
+        let mut i = 0;
+        while i < self.lpis.len() {
+            if self.lpis[i].refs != 0 && self.lpis[i].target == from {
+                kick |= self.lpi_set_target(LPI_BASE + i as u32, to);
+            }
+            i += 1;
+        }
+        kick
+    }
+
+    /// A mapped LPI's pending state and target.
+    pub(crate) fn lpi_state(&self, intid: u32) -> Option<(bool, u16)> {
+        self.lpi_ref(intid).filter(|l| l.refs != 0).map(|l| (l.pending, l.target))
+    }
+
+    /// The mapped LPIs targeting vCPU `cpu` (all of them for `None`), in INTID order.
+    pub(crate) fn lpis_of(&self, cpu: Option<u16>) -> impl Iterator<Item = u32> + '_ {
+        self.lpis
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.refs != 0 && cpu.is_none_or(|c| l.target == c))
+            .map(|(i, _)| LPI_BASE + i as u32)
+    }
+
+    /// Loads the pending bits of the LPIs targeting vCPU `cpu` from a copy of its pending
+    /// table (bit n of byte n / 8 for INTID n; what the table does not cover is left
+    /// alone), as KVM's `its_sync_lpi_pending_table` when EnableLPIs is set.
+    pub(crate) fn lpi_load_pending(&mut self, cpu: u16, table: &[u8]) -> VcpuMask {
+        let mut kick = 0;
+        for i in 0..self.lpis.len() {
+            let l = self.lpis[i];
+            let intid = LPI_BASE + i as u32;
+            if l.refs == 0 || l.target != cpu {
+                continue;
+            }
+            if let Some(byte) = table.get(intid as usize / 8) {
+                kick |= self.lpi_set_pending(intid, byte & (1 << (intid % 8)) != 0);
+            }
+        }
+        kick
+    }
+
+    /// Stores the pending bits of the LPIs targeting vCPU `cpu` into a copy of its
+    /// pending table (`SAVE_PENDING_TABLES`); returns whether a bit changed.
+    pub(crate) fn lpi_store_pending(&self, cpu: u16, table: &mut [u8]) -> bool {
+        let mut changed = false;
+        for intid in self.lpis_of(Some(cpu)) {
+            let pending = self.lpi_ref(intid).is_some_and(|l| l.pending);
+            let Some(byte) = table.get_mut(intid as usize / 8) else { continue };
+            let bit = 1 << (intid % 8);
+            let new = if pending { *byte | bit } else { *byte & !bit };
+            changed |= new != *byte;
+            *byte = new;
+        }
+        changed
+    }
+
+    /// Loads the property bytes of the mapped LPIs (those targeting `cpu` if given: INVALL,
+    /// GICR_INVALLR) from a copy of the property table (byte n for INTID 8192 + n; what
+    /// it does not cover is left alone), as KVM's `update_lpi_config`.
+    pub(crate) fn lpi_load_config(&mut self, cpu: Option<u16>, prop: &[u8]) -> VcpuMask {
+        let mut kick = 0;
+        for i in 0..self.lpis.len().min(prop.len()) {
+            let l = self.lpis[i];
+            if l.refs != 0 && cpu.is_none_or(|c| l.target == c) {
+                kick |= self.lpi_set_config(LPI_BASE + i as u32, prop[i]);
+            }
+        }
+        kick
+    }
+
+    /// EnableLPIs set on vCPU `cpu`'s redistributor: its pending LPIs are delivered.
+    fn lpis_enable(&mut self, cpu: usize) -> VcpuMask {
+        let Some(c) = self.cpus.get_mut(cpu) else { return 0 };
+        c.lpis_enabled = true;
+        self.lpi_queue_where(|l| usize::from(l.target) == cpu)
+    }
+
+    /// EnableLPIs cleared: the LPIs queued on the vCPU lose their pending state and leave
+    /// its queue, as KVM's `vgic_flush_pending_lpis` (one in a list register when its
+    /// fold comes).
+    fn lpis_disable(&mut self, cpu: usize) -> VcpuMask {
+        let Some(c) = self.cpus.get_mut(cpu) else { return 0 };
+        c.lpis_enabled = false;
+        let mut kick = 0;
+        let mut next = 0;
+        let words = cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS;
+        while let Some(i) = self.lpi_queues.get(words.clone()).and_then(|q| next_queued(q, next)) {
+            next = i + 1;
+            let intid = LPI_BASE + i as u32;
+            if let Some(l) = self.lpi_mut(intid) {
+                l.pending = false;
+                l.discard |= l.in_lr;
+            }
+            kick |= self.lpi_queue(intid);
         }
         kick
     }
@@ -544,13 +1005,16 @@ impl SgiRequest {
 pub(crate) mod tests {
     extern crate std;
     use super::*;
-    use std::{boxed::Box, vec::Vec};
+    use std::{boxed::Box, vec, vec::Vec};
 
-    /// A two-vCPU VM with 64 SPIs, both groups enabled, and its storage.
+    /// A two-vCPU VM with 64 SPIs, both groups enabled, and its storage; LPI storage only
+    /// [`Fixture::with_its`].
     pub(crate) struct Fixture {
         pub(crate) dist: Dist,
         pub(crate) spis: [Irq; 64],
         pub(crate) cpus: [Cpu; 2],
+        pub(crate) lpis: Vec<Lpi>,
+        pub(crate) lpi_queues: Vec<u64>,
     }
 
     impl Fixture {
@@ -560,14 +1024,37 @@ pub(crate) mod tests {
                 *irq = Irq::reset(32 + i as u32);
             }
             Box::new(Self {
-                dist: Dist { enable_grp0: true, enable_grp1: true, nr_spis: 64, rev: mmio::IIDR_REV_LATEST },
+                dist: Dist {
+                    enable_grp0: true,
+                    enable_grp1: true,
+                    nr_spis: 64,
+                    rev: mmio::IIDR_REV_LATEST,
+                    ..Dist::default()
+                },
                 spis,
                 cpus: [Cpu::new(0x8000_0000), Cpu { id: 1, ..Cpu::new(0x8000_0001) }],
+                lpis: Vec::new(),
+                lpi_queues: Vec::new(),
             })
         }
 
+        /// The same VM with an ITS: LPI storage lent, LPI registers present.
+        pub(crate) fn with_its() -> Box<Self> {
+            let mut f = Self::new();
+            f.dist.lpis = true;
+            f.lpis = vec![Lpi::UNMAPPED; NR_LPIS];
+            f.lpi_queues = vec![0; 2 * LPI_QUEUE_WORDS];
+            f
+        }
+
         pub(crate) fn model(&mut self) -> Model<'_> {
-            Model { dist: &mut self.dist, spis: &mut self.spis, cpus: &mut self.cpus }
+            Model {
+                dist: &mut self.dist,
+                spis: &mut self.spis,
+                cpus: &mut self.cpus,
+                lpis: &mut self.lpis,
+                lpi_queues: &mut self.lpi_queues,
+            }
         }
     }
 
@@ -904,6 +1391,262 @@ pub(crate) mod tests {
         m.set_level(1, 30, true);
         assert!(!m.has_pending(1));
         assert!(!m.has_pending(7)); // no such vCPU
+    }
+
+    /// LPI 8192 + n, enabled at priority `prio`.
+    fn lpi(n: u32) -> u32 {
+        LPI_BASE + n
+    }
+    const ON: u8 = 0xa0 | LPI_PROP_ENABLE;
+
+    #[test]
+    fn lpi_map_unmap_refcount() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        assert_eq!(m.lpi_map(lpi(5), 0, ON, true), Ok(1));
+        assert_eq!(m.lpi_state(lpi(5)), Some((true, 0)));
+        assert_eq!(m.cpus[0].lpis_queued(), 1);
+        // A second reference keeps the state (config and pending are not re-read).
+        assert_eq!(m.lpi_map(lpi(5), 0, 0, false), Ok(1));
+        assert_eq!(m.dist.lpis_mapped, 1);
+        assert_eq!(m.lpi_unmap(lpi(5)), 0);
+        assert_eq!(m.lpi_state(lpi(5)), Some((true, 0)));
+        assert!(!m.cpus[0].nothing_queued());
+        // The last reference: gone, pending state lost, off the queue.
+        m.lpi_unmap(lpi(5));
+        assert_eq!(m.lpi_state(lpi(5)), None);
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.dist.lpis_mapped, 0);
+        assert_eq!(m.lpi_unmap(lpi(5)), 0);
+        // Outside the storage, or not an LPI.
+        assert_eq!(m.lpi_map(LPI_BASE + NR_LPIS as u32, 0, ON, true), Err(()));
+        assert_eq!(m.lpi_map(40, 0, ON, true), Err(()));
+        assert_eq!(m.lpi_set_pending(lpi(9), true), 0); // not mapped
+    }
+
+    #[test]
+    fn no_its_means_no_lpis() {
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        assert_eq!(m.lpi_map(lpi(0), 0, ON, true), Err(()));
+        assert_eq!(m.lpi_set_pending(lpi(0), true), 0);
+        assert_eq!(m.lpi_state(lpi(0)), None);
+        assert_eq!(m.lpis_of(None).count(), 0);
+        assert_eq!(m.lpi_move_all(0, 1), 0);
+        assert!(m.cpus[0].nothing_queued() && !m.has_pending(0));
+        // A stray LR value naming an LPI folds to nothing.
+        assert_eq!(m.sync(0, &[Lr { intid: lpi(0), group1: true, ..Lr::default() }.encode()], 0), 0);
+    }
+
+    #[test]
+    fn lpi_queued_only_while_enabled_everywhere() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        // Pending, but the redistributor has LPIs disabled: waits.
+        assert_eq!(m.lpi_map(lpi(1), 1, ON, true), Ok(0));
+        assert!(m.cpus[1].nothing_queued() && !m.has_pending(1));
+        m.cpus[1].lpis_enabled = true;
+        m.queue_all();
+        assert_eq!(m.cpus[1].lpis_queued(), 1);
+        assert!(m.has_pending(1) && !m.has_pending(0));
+        // Disabled in its property byte: off the queue, pending kept.
+        assert_eq!(m.lpi_set_config(lpi(1), 0xa0), 0);
+        assert!(m.cpus[1].nothing_queued());
+        assert_eq!(m.lpi_state(lpi(1)), Some((true, 1)));
+        assert_eq!(m.lpi_set_config(lpi(1), ON), 2);
+        // Group 1 disabled at the distributor.
+        m.dist.enable_grp1 = false;
+        m.queue_all();
+        assert!(m.cpus[1].nothing_queued());
+        m.dist.enable_grp1 = true;
+        assert_eq!(m.queue_all(), 2);
+        // No collection target.
+        assert_eq!(m.lpi_set_target(lpi(1), NONE), 0);
+        assert!(m.cpus[1].nothing_queued());
+    }
+
+    #[test]
+    fn flush_orders_lpis_with_spis() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        for (intid, prio) in [(40, 0x80), (41, 0x10)] {
+            let irq = m.irq(0, intid).unwrap();
+            irq.enabled = true;
+            irq.priority = prio;
+            m.set_level(0, intid, true);
+        }
+        m.lpi_map(lpi(3), 0, 0x40 | 1, true).unwrap();
+        m.lpi_map(lpi(2), 0, 0x10 | 1, true).unwrap();
+        m.lpi_map(lpi(200), 0, 1, true).unwrap();
+        // An active SPI goes after every pending interrupt.
+        m.irq(0, 42).unwrap().active = true;
+        m.queue(0, 42);
+        let (lrs, fl) = lrs_of(&mut m, 0, 4);
+        assert_eq!(fl, Flushed { used: 4, underflow: true, pending_overflow: true, active_outside: true });
+        let got: Vec<u32> = lrs[..4].iter().map(|&v| Lr::decode(v).intid).collect();
+        assert_eq!(got, [lpi(200), 41, lpi(2), lpi(3)]);
+        let lr = Lr::decode(lrs[0]);
+        assert_eq!((lr.priority, lr.group1, lr.pending, lr.active, lr.eoi), (0, true, true, false, false));
+        assert_eq!(Lr::decode(lrs[3]).priority, 0x40);
+        // The guest took all four: the rest follows.
+        let done: Vec<u64> = lrs[..4].iter().map(|&v| v & !lr::LR_PENDING).collect();
+        m.sync(0, &done, 0);
+        assert_eq!(m.cpus[0].lpis_queued(), 0);
+        let (lrs, fl) = lrs_of(&mut m, 0, 4);
+        assert_eq!(fl.used, 2);
+        assert_eq!((Lr::decode(lrs[0]).intid, Lr::decode(lrs[1]).intid), (40, 42));
+    }
+
+    #[test]
+    fn lpi_fold_drops_the_active_state() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        m.lpi_map(lpi(7), 0, ON, true).unwrap();
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        assert_eq!(m.lpi_state(lpi(7)), Some((false, 0)));
+        // Acknowledged (active in the LR): the model keeps no active state, nothing queued.
+        assert_eq!(m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0), 0);
+        assert!(m.cpus[0].nothing_queued() && !m.has_pending(0));
+        assert_eq!(lrs_of(&mut m, 0, 4).1.used, 0);
+        // Not taken before the exit: still pending, presented again.
+        m.lpi_set_pending(lpi(7), true);
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.sync(0, &lrs[..1], 0);
+        assert_eq!(m.lpi_state(lpi(7)), Some((true, 0)));
+        assert_eq!(m.cpus[0].lpis_queued(), 1);
+        // Fired again while in the LR, then EOId: pending once more, the vCPU kicked.
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        assert_eq!(m.lpi_set_pending(lpi(7), true), 1);
+        m.sync(0, &[lrs[0] & !lr::LR_PENDING], 0);
+        assert!(m.has_pending(0));
+        // EOIcount never replays an LPI (it is never active outside an LR).
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.sync(0, &[lrs[0] & !lr::LR_PENDING], 3);
+        assert!(m.cpus[0].nothing_queued());
+    }
+
+    #[test]
+    fn lpi_unmapped_while_in_an_lr() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        m.lpi_map(lpi(9), 0, ON, true).unwrap();
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.lpi_unmap(lpi(9));
+        // Still on the queue while in the LR; the fold drops it even though still pending.
+        assert_eq!(m.cpus[0].lpis_queued(), 1);
+        m.sync(0, &lrs[..1], 0);
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.lpi_state(lpi(9)), None);
+        // Unmapped and mapped again (not pending) while in an LR: the old LR's pending
+        // bit does not revive it.
+        m.lpi_map(lpi(9), 0, ON, true).unwrap();
+        let (lrs, _) = lrs_of(&mut m, 0, 4);
+        m.lpi_unmap(lpi(9));
+        m.lpi_map(lpi(9), 0, ON, false).unwrap();
+        m.sync(0, &lrs[..1], 0);
+        assert_eq!(m.lpi_state(lpi(9)), Some((false, 0)));
+        assert!(m.cpus[0].nothing_queued());
+    }
+
+    #[test]
+    fn lpi_retargeted() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        m.cpus[1].lpis_enabled = true;
+        m.lpi_map(lpi(4), 0, ON, true).unwrap();
+        // Queued: moves at once.
+        assert_eq!(m.lpi_set_target(lpi(4), 1), 2);
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.cpus[1].lpis_queued(), 1);
+        // In vCPU 1's LR, not taken: vCPU 1 is kicked to fold it, and its sync sends it
+        // to vCPU 0.
+        let (lrs, _) = lrs_of(&mut m, 1, 4);
+        assert_eq!(m.lpi_set_target(lpi(4), 0), 2);
+        assert_eq!(m.cpus[1].lpis_queued(), 1);
+        assert_eq!(m.sync(1, &lrs[..1], 0), 1);
+        assert_eq!((m.cpus[0].lpis_queued(), m.cpus[1].lpis_queued()), (1, 0));
+        assert_eq!(m.lpi_state(lpi(4)), Some((true, 0)));
+    }
+
+    #[test]
+    fn lpi_move_all_and_lists() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[0].lpis_enabled = true;
+        m.cpus[1].lpis_enabled = true;
+        for n in [10, 11, 12] {
+            m.lpi_map(lpi(n), 0, ON, n != 11).unwrap();
+        }
+        m.lpi_map(lpi(13), 1, ON, true).unwrap();
+        assert_eq!(m.lpis_of(Some(0)).collect::<Vec<_>>(), [lpi(10), lpi(11), lpi(12)]);
+        assert_eq!(m.lpis_of(None).count(), 4);
+        assert_eq!(m.lpi_move_all(0, 1), 2);
+        assert_eq!(m.lpis_of(Some(0)).count(), 0);
+        assert!(m.cpus[0].nothing_queued());
+        assert_eq!(m.cpus[1].lpis_queued(), 3);
+        assert_eq!(m.lpi_move_all(1, 1), 0);
+        // The pending tables: saved per target, loaded back (as EnableLPIs does).
+        let mut table = [0u8; 8192];
+        // INTIDs 8200-8207 share a byte: bits of unmapped LPIs are kept, 8203 cleared.
+        table[lpi(13) as usize / 8] = 0xff;
+        assert!(m.lpi_store_pending(1, &mut table));
+        assert_eq!(table[lpi(10) as usize / 8], 0xf7);
+        assert!(!m.lpi_store_pending(1, &mut table));
+        table[lpi(12) as usize / 8] &= !(1 << (lpi(12) % 8));
+        table[lpi(11) as usize / 8] |= 1 << (lpi(11) % 8);
+        m.lpi_load_pending(1, &table);
+        assert_eq!(m.lpi_state(lpi(12)), Some((false, 1)));
+        assert_eq!(m.lpi_state(lpi(11)), Some((true, 1)));
+        // The property table for INVALL: vCPU 1's LPIs from byte n = INTID 8192 + n.
+        let mut prop = [ON; 16];
+        prop[10] = 0;
+        assert_eq!(m.lpi_load_config(Some(1), &prop), 2);
+        assert_eq!(m.cpus[1].lpis_queued(), 2);
+    }
+
+    #[test]
+    fn nothing_queued_hint_counts_lpis() {
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        m.cpus[1].lpis_enabled = true;
+        assert!(m.cpus[1].nothing_queued());
+        m.lpi_map(lpi(NR_LPIS as u32 - 1), 1, ON, true).unwrap();
+        assert!(!m.cpus[1].nothing_queued() && m.cpus[0].nothing_queued());
+        assert!(m.has_pending(1));
+        let (lrs, fl) = lrs_of(&mut m, 1, 4);
+        assert_eq!(Lr::decode(lrs[0]).intid, 65535);
+        assert_eq!(fl.used, 1);
+        // In an LR it stays counted, so the vCPU takes the slow path and syncs it.
+        assert!(!m.cpus[1].nothing_queued());
+        m.sync(1, &[lrs[0] & !lr::LR_PENDING], 0);
+        assert!(m.cpus[1].nothing_queued());
+    }
+
+    #[test]
+    fn queued_lpi_bitmap_walk() {
+        let mut q = vec![0u64; LPI_QUEUE_WORDS];
+        assert_eq!(next_queued(&q, 0), None);
+        for i in [0usize, 63, 64, 4095, 4096, NR_LPIS - 1] {
+            q[i / 64] |= 1 << (i % 64);
+            q[LPI_BITMAP_WORDS + i / 4096] |= 1 << ((i / 64) % 64);
+        }
+        let mut got = Vec::new();
+        let mut next = 0;
+        while let Some(i) = next_queued(&q, next) {
+            got.push(i);
+            next = i + 1;
+        }
+        assert_eq!(got, [0, 63, 64, 4095, 4096, NR_LPIS - 1]);
+        assert_eq!(next_queued(&q[..10], 0), None);
+        // What the kernel layer allocates per VM with an ITS: 672 KiB, 7280 bytes a vCPU.
+        assert_eq!(core::mem::size_of::<Lpi>(), 12);
+        assert_eq!(LPI_QUEUE_WORDS, 910);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use super::{
     attr::Errno,
     lr::Vtr,
-    mmio::{GICD_TYPER2, IIDR_REV_MASK, IIDR_REV_SHIFT, SGI_BASE},
+    mmio::{LpiWork, GICD_TYPER2, IIDR_REV_MASK, IIDR_REV_SHIFT, SGI_BASE},
     Model, VcpuMask, NR_SGIS,
 };
 
@@ -257,14 +257,16 @@ impl Model<'_> {
     }
 
     /// A userspace write in vCPU `rd`'s redistributor; `GICR_TYPER` is read-only (the
-    /// guest's writes are ignored there too).
-    pub(crate) fn redist_uwrite(&mut self, rd: usize, offset: u32, val: u32) -> VcpuMask {
+    /// guest's writes are ignored there too). The LPI registers follow the guest's rules,
+    /// as in KVM (which has no userspace variant for them): a base register is restored
+    /// before `GICR_CTLR`, and setting EnableLPIs returns the same [`LpiWork`].
+    pub(crate) fn redist_uwrite(&mut self, rd: usize, offset: u32, val: u32) -> (VcpuMask, Option<LpiWork>) {
         const ISPENDR0: u32 = SGI_BASE as u32 + GICD_ISPENDR;
         const ICPENDR0: u32 = SGI_BASE as u32 + GICD_ICPENDR;
         match offset {
-            o if o % 4 != 0 => 0,
-            ISPENDR0 => self.latch_write(rd, 0, val),
-            ICPENDR0 => 0,
+            o if o % 4 != 0 => (0, None),
+            ISPENDR0 => (self.latch_write(rd, 0, val), None),
+            ICPENDR0 => (0, None),
             _ => self.redist_write(rd, u64::from(offset), 4, u64::from(val)),
         }
     }
@@ -692,5 +694,33 @@ mod tests {
         assert_eq!(*c.pri_bits, 6);
         assert_eq!(c.get(IccReg::Ap0r(1), &big), Ok(0));
         assert_eq!(c.get(IccReg::Ap0r(2), &big), Err(Errno::Inval));
+    }
+
+    #[test]
+    fn lpi_registers_restore() {
+        // QEMU's order: PROPBASER, PENDBASER (in 32-bit halves), then GICR_CTLR.
+        let mut f = Fixture::with_its();
+        let mut m = f.model();
+        assert_eq!(m.dist_uread(0x4) & ((0x1f << 19) | (1 << 17)), (15 << 19) | (1 << 17));
+        m.redist_uwrite(1, 0x70, 0x1000_038f);
+        m.redist_uwrite(1, 0x74, 0);
+        m.redist_uwrite(1, 0x78, 0x0002_0380);
+        m.redist_uwrite(1, 0x7c, 0x4000_0000); // PTZ
+        assert_eq!(m.redist_uread(0, 0x70), 0x1000_038f);
+        assert_eq!(m.redist_uread(1, 0x78), 0x0002_0380);
+        assert_eq!(m.redist_uread(1, 0x7c), 0);
+        assert_eq!(m.redist_uwrite(1, 0x0, 1), (0, Some(LpiWork::EnableLpis { cpu: 1, load_pending: false })));
+        assert_eq!(m.redist_uread(1, 0x0), 0b111);
+        assert_eq!(m.redist_uread(1, 0x8) & 1, 1);
+        // Once enabled, the bases ignore writes.
+        m.redist_uwrite(1, 0x78, 0);
+        assert_eq!(m.redist_uread(1, 0x78), 0x0002_0380);
+        // Without an ITS: RAZ/WI, as before.
+        let mut f = Fixture::new();
+        let mut m = f.model();
+        assert_eq!(m.redist_uwrite(0, 0x70, 0x1000_038f), (0, None));
+        assert_eq!(m.redist_uread(0, 0x70), 0);
+        assert_eq!(m.redist_uwrite(0, 0x0, 1), (0, None));
+        assert_eq!(m.redist_uread(0, 0x0), 0b110);
     }
 }
