@@ -13,6 +13,7 @@ use super::{
 };
 
 pub(crate) const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
+pub(crate) const KVM_DEV_TYPE_ARM_VGIC_ITS: u32 = 8;
 pub(crate) const KVM_CREATE_DEVICE_TEST: u32 = 1;
 
 pub(crate) const GRP_ADDR: u32 = 0;
@@ -32,6 +33,11 @@ pub(crate) const ADDR_TYPE_REDIST_REGION: u64 = 5;
 
 pub(crate) const CTRL_INIT: u64 = 0;
 pub(crate) const CTRL_SAVE_PENDING_TABLES: u64 = 3;
+/// The ITS's own `GRP_CTRL` attributes and its `GRP_ADDR` type.
+pub(crate) const CTRL_ITS_SAVE_TABLES: u64 = 1;
+pub(crate) const CTRL_ITS_RESTORE_TABLES: u64 = 2;
+pub(crate) const CTRL_ITS_RESET: u64 = 4;
+pub(crate) const ITS_ADDR_TYPE: u64 = 4;
 
 /// An address not set yet, as KVM reports it (`VGIC_ADDR_UNDEF`).
 pub(crate) const ADDR_UNDEF: u64 = u64::MAX;
@@ -50,6 +56,8 @@ pub(crate) enum Errno {
     Fault,
     /// No room for an ITS table entry or LPI (`ENOMEM`).
     NoMem,
+    /// An ITS `GRP_ADDR` attribute of another type (`ENODEV`, as KVM).
+    NoDev,
 }
 
 /// What an attribute is, for the kernel layer to act on.
@@ -60,15 +68,17 @@ pub(crate) enum Attr {
     RedistRegion,
     NrIrqs,
     CtrlInit,
+    /// `SAVE_PENDING_TABLES`: the LPIs' pending bits into the guest's pending tables.
+    SavePendingTables,
     /// A register-state group (`DIST_REGS`, `REDIST_REGS`, `CPU_SYSREGS`,
     /// `LEVEL_INFO`): see `uaccess`.
     Regs(RegAttr),
 }
 
 /// Decodes (group, attr) into an attribute rkvm implements. Everything else is `ENXIO`
-/// for HAS, SET and GET alike: the GICv2 CPU registers, SAVE_PENDING_TABLES (no ITS, no
-/// LPIs) and MAINT_IRQ (no nested virtualisation). KVM answers HAS for the last two,
-/// but a VMM that sees them issues them and aborts on failure.
+/// for HAS, SET and GET alike: the GICv2 CPU registers and MAINT_IRQ (no nested
+/// virtualisation; KVM answers HAS for it, but a VMM that sees it sets it and aborts on
+/// failure). `SAVE_PENDING_TABLES` exists with or without an ITS, as in KVM.
 pub(crate) fn decode(group: u32, attr: u64) -> Result<Attr, Errno> {
     let regs = |g| Ok(Attr::Regs(RegAttr::decode(g, attr)));
     match (group, attr) {
@@ -77,13 +87,41 @@ pub(crate) fn decode(group: u32, attr: u64) -> Result<Attr, Errno> {
         (GRP_ADDR, ADDR_TYPE_REDIST_REGION) => Ok(Attr::RedistRegion),
         (GRP_NR_IRQS, _) => Ok(Attr::NrIrqs),
         (GRP_CTRL, CTRL_INIT) => Ok(Attr::CtrlInit),
+        (GRP_CTRL, CTRL_SAVE_PENDING_TABLES) => Ok(Attr::SavePendingTables),
         (GRP_DIST_REGS, _) => regs(Group::Dist),
         (GRP_REDIST_REGS, _) => regs(Group::Redist),
         (GRP_CPU_SYSREGS, _) => regs(Group::CpuSysregs),
         (GRP_LEVEL_INFO, _) => regs(Group::LevelInfo),
-        (GRP_CPU_REGS, _) | (GRP_CTRL, CTRL_SAVE_PENDING_TABLES) | (GRP_MAINT_IRQ | GRP_ITS_REGS, _) => {
-            Err(Errno::Nxio)
-        }
+        (GRP_CPU_REGS | GRP_MAINT_IRQ, _) => Err(Errno::Nxio),
+        _ => Err(Errno::Nxio),
+    }
+}
+
+/// An attribute of the ITS device (KVM's `vgic_its_{set,get,has}_attr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ItsAttr {
+    /// `GRP_ADDR`/`ITS_ADDR_TYPE`: the ITS frames' base.
+    Addr,
+    /// `CTRL_INIT`: nothing to do, as KVM.
+    Init,
+    Reset,
+    SaveTables,
+    RestoreTables,
+    /// `GRP_ITS_REGS`: the register at this offset (`its::regs_check` decides).
+    Regs(u64),
+}
+
+/// Decodes an ITS attribute: another `GRP_ADDR` type is `ENODEV` (SET and GET; HAS
+/// answers `ENXIO` for anything that is not an attribute), every other unknown `ENXIO`.
+pub(crate) fn decode_its(group: u32, attr: u64) -> Result<ItsAttr, Errno> {
+    match (group, attr) {
+        (GRP_ADDR, ITS_ADDR_TYPE) => Ok(ItsAttr::Addr),
+        (GRP_ADDR, _) => Err(Errno::NoDev),
+        (GRP_CTRL, CTRL_INIT) => Ok(ItsAttr::Init),
+        (GRP_CTRL, CTRL_ITS_RESET) => Ok(ItsAttr::Reset),
+        (GRP_CTRL, CTRL_ITS_SAVE_TABLES) => Ok(ItsAttr::SaveTables),
+        (GRP_CTRL, CTRL_ITS_RESTORE_TABLES) => Ok(ItsAttr::RestoreTables),
+        (GRP_ITS_REGS, offset) => Ok(ItsAttr::Regs(offset)),
         _ => Err(Errno::Nxio),
     }
 }
@@ -328,6 +366,21 @@ impl IrqLine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn its_attributes() {
+        use super::*;
+        assert_eq!(decode_its(GRP_ADDR, ITS_ADDR_TYPE), Ok(ItsAttr::Addr));
+        assert_eq!(decode_its(GRP_ADDR, ADDR_TYPE_DIST), Err(Errno::NoDev));
+        assert_eq!(decode_its(GRP_CTRL, CTRL_INIT), Ok(ItsAttr::Init));
+        assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_RESET), Ok(ItsAttr::Reset));
+        assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_SAVE_TABLES), Ok(ItsAttr::SaveTables));
+        assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_RESTORE_TABLES), Ok(ItsAttr::RestoreTables));
+        // The vGIC's own control attribute is not the ITS's.
+        assert_eq!(decode_its(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Err(Errno::Nxio));
+        assert_eq!(decode_its(GRP_ITS_REGS, 0x88), Ok(ItsAttr::Regs(0x88)));
+        assert_eq!(decode_its(GRP_DIST_REGS, 0), Err(Errno::Nxio));
+    }
+
     extern crate std;
     use super::*;
     use std::vec::Vec;
@@ -433,11 +486,12 @@ mod tests {
     fn attributes() {
         assert_eq!(decode(GRP_ADDR, ADDR_TYPE_DIST), Ok(Attr::Dist));
         assert_eq!(decode(GRP_ADDR, 0), Err(Errno::Nxio)); // a GICv2 address type
-        assert_eq!(decode(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Err(Errno::Nxio));
+        assert_eq!(decode(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Ok(Attr::SavePendingTables));
         assert_eq!(decode(GRP_DIST_REGS, 8), Ok(Attr::Regs(RegAttr::decode(Group::Dist, 8))));
         assert!(matches!(decode(GRP_LEVEL_INFO, 32), Ok(Attr::Regs(r)) if r.group == Group::LevelInfo));
         assert_eq!(decode(GRP_CPU_REGS, 0), Err(Errno::Nxio));
         assert_eq!(decode(GRP_MAINT_IRQ, 0), Err(Errno::Nxio));
+        assert_eq!(decode(GRP_ITS_REGS, 0), Err(Errno::Nxio));
         assert_eq!(nr_spis(288), Ok(256));
         assert_eq!(nr_spis(32), Err(Errno::Inval));
         assert_eq!(nr_spis(100), Err(Errno::Inval));
