@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `KVM_IRQFD`: an eventfd whose signal injects an SPI, optionally with a resample
-//! eventfd for level-triggered sources.
+//! `KVM_IRQFD`: an eventfd whose signal raises a GSI (an SPI, or an MSI through the
+//! ITS, as the VM's routing says), optionally with a resample eventfd for
+//! level-triggered sources.
 //!
 //! KVM counterpart: `virt/kvm/eventfd.c` (`kvm_irqfd`, `irqfd_wakeup`, `irqfd_inject`,
-//! the resampler) with arm64's default routing, GSI n = SPI n + 32 (`vgic-irqfd.c`).
+//! the resampler); the routing is `vm/irqchip.rs`.
 //!
 //! The wake-up runs in the signaller's context with the eventfd's wait-queue lock held,
 //! so it only consumes the counter and queues work; the work (process context) injects:
@@ -12,15 +13,15 @@
 //! resampled interrupt, the vCPU's sync notes it (`Vgic::sync`) and the run loop lowers
 //! the line and signals the resample eventfd, which tells the VMM to check its device
 //! and signal the irqfd again if the line is still asserted. An eventfd closed by
-//! userspace (`EPOLLHUP`) removes its irqfd. The vGIC shuts every irqfd down before it
-//! goes, so an irqfd's pointer to it stays valid.
+//! userspace (`EPOLLHUP`) removes its irqfd. The VM's routing shuts every irqfd down
+//! before any other part of the VM goes, so an irqfd's pointer to its VM stays valid.
 
 use crate::{
     sys::{
         self,
         eventfd::{EventFd, PollEntry, EPOLLHUP, EPOLLIN},
     },
-    vgic::Vgic,
+    vm::Vm,
 };
 use core::{
     ffi::{c_int, c_uint, c_void},
@@ -46,8 +47,8 @@ pub(crate) struct Irqfd {
     pub(crate) gsi: u32,
     /// The resample eventfd, for a level-triggered irqfd.
     pub(crate) resample: Option<EventFd>,
-    /// The VM's vGIC (valid while the irqfd exists: `Vgic`'s drop shuts it down).
-    vgic: *const Vgic,
+    /// The VM (valid while the irqfd exists: `IrqRouting`'s drop shuts it down).
+    vm: *const Vm,
     /// Still on the eventfd's wait queue.
     registered: AtomicBool,
     #[pin]
@@ -56,7 +57,7 @@ pub(crate) struct Irqfd {
     shutdown: Work<Irqfd, 1>,
 }
 
-// SAFETY: `vgic` is only dereferenced while the vGIC exists (see the type's docs); the
+// SAFETY: `vm` is only dereferenced while the VM exists (see the type's docs); the
 // rest is thread-safe.
 unsafe impl Send for Irqfd {}
 // SAFETY: as above.
@@ -71,7 +72,7 @@ impl WorkItem<0> for Irqfd {
     type Pointer = Arc<Self>;
 
     fn run(this: Arc<Self>) {
-        this.vgic().irqfd_inject(this.gsi);
+        this.vm().set_irq(this.gsi);
     }
 }
 
@@ -79,7 +80,8 @@ impl WorkItem<1> for Irqfd {
     type Pointer = Arc<Self>;
 
     fn run(this: Arc<Self>) {
-        this.vgic().irqfd_remove(&this);
+        let vm = this.vm();
+        vm.irq.irqfd_remove(vm, &this);
     }
 }
 
@@ -121,13 +123,13 @@ unsafe extern "C" fn wakeup(
 impl Irqfd {
     /// Creates an irqfd for `gsi` on eventfd `fd` and registers it; `resample` for a
     /// level-triggered one. Returns it with whether the eventfd was already signalled.
-    pub(crate) fn assign(vgic: &Vgic, fd: i32, gsi: u32, resample: Option<EventFd>) -> Result<Arc<Self>> {
+    pub(crate) fn assign(vm: &Vm, fd: i32, gsi: u32, resample: Option<EventFd>) -> Result<Arc<Self>> {
         let this = Arc::pin_init(
             pin_init!(Self {
                 poll: PollEntry::new(),
                 gsi,
                 resample,
-                vgic: core::ptr::from_ref(vgic),
+                vm: core::ptr::from_ref(vm),
                 registered: AtomicBool::new(false),
                 inject <- new_work!("Irqfd::inject"),
                 shutdown <- new_work!("Irqfd::shutdown"),
@@ -135,7 +137,7 @@ impl Irqfd {
             GFP_KERNEL_ACCOUNT,
         )?;
         // SAFETY: the entry is pinned in the `Arc` until `unregister`, which `shutdown`
-        // calls before the last reference can go (the vGIC's list holds one until then).
+        // calls before the last reference can go (the VM's list holds one until then).
         let events = unsafe { this.poll.register(fd, wakeup)? };
         this.registered.store(true, Ordering::Release);
         if events & EPOLLIN != 0 {
@@ -144,9 +146,9 @@ impl Irqfd {
         Ok(this)
     }
 
-    fn vgic(&self) -> &Vgic {
-        // SAFETY: by the type invariant, the vGIC outlives its irqfds.
-        unsafe { &*self.vgic }
+    fn vm(&self) -> &Vm {
+        // SAFETY: by the type invariant, the VM outlives its irqfds.
+        unsafe { &*self.vm }
     }
 
     /// Whether this irqfd is driven by the eventfd `ctx`.
@@ -155,7 +157,7 @@ impl Irqfd {
     }
 
     /// Takes the irqfd off its eventfd (from its own removal work, which must not wait
-    /// for itself; an injection still queued finishes on its own and finds the vGIC).
+    /// for itself; an injection still queued finishes on its own and finds the VM).
     pub(crate) fn unregister_only(&self) {
         if self.registered.swap(false, Ordering::AcqRel) {
             // SAFETY: registered by `assign`, unregistered once (the flag).
@@ -164,7 +166,7 @@ impl Irqfd {
     }
 
     /// Takes the irqfd off its eventfd and waits for queued work to finish. Called with
-    /// the irqfd already off the vGIC's list, without the list lock (the removal work
+    /// the irqfd already off the VM's list, without the list lock (the removal work
     /// takes it).
     pub(crate) fn shutdown(&self) {
         if self.registered.swap(false, Ordering::AcqRel) {

@@ -19,6 +19,7 @@ use kernel::{
 mod dev;
 mod hyp;
 mod irqfd;
+mod its;
 mod logic;
 mod mmu;
 mod sys;

@@ -23,17 +23,16 @@
 
 use crate::{
     hyp::{self, context::VgicCpuIf},
-    irqfd::{self, Irqfd},
-    logic::irqroute::{self, Route},
     logic::vgic::{
         attr::{self, Attr, Errno, IrqLine, Layout, Region},
         any_spi_queued,
         lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U},
         mmio::{DIST_SIZE, IIDR_REV_LATEST, REDIST_SIZE},
         uaccess::{self, CpuIf, Group, IccReg, RegAttr},
-        Cpu, Dist, Irq, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, MAX_SPIS, NR_PRIVATE, NR_SGIS,
+        Cpu, Dist, Irq, Lpi, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, LPI_QUEUE_WORDS, MAX_SPIS, NR_LPIS,
+        NR_PRIVATE, NR_SGIS,
     },
-    sys::{self, anon_fd::FdOps, eventfd::EventFd, irq::PercpuIrq},
+    sys::{self, anon_fd::FdOps, irq::PercpuIrq},
     vcpu::Vcpu,
     vm::{Vm, MAX_VCPUS},
 };
@@ -89,7 +88,7 @@ pub(crate) fn supported() -> bool {
     SUPPORTED.load(Ordering::Relaxed)
 }
 
-fn errno(e: Errno) -> Error {
+pub(crate) fn errno(e: Errno) -> Error {
     match e {
         Errno::Inval => EINVAL,
         Errno::Exist => EEXIST,
@@ -98,6 +97,9 @@ fn errno(e: Errno) -> Error {
         Errno::Noent => ENOENT,
         Errno::NoSpace => ENOSPC,
         Errno::Busy => EBUSY,
+        Errno::Fault => EFAULT,
+        Errno::NoMem => ENOMEM,
+        Errno::NoDev => ENODEV,
     }
 }
 
@@ -117,20 +119,44 @@ struct State {
     cpus: KVVec<Cpu>,
     /// The guest-physical placement, fixed at the first `KVM_RUN`.
     layout: Option<Layout>,
+    /// LPI state and the per-vCPU LPI queues: empty unless the VM has an ITS (then
+    /// every LPI operation is a no-op and the LPI registers read as zero).
+    lpis: KVVec<Lpi>,
+    lpi_queues: KVVec<u64>,
 }
 
 impl State {
     fn model(&mut self) -> Model<'_> {
-        // No ITS yet: no LPI storage, so every LPI operation is a no-op.
-        Model { dist: &mut self.dist, spis: &mut self.spis, cpus: &mut self.cpus, lpis: &mut [], lpi_queues: &mut [] }
+        Model {
+            dist: &mut self.dist,
+            spis: &mut self.spis,
+            cpus: &mut self.cpus,
+            lpis: &mut self.lpis,
+            lpi_queues: &mut self.lpi_queues,
+        }
     }
 }
 
+/// LPI storage for `nr_vcpus` vCPUs (about 670 KiB, and 7 KiB per vCPU), built element
+/// by element: never a large temporary on the stack.
+fn lpi_storage(nr_vcpus: usize) -> Result<(KVVec<Lpi>, KVVec<u64>)> {
+    let mut lpis = KVVec::with_capacity(NR_LPIS, GFP_KERNEL_ACCOUNT)?;
+    for _ in 0..NR_LPIS {
+        lpis.push(Lpi::UNMAPPED, GFP_KERNEL_ACCOUNT)?;
+    }
+    let words = nr_vcpus * LPI_QUEUE_WORDS;
+    let mut queues = KVVec::with_capacity(words, GFP_KERNEL_ACCOUNT)?;
+    for _ in 0..words {
+        queues.push(0, GFP_KERNEL_ACCOUNT)?;
+    }
+    Ok((lpis, queues))
+}
+
 /// Words of a bitmap over the SPIs.
-const SPI_WORDS: usize = MAX_SPIS.div_ceil(64);
+pub(crate) const SPI_WORDS: usize = MAX_SPIS.div_ceil(64);
 
 /// A VM's vGICv3 (embedded in the `Vm`; [`Vm::vgic`] returns it once created).
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct Vgic {
     created: AtomicBool,
     /// `CTRL_INIT` done: `state` holds the model, `vcpus` the vCPU set.
@@ -147,31 +173,16 @@ pub(crate) struct Vgic {
     /// by the vCPU's own flush (the fast path); a vCPU that reads a stale `false` has
     /// interrupts masked, so the kick that follows the update makes it exit at once.
     hint: [AtomicBool; MAX_VCPUS as usize],
-    /// `KVM_IRQFD` registrations. Lock order: after `Vcpu::inner`, before `state`.
-    #[pin]
-    irqfds: Mutex<KVec<Arc<Irqfd>>>,
-    /// SPIs (bit n: SPI n + 32) driven by a resampling irqfd, and those the guest EOId
-    /// since the run loop last looked (`acked_any`).
+    /// SPIs (bit n: SPI n + 32) driven by a resampling irqfd (the VM's routing keeps
+    /// this up to date), and those the guest EOId since the run loop last looked
+    /// (`acked_any`).
     resample_spis: [AtomicU64; SPI_WORDS],
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
     /// An SPI is on an AP list (written under `state`): every vCPU traps ICC_DIR_EL1.
     spi_queued: AtomicBool,
-    /// `KVM_SET_GSI_ROUTING`'s table, or `None` for the default (GSI n → SPI n + 32,
-    /// which `CTRL_INIT` restores, as KVM). Lock order: after `irqfds` and `config`.
-    #[pin]
-    routes: Mutex<Option<KVVec<Route>>>,
-}
-
-#[pinned_drop]
-impl PinnedDrop for Vgic {
-    fn drop(self: Pin<&mut Self>) {
-        // Irqfds point at the vGIC: off their eventfds, and their work done, first.
-        let irqfds = core::mem::take(&mut *self.irqfds.lock());
-        for i in irqfds.iter() {
-            i.shutdown();
-        }
-    }
+    /// The VM has an ITS (KVM's `has_its`): the model gets LPI storage.
+    has_its: AtomicBool,
 }
 
 impl Vgic {
@@ -187,12 +198,11 @@ impl Vgic {
             state <- new_spinlock_irq!(None, "Vgic::state"),
             vcpus: SetOnce::new(),
             hint: [const { AtomicBool::new(false) }; MAX_VCPUS as usize],
-            irqfds <- new_mutex!(KVec::new(), "Vgic::irqfds"),
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
             spi_queued: AtomicBool::new(false),
-            routes <- new_mutex!(None, "Vgic::routes"),
+            has_its: AtomicBool::new(false),
         })
     }
 
@@ -217,6 +227,24 @@ impl Vgic {
             return Err(EBUSY);
         }
         self.created.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// An ITS was created (KVM's `vgic_its_create` setting `has_its`): the model gets its
+    /// LPI storage now if `CTRL_INIT` is done, else `CTRL_INIT` allocates it.
+    pub(crate) fn enable_lpis(&self) -> Result {
+        let _config = self.config.lock();
+        self.has_its.store(true, Ordering::Release);
+        if !self.initialized() || self.state.lock().as_ref().is_some_and(|st| st.dist.lpis) {
+            return Ok(());
+        }
+        let (lpis, lpi_queues) = lpi_storage(self.nr_vcpus())?;
+        let mut guard = self.state.lock();
+        if let Some(st) = Option::as_mut(&mut *guard) {
+            st.lpis = lpis;
+            st.lpi_queues = lpi_queues;
+            st.dist.lpis = true;
+        }
         Ok(())
     }
 
@@ -248,18 +276,23 @@ impl Vgic {
         for i in 0..nr_spis {
             spis.push(Irq::reset(NR_PRIVATE + i), GFP_KERNEL_ACCOUNT)?;
         }
+        // An ITS created before CTRL_INIT: the LPIs exist from the start.
+        let has_its = self.has_its.load(Ordering::Acquire);
+        let (lpis, lpi_queues) = if has_its { lpi_storage(cpus.len())? } else { (KVVec::new(), KVVec::new()) };
         let state = State {
-            dist: Dist { nr_spis, rev: config.rev, ..Dist::default() },
+            dist: Dist { nr_spis, rev: config.rev, lpis: has_its, ..Dist::default() },
             spis,
             cpus,
             layout: None,
+            lpis,
+            lpi_queues,
         };
         self.vcpus.populate(vcpus);
         *self.state.lock() = Some(state);
-        // KVM's vgic_init installs the default routing over any earlier table.
-        *self.routes.lock() = None;
         self.initialized.store(true, Ordering::Release);
         drop(vcpus_guard);
+        // KVM's vgic_init installs the default routing over any earlier table.
+        vm.irq.reset(vm);
         Ok(())
     }
 
@@ -311,6 +344,16 @@ impl Vgic {
         }
     }
 
+    /// The vCPUs `CTRL_INIT` froze (0 before).
+    pub(crate) fn nr_vcpus(&self) -> usize {
+        self.vcpus.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// The index of the vCPU with id `id` (its redistributor's Processor_Number).
+    pub(crate) fn vcpu_idx_by_id(&self, id: u64) -> Option<usize> {
+        self.vcpus.as_ref()?.iter().position(|v| u64::from(v.id) == id)
+    }
+
     /// Publishes which vCPUs have something queued (AP list or LPIs; under `state`).
     /// Returns the vCPUs to kick: all of them when an SPI was queued with none before.
     fn update_hints(&self, st: &State) -> VcpuMask {
@@ -332,7 +375,7 @@ impl Vgic {
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
     /// `CTRL_INIT` there is no model and nothing happens (`None`).
-    fn with_model<R>(&self, f: impl FnOnce(&mut Model<'_>) -> (R, VcpuMask)) -> Option<R> {
+    pub(crate) fn with_model<R>(&self, f: impl FnOnce(&mut Model<'_>) -> (R, VcpuMask)) -> Option<R> {
         let (r, kick) = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard)?;
@@ -412,11 +455,12 @@ impl Vgic {
     /// A guest access to guest-physical `ipa` by vCPU `vcpu_idx`: `Some(value read)` if
     /// the address is in the distributor or a redistributor (a write returns 0), `None`
     /// otherwise. Misaligned accesses read as zero and are ignored, as KVM does.
-    pub(crate) fn mmio(&self, vcpu_idx: usize, ipa: u64, len: u8, write: bool, value: u64) -> Option<u64> {
+    pub(crate) fn mmio(&self, vm: &Vm, vcpu_idx: usize, ipa: u64, len: u8, write: bool, value: u64) -> Option<u64> {
         if !self.ready.load(Ordering::Acquire) {
             return None;
         }
         let aligned = len != 0 && ipa % u64::from(len) == 0;
+        let mut work = None;
         let (read, kick) = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard)?;
@@ -436,7 +480,11 @@ impl Vgic {
                 match (aligned, write) {
                     (false, _) => (0, 0),
                     // No ITS yet, so no LPI work (`Dist::lpis` is false).
-                    (true, true) => (0, m.redist_write(rd, off, len, value).0),
+                    (true, true) => {
+                        let (kick, w) = m.redist_write(rd, off, len, value);
+                        work = w;
+                        (0, kick)
+                    }
                     (true, false) => (m.redist_read(rd, off, len), 0),
                 }
             } else {
@@ -445,6 +493,9 @@ impl Vgic {
             (out.0, out.1 | self.update_hints(st))
         };
         self.kick(kick);
+        if let Some(w) = work {
+            crate::its::lpi_work(vm, w);
+        }
         Some(read)
     }
 
@@ -526,136 +577,22 @@ impl Vgic {
     }
 
     /// After a sync, with interrupts on: kicks, and resamples the irqfds whose
-    /// interrupt the guest EOId (lowers the line, signals the resample eventfd).
-    pub(crate) fn kick_after_sync(&self, mask: VcpuMask) {
+    /// interrupt the guest EOId (through the VM's routing).
+    pub(crate) fn kick_after_sync(&self, vm: &Vm, mask: VcpuMask) {
         self.kick(mask);
         if self.acked_any.load(Ordering::Acquire) && self.acked_any.swap(false, Ordering::AcqRel) {
             let mut acked = [0u64; SPI_WORDS];
             for (a, w) in acked.iter_mut().zip(&self.acked_spis) {
                 *a = w.swap(0, Ordering::Relaxed);
             }
-            let irqfds = self.irqfds.lock();
-            let routes = self.routes.lock();
-            for i in irqfds.iter() {
-                let Some(resample) = &i.resample else { continue };
-                let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
-                let n = n as usize;
-                if n < MAX_SPIS && acked[n / 64] & (1 << (n % 64)) != 0 {
-                    let _ = self.set_spi_level(n as u32 + NR_PRIVATE, false);
-                    resample.signal();
-                }
-            }
+            vm.irq.resample(vm, &acked);
         }
     }
 
-    /// `KVM_IRQFD` (`kvm_irqfd`): assigns or deassigns an irqfd. `args` is `struct
-    /// kvm_irqfd`: fd, gsi, flags, resamplefd.
-    pub(crate) fn irqfd(&self, args: [u32; 4]) -> Result {
-        let [fd, gsi, flags, resamplefd] = args;
-        if flags & !(irqfd::FLAG_DEASSIGN | irqfd::FLAG_RESAMPLE) != 0 {
-            return Err(EINVAL);
-        }
-        let eventfd = EventFd::from_fd(fd as i32)?;
-        if flags & irqfd::FLAG_DEASSIGN != 0 {
-            // Unknown pairs are not an error (KVM's kvm_irqfd_deassign).
-            let removed = {
-                let mut list = self.irqfds.lock();
-                // Room for every match first: an irqfd off the list must be shut down.
-                let mut removed = KVec::with_capacity(list.len(), GFP_KERNEL)?;
-                let mut i = 0;
-                while i < list.len() {
-                    if list[i].gsi == gsi && list[i].is_on(&eventfd) {
-                        let irqfd = list.remove(i)?;
-                        // Within the capacity reserved above, so this cannot fail; if
-                        // it did, the irqfd goes back where its slot was freed.
-                        if let Err(e) = removed.push_within_capacity(irqfd) {
-                            let _ = list.push_within_capacity(e.0);
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                self.update_resample(&list);
-                removed
-            };
-            for i in removed.iter() {
-                i.shutdown();
-            }
-            return Ok(());
-        }
-        let resample = if flags & irqfd::FLAG_RESAMPLE != 0 {
-            Some(EventFd::from_fd(resamplefd as i32)?)
-        } else {
-            None
-        };
-        drop(eventfd);
-        let mut list = self.irqfds.lock();
-        list.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        let irqfd = Irqfd::assign(self, fd as i32, gsi, resample)?;
-        list.push(irqfd, GFP_KERNEL_ACCOUNT)?;
-        self.update_resample(&list);
-        Ok(())
-    }
-
-    /// `KVM_SET_GSI_ROUTING` with `entries` (already read and header-checked): builds
-    /// the whole table (`EINVAL` for a bad entry leaves the old one), then swaps it in.
-    pub(crate) fn set_gsi_routing(&self, entries: &[[u32; irqroute::ENTRY_WORDS]]) -> Result {
-        let len = irqroute::table_len(entries).map_err(|()| EINVAL)?;
-        let mut table = KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT)?;
-        for _ in 0..len {
-            table.push(Route::None, GFP_KERNEL_ACCOUNT)?;
-        }
-        for e in entries {
-            irqroute::add(&mut table, e).map_err(|()| EINVAL)?;
-        }
-        let old = self.routes.lock().replace(table);
-        drop(old);
-        let list = self.irqfds.lock();
-        self.update_resample(&list);
-        Ok(())
-    }
-
-    /// Recomputes which SPIs have a resampling irqfd (under `irqfds`).
-    fn update_resample(&self, list: &KVec<Arc<Irqfd>>) {
-        let mut bits = [0u64; SPI_WORDS];
-        let routes = self.routes.lock();
-        for i in list.iter().filter(|i| i.resample.is_some()) {
-            let Some(n) = irqroute::pin(routes.as_deref(), i.gsi, MAX_SPIS as u32) else { continue };
-            let n = n as usize;
-            if n < MAX_SPIS {
-                bits[n / 64] |= 1 << (n % 64);
-            }
-        }
-        for (w, b) in self.resample_spis.iter().zip(bits) {
+    /// Which SPIs (bit n: SPI n + 32) a resampling irqfd drives.
+    pub(crate) fn set_resample_spis(&self, bits: &[u64; SPI_WORDS]) {
+        for (w, &b) in self.resample_spis.iter().zip(bits) {
             w.store(b, Ordering::Relaxed);
-        }
-    }
-
-    /// An irqfd was signalled (work context): raises the line of the SPI its GSI routes
-    /// to (GSI n to SPI n + 32 by default).
-    pub(crate) fn irqfd_inject(&self, gsi: u32) {
-        // A GSI without a route (or an MSI one: no ITS) delivers nothing, as in KVM;
-        // the model refuses a pin beyond the SPIs.
-        let Some(pin) = irqroute::pin(self.routes.lock().as_deref(), gsi, MAX_SPIS as u32) else { return };
-        // As KVM's kvm_arch_set_irq_inatomic: the line goes high and stays so. An edge
-        // SPI latches; a level one stays pending until the line is lowered (by
-        // KVM_IRQ_LINE, or by the resampler once the guest EOIs it).
-        let _ = self.set_spi_level(pin + NR_PRIVATE, true);
-    }
-
-    /// The eventfd of `irqfd` was closed (work context): forget the irqfd.
-    pub(crate) fn irqfd_remove(&self, irqfd: &Arc<Irqfd>) {
-        let found = {
-            let mut list = self.irqfds.lock();
-            let found = list.iter().position(|i| Arc::ptr_eq(i, irqfd)).and_then(|p| list.remove(p).ok());
-            self.update_resample(&list);
-            found
-        };
-        if found.is_some() {
-            // Only unregisters: this runs as the irqfd's own shutdown work, which must
-            // not wait for itself.
-            irqfd.unregister_only();
         }
     }
 
@@ -707,6 +644,8 @@ impl Vgic {
                 Ok(())
             }
             Attr::CtrlInit => self.ctrl_init(vm),
+            // Every vCPU stopped, as KVM's kvm_trylock_all_vcpus (`EBUSY`).
+            Attr::SavePendingTables => vm.with_vcpus_stopped(|| crate::its::save_pending_tables(vm)),
             Attr::Dist => {
                 let base: u64 = user(8).reader().read()?;
                 self.config.lock().layout.set_dist(base, vm.ipa_limit()).map_err(errno)
@@ -740,7 +679,7 @@ impl Vgic {
                 drop(config);
                 return user(4).writer().write(&nr);
             }
-            Attr::CtrlInit => return Err(ENXIO),
+            Attr::CtrlInit | Attr::SavePendingTables => return Err(ENXIO),
             Attr::Dist => config.layout.dist.unwrap_or(attr::ADDR_UNDEF),
             Attr::Redist => config.layout.regions().first().map_or(attr::ADDR_UNDEF, |r| r.base),
             Attr::RedistRegion => {
@@ -846,6 +785,7 @@ impl Vgic {
             return if write { Ok(()) } else { user64().writer().write(&got) };
         }
 
+        let mut work = None;
         let out = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard).ok_or(EBUSY)?;
@@ -866,7 +806,8 @@ impl Vgic {
                         c.last = config.layout.is_last(i, nr_vcpus);
                     }
                     if write {
-                        st.model().redist_uwrite(vcpu.idx, reg.offset, wval);
+                        let (_, w) = st.model().redist_uwrite(vcpu.idx, reg.offset, wval);
+                        work = w;
                         Ok(0)
                     } else {
                         Ok(st.model().redist_uread(vcpu.idx, reg.offset))
@@ -885,6 +826,10 @@ impl Vgic {
             out
         };
         let v = out.map_err(errno)?;
+        // Restoring EnableLPIs loads the pending table, with every vCPU still stopped.
+        if let Some(w) = work {
+            crate::its::lpi_work(vm, w);
+        }
         drop(held);
         drop(all);
         drop(config);
@@ -899,6 +844,12 @@ impl Vgic {
 /// `kvm_device_attr` as read from userspace: flags, group, attr, addr.
 const DEVICE_ATTR_SIZE: usize = 24;
 
+/// Reads a `kvm_device_attr` at `arg`: (group, attr, addr).
+pub(crate) fn read_device_attr(arg: usize) -> Result<(u32, u64, usize)> {
+    let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE).reader().read()?;
+    Ok(((v[0] >> 32) as u32, v[1], v[2] as usize))
+}
+
 /// The vGIC device fd: `KVM_{SET,GET,HAS}_DEVICE_ATTR`.
 pub(crate) struct VgicDevice {
     pub(crate) vm: Arc<Vm>,
@@ -911,10 +862,7 @@ impl FdOps for VgicDevice {
             return Err(EIO);
         }
         let vgic = &this.vm.vgic;
-        let read_attr = || -> Result<(u32, u64, usize)> {
-            let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE).reader().read()?;
-            Ok(((v[0] >> 32) as u32, v[1], v[2] as usize))
-        };
+        let read_attr = || read_device_attr(arg);
         match cmd {
             KVM_SET_DEVICE_ATTR => {
                 let (group, a, addr) = read_attr()?;
@@ -942,14 +890,23 @@ pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> R
     let slice = UserSlice::new(UserPtr::from_addr(arg), size);
     let (mut reader, mut writer) = slice.reader_writer();
     let mut cd: [u32; 3] = reader.read()?;
-    if cd[0] != attr::KVM_DEV_TYPE_ARM_VGIC_V3 || !supported() {
+    let its = match cd[0] {
+        attr::KVM_DEV_TYPE_ARM_VGIC_V3 => false,
+        attr::KVM_DEV_TYPE_ARM_VGIC_ITS => true,
+        _ => return Err(ENODEV),
+    };
+    if !supported() {
         return Err(ENODEV);
     }
     if cd[2] & attr::KVM_CREATE_DEVICE_TEST != 0 {
         return Ok(0);
     }
-    vm.vgic.create(&vm)?;
-    let fd = sys::anon_fd::install(c"kvm-arm-vgic-v3", Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?)?;
+    let fd = if its {
+        crate::its::create(vm)?
+    } else {
+        vm.vgic.create(&vm)?;
+        sys::anon_fd::install(c"kvm-arm-vgic-v3", Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?)?
+    };
     cd[1] = fd as u32;
     // As KVM: the device exists even if the fd cannot be reported back.
     writer.write(&cd)?;

@@ -18,6 +18,7 @@
 //! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
+    its::ItsSet,
     hyp::{context::VmRegs, sysreg},
     logic::{
         caps,
@@ -42,6 +43,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 mod coalesced;
 mod ioeventfd;
+mod irqchip;
 mod stats;
 pub(crate) use coalesced::InKernel;
 pub(crate) use stats::vcpu_stats_fd;
@@ -106,12 +108,15 @@ pub(crate) fn caps_host() -> caps::Host {
         max_memslots: MAX_SLOTS as u32,
         vgic: vgic::supported(),
         steal_time: sys::task::sched_info_on(),
+        msi_devid: false,
     }
 }
 
 const _: () = {
     assert!(caps::KVM_CAP_ARM_SYSTEM_SUSPEND == sys::uapi::KVM_CAP_ARM_SYSTEM_SUSPEND as u64);
     assert!(caps::KVM_CAP_STEAL_TIME == sys::uapi::KVM_CAP_STEAL_TIME as u64);
+    assert!(caps::KVM_CAP_SIGNAL_MSI == sys::uapi::KVM_CAP_SIGNAL_MSI as u64);
+    assert!(caps::KVM_CAP_MSI_DEVID == sys::uapi::KVM_CAP_MSI_DEVID as u64);
 };
 
 /// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
@@ -160,6 +165,10 @@ impl Drop for Vmid {
 /// A VM.
 #[pin_data]
 pub(crate) struct Vm {
+    /// GSI routing and irqfds. First, so it is dropped first: its drop shuts the irqfds
+    /// down, and they point at the VM (the vGIC and ITS they inject into included).
+    #[pin]
+    pub(crate) irq: irqchip::IrqRouting,
     /// The creating process's `mm`: only it may use the VM's fds (KVM's `kvm->mm` check).
     mm: usize,
     /// The VM's IPA space: `1 << ipa_bits` bytes.
@@ -215,6 +224,9 @@ pub(crate) struct Vm {
     /// The in-kernel vGICv3 (inert until `KVM_CREATE_DEVICE`; see [`Vm::vgic`]).
     #[pin]
     pub(crate) vgic: Vgic,
+    /// The GICv3 ITSes (`KVM_DEV_TYPE_ARM_VGIC_ITS`).
+    #[pin]
+    pub(crate) its: ItsSet,
 }
 
 impl Vm {
@@ -238,6 +250,7 @@ impl Vm {
         );
         let vm = Arc::pin_init(
             try_pin_init!(Self {
+                irq <- irqchip::IrqRouting::new(),
                 mm: sys::mm::current_mm(),
                 ipa_limit: geometry.ipa_limit(),
                 vttbr,
@@ -263,6 +276,7 @@ impl Vm {
                 has_coalesced: AtomicBool::new(false),
                 stats_id: vm_id(sys::mm::current_pid()),
                 vgic <- Vgic::new(),
+                its <- ItsSet::new(),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -413,6 +427,18 @@ impl Vm {
         self.mm == sys::mm::current_mm()
     }
 
+    /// Runs `f` with every vCPU's `inner` held, so none is in an ioctl (`KVM_RUN`
+    /// included): KVM's `kvm_trylock_all_vcpus`, `EBUSY` if one is.
+    pub(crate) fn with_vcpus_stopped<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let all = self.vcpus.lock();
+        let mut held = KVec::with_capacity(all.len(), GFP_KERNEL)?;
+        for v in all.iter() {
+            let Some(g) = v.inner.try_lock() else { return Err(EBUSY) };
+            held.push(g, GFP_KERNEL)?;
+        }
+        f()
+    }
+
     /// `KVM_SET_USER_MEMORY_REGION{,2}`.
     fn set_memory_region(&self, req: Request) -> Result<isize> {
         self.mmu.lock().set_region(&req)?;
@@ -486,7 +512,8 @@ impl FdOps for Vm {
         let user = |size| UserSlice::new(UserPtr::from_addr(arg), size);
         match VmIoctl::decode(cmd).ok_or(EINVAL)? {
             VmIoctl::CheckExtension => {
-                Ok(caps::check_extension(arg as u64, &caps_host()) as isize)
+                let host = caps::Host { msi_devid: this.its.any(), ..caps_host() };
+                Ok(caps::check_extension(arg as u64, &host) as isize)
             }
             VmIoctl::CreateVcpu => this.create_vcpu(arg),
             VmIoctl::SetUserMemoryRegion => {
@@ -521,7 +548,7 @@ impl FdOps for Vm {
             VmIoctl::Irqfd => {
                 // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
                 let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                this.vgic.irqfd([args[0], args[1], args[2], args[3]])?;
+                this.irq.irqfd(&this, [args[0], args[1], args[2], args[3]])?;
                 Ok(0)
             }
             VmIoctl::SetGsiRouting => {
@@ -536,8 +563,14 @@ impl FdOps for Vm {
                     let e: [u32; irqroute::ENTRY_WORDS] = reader.read()?;
                     entries.push(e, GFP_KERNEL_ACCOUNT)?;
                 }
-                this.vgic.set_gsi_routing(&entries)?;
+                this.irq.set_gsi_routing(&this, &entries)?;
                 Ok(0)
+            }
+            VmIoctl::SignalMsi => {
+                // struct kvm_msi: address_lo, address_hi, data, flags, devid, 12 bytes pad.
+                let w: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                let msi = irqroute::Msi::from_kvm_msi([w[0], w[1], w[2], w[3], w[4]]).map_err(|()| EINVAL)?;
+                this.signal_msi(&msi)
             }
             VmIoctl::RegisterCoalescedMmio => {
                 this.register_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)

@@ -39,6 +39,8 @@ pub(crate) const KVM_CAP_ARM_SYSTEM_SUSPEND: CapNr = 216;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
 pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
+pub(crate) const KVM_CAP_SIGNAL_MSI: CapNr = 77;
+pub(crate) const KVM_CAP_MSI_DEVID: CapNr = 131;
 
 /// What the answers depend on.
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +61,9 @@ pub(crate) struct Host {
     /// The kernel accounts the time tasks wait to run (`CONFIG_SCHED_INFO`), which PV
     /// stolen time reports.
     pub(crate) steal_time: bool,
+    /// Asked on a VM fd whose VM has an ITS: its MSIs need a DeviceID (KVM's
+    /// `msis_require_devid`; false on the system fd).
+    pub(crate) msi_devid: bool,
 }
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
@@ -91,9 +96,11 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         KVM_CAP_MAX_VCPUS | KVM_CAP_MAX_VCPU_ID => i64::from(host.max_vcpus),
         KVM_CAP_NR_MEMSLOTS => i64::from(host.max_memslots),
         KVM_CAP_ARM_VM_IPA_SIZE => i64::from(host.max_ipa_bits),
-        KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL | KVM_CAP_IRQFD | KVM_CAP_IRQFD_RESAMPLE => {
+        // KVM_SIGNAL_MSI exists with a vGIC (it answers ENODEV until an ITS does).
+        KVM_CAP_IRQCHIP | KVM_CAP_DEVICE_CTRL | KVM_CAP_IRQFD | KVM_CAP_IRQFD_RESAMPLE | KVM_CAP_SIGNAL_MSI => {
             i64::from(host.vgic)
         }
+        KVM_CAP_MSI_DEVID => i64::from(host.msi_devid),
         // KVM_SET_GSI_ROUTING keeps its table with or without a vGIC, as KVM.
         KVM_CAP_IRQ_ROUTING => i64::from(super::irqroute::MAX_ROUTES),
         _ => 0,
@@ -131,6 +138,7 @@ mod tests {
         max_memslots: 512,
         vgic: false,
         steal_time: true,
+        msi_devid: false,
     };
 
     #[test]
@@ -176,6 +184,11 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_ARM_SYSTEM_SUSPEND, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &HOST), 1);
         let host = Host { steal_time: false, ..HOST };
+        let its = Host { vgic: true, msi_devid: true, ..HOST };
+        assert_eq!(check_extension(KVM_CAP_SIGNAL_MSI, &HOST), 0);
+        assert_eq!(check_extension(KVM_CAP_SIGNAL_MSI, &its), 1);
+        assert_eq!(check_extension(KVM_CAP_MSI_DEVID, &HOST), 0);
+        assert_eq!(check_extension(KVM_CAP_MSI_DEVID, &its), 1);
         assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &host), 0);
     }
 

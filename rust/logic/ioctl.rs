@@ -104,6 +104,7 @@ pub(crate) const KVM_IRQ_LINE: u32 = kvm_iow(0x61, 8);
 pub(crate) const KVM_IRQ_LINE_STATUS: u32 = kvm_iowr(0x67, 8);
 pub(crate) const KVM_IRQFD: u32 = kvm_iow(0x76, 32);
 pub(crate) const KVM_SET_GSI_ROUTING: u32 = kvm_iow(0x6a, 8);
+pub(crate) const KVM_SIGNAL_MSI: u32 = kvm_iow(0xa5, 32);
 pub(crate) const KVM_REGISTER_COALESCED_MMIO: u32 = kvm_iow(0x67, 16);
 pub(crate) const KVM_UNREGISTER_COALESCED_MMIO: u32 = kvm_iow(0x68, 16);
 /// On VM and vCPU fds.
@@ -130,6 +131,7 @@ pub(crate) enum VmIoctl {
     IrqLineStatus,
     Irqfd,
     SetGsiRouting,
+    SignalMsi,
     RegisterCoalescedMmio,
     UnregisterCoalescedMmio,
     GetStatsFd,
@@ -151,6 +153,7 @@ impl VmIoctl {
             KVM_IRQ_LINE_STATUS => Self::IrqLineStatus,
             KVM_IRQFD => Self::Irqfd,
             KVM_SET_GSI_ROUTING => Self::SetGsiRouting,
+            KVM_SIGNAL_MSI => Self::SignalMsi,
             KVM_REGISTER_COALESCED_MMIO => Self::RegisterCoalescedMmio,
             KVM_UNREGISTER_COALESCED_MMIO => Self::UnregisterCoalescedMmio,
             KVM_GET_STATS_FD => Self::GetStatsFd,
@@ -274,6 +277,7 @@ mod tests {
         assert_eq!(KVM_IRQ_LINE_STATUS, 0xc008_ae67);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
         assert_eq!(KVM_SET_GSI_ROUTING, 0x4008_ae6a);
+        assert_eq!(KVM_SIGNAL_MSI, 0x4020_aea5);
         assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
         assert_eq!(VmIoctl::decode(0x4068_aea3), Some(VmIoctl::EnableCap));
         assert_eq!(KVM_SET_DEVICE_ATTR, 0x4018_aee1);

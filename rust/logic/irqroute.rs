@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `KVM_SET_GSI_ROUTING`: the table irqfds deliver through (GSI → vGIC SPI pin).
+//! `KVM_SET_GSI_ROUTING` and `KVM_SIGNAL_MSI`: the table irqfds deliver through (GSI →
+//! vGIC SPI pin, or GSI → MSI for an ITS), and the MSI message format.
 //!
 //! KVM counterpart: `kvm_set_irq_routing`/`setup_routing_entry` (`virt/kvm/irqchip.c`)
 //! and arm64's `kvm_set_routing_entry` (`vgic-irqfd.c`). arm64 has one irqchip, so a
-//! GSI has at most one route: an irqchip pin (SPI pin + 32) or an MSI, which without an
-//! ITS delivers nothing, as in KVM.
+//! GSI has at most one route: an irqchip pin (SPI pin + 32) or an MSI, which the ITS
+//! whose frame holds the doorbell address translates (nothing without an ITS, as KVM).
 
 /// `KVM_MAX_IRQ_ROUTES`, which `KVM_CAP_IRQ_ROUTING` reports.
 pub(crate) const MAX_ROUTES: u32 = 4096;
@@ -18,14 +19,44 @@ const TYPE_IRQCHIP: u32 = 1;
 const TYPE_MSI: u32 = 2;
 const MSI_VALID_DEVID: u32 = 1;
 
+/// An MSI as a device writes it (`struct kvm_msi`, or a routing entry's): the doorbell
+/// address, the payload (the ITS's EventID) and the DeviceID the bus adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Msi {
+    pub(crate) address: u64,
+    pub(crate) data: u32,
+    /// `KVM_MSI_VALID_DEVID` was set: the ITS needs it (`EINVAL` without).
+    pub(crate) devid: Option<u32>,
+}
+
+impl Msi {
+    /// `struct kvm_msi`: address_lo, address_hi, data, flags, devid (then padding).
+    /// Flags other than `KVM_MSI_VALID_DEVID` are `EINVAL`, as `kvm_send_userspace_msi`.
+    pub(crate) const fn from_kvm_msi(w: [u32; 5]) -> Result<Self, ()> {
+        let [lo, hi, data, flags, devid] = w;
+        if flags & !MSI_VALID_DEVID != 0 {
+            return Err(());
+        }
+        Ok(Self::new(lo, hi, data, flags, devid))
+    }
+
+    const fn new(lo: u32, hi: u32, data: u32, flags: u32, devid: u32) -> Self {
+        Self {
+            address: ((hi as u64) << 32) | lo as u64,
+            data,
+            devid: if flags & MSI_VALID_DEVID != 0 { Some(devid) } else { None },
+        }
+    }
+}
+
 /// Where a GSI goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     None,
     /// vGIC SPI pin: INTID pin + 32.
     Pin(u16),
-    /// An MSI: needs an ITS, which rkvm has not; delivers nothing.
-    Msi,
+    /// An MSI, delivered through the ITS at its address (nothing without one).
+    Msi(Msi),
 }
 
 /// The header: `nr` entries, no flags (`EINVAL`).
@@ -53,7 +84,7 @@ pub(crate) fn table_len(entries: &[[u32; ENTRY_WORDS]]) -> Result<usize, ()> {
 /// Adds one entry to `table` (`EINVAL` for flags, a second route for the GSI, an
 /// unknown type, a pin past `NUM_PINS` or an irqchip other than 0).
 pub(crate) fn add(table: &mut [Route], e: &[u32; ENTRY_WORDS]) -> Result<(), ()> {
-    let [gsi, ty, flags, _pad, a, b, ..] = *e;
+    let [gsi, ty, flags, _pad, a, b, c, d, ..] = *e;
     let allowed_flags = if ty == TYPE_MSI { MSI_VALID_DEVID } else { 0 };
     if flags & !allowed_flags != 0 {
         return Err(());
@@ -65,21 +96,20 @@ pub(crate) fn add(table: &mut [Route], e: &[u32; ENTRY_WORDS]) -> Result<(), ()>
     *slot = match ty {
         // irqchip, pin
         TYPE_IRQCHIP if a == 0 && b < NUM_PINS => Route::Pin(b as u16),
-        TYPE_MSI => Route::Msi,
+        // msi: address_lo, address_hi, data, devid.
+        TYPE_MSI => Route::Msi(Msi::new(a, b, c, flags, d)),
         _ => return Err(()),
     };
     Ok(())
 }
 
-/// The SPI pin of `gsi` in `table`; with no table (KVM's default routing, set when the
-/// vGIC is initialised) GSI n is pin n, for the `nr_spis` SPIs.
-pub(crate) fn pin(table: Option<&[Route]>, gsi: u32, nr_spis: u32) -> Option<u32> {
+/// The route of `gsi` in `table`; with no table (KVM's default routing) GSI n is pin n,
+/// for the `nr_spis` SPIs.
+pub(crate) fn route(table: Option<&[Route]>, gsi: u32, nr_spis: u32) -> Route {
     match table {
-        None => (gsi < nr_spis).then_some(gsi),
-        Some(t) => match t.get(gsi as usize) {
-            Some(Route::Pin(p)) => Some(u32::from(*p)),
-            _ => None,
-        },
+        None if gsi < nr_spis => Route::Pin(gsi as u16),
+        None => Route::None,
+        Some(t) => t.get(gsi as usize).copied().unwrap_or(Route::None),
     }
 }
 
@@ -116,18 +146,33 @@ mod tests {
         assert_eq!(add(&mut t, &flagged), Err(()));
         let mut msi = [0; ENTRY_WORDS];
         (msi[0], msi[1], msi[2]) = (4, TYPE_MSI, MSI_VALID_DEVID);
+        (msi[4], msi[5], msi[6], msi[7]) = (0x0808_0040, 0x1, 33, 0x10);
         assert_eq!(add(&mut t, &msi), Ok(()));
+        let want = Msi { address: 0x1_0808_0040, data: 33, devid: Some(0x10) };
+        assert_eq!(t[4], Route::Msi(want));
+        assert_eq!(route(Some(&t), 4, 64), Route::Msi(want));
+        assert_eq!(route(None, 4, 64), Route::Pin(4));
+        assert_eq!(route(None, 64, 64), Route::None);
+        assert_eq!(route(Some(&t), 100, 64), Route::None);
         msi[0] = 5;
         msi[2] = 2;
         assert_eq!(add(&mut t, &msi), Err(()));
         let mut odd = irqchip(6, 0, 1);
         odd[1] = 3;
         assert_eq!(add(&mut t, &odd), Err(()));
-        assert_eq!(pin(Some(&t), 1, 64), Some(987));
-        assert_eq!(pin(Some(&t), 4, 64), None); // MSI
-        assert_eq!(pin(Some(&t), 7, 64), None);
-        assert_eq!(pin(Some(&t), 100, 64), None);
-        assert_eq!(pin(None, 63, 64), Some(63));
-        assert_eq!(pin(None, 64, 64), None);
+        assert_eq!(route(Some(&t), 1, 64), Route::Pin(987));
+        assert_eq!(route(Some(&t), 7, 64), Route::None);
+        assert_eq!(route(Some(&t), 100, 64), Route::None);
+        assert_eq!(route(None, 63, 64), Route::Pin(63));
+        assert_eq!(route(None, 64, 64), Route::None);
+    }
+
+    #[test]
+    fn kvm_msi() {
+        let m = Msi::from_kvm_msi([0x0808_0040, 0, 7, MSI_VALID_DEVID, 3]).unwrap();
+        assert_eq!(m, Msi { address: 0x0808_0040, data: 7, devid: Some(3) });
+        // Without the flag the DeviceID is not there, whatever the field holds.
+        assert_eq!(Msi::from_kvm_msi([0, 0, 7, 0, 3]).unwrap().devid, None);
+        assert_eq!(Msi::from_kvm_msi([0, 0, 7, 2, 3]), Err(()));
     }
 }

@@ -238,7 +238,7 @@ impl Vcpu {
             }
             let ctx = &mut state.ctx;
             let value = u64::from_le_bytes(data);
-            if let Some(read) = vgic.mmio(self.idx, ipa, access.len, access.write, value) {
+            if let Some(read) = vgic.mmio(vm, self.idx, ipa, access.len, access.write, value) {
                 self.stats.vgic_mmio.inc();
                 if !access.write {
                     let v = access.read_value(read.to_le_bytes(), big_endian);
@@ -247,6 +247,17 @@ impl Vcpu {
                 skip_instr(ctx, esr.il32());
                 return Ok(Action::Reenter);
             }
+        }
+        // So are the ITS frames.
+        let value = u64::from_le_bytes(data);
+        if let Some(read) = crate::its::mmio(vm, ipa, access.len, access.write, value) {
+            let ctx = &mut state.ctx;
+            if !access.write {
+                let v = access.read_value(read.to_le_bytes(), big_endian);
+                ctx.set_reg(access.reg, v);
+            }
+            skip_instr(ctx, esr.il32());
+            return Ok(Action::Reenter);
         }
         let ctx = &mut state.ctx;
         // An ioeventfd or a coalesced-MMIO zone may take a write: the guest continues

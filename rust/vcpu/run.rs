@@ -166,7 +166,7 @@ impl Vcpu {
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
             if let Some(v) = vgic {
-                v.kick_after_sync(kick);
+                v.kick_after_sync(vm, kick);
             }
 
             match self.handle_exit(vm, state, fp, &exit)? {

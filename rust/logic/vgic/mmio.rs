@@ -115,7 +115,6 @@ pub(crate) const fn sanitise_pendbaser(v: u64) -> u64 {
 
 /// The number of INTIDs GICR_PROPBASER's IDbits covers (LPIs are below it), capped by
 /// the 16 bits offered (KVM's `max_lpis_propbaser`): what MAPTI checks.
-#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 pub(crate) const fn max_lpis(propbaser: u64) -> u32 {
     let bits = (propbaser & 0x1f) as u32 + 1;
     1 << if bits < LPI_ID_BITS { bits } else { LPI_ID_BITS }
@@ -123,11 +122,9 @@ pub(crate) const fn max_lpis(propbaser: u64) -> u32 {
 
 /// The guest-physical address of the property table (GICR_PROPBASER [51:12]) and of a
 /// pending table (GICR_PENDBASER [51:16]).
-#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 pub(crate) const fn propbaser_address(v: u64) -> u64 {
     v & 0x000f_ffff_ffff_f000
 }
-#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 pub(crate) const fn pendbaser_address(v: u64) -> u64 {
     v & 0x000f_ffff_ffff_0000
 }

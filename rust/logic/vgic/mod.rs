@@ -133,7 +133,6 @@ pub(crate) struct Lpi {
     pub(crate) discard: bool,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 impl Lpi {
     /// Not mapped by any ITE.
     pub(crate) const UNMAPPED: Self =
@@ -254,7 +253,7 @@ impl Cpu {
     }
 
     /// How many LPIs are queued on this vCPU.
-    #[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
+    #[cfg(test)]
     pub(crate) fn lpis_queued(&self) -> u32 {
         self.lpis_queued
     }
@@ -662,7 +661,6 @@ impl Model<'_> {
 
 /// LPIs. The ITS and the redistributor registers change them; INTIDs outside the lent
 /// storage (all of them without an ITS) are no such interrupt.
-#[cfg_attr(not(test), allow(dead_code))] // Used by the ITS and its kernel plumbing.
 impl Model<'_> {
     fn lpi_ref(&self, intid: u32) -> Option<&Lpi> {
         self.lpis.get(intid.checked_sub(LPI_BASE)? as usize)

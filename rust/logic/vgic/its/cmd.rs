@@ -11,6 +11,7 @@ use super::{
     check_id, cmd_offset, cmdq_size, GuestMem, Ite, Its, Lpis, COLLECTION_NOT_MAPPED, CBASER_ADDR_MASK,
     ESZ, ID_BITS, LPI_OFFSET,
 };
+use crate::logic::vgic::mmio::max_lpis;
 
 /// One command: four little-endian 64-bit words.
 pub(crate) const CMD_SIZE: u64 = 32;
@@ -103,12 +104,6 @@ fn target(cmd: &[u64; 4]) -> u32 {
 
 fn valid(cmd: &[u64; 4]) -> bool {
     field(cmd, 2, 63, 1) != 0
-}
-
-/// The LPIs GICR_PROPBASER.IDbits allows, capped at the ITS's 16 bits.
-fn max_lpis(propbaser: u64) -> u64 {
-    let bits = ((propbaser & 0x1f) + 1).min(u64::from(ID_BITS));
-    1 << bits
 }
 
 impl Its<'_> {
@@ -227,7 +222,7 @@ impl Its<'_> {
             return Err(CmdError::Its(E_MAPTI_ID_OOR));
         }
         let intid = if command(cmd) == CMD_MAPTI { physical_id(cmd) } else { eventid };
-        if intid < LPI_OFFSET || u64::from(intid) >= max_lpis(lpis.propbaser()) {
+        if intid < LPI_OFFSET || intid >= max_lpis(lpis.propbaser()) {
             return Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR));
         }
         // UNPREDICTABLE: KVM keeps the existing mapping and reports success.

@@ -27,6 +27,7 @@ use super::attr::Errno;
 pub(crate) const ITS_SIZE: u64 = 0x2_0000;
 /// KVM implements no register in the translation frame: a guest write here is ignored
 /// (MSIs reach the ITS through `KVM_SIGNAL_MSI` and irqfd routes, see [`Its::resolve`]).
+#[cfg(test)]
 pub(crate) const GITS_TRANSLATER: u64 = 0x1_0040;
 
 pub(crate) const MAX_DEVICES: usize = 4096;
@@ -122,8 +123,6 @@ pub(crate) trait GuestMem {
 /// Implemented by the kernel layer over the vGIC model (it reads the LPI property and
 /// pending tables itself).
 pub(crate) trait Lpis {
-    /// vCPU count ("online vCPUs").
-    fn nr_vcpus(&self) -> usize;
     /// The vCPU index whose redistributor number (GICR_TYPER.Processor_Number, the
     /// vCPU id; GITS_TYPER.PTA = 0) is `rdbase`.
     fn vcpu_by_rdbase(&self, rdbase: u64) -> Option<usize>;
@@ -264,11 +263,6 @@ impl ItsRegs {
         let esz = (ESZ - 1) << BASER_ENTRY_SIZE_SHIFT;
         self.baser_coll = (self.baser_coll & !(0x1f << BASER_ENTRY_SIZE_SHIFT)) | esz;
         self.baser_device = (self.baser_device & !(0x1f << BASER_ENTRY_SIZE_SHIFT)) | esz;
-    }
-
-    /// GITS_CTLR.Enabled.
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled
     }
 }
 
@@ -805,12 +799,6 @@ impl Its<'_> {
         r.creadr = 0;
         r.cwriter = 0;
         r.enabled = false;
-        self.free_device_list(lpis);
-        self.free_collection_list();
-    }
-
-    /// Every mapping gone, for the device's release (KVM's `vgic_its_destroy`).
-    pub(crate) fn destroy(&mut self, lpis: &mut impl Lpis) {
         self.free_device_list(lpis);
         self.free_collection_list();
     }

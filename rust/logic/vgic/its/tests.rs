@@ -68,9 +68,6 @@ struct Lpis_ {
 }
 
 impl Lpis for Lpis_ {
-    fn nr_vcpus(&self) -> usize {
-        self.ids.len()
-    }
     fn vcpu_by_rdbase(&self, rdbase: u64) -> Option<usize> {
         self.ids.iter().position(|&i| i == rdbase)
     }
