@@ -317,6 +317,8 @@ pub mod nr {
     pub const KVM_GET_STATS_FD: u64 = 0xaece;
     pub const KVM_REGISTER_COALESCED_MMIO: u64 = 0x4010_ae67;
     pub const KVM_UNREGISTER_COALESCED_MMIO: u64 = 0x4010_ae68;
+    pub const KVM_IRQFD: u64 = 0x4020_ae76;
+    pub const KVM_SET_GSI_ROUTING: u64 = 0x4008_ae6a;
 }
 
 /// `ioctl(fd, cmd, arg)`: the return value, or the errno.

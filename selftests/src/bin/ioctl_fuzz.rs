@@ -712,7 +712,7 @@ impl Fuzzer {
 
     /// The interrupt-controller ioctls: a vGICv3 created for real (its fd joins the pool),
     /// its attributes, well-formed or random, `KVM_IRQ_LINE`, irqfds and ioeventfds on
-    /// fresh eventfds, and `KVM_SIGNAL_MSI` (no ITS: it must fail).
+    /// fresh eventfds, and `KVM_SIGNAL_MSI` (an ITS exists when the random type was 8).
     fn irq_step(&mut self) {
         match self.rng.below(6) {
             0 => {
