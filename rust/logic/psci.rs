@@ -72,8 +72,9 @@ pub(crate) const DISABLED: u64 = -8i64 as u64;
 pub(crate) const INVALID_ADDRESS: u64 = -9i64 as u64;
 
 /// PSCI versions as `PSCI_VERSION` and the `KVM_REG_ARM_PSCI_VERSION` register carry them
-/// (major << 16 | minor). 0.1 is what a vCPU without `KVM_ARM_VCPU_PSCI_0_2` has.
-pub(crate) const PSCI_VERSION_0_1: u64 = 0;
+/// (major << 16 | minor). 0.1 is what a vCPU without `KVM_ARM_VCPU_PSCI_0_2` has: 1, as
+/// KVM's `KVM_ARM_PSCI_0_1` (`PSCI_VERSION(0, 1)`); 0 is no version at all.
+pub(crate) const PSCI_VERSION_0_1: u64 = 0x1;
 pub(crate) const PSCI_VERSION_0_2: u64 = 0x2;
 pub(crate) const PSCI_VERSION_1_0: u64 = 0x1_0000;
 pub(crate) const PSCI_VERSION_1_1: u64 = 0x1_0001;
@@ -683,7 +684,8 @@ mod tests {
         }
         assert!(version_settable(PSCI_VERSION_0_1, false));
         assert!(!version_settable(PSCI_VERSION_0_1, true));
-        for v in [0x1, 0x3, 0x1_0004, 0x2_0000, u64::MAX] {
+        assert_eq!(PSCI_VERSION_0_1, 1);
+        for v in [0x0, 0x3, 0x1_0004, 0x2_0000, u64::MAX] {
             assert!(!version_settable(v, true) && !version_settable(v, false), "{v:#x}");
         }
     }

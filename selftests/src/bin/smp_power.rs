@@ -322,7 +322,7 @@ fn psci_version_register() -> TestResult {
         v.set_one_reg(PSCI_VERSION_REG, &val.to_le_bytes()).map(|_| 0).map_err(|e| e.errno())
     };
     c.eq("default (KVM_ARM_PSCI_LATEST)", get_reg(&v0, PSCI_VERSION_REG)?, 0x1_0003);
-    // 0.1 needs a vCPU without PSCI 0.2; 1.4 and 2.0 do not exist.
+    // 0.1 (1) needs a vCPU without PSCI 0.2; 0, 0.3, 1.4 and 2.0 do not exist.
     for bad in [0, 1, 3, 0x1_0004, 0x2_0000] {
         c.errno(&format!("set {bad:#x}"), set(&v0, bad), libc::EINVAL);
     }
@@ -331,14 +331,16 @@ fn psci_version_register() -> TestResult {
         // One version per VM.
         c.eq(&format!("{good:#x} seen by vCPU 1"), get_reg(&v1, PSCI_VERSION_REG)?, good);
     }
-    // A vCPU without PSCI 0.2 has version 0.1 and can only keep it.
+    // A vCPU without PSCI 0.2 has version 0.1 (KVM_ARM_PSCI_0_1: 1) and can only keep it.
     let vm = TestVm::new(1 << 20, guest_off2())?;
     let v = vm.vm.create_vcpu(0).map_err(|e| e.to_string())?;
     let mut init = kvm_vcpu_init::default();
     vm.vm.get_preferred_target(&mut init).map_err(|e| e.to_string())?;
     v.vcpu_init(&init).map_err(|e| e.to_string())?;
-    c.eq("without PSCI 0.2", get_reg(&v, PSCI_VERSION_REG)?, 0);
-    c.errno("set 0.1 without PSCI 0.2", set(&v, 0), 0);
+    c.eq("without PSCI 0.2", get_reg(&v, PSCI_VERSION_REG)?, 1);
+    c.errno("set 0.1 without PSCI 0.2", set(&v, 1), 0);
+    c.errno("set 0 without PSCI 0.2", set(&v, 0), libc::EINVAL);
+    c.eq("still 0.1", get_reg(&v, PSCI_VERSION_REG)?, 1);
     c.errno("set 1.0 without PSCI 0.2", set(&v, 0x1_0000), libc::EINVAL);
     c.finish()
 }
@@ -405,7 +407,7 @@ fn psci_0_1_cpu_on_and_cpu_off() -> TestResult {
     let mut v0 = vcpu_psci_0_1(&vm, 0, MEM_BASE, 0)?;
     let mut v1 = vcpu_psci_0_1(&vm, 1, MEM_BASE, 1 << KVM_ARM_VCPU_POWER_OFF)?;
     let mut c = Cases::new();
-    c.eq("PSCI version register", get_reg(&v0, PSCI_VERSION_REG)?, 0);
+    c.eq("PSCI version register", get_reg(&v0, PSCI_VERSION_REG)?, 1);
     let at = |n: u64| MMIO_BASE + 8 * n;
     c.eq("CPU_ON with a 64-bit junk MPIDR", run_to_write(&mut v0)?, (at(0), INVALID_PARAMETERS));
     c.eq("CPU_ON", run_to_write(&mut v0)?, (at(1), 0));
