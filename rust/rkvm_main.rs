@@ -2,8 +2,10 @@
 
 //! rkvm: a KVM-compatible hypervisor for arm64, as an out-of-tree Rust module.
 //!
-//! `/dev/rkvm` speaks KVM's ioctl ABI (`include/uapi/linux/kvm.h`), so unmodified KVM
-//! clients drive it with the node bind-mounted over `/dev/kvm`. See `Documentation/`.
+//! `/dev/rkvm` speaks KVM's ioctl ABI (`include/uapi/linux/kvm.h`). Unless `devkvm=0`, the
+//! same device is also `/dev/kvm` (misc minor 232, free because rkvm loads only where the
+//! in-kernel KVM did not initialise), so unmodified KVM clients find it where they look.
+//! See `Documentation/`.
 //!
 //! Layers, lowest first (a layer uses only the ones before it):
 //! - `logic`: pure decisions, unit-tested on the build host;
@@ -33,6 +35,12 @@ module! {
     authors: ["The rkvm developers"],
     description: "KVM-compatible hypervisor for arm64",
     license: "GPL",
+    params: {
+        devkvm: bool {
+            default: true,
+            description: "Also register /dev/kvm (misc minor 232); 0: only /dev/rkvm",
+        },
+    },
 }
 
 // The uapi rkvm speaks is the one the kernel it was built against defines.
@@ -41,6 +49,8 @@ const _: () = assert!(sys::KVM_API_VERSION as i32 == logic::ioctl::API_VERSION);
 #[pin_data(PinnedDrop)]
 struct Rkvm {
     backend: logic::cpufeature::Backend,
+    // Dropped before `_dev` and `_globals` (declaration order), initialised after them.
+    _kvm_dev: Option<Pin<KBox<MiscDeviceRegistration<dev::RkvmDev>>>>,
     // Dropped before `_globals` (declaration order), initialised after it.
     #[pin]
     _dev: MiscDeviceRegistration<dev::RkvmDev>,
@@ -93,10 +103,29 @@ impl kernel::InPlaceModule for Rkvm {
             _el2: hyp::El2::take(*backend)?,
             _globals: Globals::new(),
             _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkvm" }),
+            _kvm_dev: dev_kvm(),
             _: {
-                pr_info!("{} backend, /dev/rkvm ready\n", backend.name());
+                let also = if _kvm_dev.is_some() { " and /dev/kvm" } else { "" };
+                pr_info!("{} backend, /dev/rkvm ready{also}\n", backend.name());
             }
         })
+    }
+}
+
+/// `/dev/kvm`: the same device on KVM's misc minor, unless `devkvm=0`. The minor is free:
+/// `select_backend` refused the load if the in-kernel KVM had registered it. Should some
+/// other driver have taken it since, rkvm stays with `/dev/rkvm` alone.
+fn dev_kvm() -> Option<Pin<KBox<MiscDeviceRegistration<dev::RkvmDev>>>> {
+    if !module_parameters::devkvm.value() {
+        return None;
+    }
+    let reg = sys::misc::register_fixed::<dev::RkvmDev>(c"kvm", sys::misc::KVM_MINOR);
+    match KBox::pin_init(reg, GFP_KERNEL) {
+        Ok(reg) => Some(reg),
+        Err(e) => {
+            pr_warn!("no /dev/kvm (misc minor {}: {e:?}); /dev/rkvm only\n", sys::misc::KVM_MINOR);
+            None
+        }
     }
 }
 

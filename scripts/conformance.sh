@@ -6,7 +6,7 @@
 # Builds the selftests of the cached kernel source (cross-compiled, static) once per kernel
 # version into $RKVM_CACHE/kvm-selftests-$RKVM_KVER, packs them into the initramfs under
 # /kvm-selftests, boots the emulated host four times (rkvm: kvm-arm.mode=none with
-# /dev/rkvm bind-mounted over /dev/kvm; kvm: the in-kernel KVM; each on the VHE host and,
+# rkvm.ko loaded, which registers /dev/kvm; kvm: the in-kernel KVM; each on the VHE host and,
 # with id_aa64mmfr1.vh=0, on the nVHE host) and writes Documentation/conformance.rst.
 #   RKVM_CONF_TIMEOUT   per-test timeout in seconds inside the host (default 60)
 #   RKVM_CONF_TESTS     comma-separated test names to run (default: all), e.g.
@@ -161,8 +161,8 @@ host four times with the same kernel and the same binaries, on the VHE host and 
 nVHE host (``id_aa64mmfr1.vh=0``):
 
 * **KVM**: the in-kernel KVM of the test kernel;
-* **rkvm**: ``kvm-arm.mode=none``, ``rkvm.ko`` loaded and ``/dev/rkvm`` bind-mounted over
-  ``/dev/kvm`` (the selftests open ``/dev/kvm``, a compile-time path).
+* **rkvm**: ``kvm-arm.mode=none`` and ``rkvm.ko`` loaded, which registers ``/dev/kvm``
+  (the selftests open ``/dev/kvm``, a compile-time path).
 
 Each program runs with a {ctimeout} s timeout. Exit status 0 is a pass, 4 (``KSFT_SKIP``)
 a skip, anything else a failure (124/143: killed by the timeout). The per-test console

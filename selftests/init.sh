@@ -65,12 +65,10 @@ bench)
 	;;
 conformance)
 	# The kernel's KVM selftests (/kvm-selftests) against rkvm (rkvmtest.target=rkvm,
-	# /dev/rkvm bind-mounted over /dev/kvm) or the in-kernel KVM (=kvm). One line per test:
+	# through the /dev/kvm it registers) or the in-kernel KVM (=kvm). One line per test:
 	# conformance,<name>,<pass|fail|skip>,<exit status> (kselftest: 0 pass, 4 skip).
 	if [ "$target" = rkvm ]; then
 		insmod /lib/modules/rkvm.ko || echo "rkvm-init: insmod rkvm.ko failed"
-		[ -e /dev/kvm ] || touch /dev/kvm
-		mount --bind /dev/rkvm /dev/kvm || echo "rkvm-init: bind mount failed"
 	fi
 	ls -l /dev/kvm
 	cd /tmp

@@ -26,6 +26,7 @@ pub(crate) const KVM_CAP_MAX_VCPUS: CapNr = 66;
 pub(crate) const KVM_CAP_ONE_REG: CapNr = 70;
 pub(crate) const KVM_CAP_READONLY_MEM: CapNr = 81;
 pub(crate) const KVM_CAP_IRQFD_RESAMPLE: CapNr = 82;
+pub(crate) const KVM_CAP_ARM_PSCI: CapNr = 87;
 pub(crate) const KVM_CAP_ARM_PSCI_0_2: CapNr = 102;
 pub(crate) const KVM_CAP_IOEVENTFD_ANY_LENGTH: CapNr = 122;
 pub(crate) const KVM_CAP_CHECK_EXTENSION_VM: CapNr = 105;
@@ -81,6 +82,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_IOEVENTFD_ANY_LENGTH
         | KVM_CAP_ONE_REG
         | KVM_CAP_READONLY_MEM
+        // PSCI 0.1 (KVM's private function ids) without KVM_ARM_VCPU_PSCI_0_2; 0.2+ with.
+        | KVM_CAP_ARM_PSCI
         | KVM_CAP_ARM_PSCI_0_2
         | KVM_CAP_CHECK_EXTENSION_VM
         | KVM_CAP_IMMEDIATE_EXIT
@@ -162,8 +165,8 @@ mod tests {
 
     #[test]
     fn unknown_and_unimplemented_capabilities_read_zero() {
-        // KVM_CAP_ARM_PSCI (0.1 function ids), SYNC_MMU (rkvm pins), IRQCHIP, unknown.
-        for cap in [0, 1, 87, 16, 0, 0x1000, u64::MAX] {
+        // SYNC_MMU (rkvm pins), IRQCHIP without a vGIC, unknown.
+        for cap in [0, 1, 16, 0x1000, u64::MAX] {
             assert_eq!(check_extension(cap, &HOST), 0);
         }
     }
@@ -181,6 +184,9 @@ mod tests {
 
     #[test]
     fn power_and_pv_time() {
+        // Both PSCI generations: 0.1 (kvmtool requires it) and 0.2+.
+        assert_eq!(check_extension(KVM_CAP_ARM_PSCI, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_ARM_PSCI_0_2, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_ARM_SYSTEM_SUSPEND, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &HOST), 1);
         let host = Host { steal_time: false, ..HOST };

@@ -11,7 +11,7 @@
 //! (`arch/arm64/include/uapi/asm/kvm.h`); function ids are SMCCC's (Arm DEN 0028) and the
 //! TRNG's (Arm DEN 0098).
 
-use super::psci::{INVALID_PARAMETERS, NOT_SUPPORTED, SUCCESS};
+use super::psci::{FN01_CPU_SUSPEND, FN01_MIGRATE, INVALID_PARAMETERS, NOT_SUPPORTED, SUCCESS};
 
 // Function ids of the services the bitmaps gate.
 pub(crate) const FN_TRNG_VERSION: u32 = 0x8400_0050;
@@ -176,9 +176,9 @@ impl FwBitmaps {
 
     /// Whether an SMCCC call reaches its handler: the one question the call dispatch
     /// asks (`kvm_smccc_get_action` without a filter). A gated service needs its bit;
-    /// SMCCC_VERSION, SMCCC_ARCH_FEATURES and PSCI (standard service, functions 0..=0x1f)
-    /// are always allowed; any other function is refused. A refused call answers
-    /// `NOT_SUPPORTED` in x0 and 0 in x1..x3.
+    /// SMCCC_VERSION, SMCCC_ARCH_FEATURES, PSCI (standard service, functions 0..=0x1f)
+    /// and KVM's four PSCI 0.1 ids are always allowed; any other function is refused. A
+    /// refused call answers `NOT_SUPPORTED` in x0 and 0 in x1..x3.
     pub(crate) const fn allows(self, function: u32) -> bool {
         match Service::of(function) {
             Some(service) => self.enabled(service),
@@ -203,6 +203,8 @@ const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 const fn default_allowed(function: u32) -> bool {
     match function {
         SMCCC_VERSION | SMCCC_ARCH_FEATURES => true,
+        // KVM's PSCI 0.1 ids, outside SMCCC's numbering.
+        FN01_CPU_SUSPEND..=FN01_MIGRATE => true,
         _ => owner(function) == OWNER_STANDARD && function & 0xffff <= 0x1f,
     }
 }
@@ -397,6 +399,13 @@ mod tests {
         // Never gated: SMCCC discovery and PSCI (32- and 64-bit), even with everything off.
         for f in [0x8000_0000, 0x8000_0001, 0x8400_0000, 0xc400_0003, 0x8400_001f] {
             assert!(none.allows(f), "{f:#x}");
+        }
+        // KVM's PSCI 0.1 ids (KVM_PSCI_FN(0..=3)) too, but not their neighbours.
+        for f in 0x95c1_ba5e..=0x95c1_ba61 {
+            assert!(none.allows(f), "{f:#x}");
+        }
+        for f in [0x95c1_ba5d, 0x95c1_ba62] {
+            assert!(!all.allows(f), "{f:#x}");
         }
         // Refused: the workaround calls, standard functions past PSCI's range, other
         // owners and unknown vendor calls.

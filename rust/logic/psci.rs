@@ -3,7 +3,8 @@
 //! SMCCC and PSCI calls from a guest: which function an HVC or SMC asks for, with which
 //! arguments, and the fixed answers.
 //!
-//! KVM counterpart: `arch/arm64/kvm/psci.c` (`kvm_psci_1_x_call`, `kvm_psci_0_2_call`) and
+//! KVM counterpart: `arch/arm64/kvm/psci.c` (`kvm_psci_1_x_call`, `kvm_psci_0_2_call`,
+//! `kvm_psci_0_1_call`) and
 //! `arch/arm64/kvm/hypercalls.c` (`SMCCC_VERSION`, `SMCCC_ARCH_FEATURES`). Function ids and
 //! return codes come from `include/uapi/linux/psci.h` and `include/linux/arm-smccc.h`; the
 //! semantics from Arm DEN 0022 (PSCI) and DEN 0028 (SMCCC).
@@ -30,6 +31,16 @@ pub(crate) const FN64_SYSTEM_RESET2: u32 = 0xc400_0012;
 pub(crate) const FN_SYSTEM_OFF2: u32 = 0x8400_0015;
 pub(crate) const FN64_SYSTEM_OFF2: u32 = 0xc400_0015;
 pub(crate) const FN_SMCCC_VERSION: u32 = 0x8000_0000;
+
+/// KVM's PSCI 0.1 function ids (`KVM_PSCI_FN(n)` in the arm64 `asm/kvm.h` uapi), which the
+/// VMM writes into the guest's device tree ("arm,psci" with `cpu_on = <0x95c1ba60>` and so
+/// on). PSCI 0.1 predates SMCCC: these ids are outside its numbering (their owner field
+/// reads as 0x15, their bit 30 is clear although the arguments are whole registers).
+pub(crate) const KVM_PSCI_FN_BASE: u32 = 0x95c1_ba5e;
+pub(crate) const FN01_CPU_SUSPEND: u32 = KVM_PSCI_FN_BASE;
+pub(crate) const FN01_CPU_OFF: u32 = KVM_PSCI_FN_BASE + 1;
+pub(crate) const FN01_CPU_ON: u32 = KVM_PSCI_FN_BASE + 2;
+pub(crate) const FN01_MIGRATE: u32 = KVM_PSCI_FN_BASE + 3;
 pub(crate) const FN_SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 use super::fwregs::{
     FN_PV_TIME_FEATURES, FN_PV_TIME_ST, FN_TRNG_FEATURES, FN_TRNG_GET_UUID, FN_TRNG_RND32,
@@ -61,8 +72,9 @@ pub(crate) const DISABLED: u64 = -8i64 as u64;
 pub(crate) const INVALID_ADDRESS: u64 = -9i64 as u64;
 
 /// PSCI versions as `PSCI_VERSION` and the `KVM_REG_ARM_PSCI_VERSION` register carry them
-/// (major << 16 | minor). 0.1 is what a vCPU without `KVM_ARM_VCPU_PSCI_0_2` has.
-pub(crate) const PSCI_VERSION_0_1: u64 = 0;
+/// (major << 16 | minor). 0.1 is what a vCPU without `KVM_ARM_VCPU_PSCI_0_2` has: 1, as
+/// KVM's `KVM_ARM_PSCI_0_1` (`PSCI_VERSION(0, 1)`); 0 is no version at all.
+pub(crate) const PSCI_VERSION_0_1: u64 = 0x1;
 pub(crate) const PSCI_VERSION_0_2: u64 = 0x2;
 pub(crate) const PSCI_VERSION_1_0: u64 = 0x1_0000;
 pub(crate) const PSCI_VERSION_1_1: u64 = 0x1_0001;
@@ -203,6 +215,14 @@ pub(crate) enum Call {
         function: u32,
     },
     PvTimeSt,
+    /// KVM's PSCI 0.1 `CPU_OFF`.
+    CpuOff01,
+    /// KVM's PSCI 0.1 `CPU_ON`: the arguments are x1..x3 whole (KVM narrows nothing).
+    CpuOn01 {
+        target_mpidr: u64,
+        entry: u64,
+        context: u64,
+    },
     /// Any other function id; the guest gets [`NOT_SUPPORTED`].
     Unknown(u32),
 }
@@ -273,6 +293,13 @@ pub(crate) fn decode(x: [u64; 4]) -> Call {
             function: a1 as u32,
         },
         FN_PV_TIME_ST => Call::PvTimeSt,
+        FN01_CPU_OFF => Call::CpuOff01,
+        FN01_CPU_ON => Call::CpuOn01 {
+            target_mpidr: x1,
+            entry: x2,
+            context: x3,
+        },
+        // KVM's PSCI 0.1 CPU_SUSPEND and MIGRATE have ids but answer NOT_SUPPORTED.
         other => Call::Unknown(other),
     }
 }
@@ -316,7 +343,9 @@ pub(crate) enum Decision {
     Return4([u64; 4]),
     CpuSuspend,
     CpuOff,
-    CpuOn { target_mpidr: u64, entry: u64, context: u64 },
+    /// Power on `target_mpidr`; `already_on` is the answer when it is not off
+    /// ([`ALREADY_ON`], or [`INVALID_PARAMETERS`] under PSCI 0.1, which has no such code).
+    CpuOn { target_mpidr: u64, entry: u64, context: u64, already_on: u64 },
     AffinityInfo { target: u64, lowest_level: u64 },
     /// Every vCPU powers off and `KVM_RUN` returns `KVM_EXIT_SYSTEM_EVENT` of `event` with
     /// `flags` in `data[0]`. x0 is preloaded with [`INTERNAL_FAILURE`], the answer a vCPU
@@ -355,13 +384,13 @@ pub(crate) fn decide(call: Call, cfg: &Config) -> Decision {
     }
 }
 
-/// PSCI proper. 0.2 has the base functions; 1.x adds `PSCI_FEATURES`, `SYSTEM_SUSPEND`
-/// (when enabled), 1.1 `SYSTEM_RESET2`, 1.3 `SYSTEM_OFF2`.
+/// PSCI proper. 0.1 (a vCPU without `KVM_ARM_VCPU_PSCI_0_2`) has only KVM's private
+/// `CPU_ON` and `CPU_OFF`; 0.2 has the base functions; 1.x adds `PSCI_FEATURES`,
+/// `SYSTEM_SUSPEND` (when enabled), 1.1 `SYSTEM_RESET2`, 1.3 `SYSTEM_OFF2`.
 fn decide_psci(call: Call, cfg: &Config) -> Decision {
     use Decision::Return;
-    // rkvm has no PSCI 0.1 (KVM's private function ids): such a vCPU has no PSCI.
     if cfg.version == PSCI_VERSION_0_1 {
-        return Return(NOT_SUPPORTED);
+        return decide_psci_0_1(call);
     }
     let minor = (cfg.version >> 16 == 1).then_some(cfg.version & 0xffff);
     let zero = Args::Zero;
@@ -369,7 +398,9 @@ fn decide_psci(call: Call, cfg: &Config) -> Decision {
         Call::PsciVersion => Return(cfg.version),
         Call::CpuSuspend { .. } => Decision::CpuSuspend,
         Call::CpuOff => Decision::CpuOff,
-        Call::CpuOn { target_mpidr, entry, context } => Decision::CpuOn { target_mpidr, entry, context },
+        Call::CpuOn { target_mpidr, entry, context } => {
+            Decision::CpuOn { target_mpidr, entry, context, already_on: ALREADY_ON }
+        }
         Call::AffinityInfo { target, lowest_level } => Decision::AffinityInfo { target, lowest_level },
         Call::MigrateInfoType => Return(MIGRATE_INFO_TYPE_NOT_PRESENT),
         Call::SystemOff => Decision::SystemEvent { event: SystemEvent::Shutdown, flags: 0, args: zero },
@@ -406,6 +437,20 @@ fn decide_psci(call: Call, cfg: &Config) -> Decision {
             }
         }
         _ => Return(NOT_SUPPORTED),
+    }
+}
+
+/// PSCI 0.1, as KVM's `kvm_psci_0_1_call`: `CPU_OFF` and `CPU_ON` (whose target must be
+/// off, else [`INVALID_PARAMETERS`]); its `CPU_SUSPEND` and `MIGRATE`, and every PSCI
+/// 0.2+ function id (`PSCI_VERSION` included), answer [`NOT_SUPPORTED`]. The SMCCC
+/// discovery and vendor calls are not PSCI and stay ([`decide`]).
+fn decide_psci_0_1(call: Call) -> Decision {
+    match call {
+        Call::CpuOff01 => Decision::CpuOff,
+        Call::CpuOn01 { target_mpidr, entry, context } => {
+            Decision::CpuOn { target_mpidr, entry, context, already_on: INVALID_PARAMETERS }
+        }
+        _ => Decision::Return(NOT_SUPPORTED),
     }
 }
 
@@ -639,18 +684,74 @@ mod tests {
         }
         assert!(version_settable(PSCI_VERSION_0_1, false));
         assert!(!version_settable(PSCI_VERSION_0_1, true));
-        for v in [0x1, 0x3, 0x1_0004, 0x2_0000, u64::MAX] {
+        assert_eq!(PSCI_VERSION_0_1, 1);
+        for v in [0x0, 0x3, 0x1_0004, 0x2_0000, u64::MAX] {
             assert!(!version_settable(v, true) && !version_settable(v, false), "{v:#x}");
         }
     }
 
     #[test]
-    fn no_psci_without_0_2() {
-        for call in [Call::PsciVersion, Call::CpuOff, Call::SystemOff, Call::PsciFeatures { function: 0 }] {
-            assert_eq!(decide(call, &with(PSCI_VERSION_0_1)), Decision::Return(NOT_SUPPORTED));
+    fn psci_0_1_ids_decode_with_whole_registers() {
+        assert_eq!(KVM_PSCI_FN_BASE, 0x95c1_ba5e);
+        assert_eq!(decode([FN01_CPU_OFF as u64, JUNK, JUNK, JUNK]), Call::CpuOff01);
+        // Bit 30 of the ids is clear, yet KVM narrows nothing: x1..x3 are taken whole.
+        assert_eq!(
+            decode([JUNK | FN01_CPU_ON as u64, JUNK | 1, JUNK | 2, JUNK | 3]),
+            Call::CpuOn01 { target_mpidr: JUNK | 1, entry: JUNK | 2, context: JUNK | 3 }
+        );
+        for fid in [FN01_CPU_SUSPEND, FN01_MIGRATE, KVM_PSCI_FN_BASE - 1, KVM_PSCI_FN_BASE + 4] {
+            assert_eq!(decode([fid as u64, 0, 0, 0]), Call::Unknown(fid));
         }
-        // SMCCC itself is still there.
-        assert_eq!(decide(Call::SmcccVersion, &with(PSCI_VERSION_0_1)), Decision::Return(SMCCC_VERSION_1_1));
+    }
+
+    #[test]
+    fn psci_0_1_has_cpu_on_and_cpu_off_only() {
+        let v01 = Config { system_suspend: true, steal_time: true, ..with(PSCI_VERSION_0_1) };
+        assert_eq!(decide(Call::CpuOff01, &v01), Decision::CpuOff);
+        // A target that is not off: INVALID_PARAMETERS (0.1 has no ALREADY_ON).
+        assert_eq!(
+            decide(Call::CpuOn01 { target_mpidr: 1, entry: 2, context: 3 }, &v01),
+            Decision::CpuOn { target_mpidr: 1, entry: 2, context: 3, already_on: INVALID_PARAMETERS }
+        );
+        // Its CPU_SUSPEND and MIGRATE, and every PSCI 0.2+ function, are not supported.
+        let not_supported = Decision::Return(NOT_SUPPORTED);
+        for call in [
+            Call::Unknown(FN01_CPU_SUSPEND),
+            Call::Unknown(FN01_MIGRATE),
+            Call::PsciVersion,
+            Call::CpuSuspend { power_state: 0, entry: 0, context: 0 },
+            Call::CpuOff,
+            Call::CpuOn { target_mpidr: 1, entry: 2, context: 3 },
+            Call::AffinityInfo { target: 0, lowest_level: 0 },
+            Call::MigrateInfoType,
+            Call::SystemOff,
+            Call::SystemReset,
+            Call::PsciFeatures { function: FN_CPU_ON },
+            Call::SystemSuspend { smc64: true },
+            Call::SystemReset2 { reset_type: 0, smc64: true },
+            Call::SystemOff2 { off_type: 0, cookie: 0 },
+        ] {
+            assert_eq!(decide(call, &v01), not_supported, "{call:?}");
+        }
+        // SMCCC discovery and the vendor and PV-time services are not PSCI: still there.
+        assert_eq!(decide(Call::SmcccVersion, &v01), Decision::Return(SMCCC_VERSION_1_1));
+        assert_eq!(decide(Call::VendorHypUid, &v01), Decision::Return4(KVM_VENDOR_HYP_UID));
+        assert_eq!(decide(Call::SmcccArchFeatures { function: FN_PV_TIME_FEATURES }, &v01), Decision::Return(SUCCESS));
+        assert_eq!(decide(Call::PvTimeSt, &v01), Decision::PvTimeSt);
+    }
+
+    #[test]
+    fn psci_0_1_ids_are_not_supported_from_0_2_on() {
+        for v in [PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_3] {
+            for call in [Call::CpuOff01, Call::CpuOn01 { target_mpidr: 1, entry: 2, context: 3 }] {
+                assert_eq!(decide(call, &with(v)), Decision::Return(NOT_SUPPORTED), "{v:#x} {call:?}");
+            }
+            assert_eq!(
+                decide(Call::CpuOn { target_mpidr: 1, entry: 2, context: 3 }, &with(v)),
+                Decision::CpuOn { target_mpidr: 1, entry: 2, context: 3, already_on: ALREADY_ON }
+            );
+            assert_eq!(psci_features(FN01_CPU_ON, 3, true), NOT_SUPPORTED);
+        }
     }
 
     #[test]

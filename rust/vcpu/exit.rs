@@ -366,9 +366,9 @@ impl Vcpu {
                 self.power_update(|power| power.state = MpState::Stopped);
                 psci::SUCCESS
             }
-            Decision::CpuOn { target_mpidr, entry, context } => {
+            Decision::CpuOn { target_mpidr, entry, context, already_on } => {
                 let big_endian = guest_big_endian(ctx);
-                cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian })
+                cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian }, already_on)
             }
             Decision::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
             Decision::PvTimeSt => self.pv_time_st(vm, state),
@@ -483,9 +483,9 @@ fn guest_big_endian(ctx: &VcpuContext) -> bool {
 }
 
 /// PSCI CPU_ON, as KVM's `kvm_psci_vcpu_on`: a stopped target becomes runnable at once
-/// (so a second CPU_ON answers ALREADY_ON and AFFINITY_INFO answers ON) and owes a reset
+/// (so a second CPU_ON answers `already_on` and AFFINITY_INFO answers ON) and owes a reset
 /// to `reset`'s entry point, done before it runs or userspace reads its registers.
-fn cpu_on(vm: &Vm, target: u64, reset: CpuOnReset) -> u64 {
+fn cpu_on(vm: &Vm, target: u64, reset: CpuOnReset, already_on: u64) -> u64 {
     if !psci::valid_affinity(target) {
         return psci::INVALID_PARAMETERS;
     }
@@ -501,7 +501,7 @@ fn cpu_on(vm: &Vm, target: u64, reset: CpuOnReset) -> u64 {
         true
     });
     if !started {
-        return psci::ALREADY_ON;
+        return already_on;
     }
     vcpu.power_wait.notify_all();
     vcpu.kick();

@@ -238,6 +238,18 @@ impl KernelLog {
 
 /// The rkvm device node.
 pub const DEV_RKVM: &str = "/dev/rkvm";
+/// KVM's device node, which rkvm also registers (misc minor 232) unless `devkvm=0`.
+pub const DEV_KVM: &str = "/dev/kvm";
+/// The misc major and KVM's minor in it (`KVM_MINOR`).
+pub const MISC_MAJOR: u32 = 10;
+pub const KVM_MINOR: u32 = 232;
+
+/// The (major, minor) of the character device at `path`; `None` if there is none.
+pub fn char_dev(path: &str) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).ok()?;
+    meta.file_type().is_char_device().then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())))
+}
 
 /// An open file descriptor, closed on drop.
 pub struct Fd(RawFd);

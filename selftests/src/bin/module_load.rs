@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Module lifecycle: load, refuse double load and busy unload, repeated load/unload,
-//! the backend named in the log matches the host mode. Leaves rkvm loaded.
+//! the backend named in the log matches the host mode; `/dev/kvm` (misc minor 232) comes
+//! and goes with `/dev/rkvm` unless `devkvm=0`, and a refused load leaves the in-kernel
+//! KVM's `/dev/kvm` alone. Leaves rkvm loaded (with `/dev/kvm`).
 
-use rkvm_selftests::{check, check_eq, cmdline_param, errno_name, module, run, Fd, Outcome,
-                     TestResult, DEV_RKVM};
+use rkvm_selftests::{check, check_eq, char_dev, cmdline_param, errno_name, module, run, Fd,
+                     Outcome, TestResult, DEV_KVM, DEV_RKVM, KVM_MINOR, MISC_MAJOR};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 fn node_present() -> bool {
     std::fs::metadata(DEV_RKVM).map(|m| m.file_type().is_char_device()).unwrap_or(false)
+}
+
+/// Whether `/dev/kvm` is there as misc minor 232.
+fn dev_kvm_present() -> bool {
+    char_dev(DEV_KVM) == Some((MISC_MAJOR, KVM_MINOR))
 }
 
 fn load() -> TestResult {
@@ -19,6 +26,39 @@ fn load() -> TestResult {
     module::load().map_err(|e| format!("finit_module: {}", errno_name(e)))?;
     check!(module::loaded(), "/sys/module/rkvm missing after load");
     check!(node_present(), "{DEV_RKVM} missing after load");
+    check!(dev_kvm_present(), "{DEV_KVM} missing after load: {:?}", char_dev(DEV_KVM));
+    Ok(Outcome::Pass)
+}
+
+/// `/dev/kvm` is rkvm: KVM's API version, the same answers as `/dev/rkvm`, and an open
+/// file holds the module.
+fn dev_kvm_is_rkvm() -> TestResult {
+    let kvm = Fd::open(DEV_KVM).map_err(|e| format!("{DEV_KVM}: {e}"))?;
+    let rkvm = Fd::open(DEV_RKVM).map_err(|e| format!("{DEV_RKVM}: {e}"))?;
+    check_eq!(kvm.ioctl(0xae00, 0), Ok(12));
+    for cap in [0, 3, 87, 102, 165, 0x1000] {
+        check_eq!(kvm.ioctl(0xae03, cap), rkvm.ioctl(0xae03, cap));
+    }
+    drop(rkvm);
+    check_eq!(module::unload(), Err(libc::EWOULDBLOCK));
+    drop(kvm);
+    check!(module::loaded(), "module went away while busy");
+    Ok(Outcome::Pass)
+}
+
+/// `devkvm=0`: `/dev/rkvm` only; reloading without it brings `/dev/kvm` back.
+fn devkvm_0_registers_dev_rkvm_only() -> TestResult {
+    module::unload().map_err(|e| format!("unload: {}", errno_name(e)))?;
+    check!(!dev_kvm_present(), "{DEV_KVM} outlived the module");
+    module::load_with("devkvm=0").map_err(|e| format!("load devkvm=0: {}", errno_name(e)))?;
+    let fd = Fd::open(DEV_RKVM).map_err(|e| format!("{DEV_RKVM} with devkvm=0: {e}"))?;
+    check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+    drop(fd);
+    let absent = !std::path::Path::new(DEV_KVM).exists();
+    check!(absent, "{DEV_KVM} with devkvm=0: {:?}", char_dev(DEV_KVM));
+    module::unload().map_err(|e| format!("unload: {}", errno_name(e)))?;
+    module::load().map_err(|e| format!("reload: {}", errno_name(e)))?;
+    check!(dev_kvm_present(), "no {DEV_KVM} after reloading with the default");
     Ok(Outcome::Pass)
 }
 
@@ -63,8 +103,10 @@ fn load_unload_20_times() -> TestResult {
     for round in 0..20 {
         module::unload().map_err(|e| format!("round {round}: unload: {}", errno_name(e)))?;
         check!(!module::loaded() && !node_present(), "round {round}: still present after unload");
+        check!(!std::path::Path::new(DEV_KVM).exists(), "round {round}: {DEV_KVM} after unload");
         module::load().map_err(|e| format!("round {round}: load: {}", errno_name(e)))?;
         check!(node_present(), "round {round}: no {DEV_RKVM} after load");
+        check!(dev_kvm_present(), "round {round}: no {DEV_KVM} after load");
         let fd = Fd::open(DEV_RKVM).map_err(|e| format!("round {round}: open: {e}"))?;
         check_eq!(fd.ioctl(0xae00, 0), Ok(12));
         drop(fd);
@@ -93,7 +135,19 @@ fn expected_refusal() -> Option<&'static str> {
 }
 
 fn load_is_refused() -> TestResult {
+    // Where the in-kernel KVM initialised, /dev/kvm is its own; rkvm must not touch it.
+    let kvm_before = char_dev(DEV_KVM);
+    let want = match cmdline_param("rkvmtest.backend").as_deref() {
+        Some("refused-kvm") => Some((MISC_MAJOR, KVM_MINOR)),
+        _ => None,
+    };
+    check_eq!(kvm_before, want);
     check_eq!(module::load(), Err(libc::ENODEV));
+    check_eq!(char_dev(DEV_KVM), kvm_before);
+    if kvm_before.is_some() {
+        let kvm = Fd::open(DEV_KVM).map_err(|e| format!("KVM's {DEV_KVM}: {e}"))?;
+        check_eq!(kvm.ioctl(0xae00, 0), Ok(12));
+    }
     check!(!module::loaded(), "/sys/module/rkvm exists after a refused load");
     check!(!Path::new(DEV_RKVM).exists(), "{DEV_RKVM} exists after a refused load");
     // Refusing is repeatable and leaves nothing behind (the KVM probe node included).
@@ -121,10 +175,12 @@ fn main() {
         &[
             ("load", load),
             ("backend_matches_host_mode", backend_matches_host_mode),
+            ("dev_kvm_is_rkvm", dev_kvm_is_rkvm),
             ("double_load_is_eexist", double_load_is_eexist),
             ("unload_while_open_is_refused", unload_while_open_is_refused),
             ("load_unload_20_times", load_unload_20_times),
             ("unload_when_not_loaded_is_enoent", unload_when_not_loaded_is_enoent),
+            ("devkvm_0_registers_dev_rkvm_only", devkvm_0_registers_dev_rkvm_only),
         ],
     )
 }

@@ -8,9 +8,8 @@
 //! status and its stderr. See `Documentation/qemu.rst`.
 //!
 //! The hypervisor under test follows the host mode (`rkvmtest.backend`): rkvm on the hosts
-//! that load it (`/dev/rkvm` bind-mounted over `/dev/kvm` in a private mount namespace,
-//! since QEMU 7.2 always opens `/dev/kvm`), the in-kernel KVM of the same kernel on the
-//! `*-kvm` hosts (the baseline). rkvm is skipped, not passed, while it does not report
+//! that load it (through the `/dev/kvm` it registers, which QEMU 7.2 always opens), the
+//! in-kernel KVM of the same kernel on the `*-kvm` hosts (the baseline). rkvm is skipped, not passed, while it does not report
 //! the in-kernel irqchip QEMU needs.
 //!
 //! `qemu_boot` runs the KTAP suite; `qemu_boot run` boots the guest once with its console
@@ -20,7 +19,7 @@
 
 use rkvm_selftests::{
     check, check_eq, cmdline_param, host_runs_guests, kernel_trouble, run, Fd, KernelLog,
-    Outcome, TestResult, XorShift, DEV_RKVM,
+    Outcome, TestResult, XorShift,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -50,7 +49,7 @@ const NO_VGIC_REASON: &str = "rkvm has no in-kernel vGIC yet (issue 6)";
 /// Which KVM the guest runs on.
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
-    /// rkvm, bind-mounted over /dev/kvm.
+    /// rkvm, through its /dev/kvm.
     Rkvm,
     /// The in-kernel KVM of the host kernel (the baseline).
     Kvm,
@@ -64,7 +63,8 @@ fn target() -> Result<Target, String> {
             if !host_runs_guests() {
                 return Err(rkvm_selftests::NO_GUESTS_REASON.into());
             }
-            let dev = Fd::open(DEV_RKVM).map_err(|e| format!("{DEV_RKVM}: {e}"))?;
+            // rkvm registers /dev/kvm at load (devkvm=1, the default).
+            let dev = Fd::open(DEV_KVM).map_err(|e| format!("{DEV_KVM}: {e}"))?;
             // What QEMU asks before it creates a GICv3: the in-kernel irqchip and the
             // device API (KVM_CREATE_DEVICE of KVM_DEV_TYPE_ARM_VGIC_V3).
             let irqchip = dev.ioctl(KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP).unwrap_or(0);
@@ -110,7 +110,7 @@ fn make_disk(seed: u64) -> Result<String, String> {
 /// Boots the guest under QEMU with `smp` vCPUs; `stress` seconds of guest load (0: none).
 /// `raw` echoes the guest's console as is (`make run`), otherwise as KTAP diagnostics.
 /// QEMU is killed after `limit`.
-fn boot(target: Target, name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
+fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     -> Result<Boot, String> {
     let append = format!("console=ttyAMA0 panic=-1 rkvmguest.stress={stress}");
     let drive = format!("if=none,file={DISK},format=raw,id=d0");
@@ -121,21 +121,8 @@ fn boot(target: Target, name: &str, smp: u32, stress: u32, raw: bool, limit: Dur
         "-kernel", GUEST_KERNEL, "-initrd", GUEST_INITRD, "-append", &append,
         "-drive", &drive, "-device", "virtio-blk-device,drive=d0",
     ];
-    let mut made_mount_point = false;
-    let mut cmd = match target {
-        Target::Kvm => Command::new(QEMU),
-        Target::Rkvm => {
-            // QEMU 7.2 opens /dev/kvm by name (also for the -cpu host probe): give it rkvm
-            // there, in a mount namespace of its own. The mount point must exist.
-            if std::fs::metadata(DEV_KVM).is_err() {
-                std::fs::File::create(DEV_KVM).map_err(|e| format!("creating {DEV_KVM}: {e}"))?;
-                made_mount_point = true;
-            }
-            let mut c = Command::new("unshare");
-            c.args(["-m", "sh", "-c", "mount --bind /dev/rkvm /dev/kvm && exec \"$@\"", "sh", QEMU]);
-            c
-        }
-    };
+    // QEMU opens /dev/kvm by name (also for the -cpu host probe): rkvm's or KVM's.
+    let mut cmd = Command::new(QEMU);
     cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
 
     println!("# qemu-timing: {name} start");
@@ -197,9 +184,6 @@ fn boot(target: Target, name: &str, smp: u32, stress: u32, raw: bool, limit: Dur
     done.store(true, Ordering::Relaxed);
     let killed = watchdog.join().unwrap_or(false);
     let status = child.wait().map_err(|e| format!("wait: {e}"))?;
-    if made_mount_point {
-        let _ = std::fs::remove_file(DEV_KVM);
-    }
     let stderr = err_reader.join().unwrap_or_default();
     println!("# qemu-timing: {name} end {}", total.as_millis());
     if killed {
@@ -261,9 +245,9 @@ fn boot_and_check(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = rkvm_selftests::fuzz_seed(now.map_or(0x5eed, |d| d.as_nanos() as u64));
     println!("# {name}: disk seed {seed:#x}, {} vCPUs on {}", smp,
-             if target == Target::Rkvm { "rkvm (/dev/rkvm over /dev/kvm)" } else { "in-kernel KVM" });
+             if target == Target::Rkvm { "rkvm (its /dev/kvm)" } else { "in-kernel KVM" });
     let md5 = make_disk(seed)?;
-    let boot = boot(target, name, smp, stress, raw, limit)?;
+    let boot = boot(name, smp, stress, raw, limit)?;
     let to_init = boot.to_init.map_or("-".into(), |t| format!("{:.2} s", t.as_secs_f64()));
     println!("# {name}: to /init {to_init}, to power-off {:.2} s (the host's clock)",
              boot.total.as_secs_f64());

@@ -5,7 +5,8 @@
 //! aside, nothing of the old state survives, also after a `CPU_OFF`), the target's
 //! registers reading as reset before it runs, `AFFINITY_INFO`, and `KVM_{GET,SET}_MP_STATE`;
 //! the system-wide calls of PSCI 1.x (`SYSTEM_SUSPEND` behind `KVM_CAP_ARM_SYSTEM_SUSPEND`,
-//! `SYSTEM_RESET2`, `SYSTEM_OFF2`) and the VM's PSCI version register.
+//! `SYSTEM_RESET2`, `SYSTEM_OFF2`) and the VM's PSCI version register; PSCI 0.1 (KVM's
+//! private function ids) on vCPUs created without `KVM_ARM_VCPU_PSCI_0_2`.
 
 use kvm_bindings::{
     kvm_enable_cap, kvm_mp_state, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_CAP_ARM_SYSTEM_SUSPEND,
@@ -321,7 +322,7 @@ fn psci_version_register() -> TestResult {
         v.set_one_reg(PSCI_VERSION_REG, &val.to_le_bytes()).map(|_| 0).map_err(|e| e.errno())
     };
     c.eq("default (KVM_ARM_PSCI_LATEST)", get_reg(&v0, PSCI_VERSION_REG)?, 0x1_0003);
-    // 0.1 needs a vCPU without PSCI 0.2; 1.4 and 2.0 do not exist.
+    // 0.1 (1) needs a vCPU without PSCI 0.2; 0, 0.3, 1.4 and 2.0 do not exist.
     for bad in [0, 1, 3, 0x1_0004, 0x2_0000] {
         c.errno(&format!("set {bad:#x}"), set(&v0, bad), libc::EINVAL);
     }
@@ -330,15 +331,128 @@ fn psci_version_register() -> TestResult {
         // One version per VM.
         c.eq(&format!("{good:#x} seen by vCPU 1"), get_reg(&v1, PSCI_VERSION_REG)?, good);
     }
-    // A vCPU without PSCI 0.2 has version 0.1 and can only keep it.
+    // A vCPU without PSCI 0.2 has version 0.1 (KVM_ARM_PSCI_0_1: 1) and can only keep it.
     let vm = TestVm::new(1 << 20, guest_off2())?;
     let v = vm.vm.create_vcpu(0).map_err(|e| e.to_string())?;
     let mut init = kvm_vcpu_init::default();
     vm.vm.get_preferred_target(&mut init).map_err(|e| e.to_string())?;
     v.vcpu_init(&init).map_err(|e| e.to_string())?;
-    c.eq("without PSCI 0.2", get_reg(&v, PSCI_VERSION_REG)?, 0);
-    c.errno("set 0.1 without PSCI 0.2", set(&v, 0), 0);
+    c.eq("without PSCI 0.2", get_reg(&v, PSCI_VERSION_REG)?, 1);
+    c.errno("set 0.1 without PSCI 0.2", set(&v, 1), 0);
+    c.errno("set 0 without PSCI 0.2", set(&v, 0), libc::EINVAL);
+    c.eq("still 0.1", get_reg(&v, PSCI_VERSION_REG)?, 1);
     c.errno("set 1.0 without PSCI 0.2", set(&v, 0x1_0000), libc::EINVAL);
+    c.finish()
+}
+
+/// vCPU `id` of `vm` created without `KVM_ARM_VCPU_PSCI_0_2` (PSCI 0.1), at `pc`.
+fn vcpu_psci_0_1(vm: &TestVm, id: u64, pc: u64, extra: u32) -> Result<kvm_ioctls::VcpuFd, String> {
+    let v = vm.vm.create_vcpu(id).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+    let mut init = kvm_vcpu_init::default();
+    vm.vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
+    init.features[0] |= extra;
+    v.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
+    set_reg(&v, core_reg_pc(), pc)?;
+    Ok(v)
+}
+
+// PSCI 0.1 primary, each x0 reported at MMIO_BASE + 8 * n: KVM_PSCI_FN_CPU_ON (0x95c1ba60)
+// of vCPU 1 at 0x4000_0400 with context 0x77, with junk in x1's upper half (0: the whole
+// register is the MPIDR, so INVALID_PARAMETERS), then cleanly (SUCCESS), then again
+// (INVALID_PARAMETERS: 0.1 has no ALREADY_ON); 0.2's PSCI_VERSION, CPU_ON64 and CPU_OFF
+// (NOT_SUPPORTED, and the vCPU stays on); SMCCC_VERSION (1.1, not PSCI);
+// KVM_PSCI_FN_CPU_SUSPEND and _MIGRATE (NOT_SUPPORTED); then KVM_PSCI_FN_CPU_OFF.
+guest_code!(guest_psci01_primary,
+    "movz x9, #0x1000, lsl #16",
+    "movz x0, #0xba60", "movk x0, #0x95c1, lsl #16", "mov x1, #1", "movk x1, #0x8000, lsl #48",
+    "movz x2, #0x0400", "movk x2, #0x4000, lsl #16", "mov x3, #0x77", "hvc #0", "str x0, [x9]",
+    "movz x0, #0xba60", "movk x0, #0x95c1, lsl #16", "mov x1, #1",
+    "movz x2, #0x0400", "movk x2, #0x4000, lsl #16", "mov x3, #0x77", "hvc #0", "str x0, [x9, #8]",
+    "movz x0, #0xba60", "movk x0, #0x95c1, lsl #16", "mov x1, #1",
+    "movz x2, #0x0400", "movk x2, #0x4000, lsl #16", "mov x3, #0x77", "hvc #0", "str x0, [x9, #16]",
+    "movz x0, #0x8400, lsl #16", "hvc #0", "str x0, [x9, #24]",
+    "movz x0, #0x0003", "movk x0, #0xc400, lsl #16", "mov x1, #1",
+    "movz x2, #0x0400", "movk x2, #0x4000, lsl #16", "mov x3, #0x77", "hvc #0", "str x0, [x9, #32]",
+    "movz x0, #0x0002", "movk x0, #0x8400, lsl #16", "hvc #0", "str x0, [x9, #40]",
+    "movz x0, #0x8000, lsl #16", "hvc #0", "str x0, [x9, #48]",
+    "movz x0, #0xba5e", "movk x0, #0x95c1, lsl #16", "mov x1, #0", "hvc #0", "str x0, [x9, #56]",
+    "movz x0, #0xba61", "movk x0, #0x95c1, lsl #16", "mov x1, #1", "hvc #0", "str x0, [x9, #64]",
+    "movz x0, #0xba5f", "movk x0, #0x95c1, lsl #16", "hvc #0",
+    // Not reached: CPU_OFF does not return.
+    "str x0, [x9, #72]",
+    "1:", "b 1b");
+
+// PSCI 0.1 secondary (at 0x400): reports its context id and MPIDR, then calls
+// KVM_PSCI_FN_CPU_ON of vCPU 0 (entry 0x4000_0600, context 0x55) until it succeeds, which
+// it does once vCPU 0 is off, and reports how many calls failed and the last failure.
+// vCPU 0, powered on again at 0x600, reports its context id.
+guest_code!(guest_psci01_secondary,
+    "movz x9, #0x1000, lsl #16", "str x0, [x9, #0x100]",
+    "mrs x2, mpidr_el1", "str x2, [x9, #0x108]",
+    "mov x10, #0", "mov x11, #0",
+    "1:",
+    "movz x0, #0xba60", "movk x0, #0x95c1, lsl #16", "mov x1, #0",
+    "movz x2, #0x0600", "movk x2, #0x4000, lsl #16", "mov x3, #0x55", "hvc #0",
+    "cbz x0, 2f", "add x10, x10, #1", "mov x11, x0", "b 1b",
+    "2:", "str x11, [x9, #0x110]", "str x10, [x9, #0x118]",
+    "3:", "b 3b");
+guest_code!(guest_psci01_restarted,
+    "movz x9, #0x1000, lsl #16", "str x0, [x9, #0x200]",
+    "1:", "b 1b");
+
+fn psci_0_1_cpu_on_and_cpu_off() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_psci01_primary())?;
+    vm.mem.write(0x400, guest_psci01_secondary());
+    vm.mem.write(0x600, guest_psci01_restarted());
+    let mut v0 = vcpu_psci_0_1(&vm, 0, MEM_BASE, 0)?;
+    let mut v1 = vcpu_psci_0_1(&vm, 1, MEM_BASE, 1 << KVM_ARM_VCPU_POWER_OFF)?;
+    let mut c = Cases::new();
+    c.eq("PSCI version register", get_reg(&v0, PSCI_VERSION_REG)?, 1);
+    let at = |n: u64| MMIO_BASE + 8 * n;
+    c.eq("CPU_ON with a 64-bit junk MPIDR", run_to_write(&mut v0)?, (at(0), INVALID_PARAMETERS));
+    c.eq("CPU_ON", run_to_write(&mut v0)?, (at(1), 0));
+    c.eq("target runnable", v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, MP_STATE_RUNNABLE);
+    c.eq("CPU_ON of a vCPU that is on", run_to_write(&mut v0)?, (at(2), INVALID_PARAMETERS));
+    c.eq("0.2 PSCI_VERSION", run_to_write(&mut v0)?, (at(3), NOT_SUPPORTED));
+    c.eq("0.2 CPU_ON64", run_to_write(&mut v0)?, (at(4), NOT_SUPPORTED));
+    c.eq("0.2 CPU_OFF", run_to_write(&mut v0)?, (at(5), NOT_SUPPORTED));
+    c.eq("SMCCC_VERSION", run_to_write(&mut v0)?, (at(6), 0x1_0001));
+    c.eq("0.1 CPU_SUSPEND", run_to_write(&mut v0)?, (at(7), NOT_SUPPORTED));
+    c.eq("0.1 MIGRATE", run_to_write(&mut v0)?, (at(8), NOT_SUPPORTED));
+    // vCPU 0 powers itself off (its KVM_RUN sleeps) until vCPU 1's CPU_ON restarts it.
+    std::thread::scope(|s| -> Result<(), String> {
+        let primary = s.spawn(|| run_to_write(&mut v0));
+        let writes = (0..4).map(|_| run_to_write(&mut v1)).collect::<Result<Vec<_>, _>>()?;
+        c.eq("context id in x0", writes[0], (MMIO_BASE + 0x100, 0x77));
+        c.eq("secondary MPIDR", writes[1], (MMIO_BASE + 0x108, 1 << 31 | 1));
+        // Before vCPU 0 is off, CPU_ON of it fails (if it was tried at all).
+        let (failures, last) = (writes[3].1, writes[2].1);
+        c.eq("CPU_ON of vCPU 0 while on", if failures == 0 { INVALID_PARAMETERS } else { last }, INVALID_PARAMETERS);
+        let restarted = primary.join().map_err(|_| "primary panicked".to_string())??;
+        c.eq("vCPU 0 restarted by CPU_ON", restarted, (MMIO_BASE + 0x200, 0x55));
+        Ok(())
+    })?;
+    c.eq("vCPU 0 runnable", v0.get_mp_state().map_err(|e| e.to_string())?.mp_state, MP_STATE_RUNNABLE);
+    c.finish()
+}
+
+// On a PSCI 0.2+ vCPU, KVM's 0.1 ids are unknown: KVM_PSCI_FN_CPU_ON of vCPU 1 and
+// KVM_PSCI_FN_CPU_OFF both answer NOT_SUPPORTED (the vCPU stays on).
+guest_code!(guest_psci01_on_0_2,
+    "movz x9, #0x1000, lsl #16",
+    "movz x0, #0xba60", "movk x0, #0x95c1, lsl #16", "mov x1, #1",
+    "movz x2, #0x0400", "movk x2, #0x4000, lsl #16", "mov x3, #0x77", "hvc #0", "str x0, [x9]",
+    "movz x0, #0xba5f", "movk x0, #0x95c1, lsl #16", "hvc #0", "str x0, [x9, #8]",
+    "1:", "b 1b");
+
+fn psci_0_1_ids_on_a_0_2_vcpu() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_psci01_on_0_2())?;
+    let mut v0 = vm.vcpu(0, MEM_BASE, 0)?;
+    let v1 = vm.vcpu(1, MEM_BASE, 1 << KVM_ARM_VCPU_POWER_OFF)?;
+    let mut c = Cases::new();
+    c.eq("0.1 CPU_ON", run_to_write(&mut v0)?, (MMIO_BASE, NOT_SUPPORTED));
+    c.eq("target still stopped", v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, MP_STATE_STOPPED);
+    c.eq("0.1 CPU_OFF", run_to_write(&mut v0)?, (MMIO_BASE + 8, NOT_SUPPORTED));
     c.finish()
 }
 
@@ -355,6 +469,8 @@ fn main() {
             ("system_suspend_needs_the_capability", system_suspend_needs_the_capability),
             ("system_off2_and_reset2_by_version", system_off2_and_reset2_by_version),
             ("psci_version_register", psci_version_register),
+            ("psci_0_1_cpu_on_and_cpu_off", psci_0_1_cpu_on_and_cpu_off),
+            ("psci_0_1_ids_on_a_0_2_vcpu", psci_0_1_ids_on_a_0_2_vcpu),
         ],
     )
 }

@@ -33,6 +33,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (70, Some(1)),   // ONE_REG
     (81, Some(1)),   // READONLY_MEM
     (82, Some(1)),   // IRQFD_RESAMPLE
+    (87, Some(1)),   // ARM_PSCI (0.1, KVM's function ids)
     (89, Some(1)),   // DEVICE_CTRL
     (102, Some(1)),  // ARM_PSCI_0_2
     (105, Some(1)),  // CHECK_EXTENSION_VM
