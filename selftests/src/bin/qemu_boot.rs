@@ -116,7 +116,7 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     let drive = format!("if=none,file={DISK},format=raw,id=d0");
     let smp = smp.to_string();
     let args: Vec<&str> = vec![
-        "-M", "virt,gic-version=3,its=off", "-accel", "kvm", "-cpu", "host", "-smp", &smp,
+        "-M", "virt,gic-version=3", "-accel", "kvm", "-cpu", "host", "-smp", &smp,
         "-m", "256", "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio",
         "-kernel", GUEST_KERNEL, "-initrd", GUEST_INITRD, "-append", &append,
         "-drive", &drive, "-device", "virtio-blk-device,drive=d0",
