@@ -402,6 +402,145 @@ fn hostile_tables() -> TestResult {
     c.finish()
 }
 
+/// Rounds of the storm: each vCPU takes this many LPIs, one MSI at a time.
+const STORM_ROUNDS: u64 = 300;
+
+/// A VM with two vCPUs, one collection each (ICID n on vCPU n), LPI 8192 + n mapped to
+/// event n of DEVID and targeting vCPU n, and event 2 + n (LPI 8194 + n, "stop") to
+/// vCPU n too: the commands run from the host (GITS_CWRITER through ITS_REGS, then GITS_CTLR enabling
+/// the ITS) before any vCPU runs.
+fn two_vcpu_its_vm() -> Result<(TestVm, Vec<kvm_ioctls::VcpuFd>, DeviceFd, DeviceFd), String> {
+    let vm = TestVm::new(RAM, guest_kick_its())?;
+    vm.mem.write(0x800 + 0x280, guest_lpi_vector());
+    let vcpus = vec![vm.vcpu(0, MEM_BASE, 0)?, vm.vcpu(1, MEM_BASE, 0)?];
+    let gic = create_vgic(&vm.vm)?.ok_or("no vGICv3 on this host")?;
+    let its = create_its(&vm.vm)?;
+    must(set(&its, GRP_ADDR, ITS_ADDR_TYPE, ITS_BASE), "ITS address")?;
+    vm.mem.write(PROP_TABLE as usize, &[0xa1, 0xa1, 0xa1, 0xa1]);
+    for (cpu, mpidr) in [(0u64, 0u64), (1, 1)] {
+        let rd = |off: u64, v: u64| -> Result<(), String> {
+            let mut v = v;
+            let a = (mpidr << 32) | off;
+            must(gic.set_device_attr(&attr(GRP_REDIST_REGS, a, &mut v)).map(|()| 0).map_err(|e| e.errno()), "REDIST_REGS")
+        };
+        rd(GICR_PROPBASER, (MEM_BASE + PROP_TABLE) | 15)?;
+        rd(GICR_PENDBASER, MEM_BASE + PEND_TABLE + cpu * 0x1_0000)?;
+        rd(GICR_CTLR, 1)?;
+    }
+    set_tables(&its)?;
+    let cwriter = queue(
+        &vm.mem,
+        &[
+            mapd(DEVID, 4, MEM_BASE + ITT, true),
+            mapc(0, 0),
+            mapc(1, 1),
+            mapti(DEVID, 0, LPI, 0),
+            mapti(DEVID, 1, LPI + 1, 1),
+            mapti(DEVID, 2, LPI + 2, 0),
+            mapti(DEVID, 3, LPI + 3, 1),
+        ],
+    );
+    must(set(&its, GRP_ITS_REGS, GITS_CWRITER, cwriter), "GITS_CWRITER")?;
+    must(set(&its, GRP_ITS_REGS, GITS_CTLR, 1), "enable the ITS")?;
+    // The guest writes the same CWRITER again: nothing new to run.
+    vm.mem.write_u64(CWRITER_SLOT, cwriter);
+    Ok((vm, vcpus, gic, its))
+}
+
+/// Pins the calling thread to host CPU `cpu` (modulo the online CPUs).
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; the calls only read and write it.
+    unsafe {
+        let n = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// MSIs to every vCPU, one LPI per vCPU in flight at a time, while the vCPU threads
+/// hop between host CPUs (so loads and puts happen with LPIs queued and in list
+/// registers): every MSI is taken exactly once, by the vCPU its collection names.
+fn lpi_storm_while_vcpus_migrate() -> TestResult {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (vm, vcpus, _gic, _its) = two_vcpu_its_vm()?;
+    let taken = [AtomicU64::new(0), AtomicU64::new(0)];
+    let wrong = AtomicU64::new(0);
+    let ready = AtomicU64::new(0);
+    let result = std::thread::scope(|s| -> Result<(), String> {
+        let mut handles = Vec::new();
+        for (n, mut vcpu) in vcpus.into_iter().enumerate() {
+            let (taken, wrong, ready) = (&taken, &wrong, &ready);
+            handles.push(s.spawn(move || -> Result<(), String> {
+                let mut hops = 0usize;
+                loop {
+                    match run(&mut vcpu, 0)? {
+                        Exit::MmioWrite(a, _) if a == MMIO_BASE + 8 => {
+                            ready.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Exit::MmioWrite(a, d) if a == MMIO_BASE => {
+                            let intid = le_value(&d);
+                            if intid == u64::from(LPI + 2) + n as u64 {
+                                return Ok(());
+                            }
+                            if intid != u64::from(LPI) + n as u64 {
+                                wrong.fetch_add(1, Ordering::SeqCst);
+                            }
+                            let t = taken[n].fetch_add(1, Ordering::SeqCst) + 1;
+                            if t % 16 == 0 {
+                                hops += 1;
+                                pin_to(n + hops);
+                            }
+                        }
+                        other => return Err(format!("vCPU {n}: unexpected exit {other:?}")),
+                    }
+                }
+            }));
+        }
+        let wait = |what: &str, done: &dyn Fn() -> bool| -> Result<(), String> {
+            let start = std::time::Instant::now();
+            while !done() {
+                if start.elapsed().as_secs() > 60 {
+                    return Err(format!("timed out waiting for {what}"));
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            Ok(())
+        };
+        wait("both vCPUs ready", &|| ready.load(Ordering::SeqCst) == 2)?;
+        for round in 1..=STORM_ROUNDS {
+            for n in 0..2u32 {
+                let r = msi(&vm.vm, DOORBELL, n, Some(DEVID));
+                if r != Ok(1) {
+                    return Err(format!("round {round}: KVM_SIGNAL_MSI to vCPU {n}: {r:?}"));
+                }
+            }
+            for n in 0..2 {
+                wait(&format!("vCPU {n}'s LPI of round {round}"), &|| taken[n].load(Ordering::SeqCst) >= round)?;
+            }
+        }
+        for n in 0..2u32 {
+            let r = msi(&vm.vm, DOORBELL, 2 + n, Some(DEVID));
+            if r != Ok(1) {
+                return Err(format!("the stop MSI to vCPU {n}: {r:?}"));
+            }
+        }
+        for h in handles {
+            match h.join() {
+                Ok(r) => r?,
+                Err(_) => return Err("a vCPU thread panicked".into()),
+            }
+        }
+        Ok(())
+    });
+    result?;
+    let mut c = Cases::new();
+    c.eq("LPIs taken by vCPU 0", taken[0].load(Ordering::SeqCst), STORM_ROUNDS);
+    c.eq("LPIs taken by vCPU 1", taken[1].load(Ordering::SeqCst), STORM_ROUNDS);
+    c.eq("LPIs on the wrong vCPU", wrong.load(Ordering::SeqCst), 0);
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_its",
@@ -413,6 +552,7 @@ fn main() {
             ("commands_and_msis", commands_and_msis),
             ("save_restore_round_trip", save_restore_round_trip),
             ("hostile_tables", hostile_tables),
+            ("lpi_storm_while_vcpus_migrate", lpi_storm_while_vcpus_migrate),
         ],
     )
 }
