@@ -15,12 +15,17 @@
 #   rkvm-guest: interrupts its-msi <n> virtio <m>   counts of those lines: MSIs through
 #                                     the ITS, and lines naming a virtio device
 #   rkvm-guest: stress <n> workers, <rounds> rounds, <s> s   (rkvmguest.stress=<s> only)
+#   rkvm-guest: klog <line>           each kernel message of level warning or worse
 #   rkvm-guest: done                  second marker, then PSCI SYSTEM_OFF (poweroff -f)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# Kernel messages still coming (asynchronous probes, a slow 8250) would cut into these
+# lines on the shared console: the console gets only emergencies from here on, and the
+# warnings and worse are listed from the log at the end (an oops or panic still prints).
+dmesg -n 1
 echo "rkvm-guest: init started, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 stress=0
@@ -31,6 +36,10 @@ for word in $(cat /proc/cmdline); do
 	rkvmguest.net=*) net=${word#*=} ;;
 	esac
 done
+
+# Devices behind an asynchronously probed PCI host may appear after /init has started.
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
 
 # The disk: read what the host wrote, write a copy elsewhere, drop the block device's
 # page cache so the read-back goes to the device, compare.
@@ -49,8 +58,13 @@ fi
 # pings of its gateway, which QEMU's slirp and kvmtool's uip answer themselves.
 if [ -n "$net" ]; then
 	nic=
-	for d in /sys/class/net/*; do
-		[ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
+	i=0
+	while [ -z "$nic" ] && [ $i -lt 100 ]; do
+		for d in /sys/class/net/*; do
+			[ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
+		done
+		[ -n "$nic" ] || usleep 100000
+		i=$((i + 1))
 	done
 	if [ -z "$nic" ]; then
 		echo "rkvm-guest: net none found"
@@ -95,5 +109,6 @@ if [ "$stress" -gt 0 ]; then
 	echo "rkvm-guest: stress $workers workers, $total rounds, $(( $(cut -d. -f1 /proc/uptime) - start )) s"
 fi
 
+dmesg -r | grep '^<[0-4]>' | while read -r l; do echo "rkvm-guest: klog ${l#<?>}"; done
 echo "rkvm-guest: done"
 poweroff -f

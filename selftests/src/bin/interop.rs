@@ -7,7 +7,7 @@
 //! The clients, all in the host's initramfs:
 //! - `qemu-7.2`: Debian bookworm's QEMU 7.2, `-M virt,gic-version=3` (ITS on, the default);
 //! - `qemu-10`: Debian bookworm-backports' QEMU 10.0, `-M virt` (its default machine);
-//! - `kvmtool-its`: kvmtool with `--irqchip=gicv3-its` and virtio-pci devices;
+//! - `kvmtool-its`: kvmtool with `--irqchip=gicv3-its` and (legacy) virtio-pci devices;
 //! - `kvmtool-gicv3`: kvmtool with `--irqchip=gicv3` and virtio-mmio devices.
 //!
 //! QEMU's disk and NIC are virtio-pci (MSI-X through the ITS). Every client must: exit 0
@@ -123,8 +123,8 @@ fn kvmtool(irqchip: &str, transport: &str, append: &str) -> Vec<String> {
 
 /// kvmtool's own informational lines.
 fn kvmtool_benign(line: &str) -> bool {
-    line.starts_with("  # lkvm run") || line.starts_with("Info:")
-        || line.contains("maximum recommended amount of VCPUs")
+    let line = line.trim_start();
+    line.starts_with("Info:") || line.contains("maximum recommended amount of VCPUs")
 }
 
 const CLIENTS: &[Client] = &[
@@ -151,7 +151,10 @@ const CLIENTS: &[Client] = &[
         console: "ttyS0",
         net: "192.168.33.15/24,192.168.33.1",
         its: true,
-        command: |a| kvmtool("gicv3-its", "pci", a),
+        // Legacy virtio-pci (MSI-X all the same): with the modern transport kvmtool
+        // b48735e5's user-mode network never answers the guest, on the in-kernel KVM too
+        // and with INTx as with MSI-X (Documentation/interop.rst).
+        command: |a| kvmtool("gicv3-its", "pci-legacy", a),
         benign: kvmtool_benign,
     },
     Client {
@@ -382,7 +385,15 @@ fn client_test(name: &str) -> TestResult {
     let (verdict, reason) = match &result {
         Ok(Outcome::Pass) => ("pass", String::new()),
         Ok(Outcome::Skip(why)) => ("skip", why.clone()),
-        Err(e) => ("fail", e.lines().next().unwrap_or("").chars().take(160).collect()),
+        Err(e) => {
+            // check!'s "src/bin/interop.rs:<line>: " prefix says nothing in a table.
+            let first = e.lines().next().unwrap_or("");
+            let first = match first.split_once(".rs:") {
+                Some((_, rest)) => rest.split_once(": ").map_or(first, |(_, r)| r),
+                None => first,
+            };
+            ("fail", first.chars().take(160).collect())
+        }
     };
     println!("# interop-result: {name} {verdict} {secs} {reason}");
     result
