@@ -245,6 +245,10 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool) -> Result<Boot, Stri
         } else {
             println!("# guest| {line}");
         }
+        if console.is_empty() {
+            // The VMM's start-up (libraries, the -cpu host probe, the machine) ends here.
+            println!("# qemu-timing: {name} console {}", start.elapsed().as_millis());
+        }
         if to_init.is_none() && line.starts_with("rkvm-guest: init started") {
             let t = start.elapsed();
             to_init = Some(t);
@@ -302,7 +306,7 @@ fn check_boot(c: &Client, boot: &Boot, md5: &str) -> TestResult {
     let noise: Vec<&str> = boot.stderr.lines()
         .filter(|l| !l.trim().is_empty() && !(c.benign)(l)).collect();
     check!(boot.status.success(), "{}{}", status_words(&boot.status),
-           noise.first().map_or(String::new(), |l| format!(": {l}")));
+           noise.first().map_or(String::new(), |l| format!(": {}", l.trim())));
     check!(noise.is_empty(), "stderr: {}", noise.join(" | "));
     let pos = |m: &str| boot.console.iter().position(|l| l.starts_with(m));
     let (first, last) = (pos("rkvm-guest: init started"), pos("rkvm-guest: done"));
