@@ -12,7 +12,8 @@
 # ran, writes it into Documentation/interop.rst (RKVM_INTEROP_WRITE=0: print only). Exits
 # non-zero when the in-kernel KVM baseline fails or a host is in trouble; rkvm's failures
 # are reported and fail the run only with RKVM_INTEROP_STRICT=1. RKVM_APPEND=
-# rkvmtest.interop=qemu-10,kvmtool-its limits the clients. Logs: out/interop/logs/.
+# rkvmtest.interop=qemu-10,kvmtool-its limits the clients; RKVM_INTEROP_FIRECRACKER=1 adds
+# Firecracker 1.16.1 (built on first use, about 5 minutes). Logs: out/interop/logs/.
 source "$(dirname "$0")/common.sh"
 
 default=(vhe nvhe nvhe-a72 vhe-kvm nvhe-kvm nvhe-a72-kvm)

@@ -28,6 +28,7 @@
 # RKVM_RUN_QEMU=10 makes `run` boot the guest with QEMU 10's default machine (7.2: qemu_boot).
 # RKVM_CHECK_INTEROP=<clients> (e.g. qemu-10,kvmtool-its,kvmtool-gicv3) adds the interop
 # selftest with those clients to `check` on every host mode of the test kernel.
+# RKVM_INTEROP_FIRECRACKER=1 adds Firecracker to the interop hosts (scripts/build-firecracker.sh).
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -61,7 +62,10 @@ if [[ ",${RKVM_PROGRAMS:-},$kvm_programs," == *,interop,* ]] ||
    { [ "$action" = run ] && [ "$run_qemu" = 10 ]; }; then
 	qemu10_cpio=$("$RKVM_TOP/scripts/build-qemu-userspace.sh" 10)
 	kvmtool_cpio=$("$RKVM_TOP/scripts/build-kvmtool.sh")
-	cat "$initrd" "$qemu_cpio" "$qemu10_cpio" "$kvmtool_cpio" "$guest_cpio" > "$initrd_interop"
+	# Firecracker (about 5 minutes to build) only when asked for: not in CI.
+	fc_cpio=
+	[ "${RKVM_INTEROP_FIRECRACKER:-0}" != 1 ] || fc_cpio=$("$RKVM_TOP/scripts/build-firecracker.sh")
+	cat "$initrd" "$qemu_cpio" "$qemu10_cpio" "$kvmtool_cpio" $fc_cpio "$guest_cpio" > "$initrd_interop"
 fi
 mode_initrd() {
 	local programs=${RKVM_PROGRAMS-qemu_boot${check_interop:+,interop}}

@@ -8,7 +8,9 @@
 //! - `qemu-7.2`: Debian bookworm's QEMU 7.2, `-M virt,gic-version=3` (ITS on, the default);
 //! - `qemu-10`: Debian bookworm-backports' QEMU 10.0, `-M virt` (its default machine);
 //! - `kvmtool-its`: kvmtool with `--irqchip=gicv3-its` and (legacy) virtio-pci devices;
-//! - `kvmtool-gicv3`: kvmtool with `--irqchip=gicv3` and virtio-mmio devices.
+//! - `kvmtool-gicv3`: kvmtool with `--irqchip=gicv3` and virtio-mmio devices;
+//! - `firecracker` (optional, when the host has it): Firecracker 1.16.1, virtio-mmio disk,
+//!   no NIC (Firecracker's are tap devices only).
 //!
 //! QEMU's disk and NIC are virtio-pci (MSI-X through the ITS). Every client must: exit 0
 //! after the guest's PSCI `SYSTEM_OFF`, write nothing unexpected to stderr, get the guest
@@ -127,6 +129,26 @@ fn kvmtool_benign(line: &str) -> bool {
     line.starts_with("Info:") || line.contains("maximum recommended amount of VCPUs")
 }
 
+const FIRECRACKER: &str = "/usr/bin/firecracker";
+const FIRECRACKER_CONFIG: &str = "/tmp/interop-firecracker.json";
+
+/// Firecracker without its API socket, from a configuration file; the test kernel has no
+/// CONFIG_SECCOMP (and the glibc build's policy allows everything anyway).
+fn firecracker(append: &str) -> Vec<String> {
+    let config = format!(r#"{{
+  "boot-source": {{ "kernel_image_path": "{GUEST_KERNEL}", "initrd_path": "{GUEST_INITRD}",
+                    "boot_args": "{append}" }},
+  "drives": [ {{ "drive_id": "d0", "path_on_host": "{DISK}", "is_root_device": false,
+                "is_read_only": false }} ],
+  "machine-config": {{ "vcpu_count": {SMP}, "mem_size_mib": 256 }}
+}}"#);
+    if let Err(e) = std::fs::write(FIRECRACKER_CONFIG, config) {
+        println!("# {FIRECRACKER_CONFIG}: {e}");
+    }
+    [FIRECRACKER, "--no-api", "--no-seccomp", "--config-file", FIRECRACKER_CONFIG]
+        .iter().map(|s| s.to_string()).collect()
+}
+
 const CLIENTS: &[Client] = &[
     Client {
         name: "qemu-7.2",
@@ -164,6 +186,14 @@ const CLIENTS: &[Client] = &[
         its: false,
         command: |a| kvmtool("gicv3", "mmio", a),
         benign: kvmtool_benign,
+    },
+    Client {
+        name: "firecracker",
+        console: "ttyS0",
+        net: "",
+        its: false,
+        command: firecracker,
+        benign: |_| false,
     },
 ];
 
@@ -324,8 +354,10 @@ fn check_boot(c: &Client, boot: &Boot, md5: &str) -> TestResult {
     let cpus = guest_says(boot, "rkvm-guest: cpus online ")
         .and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<u32>().ok());
     check!(cpus == Some(SMP), "{cpus:?} CPUs online, expected {SMP}");
-    let net = guest_says(boot, "rkvm-guest: net ").unwrap_or("no report");
-    check!(net.contains(" ping ") && net.split_whitespace().nth(4) == Some("ok"), "NIC: {net}");
+    if !c.net.is_empty() {
+        let net = guest_says(boot, "rkvm-guest: net ").unwrap_or("no report");
+        check!(net.contains(" ping ") && net.split_whitespace().nth(4) == Some("ok"), "NIC: {net}");
+    }
     let its = guest_says(boot, "rkvm-guest: interrupts its-msi ")
         .and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
     if c.its {
@@ -356,7 +388,10 @@ fn client_run(c: &Client, raw: bool) -> TestResult {
         (Hyp::Rkvm, false) => "rkvm (its own /dev/kvm)",
     });
     let md5 = make_disk(seed)?;
-    let append = format!("console={} panic=-1 rkvmguest.stress=0 rkvmguest.net={}", c.console, c.net);
+    let mut append = format!("console={} panic=-1 rkvmguest.stress=0", c.console);
+    if !c.net.is_empty() {
+        append += &format!(" rkvmguest.net={}", c.net);
+    }
     let result = boot(c.name, &(c.command)(&append), bind, raw);
     if made {
         let _ = std::fs::remove_file(DEV_KVM);
@@ -380,7 +415,9 @@ fn client_test(name: &str) -> TestResult {
     let start = Instant::now();
     let selected = cmdline_param("rkvmtest.interop")
         .map_or(true, |l| l.split(',').any(|n| n == name));
-    let result = if selected {
+    let result = if name == "firecracker" && std::fs::metadata(FIRECRACKER).is_err() {
+        Ok(Outcome::Skip("not in this host (RKVM_INTEROP_FIRECRACKER=1 builds it)".into()))
+    } else if selected {
         client(name).map_or_else(|| Err(format!("unknown client {name}")), |c| client_run(c, false))
     } else {
         Ok(Outcome::Skip("not selected (rkvmtest.interop)".into()))
@@ -415,6 +452,9 @@ fn kvmtool_its() -> TestResult {
 fn kvmtool_gicv3() -> TestResult {
     client_test("kvmtool-gicv3")
 }
+fn firecracker_1_16() -> TestResult {
+    client_test("firecracker")
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -443,5 +483,6 @@ fn main() {
         ("qemu_10", qemu_10),
         ("kvmtool_its", kvmtool_its),
         ("kvmtool_gicv3", kvmtool_gicv3),
+        ("firecracker", firecracker_1_16),
     ])
 }
