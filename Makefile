@@ -11,6 +11,8 @@
 #   make run-kvm         the same QEMU guest on the in-kernel KVM of the host (baseline)
 #   make bench           world-switch costs of rkvm and in-kernel KVM side by side
 #   make conformance     the kernel's KVM selftests on rkvm and on the in-kernel KVM
+#   make interop         QEMU 7.2, QEMU 10 and kvmtool on rkvm and on the in-kernel KVM,
+#                        every host mode: the client table (Documentation/interop.rst)
 #   make -s print-kernel-image   path of the test kernel's arm64 Image
 #
 # Build products outside the repo go to $(RKVM_CACHE) (default ~/.cache/rkvm).
@@ -39,7 +41,7 @@ KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
 endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
-	unittest selftests qemu-userspace check run run-kvm bench conformance
+	unittest selftests qemu-userspace check run run-kvm bench conformance interop
 
 all: modules
 
@@ -71,7 +73,9 @@ qemu-userspace: toolchain
 	@$(SCRIPTS)/build-qemu-userspace.sh >/dev/null
 
 # Every host mode on the test kernel, then VHE and nVHE on the debug kernel; the last
-# line judges all of them together.
+# line judges all of them together. RKVM_CHECK_INTEROP adds the interop clients it names
+# to every host mode of the test kernel (Documentation/interop.rst, CI); empty: none.
+export RKVM_CHECK_INTEROP ?=
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
 check: modules unittest selftests qemu-userspace
 	@$(SCRIPTS)/check-hyp-object.sh --self-test
@@ -80,6 +84,10 @@ check: modules unittest selftests qemu-userspace
 	@$(SCRIPTS)/check-debug.sh || true
 	@echo "[rkvm] all hosts, test and debug kernels:"
 	@python3 $(SCRIPTS)/ktap-summary.py $$(cat $(OUT)/check-summaries)
+
+# The VMM of `make run`: 7.2 (Debian bookworm's QEMU, qemu_boot) or 10 (bookworm-backports'
+# QEMU with its default virt machine: ITS on, virtio-pci disk and NIC with MSI-X).
+export RKVM_RUN_QEMU ?= 7.2
 
 run: modules selftests qemu-userspace
 	@$(SCRIPTS)/run-hosts.sh run vhe
@@ -94,6 +102,10 @@ bench: modules selftests
 # Not part of check: the kernel's selftests, rkvm vs KVM, into Documentation/conformance.rst.
 conformance: modules selftests
 	@$(SCRIPTS)/conformance.sh
+
+# Not part of check: the client matrix, rkvm vs KVM, into Documentation/interop.rst.
+interop: modules selftests qemu-userspace
+	@$(SCRIPTS)/interop.sh
 
 clean:
 	@kdir="$(if $(KDIR_DEP),$$($(SCRIPTS)/build-kernel.sh --dir),$(KDIR))"; \

@@ -17,11 +17,18 @@
 #   vhe-kvm    the in-kernel KVM initialised (no kvm-arm.mode=none): rkvm must refuse;
 #              the QEMU guest boots on the in-kernel KVM (the baseline of qemu_boot)
 #   nvhe-kvm   the same on an nVHE host, where KVM's own EL2 code answers HVCs
+#   nvhe-a72-kvm  the same on the Cortex-A72 (not in the default list; `make interop`)
 #   no-el2     a machine without EL2 (virtualization=off): rkvm must refuse
 # Console logs go to out/logs/ (or $RKVM_OUT/logs). RKVM_PROGRAMS=a,b limits the selftest
 # programs run on the hosts that load rkvm; RKVM_APPEND adds words to the host's kernel
 # command line (e.g. rkvmtest.qemu_force=1). RKVM_QEMU_STRESS=<s> sets the length of
 # qemu_boot's 4-vCPU guest load (default 60 on the test kernel, 0 on the debug kernel).
+# RKVM_KVM_PROGRAMS (default qemu_boot) is what the *-kvm hosts run after module_load,
+# e.g. "interop" (the client matrix of `make interop`, on the in-kernel KVM).
+# RKVM_RUN_QEMU=10 makes `run` boot the guest with QEMU 10's default machine (7.2: qemu_boot).
+# RKVM_CHECK_INTEROP=<clients> (e.g. qemu-10,kvmtool-its,kvmtool-gicv3) adds the interop
+# selftest with those clients to `check` on every host mode of the test kernel.
+# RKVM_INTEROP_FIRECRACKER=1 adds Firecracker to the interop hosts (scripts/build-firecracker.sh).
 source "$(dirname "$0")/common.sh"
 
 action=${1:-check}; shift || true
@@ -46,9 +53,26 @@ guest_cpio=$outdir/guest.cpio.gz
 "$RKVM_TOP/scripts/build-guest.sh" "$guest_cpio"
 initrd_qemu=$outdir/initramfs-$flavour-qemu.cpio.gz
 cat "$initrd" "$qemu_cpio" "$guest_cpio" > "$initrd_qemu"
+# The interop clients (QEMU 10 and kvmtool beside 7.2) only where a host runs them.
+check_interop=; [ "$flavour" != test ] || check_interop=${RKVM_CHECK_INTEROP:-}
+kvm_programs=${RKVM_KVM_PROGRAMS:-qemu_boot${check_interop:+,interop}}
+run_qemu=${RKVM_RUN_QEMU:-7.2}
+initrd_interop=$outdir/initramfs-$flavour-interop.cpio.gz
+if [[ ",${RKVM_PROGRAMS:-},$kvm_programs," == *,interop,* ]] ||
+   { [ "$action" = run ] && [ "$run_qemu" = 10 ]; }; then
+	qemu10_cpio=$("$RKVM_TOP/scripts/build-qemu-userspace.sh" 10)
+	kvmtool_cpio=$("$RKVM_TOP/scripts/build-kvmtool.sh")
+	# Firecracker (about 5 minutes to build) only when asked for: not in CI.
+	fc_cpio=
+	[ "${RKVM_INTEROP_FIRECRACKER:-0}" != 1 ] || fc_cpio=$("$RKVM_TOP/scripts/build-firecracker.sh")
+	cat "$initrd" "$qemu_cpio" "$qemu10_cpio" "$kvmtool_cpio" $fc_cpio "$guest_cpio" > "$initrd_interop"
+fi
 mode_initrd() {
-	case "$1,${RKVM_PROGRAMS-qemu_boot}" in
+	local programs=${RKVM_PROGRAMS-qemu_boot${check_interop:+,interop}}
+	case "$1" in *-kvm) programs=$kvm_programs ;; esac
+	case "$1,$programs," in
 	no-el2,*) echo "$initrd" ;;
+	*interop,*) echo "$initrd_interop" ;;
 	*-kvm,* | *qemu_boot*) echo "$initrd_qemu" ;;
 	*) echo "$initrd" ;;
 	esac
@@ -64,22 +88,27 @@ mode_machine() {
 }
 mode_cpu() {
 	case "$1" in
-	nvhe-a72) echo "cortex-a72" ;;
+	nvhe-a72 | nvhe-a72-kvm) echo "cortex-a72" ;;
 	*) echo "max,sve=off,sme=off" ;;
 	esac
 }
 mode_append() {
 	local refused="rkvmtest.programs=module_load"
 	# On the in-kernel KVM hosts the QEMU guest runs on KVM: the baseline for rkvm.
-	local kvm="rkvmtest.programs=module_load,qemu_boot"
+	local kvm="rkvmtest.programs=module_load,$kvm_programs"
 	# RKVM_PROGRAMS=a,b runs only those selftest programs (module_load first loads rkvm).
 	local only=${RKVM_PROGRAMS:+rkvmtest.programs=module_load,$RKVM_PROGRAMS}
+	# RKVM_CHECK_INTEROP: the interop clients after the default programs.
+	[ -n "$only" ] || [ -z "$check_interop" ] ||
+		only="rkvmtest.more_programs=interop rkvmtest.interop=$check_interop"
+	[ -z "$check_interop" ] || kvm="$kvm rkvmtest.interop=$check_interop"
 	case "$1" in
 	vhe) echo "kvm-arm.mode=none rkvmtest.backend=VHE $only" ;;
 	nvhe) echo "kvm-arm.mode=none id_aa64mmfr1.vh=0 rkvmtest.backend=nVHE $only" ;;
 	nvhe-a72) echo "kvm-arm.mode=none rkvmtest.backend=nVHE $only" ;;
 	vhe-kvm) echo "rkvmtest.backend=refused-kvm $kvm" ;;
 	nvhe-kvm) echo "id_aa64mmfr1.vh=0 rkvmtest.backend=refused-kvm $kvm" ;;
+	nvhe-a72-kvm) echo "rkvmtest.backend=refused-kvm $kvm" ;;
 	no-el2) echo "kvm-arm.mode=none rkvmtest.backend=refused-noel2 $refused" ;;
 	*) die "unknown host mode $1" ;;
 	esac
@@ -88,12 +117,13 @@ mode_append() {
 # $1: mode, $2: action, $3: console log. Boots one host; QEMU's status is returned.
 boot() {
 	local mode=$1 act=$2 console=$3 rd=$initrd_qemu
+	[ "$act" != run ] || [ "$run_qemu" != 10 ] || rd=$initrd_interop
 	[ "$act" = run ] || rd=$(mode_initrd "$mode")
 	timeout --foreground -k 10 "$RKVM_BOOT_TIMEOUT" \
 		qemu-system-aarch64 -M "$(mode_machine "$mode")" \
 		-cpu "$(mode_cpu "$mode")" -smp 2 -m 2G -nographic -no-reboot -nic none \
 		-kernel "$image" -initrd "$rd" \
-		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act $(mode_append "$mode") $stress ${RKVM_APPEND:-}" \
+		-append "console=ttyAMA0 panic=-1 rkvmtest.action=$act rkvmtest.run_qemu=$run_qemu $(mode_append "$mode") $stress ${RKVM_APPEND:-}" \
 		</dev/null 2>&1 | python3 -u "$RKVM_TOP/scripts/qemu-timing.py" stamp "$console.timing" |
 		tr -d '\r' | tee "$console" | { if [ "$act" = run ]; then cat; else cat >/dev/null; fi; }
 	local status=${PIPESTATUS[0]}
@@ -112,7 +142,7 @@ run)
 	log "booting the emulated $mode host; QEMU then boots a Linux guest on it (console follows)"
 	boot "$mode" run "$logdir/run-$mode.log" || die "QEMU failed (log: $logdir/run-$mode.log)"
 	grep -q '^rkvm-init: done' "$logdir/run-$mode.log" || die "the host did not finish"
-	if grep -q '^qemu_boot: FAILED' "$logdir/run-$mode.log"; then die "the QEMU guest failed"; fi
+	if grep -q '^qemu_boot: FAILED\|^interop: .*FAILED' "$logdir/run-$mode.log"; then die "the QEMU guest failed"; fi
 	if grep -q '^rkvm-init: QEMU cannot boot' "$logdir/run-$mode.log"; then
 		log "no Linux guest on rkvm yet: $(sed -n 's/^qemu_boot: //p' "$logdir/run-$mode.log" | head -1);"
 		log "the demo VMM ran instead. 'make run-kvm' shows the same QEMU guest on the in-kernel KVM."

@@ -16,15 +16,18 @@ for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmtest.action=*) action=${word#*=} ;;
 	rkvmtest.programs=*) programs=${word#*=} ;;
+	rkvmtest.more_programs=*) more_programs=${word#*=} ;;
 	rkvmtest.bench=*) bench=${word#*=} ;;
 	rkvmtest.iters=*) iters=${word#*=} ;;
 	rkvmtest.target=*) target=${word#*=} ;;
 	rkvmtest.timeout=*) ctimeout=${word#*=} ;;
 	rkvmtest.tests=*) ctests=${word#*=} ;;
 	rkvmtest.backend=*) backend=${word#*=} ;;
+	rkvmtest.run_qemu=*) run_qemu=${word#*=} ;;
 	esac
 done
 
+[ -z "$more_programs" ] || programs=$programs,$more_programs
 echo "rkvm-init: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, action $action"
 case "$action" in
 check)
@@ -37,11 +40,18 @@ check)
 	;;
 run)
 	# QEMU boots the Linux guest (selftests/guest/init.sh) on rkvm, or on the in-kernel
-	# KVM on the *-kvm hosts. qemu_boot exits 2 when the hypervisor cannot run it yet.
+	# KVM on the *-kvm hosts: QEMU 7.2 through qemu_boot, or with rkvmtest.run_qemu=10
+	# QEMU 10's default machine through interop. Exit 2: the hypervisor cannot run it yet.
 	[ "$backend" = refused-kvm ] || insmod /lib/modules/rkvm.ko
-	/selftests/qemu_boot run
-	status=$?
-	echo "rkvm-init: qemu_boot exited with $status"
+	if [ "$run_qemu" = 10 ]; then
+		/selftests/interop run qemu-10
+		status=$?
+		echo "rkvm-init: interop exited with $status"
+	else
+		/selftests/qemu_boot run
+		status=$?
+		echo "rkvm-init: qemu_boot exited with $status"
+	fi
 	if [ $status = 2 ]; then
 		echo "rkvm-init: QEMU cannot boot a Linux guest on rkvm yet (above); running the demo VMM instead"
 		/selftests/rkvm_demo

@@ -8,19 +8,38 @@
 #   rkvm-guest: disk copy ok|failed   those 512 KiB copied to offset 4 MiB through the
 #                                     device and read back (the host checks the image)
 #   rkvm-guest: cpus online <n>       from /proc/cpuinfo
+#   rkvm-guest: net <if> <addr> ping <gw> ok|failed   (rkvmguest.net=<addr/len>,<gw> only)
+#                                     the first NIC brought up with that address; the
+#                                     gateway (the VMM's user-mode network) must answer
+#   rkvm-guest: irq <line>            each /proc/interrupts line of a virtio device or MSI
+#   rkvm-guest: interrupts its-msi <n> virtio <m>   counts of those lines: MSIs through
+#                                     the ITS, and lines naming a virtio device
 #   rkvm-guest: stress <n> workers, <rounds> rounds, <s> s   (rkvmguest.stress=<s> only)
+#   rkvm-guest: klog <line>           each kernel message of level warning or worse
 #   rkvm-guest: done                  second marker, then PSCI SYSTEM_OFF (poweroff -f)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# Kernel messages still coming (asynchronous probes, a slow 8250) would cut into these
+# lines on the shared console: the console gets only emergencies from here on, and the
+# warnings and worse are listed from the log at the end (an oops or panic still prints).
+dmesg -n 1
 echo "rkvm-guest: init started, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 stress=0
+net=
 for word in $(cat /proc/cmdline); do
-	case "$word" in rkvmguest.stress=*) stress=${word#*=} ;; esac
+	case "$word" in
+	rkvmguest.stress=*) stress=${word#*=} ;;
+	rkvmguest.net=*) net=${word#*=} ;;
+	esac
 done
+
+# Devices behind an asynchronously probed PCI host may appear after /init has started.
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
 
 # The disk: read what the host wrote, write a copy elsewhere, drop the block device's
 # page cache so the read-back goes to the device, compare.
@@ -34,6 +53,34 @@ if [ -b /dev/vda ]; then
 else
 	echo "rkvm-guest: no /dev/vda"
 fi
+
+# The NIC (interop clients): a static address on the VMM's user-mode network and a few
+# pings of its gateway, which QEMU's slirp and kvmtool's uip answer themselves.
+if [ -n "$net" ]; then
+	nic=
+	i=0
+	while [ -z "$nic" ] && [ $i -lt 100 ]; do
+		for d in /sys/class/net/*; do
+			[ "${d##*/}" = lo ] || { nic=${d##*/}; break; }
+		done
+		[ -n "$nic" ] || usleep 100000
+		i=$((i + 1))
+	done
+	if [ -z "$nic" ]; then
+		echo "rkvm-guest: net none found"
+	else
+		ip link set lo up
+		ip link set "$nic" up
+		ip addr add "${net%,*}" dev "$nic"
+		gw=${net#*,}
+		if ping -c 3 -W 5 "$gw" >/tmp/ping.out 2>&1; then r=ok; else r=failed; fi
+		echo "rkvm-guest: net $nic ${net%,*} ping $gw $r ($(grep -o '[0-9]* packets received' /tmp/ping.out))"
+	fi
+fi
+
+# Which interrupts the devices use: MSIs through the ITS show as "ITS-...MSI..." lines.
+grep -i 'virtio\|msi' /proc/interrupts | tr -s ' ' | while read -r l; do echo "rkvm-guest: irq $l"; done
+echo "rkvm-guest: interrupts its-msi $(grep -c 'ITS.*MSI' /proc/interrupts) virtio $(grep -c virtio /proc/interrupts)"
 
 cpus=$(grep -c ^processor /proc/cpuinfo)
 echo "rkvm-guest: cpus online $cpus ($(cat /sys/devices/system/cpu/online))"
@@ -62,5 +109,6 @@ if [ "$stress" -gt 0 ]; then
 	echo "rkvm-guest: stress $workers workers, $total rounds, $(( $(cut -d. -f1 /proc/uptime) - start )) s"
 fi
 
+dmesg -r | grep '^<[0-4]>' | while read -r l; do echo "rkvm-guest: klog ${l#<?>}"; done
 echo "rkvm-guest: done"
 poweroff -f
