@@ -6,8 +6,9 @@
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
 #   make check           host unit tests + selftests on every emulated host mode, and on
 #                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
-#   make run             boot the emulated VHE host with rkvm loaded; QEMU 7.2 inside it
-#                        boots a Linux guest on rkvm (the demo VMM while rkvm has no vGIC)
+#   make run             boot the emulated VHE host with rkvm loaded; QEMU 10 inside it
+#                        boots a Linux guest on rkvm with its default virt machine (ITS,
+#                        virtio-pci disk and NIC with MSI-X)
 #   make run-kvm         the same QEMU guest on the in-kernel KVM of the host (baseline)
 #   make bench           world-switch costs of rkvm and in-kernel KVM side by side
 #   make conformance     the kernel's KVM selftests on rkvm and on the in-kernel KVM
@@ -75,7 +76,8 @@ qemu-userspace: toolchain
 # Every host mode on the test kernel, then VHE and nVHE on the debug kernel; the last
 # line judges all of them together. RKVM_CHECK_INTEROP adds the interop clients it names
 # to every host mode of the test kernel (Documentation/interop.rst, CI); empty: none.
-export RKVM_CHECK_INTEROP ?=
+# QEMU 10's default machine and kvmtool with and without an ITS: what CI must prove.
+export RKVM_CHECK_INTEROP ?= qemu-10,kvmtool-its,kvmtool-gicv3
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
 check: modules unittest selftests qemu-userspace
 	@$(SCRIPTS)/check-hyp-object.sh --self-test
@@ -87,7 +89,7 @@ check: modules unittest selftests qemu-userspace
 
 # The VMM of `make run`: 7.2 (Debian bookworm's QEMU, qemu_boot) or 10 (bookworm-backports'
 # QEMU with its default virt machine: ITS on, virtio-pci disk and NIC with MSI-X).
-export RKVM_RUN_QEMU ?= 7.2
+export RKVM_RUN_QEMU ?= 10
 
 run: modules selftests qemu-userspace
 	@$(SCRIPTS)/run-hosts.sh run vhe

@@ -10,8 +10,8 @@
 #
 # Prints the table (client x host mode x hypervisor) and, when the whole default matrix
 # ran, writes it into Documentation/interop.rst (RKVM_INTEROP_WRITE=0: print only). Exits
-# non-zero when the in-kernel KVM baseline fails or a host is in trouble; rkvm's failures
-# are reported and fail the run only with RKVM_INTEROP_STRICT=1. RKVM_APPEND=
+# non-zero when a client fails, on rkvm or on the in-kernel KVM baseline, or a host is in
+# trouble (RKVM_INTEROP_STRICT=0: rkvm's failures are only reported). RKVM_APPEND=
 # rkvmtest.interop=qemu-10,kvmtool-its limits the clients; RKVM_INTEROP_FIRECRACKER=1 adds
 # Firecracker 1.16.1 (built on first use, about 5 minutes). Logs: out/interop/logs/.
 source "$(dirname "$0")/common.sh"
