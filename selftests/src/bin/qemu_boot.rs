@@ -9,8 +9,8 @@
 //!
 //! The hypervisor under test follows the host mode (`rkvmtest.backend`): rkvm on the hosts
 //! that load it (through the `/dev/kvm` it registers, which QEMU 7.2 always opens), the
-//! in-kernel KVM of the same kernel on the `*-kvm` hosts (the baseline). rkvm is skipped, not passed, while it does not report
-//! the in-kernel irqchip QEMU needs.
+//! in-kernel KVM of the same kernel on the `*-kvm` hosts (the baseline). rkvm is skipped,
+//! not passed, on a host where it cannot report the in-kernel irqchip QEMU needs.
 //!
 //! `qemu_boot` runs the KTAP suite; `qemu_boot run` boots the guest once with its console
 //! on stdout (for `make run`) and exits 2 when the hypervisor cannot run it yet.
