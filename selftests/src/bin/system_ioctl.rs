@@ -31,6 +31,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (40, Some(1)),   // INTERNAL_ERROR_DATA
     (66, Some(64)),  // MAX_VCPUS
     (70, Some(1)),   // ONE_REG
+    (77, Some(1)),   // SIGNAL_MSI (MSIs through an ITS; ENODEV until the VM has one)
     (81, Some(1)),   // READONLY_MEM
     (82, Some(1)),   // IRQFD_RESAMPLE
     (87, Some(1)),   // ARM_PSCI (0.1, KVM's function ids)
@@ -39,6 +40,7 @@ const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
     (105, Some(1)),  // CHECK_EXTENSION_VM
     (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
     (128, Some(64)), // MAX_VCPU_ID
+    // MSI_DEVID (131) is 0 here: only a VM with an ITS requires DeviceIDs (its test).
     (136, Some(1)),  // IMMEDIATE_EXIT
     (162, Some(1)),  // COALESCED_PIO
     (165, None),     // ARM_VM_IPA_SIZE
