@@ -69,7 +69,7 @@ def main(argv):
     ok = True
     rows = []
     # Firecracker is optional: a row only when some host had it.
-    clients = CLIENTS + [c for c in ["firecracker"]
+    clients = CLIENTS + [c for c in ["firecracker", "firecracker-snapshot"]
                          if any(col[1].get(c, ("skip",))[0] != "skip" for col in columns)]
     for client in clients:
         row = [client]

@@ -13,7 +13,8 @@
 # non-zero when a client fails, on rkvm or on the in-kernel KVM baseline, or a host is in
 # trouble (RKVM_INTEROP_STRICT=0: rkvm's failures are only reported). RKVM_APPEND=
 # rkvmtest.interop=qemu-10,kvmtool-its limits the clients; RKVM_INTEROP_FIRECRACKER=1 adds
-# Firecracker 1.16.1 (built on first use, about 5 minutes). Logs: out/interop/logs/.
+# Firecracker 1.16.1, a boot and a full snapshot round trip (built on first use, about 5
+# minutes). Logs: out/interop/logs/.
 source "$(dirname "$0")/common.sh"
 
 default=(vhe nvhe nvhe-a72 vhe-kvm nvhe-kvm nvhe-a72-kvm)

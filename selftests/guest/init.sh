@@ -14,6 +14,11 @@
 #   rkvm-guest: irq <line>            each /proc/interrupts line of a virtio device or MSI
 #   rkvm-guest: interrupts its-msi <n> virtio <m>   counts of those lines: MSIs through
 #                                     the ITS, and lines naming a virtio device
+#   rkvm-guest: snapshot wait         (rkvmguest.snapshot=<sector> only) the host may now
+#                                     pause, snapshot and restore the VM; the guest polls
+#                                     that disk sector for the host's "rkvm-resume-<id>"
+#   rkvm-guest: snapshot marker <m> uptime <a> -> <b> s   what it found (or "none" after
+#                                     200 s of guest time), the guest's clock across it
 #   rkvm-guest: stress <n> workers, <rounds> rounds, <s> s   (rkvmguest.stress=<s> only)
 #   rkvm-guest: klog <line>           each kernel message of level warning or worse
 #   rkvm-guest: done                  second marker, then PSCI SYSTEM_OFF (poweroff -f)
@@ -30,10 +35,12 @@ echo "rkvm-guest: init started, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc
 
 stress=0
 net=
+snapshot=
 for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmguest.stress=*) stress=${word#*=} ;;
 	rkvmguest.net=*) net=${word#*=} ;;
+	rkvmguest.snapshot=*) snapshot=${word#*=} ;;
 	esac
 done
 
@@ -84,6 +91,24 @@ echo "rkvm-guest: interrupts its-msi $(grep -c 'ITS.*MSI' /proc/interrupts) virt
 
 cpus=$(grep -c ^processor /proc/cpuinfo)
 echo "rkvm-guest: cpus online $cpus ($(cat /sys/devices/system/cpu/online))"
+
+# Snapshot round trip (interop's firecracker-snapshot): the host snapshots the VM while
+# the guest polls a disk sector, restores it in a new VMM and then writes a marker there.
+# Finding it needs the restored vCPUs, timer and disk with its interrupt to carry on.
+if [ -n "$snapshot" ] && [ -b /dev/vda ]; then
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	end=$(( ${t0%.*} + 200 ))
+	echo "rkvm-guest: snapshot wait"
+	m=
+	while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
+		blockdev --flushbufs /dev/vda
+		m=$(dd if=/dev/vda bs=512 skip="$snapshot" count=1 2>/dev/null | tr -dc 'a-z0-9-')
+		case "$m" in rkvm-resume-*) break ;; esac
+		m=
+		usleep 100000
+	done
+	echo "rkvm-guest: snapshot marker ${m:-none} uptime $t0 -> $(cut -d' ' -f1 /proc/uptime) s"
+fi
 
 # CPU- and timer-heavy: one worker pinned to each CPU alternates a busy loop with 1 ms
 # sleeps until the deadline; each reports its rounds, all must finish.
