@@ -275,10 +275,15 @@ pub(crate) fn select_backend() -> Result<Backend> {
         seen[boot as usize].fetch_add(1, Relaxed);
     });
 
-    let survey = [CpuBoot::KernelAtEl2, CpuBoot::StubAtEl2, CpuBoot::NoEl2, CpuBoot::ForeignEl2]
-        .into_iter()
-        .filter(|kind| seen[*kind as usize].load(Relaxed) != 0)
-        .fold(Survey::default(), Survey::with);
+    let survey = [
+        CpuBoot::KernelAtEl2,
+        CpuBoot::StubAtEl2,
+        CpuBoot::NoEl2,
+        CpuBoot::ForeignEl2,
+    ]
+    .into_iter()
+    .filter(|kind| seen[*kind as usize].load(Relaxed) != 0)
+    .fold(Survey::default(), Survey::with);
 
     let kvm_initialised = sys::misc::minor_in_use(sys::misc::KVM_MINOR, c"rkvm-kvm-probe")?;
     let backend = cpufeature::select_backend(survey, kvm_initialised).map_err(|refusal| {
@@ -289,6 +294,13 @@ pub(crate) fn select_backend() -> Result<Backend> {
         vhe::init();
         vgic_probe();
     }
-    BACKEND.store(if backend == Backend::Vhe { BACKEND_VHE } else { BACKEND_NVHE }, Relaxed);
+    BACKEND.store(
+        if backend == Backend::Vhe {
+            BACKEND_VHE
+        } else {
+            BACKEND_NVHE
+        },
+        Relaxed,
+    );
     Ok(backend)
 }

@@ -105,7 +105,10 @@ unsafe extern "C" fn wakeup(
     // `Irqfd` held in an `Arc` (registration happens only in `Irqfd::assign`).
     let this = unsafe {
         let poll = PollEntry::from_wait(wait);
-        let irqfd = core::ptr::from_ref(poll).cast::<u8>().sub(offset_of!(Irqfd, poll)).cast::<Irqfd>();
+        let irqfd = core::ptr::from_ref(poll)
+            .cast::<u8>()
+            .sub(offset_of!(Irqfd, poll))
+            .cast::<Irqfd>();
         ArcBorrow::from_raw(irqfd)
     };
     if flags & EPOLLIN != 0 {
@@ -123,7 +126,12 @@ unsafe extern "C" fn wakeup(
 impl Irqfd {
     /// Creates an irqfd for `gsi` on eventfd `fd` and registers it; `resample` for a
     /// level-triggered one. Returns it with whether the eventfd was already signalled.
-    pub(crate) fn assign(vm: &Vm, fd: i32, gsi: u32, resample: Option<EventFd>) -> Result<Arc<Self>> {
+    pub(crate) fn assign(
+        vm: &Vm,
+        fd: i32,
+        gsi: u32,
+        resample: Option<EventFd>,
+    ) -> Result<Arc<Self>> {
         let this = Arc::pin_init(
             pin_init!(Self {
                 poll: PollEntry::new(),

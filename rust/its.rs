@@ -20,8 +20,8 @@ use crate::{
     logic::vgic::{
         attr::{self, check_iorange, Errno, ItsAttr},
         its::{
-            self as model, Collection, Device, GuestMem, Ite, ItsRegs, Lpis, MsiError, ITS_SIZE, LPI_MAP_WORDS,
-            MAX_COLLECTIONS, MAX_DEVICES, MAX_ITES,
+            self as model, Collection, Device, GuestMem, Ite, ItsRegs, Lpis, MsiError, ITS_SIZE,
+            LPI_MAP_WORDS, MAX_COLLECTIONS, MAX_DEVICES, MAX_ITES,
         },
         mmio::{pendbaser_address, propbaser_address, LpiWork},
         Model, VcpuMask, LPI_BASE, NONE,
@@ -42,7 +42,6 @@ use kernel::{
 
 /// ITSes per VM: QEMU, kvmtool and Firecracker create one; KVM sets no limit.
 pub(crate) const MAX_ITS: usize = 8;
-
 
 /// One ITS's registers and tables, allocated at creation.
 struct Storage {
@@ -173,7 +172,10 @@ impl VmLpis<'_> {
     /// LPI `intid`'s byte in the property table.
     fn config(&self, intid: u32) -> Result<u8, ()> {
         let propbaser = self.propbaser();
-        read_byte(self.mmu.ok_or(())?, propbaser_address(propbaser) + u64::from(intid - LPI_BASE))
+        read_byte(
+            self.mmu.ok_or(())?,
+            propbaser_address(propbaser) + u64::from(intid - LPI_BASE),
+        )
     }
 }
 
@@ -202,8 +204,13 @@ impl Lpis for VmLpis<'_> {
             let pending = match vcpu {
                 None => false,
                 Some(v) => {
-                    let pendbaser = self.with(|m| (m.cpus.get(v).map_or(0, |c| c.pendbaser), 0)).unwrap_or(0);
-                    let byte = read_byte(self.mmu.ok_or(())?, pendbaser_address(pendbaser) + u64::from(intid / 8))?;
+                    let pendbaser = self
+                        .with(|m| (m.cpus.get(v).map_or(0, |c| c.pendbaser), 0))
+                        .unwrap_or(0);
+                    let byte = read_byte(
+                        self.mmu.ok_or(())?,
+                        pendbaser_address(pendbaser) + u64::from(intid / 8),
+                    )?;
                     byte & (1 << (intid % 8)) != 0
                 }
             };
@@ -260,18 +267,37 @@ pub(crate) fn lpi_reload_config(vgic: &Vgic, mmu: &Mmu, cpu: Option<u16>) {
     };
     let Some(last) = last else { return };
     let len = (last - LPI_BASE + 1) as usize;
-    let Ok(mut prop) = KVVec::<u8>::from_elem(0u8, len, GFP_KERNEL) else { return };
-    if mmu.read_guest(propbaser_address(propbaser), &mut prop).is_ok() {
+    let Ok(mut prop) = KVVec::<u8>::from_elem(0u8, len, GFP_KERNEL) else {
+        return;
+    };
+    if mmu
+        .read_guest(propbaser_address(propbaser), &mut prop)
+        .is_ok()
+    {
         vgic.with_model(|m| ((), m.lpi_load_config(cpu, &prop)));
         return;
     }
     // The table straddles a hole (a broken or hostile guest): LPI by LPI, keeping the
     // configuration of those whose byte does not read.
     for intid in LPI_BASE..=last {
-        let Ok(config) = read_byte(mmu, propbaser_address(propbaser) + u64::from(intid - LPI_BASE)) else { continue };
+        let Ok(config) = read_byte(
+            mmu,
+            propbaser_address(propbaser) + u64::from(intid - LPI_BASE),
+        ) else {
+            continue;
+        };
         vgic.with_model(|m| {
-            let ours = m.lpi_state(intid).is_some_and(|(_, t)| cpu.is_none_or(|c| c == t));
-            ((), if ours { m.lpi_set_config(intid, config) } else { 0 })
+            let ours = m
+                .lpi_state(intid)
+                .is_some_and(|(_, t)| cpu.is_none_or(|c| c == t));
+            (
+                (),
+                if ours {
+                    m.lpi_set_config(intid, config)
+                } else {
+                    0
+                },
+            )
         });
     }
 }
@@ -290,7 +316,9 @@ pub(crate) fn lpi_sync_pending(vgic: &Vgic, mmu: &Mmu, cpu: u16) {
         return;
     };
     let Some((first, last)) = range else { return };
-    let Some(table) = read_pending_window(mmu, pendbaser, first, last) else { return };
+    let Some(table) = read_pending_window(mmu, pendbaser, first, last) else {
+        return;
+    };
     vgic.with_model(|m| ((), m.lpi_load_pending(cpu, &table)));
 }
 
@@ -299,7 +327,8 @@ pub(crate) fn lpi_sync_pending(vgic: &Vgic, mmu: &Mmu, cpu: u16) {
 fn read_pending_window(mmu: &Mmu, pendbaser: u64, first: u32, last: u32) -> Option<KVVec<u8>> {
     let (lo, hi) = ((first / 8) as usize, (last / 8) as usize);
     let mut table = KVVec::<u8>::from_elem(0u8, hi + 1, GFP_KERNEL).ok()?;
-    mmu.read_guest(pendbaser_address(pendbaser) + lo as u64, &mut table[lo..]).ok()?;
+    mmu.read_guest(pendbaser_address(pendbaser) + lo as u64, &mut table[lo..])
+        .ok()?;
     Some(table)
 }
 
@@ -320,7 +349,9 @@ pub(crate) fn save_pending_tables(vm: &Vm) -> Result {
         };
         let Some((first, last)) = range else { continue };
         let mut table = read_pending_window(&mmu, pendbaser, first, last).ok_or(EFAULT)?;
-        let changed = vgic.with_model(|m| (m.lpi_store_pending(cpu, &mut table), 0)).unwrap_or(false);
+        let changed = vgic
+            .with_model(|m| (m.lpi_store_pending(cpu, &mut table), 0))
+            .unwrap_or(false);
         if changed {
             let lo = (first / 8) as usize;
             mmu.write_guest(pendbaser_address(pendbaser) + lo as u64, &table[lo..])?;
@@ -334,7 +365,11 @@ pub(crate) fn save_pending_tables(vm: &Vm) -> Result {
 pub(crate) fn lpi_work(vm: &Vm, work: LpiWork) {
     let mmu = vm.mmu.lock();
     match work {
-        LpiWork::Invalidate(intid) => VmLpis { vgic: &vm.vgic, mmu: Some(&mmu) }.invalidate(intid),
+        LpiWork::Invalidate(intid) => VmLpis {
+            vgic: &vm.vgic,
+            mmu: Some(&mmu),
+        }
+        .invalidate(intid),
         LpiWork::InvalidateAll(cpu) => lpi_reload_config(&vm.vgic, &mmu, Some(cpu)),
         LpiWork::EnableLpis { cpu, load_pending } => {
             if load_pending {
@@ -359,8 +394,12 @@ pub(crate) fn mmio(vm: &Vm, ipa: u64, len: u8, write: bool, value: u64) -> Optio
         return Some(st.its().mmio_read(off, len));
     }
     let mmu = vm.mmu.lock();
-    let mut lpis = VmLpis { vgic: &vm.vgic, mmu: Some(&mmu) };
-    st.its().mmio_write(off, len, value, &mut Mem(&mmu), &mut lpis);
+    let mut lpis = VmLpis {
+        vgic: &vm.vgic,
+        mmu: Some(&mmu),
+    };
+    st.its()
+        .mmio_write(off, len, value, &mut Mem(&mmu), &mut lpis);
     Some(0)
 }
 
@@ -376,7 +415,10 @@ pub(crate) fn inject_msi(vm: &Vm, msi: &Msi) -> Result<isize> {
     let its = vm.its.at(msi.address).ok_or(EINVAL)?;
     let mut st = its.state.lock();
     // Translation reads no guest memory: the ITS keeps its tables in the kernel.
-    let mut lpis = VmLpis { vgic: &vm.vgic, mmu: None };
+    let mut lpis = VmLpis {
+        vgic: &vm.vgic,
+        mmu: None,
+    };
     match st.its().resolve(devid, msi.data, &lpis) {
         Err(MsiError::Busy) => Err(EBUSY),
         Err(MsiError::Unmapped) => Ok(0),
@@ -407,7 +449,10 @@ pub(crate) fn create(vm: ArcBorrow<'_, Vm>) -> Result<i32> {
         vm.its.slots[n].populate(its.clone());
         vm.its.count.store(n + 1, Ordering::Release);
     }
-    sys::anon_fd::install(c"kvm-arm-vgic-its", Arc::new(ItsDevice { vm: vm.into(), its }, GFP_KERNEL_ACCOUNT)?)
+    sys::anon_fd::install(
+        c"kvm-arm-vgic-its",
+        Arc::new(ItsDevice { vm: vm.into(), its }, GFP_KERNEL_ACCOUNT)?,
+    )
 }
 
 /// The ITS device fd: `KVM_{SET,GET,HAS}_DEVICE_ATTR`.
@@ -435,20 +480,25 @@ impl ItsDevice {
                 Ok(())
             }
             ItsAttr::Init => Ok(()),
-            ItsAttr::Reset | ItsAttr::SaveTables | ItsAttr::RestoreTables => vm.with_vcpus_stopped(|| {
-                let mut st = self.its.state.lock();
-                let mmu = vm.mmu.lock();
-                let mut lpis = VmLpis { vgic: &vm.vgic, mmu: Some(&mmu) };
-                let mut its = st.its();
-                match a {
-                    ItsAttr::Reset => {
-                        its.reset(&mut lpis);
-                        Ok(())
+            ItsAttr::Reset | ItsAttr::SaveTables | ItsAttr::RestoreTables => {
+                vm.with_vcpus_stopped(|| {
+                    let mut st = self.its.state.lock();
+                    let mmu = vm.mmu.lock();
+                    let mut lpis = VmLpis {
+                        vgic: &vm.vgic,
+                        mmu: Some(&mmu),
+                    };
+                    let mut its = st.its();
+                    match a {
+                        ItsAttr::Reset => {
+                            its.reset(&mut lpis);
+                            Ok(())
+                        }
+                        ItsAttr::SaveTables => its.save_tables(&mut Mem(&mmu)).map_err(errno),
+                        _ => its.restore_tables(&mut Mem(&mmu), &mut lpis).map_err(errno),
                     }
-                    ItsAttr::SaveTables => its.save_tables(&mut Mem(&mmu)).map_err(errno),
-                    _ => its.restore_tables(&mut Mem(&mmu), &mut lpis).map_err(errno),
-                }
-            }),
+                })
+            }
             ItsAttr::Regs(offset) => {
                 let val: u64 = user().reader().read()?;
                 self.regs_access(offset, Some(val)).map(|_| ())
@@ -484,8 +534,13 @@ impl ItsDevice {
                 None => st.its().regs_get(offset).map_err(errno),
                 Some(val) => {
                     let mmu = vm.mmu.lock();
-                    let mut lpis = VmLpis { vgic: &vm.vgic, mmu: Some(&mmu) };
-                    st.its().regs_set(offset, val, &mut Mem(&mmu), &mut lpis).map_err(errno)?;
+                    let mut lpis = VmLpis {
+                        vgic: &vm.vgic,
+                        mmu: Some(&mmu),
+                    };
+                    st.its()
+                        .regs_set(offset, val, &mut Mem(&mmu), &mut lpis)
+                        .map_err(errno)?;
                     Ok(0)
                 }
             }
@@ -501,8 +556,12 @@ impl FdOps for ItsDevice {
         }
         let (group, a, addr) = vgic::read_device_attr(arg)?;
         match cmd {
-            KVM_SET_DEVICE_ATTR => this.set_attr(attr::decode_its(group, a).map_err(errno)?, addr).map(|()| 0),
-            KVM_GET_DEVICE_ATTR => this.get_attr(attr::decode_its(group, a).map_err(errno)?, addr).map(|()| 0),
+            KVM_SET_DEVICE_ATTR => this
+                .set_attr(attr::decode_its(group, a).map_err(errno)?, addr)
+                .map(|()| 0),
+            KVM_GET_DEVICE_ATTR => this
+                .get_attr(attr::decode_its(group, a).map_err(errno)?, addr)
+                .map(|()| 0),
             KVM_HAS_DEVICE_ATTR => match attr::decode_its(group, a) {
                 Ok(ItsAttr::Regs(offset)) => model::regs_has(offset).map(|()| 0).map_err(errno),
                 Ok(_) => Ok(0),

@@ -99,11 +99,14 @@ impl Mmu {
     /// move takes away before the guest can fault on the new layout.
     pub(crate) fn set_region(&mut self, req: &Request) -> Result {
         let ipa_limit = self.s2.geometry().ipa_limit();
-        let change = self.slots.check(req, ipa_limit, mm::task_size()).map_err(|e| match e {
-            SlotError::Invalid => EINVAL,
-            SlotError::Overlap => EEXIST,
-            SlotError::BeyondIpa => EFAULT,
-        })?;
+        let change = self
+            .slots
+            .check(req, ipa_limit, mm::task_size())
+            .map_err(|e| match e {
+                SlotError::Invalid => EINVAL,
+                SlotError::Overlap => EEXIST,
+                SlotError::BeyondIpa => EFAULT,
+            })?;
         match change {
             Change::Delete(old) | Change::Move { old, .. } => self.unmap(&old),
             Change::Create(_) | Change::FlagsOnly { .. } | Change::Nothing => {}
@@ -130,7 +133,10 @@ impl Mmu {
         let pa = mm::pin_guest_page(slot.hva(gfn), !slot.readonly())?;
         let va = mm::linear_address(pa);
         hyp::cache::sync_guest_page(va, PAGE_SIZE as usize);
-        let prot = Prot { write: !slot.readonly(), exec: true };
+        let prot = Prot {
+            write: !slot.readonly(),
+            exec: true,
+        };
         match self.s2.map(&mut KernelTables, ipa, pa, prot) {
             Ok(()) => {
                 self.mapped_pages += 1;
@@ -152,16 +158,26 @@ impl Mmu {
     /// caller is a thread of the VMM (the VM's fds only work there), and the memslots
     /// cannot change while `self` is locked.
     pub(crate) fn read_guest(&self, ipa: u64, buf: &mut [u8]) -> Result {
-        let hva = self.slots.hva_range(ipa, buf.len() as u64, false).ok_or(EFAULT)?;
-        UserSlice::new(UserPtr::from_addr(hva as usize), buf.len()).reader().read_slice(buf)
+        let hva = self
+            .slots
+            .hva_range(ipa, buf.len() as u64, false)
+            .ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), buf.len())
+            .reader()
+            .read_slice(buf)
     }
 
     /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
     /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
     /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
     pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
-        let hva = self.slots.hva_range(ipa, data.len() as u64, true).ok_or(EFAULT)?;
-        UserSlice::new(UserPtr::from_addr(hva as usize), data.len()).writer().write_slice(data)
+        let hva = self
+            .slots
+            .hva_range(ipa, data.len() as u64, true)
+            .ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), data.len())
+            .writer()
+            .write_slice(data)
     }
 
     /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).
@@ -181,16 +197,21 @@ impl Mmu {
     /// in batches, one VMID-wide invalidation per batch.
     pub(crate) fn unmap_range(&mut self, start: u64, end: u64) {
         let vttbr = self.vttbr;
-        let mut batch = UnpinBatch { pages: [0; UnpinBatch::SIZE], len: 0, flushes: 0 };
+        let mut batch = UnpinBatch {
+            pages: [0; UnpinBatch::SIZE],
+            len: 0,
+            flushes: 0,
+        };
         let mut unmapped = 0;
-        self.s2.unmap_range(&mut KernelTables, start, end, |_, desc| {
-            if batch.len == UnpinBatch::SIZE {
-                batch.release(vttbr);
-            }
-            batch.pages[batch.len] = desc.output_address();
-            batch.len += 1;
-            unmapped += 1;
-        });
+        self.s2
+            .unmap_range(&mut KernelTables, start, end, |_, desc| {
+                if batch.len == UnpinBatch::SIZE {
+                    batch.release(vttbr);
+                }
+                batch.pages[batch.len] = desc.output_address();
+                batch.len += 1;
+                unmapped += 1;
+            });
         batch.release(vttbr);
         self.tlb_flushes += batch.flushes;
         self.mapped_pages = self.mapped_pages.saturating_sub(unmapped);

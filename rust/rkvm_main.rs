@@ -123,7 +123,10 @@ fn dev_kvm() -> Option<Pin<KBox<MiscDeviceRegistration<dev::RkvmDev>>>> {
     match KBox::pin_init(reg, GFP_KERNEL) {
         Ok(reg) => Some(reg),
         Err(e) => {
-            pr_warn!("no /dev/kvm (misc minor {}: {e:?}); /dev/rkvm only\n", sys::misc::KVM_MINOR);
+            pr_warn!(
+                "no /dev/kvm (misc minor {}: {e:?}); /dev/rkvm only\n",
+                sys::misc::KVM_MINOR
+            );
             None
         }
     }
@@ -132,7 +135,6 @@ fn dev_kvm() -> Option<Pin<KBox<MiscDeviceRegistration<dev::RkvmDev>>>> {
 #[pinned_drop]
 impl PinnedDrop for Rkvm {
     fn drop(self: Pin<&mut Self>) {
-
         pr_info!("{} backend unloaded\n", self.backend.name());
     }
 }

@@ -213,8 +213,16 @@ impl core::fmt::Debug for VcpuStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // The sums keep debugfs's rows as they were before HVC/SMC and WFI/WFE were
         // counted apart (for the binary stats' KVM names).
-        writeln!(f, "exits_hypercall {}", self.exits_hvc.get() + self.exits_smc.get())?;
-        writeln!(f, "exits_wfx {}", self.exits_wfi.get() + self.exits_wfe.get())?;
+        writeln!(
+            f,
+            "exits_hypercall {}",
+            self.exits_hvc.get() + self.exits_smc.get()
+        )?;
+        writeln!(
+            f,
+            "exits_wfx {}",
+            self.exits_wfi.get() + self.exits_wfe.get()
+        )?;
         let rows = [
             ("runs", &self.runs),
             ("exits", &self.exits),
@@ -404,7 +412,11 @@ impl Vcpu {
         unsafe { self.lazy.get() }.el1 = El1Regs::reset();
         inner.state.features = Some(features);
         self.power_update(|power| {
-            power.state = if features & FEATURE_POWER_OFF != 0 { MpState::Stopped } else { MpState::Runnable };
+            power.state = if features & FEATURE_POWER_OFF != 0 {
+                MpState::Stopped
+            } else {
+                MpState::Runnable
+            };
             power.reset = None;
         });
         Ok(0)
@@ -485,7 +497,9 @@ impl Vcpu {
         // SIGKILL and SIGSTOP cannot be blocked (KVM's kvm_vcpu_ioctl_set_sigmask).
         let unblockable =
             (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
-        let mask = kernel::bindings::sigset_t { sig: [(bits & !unblockable) as _] };
+        let mask = kernel::bindings::sigset_t {
+            sig: [(bits & !unblockable) as _],
+        };
         self.inner.lock().state.sigmask = Some(mask);
         Ok(0)
     }
@@ -545,7 +559,9 @@ impl FdOps for VcpuFile {
             }
             VcpuIoctl::GetRegList => vcpu.get_reg_list(arg),
             VcpuIoctl::GetMpState => {
-                let state = sys::kvm_mp_state { mp_state: vcpu.get_mp_state() };
+                let state = sys::kvm_mp_state {
+                    mp_state: vcpu.get_mp_state(),
+                };
                 user(ioctl::ioc_size(cmd)).writer().write(&state)?;
                 Ok(0)
             }
@@ -554,9 +570,9 @@ impl FdOps for VcpuFile {
                 vcpu.set_mp_state(state.mp_state)
             }
             VcpuIoctl::SetSignalMask => vcpu.set_signal_mask(arg),
-            op @ (VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr | VcpuIoctl::HasDeviceAttr) => {
-                vcpu.device_attr(&this.vm, op, arg)
-            }
+            op @ (VcpuIoctl::SetDeviceAttr
+            | VcpuIoctl::GetDeviceAttr
+            | VcpuIoctl::HasDeviceAttr) => vcpu.device_attr(&this.vm, op, arg),
             VcpuIoctl::GetStatsFd => crate::vm::vcpu_stats_fd(&this.vm, vcpu),
         }
     }

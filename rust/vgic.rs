@@ -24,13 +24,15 @@
 use crate::{
     hyp::{self, context::VgicCpuIf},
     logic::vgic::{
-        attr::{self, Attr, Errno, IrqLine, Layout, Region},
         any_spi_queued,
-        lr::{hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U},
+        attr::{self, Attr, Errno, IrqLine, Layout, Region},
+        lr::{
+            hcr_eoi_count, Lr, HCR_EN, HCR_LRENPIE, HCR_NPIE, HCR_TDIR, HCR_UIE, MISR_EOI, MISR_U,
+        },
         mmio::{DIST_SIZE, IIDR_REV_LATEST, REDIST_SIZE},
         uaccess::{self, CpuIf, Group, IccReg, RegAttr},
-        Cpu, Dist, Irq, Lpi, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, LPI_QUEUE_WORDS, MAX_SPIS, NR_LPIS,
-        NR_PRIVATE, NR_SGIS,
+        Cpu, Dist, Irq, Lpi, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, LPI_QUEUE_WORDS,
+        MAX_SPIS, NR_LPIS, NR_PRIVATE, NR_SGIS,
     },
     sys::{self, anon_fd::FdOps, irq::PercpuIrq},
     vcpu::Vcpu,
@@ -69,7 +71,9 @@ pub(crate) fn init() -> Host {
     match PercpuIrq::request(irq, c"rkvm-vgic-maintenance", maintenance) {
         Ok(p) => {
             SUPPORTED.store(true, Ordering::Relaxed);
-            Host { _maintenance: Some(p) }
+            Host {
+                _maintenance: Some(p),
+            }
         }
         Err(e) => {
             pr_warn!("cannot request the GIC maintenance interrupt ({e:?}): no vGIC\n");
@@ -278,9 +282,18 @@ impl Vgic {
         }
         // An ITS created before CTRL_INIT: the LPIs exist from the start.
         let has_its = self.has_its.load(Ordering::Acquire);
-        let (lpis, lpi_queues) = if has_its { lpi_storage(cpus.len())? } else { (KVVec::new(), KVVec::new()) };
+        let (lpis, lpi_queues) = if has_its {
+            lpi_storage(cpus.len())?
+        } else {
+            (KVVec::new(), KVVec::new())
+        };
         let state = State {
-            dist: Dist { nr_spis, rev: config.rev, lpis: has_its, ..Dist::default() },
+            dist: Dist {
+                nr_spis,
+                rev: config.rev,
+                lpis: has_its,
+                ..Dist::default()
+            },
             spis,
             cpus,
             layout: None,
@@ -351,7 +364,10 @@ impl Vgic {
 
     /// The index of the vCPU with id `id` (its redistributor's Processor_Number).
     pub(crate) fn vcpu_idx_by_id(&self, id: u64) -> Option<usize> {
-        self.vcpus.as_ref()?.iter().position(|v| u64::from(v.id) == id)
+        self.vcpus
+            .as_ref()?
+            .iter()
+            .position(|v| u64::from(v.id) == id)
     }
 
     /// Publishes which vCPUs have something queued (AP list or LPIs; under `state`).
@@ -375,7 +391,10 @@ impl Vgic {
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
     /// `CTRL_INIT` there is no model and nothing happens (`None`).
-    pub(crate) fn with_model<R>(&self, f: impl FnOnce(&mut Model<'_>) -> (R, VcpuMask)) -> Option<R> {
+    pub(crate) fn with_model<R>(
+        &self,
+        f: impl FnOnce(&mut Model<'_>) -> (R, VcpuMask),
+    ) -> Option<R> {
         let (r, kick) = {
             let mut guard = self.state.lock();
             let st = Option::as_mut(&mut *guard)?;
@@ -426,7 +445,11 @@ impl Vgic {
     /// enabled, its group enabled): the WFI wake-up condition. Ignores the guest's
     /// priority mask (see `logic::vgic::Model::has_pending`).
     pub(crate) fn vcpu_has_pending(&self, vcpu_idx: usize) -> bool {
-        if !self.hint.get(vcpu_idx).is_some_and(|h| h.load(Ordering::Acquire)) {
+        if !self
+            .hint
+            .get(vcpu_idx)
+            .is_some_and(|h| h.load(Ordering::Acquire))
+        {
             return false;
         }
         Option::as_mut(&mut *self.state.lock()).is_some_and(|st| st.model().has_pending(vcpu_idx))
@@ -455,7 +478,15 @@ impl Vgic {
     /// A guest access to guest-physical `ipa` by vCPU `vcpu_idx`: `Some(value read)` if
     /// the address is in the distributor or a redistributor (a write returns 0), `None`
     /// otherwise. Misaligned accesses read as zero and are ignored, as KVM does.
-    pub(crate) fn mmio(&self, vm: &Vm, vcpu_idx: usize, ipa: u64, len: u8, write: bool, value: u64) -> Option<u64> {
+    pub(crate) fn mmio(
+        &self,
+        vm: &Vm,
+        vcpu_idx: usize,
+        ipa: u64,
+        len: u8,
+        write: bool,
+        value: u64,
+    ) -> Option<u64> {
         if !self.ready.load(Ordering::Acquire) {
             return None;
         }
@@ -504,17 +535,28 @@ impl Vgic {
     /// touches no ICH_* register.
     pub(crate) fn flush(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) {
         let idx = vcpu.idx;
-        if gic.used_lrs == 0 && !self.hint.get(idx).is_some_and(|h| h.load(Ordering::Acquire)) {
+        if gic.used_lrs == 0
+            && !self
+                .hint
+                .get(idx)
+                .is_some_and(|h| h.load(Ordering::Acquire))
+        {
             vcpu.stats.vgic_flush_fast.inc();
             // Nothing to present; ICC_DIR_EL1 may still have to trap, for an SPI that
             // another vCPU took (no lock: a stale `false` is followed by a kick).
-            gic.hcr = if self.spi_queued.load(Ordering::Acquire) { HCR_EN | HCR_TDIR } else { 0 };
+            gic.hcr = if self.spi_queued.load(Ordering::Acquire) {
+                HCR_EN | HCR_TDIR
+            } else {
+                0
+            };
             return;
         }
         vcpu.stats.vgic_flush_slow.inc();
         let Some(vtr) = hyp::vgic_vtr() else { return };
         let mut guard = self.state.lock_with(irqs);
-        let Some(st) = Option::as_mut(&mut *guard) else { return };
+        let Some(st) = Option::as_mut(&mut *guard) else {
+            return;
+        };
         let f = st.model().flush(idx, &mut gic.lr[..vtr.nr_lrs]);
         gic.used_lrs = f.used as u64;
         // A flush queues nothing new, so it never needs the broadcast kick; the hints it
@@ -537,7 +579,12 @@ impl Vgic {
 
     /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
     /// to kick once interrupts are on again (an interrupt re-routed while in an LR).
-    pub(crate) fn sync(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) -> VcpuMask {
+    pub(crate) fn sync(
+        &self,
+        vcpu: &Vcpu,
+        gic: &mut VgicCpuIf,
+        irqs: &LocalInterruptDisabled,
+    ) -> VcpuMask {
         let used = gic.used_lrs as usize;
         if used == 0 {
             vcpu.stats.vgic_sync_fast.inc();
@@ -557,7 +604,11 @@ impl Vgic {
             if lr.eoi && !lr.pending && !lr.active && lr.intid >= NR_PRIVATE {
                 let n = (lr.intid - NR_PRIVATE) as usize;
                 let bit = 1u64 << (n % 64);
-                if self.resample_spis.get(n / 64).is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0) {
+                if self
+                    .resample_spis
+                    .get(n / 64)
+                    .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0)
+                {
                     self.acked_spis[n / 64].fetch_or(bit, Ordering::Relaxed);
                     self.acked_any.store(true, Ordering::Release);
                 }
@@ -566,7 +617,9 @@ impl Vgic {
         let mut guard = self.state.lock_with(irqs);
         let kick = match Option::as_mut(&mut *guard) {
             Some(st) => {
-                let kick = st.model().sync(vcpu.idx, &gic.lr[..used], hcr_eoi_count(gic.hcr));
+                let kick = st
+                    .model()
+                    .sync(vcpu.idx, &gic.lr[..used], hcr_eoi_count(gic.hcr));
                 (kick | self.update_hints(st)) & !(1 << vcpu.idx)
             }
             None => 0,
@@ -645,21 +698,34 @@ impl Vgic {
             }
             Attr::CtrlInit => self.ctrl_init(vm),
             // Every vCPU stopped, as KVM's kvm_trylock_all_vcpus (`EBUSY`).
-            Attr::SavePendingTables => vm.with_vcpus_stopped(|| crate::its::save_pending_tables(vm)),
+            Attr::SavePendingTables => {
+                vm.with_vcpus_stopped(|| crate::its::save_pending_tables(vm))
+            }
             Attr::Dist => {
                 let base: u64 = user(8).reader().read()?;
-                self.config.lock().layout.set_dist(base, vm.ipa_limit()).map_err(errno)
+                self.config
+                    .lock()
+                    .layout
+                    .set_dist(base, vm.ipa_limit())
+                    .map_err(errno)
             }
             Attr::Redist | Attr::RedistRegion => {
                 let v: u64 = user(8).reader().read()?;
                 let region = if attr == Attr::Redist {
-                    Region { index: 0, base: v, count: 0 }
+                    Region {
+                        index: 0,
+                        base: v,
+                        count: 0,
+                    }
                 } else {
                     attr::decode_region(v).map_err(errno)?
                 };
                 let mut config = self.config.lock();
                 let nr_vcpus = vm.vcpus.lock().len();
-                config.layout.add_region(region, nr_vcpus, vm.ipa_limit()).map_err(errno)
+                config
+                    .layout
+                    .add_region(region, nr_vcpus, vm.ipa_limit())
+                    .map_err(errno)
             }
         }
     }
@@ -681,11 +747,20 @@ impl Vgic {
             }
             Attr::CtrlInit | Attr::SavePendingTables => return Err(ENXIO),
             Attr::Dist => config.layout.dist.unwrap_or(attr::ADDR_UNDEF),
-            Attr::Redist => config.layout.regions().first().map_or(attr::ADDR_UNDEF, |r| r.base),
+            Attr::Redist => config
+                .layout
+                .regions()
+                .first()
+                .map_or(attr::ADDR_UNDEF, |r| r.base),
             Attr::RedistRegion => {
                 drop(config);
                 let v: u64 = user(8).reader().read()?;
-                let r = self.config.lock().layout.region(attr::region_index(v)).map_err(errno)?;
+                let r = self
+                    .config
+                    .lock()
+                    .layout
+                    .region(attr::region_index(v))
+                    .map_err(errno)?;
                 return user(8).writer().write(&r.encode());
             }
         };
@@ -728,13 +803,19 @@ impl Vgic {
         let vcpu = Self::reg_vcpu(vm, &reg)?;
         let user32 = || UserSlice::new(UserPtr::from_addr(addr), 4);
         let user64 = || UserSlice::new(UserPtr::from_addr(addr), 8);
-        let wval: u32 = if write && !reg.is_64bit() { user32().reader().read()? } else { 0 };
+        let wval: u32 = if write && !reg.is_64bit() {
+            user32().reader().read()?
+        } else {
+            0
+        };
 
         let mut config = self.config.lock();
         let all = vm.vcpus.lock();
         let mut held = KVec::with_capacity(all.len(), GFP_KERNEL)?;
         for v in all.iter() {
-            let Some(g) = v.inner.try_lock() else { return Err(EBUSY) };
+            let Some(g) = v.inner.try_lock() else {
+                return Err(EBUSY);
+            };
             held.push(g, GFP_KERNEL)?;
         }
         if !(self.initialized() || reg.allowed_before_init()) {
@@ -750,7 +831,11 @@ impl Vgic {
             drop(held);
             drop(all);
             drop(config);
-            return if write { Ok(()) } else { user32().writer().write(&v) };
+            return if write {
+                Ok(())
+            } else {
+                user32().writer().write(&v)
+            };
         }
 
         if reg.group == Group::CpuSysregs {
@@ -782,7 +867,11 @@ impl Vgic {
             drop(held);
             drop(all);
             drop(config);
-            return if write { Ok(()) } else { user64().writer().write(&got) };
+            return if write {
+                Ok(())
+            } else {
+                user64().writer().write(&got)
+            };
         }
 
         let mut work = None;
@@ -815,7 +904,10 @@ impl Vgic {
                 }
                 Group::LevelInfo => match reg.line_level_intid() {
                     None => Err(Errno::Inval),
-                    Some(first) if write => st.model().level_info_write(vcpu.idx, first, wval).map(|_| 0),
+                    Some(first) if write => st
+                        .model()
+                        .level_info_write(vcpu.idx, first, wval)
+                        .map(|_| 0),
                     Some(first) => st.model().level_info_read(vcpu.idx, first),
                 },
                 // Handled above, without the model.
@@ -846,7 +938,9 @@ const DEVICE_ATTR_SIZE: usize = 24;
 
 /// Reads a `kvm_device_attr` at `arg`: (group, attr, addr).
 pub(crate) fn read_device_attr(arg: usize) -> Result<(u32, u64, usize)> {
-    let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE).reader().read()?;
+    let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE)
+        .reader()
+        .read()?;
     Ok(((v[0] >> 32) as u32, v[1], v[2] as usize))
 }
 
@@ -905,7 +999,10 @@ pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> R
         crate::its::create(vm)?
     } else {
         vm.vgic.create(&vm)?;
-        sys::anon_fd::install(c"kvm-arm-vgic-v3", Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?)?
+        sys::anon_fd::install(
+            c"kvm-arm-vgic-v3",
+            Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?,
+        )?
     };
     cd[1] = fd as u32;
     // As KVM: the device exists even if the fd cannot be reported back.

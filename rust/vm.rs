@@ -18,8 +18,8 @@
 //! Documentation/design.rst and Documentation/vgic.rst.
 
 use crate::{
-    its::ItsSet,
     hyp::{context::VmRegs, sysreg},
+    its::ItsSet,
     logic::{
         caps,
         fwregs::{Bitmap, FwBitmaps, SetError},
@@ -30,8 +30,7 @@ use crate::{
         pgtable::Geometry,
         regs::SysReg,
         stats::{vm_id, NAME_SIZE},
-        timer,
-        traps,
+        timer, traps,
         vmid::VmidSet,
     },
     mmu::Mmu,
@@ -46,7 +45,6 @@ mod ioeventfd;
 mod irqchip;
 mod stats;
 pub(crate) use coalesced::InKernel;
-pub(crate) use stats::vcpu_stats_fd;
 use kernel::{
     alloc::KVVec,
     debugfs, new_mutex,
@@ -58,6 +56,7 @@ use kernel::{
     },
     uaccess::{UserPtr, UserSlice},
 };
+pub(crate) use stats::vcpu_stats_fd;
 
 /// Most vCPUs per VM, and the bound on vCPU ids (`KVM_CAP_MAX_VCPUS`, `_MAX_VCPU_ID`).
 pub(crate) const MAX_VCPUS: u32 = 64;
@@ -79,7 +78,9 @@ pub(crate) fn init() {
         VMIDS.init();
         DEBUGFS.init();
     }
-    VMIDS.lock().set_bits(traps::vmid_bits(read_sanitised_id_reg(ID_AA64MMFR1_EL1)));
+    VMIDS
+        .lock()
+        .set_bits(traps::vmid_bits(read_sanitised_id_reg(ID_AA64MMFR1_EL1)));
     *DEBUGFS.lock() = Some(debugfs::Dir::new(c"rkvm"));
 }
 
@@ -124,13 +125,44 @@ pub(crate) struct IdRegs([u64; 56]);
 
 /// ID registers the kernel tracks (CRm, op2); the others in the space read as zero.
 const KNOWN_ID_REGS: &[(u8, u8)] = &[
-    (1, 0), (1, 1), (1, 2), (1, 4), (1, 5), (1, 6), (1, 7),
-    (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7),
-    (3, 0), (3, 1), (3, 2), (3, 4), (3, 5), (3, 6),
-    (4, 0), (4, 1), (4, 2), (4, 4), (4, 5), (4, 7),
-    (5, 0), (5, 1),
-    (6, 0), (6, 1), (6, 2), (6, 3),
-    (7, 0), (7, 1), (7, 2), (7, 3), (7, 4),
+    (1, 0),
+    (1, 1),
+    (1, 2),
+    (1, 4),
+    (1, 5),
+    (1, 6),
+    (1, 7),
+    (2, 0),
+    (2, 1),
+    (2, 2),
+    (2, 3),
+    (2, 4),
+    (2, 5),
+    (2, 6),
+    (2, 7),
+    (3, 0),
+    (3, 1),
+    (3, 2),
+    (3, 4),
+    (3, 5),
+    (3, 6),
+    (4, 0),
+    (4, 1),
+    (4, 2),
+    (4, 4),
+    (4, 5),
+    (4, 7),
+    (5, 0),
+    (5, 1),
+    (6, 0),
+    (6, 1),
+    (6, 2),
+    (6, 3),
+    (7, 0),
+    (7, 1),
+    (7, 2),
+    (7, 3),
+    (7, 4),
 ];
 
 impl IdRegs {
@@ -232,8 +264,7 @@ pub(crate) struct Vm {
 impl Vm {
     /// `KVM_CREATE_VM`: a new VM of `vm_type`, returned as a new fd.
     pub(crate) fn create(vm_type: usize) -> Result<isize> {
-        let ipa_bits =
-            ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
+        let ipa_bits = ioctl::vm_type_ipa_bits(vm_type as u64, max_ipa_bits()).ok_or(EINVAL)?;
         let geometry = Geometry::new(ipa_bits).ok_or(EINVAL)?;
         let vmid = Vmid(VMIDS.lock().alloc().ok_or(ENOSPC)?);
         let name = CString::try_from_fmt(fmt!("{}-{}", sys::mm::current_tgid(), vmid.0))?;
@@ -317,9 +348,11 @@ impl Vm {
         let fw = self.fw_bitmaps();
         if fw.frozen() != fw {
             // A racing `set_fw_bitmap` either lands before this or sees the VM frozen.
-            let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(FwBitmaps(v).frozen().0)
-            });
+            let _ = self
+                .fw_bitmaps
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(FwBitmaps(v).frozen().0)
+                });
         }
     }
 
@@ -332,15 +365,17 @@ impl Vm {
     /// lacks, `EBUSY` for a change once a vCPU has run.
     pub(crate) fn set_fw_bitmap(&self, reg: Bitmap, val: u64) -> Result {
         let mut refused = None;
-        let _ = self.fw_bitmaps.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            match FwBitmaps(v).set(reg, val) {
-                Ok(new) => Some(new.0),
-                Err(e) => {
-                    refused = Some(e);
-                    None
+        let _ = self
+            .fw_bitmaps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                match FwBitmaps(v).set(reg, val) {
+                    Ok(new) => Some(new.0),
+                    Err(e) => {
+                        refused = Some(e);
+                        None
+                    }
                 }
-            }
-        });
+            });
         match refused {
             None => Ok(()),
             Some(SetError::Invalid) => Err(EINVAL),
@@ -376,18 +411,21 @@ impl Vm {
 
     /// Whether PSCI `SYSTEM_SUSPEND` exits to userspace (`KVM_CAP_ARM_SYSTEM_SUSPEND`).
     pub(crate) fn system_suspend(&self) -> bool {
-        self.system_suspend.load(core::sync::atomic::Ordering::Relaxed)
+        self.system_suspend
+            .load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// `KVM_ENABLE_CAP`: `arg` points at `struct kvm_enable_cap` (`size` bytes).
     fn enable_cap(&self, arg: usize, size: usize) -> Result<isize> {
         // cap (u32), flags (u32), args[4], pad[64]: read whole, as KVM copies it.
-        let words: [u64; 13] = UserSlice::new(UserPtr::from_addr(arg), size).reader().read()?;
+        let words: [u64; 13] = UserSlice::new(UserPtr::from_addr(arg), size)
+            .reader()
+            .read()?;
         let (cap, flags) = (words[0] as u32, (words[0] >> 32) as u32);
         match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
-            caps::VmCap::SystemSuspend => {
-                self.system_suspend.store(true, core::sync::atomic::Ordering::Relaxed)
-            }
+            caps::VmCap::SystemSuspend => self
+                .system_suspend
+                .store(true, core::sync::atomic::Ordering::Relaxed),
         }
         Ok(0)
     }
@@ -433,7 +471,9 @@ impl Vm {
         let all = self.vcpus.lock();
         let mut held = KVec::with_capacity(all.len(), GFP_KERNEL)?;
         for v in all.iter() {
-            let Some(g) = v.inner.try_lock() else { return Err(EBUSY) };
+            let Some(g) = v.inner.try_lock() else {
+                return Err(EBUSY);
+            };
             held.push(g, GFP_KERNEL)?;
         }
         f()
@@ -470,9 +510,15 @@ impl Vm {
             vcpus.push(vcpu.clone(), GFP_KERNEL_ACCOUNT)?;
             vcpu
         };
-        let fd = Arc::new(VcpuFile { vm: self.into(), vcpu: vcpu.clone() }, GFP_KERNEL_ACCOUNT)
-            .map_err(Error::from)
-            .and_then(|file| sys::anon_fd::install(c"kvm-vcpu", file));
+        let fd = Arc::new(
+            VcpuFile {
+                vm: self.into(),
+                vcpu: vcpu.clone(),
+            },
+            GFP_KERNEL_ACCOUNT,
+        )
+        .map_err(Error::from)
+        .and_then(|file| sys::anon_fd::install(c"kvm-vcpu", file));
         match fd {
             Ok(fd) => Ok(fd as isize),
             Err(e) => {
@@ -486,7 +532,11 @@ impl Vm {
     /// The vCPU with MPIDR affinity `mpidr` (PSCI targets), if any.
     pub(crate) fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<Arc<Vcpu>> {
         let mask = crate::logic::psci::MPIDR_AFFINITY_MASK;
-        self.vcpus.lock().iter().find(|v| v.mpidr & mask == mpidr & mask).cloned()
+        self.vcpus
+            .lock()
+            .iter()
+            .find(|v| v.mpidr & mask == mpidr & mask)
+            .cloned()
     }
 }
 
@@ -512,7 +562,10 @@ impl FdOps for Vm {
         let user = |size| UserSlice::new(UserPtr::from_addr(arg), size);
         match VmIoctl::decode(cmd).ok_or(EINVAL)? {
             VmIoctl::CheckExtension => {
-                let host = caps::Host { msi_devid: this.its.any(), ..caps_host() };
+                let host = caps::Host {
+                    msi_devid: this.its.any(),
+                    ..caps_host()
+                };
                 Ok(caps::check_extension(arg as u64, &host) as isize)
             }
             VmIoctl::CreateVcpu => this.create_vcpu(arg),
@@ -533,7 +586,9 @@ impl FdOps for Vm {
                 let line: [u32; 2] = user(ioctl::ioc_size(cmd)).reader().read()?;
                 // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
                 // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
-                let Some(vgic) = this.vgic() else { return Err(ENXIO) };
+                let Some(vgic) = this.vgic() else {
+                    return Err(ENXIO);
+                };
                 vgic.irq_line(line[0], line[1] != 0)?;
                 if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
                     // arm64 KVM leaves `status` as given.
@@ -548,7 +603,8 @@ impl FdOps for Vm {
             VmIoctl::Irqfd => {
                 // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
                 let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                this.irq.irqfd(&this, [args[0], args[1], args[2], args[3]])?;
+                this.irq
+                    .irqfd(&this, [args[0], args[1], args[2], args[3]])?;
                 Ok(0)
             }
             VmIoctl::SetGsiRouting => {
@@ -558,7 +614,8 @@ impl FdOps for Vm {
                 let nr = hdr[0] as usize;
                 let mut entries = KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?;
                 let mut reader =
-                    UserSlice::new(UserPtr::from_addr(arg + 8), nr * irqroute::ENTRY_WORDS * 4).reader();
+                    UserSlice::new(UserPtr::from_addr(arg + 8), nr * irqroute::ENTRY_WORDS * 4)
+                        .reader();
                 for _ in 0..nr {
                     let e: [u32; irqroute::ENTRY_WORDS] = reader.read()?;
                     entries.push(e, GFP_KERNEL_ACCOUNT)?;
@@ -569,7 +626,8 @@ impl FdOps for Vm {
             VmIoctl::SignalMsi => {
                 // struct kvm_msi: address_lo, address_hi, data, flags, devid, 12 bytes pad.
                 let w: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                let msi = irqroute::Msi::from_kvm_msi([w[0], w[1], w[2], w[3], w[4]]).map_err(|()| EINVAL)?;
+                let msi = irqroute::Msi::from_kvm_msi([w[0], w[1], w[2], w[3], w[4]])
+                    .map_err(|()| EINVAL)?;
                 this.signal_msi(&msi)
             }
             VmIoctl::RegisterCoalescedMmio => {

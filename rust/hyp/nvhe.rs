@@ -266,7 +266,9 @@ struct HypTables {
 
 impl HypTables {
     fn new() -> Result<Self> {
-        Ok(Self { root: mm::alloc_table_pages(0)? })
+        Ok(Self {
+            root: mm::alloc_table_pages(0)?,
+        })
     }
 
     /// Maps the page at `va` (a hyp VA, or a physical address for the idmap) to `pa`.
@@ -350,7 +352,11 @@ impl Runtime {
     pub(crate) fn install() -> Result<Self> {
         let ncpus = cpu::nr_cpu_ids() as usize;
         let slots = mm::vzalloc(ncpus * SLOT)?;
-        let mut rt = Self { tables: None, slots, cpuhp: None };
+        let mut rt = Self {
+            tables: None,
+            slots,
+            cpuhp: None,
+        };
         let mut tables = HypTables::new()?;
 
         // The EL2 text, page by page (module memory is not physically contiguous).
@@ -380,7 +386,10 @@ impl Runtime {
 
         SLOTS.store(slots as usize, Relaxed);
         TTBR.store(tables.root, Relaxed);
-        TCR.store(hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)), Relaxed);
+        TCR.store(
+            hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)),
+            Relaxed,
+        );
         let mmfr3 = sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1);
         FEATURES.store(hyplayout::features(mmfr3, super::host_pfr0()), Relaxed);
         IDMAP_PA.store(idmap_pa, Relaxed);
@@ -592,7 +601,10 @@ pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
     // SAFETY: preemption is off and, by the caller's guarantee, this CPU's HypCpu holds
     // the vCPU.
     let hc = unsafe { hypcpu(cpu::this_cpu()) };
-    let t = timer::TimerRegs { ctl: hc.guest.cntv_ctl, cval: hc.guest.cntv_cval };
+    let t = timer::TimerRegs {
+        ctl: hc.guest.cntv_ctl,
+        cval: hc.guest.cntv_cval,
+    };
     let count = sysreg::cntpct_el0().wrapping_sub(hc.cntvoff);
     (t.read_ctl(count), t.cval)
 }

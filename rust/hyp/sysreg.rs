@@ -194,7 +194,6 @@ pub(crate) unsafe fn ich_lr_write(n: usize, v: u64) {
         15 => "s3_4_c12_c13_7")
 }
 
-
 // The guest's EL1 registers as seen from a VHE host (the `_EL12`/`_EL02` aliases).
 sysreg!(sctlr_el12, "s3_5_c1_c0_0");
 sysreg!(cpacr_el12, "s3_5_c1_c0_2");

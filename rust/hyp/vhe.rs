@@ -315,7 +315,12 @@ pub(crate) unsafe fn el1_read(reg: El1Reg) -> u64 {
 /// As for [`el1_read`].
 pub(crate) unsafe fn vtimer_regs() -> (u64, u64) {
     // SAFETY: by the caller's guarantee the aliases reach the guest's timer.
-    unsafe { (sysreg::cntv_ctl_el02::read(), sysreg::cntv_cval_el02::read()) }
+    unsafe {
+        (
+            sysreg::cntv_ctl_el02::read(),
+            sysreg::cntv_cval_el02::read(),
+        )
+    }
 }
 
 /// Writes a loaded guest EL1 register (ESR_EL1 and FAR_EL1, for exception injection).

@@ -189,8 +189,15 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_ARM_PSCI_0_2, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_ARM_SYSTEM_SUSPEND, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_STEAL_TIME, &HOST), 1);
-        let host = Host { steal_time: false, ..HOST };
-        let its = Host { vgic: true, msi_devid: true, ..HOST };
+        let host = Host {
+            steal_time: false,
+            ..HOST
+        };
+        let its = Host {
+            vgic: true,
+            msi_devid: true,
+            ..HOST
+        };
         assert_eq!(check_extension(KVM_CAP_SIGNAL_MSI, &HOST), 0);
         assert_eq!(check_extension(KVM_CAP_SIGNAL_MSI, &its), 1);
         assert_eq!(check_extension(KVM_CAP_MSI_DEVID, &HOST), 0);
@@ -212,7 +219,10 @@ mod tests {
 
     #[test]
     fn nothing_without_a_world_switch() {
-        let host = Host { runs_guests: false, ..HOST };
+        let host = Host {
+            runs_guests: false,
+            ..HOST
+        };
         assert_eq!(check_extension(KVM_CAP_USER_MEMORY, &host), 0);
         assert_eq!(check_extension(KVM_CAP_ARM_VM_IPA_SIZE, &host), 0);
     }

@@ -40,7 +40,11 @@ pub(crate) enum VcpuPage {
 pub(crate) fn vcpu_mapping(pgoff: u64, pages: u64) -> impl Iterator<Item = (u64, VcpuPage)> {
     [(0, VcpuPage::Run), (PAGE_OFFSET, VcpuPage::Ring)]
         .into_iter()
-        .filter_map(move |(at, page)| at.checked_sub(pgoff).filter(|&i| i < pages).map(|i| (i, page)))
+        .filter_map(move |(at, page)| {
+            at.checked_sub(pgoff)
+                .filter(|&i| i < pages)
+                .map(|i| (i, page))
+        })
 }
 
 /// A registered zone (`struct kvm_coalesced_mmio_zone`).
@@ -57,7 +61,11 @@ impl Zone {
     /// checks nothing else; any address and size (even 0) registers.
     pub(crate) const fn from_uapi(addr: u64, size: u32, pio: u32) -> Option<Self> {
         match pio {
-            0 | 1 => Some(Self { addr, size, pio: pio == 1 }),
+            0 | 1 => Some(Self {
+                addr,
+                size,
+                pio: pio == 1,
+            }),
             _ => None,
         }
     }
@@ -154,7 +162,14 @@ mod tests {
 
     #[test]
     fn zone_validation() {
-        assert_eq!(Zone::from_uapi(0x1000, 8, 0), Some(Zone { addr: 0x1000, size: 8, pio: false }));
+        assert_eq!(
+            Zone::from_uapi(0x1000, 8, 0),
+            Some(Zone {
+                addr: 0x1000,
+                size: 8,
+                pio: false
+            })
+        );
         assert_eq!(Zone::from_uapi(0x80, 4, 1).map(|z| z.pio), Some(true));
         assert_eq!(Zone::from_uapi(0x1000, 8, 2), None);
         assert_eq!(Zone::from_uapi(0, 0, 0).map(|z| z.size), Some(0));
@@ -162,34 +177,74 @@ mod tests {
 
     #[test]
     fn containment_like_kvm() {
-        let z = Zone { addr: 0x1000, size: 0x100, pio: false };
+        let z = Zone {
+            addr: 0x1000,
+            size: 0x100,
+            pio: false,
+        };
         assert!(z.contains(0x1000, 8));
         assert!(z.contains(0x10f8, 8));
         assert!(!z.contains(0x10f9, 8));
         assert!(!z.contains(0xfff, 2));
         assert!(z.contains(0x1000, 0x100));
         assert!(!z.contains(u64::MAX, 2));
-        let empty = Zone { addr: 0x1000, size: 0, pio: false };
+        let empty = Zone {
+            addr: 0x1000,
+            size: 0,
+            pio: false,
+        };
         assert!(!empty.contains(0x1000, 1));
         assert!(empty.contains(0x1000, 0));
-        let huge = Zone { addr: 0, size: u32::MAX, pio: false };
+        let huge = Zone {
+            addr: 0,
+            size: u32::MAX,
+            pio: false,
+        };
         assert!(!huge.contains(0, 0x8000_0000));
         assert!(huge.contains(0, 0x7fff_ffff));
     }
 
     #[test]
     fn unregister_removes_zones_containing_the_range() {
-        let z = Zone { addr: 0x1000, size: 0x100, pio: false };
-        assert!(z.removed_by(&Zone { addr: 0x1000, size: 0x100, pio: false }));
-        assert!(z.removed_by(&Zone { addr: 0x1010, size: 8, pio: false }));
-        assert!(!z.removed_by(&Zone { addr: 0x1000, size: 0x101, pio: false }));
-        assert!(!z.removed_by(&Zone { addr: 0x1000, size: 8, pio: true }));
-        assert!(!z.removed_by(&Zone { addr: 0, size: 0x2000, pio: false }));
+        let z = Zone {
+            addr: 0x1000,
+            size: 0x100,
+            pio: false,
+        };
+        assert!(z.removed_by(&Zone {
+            addr: 0x1000,
+            size: 0x100,
+            pio: false
+        }));
+        assert!(z.removed_by(&Zone {
+            addr: 0x1010,
+            size: 8,
+            pio: false
+        }));
+        assert!(!z.removed_by(&Zone {
+            addr: 0x1000,
+            size: 0x101,
+            pio: false
+        }));
+        assert!(!z.removed_by(&Zone {
+            addr: 0x1000,
+            size: 8,
+            pio: true
+        }));
+        assert!(!z.removed_by(&Zone {
+            addr: 0,
+            size: 0x2000,
+            pio: false
+        }));
     }
 
     #[test]
     fn bus_order_against_ioeventfds() {
-        let z = Zone { addr: 0x1000, size: 0x100, pio: false };
+        let z = Zone {
+            addr: 0x1000,
+            size: 0x100,
+            pio: false,
+        };
         assert!(z.before_ioeventfd(0x1008));
         assert!(!z.before_ioeventfd(0x1000));
     }

@@ -133,7 +133,10 @@ pub(crate) fn select_backend(survey: Survey, kvm_initialised: bool) -> Result<Ba
     if survey.saw(CpuBoot::ForeignEl2) {
         return Err(Refusal::El2Owned);
     }
-    match (survey.saw(CpuBoot::KernelAtEl2), survey.saw(CpuBoot::StubAtEl2)) {
+    match (
+        survey.saw(CpuBoot::KernelAtEl2),
+        survey.saw(CpuBoot::StubAtEl2),
+    ) {
         (true, true) => Err(Refusal::MixedModes),
         (true, false) => Ok(Backend::Vhe),
         (false, true) => Ok(Backend::Nvhe),
@@ -155,11 +158,20 @@ mod tests {
 
     #[test]
     fn classify_each_boot_mode() {
-        assert_eq!(CpuBoot::classify(EL2, PFR0_WITH_EL2, no_probe), CpuBoot::KernelAtEl2);
+        assert_eq!(
+            CpuBoot::classify(EL2, PFR0_WITH_EL2, no_probe),
+            CpuBoot::KernelAtEl2
+        );
         assert_eq!(CpuBoot::classify(EL1, 0, no_probe), CpuBoot::NoEl2);
-        assert_eq!(CpuBoot::classify(EL1, PFR0_WITH_EL2, || HVC_STUB_ERR), CpuBoot::StubAtEl2);
+        assert_eq!(
+            CpuBoot::classify(EL1, PFR0_WITH_EL2, || HVC_STUB_ERR),
+            CpuBoot::StubAtEl2
+        );
         // SMCCC NOT_SUPPORTED, as an nVHE KVM answers an unknown host call.
-        assert_eq!(CpuBoot::classify(EL1, PFR0_WITH_EL2, || u64::MAX), CpuBoot::ForeignEl2);
+        assert_eq!(
+            CpuBoot::classify(EL1, PFR0_WITH_EL2, || u64::MAX),
+            CpuBoot::ForeignEl2
+        );
     }
 
     #[test]
@@ -174,12 +186,19 @@ mod tests {
     fn refusals() {
         let vhe = Survey::default().with(CpuBoot::KernelAtEl2);
         assert_eq!(select_backend(vhe, true), Err(Refusal::KvmOwnsEl2));
-        assert_eq!(select_backend(Survey::default(), false), Err(Refusal::NoCpus));
+        assert_eq!(
+            select_backend(Survey::default(), false),
+            Err(Refusal::NoCpus)
+        );
         let mixed = vhe.with(CpuBoot::StubAtEl2);
         assert_eq!(select_backend(mixed, false), Err(Refusal::MixedModes));
-        let one_el1 = Survey::default().with(CpuBoot::StubAtEl2).with(CpuBoot::NoEl2);
+        let one_el1 = Survey::default()
+            .with(CpuBoot::StubAtEl2)
+            .with(CpuBoot::NoEl2);
         assert_eq!(select_backend(one_el1, false), Err(Refusal::NoEl2));
-        let foreign = Survey::default().with(CpuBoot::ForeignEl2).with(CpuBoot::StubAtEl2);
+        let foreign = Survey::default()
+            .with(CpuBoot::ForeignEl2)
+            .with(CpuBoot::StubAtEl2);
         assert_eq!(select_backend(foreign, false), Err(Refusal::El2Owned));
     }
 

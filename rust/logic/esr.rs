@@ -273,7 +273,10 @@ mod tests {
         // mrs x2, id_aa64pfr0_el1: op0=3 op1=0 CRn=0 CRm=4 op2=0, Rt=2, read.
         let iss = (3 << 20) | (0 << 17) | (0 << 14) | (0 << 10) | (2 << 5) | (4 << 1) | 1;
         let access = Esr((0x18 << 26) | (1 << 25) | iss).sys_reg();
-        assert_eq!((access.op0, access.op1, access.crn, access.crm, access.op2), (3, 0, 0, 4, 0));
+        assert_eq!(
+            (access.op0, access.op1, access.crn, access.crm, access.op2),
+            (3, 0, 0, 4, 0)
+        );
         assert_eq!(access.rt, 2);
         assert!(access.read);
         // The kernel's SYS_ID_AA64PFR0_EL1 encoding.

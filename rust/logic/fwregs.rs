@@ -52,8 +52,12 @@ pub(crate) enum Bitmap {
     VendorHyp2 = 3,
 }
 
-pub(crate) const BITMAPS: [Bitmap; 4] =
-    [Bitmap::Std, Bitmap::StdHyp, Bitmap::VendorHyp, Bitmap::VendorHyp2];
+pub(crate) const BITMAPS: [Bitmap; 4] = [
+    Bitmap::Std,
+    Bitmap::StdHyp,
+    Bitmap::VendorHyp,
+    Bitmap::VendorHyp2,
+];
 
 impl Bitmap {
     pub(crate) const fn from_index(index: u16) -> Option<Self> {
@@ -262,8 +266,9 @@ pub(crate) const TRNG_UUID: [u64; 4] = [0x00e0_210d, 0xeb11_8443, 0x4452_7080, 0
 /// service's function included) is not.
 pub(crate) const fn trng_features(function: u32) -> u64 {
     match function {
-        FN_TRNG_VERSION | FN_TRNG_FEATURES | FN_TRNG_GET_UUID | FN_TRNG_RND32
-        | FN_TRNG_RND64 => SUCCESS,
+        FN_TRNG_VERSION | FN_TRNG_FEATURES | FN_TRNG_GET_UUID | FN_TRNG_RND32 | FN_TRNG_RND64 => {
+            SUCCESS
+        }
         _ => NOT_SUPPORTED,
     }
 }
@@ -321,7 +326,12 @@ pub(crate) const fn ptp(
         PTP_PHYS_COUNTER => cycles.wrapping_sub(cntpoff),
         _ => return [NOT_SUPPORTED, 0, 0, 0],
     };
-    [realtime >> 32, realtime & 0xffff_ffff, guest >> 32, guest & 0xffff_ffff]
+    [
+        realtime >> 32,
+        realtime & 0xffff_ffff,
+        guest >> 32,
+        guest & 0xffff_ffff,
+    ]
 }
 
 #[cfg(test)]
@@ -379,11 +389,21 @@ mod tests {
     fn gating() {
         let all = FwBitmaps::new();
         let none = BITMAPS.into_iter().fold(all, |b, r| b.set(r, 0).unwrap());
-        for f in [FN_TRNG_VERSION, FN_TRNG_FEATURES, FN_TRNG_GET_UUID, FN_TRNG_RND32, FN_TRNG_RND64] {
+        for f in [
+            FN_TRNG_VERSION,
+            FN_TRNG_FEATURES,
+            FN_TRNG_GET_UUID,
+            FN_TRNG_RND32,
+            FN_TRNG_RND64,
+        ] {
             assert!(all.allows(f));
             assert!(!none.allows(f));
         }
-        for f in [FN_VENDOR_HYP_KVM_FEATURES, FN_VENDOR_HYP_CALL_UID, FN_VENDOR_HYP_KVM_PTP] {
+        for f in [
+            FN_VENDOR_HYP_KVM_FEATURES,
+            FN_VENDOR_HYP_CALL_UID,
+            FN_VENDOR_HYP_KVM_PTP,
+        ] {
             assert!(all.allows(f));
             assert!(!none.allows(f));
         }
@@ -397,7 +417,13 @@ mod tests {
         assert!(ptp_only.allows(FN_VENDOR_HYP_KVM_PTP));
         assert!(!ptp_only.allows(FN_VENDOR_HYP_CALL_UID));
         // Never gated: SMCCC discovery and PSCI (32- and 64-bit), even with everything off.
-        for f in [0x8000_0000, 0x8000_0001, 0x8400_0000, 0xc400_0003, 0x8400_001f] {
+        for f in [
+            0x8000_0000,
+            0x8000_0001,
+            0x8400_0000,
+            0xc400_0003,
+            0x8400_001f,
+        ] {
             assert!(none.allows(f), "{f:#x}");
         }
         // KVM's PSCI 0.1 ids (KVM_PSCI_FN(0..=3)) too, but not their neighbours.
@@ -409,7 +435,14 @@ mod tests {
         }
         // Refused: the workaround calls, standard functions past PSCI's range, other
         // owners and unknown vendor calls.
-        for f in [0x8000_8000, 0x8000_7fff, 0x8400_0020, 0x8500_0000, 0x8600_0002, 0x8700_0000] {
+        for f in [
+            0x8000_8000,
+            0x8000_7fff,
+            0x8400_0020,
+            0x8500_0000,
+            0x8600_0002,
+            0x8700_0000,
+        ] {
             assert!(!all.allows(f), "{f:#x}");
         }
         assert_eq!(all.vendor_features(), (0b11, 0));
@@ -430,8 +463,16 @@ mod tests {
         // A host that offers more accepts less.
         assert!(workaround_settable(1, 1, 2));
         assert!(!workaround_settable(1, 0x10, 2));
-        assert!(workaround_settable(2, WA2_AVAIL | WA2_ENABLED, WA2_NOT_REQUIRED));
-        assert!(!workaround_settable(2, WA2_NOT_REQUIRED | WA2_ENABLED, WA2_NOT_REQUIRED));
+        assert!(workaround_settable(
+            2,
+            WA2_AVAIL | WA2_ENABLED,
+            WA2_NOT_REQUIRED
+        ));
+        assert!(!workaround_settable(
+            2,
+            WA2_NOT_REQUIRED | WA2_ENABLED,
+            WA2_NOT_REQUIRED
+        ));
         assert!(!workaround_settable(2, 4, WA2_NOT_REQUIRED));
         assert!(!workaround_settable(2, 1 << 5, WA2_NOT_REQUIRED));
         assert!(!workaround_settable(0, 0, 2));
@@ -443,13 +484,20 @@ mod tests {
         assert_eq!(trng_features(FN_TRNG_RND64), SUCCESS);
         assert_eq!(trng_features(FN_VENDOR_HYP_KVM_PTP), NOT_SUPPORTED);
         assert_eq!(trng_features(FN_PV_TIME_FEATURES), NOT_SUPPORTED);
-        let r = [0x1111_2222_3333_4444, 0x5555_6666_7777_8888, 0x9999_aaaa_bbbb_cccc];
+        let r = [
+            0x1111_2222_3333_4444,
+            0x5555_6666_7777_8888,
+            0x9999_aaaa_bbbb_cccc,
+        ];
         assert_eq!(trng_rnd(true, 192, r), [SUCCESS, r[2], r[1], r[0]]);
         assert_eq!(trng_rnd(true, 68, r), [SUCCESS, 0, 0x8, r[0]]);
         assert_eq!(trng_rnd(true, 8, r), [SUCCESS, 0, 0, 0x44]);
         assert_eq!(trng_rnd(true, 0, r), [SUCCESS, 0, 0, 0]);
         assert_eq!(trng_rnd(true, 193, r)[0], INVALID_PARAMETERS);
-        assert_eq!(trng_rnd(false, 96, r), [SUCCESS, 0x7777_8888, 0x1111_2222, 0x3333_4444]);
+        assert_eq!(
+            trng_rnd(false, 96, r),
+            [SUCCESS, 0x7777_8888, 0x1111_2222, 0x3333_4444]
+        );
         assert_eq!(trng_rnd(false, 40, r), [SUCCESS, 0, 0x22, 0x3333_4444]);
         assert_eq!(trng_rnd(false, 97, r), [INVALID_PARAMETERS, 0, 0, 0]);
         assert_eq!(trng_rnd(false, u32::MAX, r)[0], INVALID_PARAMETERS);
@@ -465,10 +513,16 @@ mod tests {
             ptp(PTP_VIRT_COUNTER, snap, 400, 0),
             [0x1_2345, 0x6789_abcd, 0, 600]
         );
-        assert_eq!(ptp(PTP_PHYS_COUNTER, snap, 400, 10), [0x1_2345, 0x6789_abcd, 0, 990]);
+        assert_eq!(
+            ptp(PTP_PHYS_COUNTER, snap, 400, 10),
+            [0x1_2345, 0x6789_abcd, 0, 990]
+        );
         assert_eq!(ptp(2, snap, 0, 0), [NOT_SUPPORTED, 0, 0, 0]);
         assert_eq!(ptp(PTP_VIRT_COUNTER, None, 0, 0), [NOT_SUPPORTED, 0, 0, 0]);
         // A counter offset past the count wraps, as the guest's counter does.
-        assert_eq!(ptp(PTP_VIRT_COUNTER, snap, 1001, 0)[2..], [0xffff_ffff, 0xffff_ffff]);
+        assert_eq!(
+            ptp(PTP_VIRT_COUNTER, snap, 1001, 0)[2..],
+            [0xffff_ffff, 0xffff_ffff]
+        );
     }
 }

@@ -220,7 +220,10 @@ mod tests {
     #[test]
     fn control_registers() {
         // 48-bit PARange: PS = 5; T0SZ = 16.
-        assert_eq!(tcr(5), 16 | (1 << 8) | (1 << 10) | (3 << 12) | (5 << 16) | (1 << 23) | (1 << 31));
+        assert_eq!(
+            tcr(5),
+            16 | (1 << 8) | (1 << 10) | (3 << 12) | (5 << 16) | (1 << 23) | (1 << 31)
+        );
         // 52-bit hosts are capped at 48 (no LPA at EL2).
         assert_eq!(tcr(6) >> 16 & 7, 5);
         assert_eq!(tcr(2) >> 16 & 7, 2);
@@ -231,7 +234,10 @@ mod tests {
     #[test]
     fn feature_bits() {
         assert_eq!(features(0, 0), 0);
-        assert_eq!(features(0x1_0111, 0), feature::TCRX | feature::S1PIE | feature::S1POE | feature::SCTLRX);
+        assert_eq!(
+            features(0x1_0111, 0),
+            feature::TCRX | feature::S1PIE | feature::S1POE | feature::SCTLRX
+        );
         // Without TCR2 there is no way to enable PIE or POE.
         assert_eq!(features(0x1_0100, 0), 0);
         assert_eq!(features(0x10, 0), feature::SCTLRX);
@@ -243,7 +249,12 @@ mod tests {
 
     #[test]
     fn calls_do_not_collide_with_the_stub() {
-        for c in [call::PROBE, call::VCPU_RUN, call::TLB_FLUSH_VMID, call::TEARDOWN] {
+        for c in [
+            call::PROBE,
+            call::VCPU_RUN,
+            call::TLB_FLUSH_VMID,
+            call::TEARDOWN,
+        ] {
             assert!(c > 4 && c != 0xbadca11);
         }
     }

@@ -662,7 +662,10 @@ mod tests {
 
     #[test]
     fn the_gic_fields_go_without_an_irqchip() {
-        assert_eq!(without_irqchip(4, 0, 0x0100_0000_0100_0011), 0x0100_0000_0000_0011);
+        assert_eq!(
+            without_irqchip(4, 0, 0x0100_0000_0100_0011),
+            0x0100_0000_0000_0011
+        );
         assert_eq!(without_irqchip(1, 1, 0x1000_0131), 0x0000_0131);
         assert_eq!(without_irqchip(4, 1, 0x0f00_0000), 0x0f00_0000);
     }

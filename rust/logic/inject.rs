@@ -141,8 +141,16 @@ const fn entry_pstate(old: u64, sctlr_el1: u64) -> u64 {
 /// PC as given, so the guest's handler sees the instruction that faulted.
 pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64, il32: bool) {
     let source = Source::of(s.pstate);
-    let dabt = if source.lower() { EC_DABT_LOW } else { EC_DABT_CUR };
-    let iabt = if source.lower() { EC_IABT_LOW } else { EC_IABT_CUR };
+    let dabt = if source.lower() {
+        EC_DABT_LOW
+    } else {
+        EC_DABT_CUR
+    };
+    let iabt = if source.lower() {
+        EC_IABT_LOW
+    } else {
+        EC_IABT_CUR
+    };
     let (ec, far, fsc) = match what {
         Injected::Undefined => (EC_UNKNOWN, None, 0),
         Injected::DataAbort { far } => (dabt, Some(far), FSC_EXTABT),
@@ -200,7 +208,12 @@ mod tests {
     fn elr_and_spsr_saved() {
         let old = 0x6000_03c5 | PSR_SSBS | (0b11 << 10) | (1 << 21);
         let mut s = state(old);
-        inject(&mut s, Injected::DataAbort { far: 0x1000 }, SCTLR_SPAN1, true);
+        inject(
+            &mut s,
+            Injected::DataAbort { far: 0x1000 },
+            SCTLR_SPAN1,
+            true,
+        );
         assert_eq!(s.elr_el1, PC);
         assert_eq!(s.spsr_el1, old);
         assert_eq!(s.vbar_el1, VBAR);
@@ -221,12 +234,22 @@ mod tests {
     #[test]
     fn data_abort_syndrome() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::DataAbort { far: 0xdead_b000 }, SCTLR_SPAN1, true);
+        inject(
+            &mut s,
+            Injected::DataAbort { far: 0xdead_b000 },
+            SCTLR_SPAN1,
+            true,
+        );
         assert_eq!(s.esr_el1, 0x9200_0010); // EC 0x24, IL, DFSC 0x10
         assert_eq!(s.far_el1, 0xdead_b000);
         for mode in [PSR_MODE_EL1T, PSR_MODE_EL1H] {
             let mut s = state(mode);
-            inject(&mut s, Injected::DataAbort { far: 0x8000 }, SCTLR_SPAN1, true);
+            inject(
+                &mut s,
+                Injected::DataAbort { far: 0x8000 },
+                SCTLR_SPAN1,
+                true,
+            );
             assert_eq!(s.esr_el1, 0x9600_0010); // EC 0x25
             assert_eq!(s.far_el1, 0x8000);
         }
@@ -235,11 +258,21 @@ mod tests {
     #[test]
     fn instruction_abort_syndrome() {
         let mut s = state(PSR_MODE_EL0T);
-        inject(&mut s, Injected::InstructionAbort { far: 0x40_0000 }, SCTLR_SPAN1, true);
+        inject(
+            &mut s,
+            Injected::InstructionAbort { far: 0x40_0000 },
+            SCTLR_SPAN1,
+            true,
+        );
         assert_eq!(s.esr_el1, 0x8200_0010); // EC 0x20, IL, IFSC 0x10
         assert_eq!(s.far_el1, 0x40_0000);
         let mut s = state(PSR_MODE_EL1H);
-        inject(&mut s, Injected::InstructionAbort { far: PC }, SCTLR_SPAN1, true);
+        inject(
+            &mut s,
+            Injected::InstructionAbort { far: PC },
+            SCTLR_SPAN1,
+            true,
+        );
         assert_eq!(s.esr_el1, 0x8600_0010); // EC 0x21
         assert_eq!(s.far_el1, PC);
     }
@@ -306,7 +339,10 @@ mod tests {
 
     #[test]
     fn vbar_wraps_without_panic() {
-        let mut s = El1Exception { vbar_el1: u64::MAX - 0x7ff, ..state(PSR_MODE_EL0T) };
+        let mut s = El1Exception {
+            vbar_el1: u64::MAX - 0x7ff,
+            ..state(PSR_MODE_EL0T)
+        };
         inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
         assert_eq!(s.pc, (u64::MAX - 0x7ff).wrapping_add(0x400));
     }
@@ -338,7 +374,15 @@ mod tests {
             esr_el1: 0,
             far_el1: 0,
         };
-        inject(&mut s, Injected::AddressSize { far: 1 << 50, fetch: false }, 0, true);
+        inject(
+            &mut s,
+            Injected::AddressSize {
+                far: 1 << 50,
+                fetch: false,
+            },
+            0,
+            true,
+        );
         assert_eq!(s.esr_el1, (EC_DABT_CUR << ESR_EC_SHIFT) | ESR_IL);
         assert_eq!(s.far_el1, 1 << 50);
     }

@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(KVM_GET_STATS_FD, 0xaece);
         // Same number as KVM_IRQ_LINE_STATUS, told apart by direction and size.
         assert_eq!(VmIoctl::decode(0xc008_ae67), Some(VmIoctl::IrqLineStatus));
-        assert_eq!(VmIoctl::decode(0x4010_ae67), Some(VmIoctl::RegisterCoalescedMmio));
+        assert_eq!(
+            VmIoctl::decode(0x4010_ae67),
+            Some(VmIoctl::RegisterCoalescedMmio)
+        );
         assert_eq!(VcpuIoctl::decode(0xaece), Some(VcpuIoctl::GetStatsFd));
     }
 
@@ -305,8 +308,14 @@ mod tests {
 
     #[test]
     fn decode_system_ioctls() {
-        assert_eq!(SystemIoctl::decode(0xae00), Some(SystemIoctl::GetApiVersion));
-        assert_eq!(SystemIoctl::decode(0xae03), Some(SystemIoctl::CheckExtension));
+        assert_eq!(
+            SystemIoctl::decode(0xae00),
+            Some(SystemIoctl::GetApiVersion)
+        );
+        assert_eq!(
+            SystemIoctl::decode(0xae03),
+            Some(SystemIoctl::CheckExtension)
+        );
         assert_eq!(SystemIoctl::decode(0xae02), None); // KVM_GET_MSR_INDEX_LIST: x86 only
         assert_eq!(SystemIoctl::decode(0xae80), None); // KVM_RUN is a vCPU ioctl
         assert_eq!(SystemIoctl::decode(0x5401), None);

@@ -66,7 +66,12 @@ impl Args {
     /// validate further (an invalid one simply matches nothing: `ENOENT`).
     pub(crate) fn key(&self) -> Key {
         let datamatch = (self.flags & FLAG_DATAMATCH != 0).then_some(self.datamatch);
-        Key { bus: self.bus(), addr: self.addr, len: self.len, datamatch }
+        Key {
+            bus: self.bus(),
+            addr: self.addr,
+            len: self.len,
+            datamatch,
+        }
     }
 
     /// The key of an assignment, or `None` (`EINVAL`) for KVM's refusals, checked in
@@ -131,7 +136,12 @@ mod tests {
     use super::*;
 
     fn args(addr: u64, len: u32, flags: u32, datamatch: u64) -> Args {
-        Args { datamatch, addr, len, flags }
+        Args {
+            datamatch,
+            addr,
+            len,
+            flags,
+        }
     }
 
     #[test]
@@ -148,9 +158,17 @@ mod tests {
         assert!(args(u64::MAX - 4, 4, 0, 0).assign_key().is_some());
         assert!(args(0x1000, 4, 1 << 4, 0).assign_key().is_none());
         assert!(args(0x1000, 0, FLAG_DATAMATCH, 0).assign_key().is_none());
-        assert!(args(0x1000, 4, FLAG_DATAMATCH | FLAG_PIO, 7).assign_key().is_some());
-        assert_eq!(args(0x10, 2, FLAG_PIO, 9).assign_key().unwrap().bus, Bus::Pio);
-        assert_eq!(args(0x10, 2, FLAG_VIRTIO_CCW_NOTIFY, 9).key().bus, Bus::VirtioCcw);
+        assert!(args(0x1000, 4, FLAG_DATAMATCH | FLAG_PIO, 7)
+            .assign_key()
+            .is_some());
+        assert_eq!(
+            args(0x10, 2, FLAG_PIO, 9).assign_key().unwrap().bus,
+            Bus::Pio
+        );
+        assert_eq!(
+            args(0x10, 2, FLAG_VIRTIO_CCW_NOTIFY, 9).key().bus,
+            Bus::VirtioCcw
+        );
         // Without DATAMATCH the value is ignored (a wildcard).
         assert_eq!(args(0x10, 2, 0, 9).key().datamatch, None);
         assert!(args(0, 0, FLAG_DEASSIGN, 0).deassign());
@@ -158,21 +176,34 @@ mod tests {
 
     #[test]
     fn collisions() {
-        let k = |addr, len, dm: Option<u64>| Key { bus: Bus::Mmio, addr, len, datamatch: dm };
+        let k = |addr, len, dm: Option<u64>| Key {
+            bus: Bus::Mmio,
+            addr,
+            len,
+            datamatch: dm,
+        };
         assert!(k(0x100, 4, None).collides(&k(0x100, 4, Some(1))));
         assert!(k(0x100, 4, Some(1)).collides(&k(0x100, 4, Some(1))));
         assert!(!k(0x100, 4, Some(1)).collides(&k(0x100, 4, Some(2))));
         assert!(!k(0x100, 4, None).collides(&k(0x100, 2, None)));
         assert!(k(0x100, 0, None).collides(&k(0x100, 8, Some(3))));
         assert!(!k(0x100, 4, None).collides(&k(0x104, 4, None)));
-        let pio = Key { bus: Bus::Pio, ..k(0x100, 4, None) };
+        let pio = Key {
+            bus: Bus::Pio,
+            ..k(0x100, 4, None)
+        };
         assert!(!pio.collides(&k(0x100, 4, None)));
     }
 
     #[test]
     fn write_matching() {
         let data = |v: u64| v.to_le_bytes();
-        let k = Key { bus: Bus::Mmio, addr: 0x2000, len: 4, datamatch: Some(0xdead_beef) };
+        let k = Key {
+            bus: Bus::Mmio,
+            addr: 0x2000,
+            len: 4,
+            datamatch: Some(0xdead_beef),
+        };
         assert!(k.matches_write(Bus::Mmio, 0x2000, 4, &data(0xdead_beef)));
         // Only the access's bytes count.
         assert!(k.matches_write(Bus::Mmio, 0x2000, 4, &data(0xffff_ffff_dead_beef)));
@@ -180,15 +211,26 @@ mod tests {
         assert!(!k.matches_write(Bus::Mmio, 0x2000, 2, &data(0xbeef)));
         assert!(!k.matches_write(Bus::Mmio, 0x2001, 4, &data(0xdead_beef)));
         assert!(!k.matches_write(Bus::Pio, 0x2000, 4, &data(0xdead_beef)));
-        let any = Key { datamatch: None, ..k };
+        let any = Key {
+            datamatch: None,
+            ..k
+        };
         assert!(any.matches_write(Bus::Mmio, 0x2000, 4, &data(1)));
         assert!(!any.matches_write(Bus::Mmio, 0x2000, 8, &data(1)));
-        let nolen = Key { len: 0, datamatch: None, ..k };
+        let nolen = Key {
+            len: 0,
+            datamatch: None,
+            ..k
+        };
         for len in [1, 2, 4, 8] {
             assert!(nolen.matches_write(Bus::Mmio, 0x2000, len, &data(5)));
         }
         // A data match wider than the access never matches (KVM compares all 64 bits).
-        let wide = Key { len: 1, datamatch: Some(0x100), ..k };
+        let wide = Key {
+            len: 1,
+            datamatch: Some(0x100),
+            ..k
+        };
         assert!(!wide.matches_write(Bus::Mmio, 0x2000, 1, &data(0x100)));
     }
 }

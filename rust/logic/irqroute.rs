@@ -44,7 +44,11 @@ impl Msi {
         Self {
             address: ((hi as u64) << 32) | lo as u64,
             data,
-            devid: if flags & MSI_VALID_DEVID != 0 { Some(devid) } else { None },
+            devid: if flags & MSI_VALID_DEVID != 0 {
+                Some(devid)
+            } else {
+                None
+            },
         }
     }
 }
@@ -148,7 +152,11 @@ mod tests {
         (msi[0], msi[1], msi[2]) = (4, TYPE_MSI, MSI_VALID_DEVID);
         (msi[4], msi[5], msi[6], msi[7]) = (0x0808_0040, 0x1, 33, 0x10);
         assert_eq!(add(&mut t, &msi), Ok(()));
-        let want = Msi { address: 0x1_0808_0040, data: 33, devid: Some(0x10) };
+        let want = Msi {
+            address: 0x1_0808_0040,
+            data: 33,
+            devid: Some(0x10),
+        };
         assert_eq!(t[4], Route::Msi(want));
         assert_eq!(route(Some(&t), 4, 64), Route::Msi(want));
         assert_eq!(route(None, 4, 64), Route::Pin(4));
@@ -170,7 +178,14 @@ mod tests {
     #[test]
     fn kvm_msi() {
         let m = Msi::from_kvm_msi([0x0808_0040, 0, 7, MSI_VALID_DEVID, 3]).unwrap();
-        assert_eq!(m, Msi { address: 0x0808_0040, data: 7, devid: Some(3) });
+        assert_eq!(
+            m,
+            Msi {
+                address: 0x0808_0040,
+                data: 7,
+                devid: Some(3)
+            }
+        );
         // Without the flag the DeviceID is not there, whatever the field holds.
         assert_eq!(Msi::from_kvm_msi([0, 0, 7, 0, 3]).unwrap().devid, None);
         assert_eq!(Msi::from_kvm_msi([0, 0, 7, 2, 3]), Err(()));

@@ -43,7 +43,13 @@ pub(crate) struct Memslot {
 }
 
 impl Memslot {
-    const EMPTY: Self = Self { id: 0, base_gfn: 0, npages: 0, userspace_addr: 0, flags: 0 };
+    const EMPTY: Self = Self {
+        id: 0,
+        base_gfn: 0,
+        npages: 0,
+        userspace_addr: 0,
+        flags: 0,
+    };
 
     /// Guest writes must not reach the backing memory.
     pub(crate) const fn readonly(&self) -> bool {
@@ -60,7 +66,8 @@ impl Memslot {
     /// Wrapping arithmetic keeps a caller's mistake from panicking the kernel; for a
     /// contained frame the result is exact because `check` bounded the user range.
     pub(crate) const fn hva(&self, gfn: u64) -> u64 {
-        self.userspace_addr.wrapping_add(gfn.wrapping_sub(self.base_gfn).wrapping_mul(PAGE_SIZE))
+        self.userspace_addr
+            .wrapping_add(gfn.wrapping_sub(self.base_gfn).wrapping_mul(PAGE_SIZE))
     }
 
     /// First guest-physical address of the slot.
@@ -137,7 +144,10 @@ impl Memslots {
     #[cfg(test)]
     /// An empty set.
     pub(crate) const fn new() -> Self {
-        Self { slots: [Memslot::EMPTY; MAX_SLOTS], len: 0 }
+        Self {
+            slots: [Memslot::EMPTY; MAX_SLOTS],
+            len: 0,
+        }
     }
 
     #[cfg(test)]
@@ -310,7 +320,8 @@ impl Memslots {
         let used = self.used();
         // The only candidate is the last slot starting at or below `gfn`.
         let after = used.partition_point(|s| s.base_gfn <= gfn);
-        used.get(after.checked_sub(1)?).filter(|s| s.contains_gfn(gfn))
+        used.get(after.checked_sub(1)?)
+            .filter(|s| s.contains_gfn(gfn))
     }
 
     /// The host virtual address of `len` bytes of guest memory at `ipa`, for the host to
@@ -346,7 +357,13 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn req(slot: u32, gpa: u64, size: u64, uaddr: u64) -> Request {
-        Request { slot, flags: 0, guest_phys_addr: gpa, memory_size: size, userspace_addr: uaddr }
+        Request {
+            slot,
+            flags: 0,
+            guest_phys_addr: gpa,
+            memory_size: size,
+            userspace_addr: uaddr,
+        }
     }
 
     fn set() -> Box<Memslots> {
@@ -368,7 +385,12 @@ mod tests {
         let v: Vec<_> = s.iter().collect();
         assert_eq!(v.len(), s.len());
         for w in v.windows(2) {
-            assert!(w[0].end_gfn() <= w[1].base_gfn, "{:?} then {:?}", w[0], w[1]);
+            assert!(
+                w[0].end_gfn() <= w[1].base_gfn,
+                "{:?} then {:?}",
+                w[0],
+                w[1]
+            );
         }
     }
 
@@ -378,8 +400,13 @@ mod tests {
 
     #[test]
     fn memslot_helpers() {
-        let m =
-            Memslot { id: 3, base_gfn: 0x100, npages: 0x10, userspace_addr: 0x7000_0000, flags: 0 };
+        let m = Memslot {
+            id: 3,
+            base_gfn: 0x100,
+            npages: 0x10,
+            userspace_addr: 0x7000_0000,
+            flags: 0,
+        };
         assert_eq!(m.start_ipa(), 0x10_0000);
         assert_eq!(m.end_ipa(), 0x11_0000);
         assert!(!m.contains_gfn(0xff));
@@ -390,9 +417,17 @@ mod tests {
         assert_eq!(m.hva(0x100), 0x7000_0000);
         assert_eq!(m.hva(0x10f), 0x7000_f000);
         assert!(!m.readonly());
-        assert!(Memslot { flags: KVM_MEM_READONLY, ..m }.readonly());
+        assert!(Memslot {
+            flags: KVM_MEM_READONLY,
+            ..m
+        }
+        .readonly());
         // No overflow panic at the top of the space.
-        let top = Memslot { base_gfn: u64::MAX - 1, npages: 1, ..m };
+        let top = Memslot {
+            base_gfn: u64::MAX - 1,
+            npages: 1,
+            ..m
+        };
         assert!(top.contains_gfn(u64::MAX - 1));
         assert!(!top.contains_gfn(u64::MAX));
         let _ = m.hva(0);
@@ -403,7 +438,13 @@ mod tests {
         let mut s = set();
         put(&mut s, req(0, 0x4000_0000, 2 * MIB, 0x1000_0000));
         put(&mut s, req(1, 0x4020_0000, MIB, 0x2000_0000));
-        put(&mut s, Request { flags: KVM_MEM_READONLY, ..req(2, 0x5000_0000, MIB, 0x3000_0000) });
+        put(
+            &mut s,
+            Request {
+                flags: KVM_MEM_READONLY,
+                ..req(2, 0x5000_0000, MIB, 0x3000_0000)
+            },
+        );
         assert_eq!(s.hva_range(0x4000_0000, 64, true), Some(0x1000_0000));
         assert_eq!(s.hva_range(0x401f_ffc0, 64, true), Some(0x101f_ffc0));
         assert_eq!(s.hva_range(0x4020_0040, 8, false), Some(0x2000_0040));
@@ -446,7 +487,10 @@ mod tests {
     #[test]
     fn readonly_flag_accepted() {
         let mut s = set();
-        let r = Request { flags: KVM_MEM_READONLY, ..req(1, 0, MIB, 0x10_0000) };
+        let r = Request {
+            flags: KVM_MEM_READONLY,
+            ..req(1, 0, MIB, 0x10_0000)
+        };
         let c = put(&mut s, r);
         assert!(matches!(c, Change::Create(m) if m.readonly()));
         assert!(s.by_id(1).unwrap().readonly());
@@ -456,7 +500,10 @@ mod tests {
     fn unknown_and_unsupported_flags_refused() {
         let s = set();
         for flags in [1 << 0, 1 << 2, 1 << 3, 1 << 31, KVM_MEM_READONLY | 1] {
-            let r = Request { flags, ..req(0, 0, MIB, 0x10_0000) };
+            let r = Request {
+                flags,
+                ..req(0, 0, MIB, 0x10_0000)
+            };
             assert_eq!(check(&s, r), Err(SlotError::Invalid), "flags {flags:#x}");
         }
     }
@@ -465,18 +512,36 @@ mod tests {
     fn slot_number_rules() {
         let s = set();
         // Address space 1 does not exist on arm64.
-        assert_eq!(check(&s, req(1 << 16, 0, MIB, 0x10_0000)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(MAX_SLOTS as u32, 0, MIB, 0x10_0000)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(0xffff, 0, MIB, 0x10_0000)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(1 << 16, 0, MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
+        assert_eq!(
+            check(&s, req(MAX_SLOTS as u32, 0, MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
+        assert_eq!(
+            check(&s, req(0xffff, 0, MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
         assert!(check(&s, req(MAX_SLOTS as u32 - 1, 0, MIB, 0x10_0000)).is_ok());
     }
 
     #[test]
     fn alignment_rules() {
         let s = set();
-        assert_eq!(check(&s, req(0, 0, MIB + 1, 0x10_0000)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(0, 0x800, MIB, 0x10_0000)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(0, 0, MIB, 0x10_0010)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(0, 0, MIB + 1, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
+        assert_eq!(
+            check(&s, req(0, 0x800, MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
+        assert_eq!(
+            check(&s, req(0, 0, MIB, 0x10_0010)),
+            Err(SlotError::Invalid)
+        );
         assert!(check(&s, req(0, 0x1000, 0x1000, 0x1000)).is_ok());
     }
 
@@ -485,13 +550,19 @@ mod tests {
         let s = set();
         // Ending exactly at the limit is fine, one page more is not.
         assert!(check(&s, req(0, 0, MIB, USER - MIB)).is_ok());
-        assert_eq!(check(&s, req(0, 0, MIB, USER - MIB + 0x1000)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(0, 0, MIB, USER - MIB + 0x1000)),
+            Err(SlotError::Invalid)
+        );
         assert_eq!(check(&s, req(0, 0, MIB, USER)), Err(SlotError::Invalid));
         // A wrapping user range is refused even if the limit were the whole space.
         let r = req(0, 0, 2 * 0x1000, u64::MAX - 0xfff);
         assert_eq!(s.check(&r, IPA, u64::MAX), Err(SlotError::Invalid));
         // A tagged (top-byte) address lies beyond TASK_SIZE.
-        assert_eq!(check(&s, req(0, 0, MIB, 0x0100_0000_0010_0000)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(0, 0, MIB, 0x0100_0000_0010_0000)),
+            Err(SlotError::Invalid)
+        );
     }
 
     #[test]
@@ -508,7 +579,10 @@ mod tests {
     fn oversized_slot_refused() {
         let s = set();
         let too_big = (MAX_NR_PAGES + 1) * PAGE_SIZE;
-        assert_eq!(s.check(&req(0, 0, too_big, 0), u64::MAX, USER), Err(SlotError::Invalid));
+        assert_eq!(
+            s.check(&req(0, 0, too_big, 0), u64::MAX, USER),
+            Err(SlotError::Invalid)
+        );
         let biggest = MAX_NR_PAGES * PAGE_SIZE;
         assert!(s.check(&req(0, 0, biggest, 0), u64::MAX, USER).is_ok());
     }
@@ -518,8 +592,14 @@ mod tests {
         let s = set();
         // Ending exactly at the limit is allowed.
         assert!(check(&s, req(0, IPA - MIB, MIB, 0x10_0000)).is_ok());
-        assert_eq!(check(&s, req(0, IPA - MIB, 2 * MIB, 0x10_0000)), Err(SlotError::BeyondIpa));
-        assert_eq!(check(&s, req(0, IPA, 0x1000, 0x10_0000)), Err(SlotError::BeyondIpa));
+        assert_eq!(
+            check(&s, req(0, IPA - MIB, 2 * MIB, 0x10_0000)),
+            Err(SlotError::BeyondIpa)
+        );
+        assert_eq!(
+            check(&s, req(0, IPA, 0x1000, 0x10_0000)),
+            Err(SlotError::BeyondIpa)
+        );
     }
 
     #[test]
@@ -527,9 +607,15 @@ mod tests {
         let mut s = set();
         put(&mut s, req(0, IPA - MIB, MIB, 0x10_0000));
         // Overlapping and beyond the IPA space: overlap wins (generic code runs first).
-        assert_eq!(check(&s, req(1, IPA - MIB, 2 * MIB, 0x20_0000)), Err(SlotError::Overlap));
+        assert_eq!(
+            check(&s, req(1, IPA - MIB, 2 * MIB, 0x20_0000)),
+            Err(SlotError::Overlap)
+        );
         // Malformed and overlapping: Invalid wins.
-        let r = Request { flags: 1, ..req(1, IPA - MIB, MIB, 0x20_0000) };
+        let r = Request {
+            flags: 1,
+            ..req(1, IPA - MIB, MIB, 0x20_0000)
+        };
         assert_eq!(check(&s, r), Err(SlotError::Invalid));
     }
 
@@ -589,7 +675,10 @@ mod tests {
         assert_eq!(check(&s, req(5, 0, 0, 0)), Err(SlotError::Invalid));
         // The general checks still apply to a delete.
         assert_eq!(check(&s, req(6, 0x800, 0, 0)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(6 | 1 << 16, 0, 0, 0)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(6 | 1 << 16, 0, 0, 0)),
+            Err(SlotError::Invalid)
+        );
         // The range is free again.
         put(&mut s, req(8, 0x10_0000, MIB, 0x40_0000));
         assert_eq!(ids(&s), [6, 8, 7]);
@@ -600,15 +689,30 @@ mod tests {
         let mut s = set();
         put(&mut s, req(0, 0x10_0000, MIB, 0x10_0000));
         // Restating the slot changes nothing.
-        assert_eq!(check(&s, req(0, 0x10_0000, MIB, 0x10_0000)), Ok(Change::Nothing));
+        assert_eq!(
+            check(&s, req(0, 0x10_0000, MIB, 0x10_0000)),
+            Ok(Change::Nothing)
+        );
         // Backing, size and READONLY are fixed.
-        assert_eq!(check(&s, req(0, 0x10_0000, MIB, 0x20_0000)), Err(SlotError::Invalid));
-        assert_eq!(check(&s, req(0, 0x10_0000, 2 * MIB, 0x10_0000)), Err(SlotError::Invalid));
-        let ro = Request { flags: KVM_MEM_READONLY, ..req(0, 0x10_0000, MIB, 0x10_0000) };
+        assert_eq!(
+            check(&s, req(0, 0x10_0000, MIB, 0x20_0000)),
+            Err(SlotError::Invalid)
+        );
+        assert_eq!(
+            check(&s, req(0, 0x10_0000, 2 * MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
+        let ro = Request {
+            flags: KVM_MEM_READONLY,
+            ..req(0, 0x10_0000, MIB, 0x10_0000)
+        };
         assert_eq!(check(&s, ro), Err(SlotError::Invalid));
         let mut s = set();
         put(&mut s, ro);
-        assert_eq!(check(&s, req(0, 0x10_0000, MIB, 0x10_0000)), Err(SlotError::Invalid));
+        assert_eq!(
+            check(&s, req(0, 0x10_0000, MIB, 0x10_0000)),
+            Err(SlotError::Invalid)
+        );
         assert_eq!(check(&s, ro), Ok(Change::Nothing));
     }
 
@@ -620,11 +724,20 @@ mod tests {
         let old = *s.by_id(0).unwrap();
         // Overlapping only its own old range is allowed.
         let c = check(&s, req(0, 0x18_0000, MIB, 0x10_0000)).unwrap();
-        let new = Memslot { base_gfn: 0x180, ..old };
+        let new = Memslot {
+            base_gfn: 0x180,
+            ..old
+        };
         assert_eq!(c, Change::Move { old, new });
         // Onto another slot is not; past the IPA limit is not.
-        assert_eq!(check(&s, req(0, 0x3f_f000, MIB, 0x10_0000)), Err(SlotError::Overlap));
-        assert_eq!(check(&s, req(0, IPA, MIB, 0x10_0000)), Err(SlotError::BeyondIpa));
+        assert_eq!(
+            check(&s, req(0, 0x3f_f000, MIB, 0x10_0000)),
+            Err(SlotError::Overlap)
+        );
+        assert_eq!(
+            check(&s, req(0, IPA, MIB, 0x10_0000)),
+            Err(SlotError::BeyondIpa)
+        );
         // Moving past the other slot re-sorts the set.
         put(&mut s, req(0, 0x80_0000, MIB, 0x10_0000));
         assert_eq!(ids(&s), [1, 0]);
@@ -650,7 +763,10 @@ mod tests {
         put(&mut s, req(0, 0, MIB, 0x10_0000));
         put(&mut s, req(1, 0x10_0000, MIB, 0x20_0000));
         let old = *s.by_id(1).unwrap();
-        let new = Memslot { flags: 1 << 7, ..old };
+        let new = Memslot {
+            flags: 1 << 7,
+            ..old
+        };
         s.apply(Change::FlagsOnly { old, new });
         assert_eq!(s.by_id(1), Some(&new));
         assert_eq!(ids(&s), [0, 1]);
@@ -675,10 +791,19 @@ mod tests {
             assert_eq!(s.find(gfn + 1), None);
         }
         // A misuse of apply on a full set is ignored, not a panic.
-        s.apply(Change::Create(Memslot { id: 0, base_gfn: 1, npages: 1, ..Memslot::default() }));
+        s.apply(Change::Create(Memslot {
+            id: 0,
+            base_gfn: 1,
+            npages: 1,
+            ..Memslot::default()
+        }));
         assert_eq!(s.len(), MAX_SLOTS);
         // Delete them all from the middle outwards.
-        for id in (0..MAX_SLOTS as u32).rev().step_by(2).chain((0..MAX_SLOTS as u32).step_by(2)) {
+        for id in (0..MAX_SLOTS as u32)
+            .rev()
+            .step_by(2)
+            .chain((0..MAX_SLOTS as u32).step_by(2))
+        {
             put(&mut s, req(id, 0, 0, 0));
             assert_sorted(&s);
         }
@@ -689,9 +814,17 @@ mod tests {
     #[test]
     fn stale_changes_do_not_panic() {
         let mut s = set();
-        let ghost = Memslot { id: 9, base_gfn: 1, npages: 1, ..Memslot::default() };
+        let ghost = Memslot {
+            id: 9,
+            base_gfn: 1,
+            npages: 1,
+            ..Memslot::default()
+        };
         s.apply(Change::Delete(ghost));
-        s.apply(Change::FlagsOnly { old: ghost, new: ghost });
+        s.apply(Change::FlagsOnly {
+            old: ghost,
+            new: ghost,
+        });
         assert_eq!(s.len(), 0);
     }
 }

@@ -75,15 +75,28 @@ mod tests {
     use super::*;
 
     fn access(len: u8, sign_extend: bool, sixty_four: bool) -> MmioAccess {
-        MmioAccess { ipa: 0x0900_0000, len, write: false, sign_extend, sixty_four, reg: 0 }
+        MmioAccess {
+            ipa: 0x0900_0000,
+            len,
+            write: false,
+            sign_extend,
+            sixty_four,
+            reg: 0,
+        }
     }
 
     const V: u64 = 0x8877_6655_4433_2211;
 
     #[test]
     fn write_every_size_little_endian() {
-        assert_eq!(access(1, false, false).write_data(V, false), [0x11, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(access(2, false, false).write_data(V, false), [0x11, 0x22, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            access(1, false, false).write_data(V, false),
+            [0x11, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            access(2, false, false).write_data(V, false),
+            [0x11, 0x22, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(
             access(4, false, false).write_data(V, false),
             [0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0]
@@ -96,8 +109,14 @@ mod tests {
 
     #[test]
     fn write_every_size_big_endian() {
-        assert_eq!(access(1, false, false).write_data(V, true), [0x11, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(access(2, false, false).write_data(V, true), [0x22, 0x11, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            access(1, false, false).write_data(V, true),
+            [0x11, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            access(2, false, false).write_data(V, true),
+            [0x22, 0x11, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(
             access(4, false, false).write_data(V, true),
             [0x44, 0x33, 0x22, 0x11, 0, 0, 0, 0]
@@ -125,13 +144,19 @@ mod tests {
         assert_eq!(access(1, false, true).read_value(d, true), 0x11);
         assert_eq!(access(2, false, true).read_value(d, true), 0x1122);
         assert_eq!(access(4, false, true).read_value(d, true), 0x1122_3344);
-        assert_eq!(access(8, false, true).read_value(d, true), 0x1122_3344_5566_7788);
+        assert_eq!(
+            access(8, false, true).read_value(d, true),
+            0x1122_3344_5566_7788
+        );
         // Sign extension applies after the swap: the sign byte is the first on the bus.
         assert_eq!(
             access(2, true, true).read_value([0x80, 0x01, 0, 0, 0, 0, 0, 0], true),
             0xffff_ffff_ffff_8001
         );
-        assert_eq!(access(2, true, true).read_value([0x01, 0x80, 0, 0, 0, 0, 0, 0], true), 0x0180);
+        assert_eq!(
+            access(2, true, true).read_value([0x01, 0x80, 0, 0, 0, 0, 0, 0], true),
+            0x0180
+        );
     }
 
     #[test]
@@ -139,16 +164,28 @@ mod tests {
         let b = [0x80, 0, 0, 0, 0, 0, 0, 0];
         // ldrsb w0 / ldrsb x0
         assert_eq!(access(1, true, false).read_value(b, false), 0xffff_ff80);
-        assert_eq!(access(1, true, true).read_value(b, false), 0xffff_ffff_ffff_ff80);
+        assert_eq!(
+            access(1, true, true).read_value(b, false),
+            0xffff_ffff_ffff_ff80
+        );
         // ldrsh w0 / ldrsh x0
         let h = [0x34, 0x92, 0, 0, 0, 0, 0, 0];
         assert_eq!(access(2, true, false).read_value(h, false), 0xffff_9234);
-        assert_eq!(access(2, true, true).read_value(h, false), 0xffff_ffff_ffff_9234);
+        assert_eq!(
+            access(2, true, true).read_value(h, false),
+            0xffff_ffff_ffff_9234
+        );
         // ldrsw x0
         let w = [0x78, 0x56, 0x34, 0xf2, 0, 0, 0, 0];
-        assert_eq!(access(4, true, true).read_value(w, false), 0xffff_ffff_f234_5678);
+        assert_eq!(
+            access(4, true, true).read_value(w, false),
+            0xffff_ffff_f234_5678
+        );
         // Positive values are unchanged.
-        assert_eq!(access(1, true, true).read_value([0x7f, 0, 0, 0, 0, 0, 0, 0], false), 0x7f);
+        assert_eq!(
+            access(1, true, true).read_value([0x7f, 0, 0, 0, 0, 0, 0, 0], false),
+            0x7f
+        );
         assert_eq!(
             access(4, true, true).read_value([0, 0, 0, 0x7f, 0, 0, 0, 0], false),
             0x7f00_0000
@@ -160,7 +197,10 @@ mod tests {
     #[test]
     fn w_register_truncates() {
         // A W-register load of a full doubleword keeps only the low word.
-        assert_eq!(access(8, false, false).read_value([0xff; 8], false), 0xffff_ffff);
+        assert_eq!(
+            access(8, false, false).read_value([0xff; 8], false),
+            0xffff_ffff
+        );
         assert_eq!(
             access(4, true, false).read_value([0, 0, 0, 0x80, 0, 0, 0, 0], false),
             0x8000_0000
@@ -169,11 +209,23 @@ mod tests {
 
     #[test]
     fn write_truncates_value() {
-        let a = MmioAccess { write: true, ..access(1, false, false) };
+        let a = MmioAccess {
+            write: true,
+            ..access(1, false, false)
+        };
         assert_eq!(a.write_data(0xffff_ff00, false), [0; 8]);
-        let a = MmioAccess { write: true, ..access(4, false, false) };
-        assert_eq!(a.write_data(0xdead_beef_0000_0001, false), [1, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(a.write_data(0xdead_beef_0000_0001, true), [0, 0, 0, 1, 0, 0, 0, 0]);
+        let a = MmioAccess {
+            write: true,
+            ..access(4, false, false)
+        };
+        assert_eq!(
+            a.write_data(0xdead_beef_0000_0001, false),
+            [1, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            a.write_data(0xdead_beef_0000_0001, true),
+            [0, 0, 0, 1, 0, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -181,8 +233,16 @@ mod tests {
         for len in [1u8, 2, 4, 8] {
             for be in [false, true] {
                 let a = access(len, false, true);
-                let mask = if len == 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
-                assert_eq!(a.read_value(a.write_data(V, be), be), V & mask, "len {len} be {be}");
+                let mask = if len == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * len)) - 1
+                };
+                assert_eq!(
+                    a.read_value(a.write_data(V, be), be),
+                    V & mask,
+                    "len {len} be {be}"
+                );
             }
         }
     }

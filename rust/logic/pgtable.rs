@@ -55,7 +55,11 @@ impl Geometry {
         if start_level > 2 || order > MAX_ROOT_ORDER {
             return None;
         }
-        Some(Self { ipa_bits, start_level, root_pages: 1 << order })
+        Some(Self {
+            ipa_bits,
+            start_level,
+            root_pages: 1 << order,
+        })
     }
 
     /// log2(root_pages), for page allocation order.
@@ -157,7 +161,10 @@ impl Desc {
     /// The permissions of a page descriptor; any XN encoding other than 0b00 counts as
     /// not executable, since rkvm never distinguishes EL0 from EL1 execution.
     pub(crate) const fn prot(self) -> Prot {
-        Prot { write: self.0 & Self::S2AP_W != 0, exec: self.0 & Self::XN_MASK == 0 }
+        Prot {
+            write: self.0 & Self::S2AP_W != 0,
+            exec: self.0 & Self::XN_MASK == 0,
+        }
     }
 
     /// A valid descriptor that points at a next-level table when found above level 3.
@@ -313,7 +320,14 @@ impl Stage2 {
         if start >= end {
             return 0;
         }
-        self.unmap_level(mem, self.geometry.start_level, self.root, start, end, &mut unmapped)
+        self.unmap_level(
+            mem,
+            self.geometry.start_level,
+            self.root,
+            start,
+            end,
+            &mut unmapped,
+        )
     }
 
     /// Unmaps `[start, end)`, all of which the table at `table` (at `level`) translates.
@@ -391,8 +405,14 @@ mod tests {
     use std::vec::Vec;
 
     const BASE: u64 = 0x8000_0000;
-    const RW_X: Prot = Prot { write: true, exec: true };
-    const RO_XN: Prot = Prot { write: false, exec: false };
+    const RW_X: Prot = Prot {
+        write: true,
+        exec: true,
+    };
+    const RO_XN: Prot = Prot {
+        write: false,
+        exec: false,
+    };
 
     /// Table pages in a `Vec`; page `i` has physical address `BASE + i * 4096`.
     struct FakeTableMemory {
@@ -406,7 +426,12 @@ mod tests {
 
     impl FakeTableMemory {
         fn new() -> Self {
-            Self { pages: Vec::new(), budget: None, allocated: Vec::new(), reads: Cell::new(0) }
+            Self {
+                pages: Vec::new(),
+                budget: None,
+                allocated: Vec::new(),
+                reads: Cell::new(0),
+            }
         }
 
         fn push_page(&mut self) -> u64 {
@@ -427,9 +452,15 @@ mod tests {
         }
 
         fn page(&self, table: u64) -> usize {
-            assert!(table >= BASE && table % PAGE_SIZE == 0, "bad table address {table:#x}");
+            assert!(
+                table >= BASE && table % PAGE_SIZE == 0,
+                "bad table address {table:#x}"
+            );
             let page = ((table - BASE) / PAGE_SIZE) as usize;
-            assert!(page < self.pages.len(), "table {table:#x} was never allocated");
+            assert!(
+                page < self.pages.len(),
+                "table {table:#x} was never allocated"
+            );
             page
         }
     }
@@ -478,7 +509,11 @@ mod tests {
         ];
         for (bits, start, pages, vtcr) in expected {
             let g = Geometry::new(bits).unwrap();
-            assert_eq!((g.ipa_bits, g.start_level, g.root_pages), (bits, start, pages), "{bits}");
+            assert_eq!(
+                (g.ipa_bits, g.start_level, g.root_pages),
+                (bits, start, pages),
+                "{bits}"
+            );
             assert_eq!(g.vtcr_bits(), vtcr, "ipa_bits {bits}");
         }
         assert_eq!(Geometry::new(40).unwrap().root_order(), 1);
@@ -493,7 +528,10 @@ mod tests {
         for bits in 32..=48 {
             let g = Geometry::new(bits).unwrap();
             assert!(g.start_level <= 2, "{bits}");
-            assert!((1..=16).contains(&g.root_pages) && g.root_pages.is_power_of_two(), "{bits}");
+            assert!(
+                (1..=16).contains(&g.root_pages) && g.root_pages.is_power_of_two(),
+                "{bits}"
+            );
             // Levels as KVM computes them: ARM64_HW_PGTABLE_LEVELS(ipa_bits - 4).
             let kvm_levels = ((bits - 4) - 3 - 1) / 9;
             assert_eq!(4 - g.start_level, kvm_levels, "{bits}");
@@ -511,7 +549,10 @@ mod tests {
     #[test]
     fn descriptor_bits_exact() {
         assert_eq!(Desc::page(0x4000_1000, RW_X), Desc(0x0000_0000_4000_17ff));
-        assert_eq!(Desc::page(0x8_1234_5000, RO_XN), Desc(0x0040_0008_1234_577f));
+        assert_eq!(
+            Desc::page(0x8_1234_5000, RO_XN),
+            Desc(0x0040_0008_1234_577f)
+        );
         assert_eq!(Desc::table(0x8000_3000), Desc(0x8000_3003));
         assert!(!Desc::INVALID.is_valid());
     }
@@ -554,7 +595,10 @@ mod tests {
         let (s2, mut mem) = setup(48);
         s2.map(&mut mem, 0x1000, 0x2000, RO_XN).unwrap();
         let first = Desc::page(0x2000, RO_XN);
-        assert_eq!(s2.map(&mut mem, 0x1000, 0x3000, RW_X), Err(MapError::Exists(first)));
+        assert_eq!(
+            s2.map(&mut mem, 0x1000, 0x3000, RW_X),
+            Err(MapError::Exists(first))
+        );
         assert_eq!(s2.lookup(&mem, 0x1000), Some(first));
     }
 
@@ -565,8 +609,14 @@ mod tests {
         assert_eq!(s2.map(&mut mem, limit, 0, RW_X), Err(MapError::OutOfRange));
         assert_eq!(s2.map(&mut mem, !0xfff, 0, RW_X), Err(MapError::OutOfRange));
         assert_eq!(s2.map(&mut mem, 0x1800, 0, RW_X), Err(MapError::OutOfRange));
-        assert_eq!(s2.map(&mut mem, 0x1000, 0x2008, RW_X), Err(MapError::OutOfRange));
-        assert_eq!(s2.map(&mut mem, 0x1000, 1 << 48, RW_X), Err(MapError::OutOfRange));
+        assert_eq!(
+            s2.map(&mut mem, 0x1000, 0x2008, RW_X),
+            Err(MapError::OutOfRange)
+        );
+        assert_eq!(
+            s2.map(&mut mem, 0x1000, 1 << 48, RW_X),
+            Err(MapError::OutOfRange)
+        );
         assert!(mem.allocated.is_empty());
         s2.map(&mut mem, limit - PAGE_SIZE, 0, RW_X).unwrap();
     }
@@ -603,28 +653,47 @@ mod tests {
             0x8000_0000,
         ];
         for (i, &ipa) in ipas.iter().enumerate() {
-            s2.map(&mut mem, ipa, 0x10_0000 + i as u64 * PAGE_SIZE, RW_X).unwrap();
+            s2.map(&mut mem, ipa, 0x10_0000 + i as u64 * PAGE_SIZE, RW_X)
+                .unwrap();
         }
         let tables = mem.allocated.len();
         let mut seen = Vec::new();
-        let n = s2.unmap_range(&mut mem, 0x3fe0_0000, 0x4020_0000, |ipa, d| seen.push((ipa, d)));
+        let n = s2.unmap_range(&mut mem, 0x3fe0_0000, 0x4020_0000, |ipa, d| {
+            seen.push((ipa, d))
+        });
         assert_eq!(n, 4);
         let expected: Vec<(u64, Desc)> = (1..=4)
             .map(|i| (ipas[i], Desc::page(0x10_0000 + i as u64 * PAGE_SIZE, RW_X)))
             .collect();
         assert_eq!(seen, expected);
         for (i, &ipa) in ipas.iter().enumerate() {
-            assert_eq!(s2.lookup(&mem, ipa).is_some(), !(1..=4).contains(&i), "{ipa:#x}");
+            assert_eq!(
+                s2.lookup(&mem, ipa).is_some(),
+                !(1..=4).contains(&i),
+                "{ipa:#x}"
+            );
         }
         // Again: nothing left to remove.
-        assert_eq!(s2.unmap_range(&mut mem, 0x3fe0_0000, 0x4020_0000, |_, _| panic!()), 0);
+        assert_eq!(
+            s2.unmap_range(&mut mem, 0x3fe0_0000, 0x4020_0000, |_, _| panic!()),
+            0
+        );
         // Tables are kept, and a remap reuses them.
         s2.map(&mut mem, 0x4000_0000, 0x1000, RO_XN).unwrap();
         assert_eq!(mem.allocated.len(), tables);
         // Unaligned bounds widen to whole pages; an empty or inverted range does nothing.
-        assert_eq!(s2.unmap_range(&mut mem, 0x4000_0000, 0x4000_0000, |_, _| panic!()), 0);
-        assert_eq!(s2.unmap_range(&mut mem, 0x5000_0000, 0x4000_0000, |_, _| panic!()), 0);
-        assert_eq!(s2.unmap_range(&mut mem, 0x4000_0800, 0x4000_0801, |_, _| {}), 1);
+        assert_eq!(
+            s2.unmap_range(&mut mem, 0x4000_0000, 0x4000_0000, |_, _| panic!()),
+            0
+        );
+        assert_eq!(
+            s2.unmap_range(&mut mem, 0x5000_0000, 0x4000_0000, |_, _| panic!()),
+            0
+        );
+        assert_eq!(
+            s2.unmap_range(&mut mem, 0x4000_0800, 0x4000_0801, |_, _| {}),
+            1
+        );
         assert_eq!(s2.lookup(&mem, 0x4000_0000), None);
     }
 
@@ -641,14 +710,27 @@ mod tests {
         assert_eq!(n, 2);
         assert_eq!(seen, vec![0x1000, top]);
         // 1024 root entries plus six 512-entry tables, not 2^28 pages.
-        assert!(mem.reads.get() <= 1024 + 6 * 512, "{} reads", mem.reads.get());
-        assert_eq!(s2.unmap_range(&mut mem, 1 << 40, u64::MAX, |_, _| panic!()), 0);
+        assert!(
+            mem.reads.get() <= 1024 + 6 * 512,
+            "{} reads",
+            mem.reads.get()
+        );
+        assert_eq!(
+            s2.unmap_range(&mut mem, 1 << 40, u64::MAX, |_, _| panic!()),
+            0
+        );
     }
 
     #[test]
     fn for_each_table_visits_all_once() {
         let (s2, mut mem) = setup(42);
-        for ipa in [0x1000, 0x20_0000, 0x4000_0000, 0x80_0000_0000, 0x3ff_ffff_f000] {
+        for ipa in [
+            0x1000,
+            0x20_0000,
+            0x4000_0000,
+            0x80_0000_0000,
+            0x3ff_ffff_f000,
+        ] {
             s2.map(&mut mem, ipa, ipa, RO_XN).unwrap();
         }
         let mut seen = Vec::new();
@@ -659,7 +741,13 @@ mod tests {
         assert_eq!(unique, allocated);
         assert!(!unique.contains(&s2.root()));
         // Children come before their parent: follow each mapping's path down from the root.
-        for ipa in [0x1000, 0x20_0000, 0x4000_0000, 0x80_0000_0000, 0x3ff_ffff_f000] {
+        for ipa in [
+            0x1000,
+            0x20_0000,
+            0x4000_0000,
+            0x80_0000_0000,
+            0x3ff_ffff_f000,
+        ] {
             let mut parent_pos = None;
             let mut table = s2.root();
             for level in s2.geometry().start_level..LAST_LEVEL {

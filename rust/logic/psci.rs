@@ -52,7 +52,8 @@ use super::fwregs::{
 /// SMCCC UID convention packs it. rkvm answers as KVM, since it implements KVM's ABI and
 /// its guests are KVM guests; what it offers beyond that is the VM's vendor bitmap
 /// (`fwregs::FwBitmaps::vendor_features`).
-pub(crate) const KVM_VENDOR_HYP_UID: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
+pub(crate) const KVM_VENDOR_HYP_UID: [u64; 4] =
+    [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
 
 // Return codes, as the guest reads them from x0 (a negative int, sign-extended).
 pub(crate) const SUCCESS: u64 = 0;
@@ -274,10 +275,18 @@ pub(crate) fn decode(x: [u64; 4]) -> Call {
         FN_VENDOR_HYP_KVM_FEATURES => Call::VendorHypFeatures,
         FN_VENDOR_HYP_KVM_PTP => Call::KvmPtp { counter: a1 as u32 },
         FN_TRNG_VERSION => Call::TrngVersion,
-        FN_TRNG_FEATURES => Call::TrngFeatures { function: a1 as u32 },
+        FN_TRNG_FEATURES => Call::TrngFeatures {
+            function: a1 as u32,
+        },
         FN_TRNG_GET_UUID => Call::TrngGetUuid,
-        FN_TRNG_RND32 => Call::TrngRnd { wide: false, bits: a1 as u32 },
-        FN_TRNG_RND64 => Call::TrngRnd { wide: true, bits: a1 as u32 },
+        FN_TRNG_RND32 => Call::TrngRnd {
+            wide: false,
+            bits: a1 as u32,
+        },
+        FN_TRNG_RND64 => Call::TrngRnd {
+            wide: true,
+            bits: a1 as u32,
+        },
         FN_SYSTEM_SUSPEND | FN64_SYSTEM_SUSPEND => Call::SystemSuspend {
             smc64: function & SMC64 != 0,
         },
@@ -345,15 +354,29 @@ pub(crate) enum Decision {
     CpuOff,
     /// Power on `target_mpidr`; `already_on` is the answer when it is not off
     /// ([`ALREADY_ON`], or [`INVALID_PARAMETERS`] under PSCI 0.1, which has no such code).
-    CpuOn { target_mpidr: u64, entry: u64, context: u64, already_on: u64 },
-    AffinityInfo { target: u64, lowest_level: u64 },
+    CpuOn {
+        target_mpidr: u64,
+        entry: u64,
+        context: u64,
+        already_on: u64,
+    },
+    AffinityInfo {
+        target: u64,
+        lowest_level: u64,
+    },
     /// Every vCPU powers off and `KVM_RUN` returns `KVM_EXIT_SYSTEM_EVENT` of `event` with
     /// `flags` in `data[0]`. x0 is preloaded with [`INTERNAL_FAILURE`], the answer a vCPU
     /// that userspace resumes anyway sees (KVM's choice).
-    SystemEvent { event: SystemEvent, flags: u64, args: Args },
+    SystemEvent {
+        event: SystemEvent,
+        flags: u64,
+        args: Args,
+    },
     /// `KVM_RUN` returns `KVM_SYSTEM_EVENT_SUSPEND`; x0 stays the function id so that
     /// userspace can read the whole call.
-    SystemSuspend { args: Args },
+    SystemSuspend {
+        args: Args,
+    },
     /// Initialise the stolen-time structure and return its IPA.
     PvTimeSt,
     /// `KVM_FEATURES`, `KVM_PTP` or a TRNG call: answered from the VM's firmware bitmaps
@@ -398,19 +421,42 @@ fn decide_psci(call: Call, cfg: &Config) -> Decision {
         Call::PsciVersion => Return(cfg.version),
         Call::CpuSuspend { .. } => Decision::CpuSuspend,
         Call::CpuOff => Decision::CpuOff,
-        Call::CpuOn { target_mpidr, entry, context } => {
-            Decision::CpuOn { target_mpidr, entry, context, already_on: ALREADY_ON }
-        }
-        Call::AffinityInfo { target, lowest_level } => Decision::AffinityInfo { target, lowest_level },
+        Call::CpuOn {
+            target_mpidr,
+            entry,
+            context,
+        } => Decision::CpuOn {
+            target_mpidr,
+            entry,
+            context,
+            already_on: ALREADY_ON,
+        },
+        Call::AffinityInfo {
+            target,
+            lowest_level,
+        } => Decision::AffinityInfo {
+            target,
+            lowest_level,
+        },
         Call::MigrateInfoType => Return(MIGRATE_INFO_TYPE_NOT_PRESENT),
-        Call::SystemOff => Decision::SystemEvent { event: SystemEvent::Shutdown, flags: 0, args: zero },
-        Call::SystemReset => Decision::SystemEvent { event: SystemEvent::Reset, flags: 0, args: zero },
+        Call::SystemOff => Decision::SystemEvent {
+            event: SystemEvent::Shutdown,
+            flags: 0,
+            args: zero,
+        },
+        Call::SystemReset => Decision::SystemEvent {
+            event: SystemEvent::Reset,
+            flags: 0,
+            args: zero,
+        },
         Call::PsciFeatures { function } => match minor {
             Some(minor) => Return(psci_features(function, minor, cfg.system_suspend)),
             None => Return(NOT_SUPPORTED),
         },
         Call::SystemSuspend { smc64 } if minor.is_some() && cfg.system_suspend => {
-            Decision::SystemSuspend { args: if smc64 { Args::Keep } else { Args::Narrow } }
+            Decision::SystemSuspend {
+                args: if smc64 { Args::Keep } else { Args::Narrow },
+            }
         }
         Call::SystemReset2 { reset_type, smc64 } if minor >= Some(1) => {
             if reset_type == RESET_TYPE_WARM || reset_type >= RESET_TYPE_VENDOR_START {
@@ -447,9 +493,16 @@ fn decide_psci(call: Call, cfg: &Config) -> Decision {
 fn decide_psci_0_1(call: Call) -> Decision {
     match call {
         Call::CpuOff01 => Decision::CpuOff,
-        Call::CpuOn01 { target_mpidr, entry, context } => {
-            Decision::CpuOn { target_mpidr, entry, context, already_on: INVALID_PARAMETERS }
-        }
+        Call::CpuOn01 {
+            target_mpidr,
+            entry,
+            context,
+        } => Decision::CpuOn {
+            target_mpidr,
+            entry,
+            context,
+            already_on: INVALID_PARAMETERS,
+        },
         _ => Decision::Return(NOT_SUPPORTED),
     }
 }
@@ -488,7 +541,8 @@ pub(crate) const fn version(psci_0_2: bool, vm_version: u64) -> u64 {
 pub(crate) const fn version_settable(v: u64, psci_0_2: bool) -> bool {
     match v {
         PSCI_VERSION_0_1 => !psci_0_2,
-        PSCI_VERSION_0_2 | PSCI_VERSION_1_0 | PSCI_VERSION_1_1 | PSCI_VERSION_1_2 | PSCI_VERSION_1_3 => psci_0_2,
+        PSCI_VERSION_0_2 | PSCI_VERSION_1_0 | PSCI_VERSION_1_1 | PSCI_VERSION_1_2
+        | PSCI_VERSION_1_3 => psci_0_2,
         _ => false,
     }
 }
@@ -620,10 +674,28 @@ mod tests {
         let x = |fid: u32| [fid as u64, JUNK | 0x51, 0, 0];
         assert_eq!(decode(x(FN_TRNG_VERSION)), Call::TrngVersion);
         assert_eq!(decode(x(FN_TRNG_GET_UUID)), Call::TrngGetUuid);
-        assert_eq!(decode(x(FN_TRNG_FEATURES)), Call::TrngFeatures { function: 0x51 });
-        assert_eq!(decode(x(FN_TRNG_RND32)), Call::TrngRnd { wide: false, bits: 0x51 });
-        assert_eq!(decode(x(FN_TRNG_RND64)), Call::TrngRnd { wide: true, bits: 0x51 });
-        assert_eq!(decode(x(FN_VENDOR_HYP_KVM_PTP)), Call::KvmPtp { counter: 0x51 });
+        assert_eq!(
+            decode(x(FN_TRNG_FEATURES)),
+            Call::TrngFeatures { function: 0x51 }
+        );
+        assert_eq!(
+            decode(x(FN_TRNG_RND32)),
+            Call::TrngRnd {
+                wide: false,
+                bits: 0x51
+            }
+        );
+        assert_eq!(
+            decode(x(FN_TRNG_RND64)),
+            Call::TrngRnd {
+                wide: true,
+                bits: 0x51
+            }
+        );
+        assert_eq!(
+            decode(x(FN_VENDOR_HYP_KVM_PTP)),
+            Call::KvmPtp { counter: 0x51 }
+        );
     }
 
     #[test]
@@ -647,11 +719,19 @@ mod tests {
         ] {
             assert_eq!(decode([fid as u64, 0, 0, 0]), Call::Unknown(fid));
             assert_eq!(psci_features(fid, 3, true), NOT_SUPPORTED);
-            assert_eq!(decide(Call::Unknown(fid), &CFG), Decision::Return(NOT_SUPPORTED));
+            assert_eq!(
+                decide(Call::Unknown(fid), &CFG),
+                Decision::Return(NOT_SUPPORTED)
+            );
         }
     }
 
-    const CFG: Config = Config { version: PSCI_VERSION_LATEST, system_suspend: false, pv_time: true, steal_time: false };
+    const CFG: Config = Config {
+        version: PSCI_VERSION_LATEST,
+        system_suspend: false,
+        pv_time: true,
+        steal_time: false,
+    };
 
     fn with(version: u64) -> Config {
         Config { version, ..CFG }
@@ -660,14 +740,47 @@ mod tests {
     #[test]
     fn newer_calls_decode_with_32_bit_types() {
         let x = |fid: u32| [fid as u64, JUNK | 1, JUNK | 2, 0];
-        assert_eq!(decode(x(FN_SYSTEM_SUSPEND)), Call::SystemSuspend { smc64: false });
-        assert_eq!(decode(x(FN64_SYSTEM_SUSPEND)), Call::SystemSuspend { smc64: true });
-        assert_eq!(decode(x(FN_SYSTEM_RESET2)), Call::SystemReset2 { reset_type: 1, smc64: false });
-        assert_eq!(decode(x(FN64_SYSTEM_RESET2)), Call::SystemReset2 { reset_type: 1, smc64: true });
+        assert_eq!(
+            decode(x(FN_SYSTEM_SUSPEND)),
+            Call::SystemSuspend { smc64: false }
+        );
+        assert_eq!(
+            decode(x(FN64_SYSTEM_SUSPEND)),
+            Call::SystemSuspend { smc64: true }
+        );
+        assert_eq!(
+            decode(x(FN_SYSTEM_RESET2)),
+            Call::SystemReset2 {
+                reset_type: 1,
+                smc64: false
+            }
+        );
+        assert_eq!(
+            decode(x(FN64_SYSTEM_RESET2)),
+            Call::SystemReset2 {
+                reset_type: 1,
+                smc64: true
+            }
+        );
         // The type is a 32-bit parameter (KVM reads it into a u32); the cookie is not.
-        assert_eq!(decode(x(FN64_SYSTEM_OFF2)), Call::SystemOff2 { off_type: 1, cookie: JUNK | 2 });
-        assert_eq!(decode(x(FN_SYSTEM_OFF2)), Call::SystemOff2 { off_type: 1, cookie: 2 });
-        assert_eq!(decode(x(FN_PV_TIME_FEATURES)), Call::PvTimeFeatures { function: 1 });
+        assert_eq!(
+            decode(x(FN64_SYSTEM_OFF2)),
+            Call::SystemOff2 {
+                off_type: 1,
+                cookie: JUNK | 2
+            }
+        );
+        assert_eq!(
+            decode(x(FN_SYSTEM_OFF2)),
+            Call::SystemOff2 {
+                off_type: 1,
+                cookie: 2
+            }
+        );
+        assert_eq!(
+            decode(x(FN_PV_TIME_FEATURES)),
+            Call::PvTimeFeatures { function: 1 }
+        );
         assert_eq!(decode(x(FN_PV_TIME_ST)), Call::PvTimeSt);
     }
 
@@ -677,7 +790,13 @@ mod tests {
         assert_eq!(version(true, 0), PSCI_VERSION_1_3);
         assert_eq!(version(true, PSCI_VERSION_0_2), PSCI_VERSION_0_2);
         assert_eq!(version(false, PSCI_VERSION_1_1), PSCI_VERSION_0_1);
-        for v in [PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_1, PSCI_VERSION_1_2, PSCI_VERSION_1_3] {
+        for v in [
+            PSCI_VERSION_0_2,
+            PSCI_VERSION_1_0,
+            PSCI_VERSION_1_1,
+            PSCI_VERSION_1_2,
+            PSCI_VERSION_1_3,
+        ] {
             assert!(version_settable(v, true));
             assert!(!version_settable(v, false));
             assert_eq!(decide(Call::PsciVersion, &with(v)), Decision::Return(v));
@@ -686,32 +805,63 @@ mod tests {
         assert!(!version_settable(PSCI_VERSION_0_1, true));
         assert_eq!(PSCI_VERSION_0_1, 1);
         for v in [0x0, 0x3, 0x1_0004, 0x2_0000, u64::MAX] {
-            assert!(!version_settable(v, true) && !version_settable(v, false), "{v:#x}");
+            assert!(
+                !version_settable(v, true) && !version_settable(v, false),
+                "{v:#x}"
+            );
         }
     }
 
     #[test]
     fn psci_0_1_ids_decode_with_whole_registers() {
         assert_eq!(KVM_PSCI_FN_BASE, 0x95c1_ba5e);
-        assert_eq!(decode([FN01_CPU_OFF as u64, JUNK, JUNK, JUNK]), Call::CpuOff01);
+        assert_eq!(
+            decode([FN01_CPU_OFF as u64, JUNK, JUNK, JUNK]),
+            Call::CpuOff01
+        );
         // Bit 30 of the ids is clear, yet KVM narrows nothing: x1..x3 are taken whole.
         assert_eq!(
             decode([JUNK | FN01_CPU_ON as u64, JUNK | 1, JUNK | 2, JUNK | 3]),
-            Call::CpuOn01 { target_mpidr: JUNK | 1, entry: JUNK | 2, context: JUNK | 3 }
+            Call::CpuOn01 {
+                target_mpidr: JUNK | 1,
+                entry: JUNK | 2,
+                context: JUNK | 3
+            }
         );
-        for fid in [FN01_CPU_SUSPEND, FN01_MIGRATE, KVM_PSCI_FN_BASE - 1, KVM_PSCI_FN_BASE + 4] {
+        for fid in [
+            FN01_CPU_SUSPEND,
+            FN01_MIGRATE,
+            KVM_PSCI_FN_BASE - 1,
+            KVM_PSCI_FN_BASE + 4,
+        ] {
             assert_eq!(decode([fid as u64, 0, 0, 0]), Call::Unknown(fid));
         }
     }
 
     #[test]
     fn psci_0_1_has_cpu_on_and_cpu_off_only() {
-        let v01 = Config { system_suspend: true, steal_time: true, ..with(PSCI_VERSION_0_1) };
+        let v01 = Config {
+            system_suspend: true,
+            steal_time: true,
+            ..with(PSCI_VERSION_0_1)
+        };
         assert_eq!(decide(Call::CpuOff01, &v01), Decision::CpuOff);
         // A target that is not off: INVALID_PARAMETERS (0.1 has no ALREADY_ON).
         assert_eq!(
-            decide(Call::CpuOn01 { target_mpidr: 1, entry: 2, context: 3 }, &v01),
-            Decision::CpuOn { target_mpidr: 1, entry: 2, context: 3, already_on: INVALID_PARAMETERS }
+            decide(
+                Call::CpuOn01 {
+                    target_mpidr: 1,
+                    entry: 2,
+                    context: 3
+                },
+                &v01
+            ),
+            Decision::CpuOn {
+                target_mpidr: 1,
+                entry: 2,
+                context: 3,
+                already_on: INVALID_PARAMETERS
+            }
         );
         // Its CPU_SUSPEND and MIGRATE, and every PSCI 0.2+ function, are not supported.
         let not_supported = Decision::Return(NOT_SUPPORTED);
@@ -719,36 +869,92 @@ mod tests {
             Call::Unknown(FN01_CPU_SUSPEND),
             Call::Unknown(FN01_MIGRATE),
             Call::PsciVersion,
-            Call::CpuSuspend { power_state: 0, entry: 0, context: 0 },
+            Call::CpuSuspend {
+                power_state: 0,
+                entry: 0,
+                context: 0,
+            },
             Call::CpuOff,
-            Call::CpuOn { target_mpidr: 1, entry: 2, context: 3 },
-            Call::AffinityInfo { target: 0, lowest_level: 0 },
+            Call::CpuOn {
+                target_mpidr: 1,
+                entry: 2,
+                context: 3,
+            },
+            Call::AffinityInfo {
+                target: 0,
+                lowest_level: 0,
+            },
             Call::MigrateInfoType,
             Call::SystemOff,
             Call::SystemReset,
-            Call::PsciFeatures { function: FN_CPU_ON },
+            Call::PsciFeatures {
+                function: FN_CPU_ON,
+            },
             Call::SystemSuspend { smc64: true },
-            Call::SystemReset2 { reset_type: 0, smc64: true },
-            Call::SystemOff2 { off_type: 0, cookie: 0 },
+            Call::SystemReset2 {
+                reset_type: 0,
+                smc64: true,
+            },
+            Call::SystemOff2 {
+                off_type: 0,
+                cookie: 0,
+            },
         ] {
             assert_eq!(decide(call, &v01), not_supported, "{call:?}");
         }
         // SMCCC discovery and the vendor and PV-time services are not PSCI: still there.
-        assert_eq!(decide(Call::SmcccVersion, &v01), Decision::Return(SMCCC_VERSION_1_1));
-        assert_eq!(decide(Call::VendorHypUid, &v01), Decision::Return4(KVM_VENDOR_HYP_UID));
-        assert_eq!(decide(Call::SmcccArchFeatures { function: FN_PV_TIME_FEATURES }, &v01), Decision::Return(SUCCESS));
+        assert_eq!(
+            decide(Call::SmcccVersion, &v01),
+            Decision::Return(SMCCC_VERSION_1_1)
+        );
+        assert_eq!(
+            decide(Call::VendorHypUid, &v01),
+            Decision::Return4(KVM_VENDOR_HYP_UID)
+        );
+        assert_eq!(
+            decide(
+                Call::SmcccArchFeatures {
+                    function: FN_PV_TIME_FEATURES
+                },
+                &v01
+            ),
+            Decision::Return(SUCCESS)
+        );
         assert_eq!(decide(Call::PvTimeSt, &v01), Decision::PvTimeSt);
     }
 
     #[test]
     fn psci_0_1_ids_are_not_supported_from_0_2_on() {
         for v in [PSCI_VERSION_0_2, PSCI_VERSION_1_0, PSCI_VERSION_1_3] {
-            for call in [Call::CpuOff01, Call::CpuOn01 { target_mpidr: 1, entry: 2, context: 3 }] {
-                assert_eq!(decide(call, &with(v)), Decision::Return(NOT_SUPPORTED), "{v:#x} {call:?}");
+            for call in [
+                Call::CpuOff01,
+                Call::CpuOn01 {
+                    target_mpidr: 1,
+                    entry: 2,
+                    context: 3,
+                },
+            ] {
+                assert_eq!(
+                    decide(call, &with(v)),
+                    Decision::Return(NOT_SUPPORTED),
+                    "{v:#x} {call:?}"
+                );
             }
             assert_eq!(
-                decide(Call::CpuOn { target_mpidr: 1, entry: 2, context: 3 }, &with(v)),
-                Decision::CpuOn { target_mpidr: 1, entry: 2, context: 3, already_on: ALREADY_ON }
+                decide(
+                    Call::CpuOn {
+                        target_mpidr: 1,
+                        entry: 2,
+                        context: 3
+                    },
+                    &with(v)
+                ),
+                Decision::CpuOn {
+                    target_mpidr: 1,
+                    entry: 2,
+                    context: 3,
+                    already_on: ALREADY_ON
+                }
             );
             assert_eq!(psci_features(FN01_CPU_ON, 3, true), NOT_SUPPORTED);
         }
@@ -756,12 +962,30 @@ mod tests {
 
     #[test]
     fn psci_0_2_has_no_features_call() {
-        let cfg = Config { system_suspend: true, ..with(PSCI_VERSION_0_2) };
-        assert_eq!(decide(Call::PsciFeatures { function: FN_CPU_ON }, &cfg), Decision::Return(NOT_SUPPORTED));
-        assert_eq!(decide(Call::SystemSuspend { smc64: true }, &cfg), Decision::Return(NOT_SUPPORTED));
+        let cfg = Config {
+            system_suspend: true,
+            ..with(PSCI_VERSION_0_2)
+        };
+        assert_eq!(
+            decide(
+                Call::PsciFeatures {
+                    function: FN_CPU_ON
+                },
+                &cfg
+            ),
+            Decision::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decide(Call::SystemSuspend { smc64: true }, &cfg),
+            Decision::Return(NOT_SUPPORTED)
+        );
         assert_eq!(
             decide(Call::SystemOff, &cfg),
-            Decision::SystemEvent { event: SystemEvent::Shutdown, flags: 0, args: Args::Zero }
+            Decision::SystemEvent {
+                event: SystemEvent::Shutdown,
+                flags: 0,
+                args: Args::Zero
+            }
         );
     }
 
@@ -770,11 +994,23 @@ mod tests {
         for smc64 in [false, true] {
             let call = Call::SystemSuspend { smc64 };
             assert_eq!(decide(call, &CFG), Decision::Return(NOT_SUPPORTED));
-            let on = Config { system_suspend: true, ..CFG };
+            let on = Config {
+                system_suspend: true,
+                ..CFG
+            };
             let args = if smc64 { Args::Keep } else { Args::Narrow };
             assert_eq!(decide(call, &on), Decision::SystemSuspend { args });
             // Any PSCI 1.x has it once enabled.
-            assert_eq!(decide(call, &Config { version: PSCI_VERSION_1_0, ..on }), Decision::SystemSuspend { args });
+            assert_eq!(
+                decide(
+                    call,
+                    &Config {
+                        version: PSCI_VERSION_1_0,
+                        ..on
+                    }
+                ),
+                Decision::SystemSuspend { args }
+            );
         }
         for fid in [FN_SYSTEM_SUSPEND, FN64_SYSTEM_SUSPEND] {
             assert_eq!(psci_features(fid, 0, true), SUCCESS);
@@ -784,19 +1020,31 @@ mod tests {
 
     #[test]
     fn system_reset2_from_1_1() {
-        let warm = Call::SystemReset2 { reset_type: 0, smc64: true };
-        assert_eq!(decide(warm, &with(PSCI_VERSION_1_0)), Decision::Return(NOT_SUPPORTED));
+        let warm = Call::SystemReset2 {
+            reset_type: 0,
+            smc64: true,
+        };
+        assert_eq!(
+            decide(warm, &with(PSCI_VERSION_1_0)),
+            Decision::Return(NOT_SUPPORTED)
+        );
         let reset2 = |args| Decision::SystemEvent {
             event: SystemEvent::Reset,
             flags: SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2,
             args,
         };
         assert_eq!(decide(warm, &with(PSCI_VERSION_1_1)), reset2(Args::Keep));
-        let vendor = Call::SystemReset2 { reset_type: 0x8000_0001, smc64: false };
+        let vendor = Call::SystemReset2 {
+            reset_type: 0x8000_0001,
+            smc64: false,
+        };
         assert_eq!(decide(vendor, &CFG), reset2(Args::Narrow));
         // Reserved architectural types.
         for reset_type in [1, 0x7fff_ffff] {
-            let call = Call::SystemReset2 { reset_type, smc64: true };
+            let call = Call::SystemReset2 {
+                reset_type,
+                smc64: true,
+            };
             assert_eq!(decide(call, &CFG), Decision::Return(INVALID_PARAMETERS));
         }
         assert_eq!(psci_features(FN_SYSTEM_RESET2, 0, false), NOT_SUPPORTED);
@@ -811,12 +1059,24 @@ mod tests {
             args: Args::Zero,
         };
         let call = |off_type, cookie| Call::SystemOff2 { off_type, cookie };
-        assert_eq!(decide(call(1, 0), &with(PSCI_VERSION_1_2)), Decision::Return(NOT_SUPPORTED));
+        assert_eq!(
+            decide(call(1, 0), &with(PSCI_VERSION_1_2)),
+            Decision::Return(NOT_SUPPORTED)
+        );
         assert_eq!(decide(call(1, 0), &CFG), off2);
         assert_eq!(decide(call(0, 0), &CFG), off2);
-        assert_eq!(decide(call(1, 1), &CFG), Decision::Return(INVALID_PARAMETERS));
-        assert_eq!(decide(call(0, 1), &CFG), Decision::Return(INVALID_PARAMETERS));
-        assert_eq!(decide(call(2, 0), &CFG), Decision::Return(INVALID_PARAMETERS));
+        assert_eq!(
+            decide(call(1, 1), &CFG),
+            Decision::Return(INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            decide(call(0, 1), &CFG),
+            Decision::Return(INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            decide(call(2, 0), &CFG),
+            Decision::Return(INVALID_PARAMETERS)
+        );
         for fid in [FN_SYSTEM_OFF2, FN64_SYSTEM_OFF2] {
             assert_eq!(psci_features(fid, 3, false), OFF_TYPE_HIBERNATE_OFF);
             assert_eq!(psci_features(fid, 2, false), NOT_SUPPORTED);
@@ -827,29 +1087,84 @@ mod tests {
     fn system_off_and_reset_preload_internal_failure() {
         assert_eq!(
             decide(Call::SystemReset, &CFG),
-            Decision::SystemEvent { event: SystemEvent::Reset, flags: 0, args: Args::Zero }
+            Decision::SystemEvent {
+                event: SystemEvent::Reset,
+                flags: 0,
+                args: Args::Zero
+            }
         );
     }
 
     #[test]
     fn pv_time_calls() {
-        let st = Config { steal_time: true, ..CFG };
+        let st = Config {
+            steal_time: true,
+            ..CFG
+        };
         let features = |function| Call::PvTimeFeatures { function };
         // Discoverable through SMCCC_ARCH_FEATURES whenever the service is offered.
-        assert_eq!(decide(Call::SmcccArchFeatures { function: FN_PV_TIME_FEATURES }, &CFG), Decision::Return(SUCCESS));
-        assert_eq!(decide(Call::SmcccArchFeatures { function: FN_PV_TIME_ST }, &CFG), Decision::Return(NOT_SUPPORTED));
+        assert_eq!(
+            decide(
+                Call::SmcccArchFeatures {
+                    function: FN_PV_TIME_FEATURES
+                },
+                &CFG
+            ),
+            Decision::Return(SUCCESS)
+        );
+        assert_eq!(
+            decide(
+                Call::SmcccArchFeatures {
+                    function: FN_PV_TIME_ST
+                },
+                &CFG
+            ),
+            Decision::Return(NOT_SUPPORTED)
+        );
         // The calls themselves need a stolen-time structure.
-        assert_eq!(decide(features(FN_PV_TIME_ST), &CFG), Decision::Return(NOT_SUPPORTED));
-        assert_eq!(decide(Call::PvTimeSt, &CFG), Decision::Return(NOT_SUPPORTED));
-        assert_eq!(decide(features(FN_PV_TIME_FEATURES), &st), Decision::Return(SUCCESS));
-        assert_eq!(decide(features(FN_PV_TIME_ST), &st), Decision::Return(SUCCESS));
-        assert_eq!(decide(features(FN_PSCI_VERSION), &st), Decision::Return(NOT_SUPPORTED));
+        assert_eq!(
+            decide(features(FN_PV_TIME_ST), &CFG),
+            Decision::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decide(Call::PvTimeSt, &CFG),
+            Decision::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decide(features(FN_PV_TIME_FEATURES), &st),
+            Decision::Return(SUCCESS)
+        );
+        assert_eq!(
+            decide(features(FN_PV_TIME_ST), &st),
+            Decision::Return(SUCCESS)
+        );
+        assert_eq!(
+            decide(features(FN_PSCI_VERSION), &st),
+            Decision::Return(NOT_SUPPORTED)
+        );
         assert_eq!(decide(Call::PvTimeSt, &st), Decision::PvTimeSt);
         // A service the VM does not offer answers nothing.
-        let off = Config { pv_time: false, ..st };
-        assert_eq!(decide(Call::SmcccArchFeatures { function: FN_PV_TIME_FEATURES }, &off), Decision::Return(NOT_SUPPORTED));
-        assert_eq!(decide(features(FN_PV_TIME_FEATURES), &off), Decision::Return(NOT_SUPPORTED));
-        assert_eq!(decide(Call::PvTimeSt, &off), Decision::Return(NOT_SUPPORTED));
+        let off = Config {
+            pv_time: false,
+            ..st
+        };
+        assert_eq!(
+            decide(
+                Call::SmcccArchFeatures {
+                    function: FN_PV_TIME_FEATURES
+                },
+                &off
+            ),
+            Decision::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decide(features(FN_PV_TIME_FEATURES), &off),
+            Decision::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decide(Call::PvTimeSt, &off),
+            Decision::Return(NOT_SUPPORTED)
+        );
     }
 
     #[test]
@@ -872,10 +1187,16 @@ mod tests {
             for minor in 0..=3 {
                 assert_eq!(psci_features(fid, minor, false), SUCCESS, "{fid:#x}");
             }
-            assert_eq!(decide(Call::PsciFeatures { function: fid }, &CFG), Decision::Return(SUCCESS));
+            assert_eq!(
+                decide(Call::PsciFeatures { function: fid }, &CFG),
+                Decision::Return(SUCCESS)
+            );
         }
         // KVM does not list SMCCC_ARCH_FEATURES under PSCI_FEATURES either.
-        assert_eq!(psci_features(FN_SMCCC_ARCH_FEATURES, 3, true), NOT_SUPPORTED);
+        assert_eq!(
+            psci_features(FN_SMCCC_ARCH_FEATURES, 3, true),
+            NOT_SUPPORTED
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl StealTime {
 
     /// Sets the IPA, with KVM's checks in KVM's order: alignment, already set, then
     /// `backed` (a writable memslot covers the IPA; asked only when the rest passed).
-    pub(crate) fn set_base(&mut self, ipa: u64, backed: impl FnOnce(u64) -> bool) -> Result<(), SetError> {
+    pub(crate) fn set_base(
+        &mut self,
+        ipa: u64,
+        backed: impl FnOnce(u64) -> bool,
+    ) -> Result<(), SetError> {
         if ipa % STRUCT_SIZE as u64 != 0 {
             return Err(SetError::Invalid);
         }
@@ -88,14 +92,23 @@ mod tests {
         let mut st = StealTime::default();
         assert_eq!(st.base(), None);
         // Misaligned is EINVAL before the memslot is even looked at.
-        assert_eq!(st.set_base(0x4000_0001, |_| panic!("looked up")), Err(SetError::Invalid));
-        assert_eq!(st.set_base(0x4000_0020, |_| panic!("looked up")), Err(SetError::Invalid));
+        assert_eq!(
+            st.set_base(0x4000_0001, |_| panic!("looked up")),
+            Err(SetError::Invalid)
+        );
+        assert_eq!(
+            st.set_base(0x4000_0020, |_| panic!("looked up")),
+            Err(SetError::Invalid)
+        );
         assert_eq!(st.set_base(0x4000_0000, |_| false), Err(SetError::Invalid));
         assert_eq!(st.base(), None);
         assert_eq!(st.set_base(0x4000_0040, |ipa| ipa == 0x4000_0040), Ok(()));
         assert_eq!(st.base(), Some(0x4000_0040));
         // Once only; alignment still comes first.
-        assert_eq!(st.set_base(0x4000_0000, |_| true), Err(SetError::AlreadySet));
+        assert_eq!(
+            st.set_base(0x4000_0000, |_| true),
+            Err(SetError::AlreadySet)
+        );
         assert_eq!(st.set_base(0x4000_0001, |_| true), Err(SetError::Invalid));
         assert_eq!(st.base(), Some(0x4000_0040));
     }

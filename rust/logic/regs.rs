@@ -333,7 +333,10 @@ pub(crate) enum SysKind {
     Mpidr,
     HostId(HostIdReg),
     /// The feature ID space (3, 0, 0, 1..=7, 0..=7), by CRm and op2.
-    Id { crm: u8, op2: u8 },
+    Id {
+        crm: u8,
+        op2: u8,
+    },
     Debug(DebugBank, u8),
     Mdccint,
     Oslsr,
@@ -351,10 +354,18 @@ pub(crate) fn sys_kind(r: SysReg) -> Option<SysKind> {
         return Some(SysKind::Timer(t));
     }
     if r.op0 == 3 && r.op1 == 0 && r.crn == 0 && (1..=7).contains(&r.crm) {
-        return Some(SysKind::Id { crm: r.crm, op2: r.op2 });
+        return Some(SysKind::Id {
+            crm: r.crm,
+            op2: r.op2,
+        });
     }
     if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && r.crm <= 15 && r.op2 >= 4 && r.op2 <= 7 {
-        let bank = [DebugBank::Bvr, DebugBank::Bcr, DebugBank::Wvr, DebugBank::Wcr];
+        let bank = [
+            DebugBank::Bvr,
+            DebugBank::Bcr,
+            DebugBank::Wvr,
+            DebugBank::Wcr,
+        ];
         return Some(SysKind::Debug(bank[usize::from(r.op2 - 4)], r.crm));
     }
     Some(match r {
@@ -398,9 +409,25 @@ const fn sys_reg_list() -> [SysReg; SYS_LIST_LEN] {
         crm += 1;
     }
     let fixed = [
-        MDCCINT_EL1, OSLSR_EL1, DBGVCR32_EL2, MPIDR_EL1, MIDR_EL1, REVIDR_EL1, AIDR_EL1,
-        CLIDR_EL1, CTR_EL0, DACR32_EL2, IFSR32_EL2, FPEXC32_EL2, CNTV_CTL_EL0, CNTV_CVAL_EL0,
-        CNTVCT_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTPCT_EL0, DISR_EL1,
+        MDCCINT_EL1,
+        OSLSR_EL1,
+        DBGVCR32_EL2,
+        MPIDR_EL1,
+        MIDR_EL1,
+        REVIDR_EL1,
+        AIDR_EL1,
+        CLIDR_EL1,
+        CTR_EL0,
+        DACR32_EL2,
+        IFSR32_EL2,
+        FPEXC32_EL2,
+        CNTV_CTL_EL0,
+        CNTV_CVAL_EL0,
+        CNTVCT_EL0,
+        CNTP_CTL_EL0,
+        CNTP_CVAL_EL0,
+        CNTPCT_EL0,
+        DISR_EL1,
     ];
     let mut i = 0;
     while i < fixed.len() {
@@ -867,8 +894,14 @@ mod tests {
         // KVM_REG_ARM_STD_BMAP .. KVM_REG_ARM_VENDOR_HYP_BMAP_2.
         assert_eq!(fw_bmap_id(0), 0x6030_0000_0016_0000);
         assert_eq!(decode_id(fw_bmap_id(3)), Some(RegId::FwBmap(3)));
-        assert_eq!(decode_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32), None);
-        assert_eq!(bad_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32), BadId::NotFound);
+        assert_eq!(
+            decode_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32),
+            None
+        );
+        assert_eq!(
+            bad_id(fw_bmap_id(0) & !SIZE_MASK | KVM_REG_SIZE_U32),
+            BadId::NotFound
+        );
         let ids: Vec<u64> = fw_reg_ids().collect();
         assert_eq!(ids.len(), 8);
         assert_eq!(ids[0], PSCI_VERSION_ID);
@@ -914,7 +947,10 @@ mod tests {
             sys_kind(SysReg::new(2, 0, 0, 3, 4)),
             Some(SysKind::Debug(DebugBank::Bvr, 3))
         );
-        assert_eq!(sys_kind(SysReg::new(3, 0, 0, 7, 7)), Some(SysKind::Id { crm: 7, op2: 7 }));
+        assert_eq!(
+            sys_kind(SysReg::new(3, 0, 0, 7, 7)),
+            Some(SysKind::Id { crm: 7, op2: 7 })
+        );
         assert_eq!(sys_kind(CTR_EL0), Some(SysKind::HostId(HostIdReg::Ctr)));
         assert_eq!(sys_kind(CNTVCT_EL0), Some(SysKind::Timer(TimerReg::Cval)));
         assert_eq!(sys_kind(FPEXC32_EL2), Some(SysKind::Aa32(Aa32Reg::Fpexc)));

@@ -71,12 +71,22 @@ pub(crate) struct Desc {
 impl Desc {
     /// An event count (KVM's `STATS_DESC_COUNTER`).
     pub(crate) const fn counter(name: &'static str) -> Self {
-        Self { name, kind: Kind::Cumulative, unit: Unit::None, base: Base::Pow10, exponent: 0, size: 1 }
+        Self {
+            name,
+            kind: Kind::Cumulative,
+            unit: Unit::None,
+            base: Base::Pow10,
+            exponent: 0,
+            size: 1,
+        }
     }
 
     /// A current count (KVM's `STATS_DESC_ICOUNTER`).
     pub(crate) const fn instant(name: &'static str) -> Self {
-        Self { kind: Kind::Instant, ..Self::counter(name) }
+        Self {
+            kind: Kind::Instant,
+            ..Self::counter(name)
+        }
     }
 
     /// The descriptor's `flags`: type in bits 3:0, unit in 7:4, base in 11:8.
@@ -196,7 +206,12 @@ impl Layout {
             offset += u32::from(d.size) * 8;
         }
         for (i, v) in data.iter().enumerate() {
-            copy_overlap((self.data_offset() + i * 8) as u64, &v.to_ne_bytes(), pos, out);
+            copy_overlap(
+                (self.data_offset() + i * 8) as u64,
+                &v.to_ne_bytes(),
+                pos,
+                out,
+            );
         }
     }
 }
@@ -336,27 +351,56 @@ mod tests {
     fn flags_encoding_matches_kvm() {
         assert_eq!(Desc::counter("x").flags(), 0);
         assert_eq!(Desc::instant("x").flags(), 0x1);
-        let peak = Desc { kind: Kind::Peak, ..Desc::counter("x") };
+        let peak = Desc {
+            kind: Kind::Peak,
+            ..Desc::counter("x")
+        };
         assert_eq!(peak.flags(), 0x2);
         // KVM's STATS_DESC_TIME_NSEC: cumulative, seconds, pow10, exponent -9.
-        let ns = Desc { unit: Unit::Seconds, exponent: -9, ..Desc::counter("x") };
+        let ns = Desc {
+            unit: Unit::Seconds,
+            exponent: -9,
+            ..Desc::counter("x")
+        };
         assert_eq!(ns.flags(), 0x20);
         // STATS_DESC_LOGHIST_TIME_NSEC: log histogram of seconds.
-        let hist = Desc { kind: Kind::LogHist, unit: Unit::Seconds, size: 32, ..Desc::counter("x") };
+        let hist = Desc {
+            kind: Kind::LogHist,
+            unit: Unit::Seconds,
+            size: 32,
+            ..Desc::counter("x")
+        };
         assert_eq!(hist.flags(), 0x24);
         assert_eq!(hist.bucket_size(), 0);
-        let lin = Desc { kind: Kind::LinearHist { bucket_size: 8 }, unit: Unit::Bytes, base: Base::Pow2, ..Desc::counter("x") };
+        let lin = Desc {
+            kind: Kind::LinearHist { bucket_size: 8 },
+            unit: Unit::Bytes,
+            base: Base::Pow2,
+            ..Desc::counter("x")
+        };
         assert_eq!(lin.flags(), 0x113);
         assert_eq!(lin.bucket_size(), 8);
-        let boolean = Desc { unit: Unit::Boolean, kind: Kind::Instant, ..Desc::counter("x") };
+        let boolean = Desc {
+            unit: Unit::Boolean,
+            kind: Kind::Instant,
+            ..Desc::counter("x")
+        };
         assert_eq!(boolean.flags(), 0x41);
-        let cycles = Desc { unit: Unit::Cycles, ..Desc::counter("x") };
+        let cycles = Desc {
+            unit: Unit::Cycles,
+            ..Desc::counter("x")
+        };
         assert_eq!(cycles.flags(), 0x30);
     }
 
     #[test]
     fn descriptor_bytes() {
-        let d = Desc { exponent: -9, size: 3, unit: Unit::Seconds, ..Desc::counter("halt_wait_ns") };
+        let d = Desc {
+            exponent: -9,
+            size: 3,
+            unit: Unit::Seconds,
+            ..Desc::counter("halt_wait_ns")
+        };
         let b = d.encode(40);
         assert_eq!(u32_at(&b, 0), 0x20);
         assert_eq!(i16::from_ne_bytes([b[4], b[5]]), -9);
@@ -390,7 +434,11 @@ mod tests {
             for (i, d) in l.descs.iter().enumerate() {
                 assert!(d.name.len() < NAME_SIZE, "{}", d.name);
                 assert!(d.size > 0);
-                assert!(l.descs[..i].iter().all(|o| o.name != d.name), "duplicate {}", d.name);
+                assert!(
+                    l.descs[..i].iter().all(|o| o.name != d.name),
+                    "duplicate {}",
+                    d.name
+                );
             }
         }
         assert_eq!(VcpuStat::ALL.len(), VCPU_STATS.len());
@@ -412,8 +460,15 @@ mod tests {
         assert_eq!(l.read_len(0, 4096), len);
         l.read(&id, &data, 0, &mut whole[..len]);
         assert_eq!(&whole[24..24 + 11], b"kvm-42/vcpu");
-        assert_eq!(&whole[l.data_offset()..l.data_offset() + 8], &data[0].to_ne_bytes());
-        assert_eq!(u32_at(&whole, 72 + 64 + 8), 8, "second descriptor's data offset");
+        assert_eq!(
+            &whole[l.data_offset()..l.data_offset() + 8],
+            &data[0].to_ne_bytes()
+        );
+        assert_eq!(
+            u32_at(&whole, 72 + 64 + 8),
+            8,
+            "second descriptor's data offset"
+        );
         for pos in 0..len + 3 {
             for want in [1usize, 5, 64, 1000] {
                 let n = l.read_len(pos as u64, want);

@@ -22,14 +22,21 @@ pub(crate) const fn skip(pc: u64, pstate: u64, il32: bool) -> (u64, u64) {
     let pc = pc.wrapping_add(len);
     if pstate & (PSR_MODE32 | PSR_T) != (PSR_MODE32 | PSR_T) {
         // AArch32 PCs wrap at 32 bits; AArch64 ones do not matter here.
-        let pc = if pstate & PSR_MODE32 != 0 { pc & 0xffff_ffff } else { pc };
+        let pc = if pstate & PSR_MODE32 != 0 {
+            pc & 0xffff_ffff
+        } else {
+            pc
+        };
         return (pc, pstate);
     }
     let it = ((pstate >> IT_LOW_SHIFT) & 0x3) | (((pstate >> IT_HIGH_SHIFT) & 0x3f) << 2);
-    let it = if it & 0x7 == 0 { 0 } else { (it & 0xe0) | ((it << 1) & 0x1f) };
-    let pstate = (pstate & !IT_MASK)
-        | ((it & 0x3) << IT_LOW_SHIFT)
-        | (((it >> 2) & 0x3f) << IT_HIGH_SHIFT);
+    let it = if it & 0x7 == 0 {
+        0
+    } else {
+        (it & 0xe0) | ((it << 1) & 0x1f)
+    };
+    let pstate =
+        (pstate & !IT_MASK) | ((it & 0x3) << IT_LOW_SHIFT) | (((it >> 2) & 0x3f) << IT_HIGH_SHIFT);
     (pc & 0xffff_ffff, pstate)
 }
 

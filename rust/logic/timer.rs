@@ -124,10 +124,21 @@ impl WakeKey {
     /// and the physical timer `ptimer`, whose count is `pcount`. A timer whose interrupt
     /// already asserts needs no hrtimer (its level is already given to the vGIC).
     pub(crate) const fn new(vctl: u64, vcval: u64, ptimer: &TimerRegs, pcount: u64) -> Self {
-        let vt = TimerRegs { ctl: vctl, cval: vcval };
+        let vt = TimerRegs {
+            ctl: vctl,
+            cval: vcval,
+        };
         Self {
-            vtimer: if vt.can_fire() && vctl & ctl::ISTATUS == 0 { Some(vcval) } else { None },
-            ptimer: if ptimer.can_fire() && pcount < ptimer.cval { Some(ptimer.cval) } else { None },
+            vtimer: if vt.can_fire() && vctl & ctl::ISTATUS == 0 {
+                Some(vcval)
+            } else {
+                None
+            },
+            ptimer: if ptimer.can_fire() && pcount < ptimer.cval {
+                Some(ptimer.cval)
+            } else {
+                None
+            },
         }
     }
 
@@ -232,7 +243,12 @@ pub(crate) const fn ptimer_reg(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> O
 
 /// The result of a guest access to the physical timer: the value of a read, or the
 /// registers after a write (writes to the counter are ignored: it is read-only).
-pub(crate) fn ptimer_access(regs: &mut TimerRegs, reg: PtimerReg, count: u64, write: Option<u64>) -> u64 {
+pub(crate) fn ptimer_access(
+    regs: &mut TimerRegs,
+    reg: PtimerReg,
+    count: u64,
+    write: Option<u64>,
+) -> u64 {
     match (reg, write) {
         (PtimerReg::Ctl, None) => regs.read_ctl(count),
         (PtimerReg::Cval, None) => regs.cval,
@@ -273,13 +289,20 @@ mod tests {
         assert!(!t.level(99));
         assert!(t.level(100));
         assert!(t.level(u64::MAX));
-        assert!(!TimerRegs { ctl: EN | ctl::IMASK, cval: 100 }.level(200));
+        assert!(!TimerRegs {
+            ctl: EN | ctl::IMASK,
+            cval: 100
+        }
+        .level(200));
         assert!(!TimerRegs { ctl: 0, cval: 100 }.level(200));
     }
 
     #[test]
     fn ctl_reads_istatus_even_when_masked() {
-        let t = TimerRegs { ctl: EN | ctl::IMASK, cval: 10 };
+        let t = TimerRegs {
+            ctl: EN | ctl::IMASK,
+            cval: 10,
+        };
         assert_eq!(t.read_ctl(10), EN | ctl::IMASK | ctl::ISTATUS);
         assert_eq!(t.read_ctl(9), EN | ctl::IMASK);
         // Disabled: no ISTATUS whatever the count.
@@ -317,18 +340,39 @@ mod tests {
         let pt = TimerRegs { ctl: EN, cval: 500 };
         // Virtual timer armed at 300 (not yet fired), physical at 500, both counts at 100.
         let k = WakeKey::new(EN, 300, &pt, 100);
-        assert_eq!(k, WakeKey { vtimer: Some(300), ptimer: Some(500) });
+        assert_eq!(
+            k,
+            WakeKey {
+                vtimer: Some(300),
+                ptimer: Some(500)
+            }
+        );
         assert_eq!(k.ticks(100, 100), Some(200));
         // Different count domains: the physical one is closer.
         assert_eq!(k.ticks(0, 450), Some(50));
         // A fired virtual timer (ISTATUS) and a masked physical one need no wake-up.
-        let k = WakeKey::new(EN | ctl::ISTATUS, 300, &TimerRegs { ctl: EN | ctl::IMASK, cval: 1 }, 0);
+        let k = WakeKey::new(
+            EN | ctl::ISTATUS,
+            300,
+            &TimerRegs {
+                ctl: EN | ctl::IMASK,
+                cval: 1,
+            },
+            0,
+        );
         assert!(k.is_idle());
         assert_eq!(k.ticks(0, 0), None);
         // A physical timer already expired asserts now: no hrtimer for it.
         assert_eq!(WakeKey::new(0, 0, &pt, 500).ptimer, None);
         // Counts past the compare value while the key is stale: fire at once.
-        assert_eq!(WakeKey { vtimer: Some(10), ptimer: None }.ticks(20, 0), Some(0));
+        assert_eq!(
+            WakeKey {
+                vtimer: Some(10),
+                ptimer: None
+            }
+            .ticks(20, 0),
+            Some(0)
+        );
     }
 
     #[test]
@@ -338,7 +382,10 @@ mod tests {
         assert_eq!(ticks_to_ns(3, 1_000_000_000), 3);
         assert_eq!(ticks_to_ns(0, 24_000_000), 0);
         assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
-        assert_eq!(ticks_to_ns(u64::MAX, u32::MAX as u64), 4_294_967_297_000_000_000);
+        assert_eq!(
+            ticks_to_ns(u64::MAX, u32::MAX as u64),
+            4_294_967_297_000_000_000
+        );
         assert_eq!(ticks_to_ns(5, 0), u64::MAX);
     }
 
@@ -374,10 +421,19 @@ mod tests {
         assert_eq!(t.cval, 1100);
         ptimer_access(&mut t, PtimerReg::Ctl, 1000, Some(EN | ctl::ISTATUS));
         assert_eq!(t.ctl, EN);
-        assert_eq!(ptimer_access(&mut t, PtimerReg::Ctl, 1100, None), EN | ctl::ISTATUS);
+        assert_eq!(
+            ptimer_access(&mut t, PtimerReg::Ctl, 1100, None),
+            EN | ctl::ISTATUS
+        );
         assert_eq!(ptimer_access(&mut t, PtimerReg::Count, 1234, None), 1234);
         assert_eq!(ptimer_access(&mut t, PtimerReg::Count, 1234, Some(5)), 0);
-        assert_eq!(t, TimerRegs { ctl: EN, cval: 1100 });
+        assert_eq!(
+            t,
+            TimerRegs {
+                ctl: EN,
+                cval: 1100
+            }
+        );
     }
 
     #[test]

@@ -77,8 +77,8 @@ pub(crate) mod cptr_vhe {
 /// registers are in the CPU (`fp_owned`) and trapped before, so the first use loads them;
 /// SVE and SME trapped (not offered to guests); trace trapped.
 pub(crate) const fn guest_cptr_vhe(host: u64, fp_owned: bool) -> u64 {
-    let base = (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK | cptr_vhe::FPEN_MASK))
-        | cptr_vhe::TTA;
+    let base =
+        (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK | cptr_vhe::FPEN_MASK)) | cptr_vhe::TTA;
     if fp_owned {
         base | cptr_vhe::FPEN_MASK
     } else {
@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(v & cptr_vhe::ZEN_MASK, 0);
         assert_ne!(v & cptr_vhe::TTA, 0);
         // Until the guest's FP registers are loaded, FP traps.
-        assert_eq!(guest_cptr_vhe(cptr_vhe::FPEN_MASK, false) & cptr_vhe::FPEN_MASK, 0);
+        assert_eq!(
+            guest_cptr_vhe(cptr_vhe::FPEN_MASK, false) & cptr_vhe::FPEN_MASK,
+            0
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ impl VmidSet {
     /// An empty set for hardware with `bits`-bit VMIDs (8 or 16).
     pub(crate) const fn new(bits: u32) -> Self {
         let bits = if bits >= 16 { 16 } else { 8 };
-        Self { used: [0; WORDS], limit: 1 << bits, next: 1 }
+        Self {
+            used: [0; WORDS],
+            limit: 1 << bits,
+            next: 1,
+        }
     }
 
     /// Sets the hardware's VMID width (8 or 16 bits); call before the first `alloc`.

@@ -46,7 +46,12 @@ pub(crate) trait FdOps: Send + Sync + Sized + 'static {
     const HAS_READ: bool = false;
 
     /// Reads up to `len` bytes from file offset `pos` into `out`; returns the count.
-    fn read(_this: ArcBorrow<'_, Self>, _pos: u64, _len: usize, _out: &mut UserSliceWriter) -> Result<usize> {
+    fn read(
+        _this: ArcBorrow<'_, Self>,
+        _pos: u64,
+        _len: usize,
+        _out: &mut UserSliceWriter,
+    ) -> Result<usize> {
         Err(EINVAL)
     }
 }
@@ -171,7 +176,10 @@ impl<T: FdOps> VTable<T> {
     /// # Safety
     ///
     /// `file` is a live file created by [`install`] for `T`, `vma` a mapping being set up.
-    unsafe extern "C" fn mmap(file: *mut kbindings::file, vma: *mut kbindings::vm_area_struct) -> i32 {
+    unsafe extern "C" fn mmap(
+        file: *mut kbindings::file,
+        vma: *mut kbindings::vm_area_struct,
+    ) -> i32 {
         // SAFETY: as in `ioctl`.
         let this = unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) };
         // SAFETY: `mmap` is called while the new VMA is being set up, as `VmaNew` requires.

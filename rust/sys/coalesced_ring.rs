@@ -50,7 +50,10 @@ impl CoalescedRing {
     pub(crate) fn append(&mut self, addr: u64, len: u32, data: &[u8; 8], pio: bool) -> bool {
         // SAFETY: offsets 0 and 4 (`first`, `last`) are aligned `u32`s inside the live page.
         let (first, last) = unsafe {
-            (self.base.cast::<u32>().read_volatile(), self.base.add(4).cast::<u32>().read_volatile())
+            (
+                self.base.cast::<u32>().read_volatile(),
+                self.base.add(4).cast::<u32>().read_volatile(),
+            )
         };
         let Some((slot, next)) = coalesced::ring_insert(first, last, ENTRIES) else {
             return false;

@@ -18,7 +18,10 @@ pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
     // SAFETY: the trampoline matches `smp_call_func_t` and `info` is valid for the whole
     // call because `wait = 1` in the helper.
     unsafe {
-        bindings::rkvm_on_each_cpu(Some(trampoline::<F>), core::ptr::from_ref(f).cast_mut().cast())
+        bindings::rkvm_on_each_cpu(
+            Some(trampoline::<F>),
+            core::ptr::from_ref(f).cast_mut().cast(),
+        )
     };
 }
 

@@ -77,7 +77,8 @@ impl PollEntry {
     pub(crate) unsafe fn register(&self, fd: i32, wake: WakeFn) -> Result<usize> {
         let mut events: c_uint = 0;
         // SAFETY: the entry is valid and pinned by the caller's guarantee.
-        let ret = unsafe { bindings::rkvm_poll_register(fd, self.0.get(), Some(wake), &mut events) };
+        let ret =
+            unsafe { bindings::rkvm_poll_register(fd, self.0.get(), Some(wake), &mut events) };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }

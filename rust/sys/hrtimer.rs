@@ -73,7 +73,12 @@ impl<T: TimerOwner> WakeTimer<T> {
         // SAFETY: `raw` is set up (type invariant); restarting an armed or running timer
         // is allowed.
         unsafe {
-            bindings::hrtimer_start_range_ns(self.raw.get(), ns, 0, bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD)
+            bindings::hrtimer_start_range_ns(
+                self.raw.get(),
+                ns,
+                0,
+                bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD,
+            )
         };
     }
 

@@ -127,7 +127,8 @@ impl PercpuIrq {
         // SAFETY: takes the CPU-hotplug read lock, released below.
         unsafe { bindings::cpus_read_lock() };
         // SAFETY: the trampoline matches `irq_handler_t`; the name is static.
-        let ret = unsafe { bindings::rkvm_request_percpu_irq(irq, Some(trampoline), name.as_char_ptr()) };
+        let ret =
+            unsafe { bindings::rkvm_request_percpu_irq(irq, Some(trampoline), name.as_char_ptr()) };
         if ret == 0 {
             super::cpu::on_each_cpu(&|| {
                 // SAFETY: on each CPU in turn, for the per-CPU interrupt just requested.

@@ -5,8 +5,8 @@
 //! This is one of the few places with FFI: the bindgen output, the C helpers, and small
 //! safe wrappers over them. Everything above this layer uses the wrappers.
 
-mod bindings;
 pub(crate) mod anon_fd;
+mod bindings;
 pub(crate) mod clock;
 pub(crate) mod coalesced_ring;
 pub(crate) mod cpu;
@@ -47,10 +47,10 @@ plain_uapi!(
 pub(crate) mod uapi {
     pub(crate) use super::bindings::{
         KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-        KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED,
-        KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_WAKEUP,
-        KVM_SYSTEM_EVENT_SUSPEND, KVM_ARM_VCPU_PVTIME_CTRL, KVM_ARM_VCPU_PVTIME_IPA,
-        KVM_CAP_ARM_SYSTEM_SUSPEND, KVM_CAP_STEAL_TIME, KVM_CAP_SIGNAL_MSI, KVM_CAP_MSI_DEVID,
+        KVM_ARM_VCPU_PVTIME_CTRL, KVM_ARM_VCPU_PVTIME_IPA, KVM_CAP_ARM_SYSTEM_SUSPEND,
+        KVM_CAP_MSI_DEVID, KVM_CAP_SIGNAL_MSI, KVM_CAP_STEAL_TIME, KVM_MP_STATE_RUNNABLE,
+        KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED, KVM_SYSTEM_EVENT_RESET,
+        KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND, KVM_SYSTEM_EVENT_WAKEUP,
     };
 }
 

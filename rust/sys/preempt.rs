@@ -44,12 +44,19 @@ pub(crate) struct Notifier<'a, T: PreemptOps> {
 }
 
 impl<'a, T: PreemptOps> Notifier<'a, T> {
-    const OPS: bindings::preempt_ops =
-        bindings::preempt_ops { sched_in: Some(Self::sched_in), sched_out: Some(Self::sched_out) };
+    const OPS: bindings::preempt_ops = bindings::preempt_ops {
+        sched_in: Some(Self::sched_in),
+        sched_out: Some(Self::sched_out),
+    };
 
     /// A notifier calling `ops`, not yet registered.
     pub(crate) fn new(ops: &'a T) -> Self {
-        Self { raw: Default::default(), ops, registered: false, _pin: PhantomPinned }
+        Self {
+            raw: Default::default(),
+            ops,
+            registered: false,
+            _pin: PhantomPinned,
+        }
     }
 
     /// Registers the notifier on the current task until `self` is dropped.
@@ -58,7 +65,10 @@ impl<'a, T: PreemptOps> Notifier<'a, T> {
         // until `drop` unregisters it; the ops table is a promoted constant.
         unsafe {
             let this = self.get_unchecked_mut();
-            bindings::rkvm_preempt_notifier_init(&mut this.raw, core::ptr::from_ref(&Self::OPS).cast_mut());
+            bindings::rkvm_preempt_notifier_init(
+                &mut this.raw,
+                core::ptr::from_ref(&Self::OPS).cast_mut(),
+            );
             bindings::preempt_notifier_register(&mut this.raw);
             this.registered = true;
         }
@@ -82,7 +92,10 @@ impl<'a, T: PreemptOps> Notifier<'a, T> {
         this.ops.sched_in();
     }
 
-    unsafe extern "C" fn sched_out(raw: *mut bindings::preempt_notifier, _next: *mut bindings::task_struct) {
+    unsafe extern "C" fn sched_out(
+        raw: *mut bindings::preempt_notifier,
+        _next: *mut bindings::task_struct,
+    ) {
         // SAFETY: as in `sched_in`.
         let this = unsafe { &*raw.cast::<Self>() };
         this.ops.sched_out();

@@ -100,7 +100,8 @@ impl RunPage {
         unsafe {
             field!(self.__bindgen_anon_1.system_event.type_).write_volatile(kind);
             field!(self.__bindgen_anon_1.system_event.ndata).write_volatile(1);
-            field!(self.__bindgen_anon_1.system_event.__bindgen_anon_1.data[0]).write_volatile(flags);
+            field!(self.__bindgen_anon_1.system_event.__bindgen_anon_1.data[0])
+                .write_volatile(flags);
         }
         self.set_exit_reason(KVM_EXIT_SYSTEM_EVENT);
     }

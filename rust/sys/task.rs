@@ -71,7 +71,11 @@ impl<'a> GuestFp<'a> {
     /// The guest's FP/SIMD state for this `KVM_RUN`: still in memory, or already in the
     /// CPU when `hint` says the guest has been using it (`logic::fp::FpHint`).
     pub(crate) fn new(state: &'a mut FpState, hint: &mut FpHint) -> Self {
-        let mut fp = Self { state: NonNull::from(state), owner: FpOwner::START, _borrow: PhantomData };
+        let mut fp = Self {
+            state: NonNull::from(state),
+            owner: FpOwner::START,
+            _borrow: PhantomData,
+        };
         if hint.load_at_start() {
             fp.load();
         }

@@ -56,7 +56,11 @@ pub(crate) struct VcpuWake {
 
 impl VcpuWake {
     pub(crate) const fn new() -> Self {
-        Self { requests: AtomicU32::new(0), mode: AtomicU8::new(OUTSIDE), task: AtomicPtr::new(ptr::null_mut()) }
+        Self {
+            requests: AtomicU32::new(0),
+            mode: AtomicU8::new(OUTSIDE),
+            task: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     /// Records the current thread as the one running the vCPU (start of `KVM_RUN`).
@@ -83,7 +87,12 @@ impl VcpuWake {
                 // state is allowed from any context.
                 unsafe { bindings::wake_up_process(t) };
             }),
-            IN_GUEST if self.mode.compare_exchange(IN_GUEST, EXITING, SeqCst, SeqCst).is_ok() => {
+            IN_GUEST
+                if self
+                    .mode
+                    .compare_exchange(IN_GUEST, EXITING, SeqCst, SeqCst)
+                    .is_ok() =>
+            {
                 self.with_task(|t| {
                     // SAFETY: `t` is live; `kick_process` only sends a reschedule IPI to
                     // the CPU it runs on, if that is not this one.

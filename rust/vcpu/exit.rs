@@ -15,14 +15,13 @@ use crate::{
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
+        fwregs::{self, FwBitmaps, Service},
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
-        fwregs::{self, FwBitmaps, Service},
         psci::{self, Args, Call, Decision, MpState, SystemEvent},
         regs::{self, El1Reg, SysKind, SysReg, SCTLR_E0E, SCTLR_EE},
-        step,
-        timer as timer_logic,
+        step, timer as timer_logic,
     },
     mmu,
     sys::{
@@ -122,7 +121,11 @@ impl Vcpu {
                 match vm.mmu.lock().fault(ipa, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.
-                    mmu::Fault::Mmio => inject_into(ctx, Injected::InstructionAbort { far: exit.far }, esr.il32()),
+                    mmu::Fault::Mmio => inject_into(
+                        ctx,
+                        Injected::InstructionAbort { far: exit.far },
+                        esr.il32(),
+                    ),
                 }
                 Ok(Action::Reenter)
             }
@@ -227,7 +230,11 @@ impl Vcpu {
             reg: da.reg,
         };
         let big_endian = guest_big_endian(ctx);
-        let data = if access.write { access.write_data(ctx.reg(access.reg), big_endian) } else { [0; 8] };
+        let data = if access.write {
+            access.write_data(ctx.reg(access.reg), big_endian)
+        } else {
+            [0; 8]
+        };
         // The vGIC's frames are emulated here and never reach userspace. Registers are
         // little-endian; the access's own conversion handles a big-endian guest.
         if let Some(vgic) = vm.vgic().filter(|v| v.ready()) {
@@ -273,7 +280,8 @@ impl Vcpu {
                 return Ok(Action::Reenter);
             }
         }
-        self.run.set_mmio(ipa, data, u32::from(access.len), access.write);
+        self.run
+            .set_mmio(ipa, data, u32::from(access.len), access.write);
         self.stats.exits_mmio.inc();
         state.pending_mmio = Some((access, big_endian, esr.il32()));
         Ok(Action::ToUser)
@@ -299,7 +307,10 @@ impl Vcpu {
             return true;
         }
         if r == ICC_DIR_EL1 {
-            let done = !acc.read && vm.vgic().is_some_and(|v| v.deactivate(self.idx, ctx.reg(acc.rt)));
+            let done = !acc.read
+                && vm
+                    .vgic()
+                    .is_some_and(|v| v.deactivate(self.idx, ctx.reg(acc.rt)));
             if done {
                 skip_instr(ctx, true);
             } else {
@@ -313,7 +324,9 @@ impl Vcpu {
             _ => return false,
         };
         let sent = !acc.read
-            && vm.vgic().is_some_and(|v| v.send_sgi(self.idx, ctx.reg(acc.rt), group1));
+            && vm
+                .vgic()
+                .is_some_and(|v| v.send_sgi(self.idx, ctx.reg(acc.rt), group1));
         if sent {
             self.stats.vgic_sgi.inc();
             skip_instr(ctx, true);
@@ -366,15 +379,33 @@ impl Vcpu {
                 self.power_update(|power| power.state = MpState::Stopped);
                 psci::SUCCESS
             }
-            Decision::CpuOn { target_mpidr, entry, context, already_on } => {
+            Decision::CpuOn {
+                target_mpidr,
+                entry,
+                context,
+                already_on,
+            } => {
                 let big_endian = guest_big_endian(ctx);
-                cpu_on(vm, target_mpidr, CpuOnReset { entry, context, big_endian }, already_on)
+                cpu_on(
+                    vm,
+                    target_mpidr,
+                    CpuOnReset {
+                        entry,
+                        context,
+                        big_endian,
+                    },
+                    already_on,
+                )
             }
-            Decision::AffinityInfo { target, lowest_level } => affinity_info(vm, target, lowest_level),
+            Decision::AffinityInfo {
+                target,
+                lowest_level,
+            } => affinity_info(vm, target, lowest_level),
             Decision::PvTimeSt => self.pv_time_st(vm, state),
             Decision::SystemSuspend { args } => {
                 set_args(&mut state.ctx, args);
-                self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_SUSPEND);
+                self.run
+                    .set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_SUSPEND);
                 return Ok(Action::ToUser);
             }
             Decision::SystemEvent { event, flags, args } => {
@@ -431,7 +462,9 @@ fn firmware_call(vm: &Vm, fw: FwBitmaps, call: Call) -> [u64; 4] {
             // Only the words the request covers are drawn; the copy is wiped after.
             let mut random = [0u64; 3];
             let words = (bits as usize).div_ceil(64).min(3);
-            random[..words].iter_mut().for_each(|w| *w = sys::clock::random_u64());
+            random[..words]
+                .iter_mut()
+                .for_each(|w| *w = sys::clock::random_u64());
             ret = fwregs::trng_rnd(wide, bits, random);
             sys::clock::wipe(&mut random);
         }
@@ -479,7 +512,13 @@ fn beyond_ipa(vm: &Vm, ctx: &mut VcpuContext, esr: Esr, ipa: u64, fetch: bool) -
 fn guest_big_endian(ctx: &VcpuContext) -> bool {
     // SAFETY: in the run loop with the vCPU loaded.
     let sctlr = unsafe { hyp::el1_read(El1Reg::Sctlr) };
-    sctlr & if ctx.pstate & PSTATE_MODE_MASK == 0 { SCTLR_E0E } else { SCTLR_EE } != 0
+    sctlr
+        & if ctx.pstate & PSTATE_MODE_MASK == 0 {
+            SCTLR_E0E
+        } else {
+            SCTLR_EE
+        }
+        != 0
 }
 
 /// PSCI CPU_ON, as KVM's `kvm_psci_vcpu_on`: a stopped target becomes runnable at once
@@ -517,7 +556,12 @@ fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> u64 {
         return psci::INVALID_PARAMETERS;
     }
     let mut matched = false;
-    for vcpu in vm.vcpus.lock().iter().filter(|v| v.mpidr & mask == target & mask) {
+    for vcpu in vm
+        .vcpus
+        .lock()
+        .iter()
+        .filter(|v| v.mpidr & mask == target & mask)
+    {
         matched = true;
         if !vcpu.power.lock().off() {
             return psci::AFFINITY_ON;
@@ -588,12 +632,27 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     let result: Option<Option<u64>> = if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
         acc.read.then(|| Some(vm.id_reg(r.crm, r.op2)))
     } else if r == regs::MDSCR_EL1 {
-        Some(if acc.read { Some(state.mdscr) } else { state.mdscr = value; None })
+        Some(if acc.read {
+            Some(state.mdscr)
+        } else {
+            state.mdscr = value;
+            None
+        })
     } else if r == regs::ACTLR_EL1 {
-        Some(if acc.read { Some(state.actlr) } else { state.actlr = value; None })
+        Some(if acc.read {
+            Some(state.actlr)
+        } else {
+            state.actlr = value;
+            None
+        })
     } else if let Some(SysKind::Debug(bank, n)) = regs::sys_kind(r) {
         let slot = &mut dbg.bank_mut(bank)[usize::from(n)];
-        Some(if acc.read { Some(*slot) } else { *slot = value; None })
+        Some(if acc.read {
+            Some(*slot)
+        } else {
+            *slot = value;
+            None
+        })
     } else if r == OSLAR_EL1 {
         (!acc.read).then(|| {
             dbg.oslk = value & 1 != 0;
@@ -602,11 +661,29 @@ fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
     } else if r == regs::OSLSR_EL1 {
         acc.read.then(|| Some(dbg.oslsr()))
     } else if r == OSDLR_EL1 {
-        Some(if acc.read { Some(dbg.osdlr) } else { dbg.osdlr = value & 1; None })
+        Some(if acc.read {
+            Some(dbg.osdlr)
+        } else {
+            dbg.osdlr = value & 1;
+            None
+        })
     } else if r == regs::MDCCINT_EL1 {
         // Kept for the guest to read back; no channel exists to raise its interrupts.
-        Some(if acc.read { Some(dbg.mdccint) } else { dbg.mdccint = value; None })
-    } else if [MDRAR_EL1, DBGPRCR_EL1, DBGCLAIMSET_EL1, DBGCLAIMCLR_EL1, MDCCSR_EL0].contains(&r) {
+        Some(if acc.read {
+            Some(dbg.mdccint)
+        } else {
+            dbg.mdccint = value;
+            None
+        })
+    } else if [
+        MDRAR_EL1,
+        DBGPRCR_EL1,
+        DBGCLAIMSET_EL1,
+        DBGCLAIMCLR_EL1,
+        MDCCSR_EL0,
+    ]
+    .contains(&r)
+    {
         // Read as zero, writes ignored: no debug communication channel or claim tags.
         Some(acc.read.then_some(0))
     } else if r == DBGAUTHSTATUS_EL1 {

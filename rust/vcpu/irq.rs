@@ -21,11 +21,13 @@ impl Vcpu {
     /// Drives private interrupt `intid` (a PPI) of this vCPU to `level`; `false` if there
     /// is no vGIC to take it, so the caller gives the level again at the next entry.
     pub(super) fn set_ppi_level(&self, vm: &Vm, intid: u32, level: bool) -> bool {
-        self.irqchip(vm).is_some_and(|v| v.set_private_level(self.idx, intid, level).is_ok())
+        self.irqchip(vm)
+            .is_some_and(|v| v.set_private_level(self.idx, intid, level).is_ok())
     }
 
     /// WFI's wake-up condition: an interrupt is pending for this vCPU.
     pub(super) fn irq_pending(&self, vm: &Vm) -> bool {
-        self.irqchip(vm).is_some_and(|v| v.vcpu_has_pending(self.idx))
+        self.irqchip(vm)
+            .is_some_and(|v| v.vcpu_has_pending(self.idx))
     }
 }

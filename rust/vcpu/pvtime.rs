@@ -37,7 +37,13 @@ impl Vcpu {
     /// `KVM_{HAS,GET,SET}_DEVICE_ATTR` in `KVM_ARM_VCPU_PVTIME_CTRL`, with KVM's errnos:
     /// `ENXIO` for another attribute or a kernel without run-delay accounting, then
     /// `EFAULT`, then the checks of `StealTime::set_base`.
-    pub(super) fn pvtime_attr(&self, vm: &Vm, op: VcpuIoctl, attr: u64, addr: usize) -> Result<isize> {
+    pub(super) fn pvtime_attr(
+        &self,
+        vm: &Vm,
+        op: VcpuIoctl,
+        attr: u64,
+        addr: usize,
+    ) -> Result<isize> {
         if attr != pvtime::VCPU_PVTIME_IPA || !task::sched_info_on() {
             return Err(ENXIO);
         }
@@ -52,10 +58,14 @@ impl Vcpu {
             _ => {
                 let ipa: u64 = user.reader().read()?;
                 let mut inner = self.inner.lock();
-                inner.state.steal.set_base(ipa, |ipa| vm.mmu.lock().writable(ipa)).map_err(|e| match e {
-                    SetError::Invalid => EINVAL,
-                    SetError::AlreadySet => EEXIST,
-                })?;
+                inner
+                    .state
+                    .steal
+                    .set_base(ipa, |ipa| vm.mmu.lock().writable(ipa))
+                    .map_err(|e| match e {
+                        SetError::Invalid => EINVAL,
+                        SetError::AlreadySet => EEXIST,
+                    })?;
                 self.steal_time_on.store(true, Relaxed);
                 Ok(0)
             }
@@ -79,12 +89,16 @@ impl Vcpu {
             return;
         }
         self.steal_due.store(false, Relaxed);
-        let Some(base) = state.steal.base() else { return };
+        let Some(base) = state.steal.base() else {
+            return;
+        };
         let ipa = base + pvtime::STOLEN_TIME_OFFSET;
         let mmu = vm.mmu.lock();
         let mut bytes = [0u8; 8];
         if mmu.read_guest(ipa, &mut bytes).is_ok() {
-            let stolen = state.steal.update(u64::from_le_bytes(bytes), task::run_delay());
+            let stolen = state
+                .steal
+                .update(u64::from_le_bytes(bytes), task::run_delay());
             // A failure (the VMM unmapped its memory) leaves the guest's copy as it was.
             let _ = mmu.write_guest(ipa, &stolen.to_le_bytes());
         }

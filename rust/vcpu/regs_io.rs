@@ -76,7 +76,9 @@ impl Vcpu {
         let count = reg_list().count();
         let header = UserSlice::new(UserPtr::from_addr(arg), 8);
         let n: u64 = header.reader().read()?;
-        UserSlice::new(UserPtr::from_addr(arg), 8).writer().write(&(count as u64))?;
+        UserSlice::new(UserPtr::from_addr(arg), 8)
+            .writer()
+            .write(&(count as u64))?;
         if (n as usize) < count {
             return Err(E2BIG);
         }
@@ -92,7 +94,10 @@ impl Vcpu {
 /// registers (the timers' among them) by encoding.
 fn reg_list() -> impl Iterator<Item = u64> {
     let sys = regs::SYS_REG_LIST.iter().map(|&r| regs::sys_id(r));
-    Iterator::chain(Iterator::chain(regs::core_reg_ids(), regs::fw_reg_ids()), sys)
+    Iterator::chain(
+        Iterator::chain(regs::core_reg_ids(), regs::fw_reg_ids()),
+        sys,
+    )
 }
 
 /// Decodes a ONE_REG id, with KVM's errno for the ones that name nothing.
@@ -168,13 +173,21 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
         RegId::Fw(0) => psci::version(Vcpu::has_psci(&inner.state), vm.psci_version()),
         RegId::Fw(1..=3) => fwregs::WORKAROUND_LEVEL,
         RegId::Fw(_) => return Err(ENOENT),
-        RegId::FwBmap(index) => vm.fw_bitmaps().get(Bitmap::from_index(index).ok_or(ENOENT)?),
+        RegId::FwBmap(index) => vm
+            .fw_bitmaps()
+            .get(Bitmap::from_index(index).ok_or(ENOENT)?),
     };
     Ok(u64_bytes(v))
 }
 
 /// Sets register `id` of the guest to `bytes`.
-fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes: RegBytes) -> Result {
+fn write_reg(
+    inner: &mut VcpuInner,
+    el1: &mut El1Regs,
+    vm: &Vm,
+    id: RegId,
+    bytes: RegBytes,
+) -> Result {
     let v = bytes_u64(&bytes);
     // Registers whose value is fixed: writing back what was read succeeds; another value
     // is refused, with EBUSY once the VM has run (KVM's rule for ID registers).
@@ -223,7 +236,9 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
                         TimerReg::Cnt => vm.set_cntvoff(timer::offset_for(sysreg::cntpct_el0(), v)),
                         TimerReg::PCtl => ptimer.write_ctl(v),
                         TimerReg::PCval => ptimer.cval = v,
-                        TimerReg::PCnt => vm.set_cntpoff(timer::offset_for(sysreg::cntpct_el0(), v)),
+                        TimerReg::PCnt => {
+                            vm.set_cntpoff(timer::offset_for(sysreg::cntpct_el0(), v))
+                        }
                     }
                 }
                 SysKind::Mpidr => ctx.mpidr = v,
@@ -243,7 +258,9 @@ fn write_reg(inner: &mut VcpuInner, el1: &mut El1Regs, vm: &Vm, id: RegId, bytes
             }
         }
         // VM-wide, as on KVM: the value any vCPU sets is every vCPU's.
-        RegId::Fw(0) if psci::version_settable(v, Vcpu::has_psci(&inner.state)) => vm.set_psci_version(v),
+        RegId::Fw(0) if psci::version_settable(v, Vcpu::has_psci(&inner.state)) => {
+            vm.set_psci_version(v)
+        }
         RegId::Fw(0) => return Err(EINVAL),
         RegId::Fw(index @ 1..=3) => {
             if !fwregs::workaround_settable(index, v, fwregs::WORKAROUND_LEVEL) {
@@ -266,4 +283,3 @@ fn host_id(reg: HostIdReg) -> u64 {
         HostIdReg::Ctr => sysreg::ctr_el0(),
     }
 }
-

@@ -9,7 +9,9 @@
 //! reschedule checks, and the world switch with interrupts masked. The guest's FP/SIMD
 //! registers are loaded on its first FP instruction (`sys::task::GuestFp`).
 
-use super::{apply_cpu_on, exit::Action, load_put::RunningVcpu, CpuOnReset, Vcpu, VcpuInner, VcpuState};
+use super::{
+    apply_cpu_on, exit::Action, load_put::RunningVcpu, CpuOnReset, Vcpu, VcpuInner, VcpuState,
+};
 use crate::{
     hyp,
     logic::{psci::MpState, step},
@@ -120,13 +122,18 @@ impl Vcpu {
             // arrives as an IPI that makes the guest exit at once. A kick the thread gives
             // itself below (a timer level reaching the vGIC) costs one more iteration.
             self.wake.take(req::KICK);
-            let power = if self.power_settled.load(SeqCst) { Power::Run } else { self.power_check()? };
+            let power = if self.power_settled.load(SeqCst) {
+                Power::Run
+            } else {
+                self.power_check()?
+            };
             match power {
                 Power::Run => {}
                 Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
                 Power::Suspended => {
                     if self.halt(vm, state, MpState::Suspended) {
-                        self.run.set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
+                        self.run
+                            .set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
                         return Ok(0);
                     }
                     // A signal (checked next) or a power-state change ended the wait.

@@ -43,7 +43,10 @@ impl VcpuTimer {
     pub(crate) const fn new() -> Self {
         Self {
             ptimer: TimerRegs { ctl: 0, cval: 0 },
-            armed: WakeKey { vtimer: None, ptimer: None },
+            armed: WakeKey {
+                vtimer: None,
+                ptimer: None,
+            },
             vlevel: None,
             plevel: None,
         }
@@ -72,15 +75,23 @@ impl Vcpu {
         }
         // SAFETY: the run loop, with the vCPU loaded.
         let (vctl, vcval) = unsafe { hyp::vtimer_regs() };
-        let pcount = if t.ptimer.can_fire() { sysreg::cntpct_el0().wrapping_sub(vm.cntpoff()) } else { 0 };
+        let pcount = if t.ptimer.can_fire() {
+            sysreg::cntpct_el0().wrapping_sub(vm.cntpoff())
+        } else {
+            0
+        };
 
         let vlevel = timer::level_from_hw_ctl(vctl);
         if t.vlevel != Some(vlevel) {
-            t.vlevel = self.set_ppi_level(vm, vm.timer_ppi(0), vlevel).then_some(vlevel);
+            t.vlevel = self
+                .set_ppi_level(vm, vm.timer_ppi(0), vlevel)
+                .then_some(vlevel);
         }
         let plevel = t.ptimer.level(pcount);
         if t.plevel != Some(plevel) {
-            t.plevel = self.set_ppi_level(vm, vm.timer_ppi(1), plevel).then_some(plevel);
+            t.plevel = self
+                .set_ppi_level(vm, vm.timer_ppi(1), plevel)
+                .then_some(plevel);
         }
 
         let key = WakeKey::new(vctl, vcval, &t.ptimer, pcount);
@@ -92,7 +103,10 @@ impl Vcpu {
 
     fn arm_wake_timer(&self, vm: &Vm, key: &WakeKey) {
         let pct = sysreg::cntpct_el0();
-        match key.ticks(pct.wrapping_sub(vm.cntvoff()), pct.wrapping_sub(vm.cntpoff())) {
+        match key.ticks(
+            pct.wrapping_sub(vm.cntvoff()),
+            pct.wrapping_sub(vm.cntpoff()),
+        ) {
             None => self.wake_timer.try_cancel(),
             Some(ticks) => {
                 self.wake_timer.start(timer::ticks_to_ns(ticks, vm.cntfrq));
@@ -115,7 +129,12 @@ impl Vcpu {
 
 /// A trapped guest access to the physical timer or counter (`write`: the value written);
 /// returns the value of a read. The next entry's [`Vcpu::timer_sync`] acts on a change.
-pub(super) fn ptimer_access(vm: &Vm, state: &mut VcpuState, reg: PtimerReg, write: Option<u64>) -> u64 {
+pub(super) fn ptimer_access(
+    vm: &Vm,
+    state: &mut VcpuState,
+    reg: PtimerReg,
+    write: Option<u64>,
+) -> u64 {
     let count = sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
     timer::ptimer_access(&mut state.timer.ptimer, reg, count, write)
 }
@@ -127,7 +146,9 @@ impl Vcpu {
     /// every other group is `ENXIO`.
     pub(super) fn device_attr(&self, vm: &Vm, op: VcpuIoctl, arg: usize) -> Result<isize> {
         // struct kvm_device_attr { u32 flags; u32 group; u64 attr; u64 addr; }
-        let a: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), 24).reader().read()?;
+        let a: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), 24)
+            .reader()
+            .read()?;
         let (group, attr, addr) = ((a[0] >> 32) as u32, a[1], a[2] as usize);
         if group == crate::logic::pvtime::VCPU_PVTIME_CTRL {
             return self.pvtime_attr(vm, op, attr, addr);
@@ -159,7 +180,9 @@ impl Vcpu {
                 vm.set_timer_ppi(idx, irq as u32);
                 Ok(0)
             }
-            (timer::VCPU_PMU_V3_CTRL, VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr) => Err(ENODEV),
+            (timer::VCPU_PMU_V3_CTRL, VcpuIoctl::SetDeviceAttr | VcpuIoctl::GetDeviceAttr) => {
+                Err(ENODEV)
+            }
             _ => Err(ENXIO),
         }
     }

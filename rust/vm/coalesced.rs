@@ -9,7 +9,10 @@
 //! one relaxed load per MMIO write.
 
 use super::Vm;
-use crate::{logic::coalesced::{self, Zone}, sys::coalesced_ring::CoalescedRing};
+use crate::{
+    logic::coalesced::{self, Zone},
+    sys::coalesced_ring::CoalescedRing,
+};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{mm::virt::VmaMixedMap, prelude::*, uaccess::UserSlice};
 
@@ -31,7 +34,10 @@ pub(crate) struct Coalesced {
 
 impl Coalesced {
     pub(crate) fn new() -> Result<Self> {
-        Ok(Self { zones: KVec::new(), ring: CoalescedRing::new()? })
+        Ok(Self {
+            zones: KVec::new(),
+            ring: CoalescedRing::new()?,
+        })
     }
 }
 
@@ -60,7 +66,8 @@ impl Vm {
     pub(super) fn unregister_coalesced(&self, arg: Zone) -> Result<isize> {
         let mut c = self.coalesced.lock();
         c.zones.retain(|z| !z.removed_by(&arg));
-        self.has_coalesced.store(c.zones.iter().any(|z| !z.pio), Relaxed);
+        self.has_coalesced
+            .store(c.zones.iter().any(|z| !z.pio), Relaxed);
         Ok(0)
     }
 
@@ -74,14 +81,21 @@ impl Vm {
     fn coalesce(&self, addr: u64, len: u32, data: &[u8; 8], before: bool) -> bool {
         let mut c = self.coalesced.lock();
         let Coalesced { zones, ring } = &mut *c;
-        zones.iter().any(|z| !z.pio && z.contains(addr, len) && z.before_ioeventfd(addr) == before)
+        zones
+            .iter()
+            .any(|z| !z.pio && z.contains(addr, len) && z.before_ioeventfd(addr) == before)
             && ring.append(addr, len, data, false)
     }
 
     /// A guest MMIO write of `len` bytes at `addr` (bus bytes `data`) offered to the
     /// in-kernel MMIO devices in KVM's bus order (`Zone::before_ioeventfd`): returns the
     /// one that took it, or `None` if the write goes to userspace.
-    pub(crate) fn mmio_write_in_kernel(&self, addr: u64, len: u32, data: &[u8; 8]) -> Option<InKernel> {
+    pub(crate) fn mmio_write_in_kernel(
+        &self,
+        addr: u64,
+        len: u32,
+        data: &[u8; 8],
+    ) -> Option<InKernel> {
         let zones = self.has_coalesced.load(Relaxed);
         if zones && self.coalesce(addr, len, data, true) {
             return Some(InKernel::Coalesced);

@@ -24,7 +24,12 @@ pub(crate) struct Registration {
 impl Vm {
     /// `KVM_IOEVENTFD`: assigns or deassigns a registration.
     pub(super) fn ioeventfd(&self, a: &sys::kvm_ioeventfd) -> Result<isize> {
-        let args = Args { datamatch: a.datamatch, addr: a.addr, len: a.len, flags: a.flags };
+        let args = Args {
+            datamatch: a.datamatch,
+            addr: a.addr,
+            len: a.len,
+            flags: a.flags,
+        };
         if args.deassign() {
             // As KVM: the fd is looked up first, then the registration (no other checks).
             let eventfd = EventFd::from_fd(a.fd)?;
@@ -36,7 +41,8 @@ impl Vm {
                 .ok_or(ENOENT)?;
             // In bounds (just found); dropping the registration puts its eventfd.
             drop(list.remove(pos));
-            self.has_ioeventfds.store(list.iter().any(|r| r.key.bus == Bus::Mmio), Relaxed);
+            self.has_ioeventfds
+                .store(list.iter().any(|r| r.key.bus == Bus::Mmio), Relaxed);
             return Ok(0);
         }
         let key = args.assign_key().ok_or(EINVAL)?;
@@ -60,7 +66,10 @@ impl Vm {
             return false;
         }
         let list = self.ioeventfds.lock();
-        match list.iter().find(|r| r.key.matches_write(Bus::Mmio, addr, len, data)) {
+        match list
+            .iter()
+            .find(|r| r.key.matches_write(Bus::Mmio, addr, len, data))
+        {
             Some(r) => {
                 r.eventfd.signal();
                 true

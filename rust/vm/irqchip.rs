@@ -74,7 +74,11 @@ impl IrqRouting {
 
     /// `KVM_SET_GSI_ROUTING` with `entries` (already read and header-checked): builds
     /// the whole table (`EINVAL` for a bad entry leaves the old one), then swaps it in.
-    pub(crate) fn set_gsi_routing(&self, vm: &Vm, entries: &[[u32; irqroute::ENTRY_WORDS]]) -> Result {
+    pub(crate) fn set_gsi_routing(
+        &self,
+        vm: &Vm,
+        entries: &[[u32; irqroute::ENTRY_WORDS]],
+    ) -> Result {
         let len = irqroute::table_len(entries).map_err(|()| EINVAL)?;
         let mut table = KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..len {
@@ -158,7 +162,10 @@ impl IrqRouting {
     pub(crate) fn irqfd_remove(&self, vm: &Vm, irqfd: &Arc<Irqfd>) {
         let found = {
             let mut list = self.irqfds.lock();
-            let found = list.iter().position(|i| Arc::ptr_eq(i, irqfd)).and_then(|p| list.remove(p).ok());
+            let found = list
+                .iter()
+                .position(|i| Arc::ptr_eq(i, irqfd))
+                .and_then(|p| list.remove(p).ok());
             self.update_resample(vm, &list);
             found
         };
@@ -175,8 +182,12 @@ impl IrqRouting {
     pub(crate) fn resample(&self, vm: &Vm, acked: &[u64]) {
         let irqfds = self.irqfds.lock();
         for i in irqfds.iter() {
-            let Some(resample) = &i.resample else { continue };
-            let Route::Pin(n) = self.route(i.gsi) else { continue };
+            let Some(resample) = &i.resample else {
+                continue;
+            };
+            let Route::Pin(n) = self.route(i.gsi) else {
+                continue;
+            };
             let n = usize::from(n);
             if acked.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0) {
                 let _ = vm.vgic.set_spi_level(n as u32 + NR_PRIVATE, false);

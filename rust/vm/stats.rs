@@ -90,7 +90,12 @@ impl FdOps for VmStatsFile {
         Err(ENOTTY)
     }
 
-    fn read(this: ArcBorrow<'_, Self>, pos: u64, len: usize, out: &mut UserSliceWriter) -> Result<usize> {
+    fn read(
+        this: ArcBorrow<'_, Self>,
+        pos: u64,
+        len: usize,
+        out: &mut UserSliceWriter,
+    ) -> Result<usize> {
         let vm = &this.0;
         let (tlb_flushes, pages) = vm.mmu.lock().stats();
         let mut data = [0u64; stats::VM_STATS.len()];
@@ -117,7 +122,12 @@ impl FdOps for VcpuStatsFile {
         Err(ENOTTY)
     }
 
-    fn read(this: ArcBorrow<'_, Self>, pos: u64, len: usize, out: &mut UserSliceWriter) -> Result<usize> {
+    fn read(
+        this: ArcBorrow<'_, Self>,
+        pos: u64,
+        len: usize,
+        out: &mut UserSliceWriter,
+    ) -> Result<usize> {
         let vcpu = &this.vcpu;
         let mut data = [0u64; stats::VCPU_STATS.len()];
         for (slot, stat) in data.iter_mut().zip(VcpuStat::ALL) {
@@ -138,6 +148,12 @@ impl Vm {
 /// `KVM_GET_STATS_FD` on a vCPU fd.
 pub(crate) fn vcpu_stats_fd(vm: &Arc<Vm>, vcpu: &Arc<Vcpu>) -> Result<isize> {
     let name = CString::try_from_fmt(fmt!("kvm-vcpu-stats:{}", vcpu.id))?;
-    let file = Arc::new(VcpuStatsFile { _vm: vm.clone(), vcpu: vcpu.clone() }, GFP_KERNEL_ACCOUNT)?;
+    let file = Arc::new(
+        VcpuStatsFile {
+            _vm: vm.clone(),
+            vcpu: vcpu.clone(),
+        },
+        GFP_KERNEL_ACCOUNT,
+    )?;
     Ok(anon_fd::install_readonly(&name, file)? as isize)
 }

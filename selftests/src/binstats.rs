@@ -79,7 +79,8 @@ impl Stats {
 
     fn parse(fd: OwnedFd) -> Result<Self, String> {
         let raw = fd.as_raw_fd();
-        let h = pread(raw, HEADER_SIZE, 0).map_err(|e| format!("reading the header: {}", crate::errno_name(e)))?;
+        let h = pread(raw, HEADER_SIZE, 0)
+            .map_err(|e| format!("reading the header: {}", crate::errno_name(e)))?;
         if h.len() != HEADER_SIZE {
             return Err(format!("short header: {} bytes", h.len()));
         }
@@ -91,10 +92,15 @@ impl Stats {
             desc_offset: u32_at(&h, 16),
             data_offset: u32_at(&h, 20),
         };
-        let id = pread(raw, header.name_size as usize, u64::from(header.id_offset)).map_err(|e| format!("id: {e}"))?;
+        let id = pread(raw, header.name_size as usize, u64::from(header.id_offset))
+            .map_err(|e| format!("id: {e}"))?;
         let dsize = 16 + header.name_size as usize;
-        let all = pread(raw, dsize * header.num_desc as usize, u64::from(header.desc_offset))
-            .map_err(|e| format!("descriptors: {e}"))?;
+        let all = pread(
+            raw,
+            dsize * header.num_desc as usize,
+            u64::from(header.desc_offset),
+        )
+        .map_err(|e| format!("descriptors: {e}"))?;
         if all.len() != dsize * header.num_desc as usize {
             return Err(format!("short descriptor block: {} bytes", all.len()));
         }
@@ -109,29 +115,51 @@ impl Stats {
                 raw_name: d[16..].to_vec(),
             })
             .collect();
-        Ok(Self { fd, header, id, descs })
+        Ok(Self {
+            fd,
+            header,
+            id,
+            descs,
+        })
     }
 
     /// The id string up to its NUL.
     pub fn id(&self) -> String {
-        let end = self.id.iter().position(|&b| b == 0).unwrap_or(self.id.len());
+        let end = self
+            .id
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.id.len());
         String::from_utf8_lossy(&self.id[..end]).into_owned()
     }
 
     /// Size of the data block.
     pub fn data_len(&self) -> usize {
-        self.descs.iter().map(|d| d.offset as usize + 8 * usize::from(d.size)).max().unwrap_or(0)
+        self.descs
+            .iter()
+            .map(|d| d.offset as usize + 8 * usize::from(d.size))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Every statistic's first value, by name, from one read of the data block.
     pub fn values(&self) -> Result<HashMap<String, u64>, String> {
-        let data = pread(self.fd.as_raw_fd(), self.data_len(), u64::from(self.header.data_offset))
-            .map_err(|e| format!("data: {e}"))?;
+        let data = pread(
+            self.fd.as_raw_fd(),
+            self.data_len(),
+            u64::from(self.header.data_offset),
+        )
+        .map_err(|e| format!("data: {e}"))?;
         let mut out = HashMap::new();
         for d in &self.descs {
             let at = d.offset as usize;
-            let v = data.get(at..at + 8).ok_or_else(|| format!("short data block: {} bytes", data.len()))?;
-            out.insert(d.name().unwrap_or_default(), u64::from_ne_bytes(v.try_into().unwrap()));
+            let v = data
+                .get(at..at + 8)
+                .ok_or_else(|| format!("short data block: {} bytes", data.len()))?;
+            out.insert(
+                d.name().unwrap_or_default(),
+                u64::from_ne_bytes(v.try_into().unwrap()),
+            );
         }
         Ok(out)
     }

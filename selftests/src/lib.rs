@@ -79,7 +79,10 @@ pub const NO_GUESTS_REASON: &str = "rkvm has no backend on this host";
 /// Whether rkvm runs guests on this host: the harness names the expected backend, and
 /// both backends (VHE and nVHE) have a world switch.
 pub fn host_runs_guests() -> bool {
-    matches!(cmdline_param("rkvmtest.backend").as_deref(), Some("VHE" | "nVHE"))
+    matches!(
+        cmdline_param("rkvmtest.backend").as_deref(),
+        Some("VHE" | "nVHE")
+    )
 }
 
 /// Fails the test with a formatted message unless `cond` holds.
@@ -153,7 +156,8 @@ impl Cases {
     #[track_caller]
     fn record(&mut self, msg: String) {
         let at = std::panic::Location::caller();
-        self.failures.push(format!("{}:{}: {msg}", at.file(), at.line()));
+        self.failures
+            .push(format!("{}:{}: {msg}", at.file(), at.line()));
     }
 
     /// Passes if every case matched; otherwise fails listing each mismatch.
@@ -248,7 +252,9 @@ pub const KVM_MINOR: u32 = 232;
 pub fn char_dev(path: &str) -> Option<(u32, u32)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::metadata(path).ok()?;
-    meta.file_type().is_char_device().then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())))
+    meta.file_type()
+        .is_char_device()
+        .then(|| (libc::major(meta.rdev()), libc::minor(meta.rdev())))
 }
 
 /// An open file descriptor, closed on drop.
@@ -313,17 +319,32 @@ pub fn page_size() -> usize {
 pub fn cmdline_param(name: &str) -> Option<String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
     let prefix = format!("{name}=");
-    cmdline.split_whitespace().find_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
 }
 
 /// Console markers of a kernel in trouble, as `Documentation/testing.rst` lists them:
 /// any of these in the log fails a robustness test.
 const KERNEL_TROUBLE: &[&str] = &[
-    "Oops", "BUG:", "WARNING:", "Call trace:", "Kernel panic", "KASAN:", "UBSAN:",
-    "suspected memory leaks", "unreferenced object 0x", "possible circular locking",
-    "possible recursive locking", "inconsistent lock state", "suspicious RCU usage",
-    "self-detected stall", "rcu: INFO", "sleeping function called from invalid context",
-    "soft lockup", "blocked for more than",
+    "Oops",
+    "BUG:",
+    "WARNING:",
+    "Call trace:",
+    "Kernel panic",
+    "KASAN:",
+    "UBSAN:",
+    "suspected memory leaks",
+    "unreferenced object 0x",
+    "possible circular locking",
+    "possible recursive locking",
+    "inconsistent lock state",
+    "suspicious RCU usage",
+    "self-detected stall",
+    "rcu: INFO",
+    "sleeping function called from invalid context",
+    "soft lockup",
+    "blocked for more than",
 ];
 
 /// The lines of `messages` that show the kernel in trouble.
@@ -351,7 +372,8 @@ pub fn expected_oom_report(messages: &[String]) -> Vec<bool> {
         } else if m.contains("Memory cgroup out of memory: Killed process") {
             if let Some(s) = start.take() {
                 let ours = messages[s..i].iter().any(|l| {
-                    l.contains("oom-kill:constraint=CONSTRAINT_MEMCG") && l.contains("oom_memcg=/rkvm-limits-")
+                    l.contains("oom-kill:constraint=CONSTRAINT_MEMCG")
+                        && l.contains("oom_memcg=/rkvm-limits-")
                 });
                 if ours {
                     marks[s..=i].iter_mut().for_each(|b| *b = true);
@@ -409,7 +431,10 @@ pub fn pin_to_cpu(cpu: usize) -> Result<(), String> {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
     if unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) } != 0 {
-        return Err(format!("sched_setaffinity(CPU {cpu}): {}", io::Error::last_os_error()));
+        return Err(format!(
+            "sched_setaffinity(CPU {cpu}): {}",
+            io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -443,7 +468,8 @@ pub fn stat(s: &std::collections::HashMap<String, u64>, k: &str) -> u64 {
 
 /// rkvm's module reference count: every open VM or vCPU file (and vCPU mapping) holds one.
 pub fn module_refcnt() -> Result<u64, String> {
-    let s = std::fs::read_to_string("/sys/module/rkvm/refcnt").map_err(|e| format!("refcnt: {e}"))?;
+    let s =
+        std::fs::read_to_string("/sys/module/rkvm/refcnt").map_err(|e| format!("refcnt: {e}"))?;
     s.trim().parse().map_err(|e| format!("refcnt {s:?}: {e}"))
 }
 
@@ -457,7 +483,9 @@ pub fn wait_refcnt(baseline: u64, limit: std::time::Duration) -> Result<(), Stri
             return Ok(());
         }
         if start.elapsed() > limit {
-            return Err(format!("module refcnt {now}, expected {baseline} after {limit:?}"));
+            return Err(format!(
+                "module refcnt {now}, expected {baseline} after {limit:?}"
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -465,7 +493,9 @@ pub fn wait_refcnt(baseline: u64, limit: std::time::Duration) -> Result<(), Stri
 
 /// The number of open fds of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A small xorshift64* generator: the fuzzing tests print their seed, so a failing run
@@ -476,7 +506,11 @@ pub struct XorShift(u64);
 impl XorShift {
     pub fn new(seed: u64) -> Self {
         // Zero is the one state xorshift never leaves.
-        Self(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+        Self(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -558,7 +592,10 @@ impl Kick {
 
     fn set(&self, after: std::time::Duration) {
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: after.as_secs() as libc::time_t,
                 tv_nsec: after.subsec_nanos() as libc::c_long,

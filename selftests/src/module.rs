@@ -21,7 +21,8 @@ pub fn load_with(params: &str) -> Result<(), i32> {
     let file = File::open(MODULE_PATH).map_err(|e| e.raw_os_error().unwrap_or(0))?;
     let params = CString::new(params).map_err(|_| libc::EINVAL)?;
     // SAFETY: a valid fd and a NUL-terminated parameter string.
-    let ret = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
     if ret == 0 {
         Ok(())
     } else {

@@ -80,13 +80,18 @@ impl GuestMem {
         if ptr == libc::MAP_FAILED {
             return Err(format!("mmap: {}", std::io::Error::last_os_error()));
         }
-        Ok(Self { ptr: ptr.cast(), size })
+        Ok(Self {
+            ptr: ptr.cast(),
+            size,
+        })
     }
 
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= self.size);
         // SAFETY: in bounds of the mapping.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len())
+        };
     }
 
     pub fn read_u64(&self, offset: usize) -> u64 {
@@ -139,7 +144,9 @@ impl TestVm {
     /// As [`TestVm::with_mem`], with `KVM_CREATE_VM`'s type given (e.g. an IPA size).
     pub fn with_type(vm_type: u64, mem: GuestMem, code: &[u8]) -> Result<Self, String> {
         let kvm = kvm()?;
-        let vm = kvm.create_vm_with_type(vm_type).map_err(|e| format!("KVM_CREATE_VM({vm_type}): {e}"))?;
+        let vm = kvm
+            .create_vm_with_type(vm_type)
+            .map_err(|e| format!("KVM_CREATE_VM({vm_type}): {e}"))?;
         Self::finish(kvm, vm, mem, code)
     }
 
@@ -161,11 +168,17 @@ impl TestVm {
 
     /// Creates vCPU `id`, initialised with PSCI 0.2 (plus `extra` feature bits), at PC `pc`.
     pub fn vcpu(&self, id: u64, pc: u64, extra: u32) -> Result<VcpuFd, String> {
-        let vcpu = self.vm.create_vcpu(id).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+        let vcpu = self
+            .vm
+            .create_vcpu(id)
+            .map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
         let mut init = kvm_vcpu_init::default();
-        self.vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
+        self.vm
+            .get_preferred_target(&mut init)
+            .map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
         init.features[0] |= (1 << KVM_ARM_VCPU_PSCI_0_2) | extra;
-        vcpu.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
+        vcpu.vcpu_init(&init)
+            .map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
         set_reg(&vcpu, core_reg_pc(), pc)?;
         Ok(vcpu)
     }
@@ -180,20 +193,28 @@ pub const GICR_BASE: u64 = 0x080a_0000;
 /// `CTRL_INIT`); `None` when the device type is not offered (`ENODEV`).
 pub fn create_vgic(vm: &VmFd) -> Result<Option<kvm_ioctls::DeviceFd>, String> {
     use kvm_bindings::*;
-    let mut dev = kvm_create_device { type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3, fd: 0, flags: 0 };
+    let mut dev = kvm_create_device {
+        type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
+        fd: 0,
+        flags: 0,
+    };
     let gic = match vm.create_device(&mut dev) {
         Ok(d) => d,
         Err(e) if e.errno() == libc::ENODEV => return Ok(None),
         Err(e) => return Err(format!("KVM_CREATE_DEVICE(VGIC_V3): {e}")),
     };
-    for (kind, addr) in [(KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE), (KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE)] {
+    for (kind, addr) in [
+        (KVM_VGIC_V3_ADDR_TYPE_DIST, GICD_BASE),
+        (KVM_VGIC_V3_ADDR_TYPE_REDIST, GICR_BASE),
+    ] {
         let attr = kvm_device_attr {
             group: KVM_DEV_ARM_VGIC_GRP_ADDR,
             attr: u64::from(kind),
             addr: &addr as *const u64 as u64,
             flags: 0,
         };
-        gic.set_device_attr(&attr).map_err(|e| format!("vGIC address {kind}: {e}"))?;
+        gic.set_device_attr(&attr)
+            .map_err(|e| format!("vGIC address {kind}: {e}"))?;
     }
     let init = kvm_device_attr {
         group: KVM_DEV_ARM_VGIC_GRP_CTRL,
@@ -201,14 +222,21 @@ pub fn create_vgic(vm: &VmFd) -> Result<Option<kvm_ioctls::DeviceFd>, String> {
         addr: 0,
         flags: 0,
     };
-    gic.set_device_attr(&init).map_err(|e| format!("vGIC CTRL_INIT: {e}"))?;
+    gic.set_device_attr(&init)
+        .map_err(|e| format!("vGIC CTRL_INIT: {e}"))?;
     Ok(Some(gic))
 }
 
 /// ONE_REG id of a core register at u32-word offset `off` in `struct kvm_regs`.
 pub const fn core_reg(off: u64, size_u128: bool) -> u64 {
-    0x6000_0000_0000_0000 | if size_u128 { 0x0040_0000_0000_0000 } else { 0x0030_0000_0000_0000 }
-        | 0x0010_0000 | off
+    0x6000_0000_0000_0000
+        | if size_u128 {
+            0x0040_0000_0000_0000
+        } else {
+            0x0030_0000_0000_0000
+        }
+        | 0x0010_0000
+        | off
 }
 pub const fn core_reg_x(n: u64) -> u64 {
     core_reg(n * 2, false)
@@ -228,12 +256,15 @@ pub const fn sys_reg(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64) -> u64 {
 }
 
 pub fn set_reg(vcpu: &VcpuFd, id: u64, v: u64) -> Result<(), String> {
-    vcpu.set_one_reg(id, &v.to_le_bytes()).map(|_| ()).map_err(|e| format!("SET_ONE_REG {id:#x}: {e}"))
+    vcpu.set_one_reg(id, &v.to_le_bytes())
+        .map(|_| ())
+        .map_err(|e| format!("SET_ONE_REG {id:#x}: {e}"))
 }
 
 pub fn get_reg(vcpu: &VcpuFd, id: u64) -> Result<u64, String> {
     let mut b = [0u8; 8];
-    vcpu.get_one_reg(id, &mut b).map_err(|e| format!("GET_ONE_REG {id:#x}: {e}"))?;
+    vcpu.get_one_reg(id, &mut b)
+        .map_err(|e| format!("GET_ONE_REG {id:#x}: {e}"))?;
     Ok(u64::from_le_bytes(b))
 }
 
@@ -248,7 +279,8 @@ pub enum Exit {
 
 /// Runs until an exit; MMIO reads are answered with `read_value` (little-endian).
 pub fn run(vcpu: &mut VcpuFd, read_value: u64) -> Result<Exit, String> {
-    run_errno(vcpu, read_value).map_err(|e| format!("KVM_RUN: {}", std::io::Error::from_raw_os_error(e)))
+    run_errno(vcpu, read_value)
+        .map_err(|e| format!("KVM_RUN: {}", std::io::Error::from_raw_os_error(e)))
 }
 
 /// As [`run`], keeping `KVM_RUN`'s errno (tests that expect a failing run need it).
@@ -347,11 +379,22 @@ pub fn ioctl_with<T>(fd: std::os::fd::RawFd, cmd: u64, value: &mut T) -> Result<
 }
 
 // Sum 1..=100 into RAM at MEM_BASE + 0x1000, then PSCI SYSTEM_OFF.
-crate::guest_code!(smoke_guest,
-    "mov x2, #0", "mov x3, #1",
-    "1: add x2, x2, x3", "add x3, x3, #1", "cmp x3, #101", "b.ne 1b",
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "str x2, [x4]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+crate::guest_code!(
+    smoke_guest,
+    "mov x2, #0",
+    "mov x3, #1",
+    "1: add x2, x2, x3",
+    "add x3, x3, #1",
+    "cmp x3, #101",
+    "b.ne 1b",
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x1000",
+    "str x2, [x4]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 /// Runs a small guest to its end (a sum in guest memory, then SYSTEM_OFF) in a fresh VM:
 /// the world switch works on the calling thread's CPU.

@@ -146,7 +146,11 @@ pub(crate) struct Region {
 
 impl Region {
     pub(crate) fn size(&self, nr_vcpus: usize) -> u64 {
-        let n = if self.count != 0 { self.count as u64 } else { nr_vcpus as u64 };
+        let n = if self.count != 0 {
+            self.count as u64
+        } else {
+            nr_vcpus as u64
+        };
         n * REDIST_SIZE
     }
 
@@ -167,7 +171,11 @@ pub(crate) fn decode_region(v: u64) -> Result<Region, Errno> {
     if count == 0 || v & RDIST_FLAGS_MASK != 0 {
         return Err(Errno::Inval);
     }
-    Ok(Region { index: (v & RDIST_INDEX_MASK) as u32, base: v & RDIST_BASE_MASK, count })
+    Ok(Region {
+        index: (v & RDIST_INDEX_MASK) as u32,
+        base: v & RDIST_BASE_MASK,
+        count,
+    })
 }
 
 /// The index a `REDIST_REGION` read asks about.
@@ -181,7 +189,12 @@ fn overlap(a: u64, a_size: u64, b: u64, b_size: u64) -> bool {
 
 /// KVM's `vgic_check_iorange`: an address not set before, aligned to 64 KiB with an
 /// aligned size, not wrapping, inside the VM's IPA space.
-pub(crate) fn check_iorange(current: Option<u64>, addr: u64, size: u64, ipa_limit: u64) -> Result<(), Errno> {
+pub(crate) fn check_iorange(
+    current: Option<u64>,
+    addr: u64,
+    size: u64,
+    ipa_limit: u64,
+) -> Result<(), Errno> {
     if current.is_some() {
         return Err(Errno::Exist);
     }
@@ -209,7 +222,15 @@ pub(crate) const MAX_REGIONS: usize = 64;
 
 impl Layout {
     pub(crate) const fn new() -> Self {
-        Self { dist: None, regions: [Region { index: 0, base: 0, count: 0 }; MAX_REGIONS], nr_regions: 0 }
+        Self {
+            dist: None,
+            regions: [Region {
+                index: 0,
+                base: 0,
+                count: 0,
+            }; MAX_REGIONS],
+            nr_regions: 0,
+        }
     }
 
     pub(crate) fn regions(&self) -> &[Region] {
@@ -225,7 +246,12 @@ impl Layout {
 
     /// `ADDR_TYPE_REDIST` (legacy: `region.count` 0) or `REDIST_REGION` write, with
     /// `nr_vcpus` vCPUs created so far.
-    pub(crate) fn add_region(&mut self, r: Region, nr_vcpus: usize, ipa_limit: u64) -> Result<(), Errno> {
+    pub(crate) fn add_region(
+        &mut self,
+        r: Region,
+        nr_vcpus: usize,
+        ipa_limit: u64,
+    ) -> Result<(), Errno> {
         let size = r.size(nr_vcpus);
         if r.base.checked_add(size).is_none() {
             return Err(Errno::Inval);
@@ -249,10 +275,17 @@ impl Layout {
         // KVM checks a legacy region against the distributor here, and a counted one
         // when it places a vCPU's redistributor in it (`vgic_v3_check_base`); rkvm
         // checks both here, with the same error.
-        if self.dist.is_some_and(|d| overlap(d, DIST_SIZE, r.base, size)) {
+        if self
+            .dist
+            .is_some_and(|d| overlap(d, DIST_SIZE, r.base, size))
+        {
             return Err(Errno::Inval);
         }
-        if self.regions().iter().any(|o| overlap(o.base, o.size(nr_vcpus), r.base, size)) {
+        if self
+            .regions()
+            .iter()
+            .any(|o| overlap(o.base, o.size(nr_vcpus), r.base, size))
+        {
             return Err(Errno::Inval);
         }
         check_iorange(None, r.base, size, ipa_limit)?;
@@ -266,7 +299,11 @@ impl Layout {
 
     /// The region with `index`, for a `REDIST_REGION` read (`ENOENT` if none).
     pub(crate) fn region(&self, index: u32) -> Result<Region, Errno> {
-        self.regions().iter().find(|r| r.index == index).copied().ok_or(Errno::Noent)
+        self.regions()
+            .iter()
+            .find(|r| r.index == index)
+            .copied()
+            .ok_or(Errno::Noent)
     }
 
     /// KVM's first-run check (`vgic_v3_map_resources`): every vCPU has a redistributor
@@ -276,7 +313,13 @@ impl Layout {
         let capacity: u64 = self
             .regions()
             .iter()
-            .map(|r| if r.count == 0 { nr_vcpus as u64 } else { u64::from(r.count) })
+            .map(|r| {
+                if r.count == 0 {
+                    nr_vcpus as u64
+                } else {
+                    u64::from(r.count)
+                }
+            })
             .sum();
         if capacity < nr_vcpus as u64 {
             return Err(Errno::Nxio);
@@ -298,7 +341,11 @@ impl Layout {
     pub(crate) fn redist_at(&self, ipa: u64, nr_vcpus: usize) -> Option<(usize, u64)> {
         let mut first = 0usize;
         for r in self.regions() {
-            let slots = if r.count == 0 { nr_vcpus } else { r.count as usize };
+            let slots = if r.count == 0 {
+                nr_vcpus
+            } else {
+                r.count as usize
+            };
             if ipa >= r.base && ipa - r.base < slots as u64 * REDIST_SIZE {
                 let vcpu = first + ((ipa - r.base) / REDIST_SIZE) as usize;
                 return (vcpu < nr_vcpus).then_some((vcpu, (ipa - r.base) % REDIST_SIZE));
@@ -313,7 +360,11 @@ impl Layout {
     fn placed(&self, nr_vcpus: usize) -> impl Iterator<Item = (&Region, usize, usize)> {
         let mut first = 0usize;
         self.regions().iter().map(move |r| {
-            let slots = if r.count == 0 { nr_vcpus } else { r.count as usize };
+            let slots = if r.count == 0 {
+                nr_vcpus
+            } else {
+                r.count as usize
+            };
             let used = slots.min(nr_vcpus.saturating_sub(first));
             let start = first;
             first += slots;
@@ -326,7 +377,10 @@ impl Layout {
     /// another region with a redistributor in it continues contiguously. A vCPU without a
     /// redistributor yet is not last.
     pub(crate) fn is_last(&self, idx: usize, nr_vcpus: usize) -> bool {
-        let Some((r, start, used)) = self.placed(nr_vcpus).find(|&(_, s, u)| idx >= s && idx < s + u) else {
+        let Some((r, start, used)) = self
+            .placed(nr_vcpus)
+            .find(|&(_, s, u)| idx >= s && idx < s + u)
+        else {
             return false;
         };
         let i = idx - start;
@@ -335,7 +389,9 @@ impl Layout {
         }
         if r.count != 0 && i + 1 == r.count as usize {
             let end = r.base + r.size(nr_vcpus);
-            return !self.placed(nr_vcpus).any(|(o, _, u)| o.base == end && u > 0);
+            return !self
+                .placed(nr_vcpus)
+                .any(|(o, _, u)| o.base == end && u > 0);
         }
         true
     }
@@ -373,10 +429,19 @@ mod tests {
         assert_eq!(decode_its(GRP_ADDR, ADDR_TYPE_DIST), Err(Errno::NoDev));
         assert_eq!(decode_its(GRP_CTRL, CTRL_INIT), Ok(ItsAttr::Init));
         assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_RESET), Ok(ItsAttr::Reset));
-        assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_SAVE_TABLES), Ok(ItsAttr::SaveTables));
-        assert_eq!(decode_its(GRP_CTRL, CTRL_ITS_RESTORE_TABLES), Ok(ItsAttr::RestoreTables));
+        assert_eq!(
+            decode_its(GRP_CTRL, CTRL_ITS_SAVE_TABLES),
+            Ok(ItsAttr::SaveTables)
+        );
+        assert_eq!(
+            decode_its(GRP_CTRL, CTRL_ITS_RESTORE_TABLES),
+            Ok(ItsAttr::RestoreTables)
+        );
         // The vGIC's own control attribute is not the ITS's.
-        assert_eq!(decode_its(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Err(Errno::Nxio));
+        assert_eq!(
+            decode_its(GRP_CTRL, CTRL_SAVE_PENDING_TABLES),
+            Err(Errno::Nxio)
+        );
         assert_eq!(decode_its(GRP_ITS_REGS, 0x88), Ok(ItsAttr::Regs(0x88)));
         assert_eq!(decode_its(GRP_DIST_REGS, 0), Err(Errno::Nxio));
     }
@@ -401,7 +466,11 @@ mod tests {
         let mut l = Layout::new();
         l.set_dist(0x800_0000, IPA).unwrap();
         // Overlaps the distributor with two vCPUs.
-        let legacy = |base| Region { index: 0, base, count: 0 };
+        let legacy = |base| Region {
+            index: 0,
+            base,
+            count: 0,
+        };
         assert_eq!(l.add_region(legacy(0x7ff_0000), 2, IPA), Err(Errno::Inval));
         assert_eq!(l.add_region(legacy(0x80a_1000), 2, IPA), Err(Errno::Inval));
         assert_eq!(l.add_region(legacy(0x80a_0000), 2, IPA), Ok(()));
@@ -416,7 +485,16 @@ mod tests {
     fn legacy_region_set_before_vcpus_is_checked_at_first_run() {
         // kvmtool: redistributors, then distributor, before any vCPU exists.
         let mut l = Layout::new();
-        l.add_region(Region { index: 0, base: 0x3ffb_0000, count: 0 }, 0, IPA).unwrap();
+        l.add_region(
+            Region {
+                index: 0,
+                base: 0x3ffb_0000,
+                count: 0,
+            },
+            0,
+            IPA,
+        )
+        .unwrap();
         l.set_dist(0x3fff_0000, IPA).unwrap();
         assert_eq!(l.check(2, IPA), Ok(0x3fff_0000));
         // Three vCPUs would reach into the distributor.
@@ -427,21 +505,89 @@ mod tests {
     fn counted_regions() {
         let mut l = Layout::new();
         assert_eq!(decode_region(0x80a_0000), Err(Errno::Inval)); // count 0
-        assert_eq!(decode_region((1 << 52) | (1 << 12) | 0x80a_0000), Err(Errno::Inval));
+        assert_eq!(
+            decode_region((1 << 52) | (1 << 12) | 0x80a_0000),
+            Err(Errno::Inval)
+        );
         let r0 = decode_region((1 << 52) | 0x80a_0000).unwrap();
-        assert_eq!(r0, Region { index: 0, base: 0x80a_0000, count: 1 });
-        assert_eq!(l.add_region(Region { index: 1, ..r0 }, 2, IPA), Err(Errno::Inval));
+        assert_eq!(
+            r0,
+            Region {
+                index: 0,
+                base: 0x80a_0000,
+                count: 1
+            }
+        );
+        assert_eq!(
+            l.add_region(Region { index: 1, ..r0 }, 2, IPA),
+            Err(Errno::Inval)
+        );
         assert_eq!(l.add_region(r0, 2, IPA), Ok(()));
-        assert_eq!(l.add_region(Region { index: 2, base: 0x100_0000, count: 1 }, 2, IPA), Err(Errno::Inval));
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 2,
+                    base: 0x100_0000,
+                    count: 1
+                },
+                2,
+                IPA
+            ),
+            Err(Errno::Inval)
+        );
         // Overlap with region 0.
-        assert_eq!(l.add_region(Region { index: 1, base: 0x80b_0000, count: 1 }, 2, IPA), Err(Errno::Inval));
-        assert_eq!(l.add_region(Region { index: 1, base: 0x100_0000, count: 4 }, 2, IPA), Ok(()));
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 1,
+                    base: 0x80b_0000,
+                    count: 1
+                },
+                2,
+                IPA
+            ),
+            Err(Errno::Inval)
+        );
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 1,
+                    base: 0x100_0000,
+                    count: 4
+                },
+                2,
+                IPA
+            ),
+            Ok(())
+        );
         // No legacy region after counted ones.
-        assert_eq!(l.add_region(Region { index: 0, base: 0x200_0000, count: 0 }, 2, IPA), Err(Errno::Inval));
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 0,
+                    base: 0x200_0000,
+                    count: 0
+                },
+                2,
+                IPA
+            ),
+            Err(Errno::Inval)
+        );
         assert_eq!(l.region(1).unwrap().encode(), (4 << 52) | 0x100_0000 | 1);
         assert_eq!(l.region(2), Err(Errno::Noent));
         // Out of the IPA space.
-        assert_eq!(l.add_region(Region { index: 2, base: IPA - 0x2_0000, count: 2 }, 2, IPA), Err(Errno::TooBig));
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 2,
+                    base: IPA - 0x2_0000,
+                    count: 2
+                },
+                2,
+                IPA
+            ),
+            Err(Errno::TooBig)
+        );
         // No distributor yet.
         assert_eq!(l.check(2, IPA), Err(Errno::Nxio));
         l.set_dist(0x800_0000, IPA).unwrap();
@@ -452,7 +598,18 @@ mod tests {
         assert_eq!(l.check(5, IPA), Ok(0x800_0000));
         assert_eq!(l.check(6, IPA), Err(Errno::Nxio));
         // A counted region over the distributor.
-        assert_eq!(l.add_region(Region { index: 2, base: 0x800_0000, count: 1 }, 2, IPA), Err(Errno::Inval));
+        assert_eq!(
+            l.add_region(
+                Region {
+                    index: 2,
+                    base: 0x800_0000,
+                    count: 1
+                },
+                2,
+                IPA
+            ),
+            Err(Errno::Inval)
+        );
     }
 
     #[test]
@@ -461,24 +618,68 @@ mod tests {
         // each, six vCPUs: #2 runs into #1, so its second vCPU is not last.
         let mut l = Layout::new();
         for (index, base) in [(0, 0x10_0000), (1, 0x24_0000), (2, 0x20_0000)] {
-            l.add_region(Region { index, base, count: 2 }, 6, IPA).unwrap();
+            l.add_region(
+                Region {
+                    index,
+                    base,
+                    count: 2,
+                },
+                6,
+                IPA,
+            )
+            .unwrap();
         }
         let last: Vec<bool> = (0..6).map(|i| l.is_last(i, 6)).collect();
         assert_eq!(last, [false, true, false, true, false, false]);
         // A counted region not yet full: its last placed vCPU is last.
         let mut l = Layout::new();
-        l.add_region(Region { index: 0, base: 0x20_0000, count: 2 }, 4, IPA).unwrap();
+        l.add_region(
+            Region {
+                index: 0,
+                base: 0x20_0000,
+                count: 2,
+            },
+            4,
+            IPA,
+        )
+        .unwrap();
         assert!(!l.is_last(2, 4));
-        l.add_region(Region { index: 1, base: 0x2_0000, count: 10 }, 4, IPA).unwrap();
-        assert_eq!((l.is_last(1, 4), l.is_last(2, 4), l.is_last(3, 4)), (true, false, true));
+        l.add_region(
+            Region {
+                index: 1,
+                base: 0x2_0000,
+                count: 10,
+            },
+            4,
+            IPA,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.is_last(1, 4), l.is_last(2, 4), l.is_last(3, 4)),
+            (true, false, true)
+        );
         // No region at all.
         assert!(!Layout::new().is_last(0, 1));
     }
 
     #[test]
     fn irq_line() {
-        assert_eq!(IrqLine::decode(0x0100_0020), IrqLine { kind: IRQ_TYPE_SPI, vcpu_id: 0, num: 32 });
-        assert_eq!(IrqLine::decode(0x0203_001b), IrqLine { kind: IRQ_TYPE_PPI, vcpu_id: 3, num: 27 });
+        assert_eq!(
+            IrqLine::decode(0x0100_0020),
+            IrqLine {
+                kind: IRQ_TYPE_SPI,
+                vcpu_id: 0,
+                num: 32
+            }
+        );
+        assert_eq!(
+            IrqLine::decode(0x0203_001b),
+            IrqLine {
+                kind: IRQ_TYPE_PPI,
+                vcpu_id: 3,
+                num: 27
+            }
+        );
         assert_eq!(IrqLine::decode(0x1201_0010).vcpu_id, 0x101);
     }
 
@@ -486,9 +687,17 @@ mod tests {
     fn attributes() {
         assert_eq!(decode(GRP_ADDR, ADDR_TYPE_DIST), Ok(Attr::Dist));
         assert_eq!(decode(GRP_ADDR, 0), Err(Errno::Nxio)); // a GICv2 address type
-        assert_eq!(decode(GRP_CTRL, CTRL_SAVE_PENDING_TABLES), Ok(Attr::SavePendingTables));
-        assert_eq!(decode(GRP_DIST_REGS, 8), Ok(Attr::Regs(RegAttr::decode(Group::Dist, 8))));
-        assert!(matches!(decode(GRP_LEVEL_INFO, 32), Ok(Attr::Regs(r)) if r.group == Group::LevelInfo));
+        assert_eq!(
+            decode(GRP_CTRL, CTRL_SAVE_PENDING_TABLES),
+            Ok(Attr::SavePendingTables)
+        );
+        assert_eq!(
+            decode(GRP_DIST_REGS, 8),
+            Ok(Attr::Regs(RegAttr::decode(Group::Dist, 8)))
+        );
+        assert!(
+            matches!(decode(GRP_LEVEL_INFO, 32), Ok(Attr::Regs(r)) if r.group == Group::LevelInfo)
+        );
         assert_eq!(decode(GRP_CPU_REGS, 0), Err(Errno::Nxio));
         assert_eq!(decode(GRP_MAINT_IRQ, 0), Err(Errno::Nxio));
         assert_eq!(decode(GRP_ITS_REGS, 0), Err(Errno::Nxio));

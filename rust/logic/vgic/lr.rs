@@ -125,7 +125,11 @@ impl Vtr {
         let nr_lrs = (vtr & 0x1f) as usize + 1;
         // PREbits [28:26] + 1 preemption bits: 5 → one APR, 6 → two, 7 → four.
         let pre_bits = ((vtr >> 26) & 7) as usize + 1;
-        let nr_aprs = if pre_bits <= 5 { 1 } else { 1 << (pre_bits - 5) };
+        let nr_aprs = if pre_bits <= 5 {
+            1
+        } else {
+            1 << (pre_bits - 5)
+        };
         Self {
             nr_lrs: if nr_lrs > MAX_LRS { MAX_LRS } else { nr_lrs },
             nr_aprs,
@@ -143,11 +147,25 @@ mod tests {
 
     #[test]
     fn lr_round_trip() {
-        let lr = Lr { intid: 27, priority: 0xa0, group1: true, pending: true, active: false, eoi: true };
+        let lr = Lr {
+            intid: 27,
+            priority: 0xa0,
+            group1: true,
+            pending: true,
+            active: false,
+            eoi: true,
+        };
         let v = lr.encode();
         assert_eq!(v, (1 << 62) | (1 << 60) | (0xa0 << 48) | (1 << 41) | 27);
         assert_eq!(Lr::decode(v), lr);
-        let active = Lr { intid: 1019, priority: 0, group1: false, pending: true, active: true, eoi: false };
+        let active = Lr {
+            intid: 1019,
+            priority: 0,
+            group1: false,
+            pending: true,
+            active: true,
+            eoi: false,
+        };
         assert_eq!(active.encode() >> 62, 3);
         assert_eq!(Lr::decode(active.encode()), active);
         // With HW set, bit 41 is part of the physical INTID, not an EOI request.
@@ -172,10 +190,16 @@ mod tests {
     fn vtr() {
         // QEMU's emulated CPU: 4 LRs, 5 preemption and priority bits.
         let qemu = Vtr::decode((4 << 29) | (4 << 26) | (1 << 21) | 3);
-        assert_eq!((qemu.nr_lrs, qemu.nr_aprs, qemu.pri_bits, qemu.id_bits), (4, 1, 5, 0));
+        assert_eq!(
+            (qemu.nr_lrs, qemu.nr_aprs, qemu.pri_bits, qemu.id_bits),
+            (4, 1, 5, 0)
+        );
         assert!(qemu.a3v && !qemu.seis);
         let big = Vtr::decode((6 << 29) | (6 << 26) | (1 << 23) | (1 << 22) | 15);
-        assert_eq!((big.nr_lrs, big.nr_aprs, big.pri_bits, big.id_bits), (16, 4, 7, 1));
+        assert_eq!(
+            (big.nr_lrs, big.nr_aprs, big.pri_bits, big.id_bits),
+            (16, 4, 7, 1)
+        );
         assert!(big.seis);
         assert_eq!(Vtr::decode(5 << 26).nr_aprs, 2);
     }

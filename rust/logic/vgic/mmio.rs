@@ -10,7 +10,9 @@
 //! (`Dist::lpis`); without one their registers read as zero and ignore writes. An access
 //! of a width the register does not allow reads as zero and is ignored, as KVM does.
 
-use super::{Model, VcpuMask, AFFINITY_MASK, LPI_BASE, LPI_ID_BITS, NR_PRIVATE, NR_SGIS, PRIORITY_MASK};
+use super::{
+    Model, VcpuMask, AFFINITY_MASK, LPI_BASE, LPI_ID_BITS, NR_PRIVATE, NR_SGIS, PRIORITY_MASK,
+};
 
 /// Sizes of the frames: the distributor, and a redistributor (RD_base + SGI_base).
 pub(crate) const DIST_SIZE: u64 = 0x1_0000;
@@ -101,7 +103,10 @@ const fn sanitise_baser(v: u64, res0: u64) -> u64 {
         _ => 0,
     };
     let fields = (3 << BASER_SHARE_SHIFT) | (7 << BASER_INNER_SHIFT) | (7 << BASER_OUTER_SHIFT);
-    let v = (v & !fields) | (share << BASER_SHARE_SHIFT) | (inner << BASER_INNER_SHIFT) | (outer << BASER_OUTER_SHIFT);
+    let v = (v & !fields)
+        | (share << BASER_SHARE_SHIFT)
+        | (inner << BASER_INNER_SHIFT)
+        | (outer << BASER_OUTER_SHIFT);
     v & !res0
 }
 
@@ -117,7 +122,11 @@ pub(crate) const fn sanitise_pendbaser(v: u64) -> u64 {
 /// the 16 bits offered (KVM's `max_lpis_propbaser`): what MAPTI checks.
 pub(crate) const fn max_lpis(propbaser: u64) -> u32 {
     let bits = (propbaser & 0x1f) as u32 + 1;
-    1 << if bits < LPI_ID_BITS { bits } else { LPI_ID_BITS }
+    1 << if bits < LPI_ID_BITS {
+        bits
+    } else {
+        LPI_ID_BITS
+    }
 }
 
 /// The guest-physical address of the property table (GICR_PROPBASER [51:12]) and of a
@@ -221,7 +230,9 @@ impl Model<'_> {
         let mut kick = 0;
         for i in 0..32 {
             let set = val & (1 << i) != 0;
-            let Some(irq) = self.irq(cpu, first + i) else { continue };
+            let Some(irq) = self.irq(cpu, first + i) else {
+                continue;
+            };
             match reg {
                 BitReg::Group => irq.group1 = set,
                 _ if !set => continue,
@@ -302,11 +313,23 @@ impl Model<'_> {
             (GICD_CTLR, 4) => u64::from(
                 CTLR_ARE_NS
                     | CTLR_DS
-                    | if self.dist.enable_grp0 { CTLR_ENABLE_GRP0 } else { 0 }
-                    | if self.dist.enable_grp1 { CTLR_ENABLE_GRP1 } else { 0 },
+                    | if self.dist.enable_grp0 {
+                        CTLR_ENABLE_GRP0
+                    } else {
+                        0
+                    }
+                    | if self.dist.enable_grp1 {
+                        CTLR_ENABLE_GRP1
+                    } else {
+                        0
+                    },
             ),
             (GICD_TYPER, 4) => {
-                let id = if self.dist.lpis { TYPER_IDBITS_LPI | TYPER_LPIS } else { TYPER_IDBITS_10 };
+                let id = if self.dist.lpis {
+                    TYPER_IDBITS_LPI | TYPER_LPIS
+                } else {
+                    TYPER_IDBITS_10
+                };
                 u64::from(((self.dist.nr_spis + NR_PRIVATE) / 32 - 1) | id)
             }
             (GICD_IIDR, 4) => u64::from(iidr(self.dist.rev)),
@@ -348,7 +371,9 @@ impl Model<'_> {
                 self.queue_all()
             }
             (0x0080..=0x03ff, 4) => match BitReg::at(offset) {
-                Some((reg, rel)) if rel >= 4 => self.bit_write(cpu, reg, rel as u32 * 8, val as u32),
+                Some((reg, rel)) if rel >= 4 => {
+                    self.bit_write(cpu, reg, rel as u32 * 8, val as u32)
+                }
                 _ => 0,
             },
             (GICD_IPRIORITYR..=0x07fb, 1 | 4) if offset - GICD_IPRIORITYR >= 32 => {
@@ -359,7 +384,10 @@ impl Model<'_> {
             }
             (GICD_IROUTER..=0x7fdf, 4 | 8) => {
                 let intid = ((offset - GICD_IROUTER) / 8) as u32;
-                let Some(old) = self.irq(cpu, intid).filter(|_| intid >= NR_PRIVATE).map(|i| i.route)
+                let Some(old) = self
+                    .irq(cpu, intid)
+                    .filter(|_| intid >= NR_PRIVATE)
+                    .map(|i| i.route)
                 else {
                     return 0;
                 };
@@ -379,7 +407,11 @@ impl Model<'_> {
         let (rev, lpis) = (self.dist.rev, self.dist.lpis);
         let Some(c) = self.cpus.get(rd) else { return 0 };
         if offset < SGI_BASE {
-            let enable_lpis = if c.lpis_enabled { GICR_CTLR_ENABLE_LPIS } else { 0 };
+            let enable_lpis = if c.lpis_enabled {
+                GICR_CTLR_ENABLE_LPIS
+            } else {
+                0
+            };
             return match (offset, len) {
                 // RWP never reads as one: a disable completes under the lock.
                 (GICR_CTLR, 4) if rev >= 3 => GICR_CTLR_IR | GICR_CTLR_CES | enable_lpis,
@@ -409,27 +441,47 @@ impl Model<'_> {
         }
         let offset = offset - SGI_BASE;
         match (offset, len) {
-            (0x0080..=0x0083 | 0x0100..=0x0103 | 0x0180..=0x0183 | 0x0200..=0x0203
-            | 0x0280..=0x0283 | 0x0300..=0x0303 | 0x0380..=0x0383, 4) => match BitReg::at(offset) {
+            (
+                0x0080..=0x0083
+                | 0x0100..=0x0103
+                | 0x0180..=0x0183
+                | 0x0200..=0x0203
+                | 0x0280..=0x0283
+                | 0x0300..=0x0303
+                | 0x0380..=0x0383,
+                4,
+            ) => match BitReg::at(offset) {
                 Some((reg, 0)) => u64::from(self.bit_read(rd, reg, 0)),
                 _ => 0,
             },
             (GICD_IPRIORITYR..=0x041f, 1 | 4) => {
                 self.priority_read(rd, (offset - GICD_IPRIORITYR) as u32, len)
             }
-            (0x0c00 | 0x0c04, 4) => u64::from(self.config_read(rd, (offset - GICD_ICFGR) as u32 * 4)),
+            (0x0c00 | 0x0c04, 4) => {
+                u64::from(self.config_read(rd, (offset - GICD_ICFGR) as u32 * 4))
+            }
             _ => 0,
         }
     }
 
     /// A guest write in vCPU `rd`'s redistributor; returns the vCPUs to kick and the
     /// LPI work the kernel layer must do with guest memory, if any.
-    pub(crate) fn redist_write(&mut self, rd: usize, offset: u64, len: u8, val: u64) -> (VcpuMask, Option<LpiWork>) {
+    pub(crate) fn redist_write(
+        &mut self,
+        rd: usize,
+        offset: u64,
+        len: u8,
+        val: u64,
+    ) -> (VcpuMask, Option<LpiWork>) {
         if rd >= self.cpus.len() {
             return (0, None);
         }
         if offset < SGI_BASE {
-            return if self.dist.lpis { self.redist_lpi_write(rd, offset, len, val) } else { (0, None) };
+            return if self.dist.lpis {
+                self.redist_lpi_write(rd, offset, len, val)
+            } else {
+                (0, None)
+            };
         }
         let offset = offset - SGI_BASE;
         let kick = match (offset, len) {
@@ -442,21 +494,32 @@ impl Model<'_> {
             (GICD_IPRIORITYR..=0x041f, 1 | 4) if offset % u64::from(len) == 0 => {
                 self.priority_write(rd, (offset - GICD_IPRIORITYR) as u32, len, val)
             }
-            (0x0c00 | 0x0c04, 4) => self.config_write(rd, (offset - GICD_ICFGR) as u32 * 4, val as u32),
+            (0x0c00 | 0x0c04, 4) => {
+                self.config_write(rd, (offset - GICD_ICFGR) as u32 * 4, val as u32)
+            }
             _ => 0,
         };
         (kick, None)
     }
 
     /// The RD_base LPI registers of a VM with an ITS (KVM's `vgic-mmio-v3.c`).
-    fn redist_lpi_write(&mut self, rd: usize, offset: u64, len: u8, val: u64) -> (VcpuMask, Option<LpiWork>) {
+    fn redist_lpi_write(
+        &mut self,
+        rd: usize,
+        offset: u64,
+        len: u8,
+        val: u64,
+    ) -> (VcpuMask, Option<LpiWork>) {
         let enabled = self.cpus[rd].lpis_enabled;
         let cpu = rd as u16;
         match (offset, len) {
             (GICR_CTLR, 4) => match (enabled, val & GICR_CTLR_ENABLE_LPIS != 0) {
                 (false, true) => {
                     let load_pending = self.cpus[rd].pendbaser & PENDBASER_PTZ == 0;
-                    (self.lpis_enable(rd), Some(LpiWork::EnableLpis { cpu, load_pending }))
+                    (
+                        self.lpis_enable(rd),
+                        Some(LpiWork::EnableLpis { cpu, load_pending }),
+                    )
                 }
                 (true, false) => (self.lpis_disable(rd), Some(LpiWork::DisableLpis(cpu))),
                 _ => (0, None),
@@ -565,14 +628,17 @@ mod tests {
         f.cpus[1].last = true;
         let mut m = f.model();
         assert_eq!(m.redist_read(0, GICR_TYPER, 8), 0);
-        assert_eq!(m.redist_read(1, GICR_TYPER, 8), (1 << 32) | (1 << 8) | (1 << 4));
+        assert_eq!(
+            m.redist_read(1, GICR_TYPER, 8),
+            (1 << 32) | (1 << 8) | (1 << 4)
+        );
         assert_eq!(m.redist_read(1, GICR_CTLR, 4), 0b110);
         assert_eq!(m.redist_read(1, 0xc, 4), 1);
         assert_eq!(m.redist_read(1, GICR_PIDR2, 4), 0x3b);
         assert_eq!(m.redist_read(0, GICR_IIDR, 4), 0x4b00_043b);
         assert_eq!(m.redist_read(0, 0x14, 4), 0); // WAKER: ChildrenAsleep clear
         assert_eq!(m.redist_read(2, GICR_PIDR2, 4), 0); // no such vCPU
-        // SGI frame: SGIs enabled at reset, PPI 27 enabled by the guest.
+                                                        // SGI frame: SGIs enabled at reset, PPI 27 enabled by the guest.
         assert_eq!(m.redist_read(1, SGI_BASE + 0x100, 4), 0xffff);
         m.redist_write(1, SGI_BASE + 0x100, 4, 1 << 27);
         assert_eq!(m.redist_read(1, SGI_BASE + 0x180, 4), 0x0800_ffff);
@@ -614,41 +680,74 @@ mod tests {
         assert_eq!(m.redist_read(1, GICR_PROPBASER, 8), m.dist.propbaser);
         m.redist_write(1, GICR_PROPBASER + 4, 4, 0x9);
         assert_eq!(m.redist_read(0, GICR_PROPBASER + 4, 4), 0x9);
-        assert_eq!(m.redist_read(0, GICR_PROPBASER, 4), (1 << 10) | (3 << 7) | 15);
+        assert_eq!(
+            m.redist_read(0, GICR_PROPBASER, 4),
+            (1 << 10) | (3 << 7) | 15
+        );
         // PENDBASER: per vCPU; PTZ stored but read as zero; [15:12] and [6:0] RES0.
-        m.redist_write(1, GICR_PENDBASER, 8, PENDBASER_PTZ | 0x4_0001_f07f | (3 << 7));
-        assert_eq!(m.cpus[1].pendbaser, PENDBASER_PTZ | 0x4_0001_0000 | (3 << 7));
-        assert_eq!(m.redist_read(1, GICR_PENDBASER, 8), 0x4_0001_0000 | (3 << 7));
+        m.redist_write(
+            1,
+            GICR_PENDBASER,
+            8,
+            PENDBASER_PTZ | 0x4_0001_f07f | (3 << 7),
+        );
+        assert_eq!(
+            m.cpus[1].pendbaser,
+            PENDBASER_PTZ | 0x4_0001_0000 | (3 << 7)
+        );
+        assert_eq!(
+            m.redist_read(1, GICR_PENDBASER, 8),
+            0x4_0001_0000 | (3 << 7)
+        );
         assert_eq!(m.redist_read(0, GICR_PENDBASER, 8), 0);
         // EnableLPIs on vCPU 1: its PENDBASER is frozen, and PROPBASER written through
         // its redistributor too (not through vCPU 0's).
         let work = m.redist_write(1, GICR_CTLR, 4, 1).1;
-        assert_eq!(work, Some(LpiWork::EnableLpis { cpu: 1, load_pending: false }));
+        assert_eq!(
+            work,
+            Some(LpiWork::EnableLpis {
+                cpu: 1,
+                load_pending: false
+            })
+        );
         assert_eq!(m.redist_read(1, GICR_CTLR, 4), 0b111);
         m.redist_write(1, GICR_PENDBASER, 8, 0);
         m.redist_write(1, GICR_PROPBASER, 8, 0);
-        assert_eq!(m.redist_read(1, GICR_PENDBASER, 8), 0x4_0001_0000 | (3 << 7));
+        assert_eq!(
+            m.redist_read(1, GICR_PENDBASER, 8),
+            0x4_0001_0000 | (3 << 7)
+        );
         assert_eq!(m.redist_read(1, GICR_PROPBASER + 4, 4), 0x9);
         m.redist_write(0, GICR_PROPBASER, 8, 0);
         assert_eq!(m.dist.propbaser & 0xfff, 0x180); // sanitised zero: inner RaWb
-        // Setting it again does nothing; the other vCPU's pending table is loaded.
+                                                     // Setting it again does nothing; the other vCPU's pending table is loaded.
         assert_eq!(m.redist_write(1, GICR_CTLR, 4, 1), (0, None));
         let work = m.redist_write(0, GICR_CTLR, 4, 1).1;
-        assert_eq!(work, Some(LpiWork::EnableLpis { cpu: 0, load_pending: true }));
+        assert_eq!(
+            work,
+            Some(LpiWork::EnableLpis {
+                cpu: 0,
+                load_pending: true
+            })
+        );
     }
 
     #[test]
     fn enable_lpis_delivers_and_disable_drops() {
         let mut f = Fixture::with_its();
         let mut m = f.model();
-        m.lpi_map(LPI_BASE, 0, 0x20 | LPI_PROP_ENABLE, true).unwrap();
+        m.lpi_map(LPI_BASE, 0, 0x20 | LPI_PROP_ENABLE, true)
+            .unwrap();
         m.lpi_map(LPI_BASE + 1, 0, 0x20, true).unwrap(); // disabled by its property byte
         assert!(m.cpus[0].nothing_queued());
         assert_eq!(m.redist_write(0, GICR_CTLR, 4, 1).0, 1);
         assert_eq!(m.cpus[0].lpis_queued(), 1);
         // Cleared (CES: supported, as KVM): queued LPIs lose their pending state, the
         // one not queued keeps it.
-        assert_eq!(m.redist_write(0, GICR_CTLR, 4, 0), (0, Some(LpiWork::DisableLpis(0))));
+        assert_eq!(
+            m.redist_write(0, GICR_CTLR, 4, 0),
+            (0, Some(LpiWork::DisableLpis(0)))
+        );
         assert_eq!(m.redist_read(0, GICR_CTLR, 4), 0b110);
         assert!(m.cpus[0].nothing_queued());
         assert_eq!(m.lpi_state(LPI_BASE), Some((false, 0)));
@@ -662,16 +761,34 @@ mod tests {
         let mut m = f.model();
         m.lpi_map(LPI_BASE + 3, 0, 0, false).unwrap();
         // Dropped while LPIs are disabled.
-        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3)), (0, None));
+        assert_eq!(
+            m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3)),
+            (0, None)
+        );
         assert_eq!(m.redist_write(0, GICR_INVALLR, 8, 0), (0, None));
         m.redist_write(0, GICR_CTLR, 4, 1);
-        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3)).1, Some(LpiWork::Invalidate(8195)));
-        assert_eq!(m.redist_write(0, GICR_INVLPIR, 4, u64::from(LPI_BASE + 3)).1, Some(LpiWork::Invalidate(8195)));
+        assert_eq!(
+            m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 3))
+                .1,
+            Some(LpiWork::Invalidate(8195))
+        );
+        assert_eq!(
+            m.redist_write(0, GICR_INVLPIR, 4, u64::from(LPI_BASE + 3))
+                .1,
+            Some(LpiWork::Invalidate(8195))
+        );
         // The upper half (vPE), an unmapped LPI or no LPI at all: nothing.
         assert_eq!(m.redist_write(0, GICR_INVLPIR + 4, 4, 0).1, None);
-        assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 4)).1, None);
+        assert_eq!(
+            m.redist_write(0, GICR_INVLPIR, 8, u64::from(LPI_BASE + 4))
+                .1,
+            None
+        );
         assert_eq!(m.redist_write(0, GICR_INVLPIR, 8, 40).1, None);
-        assert_eq!(m.redist_write(0, GICR_INVALLR, 4, 0).1, Some(LpiWork::InvalidateAll(0)));
+        assert_eq!(
+            m.redist_write(0, GICR_INVALLR, 4, 0).1,
+            Some(LpiWork::InvalidateAll(0))
+        );
         assert_eq!(m.redist_write(0, GICR_INVALLR + 4, 4, 0).1, None);
         // Write-only registers read as zero; SYNCR is never busy.
         assert_eq!(m.redist_read(0, GICR_INVLPIR, 8), 0);
@@ -682,7 +799,13 @@ mod tests {
     fn lpi_registers_without_an_its() {
         let mut f = Fixture::new();
         let mut m = f.model();
-        for (off, len) in [(GICR_CTLR, 4), (GICR_PROPBASER, 8), (GICR_PENDBASER, 8), (GICR_INVLPIR, 8), (GICR_INVALLR, 8)] {
+        for (off, len) in [
+            (GICR_CTLR, 4),
+            (GICR_PROPBASER, 8),
+            (GICR_PENDBASER, 8),
+            (GICR_INVLPIR, 8),
+            (GICR_INVALLR, 8),
+        ] {
             assert_eq!(m.redist_write(0, off, len, u64::MAX), (0, None));
         }
         assert_eq!(m.redist_read(0, GICR_CTLR, 4), 0b110);

@@ -135,8 +135,15 @@ pub(crate) struct Lpi {
 
 impl Lpi {
     /// Not mapped by any ITE.
-    pub(crate) const UNMAPPED: Self =
-        Self { refs: 0, target: NONE, queued: NONE, config: 0, pending: false, in_lr: false, discard: false };
+    pub(crate) const UNMAPPED: Self = Self {
+        refs: 0,
+        target: NONE,
+        queued: NONE,
+        config: 0,
+        pending: false,
+        in_lr: false,
+        discard: false,
+    };
 }
 
 /// The queued LPIs of one vCPU (its [`LPI_QUEUE_WORDS`] of [`Model::lpi_queues`]), as
@@ -311,7 +318,9 @@ impl Model<'_> {
     /// Interrupt `intid` as seen by vCPU `cpu` (private ones are banked per vCPU).
     pub(crate) fn irq(&mut self, cpu: usize, intid: u32) -> Option<&mut Irq> {
         if intid < NR_PRIVATE {
-            self.cpus.get_mut(cpu).map(|c| &mut c.private[intid as usize])
+            self.cpus
+                .get_mut(cpu)
+                .map(|c| &mut c.private[intid as usize])
         } else if intid - NR_PRIVATE < self.dist.nr_spis {
             self.spis.get_mut((intid - NR_PRIVATE) as usize)
         } else {
@@ -324,7 +333,8 @@ impl Model<'_> {
         if intid < NR_PRIVATE {
             cpu < self.cpus.len()
         } else {
-            intid - NR_PRIVATE < self.dist.nr_spis && ((intid - NR_PRIVATE) as usize) < self.spis.len()
+            intid - NR_PRIVATE < self.dist.nr_spis
+                && ((intid - NR_PRIVATE) as usize) < self.spis.len()
         }
     }
 
@@ -350,11 +360,23 @@ impl Model<'_> {
     /// Where the interrupt must be presented now: its vCPU if it is active, or pending,
     /// enabled and of an enabled group; otherwise nowhere.
     fn oracle(&self, cpu: usize, intid: u32, irq: &Irq) -> u16 {
-        let owner = if intid < NR_PRIVATE { cpu as u16 } else { irq.target };
+        let owner = if intid < NR_PRIVATE {
+            cpu as u16
+        } else {
+            irq.target
+        };
         if irq.active {
-            return if irq.queued != NONE { irq.queued } else { owner };
+            return if irq.queued != NONE {
+                irq.queued
+            } else {
+                owner
+            };
         }
-        let group_on = if irq.group1 { self.dist.enable_grp1 } else { self.dist.enable_grp0 };
+        let group_on = if irq.group1 {
+            self.dist.enable_grp1
+        } else {
+            self.dist.enable_grp0
+        };
         if irq.enabled && irq.pending() && group_on {
             owner
         } else {
@@ -367,11 +389,17 @@ impl Model<'_> {
     /// must present it, even when it was queued there already (an edge interrupt may
     /// arrive again after the guest took the first one with no exit).
     pub(crate) fn queue(&mut self, cpu: usize, intid: u32) -> VcpuMask {
-        let Some(irq) = self.irq(cpu, intid).copied() else { return 0 };
+        let Some(irq) = self.irq(cpu, intid).copied() else {
+            return 0;
+        };
         let target = self.oracle(cpu, intid, &irq);
         if irq.in_lr {
             // Its vCPU's sync folds it back and queues it again.
-            return if target == irq.queued && target != NONE { 1 << target } else { 0 };
+            return if target == irq.queued && target != NONE {
+                1 << target
+            } else {
+                0
+            };
         }
         if irq.queued != target {
             if let Some(old) = self.cpus.get_mut(usize::from(irq.queued)) {
@@ -412,7 +440,9 @@ impl Model<'_> {
     /// An interrupt line changes level (`KVM_IRQ_LINE`, irqfd, a device model). A rising
     /// edge latches an edge-triggered interrupt; a level-sensitive one follows the line.
     pub(crate) fn set_level(&mut self, cpu: usize, intid: u32, level: bool) -> VcpuMask {
-        let Some(irq) = self.irq(cpu, intid) else { return 0 };
+        let Some(irq) = self.irq(cpu, intid) else {
+            return 0;
+        };
         if irq.level {
             if irq.line_level == level {
                 return 0;
@@ -460,13 +490,19 @@ impl Model<'_> {
     /// kicked); any other directly. Returns the vCPUs to kick.
     pub(crate) fn deactivate(&mut self, cpu: usize, value: u64) -> VcpuMask {
         let intid = (value & 0xff_ffff) as u32;
-        let Some(irq) = self.irq(cpu, intid) else { return 0 };
+        let Some(irq) = self.irq(cpu, intid) else {
+            return 0;
+        };
         if irq.in_lr {
             // The LR holds the truth (the guest may have acknowledged it since the last
             // sync): its fold applies the deactivation if the LR says active.
             irq.deactivate = true;
             let owner = irq.queued;
-            return if usize::from(owner) < self.cpus.len() { 1 << owner } else { 0 };
+            return if usize::from(owner) < self.cpus.len() {
+                1 << owner
+            } else {
+                0
+            };
         }
         if !irq.active {
             return 0;
@@ -484,7 +520,9 @@ impl Model<'_> {
     /// priority mask is not applied (it lives in ICH_VMCR), so this may wake a vCPU that
     /// masked everything by priority; it never misses an interrupt.
     pub(crate) fn has_pending(&self, cpu: usize) -> bool {
-        let Some(c) = self.cpus.get(cpu) else { return false };
+        let Some(c) = self.cpus.get(cpu) else {
+            return false;
+        };
         c.ap_list().iter().any(|&id| {
             let id = u32::from(id);
             let irq = if id < NR_PRIVATE {
@@ -492,9 +530,16 @@ impl Model<'_> {
             } else {
                 &self.spis[(id - NR_PRIVATE) as usize]
             };
-            let group_on = if irq.group1 { self.dist.enable_grp1 } else { self.dist.enable_grp0 };
+            let group_on = if irq.group1 {
+                self.dist.enable_grp1
+            } else {
+                self.dist.enable_grp0
+            };
             irq.enabled && irq.pending() && group_on
-        }) || (c.lpis_queued != 0 && self.queued_lpis(cpu).any(|id| self.lpi_ref(id).is_some_and(|l| l.pending)))
+        }) || (c.lpis_queued != 0
+            && self
+                .queued_lpis(cpu)
+                .any(|id| self.lpi_ref(id).is_some_and(|l| l.pending)))
     }
 
     fn irq_ref(&self, cpu: usize, intid: u32) -> &Irq {
@@ -511,7 +556,11 @@ impl Model<'_> {
     /// list registers is still presented the next one; then by priority, then INTID.
     fn lr_order(&self, cpu: usize, intid: u32) -> (bool, u8, u32) {
         let irq = self.irq_ref(cpu, intid);
-        (!(irq.enabled && irq.pending() && !irq.active), irq.priority, intid)
+        (
+            !(irq.enabled && irq.pending() && !irq.active),
+            irq.priority,
+            intid,
+        )
     }
 
     /// Fills `lrs` for vCPU `cpu` from its AP list in [`Self::lr_order`]. Edge
@@ -522,10 +571,16 @@ impl Model<'_> {
     /// handler did to the line (a timer it masked without trapping). The maintenance exit
     /// presents it again if the line is still high then.
     pub(crate) fn flush(&mut self, cpu: usize, lrs: &mut [u64]) -> Flushed {
-        let Some(c) = self.cpus.get(cpu) else { return Flushed::default() };
+        let Some(c) = self.cpus.get(cpu) else {
+            return Flushed::default();
+        };
         let waiting = c.ap_len + c.lpis_queued as usize;
         // LPIs are never active outside a list register (the fold drops the state).
-        let active = c.ap_list().iter().filter(|&&id| self.irq_ref(cpu, u32::from(id)).active).count();
+        let active = c
+            .ap_list()
+            .iter()
+            .filter(|&&id| self.irq_ref(cpu, u32::from(id)).active)
+            .count();
         // One pass keeps the best `n` candidates in order: no sort buffer beyond the
         // list-register count.
         let n = lrs.len().min(lr::MAX_LRS);
@@ -564,9 +619,18 @@ impl Model<'_> {
                 // Edge, group 1, no EOI maintenance (KVM's `vgic_v3_compute_lr`).
                 l.pending = false;
                 l.in_lr = true;
-                Lr { intid, priority: l.config & LPI_PROP_PRIORITY, group1: true, pending: true, active: false, eoi: false }
+                Lr {
+                    intid,
+                    priority: l.config & LPI_PROP_PRIORITY,
+                    group1: true,
+                    pending: true,
+                    active: false,
+                    eoi: false,
+                }
             } else {
-                let Some(irq) = self.irq(cpu, intid) else { break };
+                let Some(irq) = self.irq(cpu, intid) else {
+                    break;
+                };
                 let pending = irq.pending() && !(irq.level && irq.active);
                 let lr = Lr {
                     intid,
@@ -639,7 +703,9 @@ impl Model<'_> {
                 kick |= self.lpi_fold(lr);
                 continue;
             }
-            let Some(irq) = self.irq(cpu, lr.intid) else { continue };
+            let Some(irq) = self.irq(cpu, lr.intid) else {
+                continue;
+            };
             irq.in_lr = false;
             irq.active = lr.active && !irq.deactivate;
             irq.deactivate = false;
@@ -676,17 +742,25 @@ impl Model<'_> {
     }
 
     fn queued_lpis(&self, cpu: usize) -> QueuedLpis<'_> {
-        let q = self.lpi_queues.get(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS).unwrap_or(&[]);
+        let q = self
+            .lpi_queues
+            .get(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS)
+            .unwrap_or(&[]);
         QueuedLpis { q, next: 0 }
     }
 
     /// Sets or clears LPI `intid`'s bit in vCPU `cpu`'s queue; `false` if that vCPU has
     /// no queue.
     fn lpi_queue_bit(&mut self, cpu: usize, intid: u32, on: bool) -> bool {
-        let Some(q) = self.lpi_queues.get_mut(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS) else {
+        let Some(q) = self
+            .lpi_queues
+            .get_mut(cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS)
+        else {
             return false;
         };
-        let Some(c) = self.cpus.get_mut(cpu) else { return false };
+        let Some(c) = self.cpus.get_mut(cpu) else {
+            return false;
+        };
         let i = (intid - LPI_BASE) as usize;
         let (w, bit) = (i / 64, 1u64 << (i % 64));
         let was = q[w] & bit != 0;
@@ -726,13 +800,19 @@ impl Model<'_> {
     /// list register stays with that vCPU until its fold; the vCPU is kicked if the LPI
     /// must be presented (again, or elsewhere).
     fn lpi_queue(&mut self, intid: u32) -> VcpuMask {
-        let Some(l) = self.lpi_ref(intid).copied() else { return 0 };
+        let Some(l) = self.lpi_ref(intid).copied() else {
+            return 0;
+        };
         let target = self.lpi_oracle(&l);
         let nr = self.cpus.len();
         if l.in_lr {
             // Kicked to present it again, or to fold it soon when it must go elsewhere.
             let kick = target != NONE || l.target != l.queued;
-            return if kick && usize::from(l.queued) < nr { 1 << l.queued } else { 0 };
+            return if kick && usize::from(l.queued) < nr {
+                1 << l.queued
+            } else {
+                0
+            };
         }
         if l.queued != target {
             if l.queued != NONE {
@@ -776,7 +856,9 @@ impl Model<'_> {
     /// dropped, as the guest's EOI removes it and no EOIcount follows for an LPI outside
     /// the list registers; a pending bit is kept, unless the LPI is gone or `discard`).
     fn lpi_fold(&mut self, lr: Lr) -> VcpuMask {
-        let Some(l) = self.lpi_mut(lr.intid) else { return 0 };
+        let Some(l) = self.lpi_mut(lr.intid) else {
+            return 0;
+        };
         if !l.in_lr {
             return 0;
         }
@@ -797,7 +879,13 @@ impl Model<'_> {
     /// collection). When it had none the LPI is created with property byte `config` and
     /// pending state `pending` (read by the caller from the guest's tables). `Err` for an
     /// INTID outside the storage, or too many references.
-    pub(crate) fn lpi_map(&mut self, intid: u32, target: u16, config: u8, pending: bool) -> Result<VcpuMask, ()> {
+    pub(crate) fn lpi_map(
+        &mut self,
+        intid: u32,
+        target: u16,
+        config: u8,
+        pending: bool,
+    ) -> Result<VcpuMask, ()> {
         let l = self.lpi_mut(intid).ok_or(())?;
         let refs = l.refs.checked_add(1).ok_or(())?;
         if l.refs == 0 {
@@ -817,7 +905,9 @@ impl Model<'_> {
     /// Drops a reference on LPI `intid`; at zero the LPI goes: its pending state is lost
     /// and it leaves its queue (from a list register, at the fold).
     pub(crate) fn lpi_unmap(&mut self, intid: u32) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else { return 0 };
+        let Some(l) = self.lpi_live(intid) else {
+            return 0;
+        };
         l.refs -= 1;
         if l.refs != 0 {
             return 0;
@@ -830,21 +920,27 @@ impl Model<'_> {
 
     /// Retargets LPI `intid` (MOVI, MAPC of its collection) to vCPU `target`.
     pub(crate) fn lpi_set_target(&mut self, intid: u32, target: u16) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else { return 0 };
+        let Some(l) = self.lpi_live(intid) else {
+            return 0;
+        };
         l.target = target;
         self.lpi_queue(intid)
     }
 
     /// Sets or clears LPI `intid`'s pending state (an MSI, INT, CLEAR).
     pub(crate) fn lpi_set_pending(&mut self, intid: u32, pending: bool) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else { return 0 };
+        let Some(l) = self.lpi_live(intid) else {
+            return 0;
+        };
         l.pending = pending;
         self.lpi_queue(intid)
     }
 
     /// Applies LPI `intid`'s property byte (INV, INVALL, GICR_INVLPIR / INVALLR).
     pub(crate) fn lpi_set_config(&mut self, intid: u32, config: u8) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else { return 0 };
+        let Some(l) = self.lpi_live(intid) else {
+            return 0;
+        };
         l.config = config;
         self.lpi_queue(intid)
     }
@@ -867,7 +963,9 @@ impl Model<'_> {
 
     /// A mapped LPI's pending state and target.
     pub(crate) fn lpi_state(&self, intid: u32) -> Option<(bool, u16)> {
-        self.lpi_ref(intid).filter(|l| l.refs != 0).map(|l| (l.pending, l.target))
+        self.lpi_ref(intid)
+            .filter(|l| l.refs != 0)
+            .map(|l| (l.pending, l.target))
     }
 
     /// The mapped LPIs targeting vCPU `cpu` (all of them for `None`), in INTID order.
@@ -903,7 +1001,9 @@ impl Model<'_> {
         let mut changed = false;
         for intid in self.lpis_of(Some(cpu)) {
             let pending = self.lpi_ref(intid).is_some_and(|l| l.pending);
-            let Some(byte) = table.get_mut(intid as usize / 8) else { continue };
+            let Some(byte) = table.get_mut(intid as usize / 8) else {
+                continue;
+            };
             let bit = 1 << (intid % 8);
             let new = if pending { *byte | bit } else { *byte & !bit };
             changed |= new != *byte;
@@ -928,7 +1028,9 @@ impl Model<'_> {
 
     /// EnableLPIs set on vCPU `cpu`'s redistributor: its pending LPIs are delivered.
     fn lpis_enable(&mut self, cpu: usize) -> VcpuMask {
-        let Some(c) = self.cpus.get_mut(cpu) else { return 0 };
+        let Some(c) = self.cpus.get_mut(cpu) else {
+            return 0;
+        };
         c.lpis_enabled = true;
         self.lpi_queue_where(|l| usize::from(l.target) == cpu)
     }
@@ -937,12 +1039,18 @@ impl Model<'_> {
     /// its queue, as KVM's `vgic_flush_pending_lpis` (one in a list register when its
     /// fold comes).
     fn lpis_disable(&mut self, cpu: usize) -> VcpuMask {
-        let Some(c) = self.cpus.get_mut(cpu) else { return 0 };
+        let Some(c) = self.cpus.get_mut(cpu) else {
+            return 0;
+        };
         c.lpis_enabled = false;
         let mut kick = 0;
         let mut next = 0;
         let words = cpu * LPI_QUEUE_WORDS..(cpu + 1) * LPI_QUEUE_WORDS;
-        while let Some(i) = self.lpi_queues.get(words.clone()).and_then(|q| next_queued(q, next)) {
+        while let Some(i) = self
+            .lpi_queues
+            .get(words.clone())
+            .and_then(|q| next_queued(q, next))
+        {
             next = i + 1;
             let intid = LPI_BASE + i as u32;
             if let Some(l) = self.lpi_mut(intid) {
@@ -959,7 +1067,8 @@ impl Model<'_> {
 /// deactivation may come from another vCPU, so every vCPU traps ICC_DIR_EL1 meanwhile
 /// (KVM's `active_spis`, counted from the queueing). AP lists are short.
 pub(crate) fn any_spi_queued(cpus: &[Cpu]) -> bool {
-    cpus.iter().any(|c| c.ap_list().iter().any(|&id| u32::from(id) >= NR_PRIVATE))
+    cpus.iter()
+        .any(|c| c.ap_list().iter().any(|&id| u32::from(id) >= NR_PRIVATE))
 }
 
 /// A decoded ICC_SGI1R_EL1 / ICC_SGI0R_EL1 value.
@@ -1030,7 +1139,13 @@ pub(crate) mod tests {
                     ..Dist::default()
                 },
                 spis,
-                cpus: [Cpu::new(0x8000_0000), Cpu { id: 1, ..Cpu::new(0x8000_0001) }],
+                cpus: [
+                    Cpu::new(0x8000_0000),
+                    Cpu {
+                        id: 1,
+                        ..Cpu::new(0x8000_0001)
+                    },
+                ],
                 lpis: Vec::new(),
                 lpi_queues: Vec::new(),
             })
@@ -1070,11 +1185,20 @@ pub(crate) mod tests {
         assert_eq!(m.set_level(0, 40, true), 1);
         assert!(m.has_pending(0));
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 1, ..Flushed::default() });
+        assert_eq!(
+            fl,
+            Flushed {
+                used: 1,
+                ..Flushed::default()
+            }
+        );
         let lr = Lr::decode(lrs[0]);
         assert_eq!((lr.intid, lr.pending, lr.eoi), (40, true, false));
         // The guest acknowledged and EOId it: the LR comes back empty.
-        assert_eq!(m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING], 0), 0);
+        assert_eq!(
+            m.sync(0, &[Lr { intid: 40, ..lr }.encode() & !lr::LR_PENDING], 0),
+            0
+        );
         assert!(!m.has_pending(0));
         assert!(m.cpus[0].ap_list().is_empty());
     }
@@ -1123,7 +1247,10 @@ pub(crate) mod tests {
         m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0);
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         let lr = Lr::decode(lrs[0]);
-        assert_eq!((lr.intid, lr.active, lr.pending, lr.eoi), (27, true, false, true));
+        assert_eq!(
+            (lr.intid, lr.active, lr.pending, lr.eoi),
+            (27, true, false, true)
+        );
         // The handler silenced the source and EOId: the line drops before the next flush.
         m.sync(0, &[lrs[0] & !lr::LR_ACTIVE], 0);
         m.set_level(0, 27, false);
@@ -1161,7 +1288,10 @@ pub(crate) mod tests {
             used = fl.used;
             // The new pending interrupt always gets a list register.
             let first = Lr::decode(lrs[0]);
-            assert_eq!((first.intid, first.pending, first.active), (intid, true, false));
+            assert_eq!(
+                (first.intid, first.pending, first.active),
+                (intid, true, false)
+            );
             assert_eq!(fl.active_outside, n >= 4);
             // Acknowledged: active in its LR.
             lrs[0] = (lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE;
@@ -1290,21 +1420,42 @@ pub(crate) mod tests {
     fn flush_orders_by_priority_and_overflows() {
         let mut f = Fixture::new();
         let mut m = f.model();
-        for (intid, prio) in [(40, 0x80), (41, 0x10), (42, 0x40), (43, 0x10), (44, 0xf0), (45, 0)] {
+        for (intid, prio) in [
+            (40, 0x80),
+            (41, 0x10),
+            (42, 0x40),
+            (43, 0x10),
+            (44, 0xf0),
+            (45, 0),
+        ] {
             let irq = m.irq(0, intid).unwrap();
             irq.enabled = true;
             irq.priority = prio;
             m.set_level(0, intid, true);
         }
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 4, underflow: true, pending_overflow: true, active_outside: false });
+        assert_eq!(
+            fl,
+            Flushed {
+                used: 4,
+                underflow: true,
+                pending_overflow: true,
+                active_outside: false
+            }
+        );
         let got: Vec<u32> = lrs[..4].iter().map(|&v| Lr::decode(v).intid).collect();
         assert_eq!(got, [45, 41, 43, 42]);
         // The guest took all four; the other two follow on the next flush.
         let done: Vec<u64> = lrs[..4].iter().map(|&v| v & !lr::LR_PENDING).collect();
         m.sync(0, &done, 0);
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 2, ..Flushed::default() });
+        assert_eq!(
+            fl,
+            Flushed {
+                used: 2,
+                ..Flushed::default()
+            }
+        );
         assert_eq!(Lr::decode(lrs[0]).intid, 40);
         assert_eq!(Lr::decode(lrs[1]).intid, 44);
     }
@@ -1361,7 +1512,9 @@ pub(crate) mod tests {
 
     #[test]
     fn sgi_request_decode() {
-        let r = SgiRequest::decode((0x12 << 48) | (0x34 << 32) | (0x56 << 16) | (9 << 24) | (2 << 44) | 0x8001);
+        let r = SgiRequest::decode(
+            (0x12 << 48) | (0x34 << 32) | (0x56 << 16) | (9 << 24) | (2 << 44) | 0x8001,
+        );
         assert_eq!(r.intid, 9);
         assert_eq!(r.affinity, 0x12_0034_5600);
         assert_eq!(r.range, 2);
@@ -1435,7 +1588,19 @@ pub(crate) mod tests {
         assert_eq!(m.lpi_move_all(0, 1), 0);
         assert!(m.cpus[0].nothing_queued() && !m.has_pending(0));
         // A stray LR value naming an LPI folds to nothing.
-        assert_eq!(m.sync(0, &[Lr { intid: lpi(0), group1: true, ..Lr::default() }.encode()], 0), 0);
+        assert_eq!(
+            m.sync(
+                0,
+                &[Lr {
+                    intid: lpi(0),
+                    group1: true,
+                    ..Lr::default()
+                }
+                .encode()],
+                0
+            ),
+            0
+        );
     }
 
     #[test]
@@ -1483,11 +1648,22 @@ pub(crate) mod tests {
         m.irq(0, 42).unwrap().active = true;
         m.queue(0, 42);
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
-        assert_eq!(fl, Flushed { used: 4, underflow: true, pending_overflow: true, active_outside: true });
+        assert_eq!(
+            fl,
+            Flushed {
+                used: 4,
+                underflow: true,
+                pending_overflow: true,
+                active_outside: true
+            }
+        );
         let got: Vec<u32> = lrs[..4].iter().map(|&v| Lr::decode(v).intid).collect();
         assert_eq!(got, [lpi(200), 41, lpi(2), lpi(3)]);
         let lr = Lr::decode(lrs[0]);
-        assert_eq!((lr.priority, lr.group1, lr.pending, lr.active, lr.eoi), (0, true, true, false, false));
+        assert_eq!(
+            (lr.priority, lr.group1, lr.pending, lr.active, lr.eoi),
+            (0, true, true, false, false)
+        );
         assert_eq!(Lr::decode(lrs[3]).priority, 0x40);
         // The guest took all four: the rest follows.
         let done: Vec<u64> = lrs[..4].iter().map(|&v| v & !lr::LR_PENDING).collect();
@@ -1495,7 +1671,10 @@ pub(crate) mod tests {
         assert_eq!(m.cpus[0].lpis_queued(), 0);
         let (lrs, fl) = lrs_of(&mut m, 0, 4);
         assert_eq!(fl.used, 2);
-        assert_eq!((Lr::decode(lrs[0]).intid, Lr::decode(lrs[1]).intid), (40, 42));
+        assert_eq!(
+            (Lr::decode(lrs[0]).intid, Lr::decode(lrs[1]).intid),
+            (40, 42)
+        );
     }
 
     #[test]
@@ -1507,7 +1686,10 @@ pub(crate) mod tests {
         let (lrs, _) = lrs_of(&mut m, 0, 4);
         assert_eq!(m.lpi_state(lpi(7)), Some((false, 0)));
         // Acknowledged (active in the LR): the model keeps no active state, nothing queued.
-        assert_eq!(m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0), 0);
+        assert_eq!(
+            m.sync(0, &[(lrs[0] & !lr::LR_PENDING) | lr::LR_ACTIVE], 0),
+            0
+        );
         assert!(m.cpus[0].nothing_queued() && !m.has_pending(0));
         assert_eq!(lrs_of(&mut m, 0, 4).1.used, 0);
         // Not taken before the exit: still pending, presented again.
@@ -1582,7 +1764,10 @@ pub(crate) mod tests {
             m.lpi_map(lpi(n), 0, ON, n != 11).unwrap();
         }
         m.lpi_map(lpi(13), 1, ON, true).unwrap();
-        assert_eq!(m.lpis_of(Some(0)).collect::<Vec<_>>(), [lpi(10), lpi(11), lpi(12)]);
+        assert_eq!(
+            m.lpis_of(Some(0)).collect::<Vec<_>>(),
+            [lpi(10), lpi(11), lpi(12)]
+        );
         assert_eq!(m.lpis_of(None).count(), 4);
         assert_eq!(m.lpi_move_all(0, 1), 2);
         assert_eq!(m.lpis_of(Some(0)).count(), 0);

@@ -54,7 +54,11 @@ impl RegAttr {
     pub(crate) const fn decode(group: Group, attr: u64) -> Self {
         let v = attr >> 32;
         let mpidr = (v & 0xff_ffff) | ((v >> 24) << 32);
-        Self { group, mpidr, offset: attr as u32 }
+        Self {
+            group,
+            mpidr,
+            offset: attr as u32,
+        }
     }
 
     /// `LEVEL_INFO`: the line-level word asked for, or `None` for another kind.
@@ -86,47 +90,47 @@ struct Block(u32, u32, u32);
 
 /// The distributor's registers (`vgic_v3_dist_registers`): what `HAS` reports.
 const DIST_BLOCKS: &[Block] = &[
-    Block(0x0000, 16, 0),  // CTLR, TYPER, IIDR, TYPER2
-    Block(0x0010, 4, 0),   // STATUSR
-    Block(0x0080, 128, 1), // IGROUPR
-    Block(0x0100, 128, 1), // ISENABLER
-    Block(0x0180, 128, 1), // ICENABLER
-    Block(0x0200, 128, 1), // ISPENDR
-    Block(0x0280, 128, 1), // ICPENDR
-    Block(0x0300, 128, 1), // ISACTIVER
-    Block(0x0380, 128, 1), // ICACTIVER
-    Block(0x0400, 1024, 8), // IPRIORITYR
-    Block(0x0800, 1024, 8), // ITARGETSR
-    Block(0x0c00, 256, 2), // ICFGR
-    Block(0x0d00, 128, 1), // IGRPMODR
+    Block(0x0000, 16, 0),    // CTLR, TYPER, IIDR, TYPER2
+    Block(0x0010, 4, 0),     // STATUSR
+    Block(0x0080, 128, 1),   // IGROUPR
+    Block(0x0100, 128, 1),   // ISENABLER
+    Block(0x0180, 128, 1),   // ICENABLER
+    Block(0x0200, 128, 1),   // ISPENDR
+    Block(0x0280, 128, 1),   // ICPENDR
+    Block(0x0300, 128, 1),   // ISACTIVER
+    Block(0x0380, 128, 1),   // ICACTIVER
+    Block(0x0400, 1024, 8),  // IPRIORITYR
+    Block(0x0800, 1024, 8),  // ITARGETSR
+    Block(0x0c00, 256, 2),   // ICFGR
+    Block(0x0d00, 128, 1),   // IGRPMODR
     Block(0x6000, 8192, 64), // IROUTER
-    Block(0xffd0, 48, 0),  // ID registers
+    Block(0xffd0, 48, 0),    // ID registers
 ];
 
 /// A redistributor's registers, both frames (`vgic_v3_rd_registers`).
 const REDIST_BLOCKS: &[Block] = &[
-    Block(0x0000, 4, 0),  // CTLR
-    Block(0x0004, 4, 0),  // IIDR
-    Block(0x0008, 8, 0),  // TYPER
-    Block(0x0010, 4, 0),  // STATUSR
-    Block(0x0014, 4, 0),  // WAKER
-    Block(0x0070, 8, 0),  // PROPBASER
-    Block(0x0078, 8, 0),  // PENDBASER
-    Block(0x00a0, 8, 0),  // INVLPIR
-    Block(0x00b0, 8, 0),  // INVALLR
-    Block(0x00c0, 4, 0),  // SYNCR
-    Block(0xffd0, 48, 0), // ID registers
-    Block(0x1_0080, 4, 0), // IGROUPR0
-    Block(0x1_0100, 4, 0), // ISENABLER0
-    Block(0x1_0180, 4, 0), // ICENABLER0
-    Block(0x1_0200, 4, 0), // ISPENDR0
-    Block(0x1_0280, 4, 0), // ICPENDR0
-    Block(0x1_0300, 4, 0), // ISACTIVER0
-    Block(0x1_0380, 4, 0), // ICACTIVER0
+    Block(0x0000, 4, 0),    // CTLR
+    Block(0x0004, 4, 0),    // IIDR
+    Block(0x0008, 8, 0),    // TYPER
+    Block(0x0010, 4, 0),    // STATUSR
+    Block(0x0014, 4, 0),    // WAKER
+    Block(0x0070, 8, 0),    // PROPBASER
+    Block(0x0078, 8, 0),    // PENDBASER
+    Block(0x00a0, 8, 0),    // INVLPIR
+    Block(0x00b0, 8, 0),    // INVALLR
+    Block(0x00c0, 4, 0),    // SYNCR
+    Block(0xffd0, 48, 0),   // ID registers
+    Block(0x1_0080, 4, 0),  // IGROUPR0
+    Block(0x1_0100, 4, 0),  // ISENABLER0
+    Block(0x1_0180, 4, 0),  // ICENABLER0
+    Block(0x1_0200, 4, 0),  // ISPENDR0
+    Block(0x1_0280, 4, 0),  // ICPENDR0
+    Block(0x1_0300, 4, 0),  // ISACTIVER0
+    Block(0x1_0380, 4, 0),  // ICACTIVER0
     Block(0x1_0400, 32, 0), // IPRIORITYR0-7
-    Block(0x1_0c00, 8, 0), // ICFGR0-1
-    Block(0x1_0d00, 4, 0), // IGRPMODR0
-    Block(0x1_0e00, 4, 0), // NSACR
+    Block(0x1_0c00, 8, 0),  // ICFGR0-1
+    Block(0x1_0d00, 4, 0),  // IGRPMODR0
+    Block(0x1_0e00, 4, 0),  // NSACR
 ];
 
 /// Whether a 32-bit access at `offset` names a register of `blocks`, and for a
@@ -185,7 +189,11 @@ pub(crate) fn dist_id_access(
         // anything else is EINVAL, or EBUSY once the vGIC is initialised.
         (GICD_TYPER2, None) => Some(Ok(0)),
         (GICD_TYPER2, Some(0)) => Some(Ok(0)),
-        (GICD_TYPER2, Some(_)) => Some(Err(if initialized { Errno::Busy } else { Errno::Inval })),
+        (GICD_TYPER2, Some(_)) => Some(Err(if initialized {
+            Errno::Busy
+        } else {
+            Errno::Inval
+        })),
         _ => None,
     }
 }
@@ -260,7 +268,12 @@ impl Model<'_> {
     /// guest's writes are ignored there too). The LPI registers follow the guest's rules,
     /// as in KVM (which has no userspace variant for them): a base register is restored
     /// before `GICR_CTLR`, and setting EnableLPIs returns the same [`LpiWork`].
-    pub(crate) fn redist_uwrite(&mut self, rd: usize, offset: u32, val: u32) -> (VcpuMask, Option<LpiWork>) {
+    pub(crate) fn redist_uwrite(
+        &mut self,
+        rd: usize,
+        offset: u32,
+        val: u32,
+    ) -> (VcpuMask, Option<LpiWork>) {
         const ISPENDR0: u32 = SGI_BASE as u32 + GICD_ISPENDR;
         const ICPENDR0: u32 = SGI_BASE as u32 + GICD_ICPENDR;
         match offset {
@@ -293,7 +306,12 @@ impl Model<'_> {
 
     /// `LEVEL_INFO` write: sets the line levels, whatever the trigger mode (so the
     /// configuration and the levels may be restored in either order).
-    pub(crate) fn level_info_write(&mut self, cpu: usize, first: u32, val: u32) -> Result<VcpuMask, Errno> {
+    pub(crate) fn level_info_write(
+        &mut self,
+        cpu: usize,
+        first: u32,
+        val: u32,
+    ) -> Result<VcpuMask, Errno> {
         if first % 32 != 0 {
             return Err(Errno::Inval);
         }
@@ -404,7 +422,9 @@ impl Vmcr {
         if self.eoim {
             v |= VMCR_EOIM;
         }
-        v | (self.abpr << VMCR_BPR1_SHIFT) | (self.bpr << VMCR_BPR0_SHIFT) | (self.pmr << VMCR_PMR_SHIFT)
+        v | (self.abpr << VMCR_BPR1_SHIFT)
+            | (self.bpr << VMCR_BPR0_SHIFT)
+            | (self.pmr << VMCR_PMR_SHIFT)
     }
 }
 
@@ -534,7 +554,10 @@ mod tests {
         assert_eq!(r.offset, 8);
         let l = RegAttr::decode(Group::LevelInfo, 64);
         assert_eq!(l.line_level_intid(), Some(64));
-        assert_eq!(RegAttr::decode(Group::LevelInfo, 1 << 10).line_level_intid(), None);
+        assert_eq!(
+            RegAttr::decode(Group::LevelInfo, 1 << 10).line_level_intid(),
+            None
+        );
         assert!(RegAttr::decode(Group::Dist, 8).allowed_before_init());
         assert!(!RegAttr::decode(Group::Redist, 8).allowed_before_init());
         assert!(RegAttr::decode(Group::CpuSysregs, 0).is_64bit());
@@ -564,7 +587,10 @@ mod tests {
         // ICC_PMR_EL1 = 3,0,4,6,0; ICC_IGRPEN1_EL1 = 3,0,12,12,7.
         assert_eq!(sys((3 << 14) | (4 << 7) | (6 << 3)), Ok(()));
         assert_eq!(sys((3 << 14) | (12 << 7) | (12 << 3) | 7), Ok(()));
-        assert_eq!(sys((3 << 14) | (4 << 11) | (12 << 7) | (11 << 3)), Err(Errno::Nxio)); // ICH_HCR_EL2
+        assert_eq!(
+            sys((3 << 14) | (4 << 11) | (12 << 7) | (11 << 3)),
+            Err(Errno::Nxio)
+        ); // ICH_HCR_EL2
     }
 
     #[test]
@@ -576,22 +602,49 @@ mod tests {
         assert_eq!(IccReg::decode(enc(12, 9, 4)), None);
         assert_eq!(IccReg::decode(enc(12, 12, 4)), Some(IccReg::Ctlr));
         // Bits above the instruction field do not matter.
-        assert_eq!(IccReg::decode((1 << 20) | enc(12, 12, 5)), Some(IccReg::Sre));
+        assert_eq!(
+            IccReg::decode((1 << 20) | enc(12, 12, 5)),
+            Some(IccReg::Sre)
+        );
     }
 
     #[test]
     fn id_registers() {
         let mut rev = 3;
-        assert_eq!(dist_id_access(GICD_IIDR, None, &mut rev, false), Some(Ok(0x4b00_343b)));
-        assert_eq!(dist_id_access(GICD_IIDR, Some(0x4b00_243b), &mut rev, true), Some(Ok(0)));
+        assert_eq!(
+            dist_id_access(GICD_IIDR, None, &mut rev, false),
+            Some(Ok(0x4b00_343b))
+        );
+        assert_eq!(
+            dist_id_access(GICD_IIDR, Some(0x4b00_243b), &mut rev, true),
+            Some(Ok(0))
+        );
         assert_eq!(rev, 2);
-        assert_eq!(dist_id_access(GICD_IIDR, Some(0x4b00_143b), &mut rev, true), Some(Err(Errno::Inval)));
-        assert_eq!(dist_id_access(GICD_IIDR, Some(0x4c00_343b), &mut rev, true), Some(Err(Errno::Inval)));
+        assert_eq!(
+            dist_id_access(GICD_IIDR, Some(0x4b00_143b), &mut rev, true),
+            Some(Err(Errno::Inval))
+        );
+        assert_eq!(
+            dist_id_access(GICD_IIDR, Some(0x4c00_343b), &mut rev, true),
+            Some(Err(Errno::Inval))
+        );
         assert_eq!(rev, 2);
-        assert_eq!(dist_id_access(GICD_TYPER2, None, &mut rev, false), Some(Ok(0)));
-        assert_eq!(dist_id_access(GICD_TYPER2, Some(0), &mut rev, true), Some(Ok(0)));
-        assert_eq!(dist_id_access(GICD_TYPER2, Some(1 << 8), &mut rev, false), Some(Err(Errno::Inval)));
-        assert_eq!(dist_id_access(GICD_TYPER2, Some(1 << 8), &mut rev, true), Some(Err(Errno::Busy)));
+        assert_eq!(
+            dist_id_access(GICD_TYPER2, None, &mut rev, false),
+            Some(Ok(0))
+        );
+        assert_eq!(
+            dist_id_access(GICD_TYPER2, Some(0), &mut rev, true),
+            Some(Ok(0))
+        );
+        assert_eq!(
+            dist_id_access(GICD_TYPER2, Some(1 << 8), &mut rev, false),
+            Some(Err(Errno::Inval))
+        );
+        assert_eq!(
+            dist_id_access(GICD_TYPER2, Some(1 << 8), &mut rev, true),
+            Some(Err(Errno::Busy))
+        );
         assert_eq!(dist_id_access(0, None, &mut rev, true), None);
     }
 
@@ -654,8 +707,15 @@ mod tests {
     #[test]
     fn cpu_sysregs() {
         let host = Vtr::decode(QEMU_VTR);
-        let (mut vmcr, mut ap0r, mut ap1r, mut pri, mut id) = (0, [0; 4], [0; 4], host.pri_bits, host.id_bits);
-        let mut c = CpuIf { vmcr: &mut vmcr, ap0r: &mut ap0r, ap1r: &mut ap1r, pri_bits: &mut pri, id_bits: &mut id };
+        let (mut vmcr, mut ap0r, mut ap1r, mut pri, mut id) =
+            (0, [0; 4], [0; 4], host.pri_bits, host.id_bits);
+        let mut c = CpuIf {
+            vmcr: &mut vmcr,
+            ap0r: &mut ap0r,
+            ap1r: &mut ap1r,
+            pri_bits: &mut pri,
+            id_bits: &mut id,
+        };
         c.set(IccReg::Pmr, 0x1f0, &host).unwrap();
         assert_eq!(c.get(IccReg::Pmr, &host), Ok(0xf0));
         c.set(IccReg::Igrpen1, 3, &host).unwrap();
@@ -663,20 +723,30 @@ mod tests {
         c.set(IccReg::Bpr1, 4, &host).unwrap();
         assert_eq!(c.get(IccReg::Bpr1, &host), Ok(4));
         c.set(IccReg::Bpr0, 2, &host).unwrap();
-        assert_eq!(*c.vmcr, (0xf0 << 24) | (2 << 21) | (4 << 18) | VMCR_FIQEN | VMCR_ENG1);
+        assert_eq!(
+            *c.vmcr,
+            (0xf0 << 24) | (2 << 21) | (4 << 18) | VMCR_FIQEN | VMCR_ENG1
+        );
         // ICC_CTLR_EL1: 5 priority bits, A3V as the host; EOImode and CBPR kept.
         let ctlr = c.get(IccReg::Ctlr, &host).unwrap();
         assert_eq!(ctlr, (4 << 8) | CTLR_A3V);
-        c.set(IccReg::Ctlr, ctlr | CTLR_EOIMODE | CTLR_CBPR, &host).unwrap();
+        c.set(IccReg::Ctlr, ctlr | CTLR_EOIMODE | CTLR_CBPR, &host)
+            .unwrap();
         assert_eq!(*c.vmcr & (VMCR_EOIM | VMCR_CBPR), VMCR_EOIM | VMCR_CBPR);
         // With CBPR, BPR1 reads BPR0 + 1 and ignores writes.
         assert_eq!(c.get(IccReg::Bpr1, &host), Ok(3));
         c.set(IccReg::Bpr1, 6, &host).unwrap();
         assert_eq!(c.get(IccReg::Bpr1, &host), Ok(3));
         // More priority bits than the host, another SEIS or A3V: EINVAL.
-        assert_eq!(c.set(IccReg::Ctlr, (5 << 8) | CTLR_A3V, &host), Err(Errno::Inval));
+        assert_eq!(
+            c.set(IccReg::Ctlr, (5 << 8) | CTLR_A3V, &host),
+            Err(Errno::Inval)
+        );
         assert_eq!(c.set(IccReg::Ctlr, 4 << 8, &host), Err(Errno::Inval));
-        assert_eq!(c.set(IccReg::Ctlr, (4 << 8) | CTLR_A3V | CTLR_SEIS, &host), Err(Errno::Inval));
+        assert_eq!(
+            c.set(IccReg::Ctlr, (4 << 8) | CTLR_A3V | CTLR_SEIS, &host),
+            Err(Errno::Inval)
+        );
         // APRs: only AP<n>R0 with 5 priority bits.
         c.set(IccReg::Ap1r(0), 1 << 3, &host).unwrap();
         assert_eq!(c.get(IccReg::Ap1r(0), &host), Ok(1 << 3));
@@ -701,7 +771,10 @@ mod tests {
         // QEMU's order: PROPBASER, PENDBASER (in 32-bit halves), then GICR_CTLR.
         let mut f = Fixture::with_its();
         let mut m = f.model();
-        assert_eq!(m.dist_uread(0x4) & ((0x1f << 19) | (1 << 17)), (15 << 19) | (1 << 17));
+        assert_eq!(
+            m.dist_uread(0x4) & ((0x1f << 19) | (1 << 17)),
+            (15 << 19) | (1 << 17)
+        );
         m.redist_uwrite(1, 0x70, 0x1000_038f);
         m.redist_uwrite(1, 0x74, 0);
         m.redist_uwrite(1, 0x78, 0x0002_0380);
@@ -709,7 +782,16 @@ mod tests {
         assert_eq!(m.redist_uread(0, 0x70), 0x1000_038f);
         assert_eq!(m.redist_uread(1, 0x78), 0x0002_0380);
         assert_eq!(m.redist_uread(1, 0x7c), 0);
-        assert_eq!(m.redist_uwrite(1, 0x0, 1), (0, Some(LpiWork::EnableLpis { cpu: 1, load_pending: false })));
+        assert_eq!(
+            m.redist_uwrite(1, 0x0, 1),
+            (
+                0,
+                Some(LpiWork::EnableLpis {
+                    cpu: 1,
+                    load_pending: false
+                })
+            )
+        );
         assert_eq!(m.redist_uread(1, 0x0), 0b111);
         assert_eq!(m.redist_uread(1, 0x8) & 1, 1);
         // Once enabled, the bases ignore writes.

@@ -21,10 +21,17 @@ fn benchmark_runs_every_operation() -> TestResult {
         .lines()
         .find_map(|l| l.strip_prefix("bench-ops,")?.parse().ok())
         .ok_or("bench printed no operation count")?;
-    check!(rows.len() == ops, "{} result lines, expected {ops}", rows.len());
+    check!(
+        rows.len() == ops,
+        "{} result lines, expected {ops}",
+        rows.len()
+    );
     for row in rows {
         let ticks = row.split(',').nth(2).unwrap_or("");
-        check!(ticks.parse::<u64>().is_ok_and(|t| t > 0), "no measurement in '{row}'");
+        check!(
+            ticks.parse::<u64>().is_ok_and(|t| t > 0),
+            "no measurement in '{row}'"
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -34,6 +41,9 @@ fn main() {
         "rkvm_bench_smoke",
         host_runs_guests(),
         rkvm_selftests::NO_GUESTS_REASON,
-        &[("benchmark_runs_every_operation", benchmark_runs_every_operation)],
+        &[(
+            "benchmark_runs_every_operation",
+            benchmark_runs_every_operation,
+        )],
     )
 }

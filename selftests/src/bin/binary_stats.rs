@@ -8,9 +8,9 @@
 use kvm_bindings::kvm_userspace_memory_region;
 use rkvm_selftests::{
     binstats::{pread, Stats, HEADER_SIZE},
-    check, check_eq, guest_code, host_runs_guests, run_or_skip,
+    check, check_eq, guest_code, host_runs_guests, run_or_skip, vcpu_stats,
     vmm::{ioctl_raw, run, run_errno, Exit, TestVm, MEM_BASE, MMIO_BASE},
-    vcpu_stats, Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
+    Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -19,8 +19,13 @@ const KVM_CAP_BINARY_STATS_FD: u64 = 203;
 const NAME_SIZE: u32 = 48;
 /// The arm64 KVM names rkvm counts the same events for.
 const KVM_VCPU_NAMES: &[&str] = &[
-    "hvc_exit_stat", "wfe_exit_stat", "wfi_exit_stat", "mmio_exit_user", "mmio_exit_kernel",
-    "signal_exits", "exits",
+    "hvc_exit_stat",
+    "wfe_exit_stat",
+    "wfi_exit_stat",
+    "mmio_exit_user",
+    "mmio_exit_kernel",
+    "signal_exits",
+    "exits",
 ];
 
 fn gettid() -> i64 {
@@ -34,19 +39,38 @@ fn check_layout(c: &mut Cases, what: &str, s: &Stats) {
     let n = h.num_desc as usize;
     c.eq(&format!("{what}: header flags"), h.flags, 0);
     c.eq(&format!("{what}: name size"), h.name_size, NAME_SIZE);
-    c.eq(&format!("{what}: id offset"), h.id_offset as usize, HEADER_SIZE);
-    c.eq(&format!("{what}: descriptor offset"), h.desc_offset, 24 + NAME_SIZE);
-    c.eq(&format!("{what}: data offset"), h.data_offset as usize, 72 + n * 64);
+    c.eq(
+        &format!("{what}: id offset"),
+        h.id_offset as usize,
+        HEADER_SIZE,
+    );
+    c.eq(
+        &format!("{what}: descriptor offset"),
+        h.desc_offset,
+        24 + NAME_SIZE,
+    );
+    c.eq(
+        &format!("{what}: data offset"),
+        h.data_offset as usize,
+        72 + n * 64,
+    );
     c.eq(&format!("{what}: descriptors read"), s.descs.len(), n);
     let mut names = Vec::new();
     let mut next = 0;
     for d in &s.descs {
         let Some(name) = d.name() else {
-            c.fail(format!("{what}: a descriptor name without NUL: {:?}", d.raw_name));
+            c.fail(format!(
+                "{what}: a descriptor name without NUL: {:?}",
+                d.raw_name
+            ));
             continue;
         };
         let (kind, unit, base) = (d.flags & 0xf, d.flags >> 4 & 0xf, d.flags >> 8 & 0xf);
-        c.eq(&format!("{what}: {name}: flag bits beyond base"), d.flags >> 12, 0);
+        c.eq(
+            &format!("{what}: {name}: flag bits beyond base"),
+            d.flags >> 12,
+            0,
+        );
         check_in(c, &format!("{what}: {name}: type"), kind, 4);
         check_in(c, &format!("{what}: {name}: unit"), unit, 4);
         check_in(c, &format!("{what}: {name}: base"), base, 1);
@@ -56,12 +80,28 @@ fn check_layout(c: &mut Cases, what: &str, s: &Stats) {
             4 => d.exponent == 0,
             _ => d.exponent >= 0,
         };
-        c.eq(&format!("{what}: {name}: exponent {} fits its unit", d.exponent), exp_ok, true);
+        c.eq(
+            &format!("{what}: {name}: exponent {} fits its unit", d.exponent),
+            exp_ok,
+            true,
+        );
         c.eq(&format!("{what}: {name}: size > 0"), d.size > 0, true);
-        c.eq(&format!("{what}: {name}: bucket size only for linear histograms"), d.bucket_size != 0, kind == 3);
-        c.eq(&format!("{what}: {name}: data offset (packed, in order)"), d.offset, next);
+        c.eq(
+            &format!("{what}: {name}: bucket size only for linear histograms"),
+            d.bucket_size != 0,
+            kind == 3,
+        );
+        c.eq(
+            &format!("{what}: {name}: data offset (packed, in order)"),
+            d.offset,
+            next,
+        );
         next = d.offset + 8 * u32::from(d.size);
-        c.eq(&format!("{what}: {name}: listed once"), names.contains(&name), false);
+        c.eq(
+            &format!("{what}: {name}: listed once"),
+            names.contains(&name),
+            false,
+        );
         names.push(name);
     }
 }
@@ -93,20 +133,40 @@ fn check_reads(c: &mut Cases, what: &str, s: &Stats) -> Result<(), String> {
             pos += part.len();
             pieced.extend(part);
         }
-        c.eq(&format!("{what}: {chunk}-byte reads"), &pieced[..fixed.min(pieced.len())], &whole[..fixed]);
+        c.eq(
+            &format!("{what}: {chunk}-byte reads"),
+            &pieced[..fixed.min(pieced.len())],
+            &whole[..fixed],
+        );
     }
-    c.eq(&format!("{what}: read at the end"), pread(fd, 8, len as u64), Ok(vec![]));
-    c.eq(&format!("{what}: read past the end"), pread(fd, 8, 1 << 40), Ok(vec![]));
+    c.eq(
+        &format!("{what}: read at the end"),
+        pread(fd, 8, len as u64),
+        Ok(vec![]),
+    );
+    c.eq(
+        &format!("{what}: read past the end"),
+        pread(fd, 8, 1 << 40),
+        Ok(vec![]),
+    );
     let mut buf = vec![0u8; len + 16];
     // SAFETY: `buf` is valid for its length.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    c.eq(&format!("{what}: read() of the whole file"), n, len as isize);
+    c.eq(
+        &format!("{what}: read() of the whole file"),
+        n,
+        len as isize,
+    );
     // SAFETY: as above.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     c.eq(&format!("{what}: read() at the end"), n, 0);
     // SAFETY: lseek has no pointer arguments.
     let at = unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
-    c.eq(&format!("{what}: lseek leaves the position"), at, len as i64);
+    c.eq(
+        &format!("{what}: lseek leaves the position"),
+        at,
+        len as i64,
+    );
     Ok(())
 }
 
@@ -115,33 +175,80 @@ fn check_file(c: &mut Cases, what: &str, s: &Stats) {
     let fd = s.fd.as_raw_fd();
     // SAFETY: fcntl and write/ioctl with these arguments touch no memory of ours but `b`.
     unsafe {
-        c.eq(&format!("{what}: FD_CLOEXEC"), libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
-        c.eq(&format!("{what}: O_RDONLY"), libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE, libc::O_RDONLY);
+        c.eq(
+            &format!("{what}: FD_CLOEXEC"),
+            libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC,
+            libc::FD_CLOEXEC,
+        );
+        c.eq(
+            &format!("{what}: O_RDONLY"),
+            libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE,
+            libc::O_RDONLY,
+        );
         let b = [0u8; 8];
-        c.eq(&format!("{what}: write"), libc::write(fd, b.as_ptr().cast(), 8), -1);
-        c.eq(&format!("{what}: write errno"), rkvm_selftests::errno(), libc::EBADF);
-        c.errno(&format!("{what}: an ioctl"), ioctl_raw(fd, 0xaece, 0), libc::ENOTTY);
-        let p = libc::mmap(core::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, fd, 0);
+        c.eq(
+            &format!("{what}: write"),
+            libc::write(fd, b.as_ptr().cast(), 8),
+            -1,
+        );
+        c.eq(
+            &format!("{what}: write errno"),
+            rkvm_selftests::errno(),
+            libc::EBADF,
+        );
+        c.errno(
+            &format!("{what}: an ioctl"),
+            ioctl_raw(fd, 0xaece, 0),
+            libc::ENOTTY,
+        );
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
         c.eq(&format!("{what}: mmap fails"), p == libc::MAP_FAILED, true);
-        c.eq(&format!("{what}: mmap errno"), rkvm_selftests::errno(), libc::ENODEV);
+        c.eq(
+            &format!("{what}: mmap errno"),
+            rkvm_selftests::errno(),
+            libc::ENODEV,
+        );
     }
 }
 
 // PSCI_VERSION (one HVC), a WFI (no irqchip: it returns at once), a report through
 // MMIO, then SYSTEM_OFF (a second HVC).
-guest_code!(guest_events,
-    "movz x0, #0", "movk x0, #0x8400, lsl #16", "hvc #0",
+guest_code!(
+    guest_events,
+    "movz x0, #0",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
     "wfi",
-    "movz x1, #0x1000, lsl #16", "str x0, [x1]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 guest_code!(guest_spin, "1: b 1b");
 
 fn files_are_laid_out_as_kvms() -> TestResult {
     let vm = TestVm::new(1 << 16, guest_events())?;
     let mut c = Cases::new();
-    c.eq("KVM_CAP_BINARY_STATS_FD", vm.kvm.check_extension_raw(KVM_CAP_BINARY_STATS_FD as _), 1);
-    c.eq("KVM_CAP_BINARY_STATS_FD on the VM", vm.vm.check_extension_raw(KVM_CAP_BINARY_STATS_FD as _), 1);
+    c.eq(
+        "KVM_CAP_BINARY_STATS_FD",
+        vm.kvm.check_extension_raw(KVM_CAP_BINARY_STATS_FD as _),
+        1,
+    );
+    c.eq(
+        "KVM_CAP_BINARY_STATS_FD on the VM",
+        vm.vm.check_extension_raw(KVM_CAP_BINARY_STATS_FD as _),
+        1,
+    );
     let v3 = vm.vcpu(3, MEM_BASE, 0)?;
     let tid = gettid();
     let vs = Stats::open(vm.vm.as_raw_fd())?;
@@ -155,13 +262,27 @@ fn files_are_laid_out_as_kvms() -> TestResult {
     }
     let names: Vec<_> = cs.descs.iter().filter_map(|d| d.name()).collect();
     for want in KVM_VCPU_NAMES {
-        c.eq(&format!("vCPU statistic {want}"), names.iter().any(|n| n == want), true);
+        c.eq(
+            &format!("vCPU statistic {want}"),
+            names.iter().any(|n| n == want),
+            true,
+        );
     }
-    c.eq("VM statistic remote_tlb_flush", vs.descs.iter().any(|d| d.name().as_deref() == Some("remote_tlb_flush")), true);
+    c.eq(
+        "VM statistic remote_tlb_flush",
+        vs.descs
+            .iter()
+            .any(|d| d.name().as_deref() == Some("remote_tlb_flush")),
+        true,
+    );
     // A second stats fd is another file on the same counters.
     let again = Stats::open(v3.as_raw_fd())?;
     c.eq("second fd: same descriptors", again.descs == cs.descs, true);
-    c.eq("second fd: another fd", again.fd.as_raw_fd() != cs.fd.as_raw_fd(), true);
+    c.eq(
+        "second fd: another fd",
+        again.fd.as_raw_fd() != cs.fd.as_raw_fd(),
+        true,
+    );
     c.finish()
 }
 
@@ -174,28 +295,54 @@ fn vcpu_counters_follow_the_guest() -> TestResult {
     for (name, value) in &before {
         c.eq(&format!("{name} before any run"), *value, 0);
     }
-    c.eq("first run", run(&mut v, 0)?, Exit::MmioWrite(MMIO_BASE, 0x0001_0003u64.to_le_bytes().to_vec())); // PSCI 1.3
+    c.eq(
+        "first run",
+        run(&mut v, 0)?,
+        Exit::MmioWrite(MMIO_BASE, 0x0001_0003u64.to_le_bytes().to_vec()),
+    ); // PSCI 1.3
     let after = s.values()?;
-    let get = |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(u64::MAX);
+    let get =
+        |m: &std::collections::HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(u64::MAX);
     c.eq("hvc_exit_stat", get(&after, "hvc_exit_stat"), 1);
     c.eq("wfi_exit_stat", get(&after, "wfi_exit_stat"), 1);
     c.eq("mmio_exit_user", get(&after, "mmio_exit_user"), 1);
     c.eq("mmio_exit_kernel", get(&after, "mmio_exit_kernel"), 0);
     c.eq("runs", get(&after, "runs"), 1);
-    c.eq("exits: at least the HVC, the WFI and the MMIO write", get(&after, "exits") >= 3, true);
+    c.eq(
+        "exits: at least the HVC, the WFI and the MMIO write",
+        get(&after, "exits") >= 3,
+        true,
+    );
     // The same counters as debugfs shows.
     let debugfs = vcpu_stats(0)?;
-    for (bin, dbg) in [("exits", "exits"), ("hvc_exit_stat", "exits_hvc"), ("wfi_exit_stat", "exits_wfi"),
-        ("wfe_exit_stat", "exits_wfe"), ("mmio_exit_user", "exits_mmio"), ("runs", "runs")]
-    {
-        c.eq(&format!("{bin} = debugfs {dbg}"), Some(get(&after, bin)), debugfs.get(dbg).copied());
+    for (bin, dbg) in [
+        ("exits", "exits"),
+        ("hvc_exit_stat", "exits_hvc"),
+        ("wfi_exit_stat", "exits_wfi"),
+        ("wfe_exit_stat", "exits_wfe"),
+        ("mmio_exit_user", "exits_mmio"),
+        ("runs", "runs"),
+    ] {
+        c.eq(
+            &format!("{bin} = debugfs {dbg}"),
+            Some(get(&after, bin)),
+            debugfs.get(dbg).copied(),
+        );
     }
     c.eq("second run", run(&mut v, 0)?, Exit::SystemEvent(1));
     let end = s.values()?;
-    c.eq("hvc_exit_stat after SYSTEM_OFF", get(&end, "hvc_exit_stat"), 2);
+    c.eq(
+        "hvc_exit_stat after SYSTEM_OFF",
+        get(&end, "hvc_exit_stat"),
+        2,
+    );
     c.eq("mmio_exit_user unchanged", get(&end, "mmio_exit_user"), 1);
     c.eq("runs", get(&end, "runs"), 2);
-    c.eq("exits grew", get(&end, "exits") > get(&after, "exits"), true);
+    c.eq(
+        "exits grew",
+        get(&end, "exits") > get(&after, "exits"),
+        true,
+    );
     c.finish()
 }
 
@@ -207,8 +354,16 @@ fn signal_exits_are_counted() -> TestResult {
     let mut c = Cases::new();
     for round in 1..=2u64 {
         kick.arm(Duration::from_millis(50));
-        c.eq(&format!("run {round} is interrupted"), run_errno(&mut v, 0).err(), Some(libc::EINTR));
-        c.eq(&format!("signal_exits after {round}"), s.values()?.get("signal_exits").copied(), Some(round));
+        c.eq(
+            &format!("run {round} is interrupted"),
+            run_errno(&mut v, 0).err(),
+            Some(libc::EINTR),
+        );
+        c.eq(
+            &format!("signal_exits after {round}"),
+            s.values()?.get("signal_exits").copied(),
+            Some(round),
+        );
     }
     c.finish()
 }
@@ -219,17 +374,38 @@ fn vm_counters_follow_stage2() -> TestResult {
     let s = Stats::open(vm.vm.as_raw_fd())?;
     let mut c = Cases::new();
     let start = s.values()?;
-    c.eq("pages_4k before any run", start.get("pages_4k").copied(), Some(0));
-    check!(matches!(run(&mut v, 0)?, Exit::MmioWrite(..)), "the guest did not report");
+    c.eq(
+        "pages_4k before any run",
+        start.get("pages_4k").copied(),
+        Some(0),
+    );
+    check!(
+        matches!(run(&mut v, 0)?, Exit::MmioWrite(..)),
+        "the guest did not report"
+    );
     let ran = s.values()?;
-    c.eq("pages_4k: the code page is mapped", ran.get("pages_4k").copied().unwrap_or(0) >= 1, true);
+    c.eq(
+        "pages_4k: the code page is mapped",
+        ran.get("pages_4k").copied().unwrap_or(0) >= 1,
+        true,
+    );
     // Deleting the slot unmaps its pages with a VMID-wide TLB invalidation.
-    let gone = kvm_userspace_memory_region { slot: 0, guest_phys_addr: MEM_BASE, ..Default::default() };
+    let gone = kvm_userspace_memory_region {
+        slot: 0,
+        guest_phys_addr: MEM_BASE,
+        ..Default::default()
+    };
     // SAFETY: deleting a slot does not touch memory.
     unsafe { vm.vm.set_user_memory_region(gone) }.map_err(|e| format!("deleting the slot: {e}"))?;
     let end = s.values()?;
-    c.eq("pages_4k after the delete", end.get("pages_4k").copied(), Some(0));
-    let flushes = |m: &std::collections::HashMap<String, u64>| m.get("remote_tlb_flush").copied().unwrap_or(0);
+    c.eq(
+        "pages_4k after the delete",
+        end.get("pages_4k").copied(),
+        Some(0),
+    );
+    let flushes = |m: &std::collections::HashMap<String, u64>| {
+        m.get("remote_tlb_flush").copied().unwrap_or(0)
+    };
     c.eq("remote_tlb_flush grew", flushes(&end) > flushes(&ran), true);
     c.finish()
 }
@@ -238,12 +414,18 @@ fn stats_fds_outlive_the_vm_fds() -> TestResult {
     let vm = TestVm::new(1 << 16, guest_events())?;
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
     let (vs, cs) = (Stats::open(vm.vm.as_raw_fd())?, Stats::open(v.as_raw_fd())?);
-    check!(matches!(run(&mut v, 0)?, Exit::MmioWrite(..)), "the guest did not report");
+    check!(
+        matches!(run(&mut v, 0)?, Exit::MmioWrite(..)),
+        "the guest did not report"
+    );
     drop(v);
     drop(vm);
     // As KVM, a stats fd holds the VM: its counters stay readable.
     check_eq!(cs.values()?.get("runs").copied(), Some(1));
-    check!(vs.values()?.contains_key("remote_tlb_flush"), "VM stats unreadable");
+    check!(
+        vs.values()?.contains_key("remote_tlb_flush"),
+        "VM stats unreadable"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -254,7 +436,10 @@ fn main() {
         NO_GUESTS_REASON,
         &[
             ("files_are_laid_out_as_kvms", files_are_laid_out_as_kvms),
-            ("vcpu_counters_follow_the_guest", vcpu_counters_follow_the_guest),
+            (
+                "vcpu_counters_follow_the_guest",
+                vcpu_counters_follow_the_guest,
+            ),
             ("signal_exits_are_counted", signal_exits_are_counted),
             ("vm_counters_follow_stage2", vm_counters_follow_stage2),
             ("stats_fds_outlive_the_vm_fds", stats_fds_outlive_the_vm_fds),

@@ -7,8 +7,7 @@
 //! unloads and loads again after the cycles, and the kernel log stays clean.
 
 use rkvm_selftests::{
-    pin_to_cpu,
-    check, host_runs_guests, module, run_or_skip, vmm::smoke_vm, KernelLog, Outcome,
+    check, host_runs_guests, module, pin_to_cpu, run_or_skip, vmm::smoke_vm, KernelLog, Outcome,
     TestResult,
 };
 
@@ -46,7 +45,10 @@ fn online_cpus() -> Result<Vec<u32>, String> {
     let mut cpus = Vec::new();
     for part in s.trim().split(',').filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = (a.parse().map_err(|_| s.clone())?, b.parse().map_err(|_| s.clone())?);
+        let (a, b): (u32, u32) = (
+            a.parse().map_err(|_| s.clone())?,
+            b.parse().map_err(|_| s.clone())?,
+        );
         cpus.extend(a..=b);
     }
     Ok(cpus)
@@ -69,7 +71,10 @@ fn vm_on_cpu(cpu: u32) -> Result<(), String> {
 
 fn vm_on_every_cpu() -> TestResult {
     let cpus = online_cpus()?;
-    check!(cpus.len() >= 2, "only {cpus:?} online: the host needs at least 2 CPUs");
+    check!(
+        cpus.len() >= 2,
+        "only {cpus:?} online: the host needs at least 2 CPUs"
+    );
     for cpu in cpus {
         vm_on_cpu(cpu)?;
     }
@@ -129,9 +134,18 @@ fn main() {
         rkvm_selftests::NO_GUESTS_REASON,
         &[
             ("vm_on_every_cpu", vm_on_every_cpu),
-            ("offline_online_cycles_without_vms", offline_online_cycles_without_vms),
-            ("vm_on_every_cpu_after_hotplug", vm_on_every_cpu_after_hotplug),
-            ("unload_and_load_with_a_cpu_offline", unload_and_load_with_a_cpu_offline),
+            (
+                "offline_online_cycles_without_vms",
+                offline_online_cycles_without_vms,
+            ),
+            (
+                "vm_on_every_cpu_after_hotplug",
+                vm_on_every_cpu_after_hotplug,
+            ),
+            (
+                "unload_and_load_with_a_cpu_offline",
+                unload_and_load_with_a_cpu_offline,
+            ),
         ],
     )
 }

@@ -36,8 +36,8 @@
 //! guest's console as is (`make run`) and exits non-zero on failure.
 
 use rkvm_selftests::{
-    check, cmdline_param, host_runs_guests, kernel_trouble, run, KernelLog, Outcome,
-    TestResult, XorShift,
+    check, cmdline_param, host_runs_guests, kernel_trouble, run, KernelLog, Outcome, TestResult,
+    XorShift,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -109,12 +109,41 @@ fn disk_arg() -> String {
 /// and a virtio-net-pci NIC on the user-mode network.
 fn qemu(binary: &str, machine: &str, nic: &str, append: &str) -> Vec<String> {
     let smp = SMP.to_string();
-    [binary, "-M", machine, "-accel", "kvm", "-cpu", "host", "-smp", &smp, "-m", "256",
-     "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio",
-     "-kernel", GUEST_KERNEL, "-initrd", GUEST_INITRD, "-append", append,
-     "-drive", &disk_arg(), "-device", "virtio-blk-pci,drive=d0",
-     "-netdev", "user,id=n0", "-device", nic]
-        .iter().map(|s| s.to_string()).collect()
+    [
+        binary,
+        "-M",
+        machine,
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-smp",
+        &smp,
+        "-m",
+        "256",
+        "-nographic",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        GUEST_KERNEL,
+        "-initrd",
+        GUEST_INITRD,
+        "-append",
+        append,
+        "-drive",
+        &disk_arg(),
+        "-device",
+        "virtio-blk-pci,drive=d0",
+        "-netdev",
+        "user,id=n0",
+        "-device",
+        nic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// QEMU warns when the guest has more vCPUs than the host has CPUs (`KVM_CAP_NR_VCPUS`):
@@ -125,11 +154,33 @@ fn qemu_benign(line: &str) -> bool {
 
 fn kvmtool(irqchip: &str, transport: &str, append: &str) -> Vec<String> {
     let smp = SMP.to_string();
-    ["/usr/bin/lkvm", "run", "--kernel", GUEST_KERNEL, "--initrd", GUEST_INITRD,
-     "--cpus", &smp, "--mem", "256", "--console", "serial", "--irqchip", irqchip,
-     "--virtio-transport", transport, "--disk", DISK, "--network", "mode=user",
-     "--params", append]
-        .iter().map(|s| s.to_string()).collect()
+    [
+        "/usr/bin/lkvm",
+        "run",
+        "--kernel",
+        GUEST_KERNEL,
+        "--initrd",
+        GUEST_INITRD,
+        "--cpus",
+        &smp,
+        "--mem",
+        "256",
+        "--console",
+        "serial",
+        "--irqchip",
+        irqchip,
+        "--virtio-transport",
+        transport,
+        "--disk",
+        DISK,
+        "--network",
+        "mode=user",
+        "--params",
+        append,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// kvmtool's own informational lines.
@@ -143,13 +194,15 @@ const FIRECRACKER_CONFIG: &str = "/tmp/interop-firecracker.json";
 
 /// Firecracker's configuration file: four vCPUs, 256 MiB, the disk, no NIC.
 fn firecracker_config(append: &str) {
-    let config = format!(r#"{{
+    let config = format!(
+        r#"{{
   "boot-source": {{ "kernel_image_path": "{GUEST_KERNEL}", "initrd_path": "{GUEST_INITRD}",
                     "boot_args": "{append}" }},
   "drives": [ {{ "drive_id": "d0", "path_on_host": "{DISK}", "is_root_device": false,
                 "is_read_only": false }} ],
   "machine-config": {{ "vcpu_count": {SMP}, "mem_size_mib": 256 }}
-}}"#);
+}}"#
+    );
     if let Err(e) = std::fs::write(FIRECRACKER_CONFIG, config) {
         println!("# {FIRECRACKER_CONFIG}: {e}");
     }
@@ -159,8 +212,16 @@ fn firecracker_config(append: &str) {
 /// CONFIG_SECCOMP (and the glibc build's policy allows everything anyway).
 fn firecracker(append: &str) -> Vec<String> {
     firecracker_config(append);
-    [FIRECRACKER, "--no-api", "--no-seccomp", "--config-file", FIRECRACKER_CONFIG]
-        .iter().map(|s| s.to_string()).collect()
+    [
+        FIRECRACKER,
+        "--no-api",
+        "--no-seccomp",
+        "--config-file",
+        FIRECRACKER_CONFIG,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The snapshot round trip's files in the emulated host's /tmp (its initramfs, in RAM):
@@ -181,9 +242,18 @@ const MARK_SECTOR: usize = 12288;
 /// carries mapped devices, ITTs and LPIs (`SAVE_TABLES`, `RESTORE_TABLES`).
 fn firecracker_api(append: &str) -> Vec<String> {
     firecracker_config(append);
-    [FIRECRACKER, "--api-sock", FC_SOCK, "--no-seccomp", "--enable-pci", "--config-file",
-     FIRECRACKER_CONFIG]
-        .iter().map(|s| s.to_string()).collect()
+    [
+        FIRECRACKER,
+        "--api-sock",
+        FC_SOCK,
+        "--no-seccomp",
+        "--enable-pci",
+        "--config-file",
+        FIRECRACKER_CONFIG,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// One HTTP/1.1 request on a Firecracker API socket, as its API (`firecracker.yaml`)
@@ -191,26 +261,37 @@ fn firecracker_api(append: &str) -> Vec<String> {
 fn http(sock: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
     let mut s = UnixStream::connect(sock).map_err(|e| format!("{sock}: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
-                       Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).map_err(|e| format!("{method} {path}: {e}"))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+                       Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("{method} {path}: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
                 .ok_or_else(|| format!("{method} {path}: bad status line {head:?}"))?;
-            let len = head.lines()
+            let len = head
+                .lines()
                 .filter_map(|l| l.split_once(':'))
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
                 return Ok((status, body));
             }
         }
-        let n = s.read(&mut chunk).map_err(|e| format!("{method} {path}: {e}"))?;
+        let n = s
+            .read(&mut chunk)
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         if n == 0 {
             return Err(format!("{method} {path}: connection closed mid-response"));
         }
@@ -232,7 +313,9 @@ fn wait_for_socket(sock: &str, limit: Duration) -> Result<(), String> {
     loop {
         match UnixStream::connect(sock) {
             Ok(_) => return Ok(()),
-            Err(e) if start.elapsed() > limit => return Err(format!("{sock}: {e} after {limit:?}")),
+            Err(e) if start.elapsed() > limit => {
+                return Err(format!("{sock}: {e} after {limit:?}"))
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -259,12 +342,24 @@ struct SnapshotRun {
 fn snapshot_take(run: &mut SnapshotRun) -> Result<(), String> {
     let t = Instant::now();
     http_ok(FC_SOCK, "PATCH", "/vm", r#"{"state":"Paused"}"#)?;
-    http_ok(FC_SOCK, "PUT", "/snapshot/create", &format!(
-        r#"{{"snapshot_type":"Full","snapshot_path":"{FC_STATE}","mem_file_path":"{FC_MEM}"}}"#))?;
+    http_ok(
+        FC_SOCK,
+        "PUT",
+        "/snapshot/create",
+        &format!(
+            r#"{{"snapshot_type":"Full","snapshot_path":"{FC_STATE}","mem_file_path":"{FC_MEM}"}}"#
+        ),
+    )?;
     run.create_ms = t.elapsed().as_millis();
     let t = Instant::now();
-    let diff = http(FC_SOCK, "PUT", "/snapshot/create", &format!(
-        r#"{{"snapshot_type":"Diff","snapshot_path":"{FC_DIFF_STATE}","mem_file_path":"{FC_DIFF_MEM}"}}"#));
+    let diff = http(
+        FC_SOCK,
+        "PUT",
+        "/snapshot/create",
+        &format!(
+            r#"{{"snapshot_type":"Diff","snapshot_path":"{FC_DIFF_STATE}","mem_file_path":"{FC_DIFF_MEM}"}}"#
+        ),
+    );
     run.diff_ms = t.elapsed().as_millis();
     run.diff = match diff {
         Ok((code, body)) => format!("{code} {}", body.trim()),
@@ -279,12 +374,22 @@ fn snapshot_take(run: &mut SnapshotRun) -> Result<(), String> {
 fn snapshot_load(run: &mut SnapshotRun) -> Result<(), String> {
     let t = Instant::now();
     wait_for_socket(FC_SOCK_RESTORED, Duration::from_secs(30))?;
-    http_ok(FC_SOCK_RESTORED, "PUT", "/snapshot/load", &format!(
-        r#"{{"snapshot_path":"{FC_STATE}","mem_backend":{{"backend_type":"File","backend_path":"{FC_MEM}"}},"resume_vm":true}}"#))?;
+    http_ok(
+        FC_SOCK_RESTORED,
+        "PUT",
+        "/snapshot/load",
+        &format!(
+            r#"{{"snapshot_path":"{FC_STATE}","mem_backend":{{"backend_type":"File","backend_path":"{FC_MEM}"}},"resume_vm":true}}"#
+        ),
+    )?;
     run.load_ms = t.elapsed().as_millis();
-    let disk = std::fs::OpenOptions::new().write(true).open(DISK).map_err(|e| format!("{DISK}: {e}"))?;
+    let disk = std::fs::OpenOptions::new()
+        .write(true)
+        .open(DISK)
+        .map_err(|e| format!("{DISK}: {e}"))?;
     disk.write_all_at(run.marker.as_bytes(), (MARK_SECTOR * 512) as u64)
-        .and_then(|_| disk.sync_all()).map_err(|e| format!("{DISK}: marker: {e}"))?;
+        .and_then(|_| disk.sync_all())
+        .map_err(|e| format!("{DISK}: marker: {e}"))?;
     Ok(())
 }
 
@@ -295,15 +400,32 @@ fn snapshot_load(run: &mut SnapshotRun) -> Result<(), String> {
 fn dirty_log_probe(bind: bool) -> Result<(u16, String), String> {
     let _ = std::fs::remove_file(FC_SOCK_PROBE);
     let argv: Vec<String> = [FIRECRACKER, "--api-sock", FC_SOCK_PROBE, "--no-seccomp"]
-        .iter().map(|s| s.to_string()).collect();
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut child = spawn(&argv, bind, Stdio::null())?;
     let answer = (|| {
         wait_for_socket(FC_SOCK_PROBE, Duration::from_secs(30))?;
-        http_ok(FC_SOCK_PROBE, "PUT", "/boot-source", &format!(
-            r#"{{"kernel_image_path":"{GUEST_KERNEL}","initrd_path":"{GUEST_INITRD}","boot_args":"console=ttyS0 panic=-1"}}"#))?;
-        http_ok(FC_SOCK_PROBE, "PUT", "/machine-config",
-                r#"{"vcpu_count":1,"mem_size_mib":64,"track_dirty_pages":true}"#)?;
-        http(FC_SOCK_PROBE, "PUT", "/actions", r#"{"action_type":"InstanceStart"}"#)
+        http_ok(
+            FC_SOCK_PROBE,
+            "PUT",
+            "/boot-source",
+            &format!(
+                r#"{{"kernel_image_path":"{GUEST_KERNEL}","initrd_path":"{GUEST_INITRD}","boot_args":"console=ttyS0 panic=-1"}}"#
+            ),
+        )?;
+        http_ok(
+            FC_SOCK_PROBE,
+            "PUT",
+            "/machine-config",
+            r#"{"vcpu_count":1,"mem_size_mib":64,"track_dirty_pages":true}"#,
+        )?;
+        http(
+            FC_SOCK_PROBE,
+            "PUT",
+            "/actions",
+            r#"{"action_type":"InstanceStart"}"#,
+        )
     })();
     let _ = child.kill();
     let _ = child.wait();
@@ -318,8 +440,14 @@ const CLIENTS: &[Client] = &[
         net: "10.0.2.15/24,10.0.2.2",
         its: true,
         // The 7.2 userspace carries no option ROMs: the NIC does without (romfile=).
-        command: |a| qemu("/usr/bin/qemu-system-aarch64", "virt,gic-version=3",
-                          "virtio-net-pci,netdev=n0,romfile=", a),
+        command: |a| {
+            qemu(
+                "/usr/bin/qemu-system-aarch64",
+                "virt,gic-version=3",
+                "virtio-net-pci,netdev=n0,romfile=",
+                a,
+            )
+        },
         benign: qemu_benign,
         snapshot: false,
     },
@@ -328,7 +456,14 @@ const CLIENTS: &[Client] = &[
         console: "ttyAMA0",
         net: "10.0.2.15/24,10.0.2.2",
         its: true,
-        command: |a| qemu("/usr/bin/qemu10-system-aarch64", "virt", "virtio-net-pci,netdev=n0", a),
+        command: |a| {
+            qemu(
+                "/usr/bin/qemu10-system-aarch64",
+                "virt",
+                "virtio-net-pci,netdev=n0",
+                a,
+            )
+        },
         benign: qemu_benign,
         snapshot: false,
     },
@@ -386,10 +521,16 @@ fn make_disk(seed: u64) -> Result<String, String> {
     std::fs::write(DISK, &img).map_err(|e| format!("{DISK}: {e}"))?;
     let head = "/tmp/interop-head.bin";
     std::fs::write(head, &img[..HEAD]).map_err(|e| format!("{head}: {e}"))?;
-    let out = Command::new("md5sum").arg(head).output().map_err(|e| format!("md5sum: {e}"))?;
+    let out = Command::new("md5sum")
+        .arg(head)
+        .output()
+        .map_err(|e| format!("md5sum: {e}"))?;
     let _ = std::fs::remove_file(head);
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().map(str::to_owned).ok_or_else(|| "md5sum printed nothing".into())
+    text.split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| "md5sum printed nothing".into())
 }
 
 struct Boot {
@@ -404,7 +545,13 @@ struct Boot {
 fn spawn(argv: &[String], bind: bool, stdout: Stdio) -> Result<Child, String> {
     let mut cmd = if bind {
         let mut c = Command::new("unshare");
-        c.args(["-m", "sh", "-c", "mount --bind /dev/rkvm /dev/kvm && exec \"$@\"", "sh"]);
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind /dev/rkvm /dev/kvm && exec \"$@\"",
+            "sh",
+        ]);
         c.args(argv);
         c
     } else {
@@ -413,16 +560,25 @@ fn spawn(argv: &[String], bind: bool, stdout: Stdio) -> Result<Child, String> {
         c
     };
     // kvmtool keeps its control socket under $HOME/.lkvm.
-    cmd.env("HOME", "/tmp").stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
-    cmd.spawn().map_err(|e| format!("spawning {}: {e}", argv[0]))
+    cmd.env("HOME", "/tmp")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .map_err(|e| format!("spawning {}: {e}", argv[0]))
 }
 
 /// Runs `argv`, its stdout as the console. With `snapshot`, the round trip: when the guest
 /// says "snapshot wait", `snapshot_take`, kill that VMM, start a new Firecracker on
 /// `FC_SOCK_RESTORED` and `snapshot_load`; the console goes on with the new one's, whose
 /// exit ends the boot.
-fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
-        mut snapshot: Option<&mut SnapshotRun>) -> Result<Boot, String> {
+fn boot(
+    name: &str,
+    argv: &[String],
+    bind: bool,
+    raw: bool,
+    mut snapshot: Option<&mut SnapshotRun>,
+) -> Result<Boot, String> {
     println!("# {name}: {}", argv.join(" "));
     println!("# qemu-timing: {name} start");
     let start = Instant::now();
@@ -477,7 +633,9 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
         }
         for line in BufReader::new(out).split(b'\n') {
             let Ok(line) = line else { break };
-            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_owned();
             if raw {
                 println!("{line}");
             } else {
@@ -485,7 +643,10 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
             }
             if console.is_empty() {
                 // The VMM's start-up (libraries, the -cpu host probe, the machine) ends here.
-                println!("# qemu-timing: {name} console {}", start.elapsed().as_millis());
+                println!(
+                    "# qemu-timing: {name} console {}",
+                    start.elapsed().as_millis()
+                );
             }
             if to_init.is_none() && line.starts_with("rkvm-guest: init started") {
                 let t = start.elapsed();
@@ -510,7 +671,12 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
         // SAFETY: a zeroed siginfo_t is valid, and waitid only writes to it.
         unsafe {
             let mut info: libc::siginfo_t = core::mem::zeroed();
-            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            );
         }
         current.store(0, Ordering::SeqCst);
         let status = child.wait().map_err(|e| format!("wait: {e}"));
@@ -522,10 +688,20 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
         if !handoff {
             break status;
         }
-        println!("# {name}: snapshot taken, the first Firecracker killed ({})",
-                 status.map_or_else(|e| e, |s| status_words(&s)));
-        argv = [FIRECRACKER, "--api-sock", FC_SOCK_RESTORED, "--no-seccomp", "--enable-pci"]
-            .iter().map(|s| s.to_string()).collect();
+        println!(
+            "# {name}: snapshot taken, the first Firecracker killed ({})",
+            status.map_or_else(|e| e, |s| status_words(&s))
+        );
+        argv = [
+            FIRECRACKER,
+            "--api-sock",
+            FC_SOCK_RESTORED,
+            "--no-seccomp",
+            "--enable-pci",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let _ = std::fs::remove_file(FC_SOCK_RESTORED);
         println!("# {name}: {}", argv.join(" "));
         restored = true;
@@ -537,11 +713,20 @@ fn boot(name: &str, argv: &[String], bind: bool, raw: bool,
     if killed {
         return Err(format!("still running after {} s, killed", LIMIT.as_secs()));
     }
-    Ok(Boot { status: result?, console, stderr, to_init, total })
+    Ok(Boot {
+        status: result?,
+        console,
+        stderr,
+        to_init,
+        total,
+    })
 }
 
 fn guest_says<'a>(boot: &'a Boot, prefix: &str) -> Option<&'a str> {
-    boot.console.iter().find_map(|l| l.strip_prefix(prefix)).map(str::trim)
+    boot.console
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
 }
 
 /// The exit status in words: "exit 1", "SIGSEGV (exit 139 in a shell)".
@@ -568,38 +753,67 @@ fn check_boot(c: &Client, boot: &Boot, md5: &str, snap: &SnapshotRun) -> TestRes
     if let Some(e) = &snap.error {
         check!(false, "{e}");
     }
-    let noise: Vec<&str> = boot.stderr.lines()
-        .filter(|l| !l.trim().is_empty() && !(c.benign)(l)).collect();
-    check!(boot.status.success(), "{}{}", status_words(&boot.status),
-           noise.first().map_or(String::new(), |l| format!(": {}", l.trim())));
+    let noise: Vec<&str> = boot
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !(c.benign)(l))
+        .collect();
+    check!(
+        boot.status.success(),
+        "{}{}",
+        status_words(&boot.status),
+        noise
+            .first()
+            .map_or(String::new(), |l| format!(": {}", l.trim()))
+    );
     check!(noise.is_empty(), "stderr: {}", noise.join(" | "));
     let pos = |m: &str| boot.console.iter().position(|l| l.starts_with(m));
     let (first, last) = (pos("rkvm-guest: init started"), pos("rkvm-guest: done"));
     check!(first.is_some(), "the guest never reached /init");
-    check!(last.is_some() && last > first, "the guest's /init did not finish");
+    check!(
+        last.is_some() && last > first,
+        "the guest's /init did not finish"
+    );
     if c.snapshot {
         let seen = guest_says(boot, "rkvm-guest: snapshot marker ").unwrap_or("no report");
-        check!(seen.split_whitespace().next() == Some(snap.marker.as_str()),
-               "the restored guest did not see the marker {}: {seen}", snap.marker);
+        check!(
+            seen.split_whitespace().next() == Some(snap.marker.as_str()),
+            "the restored guest did not see the marker {}: {seen}",
+            snap.marker
+        );
     }
     let bad = kernel_trouble(&boot.console);
     check!(bad.is_empty(), "guest kernel: {}", bad.join(" | "));
-    check!(guest_says(boot, "rkvm-guest: disk md5 ") == Some(md5),
-           "disk: the guest read {:?}, expected {md5}", guest_says(boot, "rkvm-guest: disk md5 "));
-    check!(guest_says(boot, "rkvm-guest: disk copy ") == Some("ok"),
-           "disk: the guest's copy {:?}", guest_says(boot, "rkvm-guest: disk copy "));
+    check!(
+        guest_says(boot, "rkvm-guest: disk md5 ") == Some(md5),
+        "disk: the guest read {:?}, expected {md5}",
+        guest_says(boot, "rkvm-guest: disk md5 ")
+    );
+    check!(
+        guest_says(boot, "rkvm-guest: disk copy ") == Some("ok"),
+        "disk: the guest's copy {:?}",
+        guest_says(boot, "rkvm-guest: disk copy ")
+    );
     let img = std::fs::read(DISK).map_err(|e| format!("{DISK}: {e}"))?;
-    check!(img.len() == DISK_SIZE && img[COPY_AT..COPY_AT + HEAD] == img[..HEAD],
-           "disk: the guest's copy is not in the image");
+    check!(
+        img.len() == DISK_SIZE && img[COPY_AT..COPY_AT + HEAD] == img[..HEAD],
+        "disk: the guest's copy is not in the image"
+    );
     let cpus = guest_says(boot, "rkvm-guest: cpus online ")
-        .and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<u32>().ok());
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok());
     check!(cpus == Some(SMP), "{cpus:?} CPUs online, expected {SMP}");
     if !c.net.is_empty() {
         let net = guest_says(boot, "rkvm-guest: net ").unwrap_or("no report");
-        check!(net.contains(" ping ") && net.split_whitespace().nth(4) == Some("ok"), "NIC: {net}");
+        check!(
+            net.contains(" ping ") && net.split_whitespace().nth(4) == Some("ok"),
+            "NIC: {net}"
+        );
     }
     let its = guest_says(boot, "rkvm-guest: interrupts its-msi ")
-        .and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
     if c.its {
         check!(its > 0, "no ITS MSI lines in the guest's /proc/interrupts");
     }
@@ -612,18 +826,34 @@ fn check_boot(c: &Client, boot: &Boot, md5: &str, snap: &SnapshotRun) -> TestRes
 /// accepts and rkvm, without dirty logging, refuses as KVM refuses a flag it does not
 /// support (`check_memory_region_flags()`: `EINVAL`), so Firecracker's `InstanceStart`
 /// fails with "os error 22". Turn this around when rkvm gets dirty logging.
-fn check_dirty(c: &Client, hyp: Hyp, snap: &SnapshotRun,
-               probe: &Option<Result<(u16, String), String>>) -> TestResult {
+fn check_dirty(
+    c: &Client,
+    hyp: Hyp,
+    snap: &SnapshotRun,
+    probe: &Option<Result<(u16, String), String>>,
+) -> TestResult {
     if !c.snapshot {
         return Ok(Outcome::Pass);
     }
     check!(snap.diff.starts_with("204"), "diff snapshot: {}", snap.diff);
-    let probe = probe.as_ref().ok_or("no dirty logging probe")?.as_ref()
+    let probe = probe
+        .as_ref()
+        .ok_or("no dirty logging probe")?
+        .as_ref()
         .map_err(|e| format!("dirty logging probe: {e}"))?;
     match hyp {
-        Hyp::Kvm => check!(probe.0 == 204, "track_dirty_pages: {} {}", probe.0, probe.1.trim()),
-        Hyp::Rkvm => check!(probe.0 == 400 && probe.1.contains("os error 22"),
-                            "track_dirty_pages without dirty logging: {} {}", probe.0, probe.1.trim()),
+        Hyp::Kvm => check!(
+            probe.0 == 204,
+            "track_dirty_pages: {} {}",
+            probe.0,
+            probe.1.trim()
+        ),
+        Hyp::Rkvm => check!(
+            probe.0 == 400 && probe.1.contains("os error 22"),
+            "track_dirty_pages without dirty logging: {} {}",
+            probe.0,
+            probe.1.trim()
+        ),
     }
     Ok(Outcome::Pass)
 }
@@ -644,17 +874,24 @@ fn client_run(c: &Client, raw: bool) -> TestResult {
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = rkvm_selftests::fuzz_seed(now.map_or(0x5eed, |d| d.as_nanos() as u64));
-    println!("# {}: disk seed {seed:#x}, {SMP} vCPUs on {}", c.name, match (hyp, bind) {
-        (Hyp::Kvm, _) => "in-kernel KVM (/dev/kvm)",
-        (Hyp::Rkvm, true) => "rkvm (/dev/rkvm bind-mounted over /dev/kvm)",
-        (Hyp::Rkvm, false) => "rkvm (its own /dev/kvm)",
-    });
+    println!(
+        "# {}: disk seed {seed:#x}, {SMP} vCPUs on {}",
+        c.name,
+        match (hyp, bind) {
+            (Hyp::Kvm, _) => "in-kernel KVM (/dev/kvm)",
+            (Hyp::Rkvm, true) => "rkvm (/dev/rkvm bind-mounted over /dev/kvm)",
+            (Hyp::Rkvm, false) => "rkvm (its own /dev/kvm)",
+        }
+    );
     let md5 = make_disk(seed)?;
     let mut append = format!("console={} panic=-1 rkvmguest.stress=0", c.console);
     if !c.net.is_empty() {
         append += &format!(" rkvmguest.net={}", c.net);
     }
-    let mut snap = SnapshotRun { marker: format!("rkvm-resume-{:x}", seed), ..Default::default() };
+    let mut snap = SnapshotRun {
+        marker: format!("rkvm-resume-{:x}", seed),
+        ..Default::default()
+    };
     let mut probe = None;
     if c.snapshot {
         append += &format!(" rkvmguest.snapshot={MARK_SECTOR}");
@@ -662,7 +899,13 @@ fn client_run(c: &Client, raw: bool) -> TestResult {
             let _ = std::fs::remove_file(f);
         }
     }
-    let result = boot(c.name, &(c.command)(&append), bind, raw, c.snapshot.then_some(&mut snap));
+    let result = boot(
+        c.name,
+        &(c.command)(&append),
+        bind,
+        raw,
+        c.snapshot.then_some(&mut snap),
+    );
     if c.snapshot {
         for f in [FC_SOCK, FC_SOCK_RESTORED, FC_STATE, FC_MEM] {
             let _ = std::fs::remove_file(f);
@@ -676,18 +919,32 @@ fn client_run(c: &Client, raw: bool) -> TestResult {
     }
     let boot = result?;
     if c.snapshot {
-        println!("# {}: pause + full snapshot {} ms, diff snapshot {} ms, load + resume {} ms",
-                 c.name, snap.create_ms, snap.diff_ms, snap.load_ms);
-        println!("# {}: diff snapshot (no track_dirty_pages): {}", c.name, snap.diff);
-        println!("# {}: InstanceStart with track_dirty_pages: {}", c.name, match &probe {
-            Some(Ok((code, body))) => format!("{code} {}", body.trim()),
-            Some(Err(e)) => e.clone(),
-            None => "not tried".into(),
-        });
+        println!(
+            "# {}: pause + full snapshot {} ms, diff snapshot {} ms, load + resume {} ms",
+            c.name, snap.create_ms, snap.diff_ms, snap.load_ms
+        );
+        println!(
+            "# {}: diff snapshot (no track_dirty_pages): {}",
+            c.name, snap.diff
+        );
+        println!(
+            "# {}: InstanceStart with track_dirty_pages: {}",
+            c.name,
+            match &probe {
+                Some(Ok((code, body))) => format!("{code} {}", body.trim()),
+                Some(Err(e)) => e.clone(),
+                None => "not tried".into(),
+            }
+        );
     }
-    let to_init = boot.to_init.map_or("-".into(), |t| format!("{:.1} s", t.as_secs_f64()));
-    println!("# {}: to /init {to_init}, to exit {:.1} s (the host's clock)", c.name,
-             boot.total.as_secs_f64());
+    let to_init = boot
+        .to_init
+        .map_or("-".into(), |t| format!("{:.1} s", t.as_secs_f64()));
+    println!(
+        "# {}: to /init {to_init}, to exit {:.1} s (the host's clock)",
+        c.name,
+        boot.total.as_secs_f64()
+    );
     let result = check_boot(c, &boot, &md5, &snap).and_then(|_| check_dirty(c, hyp, &snap, &probe));
     let _ = std::fs::remove_file(DISK);
     result?;
@@ -701,12 +958,17 @@ fn client_test(name: &str) -> TestResult {
     // SAFETY: alarm has no preconditions.
     unsafe { libc::alarm(LIMIT.as_secs() as u32 + 60) };
     let start = Instant::now();
-    let selected = cmdline_param("rkvmtest.interop")
-        .map_or(true, |l| l.split(',').any(|n| n == name));
+    let selected =
+        cmdline_param("rkvmtest.interop").map_or(true, |l| l.split(',').any(|n| n == name));
     let result = if name.starts_with("firecracker") && std::fs::metadata(FIRECRACKER).is_err() {
-        Ok(Outcome::Skip("not in this host (RKVM_INTEROP_FIRECRACKER=1 builds it)".into()))
+        Ok(Outcome::Skip(
+            "not in this host (RKVM_INTEROP_FIRECRACKER=1 builds it)".into(),
+        ))
     } else if selected {
-        client(name).map_or_else(|| Err(format!("unknown client {name}")), |c| client_run(c, false))
+        client(name).map_or_else(
+            || Err(format!("unknown client {name}")),
+            |c| client_run(c, false),
+        )
     } else {
         Ok(Outcome::Skip("not selected (rkvmtest.interop)".into()))
     };
@@ -757,7 +1019,9 @@ fn main() {
             std::process::exit(2);
         };
         match client_run(c, true) {
-            Ok(Outcome::Pass) => println!("interop: {name}: the guest booted, passed its checks and powered off"),
+            Ok(Outcome::Pass) => {
+                println!("interop: {name}: the guest booted, passed its checks and powered off")
+            }
             Ok(Outcome::Skip(why)) => {
                 println!("interop: {name}: {why}");
                 std::process::exit(2);
@@ -769,12 +1033,15 @@ fn main() {
         }
         return;
     }
-    run("rkvm_interop", &[
-        ("qemu_7_2", qemu_7_2),
-        ("qemu_10", qemu_10),
-        ("kvmtool_its", kvmtool_its),
-        ("kvmtool_gicv3", kvmtool_gicv3),
-        ("firecracker", firecracker_1_16),
-        ("firecracker_snapshot", firecracker_snapshot),
-    ])
+    run(
+        "rkvm_interop",
+        &[
+            ("qemu_7_2", qemu_7_2),
+            ("qemu_10", qemu_10),
+            ("kvmtool_its", kvmtool_its),
+            ("kvmtool_gicv3", kvmtool_gicv3),
+            ("firecracker", firecracker_1_16),
+            ("firecracker_snapshot", firecracker_snapshot),
+        ],
+    )
 }

@@ -16,7 +16,7 @@
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
     check, check_eq, errno, fuzz_seed, guest_code, host_runs_guests, module_refcnt, open_fds,
-    run_or_skip, wait_refcnt, Kick, KernelLog, Outcome, TestResult, XorShift, DEV_RKVM,
+    run_or_skip, wait_refcnt, KernelLog, Kick, Outcome, TestResult, XorShift, DEV_RKVM,
 };
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -70,23 +70,45 @@ mod kvm {
 /// KVM ioctls rkvm does not implement, or on an fd kind that does not take them, with
 /// random arguments: each must fail cleanly.
 const OTHER_IOCTLS: [(&str, u64, Kind); 14] = [
-    ("KVM_GET_MSR_INDEX_LIST", kvm::KVM_GET_MSR_INDEX_LIST, Kind::Sys),
-    ("KVM_GET_SUPPORTED_CPUID", kvm::KVM_GET_SUPPORTED_CPUID, Kind::Sys),
+    (
+        "KVM_GET_MSR_INDEX_LIST",
+        kvm::KVM_GET_MSR_INDEX_LIST,
+        Kind::Sys,
+    ),
+    (
+        "KVM_GET_SUPPORTED_CPUID",
+        kvm::KVM_GET_SUPPORTED_CPUID,
+        Kind::Sys,
+    ),
     ("KVM_GET_DIRTY_LOG", kvm::KVM_GET_DIRTY_LOG, Kind::Vm),
     ("KVM_SET_GSI_ROUTING", kvm::KVM_SET_GSI_ROUTING, Kind::Vm),
     ("KVM_ENABLE_CAP", kvm::KVM_ENABLE_CAP, Kind::Vm),
-    ("KVM_ARM_SET_DEVICE_ADDR", kvm::KVM_ARM_SET_DEVICE_ADDR, Kind::Vm),
+    (
+        "KVM_ARM_SET_DEVICE_ADDR",
+        kvm::KVM_ARM_SET_DEVICE_ADDR,
+        Kind::Vm,
+    ),
     ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR, Kind::Vm),
     ("KVM_GET_REGS", kvm::KVM_GET_REGS, Kind::Vcpu),
     ("KVM_SET_REGS", kvm::KVM_SET_REGS, Kind::Vcpu),
     ("KVM_SET_GUEST_DEBUG", kvm::KVM_SET_GUEST_DEBUG, Kind::Vcpu),
     ("KVM_GET_VCPU_EVENTS", kvm::KVM_GET_VCPU_EVENTS, Kind::Vcpu),
     ("KVM_SET_VCPU_EVENTS", kvm::KVM_SET_VCPU_EVENTS, Kind::Vcpu),
-    ("KVM_ARM_VCPU_FINALIZE", kvm::KVM_ARM_VCPU_FINALIZE, Kind::Vcpu),
+    (
+        "KVM_ARM_VCPU_FINALIZE",
+        kvm::KVM_ARM_VCPU_FINALIZE,
+        Kind::Vcpu,
+    ),
     ("KVM_HAS_DEVICE_ATTR", kvm::KVM_HAS_DEVICE_ATTR, Kind::Vcpu),
 ];
 
-guest_code!(guest_off, "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_off,
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -153,7 +175,10 @@ struct Pool {
     maps: Vec<(usize, usize)>,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { entries: Vec::new(), maps: Vec::new() });
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    entries: Vec::new(),
+    maps: Vec::new(),
+});
 /// Calls per operation: (calls, successes).
 static COUNTS: Mutex<BTreeMap<&'static str, (u64, u64)>> = Mutex::new(BTreeMap::new());
 /// Memory for memslots, never unmapped: four 1 MiB buffers, a read-only page and a
@@ -176,7 +201,14 @@ fn count(name: &'static str, ok: bool) {
 fn map_anon(len: usize, prot: i32) -> Result<u64, String> {
     // SAFETY: a fresh anonymous mapping.
     let p = unsafe {
-        libc::mmap(core::ptr::null_mut(), len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(format!("mmap: errno {}", errno()));
@@ -204,7 +236,12 @@ impl Drop for Fuzzer {
 impl Fuzzer {
     fn new(seed: u64, churn: bool) -> Result<Self, String> {
         let scratch = map_anon(SCRATCH, libc::PROT_READ | libc::PROT_WRITE)? as *mut u8;
-        Ok(Self { rng: XorShift::new(seed), scratch, kick: Kick::new()?, churn })
+        Ok(Self {
+            rng: XorShift::new(seed),
+            scratch,
+            kick: Kick::new()?,
+            churn,
+        })
     }
 
     /// An ioctl, counted under `name`.
@@ -221,8 +258,26 @@ impl Fuzzer {
 
     fn boundary(&mut self) -> u64 {
         const B: [u64; 20] = [
-            0, 1, 2, 3, 0xff, 0x100, 36, 40, 48, 52, 63, 64, 511, 512, 0x7fff_ffff, 0x8000_0000,
-            0xffff_ffff, u64::MAX, 1 << 63, 0x1000,
+            0,
+            1,
+            2,
+            3,
+            0xff,
+            0x100,
+            36,
+            40,
+            48,
+            52,
+            63,
+            64,
+            511,
+            512,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            u64::MAX,
+            1 << 63,
+            0x1000,
         ];
         match self.rng.below(4) {
             0 => self.rng.next_u64(),
@@ -241,11 +296,13 @@ impl Fuzzer {
     }
 
     fn struct_offset(&mut self) -> usize {
-        self.rng.pick(&[0, 0, 0, 8, 1, 3, 0x1000 - 4, 0x1ff8, 0x3000]) + if self.rng.one_in(8) {
-            self.rng.below(0x800) as usize
-        } else {
-            0
-        }
+        self.rng
+            .pick(&[0, 0, 0, 8, 1, 3, 0x1000 - 4, 0x1ff8, 0x3000])
+            + if self.rng.one_in(8) {
+                self.rng.below(0x800) as usize
+            } else {
+                0
+            }
     }
 
     /// An address for the kernel: mostly scratch with random contents, sometimes one
@@ -289,7 +346,12 @@ impl Fuzzer {
     fn pick(&mut self, kind: Kind) -> i32 {
         let roll = self.rng.below(20);
         let Ok(pool) = POOL.lock() else { return -1 };
-        let wanted: Vec<i32> = pool.entries.iter().filter(|e| e.kind == kind).map(|e| e.fd).collect();
+        let wanted: Vec<i32> = pool
+            .entries
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.fd)
+            .collect();
         if roll == 0 {
             return self.rng.pick(&[-1, 100_000, 1023]);
         }
@@ -310,7 +372,14 @@ impl Fuzzer {
         if kind == Kind::Vcpu {
             // SAFETY: maps the vCPU's run page, shared; unmapped at cleanup.
             let p = unsafe {
-                libc::mmap(core::ptr::null_mut(), PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
             };
             count("mmap (kvm_run)", p != libc::MAP_FAILED);
             if p == libc::MAP_FAILED {
@@ -367,7 +436,13 @@ impl Fuzzer {
             0 => self.rng.next_u64(),
             // Well-formed-looking ids: core offsets, sizes, system registers, firmware.
             1 => 0x6000_0000_0010_0000 | (self.rng.below(8) << 52) | self.rng.below(0x200),
-            2 => sys_reg(self.rng.below(4), self.rng.below(8), self.rng.below(16), self.rng.below(16), self.rng.below(8)),
+            2 => sys_reg(
+                self.rng.below(4),
+                self.rng.below(8),
+                self.rng.below(16),
+                self.rng.below(16),
+                self.rng.below(8),
+            ),
             3 => 0x6030_0000_0014_0000 | self.rng.below(0x10000),
             _ if !ids.is_empty() => ids[self.rng.below(ids.len() as u64) as usize],
             _ => 0,
@@ -389,18 +464,36 @@ impl Fuzzer {
         };
         let gpa = match self.rng.below(6) {
             0 => self.rng.next_u64() & !0xfff,
-            1 => self.rng.pick(&[0, MEM_BASE + 1, 1 << 36, 1 << 40, 1 << 47, 1 << 48, u64::MAX & !0xfff]),
+            1 => self.rng.pick(&[
+                0,
+                MEM_BASE + 1,
+                1 << 36,
+                1 << 40,
+                1 << 47,
+                1 << 48,
+                u64::MAX & !0xfff,
+            ]),
             _ => MEM_BASE + self.rng.below(8) * 0x10_0000,
         };
         let size = match self.rng.below(6) {
             0 => self.rng.next_u64() & !0xfff,
-            1 => self.rng.pick(&[0x1001, 1 << 30, 1 << 40, u64::MAX & !0xfff, 0x10_0001]),
+            1 => self
+                .rng
+                .pick(&[0x1001, 1 << 30, 1 << 40, u64::MAX & !0xfff, 0x10_0001]),
             2 => 0, // delete
             _ => self.rng.pick(&[0x1000, 0x2000, 0x10_0000]),
         };
         let uaddr = match self.rng.below(8) {
             0 => self.rng.next_u64() & !0xfff,
-            1 => self.rng.pick(&[0, 8, 0x1000, 0xffff_8000_0000_0000, u64::MAX & !0xfff, b[4], b[5]]),
+            1 => self.rng.pick(&[
+                0,
+                8,
+                0x1000,
+                0xffff_8000_0000_0000,
+                u64::MAX & !0xfff,
+                b[4],
+                b[5],
+            ]),
             2 => b[self.rng.below(4) as usize] + self.rng.pick(&[1, 0x1000, 0x8_0000]),
             _ => b[self.rng.below(4) as usize],
         };
@@ -412,19 +505,33 @@ impl Fuzzer {
         if two {
             // guest_memfd_offset, guest_memfd, padding: mostly zero.
             for v in &mut r[4..] {
-                *v = if self.rng.one_in(6) { self.rng.next_u64() } else { 0 };
+                *v = if self.rng.one_in(6) {
+                    self.rng.next_u64()
+                } else {
+                    0
+                };
             }
         }
-        if self.rng.one_in(8) { self.ptr() } else { self.put(r) }
+        if self.rng.one_in(8) {
+            self.ptr()
+        } else {
+            self.put(r)
+        }
     }
 
     fn vcpu_init_arg(&mut self) -> u64 {
         let mut init = [0u32; 8];
         let any = self.rng.next_u32();
-        init[0] = if self.rng.one_in(6) { self.rng.pick(&[0, 4, 6, u32::MAX, any]) } else { 5 };
+        init[0] = if self.rng.one_in(6) {
+            self.rng.pick(&[0, 4, 6, u32::MAX, any])
+        } else {
+            5
+        };
         init[1] = match self.rng.below(8) {
             0 => self.rng.next_u32(),
-            1 => self.rng.pick(&[1 << 1, 1 << 3, 1 << 4, 1 << 5, 1 << 9, 1 << 10, 1 << 31]),
+            1 => self
+                .rng
+                .pick(&[1 << 1, 1 << 3, 1 << 4, 1 << 5, 1 << 9, 1 << 10, 1 << 31]),
             2 => 1 | (1 << 2), // POWER_OFF | PSCI_0_2
             3 => 0,
             _ => 1 << 2,
@@ -439,13 +546,21 @@ impl Fuzzer {
         if self.rng.one_in(5) {
             return 0; // clears the mask
         }
-        let len = if self.rng.one_in(4) { self.rng.pick(&[0, 4, 16, 128, u32::MAX]) } else { 8 };
+        let len = if self.rng.one_in(4) {
+            self.rng.pick(&[0, 4, 16, 128, u32::MAX])
+        } else {
+            8
+        };
         // Never block SIGUSR2: it is what stops a run that entered a guest.
         let bits = self.rng.next_u64() & !(1 << (libc::SIGUSR2 - 1));
         let mut m = [0u8; 12];
         m[..4].copy_from_slice(&len.to_le_bytes());
         m[4..].copy_from_slice(&bits.to_le_bytes());
-        if self.rng.one_in(8) { self.ptr() } else { self.put(m) }
+        if self.rng.one_in(8) {
+            self.ptr()
+        } else {
+            self.put(m)
+        }
     }
 
     fn one_reg_arg(&mut self) -> u64 {
@@ -466,14 +581,22 @@ impl Fuzzer {
             1 => self.rng.pick(&[0, 1, 64, u64::MAX, 1 << 40]),
             _ => 256,
         };
-        if self.rng.one_in(8) { self.ptr() } else { self.put(n) }
+        if self.rng.one_in(8) {
+            self.ptr()
+        } else {
+            self.put(n)
+        }
     }
 
     /// `KVM_RUN` on a pool fd: `immediate_exit` is set in every pool vCPU, so it
     /// returns at once; the kick bounds it in any case.
     fn run_pool(&mut self) {
         let fd = self.pick(Kind::Vcpu);
-        let arg = if self.rng.one_in(10) { self.boundary() } else { 0 };
+        let arg = if self.rng.one_in(10) {
+            self.boundary()
+        } else {
+            0
+        };
         self.kick.arm(Duration::from_secs(1));
         let _ = self.call("KVM_RUN", fd, nr::KVM_RUN, arg);
         self.kick.disarm();
@@ -494,23 +617,35 @@ impl Fuzzer {
             // SAFETY: within scratch.
             unsafe { (p as *mut u64).write_unaligned(v) };
             let arg = self.put([id, p]);
-            let _ = self.call("KVM_SET_ONE_REG (private VM)", std::os::fd::AsRawFd::as_raw_fd(&vcpu), nr::KVM_SET_ONE_REG, arg);
+            let _ = self.call(
+                "KVM_SET_ONE_REG (private VM)",
+                std::os::fd::AsRawFd::as_raw_fd(&vcpu),
+                nr::KVM_SET_ONE_REG,
+                arg,
+            );
         }
         self.kick.arm(Duration::from_millis(200));
         let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
         self.kick.disarm();
-        count(match r {
-            Ok(ref s) if s.starts_with("SystemEvent") => "private run: SYSTEM_OFF",
-            Ok(_) => "private run: other exit",
-            Err(libc::EINTR) => "private run: kicked",
-            Err(_) => "private run: error",
-        }, true);
+        count(
+            match r {
+                Ok(ref s) if s.starts_with("SystemEvent") => "private run: SYSTEM_OFF",
+                Ok(_) => "private run: other exit",
+                Err(libc::EINTR) => "private run: kicked",
+                Err(_) => "private run: error",
+            },
+            true,
+        );
         Ok(())
     }
 
     fn step(&mut self) -> Result<(), String> {
         let roll = self.rng.below(100);
-        let roll = if self.churn && roll >= 60 && self.rng.one_in(2) { roll % 12 } else { roll };
+        let roll = if self.churn && roll >= 60 && self.rng.one_in(2) {
+            roll % 12
+        } else {
+            roll
+        };
         match roll {
             0..=2 => {
                 let c = std::ffi::CString::new(DEV_RKVM).map_err(|e| e.to_string())?;
@@ -527,14 +662,22 @@ impl Fuzzer {
             }
             7..=9 => {
                 let fd = self.pick(Kind::Sys);
-                let arg = if self.rng.one_in(2) { 0 } else { self.boundary() };
+                let arg = if self.rng.one_in(2) {
+                    0
+                } else {
+                    self.boundary()
+                };
                 if let Ok(vm) = self.call("KVM_CREATE_VM", fd, nr::KVM_CREATE_VM, arg) {
                     self.adopt(vm, Kind::Vm);
                 }
             }
             10..=14 => {
                 let fd = self.pick(Kind::Vm);
-                let id = if self.rng.one_in(4) { self.boundary() } else { self.rng.below(4) };
+                let id = if self.rng.one_in(4) {
+                    self.boundary()
+                } else {
+                    self.rng.below(4)
+                };
                 if let Ok(v) = self.call("KVM_CREATE_VCPU", fd, nr::KVM_CREATE_VCPU, id) {
                     self.adopt(v, Kind::Vcpu);
                 }
@@ -544,9 +687,19 @@ impl Fuzzer {
                 let fd = self.pick(Kind::Vm);
                 let arg = self.memslot_arg(two);
                 if two {
-                    let _ = self.call("KVM_SET_USER_MEMORY_REGION2", fd, nr::KVM_SET_USER_MEMORY_REGION2, arg);
+                    let _ = self.call(
+                        "KVM_SET_USER_MEMORY_REGION2",
+                        fd,
+                        nr::KVM_SET_USER_MEMORY_REGION2,
+                        arg,
+                    );
                 } else {
-                    let _ = self.call("KVM_SET_USER_MEMORY_REGION", fd, nr::KVM_SET_USER_MEMORY_REGION, arg);
+                    let _ = self.call(
+                        "KVM_SET_USER_MEMORY_REGION",
+                        fd,
+                        nr::KVM_SET_USER_MEMORY_REGION,
+                        arg,
+                    );
                 }
             }
             22..=28 => {
@@ -574,7 +727,11 @@ impl Fuzzer {
                     let arg = self.arg_or(0u32);
                     let _ = self.call("KVM_GET_MP_STATE", fd, nr::KVM_GET_MP_STATE, arg);
                 } else {
-                    let state = if self.rng.one_in(3) { self.rng.next_u32() } else { self.rng.below(10) as u32 };
+                    let state = if self.rng.one_in(3) {
+                        self.rng.next_u32()
+                    } else {
+                        self.rng.below(10) as u32
+                    };
                     let arg = self.arg_or(state);
                     let _ = self.call("KVM_SET_MP_STATE", fd, nr::KVM_SET_MP_STATE, arg);
                 }
@@ -593,18 +750,31 @@ impl Fuzzer {
                     ("KVM_GET_API_VERSION", kvm::KVM_GET_API_VERSION),
                     ("KVM_GET_VCPU_MMAP_SIZE", nr::KVM_GET_VCPU_MMAP_SIZE),
                 ]);
-                let arg = if self.rng.one_in(3) { 0 } else { self.boundary() };
+                let arg = if self.rng.one_in(3) {
+                    0
+                } else {
+                    self.boundary()
+                };
                 let _ = self.call(name, fd, cmd, arg);
             }
             63..=64 => {
                 let fd = self.pick(Kind::Vm);
                 let arg = self.arg_or([0u32; 8]);
-                let _ = self.call("KVM_ARM_PREFERRED_TARGET", fd, nr::KVM_ARM_PREFERRED_TARGET, arg);
+                let _ = self.call(
+                    "KVM_ARM_PREFERRED_TARGET",
+                    fd,
+                    nr::KVM_ARM_PREFERRED_TARGET,
+                    arg,
+                );
             }
             65..=72 => {
                 let (name, cmd, kind) = self.rng.pick(&OTHER_IOCTLS);
                 let fd = self.pick(kind);
-                let arg = if self.rng.one_in(4) { self.boundary() } else { self.ptr() };
+                let arg = if self.rng.one_in(4) {
+                    self.boundary()
+                } else {
+                    self.ptr()
+                };
                 let _ = self.call(name, fd, cmd, arg);
             }
             73..=74 => {
@@ -622,42 +792,72 @@ impl Fuzzer {
             80..=84 => {
                 // A random command: a KVM one (type 0xae) with any number, direction and
                 // size, or any number at all.
-                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
+                let kind = self
+                    .rng
+                    .pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
                 let fd = self.pick(kind);
                 let cmd = if self.rng.one_in(3) {
                     u64::from(self.rng.next_u32())
                 } else {
-                    0xae00 | self.rng.below(256) | (self.rng.below(4) << 30) | (self.rng.below(0x4000) << 16)
+                    0xae00
+                        | self.rng.below(256)
+                        | (self.rng.below(4) << 30)
+                        | (self.rng.below(0x4000) << 16)
                 };
                 if kvm::CREATES_FD.contains(&cmd) || cmd == nr::KVM_RUN {
                     return Ok(());
                 }
-                let arg = if self.rng.one_in(3) { self.boundary() } else { self.ptr() };
-                let name = if cmd & 0xff00 == 0xae00 { "random KVM command" } else { "random command" };
+                let arg = if self.rng.one_in(3) {
+                    self.boundary()
+                } else {
+                    self.ptr()
+                };
+                let name = if cmd & 0xff00 == 0xae00 {
+                    "random KVM command"
+                } else {
+                    "random command"
+                };
                 let _ = self.call(name, fd, cmd, arg);
             }
             85..=88 => self.mmap_step(),
             89..=90 => {
                 // read/write/dup on a pool fd.
-                let kind = self.rng.pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
+                let kind = self
+                    .rng
+                    .pick(&[Kind::Sys, Kind::Vm, Kind::Vcpu, Kind::Device]);
                 let fd = self.pick(kind);
                 let p = self.scratch_at(0, 64);
                 match self.rng.below(3) {
                     // SAFETY: reads into scratch.
-                    0 => count("read", unsafe { libc::read(fd, p as *mut libc::c_void, 64) } >= 0),
+                    0 => count(
+                        "read",
+                        unsafe { libc::read(fd, p as *mut libc::c_void, 64) } >= 0,
+                    ),
                     // SAFETY: writes from scratch.
-                    1 => count("write", unsafe { libc::write(fd, p as *const libc::c_void, 64) } >= 0),
+                    1 => count(
+                        "write",
+                        unsafe { libc::write(fd, p as *const libc::c_void, 64) } >= 0,
+                    ),
                     _ => {
                         // SAFETY: dup has no memory arguments.
                         let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
                         count("dup", d >= 0);
                         if d >= 0 {
                             // The copy carries no mapping; the vCPU's page has immediate_exit.
-                            let Ok(mut pool) = POOL.lock() else { return Ok(()) };
+                            let Ok(mut pool) = POOL.lock() else {
+                                return Ok(());
+                            };
                             let known = pool.entries.iter().find(|e| e.fd == fd).map(|e| e.kind);
                             match known {
-                                Some(k) if pool.entries.len() < MAX_SYS + MAX_VMS + MAX_VCPUS + MAX_DEVICES => {
-                                    pool.entries.push(Entry { fd: d, kind: k, run: None });
+                                Some(k)
+                                    if pool.entries.len()
+                                        < MAX_SYS + MAX_VMS + MAX_VCPUS + MAX_DEVICES =>
+                                {
+                                    pool.entries.push(Entry {
+                                        fd: d,
+                                        kind: k,
+                                        run: None,
+                                    });
                                 }
                                 _ => {
                                     drop(pool);
@@ -682,10 +882,20 @@ impl Fuzzer {
         if self.rng.one_in(2) {
             let kind = self.rng.pick(&[Kind::Vm, Kind::Vcpu, Kind::Sys]);
             let fd = self.pick(kind);
-            let arg = if self.rng.one_in(4) { self.boundary() } else { 0 };
-            let Ok(stats) = self.call("KVM_GET_STATS_FD", fd, nr::KVM_GET_STATS_FD, arg) else { return };
+            let arg = if self.rng.one_in(4) {
+                self.boundary()
+            } else {
+                0
+            };
+            let Ok(stats) = self.call("KVM_GET_STATS_FD", fd, nr::KVM_GET_STATS_FD, arg) else {
+                return;
+            };
             for _ in 0..self.rng.below(4) + 1 {
-                let pos = if self.rng.one_in(3) { self.boundary() as i64 } else { self.rng.below(4096) as i64 };
+                let pos = if self.rng.one_in(3) {
+                    self.boundary() as i64
+                } else {
+                    self.rng.below(4096) as i64
+                };
                 let len = self.rng.pick(&[0usize, 1, 8, 24, 64, 4096, 16 * 1024]);
                 let p = self.scratch_at(0, len);
                 // SAFETY: reads at most `len` bytes into scratch.
@@ -694,19 +904,44 @@ impl Fuzzer {
             }
             let p = self.scratch_at(0, 8);
             // SAFETY: writes from scratch; the fd is read-only, so this fails.
-            count("write (stats)", unsafe { libc::write(stats, p as *const libc::c_void, 8) } >= 0);
+            count(
+                "write (stats)",
+                unsafe { libc::write(stats, p as *const libc::c_void, 8) } >= 0,
+            );
             close(stats);
             return;
         }
         let fd = self.pick(Kind::Vm);
-        let addr = if self.rng.one_in(3) { self.boundary() } else { 0x1000_0000 + self.rng.below(8) * 8 };
-        let size = if self.rng.one_in(3) { self.rng.next_u32() } else { self.rng.pick(&[0u32, 1, 8, 0x100, 0x1000]) };
-        let pio = if self.rng.one_in(4) { self.rng.next_u32() } else { self.rng.below(2) as u32 };
+        let addr = if self.rng.one_in(3) {
+            self.boundary()
+        } else {
+            0x1000_0000 + self.rng.below(8) * 8
+        };
+        let size = if self.rng.one_in(3) {
+            self.rng.next_u32()
+        } else {
+            self.rng.pick(&[0u32, 1, 8, 0x100, 0x1000])
+        };
+        let pio = if self.rng.one_in(4) {
+            self.rng.next_u32()
+        } else {
+            self.rng.below(2) as u32
+        };
         let arg = self.arg_or(CoalescedZone { addr, size, pio });
         if self.rng.one_in(2) {
-            let _ = self.call("KVM_REGISTER_COALESCED_MMIO", fd, nr::KVM_REGISTER_COALESCED_MMIO, arg);
+            let _ = self.call(
+                "KVM_REGISTER_COALESCED_MMIO",
+                fd,
+                nr::KVM_REGISTER_COALESCED_MMIO,
+                arg,
+            );
         } else {
-            let _ = self.call("KVM_UNREGISTER_COALESCED_MMIO", fd, nr::KVM_UNREGISTER_COALESCED_MMIO, arg);
+            let _ = self.call(
+                "KVM_UNREGISTER_COALESCED_MMIO",
+                fd,
+                nr::KVM_UNREGISTER_COALESCED_MMIO,
+                arg,
+            );
         }
     }
 
@@ -717,9 +952,16 @@ impl Fuzzer {
         match self.rng.below(6) {
             0 => {
                 let fd = self.pick(Kind::Vm);
-                let ty = if self.rng.one_in(4) { self.rng.below(12) as u32 } else { kvm::KVM_DEV_TYPE_ARM_VGIC_V3 };
+                let ty = if self.rng.one_in(4) {
+                    self.rng.below(12) as u32
+                } else {
+                    kvm::KVM_DEV_TYPE_ARM_VGIC_V3
+                };
                 let arg = self.put([ty, 0u32, 0u32]);
-                if self.call("KVM_CREATE_DEVICE", fd, kvm::KVM_CREATE_DEVICE, arg).is_ok() {
+                if self
+                    .call("KVM_CREATE_DEVICE", fd, kvm::KVM_CREATE_DEVICE, arg)
+                    .is_ok()
+                {
                     // SAFETY: `arg` is the `kvm_create_device` in scratch; the kernel put
                     // the new fd in its second word.
                     let dev = unsafe { ((arg + 4) as *const i32).read_unaligned() };
@@ -736,9 +978,26 @@ impl Fuzzer {
                     // Register state: GICD_IIDR, ISPENDR1, IROUTER32; vCPU 0's and 1's
                     // GICR_TYPER, ISPENDR0; ICC_PMR_EL1, ICC_CTLR_EL1; line levels.
                     self.rng.pick(&[
-                        (0u32, 2u64), (0, 3), (0, 5), (3, 0), (4, 0), (1, 0), (5, 0), (6, 0), (4, 3), (7, 0),
-                        (1, 8), (1, 0x204), (1, 0x6100), (5, 8), (5, (1 << 32) | 8), (5, 0x1_0200),
-                        (6, 0xc230), (6, (1 << 32) | 0xc664), (7, 32), (7, (1 << 32) | 16),
+                        (0u32, 2u64),
+                        (0, 3),
+                        (0, 5),
+                        (3, 0),
+                        (4, 0),
+                        (1, 0),
+                        (5, 0),
+                        (6, 0),
+                        (4, 3),
+                        (7, 0),
+                        (1, 8),
+                        (1, 0x204),
+                        (1, 0x6100),
+                        (5, 8),
+                        (5, (1 << 32) | 8),
+                        (5, 0x1_0200),
+                        (6, 0xc230),
+                        (6, (1 << 32) | 0xc664),
+                        (7, 32),
+                        (7, (1 << 32) | 16),
                     ])
                 };
                 let value = match (group, attr) {
@@ -749,9 +1008,22 @@ impl Fuzzer {
                     (3, 0) => self.rng.pick(&[64, 96, 128, 1024, 1020, 0, 33, 2048]),
                     _ => self.boundary(),
                 };
-                let addr = if self.rng.one_in(5) { self.ptr() } else { self.put(value) };
-                let flags = if self.rng.one_in(8) { self.rng.next_u32() } else { 0 };
-                let arg = self.arg_or(DeviceAttr { flags, group, attr, addr });
+                let addr = if self.rng.one_in(5) {
+                    self.ptr()
+                } else {
+                    self.put(value)
+                };
+                let flags = if self.rng.one_in(8) {
+                    self.rng.next_u32()
+                } else {
+                    0
+                };
+                let arg = self.arg_or(DeviceAttr {
+                    flags,
+                    group,
+                    attr,
+                    addr,
+                });
                 let (name, cmd) = self.rng.pick(&[
                     ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR),
                     ("KVM_GET_DEVICE_ATTR", kvm::KVM_GET_DEVICE_ATTR),
@@ -765,7 +1037,9 @@ impl Fuzzer {
                 let irq = if self.rng.one_in(4) {
                     self.rng.next_u32()
                 } else {
-                    let num = self.rng.pick(&[27u32, 30, 32, 33, 63, 64, 100, 1019, 1020, 15, 16, 31]);
+                    let num = self
+                        .rng
+                        .pick(&[27u32, 30, 32, 33, 63, 64, 100, 1019, 1020, 15, 16, 31]);
                     ((self.rng.below(4) as u32) << 24) | ((self.rng.below(4) as u32) << 16) | num
                 };
                 let level = self.rng.below(3) as u32;
@@ -775,11 +1049,29 @@ impl Fuzzer {
             3 => {
                 let fd = self.pick(Kind::Vm);
                 let (efd, rfd) = (eventfd(), eventfd());
-                let gsi = if self.rng.one_in(4) { self.boundary() as u32 } else { self.rng.below(100) as u32 };
+                let gsi = if self.rng.one_in(4) {
+                    self.boundary() as u32
+                } else {
+                    self.rng.below(100) as u32
+                };
                 // KVM_IRQFD_FLAG_DEASSIGN = 1, _RESAMPLE = 2.
-                let flags = if self.rng.one_in(6) { self.rng.next_u32() } else { self.rng.below(4) as u32 };
-                let resamplefd = if self.rng.one_in(6) { 100_000 } else { rfd as u32 };
-                let arg = self.arg_or(Irqfd { fd: efd as u32, gsi, flags, resamplefd, pad: [0; 16] });
+                let flags = if self.rng.one_in(6) {
+                    self.rng.next_u32()
+                } else {
+                    self.rng.below(4) as u32
+                };
+                let resamplefd = if self.rng.one_in(6) {
+                    100_000
+                } else {
+                    rfd as u32
+                };
+                let arg = self.arg_or(Irqfd {
+                    fd: efd as u32,
+                    gsi,
+                    flags,
+                    resamplefd,
+                    pad: [0; 16],
+                });
                 let _ = self.call("KVM_IRQFD", fd, kvm::KVM_IRQFD, arg);
                 if self.rng.one_in(2) {
                     signal(efd);
@@ -790,12 +1082,27 @@ impl Fuzzer {
             4 => {
                 let fd = self.pick(Kind::Vm);
                 let efd = eventfd();
-                let addr = if self.rng.one_in(4) { self.boundary() } else { 0x1000_0000 + self.rng.below(4) * 8 };
+                let addr = if self.rng.one_in(4) {
+                    self.boundary()
+                } else {
+                    0x1000_0000 + self.rng.below(4) * 8
+                };
                 let len = self.rng.pick(&[0u32, 1, 2, 3, 4, 8, 16]);
                 // KVM_IOEVENTFD_FLAG_DATAMATCH = 1, _PIO = 2, _DEASSIGN = 4.
-                let flags = if self.rng.one_in(6) { self.rng.next_u32() } else { self.rng.below(8) as u32 };
+                let flags = if self.rng.one_in(6) {
+                    self.rng.next_u32()
+                } else {
+                    self.rng.below(8) as u32
+                };
                 let datamatch = self.boundary();
-                let arg = self.arg_or(Ioeventfd { datamatch, addr, len, fd: efd, flags, pad: [0; 36] });
+                let arg = self.arg_or(Ioeventfd {
+                    datamatch,
+                    addr,
+                    len,
+                    fd: efd,
+                    flags,
+                    pad: [0; 36],
+                });
                 let _ = self.call("KVM_IOEVENTFD", fd, kvm::KVM_IOEVENTFD, arg);
                 close(efd);
             }
@@ -825,13 +1132,23 @@ impl Fuzzer {
             count("munmap", true);
             return;
         }
-        let kind = self.rng.pick(&[Kind::Vcpu, Kind::Vcpu, Kind::Vm, Kind::Sys]);
+        let kind = self
+            .rng
+            .pick(&[Kind::Vcpu, Kind::Vcpu, Kind::Vm, Kind::Sys]);
         let fd = self.pick(kind);
         let len = self.rng.pick(&[PAGE, PAGE, 2 * PAGE, 1, 0, 16 * PAGE]);
-        let off = self.rng.pick(&[0, 0, PAGE as i64, 1 << 20, 1, -(PAGE as i64)]);
-        let prot = self.rng.pick(&[libc::PROT_READ | libc::PROT_WRITE, libc::PROT_READ, libc::PROT_NONE,
-            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC]);
-        let flags = self.rng.pick(&[libc::MAP_SHARED, libc::MAP_SHARED, libc::MAP_PRIVATE]);
+        let off = self
+            .rng
+            .pick(&[0, 0, PAGE as i64, 1 << 20, 1, -(PAGE as i64)]);
+        let prot = self.rng.pick(&[
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::PROT_READ,
+            libc::PROT_NONE,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        ]);
+        let flags = self
+            .rng
+            .pick(&[libc::MAP_SHARED, libc::MAP_SHARED, libc::MAP_PRIVATE]);
         // SAFETY: a new mapping chosen by the kernel; nothing of ours is replaced.
         let p = unsafe { libc::mmap(core::ptr::null_mut(), len, prot, flags, fd, off) };
         count("mmap", p != libc::MAP_FAILED);
@@ -919,7 +1236,9 @@ fn check_released(what: &str) -> Result<(), String> {
     check_eq!(open_fds(), fds);
     wait_refcnt(refcnt, Duration::from_secs(10)).map_err(|e| format!("{what}: {e}"))?;
     let mut log = LOG.lock().map_err(|_| "log lock poisoned")?;
-    log.as_mut().ok_or("/dev/kmsg was not opened")?.check_clean()
+    log.as_mut()
+        .ok_or("/dev/kmsg was not opened")?
+        .check_clean()
 }
 
 fn seed() -> u64 {
@@ -980,7 +1299,9 @@ fn fresh_vm_runs() -> TestResult {
     drop(vcpu);
     drop(vm);
     let mut log = LOG.lock().map_err(|_| "log lock poisoned")?;
-    log.as_mut().ok_or("/dev/kmsg was not opened")?.check_clean()?;
+    log.as_mut()
+        .ok_or("/dev/kmsg was not opened")?
+        .check_clean()?;
     Ok(Outcome::Pass)
 }
 
@@ -988,14 +1309,19 @@ fn fresh_vm_runs() -> TestResult {
 fn setup() -> Result<(), String> {
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let bufs = [
-        map_anon(1 << 20, rw)?, map_anon(1 << 20, rw)?, map_anon(1 << 20, rw)?, map_anon(1 << 20, rw)?,
-        map_anon(PAGE, libc::PROT_READ)?, map_anon(PAGE, libc::PROT_NONE)?,
+        map_anon(1 << 20, rw)?,
+        map_anon(1 << 20, rw)?,
+        map_anon(1 << 20, rw)?,
+        map_anon(1 << 20, rw)?,
+        map_anon(PAGE, libc::PROT_READ)?,
+        map_anon(PAGE, libc::PROT_NONE)?,
     ];
     let _ = BUFFERS.set(bufs);
     let vm = TestVm::new(1 << 16, guest_off())?;
     let vcpu = vm.vcpu(0, MEM_BASE, 0)?;
     let mut list = kvm_bindings::RegList::new(256).map_err(|e| e.to_string())?;
-    vcpu.get_reg_list(&mut list).map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
+    vcpu.get_reg_list(&mut list)
+        .map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
     let _ = REG_IDS.set(list.as_slice().to_vec());
     drop(vcpu);
     drop(vm);
@@ -1003,7 +1329,10 @@ fn setup() -> Result<(), String> {
     *LOG.lock().map_err(|_| "log lock poisoned")? = Some(log);
     let refcnt = module_refcnt()?;
     let _ = BASELINE.set((refcnt, open_fds()));
-    check!(REG_IDS.get().is_some_and(|l| l.len() > 50), "a short register list");
+    check!(
+        REG_IDS.get().is_some_and(|l| l.len() > 50),
+        "a short register list"
+    );
     Ok(())
 }
 

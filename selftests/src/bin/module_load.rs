@@ -5,13 +5,17 @@
 //! and goes with `/dev/rkvm` unless `devkvm=0`, and a refused load leaves the in-kernel
 //! KVM's `/dev/kvm` alone. Leaves rkvm loaded (with `/dev/kvm`).
 
-use rkvm_selftests::{check, check_eq, char_dev, cmdline_param, errno_name, module, run, Fd,
-                     Outcome, TestResult, DEV_KVM, DEV_RKVM, KVM_MINOR, MISC_MAJOR};
+use rkvm_selftests::{
+    char_dev, check, check_eq, cmdline_param, errno_name, module, run, Fd, Outcome, TestResult,
+    DEV_KVM, DEV_RKVM, KVM_MINOR, MISC_MAJOR,
+};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 fn node_present() -> bool {
-    std::fs::metadata(DEV_RKVM).map(|m| m.file_type().is_char_device()).unwrap_or(false)
+    std::fs::metadata(DEV_RKVM)
+        .map(|m| m.file_type().is_char_device())
+        .unwrap_or(false)
 }
 
 /// Whether `/dev/kvm` is there as misc minor 232.
@@ -26,7 +30,11 @@ fn load() -> TestResult {
     module::load().map_err(|e| format!("finit_module: {}", errno_name(e)))?;
     check!(module::loaded(), "/sys/module/rkvm missing after load");
     check!(node_present(), "{DEV_RKVM} missing after load");
-    check!(dev_kvm_present(), "{DEV_KVM} missing after load: {:?}", char_dev(DEV_KVM));
+    check!(
+        dev_kvm_present(),
+        "{DEV_KVM} missing after load: {:?}",
+        char_dev(DEV_KVM)
+    );
     Ok(Outcome::Pass)
 }
 
@@ -58,13 +66,19 @@ fn devkvm_0_registers_dev_rkvm_only() -> TestResult {
     check!(absent, "{DEV_KVM} with devkvm=0: {:?}", char_dev(DEV_KVM));
     module::unload().map_err(|e| format!("unload: {}", errno_name(e)))?;
     module::load().map_err(|e| format!("reload: {}", errno_name(e)))?;
-    check!(dev_kvm_present(), "no {DEV_KVM} after reloading with the default");
+    check!(
+        dev_kvm_present(),
+        "no {DEV_KVM} after reloading with the default"
+    );
     Ok(Outcome::Pass)
 }
 
 /// The kernel log lines rkvm printed since boot.
 fn rkvm_log() -> Vec<String> {
-    let text = std::process::Command::new("dmesg").output().map(|o| o.stdout).unwrap_or_default();
+    let text = std::process::Command::new("dmesg")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
     String::from_utf8_lossy(&text)
         .lines()
         .filter(|l| l.contains("rkvm: "))
@@ -74,11 +88,16 @@ fn rkvm_log() -> Vec<String> {
 
 fn backend_matches_host_mode() -> TestResult {
     let Some(expected) = cmdline_param("rkvmtest.backend") else {
-        return Ok(Outcome::Skip("rkvmtest.backend= not on the command line".into()));
+        return Ok(Outcome::Skip(
+            "rkvmtest.backend= not on the command line".into(),
+        ));
     };
     let want = format!("rkvm: {expected} backend, /dev/rkvm ready");
     let log = rkvm_log();
-    check!(log.iter().any(|l| l.contains(&want)), "no '{want}' in the log: {log:?}");
+    check!(
+        log.iter().any(|l| l.contains(&want)),
+        "no '{want}' in the log: {log:?}"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -102,8 +121,14 @@ fn load_unload_20_times() -> TestResult {
     let guests = rkvm_selftests::host_runs_guests();
     for round in 0..20 {
         module::unload().map_err(|e| format!("round {round}: unload: {}", errno_name(e)))?;
-        check!(!module::loaded() && !node_present(), "round {round}: still present after unload");
-        check!(!std::path::Path::new(DEV_KVM).exists(), "round {round}: {DEV_KVM} after unload");
+        check!(
+            !module::loaded() && !node_present(),
+            "round {round}: still present after unload"
+        );
+        check!(
+            !std::path::Path::new(DEV_KVM).exists(),
+            "round {round}: {DEV_KVM} after unload"
+        );
         module::load().map_err(|e| format!("round {round}: load: {}", errno_name(e)))?;
         check!(node_present(), "round {round}: no {DEV_RKVM} after load");
         check!(dev_kvm_present(), "round {round}: no {DEV_KVM} after load");
@@ -120,7 +145,10 @@ fn load_unload_20_times() -> TestResult {
 fn unload_when_not_loaded_is_enoent() -> TestResult {
     module::unload().map_err(|e| format!("unload: {}", errno_name(e)))?;
     check_eq!(module::unload(), Err(libc::ENOENT));
-    check!(!Path::new(DEV_RKVM).exists(), "{DEV_RKVM} outlived the module");
+    check!(
+        !Path::new(DEV_RKVM).exists(),
+        "{DEV_RKVM} outlived the module"
+    );
     module::load().map_err(|e| format!("reload: {}", errno_name(e)))?;
     Ok(Outcome::Pass)
 }
@@ -148,18 +176,30 @@ fn load_is_refused() -> TestResult {
         let kvm = Fd::open(DEV_KVM).map_err(|e| format!("KVM's {DEV_KVM}: {e}"))?;
         check_eq!(kvm.ioctl(0xae00, 0), Ok(12));
     }
-    check!(!module::loaded(), "/sys/module/rkvm exists after a refused load");
-    check!(!Path::new(DEV_RKVM).exists(), "{DEV_RKVM} exists after a refused load");
+    check!(
+        !module::loaded(),
+        "/sys/module/rkvm exists after a refused load"
+    );
+    check!(
+        !Path::new(DEV_RKVM).exists(),
+        "{DEV_RKVM} exists after a refused load"
+    );
     // Refusing is repeatable and leaves nothing behind (the KVM probe node included).
     check_eq!(module::load(), Err(libc::ENODEV));
-    check!(!Path::new("/dev/rkvm-kvm-probe").exists(), "the probe node was left behind");
+    check!(
+        !Path::new("/dev/rkvm-kvm-probe").exists(),
+        "the probe node was left behind"
+    );
     Ok(Outcome::Pass)
 }
 
 fn refusal_is_explained() -> TestResult {
     let want = expected_refusal().ok_or("not a refusal host")?;
     let log = rkvm_log();
-    check!(log.iter().any(|l| l.contains(want)), "no '{want}' in the log: {log:?}");
+    check!(
+        log.iter().any(|l| l.contains(want)),
+        "no '{want}' in the log: {log:?}"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -167,7 +207,10 @@ fn main() {
     if expected_refusal().is_some() {
         run(
             "rkvm_module_refused",
-            &[("load_is_refused", load_is_refused), ("refusal_is_explained", refusal_is_explained)],
+            &[
+                ("load_is_refused", load_is_refused),
+                ("refusal_is_explained", refusal_is_explained),
+            ],
         )
     }
     run(
@@ -179,8 +222,14 @@ fn main() {
             ("double_load_is_eexist", double_load_is_eexist),
             ("unload_while_open_is_refused", unload_while_open_is_refused),
             ("load_unload_20_times", load_unload_20_times),
-            ("unload_when_not_loaded_is_enoent", unload_when_not_loaded_is_enoent),
-            ("devkvm_0_registers_dev_rkvm_only", devkvm_0_registers_dev_rkvm_only),
+            (
+                "unload_when_not_loaded_is_enoent",
+                unload_when_not_loaded_is_enoent,
+            ),
+            (
+                "devkvm_0_registers_dev_rkvm_only",
+                devkvm_0_registers_dev_rkvm_only,
+            ),
         ],
     )
 }

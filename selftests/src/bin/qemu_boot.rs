@@ -18,8 +18,8 @@
 //! `rkvmtest.qemu_force=1` runs QEMU on rkvm even without the capabilities (diagnostics).
 
 use rkvm_selftests::{
-    check, check_eq, cmdline_param, host_runs_guests, kernel_trouble, run, Fd, KernelLog,
-    Outcome, TestResult, XorShift,
+    check, check_eq, cmdline_param, host_runs_guests, kernel_trouble, run, Fd, KernelLog, Outcome,
+    TestResult, XorShift,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -68,7 +68,9 @@ fn target() -> Result<Target, String> {
             // What QEMU asks before it creates a GICv3: the in-kernel irqchip and the
             // device API (KVM_CREATE_DEVICE of KVM_DEV_TYPE_ARM_VGIC_V3).
             let irqchip = dev.ioctl(KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP).unwrap_or(0);
-            let device_ctrl = dev.ioctl(KVM_CHECK_EXTENSION, KVM_CAP_DEVICE_CTRL).unwrap_or(0);
+            let device_ctrl = dev
+                .ioctl(KVM_CHECK_EXTENSION, KVM_CAP_DEVICE_CTRL)
+                .unwrap_or(0);
             // rkvmtest.qemu_force=1 runs QEMU anyway, to see how far it gets (the test
             // then fails where QEMU stops; it never passes without a boot).
             let force = cmdline_param("rkvmtest.qemu_force").as_deref() == Some("1");
@@ -101,29 +103,58 @@ fn make_disk(seed: u64) -> Result<String, String> {
     std::fs::write(DISK, &img).map_err(|e| format!("{DISK}: {e}"))?;
     let head = "/tmp/qemu-boot-head.bin";
     std::fs::write(head, &img[..HEAD]).map_err(|e| format!("{head}: {e}"))?;
-    let out = Command::new("md5sum").arg(head).output().map_err(|e| format!("md5sum: {e}"))?;
+    let out = Command::new("md5sum")
+        .arg(head)
+        .output()
+        .map_err(|e| format!("md5sum: {e}"))?;
     let _ = std::fs::remove_file(head);
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().map(str::to_owned).ok_or_else(|| "md5sum printed nothing".into())
+    text.split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| "md5sum printed nothing".into())
 }
 
 /// Boots the guest under QEMU with `smp` vCPUs; `stress` seconds of guest load (0: none).
 /// `raw` echoes the guest's console as is (`make run`), otherwise as KTAP diagnostics.
 /// QEMU is killed after `limit`.
-fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
-    -> Result<Boot, String> {
+fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration) -> Result<Boot, String> {
     let append = format!("console=ttyAMA0 panic=-1 rkvmguest.stress={stress}");
     let drive = format!("if=none,file={DISK},format=raw,id=d0");
     let smp = smp.to_string();
     let args: Vec<&str> = vec![
-        "-M", "virt,gic-version=3", "-accel", "kvm", "-cpu", "host", "-smp", &smp,
-        "-m", "256", "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio",
-        "-kernel", GUEST_KERNEL, "-initrd", GUEST_INITRD, "-append", &append,
-        "-drive", &drive, "-device", "virtio-blk-device,drive=d0",
+        "-M",
+        "virt,gic-version=3",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-smp",
+        &smp,
+        "-m",
+        "256",
+        "-nographic",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        GUEST_KERNEL,
+        "-initrd",
+        GUEST_INITRD,
+        "-append",
+        &append,
+        "-drive",
+        &drive,
+        "-device",
+        "virtio-blk-device,drive=d0",
     ];
     // QEMU opens /dev/kvm by name (also for the -cpu host probe): rkvm's or KVM's.
     let mut cmd = Command::new(QEMU);
-    cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 
     println!("# qemu-timing: {name} start");
     let start = Instant::now();
@@ -156,7 +187,9 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     let out = child.stdout.take().ok_or("no stdout pipe")?;
     for line in BufReader::new(out).split(b'\n') {
         let Ok(line) = line else { break };
-        let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
+        let line = String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_owned();
         if raw {
             println!("{line}");
         } else {
@@ -164,7 +197,10 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
         }
         if console.is_empty() {
             // QEMU's start-up (libraries, the -cpu host probe, the machine) ends here.
-            println!("# qemu-timing: {name} console {}", start.elapsed().as_millis());
+            println!(
+                "# qemu-timing: {name} console {}",
+                start.elapsed().as_millis()
+            );
         }
         if to_init.is_none() && line.starts_with("rkvm-guest: init started") {
             let t = start.elapsed();
@@ -178,7 +214,12 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     // SAFETY: a zeroed siginfo_t is valid, and waitid only writes to it.
     unsafe {
         let mut info: libc::siginfo_t = core::mem::zeroed();
-        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        );
     }
     let total = start.elapsed();
     done.store(true, Ordering::Relaxed);
@@ -187,14 +228,25 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     let stderr = err_reader.join().unwrap_or_default();
     println!("# qemu-timing: {name} end {}", total.as_millis());
     if killed {
-        return Err(format!("QEMU still running after {limit:?}, killed; stderr: {stderr}"));
+        return Err(format!(
+            "QEMU still running after {limit:?}, killed; stderr: {stderr}"
+        ));
     }
-    Ok(Boot { status, console, stderr, to_init, total })
+    Ok(Boot {
+        status,
+        console,
+        stderr,
+        to_init,
+        total,
+    })
 }
 
 /// The value after `prefix` on the guest's first console line that starts with it.
 fn guest_says<'a>(boot: &'a Boot, prefix: &str) -> Option<&'a str> {
-    boot.console.iter().find_map(|l| l.strip_prefix(prefix)).map(str::trim)
+    boot.console
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
 }
 
 /// QEMU's stderr lines that are a problem: all of them, except the warning QEMU gives when
@@ -205,7 +257,9 @@ fn qemu_stderr_problems(stderr: &str, smp: u32) -> Vec<String> {
     stderr
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter(|l| !(smp > host_cpus && l.contains("exceeds the recommended cpus supported by KVM")))
+        .filter(|l| {
+            !(smp > host_cpus && l.contains("exceeds the recommended cpus supported by KVM"))
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -214,20 +268,37 @@ fn qemu_stderr_problems(stderr: &str, smp: u32) -> Vec<String> {
 /// and written through virtio-blk, `smp` CPUs online, no trouble in the guest's kernel log.
 fn check_boot(boot: &Boot, smp: u32, md5: &str) -> TestResult {
     let noise = qemu_stderr_problems(&boot.stderr, smp);
-    check!(noise.is_empty(), "QEMU wrote to stderr:\n{}", noise.join("\n"));
+    check!(
+        noise.is_empty(),
+        "QEMU wrote to stderr:\n{}",
+        noise.join("\n")
+    );
     check!(boot.status.success(), "QEMU exited with {}", boot.status);
     let pos = |m: &str| boot.console.iter().position(|l| l.starts_with(m));
     let (first, last) = (pos("rkvm-guest: init started"), pos("rkvm-guest: done"));
     check!(first.is_some(), "the guest never reached /init");
-    check!(last.is_some() && last > first, "the guest's /init did not finish");
+    check!(
+        last.is_some() && last > first,
+        "the guest's /init did not finish"
+    );
     let bad = kernel_trouble(&boot.console);
-    check!(bad.is_empty(), "the guest's kernel reported trouble:\n{}", bad.join("\n"));
+    check!(
+        bad.is_empty(),
+        "the guest's kernel reported trouble:\n{}",
+        bad.join("\n")
+    );
     check_eq!(guest_says(boot, "rkvm-guest: disk md5 "), Some(md5));
     check_eq!(guest_says(boot, "rkvm-guest: disk copy "), Some("ok"));
     let img = std::fs::read(DISK).map_err(|e| format!("{DISK}: {e}"))?;
-    check!(img.len() == DISK_SIZE, "the disk image changed size to {}", img.len());
-    check!(img[COPY_AT..COPY_AT + HEAD] == img[..HEAD],
-           "the guest's copy at {COPY_AT:#x} is not in the disk image");
+    check!(
+        img.len() == DISK_SIZE,
+        "the disk image changed size to {}",
+        img.len()
+    );
+    check!(
+        img[COPY_AT..COPY_AT + HEAD] == img[..HEAD],
+        "the guest's copy at {COPY_AT:#x} is not in the disk image"
+    );
     let cpus = guest_says(boot, "rkvm-guest: cpus online ")
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse::<u32>().ok());
@@ -244,23 +315,40 @@ fn boot_and_check(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     let mut log = KernelLog::mark().map_err(|e| format!("/dev/kmsg: {e}"))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = rkvm_selftests::fuzz_seed(now.map_or(0x5eed, |d| d.as_nanos() as u64));
-    println!("# {name}: disk seed {seed:#x}, {} vCPUs on {}", smp,
-             if target == Target::Rkvm { "rkvm (its /dev/kvm)" } else { "in-kernel KVM" });
+    println!(
+        "# {name}: disk seed {seed:#x}, {} vCPUs on {}",
+        smp,
+        if target == Target::Rkvm {
+            "rkvm (its /dev/kvm)"
+        } else {
+            "in-kernel KVM"
+        }
+    );
     let md5 = make_disk(seed)?;
     let boot = boot(name, smp, stress, raw, limit)?;
-    let to_init = boot.to_init.map_or("-".into(), |t| format!("{:.2} s", t.as_secs_f64()));
-    println!("# {name}: to /init {to_init}, to power-off {:.2} s (the host's clock)",
-             boot.total.as_secs_f64());
+    let to_init = boot
+        .to_init
+        .map_or("-".into(), |t| format!("{:.2} s", t.as_secs_f64()));
+    println!(
+        "# {name}: to /init {to_init}, to power-off {:.2} s (the host's clock)",
+        boot.total.as_secs_f64()
+    );
     let result = check_boot(&boot, smp, &md5);
     let _ = std::fs::remove_file(DISK);
     result?;
     if stress > 0 {
         let line = guest_says(&boot, "rkvm-guest: stress ").unwrap_or("");
-        let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit())
-            .filter_map(|w| w.parse().ok()).collect();
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
         check!(nums.len() == 3, "no stress result from the guest: {line:?}");
         check_eq!(nums[0], u64::from(smp));
-        check!(nums[2] >= u64::from(stress), "the load ran {} s, expected {stress}", nums[2]);
+        check!(
+            nums[2] >= u64::from(stress),
+            "the load ran {} s, expected {stress}",
+            nums[2]
+        );
         check!(nums[1] > 0, "no rounds done");
     }
     log.check_clean()?;
@@ -268,11 +356,21 @@ fn boot_and_check(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
 }
 
 fn qemu_is_7_2() -> TestResult {
-    let out = Command::new(QEMU).arg("--version").output().map_err(|e| format!("{QEMU}: {e}"))?;
+    let out = Command::new(QEMU)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{QEMU}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    check!(out.status.success(), "--version exited with {}: {}", out.status,
-           String::from_utf8_lossy(&out.stderr));
-    check!(text.starts_with("QEMU emulator version 7.2."), "unexpected version: {text}");
+    check!(
+        out.status.success(),
+        "--version exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check!(
+        text.starts_with("QEMU emulator version 7.2."),
+        "unexpected version: {text}"
+    );
     println!("# {}", text.lines().next().unwrap_or(""));
     Ok(Outcome::Pass)
 }
@@ -282,7 +380,9 @@ fn boot_smp2() -> TestResult {
 }
 
 fn stress_seconds() -> u32 {
-    cmdline_param("rkvmtest.qemu_stress").and_then(|s| s.parse().ok()).unwrap_or(0)
+    cmdline_param("rkvmtest.qemu_stress")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn boot_smp4_stress() -> TestResult {
@@ -290,7 +390,13 @@ fn boot_smp4_stress() -> TestResult {
     // This test outlives the suite's per-test alarm; give it its own.
     // SAFETY: alarm has no preconditions.
     unsafe { libc::alarm(s + 240) };
-    boot_and_check("boot_smp4_stress", 4, s, false, Duration::from_secs(u64::from(s) + 200))
+    boot_and_check(
+        "boot_smp4_stress",
+        4,
+        s,
+        false,
+        Duration::from_secs(u64::from(s) + 200),
+    )
 }
 
 fn main() {

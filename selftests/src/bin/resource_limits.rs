@@ -32,12 +32,27 @@ const TOUCH_STRIDE: u64 = 2 << 20;
 
 // Touch one word every 2 MiB from MEM_BASE + 2 MiB to MEM_BASE + 256 MiB, then
 // SYSTEM_OFF.
-guest_code!(guest_touch_every_2m,
-    "movz x4, #0x4020, lsl #16", "movz x6, #0x5000, lsl #16",
-    "1: str x4, [x4]", "add x4, x4, #0x200, lsl #12", "cmp x4, x6", "b.lo 1b",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_touch_every_2m,
+    "movz x4, #0x4020, lsl #16",
+    "movz x6, #0x5000, lsl #16",
+    "1: str x4, [x4]",
+    "add x4, x4, #0x200, lsl #12",
+    "cmp x4, x6",
+    "b.lo 1b",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
-guest_code!(guest_off, "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_off,
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 /// A child cgroup of the root with the memory controller, removed on drop.
 struct Cgroup(PathBuf);
@@ -81,8 +96,11 @@ impl Drop for Cgroup {
 
 /// Moves the calling process back to the root cgroup.
 fn leave_cgroups() -> Result<(), String> {
-    std::fs::write(Path::new(CGROUP_ROOT).join("cgroup.procs"), std::process::id().to_string())
-        .map_err(|e| format!("back to the root cgroup: {e}"))
+    std::fs::write(
+        Path::new(CGROUP_ROOT).join("cgroup.procs"),
+        std::process::id().to_string(),
+    )
+    .map_err(|e| format!("back to the root cgroup: {e}"))
 }
 
 /// Mounts cgroup2 if needed and enables the memory controller for the root's children;
@@ -93,29 +111,41 @@ fn memory_controller() -> Result<Option<()>, String> {
         let (src, dst, fs) = (c"cgroup2", c"/sys/fs/cgroup", c"cgroup2");
         // SAFETY: mounts a cgroup2 hierarchy on an existing directory; all strings are
         // NUL-terminated.
-        let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+        let r =
+            unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
         if r != 0 {
-            return Err(format!("mount cgroup2: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "mount cgroup2: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     let list = std::fs::read_to_string(&controllers).map_err(|e| format!("{e}"))?;
     if !list.split_whitespace().any(|c| c == "memory") {
         return Ok(None);
     }
-    std::fs::write(Path::new(CGROUP_ROOT).join("cgroup.subtree_control"), "+memory")
-        .map_err(|e| format!("enable the memory controller: {e}"))?;
+    std::fs::write(
+        Path::new(CGROUP_ROOT).join("cgroup.subtree_control"),
+        "+memory",
+    )
+    .map_err(|e| format!("enable the memory controller: {e}"))?;
     Ok(Some(()))
 }
 
 fn need_memcg() -> Result<Option<Outcome>, String> {
     Ok(match memory_controller()? {
         Some(()) => None,
-        None => Some(Outcome::Skip("the kernel has no memory cgroup controller".into())),
+        None => Some(Outcome::Skip(
+            "the kernel has no memory cgroup controller".into(),
+        )),
     })
 }
 
 /// Polls `cond` every 10 ms for up to `limit`.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
+fn wait_for(
+    limit: Duration,
+    mut cond: impl FnMut() -> Result<bool, String>,
+) -> Result<bool, String> {
     let start = Instant::now();
     loop {
         if cond()? {
@@ -165,18 +195,26 @@ fn vcpu_and_table_memory_is_charged() -> TestResult {
             with_tables.saturating_sub(with_vcpus) / 1024
         );
         // At least each vCPU's kvm_run page, and a last-level table per touched page.
-        check!(with_vcpus - before >= VCPUS * 4096,
-            "creating {VCPUS} vCPUs charged only {} bytes of kernel memory", with_vcpus - before);
-        check!(with_tables.saturating_sub(with_vcpus) >= touches * 4096,
+        check!(
+            with_vcpus - before >= VCPUS * 4096,
+            "creating {VCPUS} vCPUs charged only {} bytes of kernel memory",
+            with_vcpus - before
+        );
+        check!(
+            with_tables.saturating_sub(with_vcpus) >= touches * 4096,
             "mapping {touches} pages 2 MiB apart charged only {} bytes of kernel memory",
-            with_tables.saturating_sub(with_vcpus));
+            with_tables.saturating_sub(with_vcpus)
+        );
         drop(vcpus);
         drop(tvm);
         let freed = wait_for(Duration::from_secs(10), || {
             Ok(cg.field("memory.stat", "kernel")? < with_vcpus)
         })?;
-        check!(freed, "closing the VM left {} bytes of kernel memory charged (was {before} before it)",
-            cg.field("memory.stat", "kernel")?);
+        check!(
+            freed,
+            "closing the VM left {} bytes of kernel memory charged (was {before} before it)",
+            cg.field("memory.stat", "kernel")?
+        );
         Ok(Outcome::Pass)
     })();
     leave_cgroups()?;
@@ -256,7 +294,10 @@ fn a_memory_limit_stops_the_vmm() -> TestResult {
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        let nofile = libc::rlimit { rlim_cur: 1 << 16, rlim_max: 1 << 16 };
+        let nofile = libc::rlimit {
+            rlim_cur: 1 << 16,
+            rlim_max: 1 << 16,
+        };
         // SAFETY: plain syscalls in the child; `hog` never returns.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &nofile) };
         if cg.enter().is_err() {
@@ -277,19 +318,33 @@ fn a_memory_limit_stops_the_vmm() -> TestResult {
         LIMIT >> 20,
         if killed { "was OOM-killed".to_string() } else { format!("got {}", rkvm_selftests::errno_label(child_errno as i32)) }
     );
-    check!(vms >= 1 && vcpus >= VCPUS, "the VMM did not get going ({vms} VMs, {vcpus} vCPUs)");
+    check!(
+        vms >= 1 && vcpus >= VCPUS,
+        "the VMM did not get going ({vms} VMs, {vcpus} vCPUs)"
+    );
     check!(killed || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 && child_errno == libc::ENOMEM as i64),
         "the VMM ended with status {status:#x} and errno {child_errno}, not ENOMEM or the OOM killer");
-    check!(cg.field("memory.events", "max")? > 0, "the cgroup never reached its limit");
+    check!(
+        cg.field("memory.events", "max")? > 0,
+        "the cgroup never reached its limit"
+    );
     // Everything charged to the VMM is given back once it is gone.
     wait_refcnt(refcnt, Duration::from_secs(10))?;
-    let drained = wait_for(Duration::from_secs(10), || Ok(cg.field("memory.stat", "kernel")? < 256 << 10))?;
-    check!(drained, "{} bytes of kernel memory stay charged after the VMM died",
-        cg.field("memory.stat", "kernel")?);
+    let drained = wait_for(Duration::from_secs(10), || {
+        Ok(cg.field("memory.stat", "kernel")? < 256 << 10)
+    })?;
+    check!(
+        drained,
+        "{} bytes of kernel memory stay charged after the VMM died",
+        cg.field("memory.stat", "kernel")?
+    );
     // The host, outside the cgroup, is unaffected.
     let tvm = TestVm::new(1 << 20, guest_off())?;
     let mut vcpu = tvm.vcpu(0, MEM_BASE, 0)?;
-    check!(matches!(run(&mut vcpu, 0)?, Exit::SystemEvent(_)), "a VM outside the cgroup did not run");
+    check!(
+        matches!(run(&mut vcpu, 0)?, Exit::SystemEvent(_)),
+        "a VM outside the cgroup did not run"
+    );
     log.check_clean()?;
     Ok(Outcome::Pass)
 }
@@ -300,7 +355,10 @@ fn main() {
         host_runs_guests(),
         rkvm_selftests::NO_GUESTS_REASON,
         &[
-            ("vcpu_and_table_memory_is_charged", vcpu_and_table_memory_is_charged),
+            (
+                "vcpu_and_table_memory_is_charged",
+                vcpu_and_table_memory_is_charged,
+            ),
             ("a_memory_limit_stops_the_vmm", a_memory_limit_stops_the_vmm),
         ],
     )

@@ -17,38 +17,38 @@ const MISC_MAJOR: u64 = 10;
 /// `None` for the host-dependent IPA limit. Every other capability must read 0, and on a
 /// host where rkvm cannot run guests, all of them.
 const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
-    (0, Some(1)),    // IRQCHIP (the vGICv3; every test host has a GICv3)
-    (3, Some(1)),    // USER_MEMORY
-    (9, Some(2)),    // NR_VCPUS: the emulated host has 2 CPUs
-    (10, Some(512)), // NR_MEMSLOTS
-    (14, Some(1)),   // MP_STATE
-    (15, Some(1)),   // COALESCED_MMIO: the ring's page offset in the vCPU mapping
-    (21, Some(1)),   // DESTROY_MEMORY_REGION_WORKS
+    (0, Some(1)),     // IRQCHIP (the vGICv3; every test host has a GICv3)
+    (3, Some(1)),     // USER_MEMORY
+    (9, Some(2)),     // NR_VCPUS: the emulated host has 2 CPUs
+    (10, Some(512)),  // NR_MEMSLOTS
+    (14, Some(1)),    // MP_STATE
+    (15, Some(1)),    // COALESCED_MMIO: the ring's page offset in the vCPU mapping
+    (21, Some(1)),    // DESTROY_MEMORY_REGION_WORKS
     (25, Some(4096)), // IRQ_ROUTING: the routing table's size (KVM_MAX_IRQ_ROUTES)
-    (30, Some(1)),   // JOIN_MEMORY_REGIONS_WORKS
-    (32, Some(1)),   // IRQFD
-    (36, Some(1)),   // IOEVENTFD
-    (40, Some(1)),   // INTERNAL_ERROR_DATA
-    (66, Some(64)),  // MAX_VCPUS
-    (70, Some(1)),   // ONE_REG
-    (77, Some(1)),   // SIGNAL_MSI (MSIs through an ITS; ENODEV until the VM has one)
-    (81, Some(1)),   // READONLY_MEM
-    (82, Some(1)),   // IRQFD_RESAMPLE
-    (87, Some(1)),   // ARM_PSCI (0.1, KVM's function ids)
-    (89, Some(1)),   // DEVICE_CTRL
-    (102, Some(1)),  // ARM_PSCI_0_2
-    (105, Some(1)),  // CHECK_EXTENSION_VM
-    (122, Some(1)),  // IOEVENTFD_ANY_LENGTH
-    (128, Some(64)), // MAX_VCPU_ID
+    (30, Some(1)),    // JOIN_MEMORY_REGIONS_WORKS
+    (32, Some(1)),    // IRQFD
+    (36, Some(1)),    // IOEVENTFD
+    (40, Some(1)),    // INTERNAL_ERROR_DATA
+    (66, Some(64)),   // MAX_VCPUS
+    (70, Some(1)),    // ONE_REG
+    (77, Some(1)),    // SIGNAL_MSI (MSIs through an ITS; ENODEV until the VM has one)
+    (81, Some(1)),    // READONLY_MEM
+    (82, Some(1)),    // IRQFD_RESAMPLE
+    (87, Some(1)),    // ARM_PSCI (0.1, KVM's function ids)
+    (89, Some(1)),    // DEVICE_CTRL
+    (102, Some(1)),   // ARM_PSCI_0_2
+    (105, Some(1)),   // CHECK_EXTENSION_VM
+    (122, Some(1)),   // IOEVENTFD_ANY_LENGTH
+    (128, Some(64)),  // MAX_VCPU_ID
     // MSI_DEVID (131) is 0 here: only a VM with an ITS requires DeviceIDs (its test).
-    (136, Some(1)),  // IMMEDIATE_EXIT
-    (162, Some(1)),  // COALESCED_PIO
-    (165, None),     // ARM_VM_IPA_SIZE
-    (187, Some(1)),  // STEAL_TIME (the test kernels have CONFIG_SCHED_INFO: KVM=y selects it)
-    (198, Some(1)),  // PTP_KVM
-    (203, Some(1)),  // BINARY_STATS_FD
-    (216, Some(1)),  // ARM_SYSTEM_SUSPEND
-    (231, Some(1)),  // USER_MEMORY2
+    (136, Some(1)), // IMMEDIATE_EXIT
+    (162, Some(1)), // COALESCED_PIO
+    (165, None),    // ARM_VM_IPA_SIZE
+    (187, Some(1)), // STEAL_TIME (the test kernels have CONFIG_SCHED_INFO: KVM=y selects it)
+    (198, Some(1)), // PTP_KVM
+    (203, Some(1)), // BINARY_STATS_FD
+    (216, Some(1)), // ARM_SYSTEM_SUSPEND
+    (231, Some(1)), // USER_MEMORY2
 ];
 
 /// The value capability `cap` must have: `Err(())` for "any IPA size from 40 to 48".
@@ -69,7 +69,10 @@ fn kvm() -> Result<Kvm, String> {
 
 fn dev_node_is_a_misc_device() -> TestResult {
     let meta = std::fs::metadata(DEV_RKVM).map_err(|e| e.to_string())?;
-    check!(meta.file_type().is_char_device(), "{DEV_RKVM} is not a character device");
+    check!(
+        meta.file_type().is_char_device(),
+        "{DEV_RKVM} is not a character device"
+    );
     // SAFETY: major() is a pure computation on the device number.
     let major = u64::from(libc::major(meta.rdev()));
     check_eq!(major, MISC_MAJOR);
@@ -92,8 +95,14 @@ fn check_extension_reports_exactly_what_works() -> TestResult {
     for cap in 0..=512u64 {
         let got = kvm.check_extension_raw(cap as _);
         match expected_cap(cap) {
-            Ok(want) => check!(got == want, "KVM_CHECK_EXTENSION({cap}) = {got}, expected {want}"),
-            Err(()) => check!((40..=48).contains(&got), "KVM_CHECK_EXTENSION({cap}) = {got}"),
+            Ok(want) => check!(
+                got == want,
+                "KVM_CHECK_EXTENSION({cap}) = {got}, expected {want}"
+            ),
+            Err(()) => check!(
+                (40..=48).contains(&got),
+                "KVM_CHECK_EXTENSION({cap}) = {got}"
+            ),
         }
     }
     Ok(Outcome::Pass)
@@ -109,7 +118,10 @@ fn check_extension_of_unknown_numbers_is_zero() -> TestResult {
 
 fn vcpu_mmap_size_is_two_pages() -> TestResult {
     // `kvm_run`, then the coalesced-MMIO ring.
-    check_eq!(kvm()?.get_vcpu_mmap_size().map_err(|e| e.to_string())?, 2 * page_size());
+    check_eq!(
+        kvm()?.get_vcpu_mmap_size().map_err(|e| e.to_string())?,
+        2 * page_size()
+    );
     let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
     check_eq!(fd.ioctl(KVM_GET_VCPU_MMAP_SIZE, 7), Err(libc::EINVAL));
     Ok(Outcome::Pass)
@@ -128,7 +140,10 @@ fn unknown_commands_are_einval() -> TestResult {
     ];
     for cmd in bad {
         let got = fd.ioctl(cmd, 0);
-        check!(got == Err(libc::EINVAL), "ioctl {cmd:#x} = {got:?}, expected EINVAL");
+        check!(
+            got == Err(libc::EINVAL),
+            "ioctl {cmd:#x} = {got:?}, expected EINVAL"
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -138,15 +153,23 @@ fn read_and_write_are_refused() -> TestResult {
     let mut buf = [0u8; 16];
     // SAFETY: `buf` is valid for 16 bytes.
     let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    check!(r < 0 && rkvm_selftests::errno() == libc::EINVAL, "read returned {r}");
+    check!(
+        r < 0 && rkvm_selftests::errno() == libc::EINVAL,
+        "read returned {r}"
+    );
     // SAFETY: as above.
     let w = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-    check!(w < 0 && rkvm_selftests::errno() == libc::EINVAL, "write returned {w}");
+    check!(
+        w < 0 && rkvm_selftests::errno() == libc::EINVAL,
+        "write returned {w}"
+    );
     Ok(Outcome::Pass)
 }
 
 fn many_fds_and_threads() -> TestResult {
-    let fds = (0..64).map(|_| Fd::open(DEV_RKVM)).collect::<Result<Vec<_>, _>>();
+    let fds = (0..64)
+        .map(|_| Fd::open(DEV_RKVM))
+        .collect::<Result<Vec<_>, _>>();
     let fds = fds.map_err(|e| format!("opening 64 fds: {e}"))?;
     let ok = std::thread::scope(|s| {
         let workers: Vec<_> = fds
@@ -169,16 +192,24 @@ fn many_fds_and_threads() -> TestResult {
     Ok(Outcome::Pass)
 }
 
-
 fn main() {
     run(
         "rkvm_system_ioctl",
         &[
             ("dev_node_is_a_misc_device", dev_node_is_a_misc_device),
             ("api_version_is_12", api_version_is_12),
-            ("api_version_with_argument_is_einval", api_version_with_argument_is_einval),
-            ("check_extension_reports_exactly_what_works", check_extension_reports_exactly_what_works),
-            ("check_extension_of_unknown_numbers_is_zero", check_extension_of_unknown_numbers_is_zero),
+            (
+                "api_version_with_argument_is_einval",
+                api_version_with_argument_is_einval,
+            ),
+            (
+                "check_extension_reports_exactly_what_works",
+                check_extension_reports_exactly_what_works,
+            ),
+            (
+                "check_extension_of_unknown_numbers_is_zero",
+                check_extension_of_unknown_numbers_is_zero,
+            ),
             ("vcpu_mmap_size_is_two_pages", vcpu_mmap_size_is_two_pages),
             ("unknown_commands_are_einval", unknown_commands_are_einval),
             ("read_and_write_are_refused", read_and_write_are_refused),

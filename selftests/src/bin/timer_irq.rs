@@ -7,11 +7,16 @@
 //! vCPU woken by an interrupt, and the timer's level interrupt taken once when the
 //! guest's handler exits before silencing the timer.
 
-use kvm_bindings::{kvm_device_attr, kvm_mp_state, KVM_ARM_VCPU_POWER_OFF, KVM_SYSTEM_EVENT_WAKEUP};
+use kvm_bindings::{
+    kvm_device_attr, kvm_mp_state, KVM_ARM_VCPU_POWER_OFF, KVM_SYSTEM_EVENT_WAKEUP,
+};
 use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip,
-    vmm::{core_reg_pc, core_reg_x, create_vgic, get_reg, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{
+        core_reg_pc, core_reg_x, create_vgic, get_reg, run_to_write, set_reg, TestVm, MEM_BASE,
+        MMIO_BASE,
+    },
     Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
@@ -34,7 +39,10 @@ fn cntfrq() -> u64 {
 
 /// The calling thread's CPU time.
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid timespec pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -42,19 +50,32 @@ fn thread_cpu_time() -> Duration {
 
 /// Counter `name` of vCPU 0 in [`stats`]'s text.
 fn stat(text: &str, name: &str) -> Option<u64> {
-    text.split(", ").find_map(|kv| kv.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    text.split(", ")
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// vCPU 0's debugfs counters (this process has one VM at a time), for the log.
 fn stats() -> String {
     let prefix = format!("{}-", std::process::id());
-    let Ok(dir) = std::fs::read_dir("/sys/kernel/debug/rkvm") else { return String::new() };
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/debug/rkvm") else {
+        return String::new();
+    };
     for e in dir.filter_map(Result::ok) {
         if e.file_name().to_string_lossy().starts_with(&prefix) {
             let text = std::fs::read_to_string(e.path().join("vcpu0/stats")).unwrap_or_default();
             return text
                 .lines()
-                .filter(|l| ["exits ", "exits_wfx", "exits_irq", "wfi_sleeps", "timer_arms"].iter().any(|k| l.starts_with(k)))
+                .filter(|l| {
+                    [
+                        "exits ",
+                        "exits_wfx",
+                        "exits_irq",
+                        "wfi_sleeps",
+                        "timer_arms",
+                    ]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
         }
@@ -62,71 +83,136 @@ fn stats() -> String {
     String::new()
 }
 
-
 const NO_VGIC: &str = "no in-kernel vGICv3 (WFI does not block without one)";
 
 // Guest: enables group 1 in the distributor and the CPU interface, PPI 27 (virtual
 // timer) and SPI 33 routed to vCPU 0, all interrupts masked in PSTATE (WFI still wakes).
 // Then reports 0 at MMIO_BASE and goes on at `x20`.
-guest_code!(guest_gic_setup,
+guest_code!(
+    guest_gic_setup,
     "movz x1, #0x1000, lsl #16",
-    "movz x2, #0x0800, lsl #16", "mov w3, #0x12", "str w3, [x2]",            // GICD_CTLR
-    "mov w3, #2", "str w3, [x2, #0x84]", "str w3, [x2, #0x104]",               // SPI 33 group 1, enabled
-    "add x4, x2, #0x6000", "str xzr, [x4, #0x108]",                            // IROUTER33 = vCPU 0
-    "movz x2, #0x080a, lsl #16", "str wzr, [x2, #0x14]",                       // GICR_WAKER
-    "movz x2, #0x080b, lsl #16", "movz w3, #0x800, lsl #16",
-    "str w3, [x2, #0x80]", "str w3, [x2, #0x100]",                             // PPI 27 group 1, enabled
-    "mov x3, #7", "msr s3_0_c12_c12_5, x3",                                    // ICC_SRE_EL1
-    "mov x3, #0xff", "msr s3_0_c4_c6_0, x3",                                   // ICC_PMR_EL1
-    "mov x3, #1", "msr s3_0_c12_c12_7, x3", "isb",                             // ICC_IGRPEN1_EL1
+    "movz x2, #0x0800, lsl #16",
+    "mov w3, #0x12",
+    "str w3, [x2]", // GICD_CTLR
+    "mov w3, #2",
+    "str w3, [x2, #0x84]",
+    "str w3, [x2, #0x104]", // SPI 33 group 1, enabled
+    "add x4, x2, #0x6000",
+    "str xzr, [x4, #0x108]", // IROUTER33 = vCPU 0
+    "movz x2, #0x080a, lsl #16",
+    "str wzr, [x2, #0x14]", // GICR_WAKER
+    "movz x2, #0x080b, lsl #16",
+    "movz w3, #0x800, lsl #16",
+    "str w3, [x2, #0x80]",
+    "str w3, [x2, #0x100]", // PPI 27 group 1, enabled
+    "mov x3, #7",
+    "msr s3_0_c12_c12_5, x3", // ICC_SRE_EL1
+    "mov x3, #0xff",
+    "msr s3_0_c4_c6_0, x3", // ICC_PMR_EL1
+    "mov x3, #1",
+    "msr s3_0_c12_c12_7, x3",
+    "isb", // ICC_IGRPEN1_EL1
     "str xzr, [x1]",
-    "br x20");
+    "br x20"
+);
 
 // Virtual timer `x0` ticks ahead, then WFI until its ISTATUS; reports the lateness.
-guest_code!(guest_vtimer_wfi,
-    "mrs x4, cntvct_el0", "add x4, x4, x0", "msr cntv_cval_el0, x4",
-    "mov x3, #1", "msr cntv_ctl_el0, x3", "isb",
+guest_code!(
+    guest_vtimer_wfi,
+    "mrs x4, cntvct_el0",
+    "add x4, x4, x0",
+    "msr cntv_cval_el0, x4",
+    "mov x3, #1",
+    "msr cntv_ctl_el0, x3",
+    "isb",
     "mov x6, #0",
-    "1:", "wfi", "add x6, x6, #1", "mrs x3, cntv_ctl_el0", "tbz x3, #2, 1b",
-    "mrs x5, cntvct_el0", "sub x5, x5, x4", "str x5, [x1, #8]", "str x6, [x1, #16]",
-    "2:", "b 2b");
+    "1:",
+    "wfi",
+    "add x6, x6, #1",
+    "mrs x3, cntv_ctl_el0",
+    "tbz x3, #2, 1b",
+    "mrs x5, cntvct_el0",
+    "sub x5, x5, x4",
+    "str x5, [x1, #8]",
+    "str x6, [x1, #16]",
+    "2:",
+    "b 2b"
+);
 
 // A handler that exits (an MMIO report) after acknowledging the virtual timer's PPI and
 // before masking the timer, then masks it (no trap) and EOIs: reports the INTID, then
 // ICC_HPPIR1_EL1 and ICC_IAR1_EL1, which must show nothing more pending.
-guest_code!(guest_vtimer_exit_in_handler,
-    "mrs x4, cntvct_el0", "sub x4, x4, #1", "msr cntv_cval_el0, x4",
-    "mov x3, #1", "msr cntv_ctl_el0, x3", "isb",
-    "1:", "wfi", "mrs x5, s3_0_c12_c12_0", "cmp x5, #27", "b.ne 1b",          // ICC_IAR1_EL1
+guest_code!(
+    guest_vtimer_exit_in_handler,
+    "mrs x4, cntvct_el0",
+    "sub x4, x4, #1",
+    "msr cntv_cval_el0, x4",
+    "mov x3, #1",
+    "msr cntv_ctl_el0, x3",
+    "isb",
+    "1:",
+    "wfi",
+    "mrs x5, s3_0_c12_c12_0",
+    "cmp x5, #27",
+    "b.ne 1b", // ICC_IAR1_EL1
     "str x5, [x1, #8]",
-    "mov x3, #2", "msr cntv_ctl_el0, x3", "isb",
-    "msr s3_0_c12_c12_1, x5", "isb",                                           // ICC_EOIR1_EL1
-    "mrs x6, s3_0_c12_c12_2", "str x6, [x1, #16]",                             // ICC_HPPIR1_EL1
-    "mrs x6, s3_0_c12_c12_0", "str x6, [x1, #24]",
-    "2:", "b 2b");
+    "mov x3, #2",
+    "msr cntv_ctl_el0, x3",
+    "isb",
+    "msr s3_0_c12_c12_1, x5",
+    "isb", // ICC_EOIR1_EL1
+    "mrs x6, s3_0_c12_c12_2",
+    "str x6, [x1, #16]", // ICC_HPPIR1_EL1
+    "mrs x6, s3_0_c12_c12_0",
+    "str x6, [x1, #24]",
+    "2:",
+    "b 2b"
+);
 
 // WFI until SPI 33 is the highest pending interrupt; reports it.
-guest_code!(guest_wfi_spi,
-    "1:", "wfi", "mrs x3, s3_0_c12_c12_2", "cmp x3, #33", "b.ne 1b",          // ICC_HPPIR1_EL1
+guest_code!(
+    guest_wfi_spi,
+    "1:",
+    "wfi",
+    "mrs x3, s3_0_c12_c12_2",
+    "cmp x3, #33",
+    "b.ne 1b", // ICC_HPPIR1_EL1
     "str x3, [x1, #8]",
-    "2:", "b 2b");
+    "2:",
+    "b 2b"
+);
 
 // WFI forever.
 guest_code!(guest_wfi_forever, "1:", "wfi", "b 1b");
 
 // The physical timer: CNTP_TVAL = x0 ticks, enable, spin on ISTATUS; report CTL, the
 // TVAL seen after expiry (negative), CNTPCT, then CVAL written/read back.
-guest_code!(guest_ptimer,
+guest_code!(
+    guest_ptimer,
     "movz x1, #0x1000, lsl #16",
-    "msr cntp_tval_el0, x0", "mov x3, #1", "msr cntp_ctl_el0, x3", "isb",
-    "1:", "mrs x3, cntp_ctl_el0", "tbz x3, #2, 1b",
+    "msr cntp_tval_el0, x0",
+    "mov x3, #1",
+    "msr cntp_ctl_el0, x3",
+    "isb",
+    "1:",
+    "mrs x3, cntp_ctl_el0",
+    "tbz x3, #2, 1b",
     "str x3, [x1]",
-    "mrs x3, cntp_tval_el0", "str x3, [x1, #8]",
-    "mrs x3, cntpct_el0", "str x3, [x1, #16]",
-    "movz x3, #0xbeef", "msr cntp_cval_el0, x3", "mrs x3, cntp_cval_el0", "str x3, [x1, #24]",
-    "mrs x3, cntp_ctl_el0", "str x3, [x1, #32]",
-    "mrs x3, cntvct_el0", "str x3, [x1, #40]",
-    "2:", "b 2b");
+    "mrs x3, cntp_tval_el0",
+    "str x3, [x1, #8]",
+    "mrs x3, cntpct_el0",
+    "str x3, [x1, #16]",
+    "movz x3, #0xbeef",
+    "msr cntp_cval_el0, x3",
+    "mrs x3, cntp_cval_el0",
+    "str x3, [x1, #24]",
+    "mrs x3, cntp_ctl_el0",
+    "str x3, [x1, #32]",
+    "mrs x3, cntvct_el0",
+    "str x3, [x1, #40]",
+    "2:",
+    "b 2b"
+);
 
 /// The vCPU's MMIO writes until `n` of them happened (guests report one value each).
 fn writes(vcpu: &mut VcpuFd, n: usize) -> Result<Vec<(u64, u64)>, String> {
@@ -136,7 +222,12 @@ fn writes(vcpu: &mut VcpuFd, n: usize) -> Result<Vec<(u64, u64)>, String> {
 fn timer_registers_round_trip() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_wfi_forever())?;
     let v = vm.vcpu(0, MEM_BASE, 0)?;
-    for (id, value) in [(TIMER_CVAL, 0x1234_5678_9abc), (PTIMER_CVAL, 0xfeed_0000), (TIMER_CTL, 3), (PTIMER_CTL, 2)] {
+    for (id, value) in [
+        (TIMER_CVAL, 0x1234_5678_9abc),
+        (PTIMER_CVAL, 0xfeed_0000),
+        (TIMER_CTL, 3),
+        (PTIMER_CTL, 2),
+    ] {
         set_reg(&v, id, value)?;
         check_eq!(get_reg(&v, id)?, value);
     }
@@ -152,37 +243,70 @@ fn timer_registers_round_trip() -> TestResult {
     check_eq!(get_reg(&v, TIMER_CTL)?, 0x1);
     // Every timer register is in the list.
     let mut list = kvm_bindings::RegList::new(500).map_err(|e| format!("{e:?}"))?;
-    v.get_reg_list(&mut list).map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
-    for id in [TIMER_CTL, TIMER_CNT, TIMER_CVAL, PTIMER_CTL, PTIMER_CNT, PTIMER_CVAL] {
+    v.get_reg_list(&mut list)
+        .map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
+    for id in [
+        TIMER_CTL,
+        TIMER_CNT,
+        TIMER_CVAL,
+        PTIMER_CTL,
+        PTIMER_CNT,
+        PTIMER_CVAL,
+    ] {
         check!(list.as_slice().contains(&id), "{id:#x} not listed");
     }
     Ok(Outcome::Pass)
 }
 
 // Reports CNTVCT and CNTPCT.
-guest_code!(guest_counters, "movz x1, #0x1000, lsl #16",
-    "mrs x3, cntvct_el0", "str x3, [x1]", "mrs x3, cntpct_el0", "str x3, [x1, #8]", "1:", "b 1b");
+guest_code!(
+    guest_counters,
+    "movz x1, #0x1000, lsl #16",
+    "mrs x3, cntvct_el0",
+    "str x3, [x1]",
+    "mrs x3, cntpct_el0",
+    "str x3, [x1, #8]",
+    "1:",
+    "b 1b"
+);
 
 fn counter_offsets_are_vm_wide() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_counters())?;
     let v0 = vm.vcpu(0, MEM_BASE, 0)?;
     let mut v1 = vm.vcpu(1, MEM_BASE, 0)?;
     let tick = cntfrq(); // one second
-    // Writing CNT on one vCPU moves the VM's offset: the other sees the same count.
+                         // Writing CNT on one vCPU moves the VM's offset: the other sees the same count.
     set_reg(&v0, TIMER_CNT, 1000 * tick)?;
     let c1 = get_reg(&v1, TIMER_CNT)?;
-    check!((1000 * tick..1000 * tick + tick).contains(&c1), "vCPU 1 reads CNT {c1:#x}");
+    check!(
+        (1000 * tick..1000 * tick + tick).contains(&c1),
+        "vCPU 1 reads CNT {c1:#x}"
+    );
     set_reg(&v0, PTIMER_CNT, 5 * tick)?;
     let p1 = get_reg(&v1, PTIMER_CNT)?;
-    check!((5 * tick..6 * tick).contains(&p1), "vCPU 1 reads the physical CNT {p1:#x}");
+    check!(
+        (5 * tick..6 * tick).contains(&p1),
+        "vCPU 1 reads the physical CNT {p1:#x}"
+    );
     // The guest's own counters agree (CNTPCT is trapped and offset).
     let w = writes(&mut v1, 2)?;
-    check!((1000 * tick..1001 * tick + tick).contains(&w[0].1), "guest CNTVCT {:#x}", w[0].1);
-    check!((5 * tick..6 * tick + tick).contains(&w[1].1), "guest CNTPCT {:#x}", w[1].1);
+    check!(
+        (1000 * tick..1001 * tick + tick).contains(&w[0].1),
+        "guest CNTVCT {:#x}",
+        w[0].1
+    );
+    check!(
+        (5 * tick..6 * tick + tick).contains(&w[1].1),
+        "guest CNTPCT {:#x}",
+        w[1].1
+    );
     // Counters wrap as KVM's u64 arithmetic does.
     set_reg(&v0, TIMER_CNT, u64::MAX - 10)?;
     let c = get_reg(&v0, TIMER_CNT)?;
-    check!(c >= u64::MAX - 10 || c < tick, "CNT after writing u64::MAX - 10: {c:#x}");
+    check!(
+        c >= u64::MAX - 10 || c < tick,
+        "CNT after writing u64::MAX - 10: {c:#x}"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -193,9 +317,17 @@ fn physical_timer_is_emulated() -> TestResult {
     set_reg(&v, core_reg_x(0), ticks)?;
     let start = Instant::now();
     let w = writes(&mut v, 6)?;
-    check!(start.elapsed() >= Duration::from_millis(9), "ISTATUS after {:?}", start.elapsed());
+    check!(
+        start.elapsed() >= Duration::from_millis(9),
+        "ISTATUS after {:?}",
+        start.elapsed()
+    );
     check_eq!(w[0].1, 0x5); // ENABLE | ISTATUS
-    check!(w[1].1 >= 0x8000_0000 && w[1].1 <= 0xffff_ffff, "TVAL after expiry {:#x}", w[1].1);
+    check!(
+        w[1].1 >= 0x8000_0000 && w[1].1 <= 0xffff_ffff,
+        "TVAL after expiry {:#x}",
+        w[1].1
+    );
     check!(w[2].1 != 0, "CNTPCT reads 0");
     check_eq!(w[3].1, 0xbeef);
     // CVAL far in the past: ISTATUS stays set.
@@ -210,7 +342,9 @@ fn gic_vm(next: &[u8]) -> Result<Option<(TestVm, VcpuFd, DeviceFd)>, String> {
     let vm = TestVm::new(1 << 20, guest_gic_setup())?;
     vm.mem.write(0x400, next);
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
-    let Some(dev) = create_vgic(&vm.vm)? else { return Ok(None) };
+    let Some(dev) = create_vgic(&vm.vm)? else {
+        return Ok(None);
+    };
     set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
     check_eq!(run_to_write(&mut v)?, (MMIO_BASE, 0));
     Ok(Some((vm, v, dev)))
@@ -229,21 +363,40 @@ fn vtimer_fires_in_wfi_while_the_thread_sleeps() -> TestResult {
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
     let period = Duration::from_millis(400);
-    set_reg(&v, core_reg_x(0), cntfrq() * period.as_millis() as u64 / 1000)?;
+    set_reg(
+        &v,
+        core_reg_x(0),
+        cntfrq() * period.as_millis() as u64 / 1000,
+    )?;
     let ((addr, late), cpu, wall) = timed_run(&mut v)?;
     check_eq!(addr, MMIO_BASE + 8);
     let wakeups = run_to_write(&mut v)?.1;
     let s = stats();
     println!("# timer {period:?}: woke after {wall:?}, thread CPU {cpu:?}, {late} ticks late, {wakeups} WFI wake-ups; {s}");
-    check!(wall >= period - Duration::from_millis(20), "woke after {wall:?}");
+    check!(
+        wall >= period - Duration::from_millis(20),
+        "woke after {wall:?}"
+    );
     check!(wall < period * 4, "woke only after {wall:?}");
     // A spinning thread would use about all of it. (The emulated host charges the time
     // its emulator is descheduled to whatever runs, so the bound leaves room for that.)
-    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
-    check!(wakeups < 50, "{wakeups} WFI returns for one timer interrupt");
+    check!(
+        cpu * 2 < wall,
+        "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping"
+    );
+    check!(
+        wakeups < 50,
+        "{wakeups} WFI returns for one timer interrupt"
+    );
     // It slept in the kernel rather than returning to the guest over and over.
-    check!(stat(&s, "wfi_sleeps").is_some_and(|n| (1..50).contains(&n)), "counters: {s}");
-    check!(stat(&s, "timer_arms").is_some_and(|n| n >= 1), "no hrtimer armed: {s}");
+    check!(
+        stat(&s, "wfi_sleeps").is_some_and(|n| (1..50).contains(&n)),
+        "counters: {s}"
+    );
+    check!(
+        stat(&s, "timer_arms").is_some_and(|n| n >= 1),
+        "no hrtimer armed: {s}"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -256,7 +409,10 @@ fn vtimer_silenced_in_its_handler_is_taken_once() -> TestResult {
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
     check_eq!(run_to_write(&mut v)?, (MMIO_BASE + 8, 27));
-    check_eq!(writes(&mut v, 2)?, vec![(MMIO_BASE + 16, 1023), (MMIO_BASE + 24, 1023)]);
+    check_eq!(
+        writes(&mut v, 2)?,
+        vec![(MMIO_BASE + 16, 1023), (MMIO_BASE + 24, 1023)]
+    );
     Ok(Outcome::Pass)
 }
 
@@ -271,18 +427,31 @@ fn wfi_woken_by_irq_line_from_another_thread() -> TestResult {
         let t = s.spawn(|| {
             std::thread::sleep(delay);
             // KVM_IRQ_LINE, type SPI (1), INTID 33.
-            vm.vm.set_irq_line((1 << 24) | 33, true).map_err(|e| format!("KVM_IRQ_LINE: {e}"))
+            vm.vm
+                .set_irq_line((1 << 24) | 33, true)
+                .map_err(|e| format!("KVM_IRQ_LINE: {e}"))
         });
         let r = timed_run(&mut v);
-        t.join().map_err(|_| "irq thread panicked".to_string()).and_then(|x| x)?;
+        t.join()
+            .map_err(|_| "irq thread panicked".to_string())
+            .and_then(|x| x)?;
         r
     });
     let ((addr, intid), cpu, _) = raised?;
     let wall = start.elapsed();
-    println!("# SPI after {delay:?}: woke after {wall:?}, thread CPU {cpu:?}; {}", stats());
+    println!(
+        "# SPI after {delay:?}: woke after {wall:?}, thread CPU {cpu:?}; {}",
+        stats()
+    );
     check_eq!((addr, intid), (MMIO_BASE + 8, 33));
-    check!(wall >= delay - Duration::from_millis(20), "woke after {wall:?}");
-    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(
+        wall >= delay - Duration::from_millis(20),
+        "woke after {wall:?}"
+    );
+    check!(
+        cpu * 2 < wall,
+        "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -299,14 +468,26 @@ fn wfi_interrupted_by_a_signal() -> TestResult {
     let r = v.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
     let (cpu, wall) = (thread_cpu_time() - cpu0, wall0.elapsed());
     kick.disarm();
-    println!("# signal after {delay:?}: KVM_RUN returned after {wall:?}, thread CPU {cpu:?}; {}", stats());
+    println!(
+        "# signal after {delay:?}: KVM_RUN returned after {wall:?}, thread CPU {cpu:?}; {}",
+        stats()
+    );
     check_eq!(r, Err(libc::EINTR));
     check_eq!(v.get_kvm_run().exit_reason, kvm_bindings::KVM_EXIT_INTR);
-    check!(wall >= delay - Duration::from_millis(20), "returned after {wall:?}");
-    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(
+        wall >= delay - Duration::from_millis(20),
+        "returned after {wall:?}"
+    );
+    check!(
+        cpu * 2 < wall,
+        "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping"
+    );
     // The guest is still in its WFI loop, and runs on.
     let pc = get_reg(&v, core_reg_pc())?;
-    check!((MEM_BASE + 0x400..MEM_BASE + 0x408).contains(&pc), "PC {pc:#x}");
+    check!(
+        (MEM_BASE + 0x400..MEM_BASE + 0x408).contains(&pc),
+        "PC {pc:#x}"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -314,12 +495,15 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
     let Some((vm, mut v, _dev)) = gic_vm(guest_wfi_forever())? else {
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
-    v.set_mp_state(kvm_mp_state { mp_state: 10 }).map_err(|e| format!("SET_MP_STATE SUSPENDED: {e}"))?;
+    v.set_mp_state(kvm_mp_state { mp_state: 10 })
+        .map_err(|e| format!("SET_MP_STATE SUSPENDED: {e}"))?;
     check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
     let woke = std::thread::scope(|s| {
         let t = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
-            vm.vm.set_irq_line((1 << 24) | 33, true).map_err(|e| format!("KVM_IRQ_LINE: {e}"))
+            vm.vm
+                .set_irq_line((1 << 24) | 33, true)
+                .map_err(|e| format!("KVM_IRQ_LINE: {e}"))
         });
         let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
         let r = match v.run() {
@@ -328,16 +512,22 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
             Err(e) => Err(format!("KVM_RUN: {e}")),
         };
         let used = (thread_cpu_time() - cpu0, wall0.elapsed());
-        t.join().map_err(|_| "irq thread panicked".to_string()).and_then(|x| x)?;
+        t.join()
+            .map_err(|_| "irq thread panicked".to_string())
+            .and_then(|x| x)?;
         r.map(|k| (k, used))
     });
     let ((kind, ndata), (cpu, wall)) = woke?;
     check_eq!(kind, KVM_SYSTEM_EVENT_WAKEUP);
     check_eq!(ndata, 0);
-    check!(cpu * 2 < wall, "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping");
+    check!(
+        cpu * 2 < wall,
+        "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping"
+    );
     // Sticky until userspace makes it runnable.
     check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
-    v.set_mp_state(kvm_mp_state { mp_state: 0 }).map_err(|e| e.to_string())?;
+    v.set_mp_state(kvm_mp_state { mp_state: 0 })
+        .map_err(|e| e.to_string())?;
     check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 0);
     Ok(Outcome::Pass)
 }
@@ -345,7 +535,8 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
 fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_wfi_forever())?;
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
-    v.set_mp_state(kvm_mp_state { mp_state: 10 }).map_err(|e| e.to_string())?;
+    v.set_mp_state(kvm_mp_state { mp_state: 10 })
+        .map_err(|e| e.to_string())?;
     let kick = Kick::new()?;
     kick.arm(Duration::from_millis(100));
     let r = v.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
@@ -361,7 +552,12 @@ fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
 }
 
 fn vcpu_attr(v: &VcpuFd, cmd: u64, group: u32, attr: u64, value: &mut i32) -> Result<i32, i32> {
-    let mut a = kvm_device_attr { flags: 0, group, attr, addr: value as *mut i32 as u64 };
+    let mut a = kvm_device_attr {
+        flags: 0,
+        group,
+        attr,
+        addr: value as *mut i32 as u64,
+    };
     rkvm_selftests::vmm::ioctl_with(v.as_raw_fd(), cmd, &mut a)
 }
 
@@ -377,21 +573,65 @@ fn timer_ppi_attributes() -> TestResult {
     let mut x = 0i32;
     // KVM's defaults: virtual 27, physical 30, EL2 virtual 28, EL2 physical 26.
     for (attr, ppi) in [(0, 27), (1, 30), (2, 28), (3, 26)] {
-        c.errno(&format!("HAS timer {attr}"), vcpu_attr(&v, HAS_ATTR, 1, attr, &mut x), 0);
-        c.errno(&format!("GET timer {attr}"), vcpu_attr(&v, GET_ATTR, 1, attr, &mut x), 0);
+        c.errno(
+            &format!("HAS timer {attr}"),
+            vcpu_attr(&v, HAS_ATTR, 1, attr, &mut x),
+            0,
+        );
+        c.errno(
+            &format!("GET timer {attr}"),
+            vcpu_attr(&v, GET_ATTR, 1, attr, &mut x),
+            0,
+        );
         c.eq(&format!("timer {attr} PPI"), x, ppi);
     }
-    c.errno("HAS timer 4", vcpu_attr(&v, HAS_ATTR, 1, 4, &mut x), libc::ENXIO);
-    c.errno("GET timer 4", vcpu_attr(&v, GET_ATTR, 1, 4, &mut x), libc::ENXIO);
-    c.errno("HAS PMU", vcpu_attr(&v, HAS_ATTR, 0, 0, &mut x), libc::ENXIO);
-    c.errno("SET PMU", vcpu_attr(&v, SET_ATTR, 0, 0, &mut x), libc::ENODEV);
+    c.errno(
+        "HAS timer 4",
+        vcpu_attr(&v, HAS_ATTR, 1, 4, &mut x),
+        libc::ENXIO,
+    );
+    c.errno(
+        "GET timer 4",
+        vcpu_attr(&v, GET_ATTR, 1, 4, &mut x),
+        libc::ENXIO,
+    );
+    c.errno(
+        "HAS PMU",
+        vcpu_attr(&v, HAS_ATTR, 0, 0, &mut x),
+        libc::ENXIO,
+    );
+    c.errno(
+        "SET PMU",
+        vcpu_attr(&v, SET_ATTR, 0, 0, &mut x),
+        libc::ENODEV,
+    );
     // PV time's attribute exists with the scheduler's run-delay accounting (`pv_time`).
-    let pv_time = if vm.vm.check_extension_raw(187) == 1 { 0 } else { libc::ENXIO };
-    c.errno("HAS PV time", vcpu_attr(&v, HAS_ATTR, 2, 0, &mut x), pv_time);
-    c.errno("HAS PV time attribute 1", vcpu_attr(&v, HAS_ATTR, 2, 1, &mut x), libc::ENXIO);
-    c.errno("HAS group 99", vcpu_attr(&v, HAS_ATTR, 99, 0, &mut x), libc::ENXIO);
+    let pv_time = if vm.vm.check_extension_raw(187) == 1 {
+        0
+    } else {
+        libc::ENXIO
+    };
+    c.errno(
+        "HAS PV time",
+        vcpu_attr(&v, HAS_ATTR, 2, 0, &mut x),
+        pv_time,
+    );
+    c.errno(
+        "HAS PV time attribute 1",
+        vcpu_attr(&v, HAS_ATTR, 2, 1, &mut x),
+        libc::ENXIO,
+    );
+    c.errno(
+        "HAS group 99",
+        vcpu_attr(&v, HAS_ATTR, 99, 0, &mut x),
+        libc::ENXIO,
+    );
     x = 20;
-    c.errno("SET without a vGIC", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EINVAL);
+    c.errno(
+        "SET without a vGIC",
+        vcpu_attr(&v, SET_ATTR, 1, 0, &mut x),
+        libc::EINVAL,
+    );
     let Some(_dev) = create_vgic(&vm.vm)? else {
         c.finish()?;
         return Ok(Outcome::Skip(NO_VGIC.into()));
@@ -408,13 +648,21 @@ fn timer_ppi_attributes() -> TestResult {
     }
     c.errno("GET virtual", vcpu_attr(&v, GET_ATTR, 1, 0, &mut x), 0);
     c.eq("virtual PPI", x, 20);
-    c.eq("KVM_RUN with two timers on one PPI", v.run().map(|_| 0).map_err(|e| e.errno()), Err(libc::EINVAL));
+    c.eq(
+        "KVM_RUN with two timers on one PPI",
+        v.run().map(|_| 0).map_err(|e| e.errno()),
+        Err(libc::EINVAL),
+    );
     x = 30;
     c.errno("SET physical 30", vcpu_attr(&v, SET_ATTR, 1, 1, &mut x), 0);
     set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
     c.eq("KVM_RUN", run_to_write(&mut v), Ok((MMIO_BASE, 0)));
     x = 21;
-    c.errno("SET after KVM_RUN", vcpu_attr(&v, SET_ATTR, 1, 0, &mut x), libc::EBUSY);
+    c.errno(
+        "SET after KVM_RUN",
+        vcpu_attr(&v, SET_ATTR, 1, 0, &mut x),
+        libc::EBUSY,
+    );
     c.finish()
 }
 
@@ -428,12 +676,27 @@ fn main() {
             ("timer_ppi_attributes", timer_ppi_attributes),
             ("counter_offsets_are_vm_wide", counter_offsets_are_vm_wide),
             ("physical_timer_is_emulated", physical_timer_is_emulated),
-            ("vtimer_fires_in_wfi_while_the_thread_sleeps", vtimer_fires_in_wfi_while_the_thread_sleeps),
-            ("vtimer_silenced_in_its_handler_is_taken_once", vtimer_silenced_in_its_handler_is_taken_once),
-            ("wfi_woken_by_irq_line_from_another_thread", wfi_woken_by_irq_line_from_another_thread),
+            (
+                "vtimer_fires_in_wfi_while_the_thread_sleeps",
+                vtimer_fires_in_wfi_while_the_thread_sleeps,
+            ),
+            (
+                "vtimer_silenced_in_its_handler_is_taken_once",
+                vtimer_silenced_in_its_handler_is_taken_once,
+            ),
+            (
+                "wfi_woken_by_irq_line_from_another_thread",
+                wfi_woken_by_irq_line_from_another_thread,
+            ),
             ("wfi_interrupted_by_a_signal", wfi_interrupted_by_a_signal),
-            ("suspended_vcpu_wakes_on_an_interrupt", suspended_vcpu_wakes_on_an_interrupt),
-            ("suspended_vcpu_without_vgic_waits_for_a_signal", suspended_vcpu_without_vgic_waits_for_a_signal),
+            (
+                "suspended_vcpu_wakes_on_an_interrupt",
+                suspended_vcpu_wakes_on_an_interrupt,
+            ),
+            (
+                "suspended_vcpu_without_vgic_waits_for_a_signal",
+                suspended_vcpu_without_vgic_waits_for_a_signal,
+            ),
         ],
     )
 }

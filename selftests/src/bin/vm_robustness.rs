@@ -30,78 +30,176 @@ const KVM_EXIT_MMIO: u32 = 6;
 const LEAK_SLACK_KIB: i64 = 2 * 1024;
 
 // Write one word in each of 16 pages, then SYSTEM_OFF.
-guest_code!(guest_touch_and_off,
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "mov x5, #16",
-    "1: str x5, [x4]", "add x4, x4, #0x1000", "subs x5, x5, #1", "b.ne 1b",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_touch_and_off,
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x1000",
+    "mov x5, #16",
+    "1: str x5, [x4]",
+    "add x4, x4, #0x1000",
+    "subs x5, x5, #1",
+    "b.ne 1b",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Report 0x4242 through MMIO, then SYSTEM_OFF.
-guest_code!(guest_report_and_off,
-    "movz x1, #0x1000, lsl #16", "movz x2, #0x4242", "str x2, [x1]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_report_and_off,
+    "movz x1, #0x1000, lsl #16",
+    "movz x2, #0x4242",
+    "str x2, [x1]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 guest_code!(guest_spin, "1: b 1b");
 
 // Write every page from MEM_BASE + 1 MiB to MEM_BASE + 64 MiB, over and over.
-guest_code!(guest_toucher,
-    "movz x4, #0x4010, lsl #16", "movz x6, #0x4400, lsl #16",
+guest_code!(
+    guest_toucher,
+    "movz x4, #0x4010, lsl #16",
+    "movz x6, #0x4400, lsl #16",
     "2: mov x5, x4",
-    "1: str x5, [x5]", "add x5, x5, #0x1000", "cmp x5, x6", "b.lo 1b", "b 2b");
+    "1: str x5, [x5]",
+    "add x5, x5, #0x1000",
+    "cmp x5, x6",
+    "b.lo 1b",
+    "b 2b"
+);
 
 // 10,000 rounds: derive state from the round number i (x2) into x20-x22, x30, d8, d9,
 // v10, v31, TPIDR_EL1 and TPIDR_EL0, spin a little (so host interrupts and migrations
 // land inside the guest), exit with i through MMIO, then check every piece. A mismatch
 // is reported at MMIO_BASE + 0x108 (the round) and + 0x100 (the value found).
-guest_code!(guest_state_loop,
-    "movz x3, #0x30, lsl #16", "msr cpacr_el1, x3", "isb",
-    "movz x1, #0x1000, lsl #16", "mov x2, #0", "movz x7, #10000",
-    "1: add x20, x2, #0x123", "mvn x21, x2", "eor x22, x2, x2, lsl #17", "add x30, x2, #7",
-    "fmov d8, x2", "fmov d9, x21", "dup v10.2d, x20", "dup v31.2d, x22",
-    "msr tpidr_el1, x21", "msr tpidr_el0, x20",
-    "mov x6, #200", "2: subs x6, x6, #1", "b.ne 2b",
+guest_code!(
+    guest_state_loop,
+    "movz x3, #0x30, lsl #16",
+    "msr cpacr_el1, x3",
+    "isb",
+    "movz x1, #0x1000, lsl #16",
+    "mov x2, #0",
+    "movz x7, #10000",
+    "1: add x20, x2, #0x123",
+    "mvn x21, x2",
+    "eor x22, x2, x2, lsl #17",
+    "add x30, x2, #7",
+    "fmov d8, x2",
+    "fmov d9, x21",
+    "dup v10.2d, x20",
+    "dup v31.2d, x22",
+    "msr tpidr_el1, x21",
+    "msr tpidr_el0, x20",
+    "mov x6, #200",
+    "2: subs x6, x6, #1",
+    "b.ne 2b",
     "str x2, [x1]",
-    "add x5, x2, #0x123", "cmp x20, x5", "b.ne 9f",
-    "mvn x5, x2", "cmp x21, x5", "b.ne 9f",
-    "eor x5, x2, x2, lsl #17", "cmp x22, x5", "b.ne 9f",
-    "add x5, x2, #7", "cmp x30, x5", "b.ne 9f",
-    "fmov x5, d8", "cmp x5, x2", "b.ne 9f",
-    "fmov x5, d9", "cmp x5, x21", "b.ne 9f",
-    "mov x5, v10.d[1]", "cmp x5, x20", "b.ne 9f",
-    "mov x5, v31.d[1]", "cmp x5, x22", "b.ne 9f",
-    "mrs x5, tpidr_el1", "cmp x5, x21", "b.ne 9f",
-    "mrs x5, tpidr_el0", "cmp x5, x20", "b.ne 9f",
-    "add x2, x2, #1", "cmp x2, x7", "b.ne 1b",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .",
-    "9: str x2, [x1, #0x108]", "str x5, [x1, #0x100]", "b .");
+    "add x5, x2, #0x123",
+    "cmp x20, x5",
+    "b.ne 9f",
+    "mvn x5, x2",
+    "cmp x21, x5",
+    "b.ne 9f",
+    "eor x5, x2, x2, lsl #17",
+    "cmp x22, x5",
+    "b.ne 9f",
+    "add x5, x2, #7",
+    "cmp x30, x5",
+    "b.ne 9f",
+    "fmov x5, d8",
+    "cmp x5, x2",
+    "b.ne 9f",
+    "fmov x5, d9",
+    "cmp x5, x21",
+    "b.ne 9f",
+    "mov x5, v10.d[1]",
+    "cmp x5, x20",
+    "b.ne 9f",
+    "mov x5, v31.d[1]",
+    "cmp x5, x22",
+    "b.ne 9f",
+    "mrs x5, tpidr_el1",
+    "cmp x5, x21",
+    "b.ne 9f",
+    "mrs x5, tpidr_el0",
+    "cmp x5, x20",
+    "b.ne 9f",
+    "add x2, x2, #1",
+    "cmp x2, x7",
+    "b.ne 1b",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b .",
+    "9: str x2, [x1, #0x108]",
+    "str x5, [x1, #0x100]",
+    "b ."
+);
 
 // For each address of the table at MEM_BASE + 0x1000 (count, then addresses): store the
 // index there, load it back into the results at MEM_BASE + 0x2000; then SYSTEM_OFF.
-guest_code!(guest_probe,
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "add x8, x4, #0x1000",
-    "ldr x5, [x4], #8", "mov x2, #0",
-    "1: ldr x6, [x4], #8", "str x2, [x6]", "ldr x7, [x6]", "str x7, [x8], #8",
-    "add x2, x2, #1", "cmp x2, x5", "b.ne 1b",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_probe,
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x1000",
+    "add x8, x4, #0x1000",
+    "ldr x5, [x4], #8",
+    "mov x2, #0",
+    "1: ldr x6, [x4], #8",
+    "str x2, [x6]",
+    "ldr x7, [x6]",
+    "str x7, [x8], #8",
+    "add x2, x2, #1",
+    "cmp x2, x5",
+    "b.ne 1b",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // vCPU x0 increments one word per page of its MiB of the data slot at 0x5000_0000, and
 // reports each pass through MMIO.
-guest_code!(guest_churn,
-    "movz x1, #0x1000, lsl #16", "movz x8, #0x5000, lsl #16", "add x8, x8, x0, lsl #20",
-    "1: mov x4, x8", "mov x5, #256",
-    "2: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]",
-    "add x4, x4, #0x1000", "subs x5, x5, #1", "b.ne 2b",
-    "str x0, [x1]", "b 1b");
+guest_code!(
+    guest_churn,
+    "movz x1, #0x1000, lsl #16",
+    "movz x8, #0x5000, lsl #16",
+    "add x8, x8, x0, lsl #20",
+    "1: mov x4, x8",
+    "mov x5, #256",
+    "2: ldr x6, [x4]",
+    "add x6, x6, #1",
+    "str x6, [x4]",
+    "add x4, x4, #0x1000",
+    "subs x5, x5, #1",
+    "b.ne 2b",
+    "str x0, [x1]",
+    "b 1b"
+);
 
 // Count in RAM at MEM_BASE + 0x1000 until the host sets the flag at + 0x1008, then report
 // the flag and the count through MMIO, and SYSTEM_OFF.
-guest_code!(guest_shared,
-    "movz x1, #0x1000, lsl #16", "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000",
+guest_code!(
+    guest_shared,
+    "movz x1, #0x1000, lsl #16",
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x1000",
     "mov x2, #0",
-    "1: add x2, x2, #1", "str x2, [x4]", "ldr x3, [x4, #8]", "cbz x3, 1b",
-    "str x3, [x1]", "str x2, [x1, #8]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
-
-
+    "1: add x2, x2, #1",
+    "str x2, [x4]",
+    "ldr x3, [x4, #8]",
+    "cbz x3, 1b",
+    "str x3, [x1]",
+    "str x2, [x1, #8]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 /// Free memory, counting the pages parked on the per-CPU free lists (`/proc/zoneinfo`):
 /// MemFree alone misses those, and a burst of frees can park megabytes there for seconds.
@@ -111,13 +209,13 @@ fn mem_free_kib() -> Result<i64, String> {
         .lines()
         .filter_map(|l| {
             let l = l.trim();
-            l.strip_prefix("pages free").or_else(|| l.strip_prefix("count:"))
+            l.strip_prefix("pages free")
+                .or_else(|| l.strip_prefix("count:"))
         })
         .filter_map(|v| v.trim().parse::<i64>().ok())
         .sum();
     Ok(pages * (page_size() as i64 / 1024))
 }
-
 
 /// What to compare after a test: the module's references, free memory and our fds.
 struct Baseline {
@@ -128,7 +226,11 @@ struct Baseline {
 
 impl Baseline {
     fn take() -> Result<Self, String> {
-        Ok(Self { refcnt: module_refcnt()?, free_kib: mem_free_kib()?, fds: open_fds() })
+        Ok(Self {
+            refcnt: module_refcnt()?,
+            free_kib: mem_free_kib()?,
+            fds: open_fds(),
+        })
     }
 
     /// Fails if references, memory or fds did not come back.
@@ -210,13 +312,19 @@ fn ioctl_ok<T>(fd: RawFd, cmd: u64, arg: &mut T, what: &str) -> Result<i32, Stri
 impl RawVm {
     /// Creates the VM and vCPU, maps `kvm_run` and runs the guest to its MMIO report.
     fn new() -> Result<Self, String> {
-        let dev: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open(DEV_RKVM)
+        let dev: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(DEV_RKVM)
             .map_err(|e| format!("open {DEV_RKVM}: {e}"))?
             .into();
         let d = dev.as_raw_fd();
         // SAFETY: neither command takes a pointer.
         let (run_size, vm) = unsafe {
-            (ioctl_raw(d, nr::KVM_GET_VCPU_MMAP_SIZE, 0), ioctl_raw(d, nr::KVM_CREATE_VM, 0))
+            (
+                ioctl_raw(d, nr::KVM_GET_VCPU_MMAP_SIZE, 0),
+                ioctl_raw(d, nr::KVM_CREATE_VM, 0),
+            )
         };
         let run_size = run_size.map_err(|e| format!("KVM_GET_VCPU_MMAP_SIZE: errno {e}"))?;
         let vm = vm.map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
@@ -225,10 +333,18 @@ impl RawVm {
         let mem = GuestMem::new(0x1_0000)?;
         mem.write(0, guest_report_and_off());
         let mut region = kvm_userspace_memory_region {
-            slot: 0, flags: 0, guest_phys_addr: MEM_BASE, memory_size: 0x1_0000,
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: MEM_BASE,
+            memory_size: 0x1_0000,
             userspace_addr: mem.ptr as u64,
         };
-        ioctl_ok(vm.as_raw_fd(), nr::KVM_SET_USER_MEMORY_REGION, &mut region, "memslot")?;
+        ioctl_ok(
+            vm.as_raw_fd(),
+            nr::KVM_SET_USER_MEMORY_REGION,
+            &mut region,
+            "memslot",
+        )?;
         // SAFETY: KVM_CREATE_VCPU takes an integer.
         let vcpu = unsafe { ioctl_raw(vm.as_raw_fd(), nr::KVM_CREATE_VCPU, 0) }
             .map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
@@ -236,16 +352,30 @@ impl RawVm {
         let vcpu = unsafe { OwnedFd::from_raw_fd(vcpu) };
         let v = vcpu.as_raw_fd();
         let mut init = kvm_vcpu_init::default();
-        ioctl_ok(vm.as_raw_fd(), nr::KVM_ARM_PREFERRED_TARGET, &mut init, "target")?;
+        ioctl_ok(
+            vm.as_raw_fd(),
+            nr::KVM_ARM_PREFERRED_TARGET,
+            &mut init,
+            "target",
+        )?;
         init.features[0] = 1 << kvm_bindings::KVM_ARM_VCPU_PSCI_0_2;
         ioctl_ok(v, nr::KVM_ARM_VCPU_INIT, &mut init, "init")?;
         let mut pc = MEM_BASE;
-        let mut reg = kvm_one_reg { id: core_reg_pc(), addr: &mut pc as *mut u64 as u64 };
+        let mut reg = kvm_one_reg {
+            id: core_reg_pc(),
+            addr: &mut pc as *mut u64 as u64,
+        };
         ioctl_ok(v, nr::KVM_SET_ONE_REG, &mut reg, "set PC")?;
         // SAFETY: maps the vCPU's run page, shared; unmapped in `unmap_run`.
         let run = unsafe {
-            libc::mmap(core::ptr::null_mut(), run_size as usize, libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED, v, 0)
+            libc::mmap(
+                core::ptr::null_mut(),
+                run_size as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                v,
+                0,
+            )
         };
         if run == libc::MAP_FAILED {
             return Err(format!("mmap kvm_run: {}", std::io::Error::last_os_error()));
@@ -268,10 +398,16 @@ impl RawVm {
         // only during KVM_RUN, which no thread is in.
         let (reason, addr, data) = unsafe {
             let r = &*self.run;
-            (r.exit_reason, r.__bindgen_anon_1.mmio.phys_addr, r.__bindgen_anon_1.mmio.data)
+            (
+                r.exit_reason,
+                r.__bindgen_anon_1.mmio.phys_addr,
+                r.__bindgen_anon_1.mmio.data,
+            )
         };
         if reason != KVM_EXIT_MMIO || addr != MMIO_BASE || le_u64(&data) != 0x4242 {
-            return Err(format!("{when}: kvm_run holds exit {reason}, address {addr:#x}, data {data:x?}"));
+            return Err(format!(
+                "{when}: kvm_run holds exit {reason}, address {addr:#x}, data {data:x?}"
+            ));
         }
         Ok(())
     }
@@ -294,12 +430,26 @@ impl Drop for RawVm {
 fn close_fds_in_every_order() -> TestResult {
     const NAMES: [&str; 3] = ["/dev/rkvm", "VM", "vCPU"];
     let base = Baseline::take()?;
-    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
     for order in orders {
         // Half the time the guest memory goes first: the VM must not need it any more.
         for memory_first in [false, true] {
-            let what = format!("closing {:?}{}", order.map(|i| NAMES[i]),
-                if memory_first { " after unmapping guest memory" } else { "" });
+            let what = format!(
+                "closing {:?}{}",
+                order.map(|i| NAMES[i]),
+                if memory_first {
+                    " after unmapping guest memory"
+                } else {
+                    ""
+                }
+            );
             let mut vm = RawVm::new().map_err(|e| format!("{what}: {e}"))?;
             if memory_first {
                 vm.mem = None;
@@ -312,7 +462,10 @@ fn close_fds_in_every_order() -> TestResult {
             vm.check_mmio_exit(&what)?;
             // SAFETY: the run page is still mapped read-write.
             unsafe { (*vm.run).immediate_exit = 1 };
-            check!(module_refcnt()? > base.refcnt, "{what}: the mapping holds no module reference");
+            check!(
+                module_refcnt()? > base.refcnt,
+                "{what}: the mapping holds no module reference"
+            );
             vm.unmap_run();
             wait_refcnt(base.refcnt, Duration::from_secs(5)).map_err(|e| format!("{what}: {e}"))?;
         }
@@ -328,8 +481,14 @@ impl SharedPage {
     fn new() -> Result<Self, String> {
         // SAFETY: a fresh shared anonymous mapping.
         let p = unsafe {
-            libc::mmap(core::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                core::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(format!("mmap: {}", std::io::Error::last_os_error()));
@@ -358,7 +517,13 @@ const KILLED_RAM: usize = 64 << 20;
 /// The killed VMM: 4 vCPUs spinning in the guest and one writing 63 MiB of guest
 /// memory, all in KVM_RUN until the SIGKILL.
 fn vmm_to_kill(started: &'static AtomicU32, ram: *mut u8) -> Result<(), String> {
-    let vm = TestVm::with_mem(GuestMem { ptr: ram, size: KILLED_RAM }, guest_spin())?;
+    let vm = TestVm::with_mem(
+        GuestMem {
+            ptr: ram,
+            size: KILLED_RAM,
+        },
+        guest_spin(),
+    )?;
     vm.mem.write(0x100, guest_toucher());
     let mut threads = Vec::new();
     for i in 0..5 {
@@ -397,25 +562,35 @@ fn sigkill_mid_run() -> TestResult {
     while started.load(SeqCst) < 5 {
         // SAFETY: polls the child forked above.
         if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Err(format!("the VMM exited before its vCPUs ran (status {status:#x})"));
+            return Err(format!(
+                "the VMM exited before its vCPUs ran (status {status:#x})"
+            ));
         }
         if start.elapsed() > Duration::from_secs(30) {
             // SAFETY: kills and reaps the child forked above.
-            unsafe { libc::kill(pid, libc::SIGKILL); libc::waitpid(pid, &mut status, 0) };
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0)
+            };
             return Err("the VMM's vCPUs did not start".into());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(300));
-    check!(module_refcnt()? > base.refcnt, "the running VMM holds no module reference");
+    check!(
+        module_refcnt()? > base.refcnt,
+        "the running VMM holds no module reference"
+    );
     // SAFETY: kills and reaps the child forked above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let killed = Instant::now();
     // SAFETY: as above.
     check_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     let reaped = killed.elapsed();
-    check!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
-        "the VMM ended with status {status:#x}, not by SIGKILL");
+    check!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "the VMM ended with status {status:#x}, not by SIGKILL"
+    );
     // Count the guest's pages among those resident (reading the others would allocate
     // them: shared anonymous memory has no zero page).
     let mut resident = vec![0u8; KILLED_RAM / 0x1000];
@@ -426,7 +601,9 @@ fn sigkill_mid_run() -> TestResult {
         .filter(|&off| resident[off / 0x1000] & 1 != 0)
         .filter(|&off| ram.read_u64(off) == MEM_BASE + off as u64)
         .count();
-    println!("# the VMM was reaped {reaped:?} after SIGKILL; its guest had written {touched} pages");
+    println!(
+        "# the VMM was reaped {reaped:?} after SIGKILL; its guest had written {touched} pages"
+    );
     check!(touched > 0, "the guest wrote no memory before the SIGKILL");
     drop(ram);
     base.check("after the killed VMM")?;
@@ -450,7 +627,10 @@ fn set_affinity(tid: i32, cpus: &[usize]) -> Result<(), String> {
     // SAFETY: `set` is a valid cpu_set_t of the size passed.
     let r = unsafe { libc::sched_setaffinity(tid, core::mem::size_of_val(&set), &set) };
     if r != 0 {
-        return Err(format!("sched_setaffinity({tid}, {cpus:?}): errno {}", errno()));
+        return Err(format!(
+            "sched_setaffinity({tid}, {cpus:?}): errno {}",
+            errno()
+        ));
     }
     Ok(())
 }
@@ -461,7 +641,9 @@ fn online_cpus() -> Vec<usize> {
     // SAFETY: as above.
     unsafe { libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) };
     // SAFETY: every index is below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
 /// Overwrites host registers the guest also uses, so guest state that leaked into (or
@@ -499,7 +681,8 @@ fn migrated_vcpu_keeps_its_state() -> TestResult {
                     let found = run_to_write(&mut vcpu)?;
                     return Err(format!(
                         "round {}: the guest found {:#x} in its state ({moves} migrations so far)",
-                        le_u64(&d), found.1
+                        le_u64(&d),
+                        found.1
                     ));
                 }
                 other => return Err(format!("round {i}: exit {other:?}")),
@@ -535,7 +718,10 @@ fn migrated_vcpu_keeps_its_state() -> TestResult {
     }
     println!("# {flips} affinity flips, the vCPU thread moved {moves} times");
     if cpus.len() > 1 {
-        check!(moves > 0, "the vCPU thread never changed CPU ({flips} flips)");
+        check!(
+            moves > 0,
+            "the vCPU thread never changed CPU ({flips} flips)"
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -546,17 +732,37 @@ fn mmio_exits_outside_memslots() -> TestResult {
     let vm = TestVm::new(1 << 16, guest_probe())?;
     let other = GuestMem::new(0x1_0000)?;
     let region = kvm_userspace_memory_region {
-        slot: 1, flags: 0, guest_phys_addr: 0x8000_0000, memory_size: 0x1_0000,
+        slot: 1,
+        flags: 0,
+        guest_phys_addr: 0x8000_0000,
+        memory_size: 0x1_0000,
         userspace_addr: other.ptr as u64,
     };
     // SAFETY: `other` outlives the VM.
     unsafe { vm.vm.set_user_memory_region(region) }.map_err(|e| e.to_string())?;
     let end = MEM_BASE + 0x1_0000;
     let addrs = [
-        0, 8, 0x1000, 0x0900_0000, MMIO_BASE, 0x3fff_f000, 0x3fff_fff8, // below RAM
-        end, end + 8, end + 0x1000, 0x7fff_fff8, // past RAM, before slot 1
-        0x8001_0000, 0x8001_0008, 0xffff_fff8, // past slot 1
-        1 << 32, 1 << 36, (1 << 40) - 8, 1 << 40, top / 2, top - 0x1000, top - 8, // high
+        0,
+        8,
+        0x1000,
+        0x0900_0000,
+        MMIO_BASE,
+        0x3fff_f000,
+        0x3fff_fff8, // below RAM
+        end,
+        end + 8,
+        end + 0x1000,
+        0x7fff_fff8, // past RAM, before slot 1
+        0x8001_0000,
+        0x8001_0008,
+        0xffff_fff8, // past slot 1
+        1 << 32,
+        1 << 36,
+        (1 << 40) - 8,
+        1 << 40,
+        top / 2,
+        top - 0x1000,
+        top - 8, // high
     ];
     let addrs: Vec<u64> = addrs.into_iter().filter(|&a| a < top).collect();
     vm.mem.write_u64(0x1000, addrs.len() as u64);
@@ -565,12 +771,18 @@ fn mmio_exits_outside_memslots() -> TestResult {
     }
     let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
     for (i, &a) in addrs.iter().enumerate() {
-        check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(a, (i as u64).to_le_bytes().to_vec()));
+        check_eq!(
+            run(&mut vcpu, 0)?,
+            Exit::MmioWrite(a, (i as u64).to_le_bytes().to_vec())
+        );
         check_eq!(run(&mut vcpu, a ^ 0x5a5a)?, Exit::MmioRead(a, 8));
     }
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     for (i, &a) in addrs.iter().enumerate() {
-        check!(vm.mem.read_u64(0x2000 + 8 * i) == a ^ 0x5a5a, "the load from {a:#x} got the wrong value");
+        check!(
+            vm.mem.read_u64(0x2000 + 8 * i) == a ^ 0x5a5a,
+            "the load from {a:#x} got the wrong value"
+        );
     }
     check_eq!(other.read_u64(0), 0);
     Ok(Outcome::Pass)
@@ -587,7 +799,10 @@ fn memslot_deleted_under_running_vcpus() -> TestResult {
     let vm = TestVm::new(1 << 16, guest_churn())?;
     let data = GuestMem::new(DATA_SIZE)?;
     let mut data_region = kvm_userspace_memory_region {
-        slot: 1, flags: 0, guest_phys_addr: DATA, memory_size: DATA_SIZE as u64,
+        slot: 1,
+        flags: 0,
+        guest_phys_addr: DATA,
+        memory_size: DATA_SIZE as u64,
         userspace_addr: data.ptr as u64,
     };
     // SAFETY: `data` outlives the slot: it is unmapped only after the slot is deleted.
@@ -635,22 +850,34 @@ fn memslot_deleted_under_running_vcpus() -> TestResult {
     let result = (|| -> Result<(), String> {
         let fd = vm.as_ref().ok_or("no VM")?;
         // Two passes each: every data page is mapped at stage 2 and in use.
-        wait("two passes per vCPU", &|| counters.iter().all(|(p, _)| p.load(SeqCst) >= 2))?;
-        check!(counters.iter().all(|(_, m)| m.load(SeqCst) == 0), "MMIO exits while the slot existed");
+        wait("two passes per vCPU", &|| {
+            counters.iter().all(|(p, _)| p.load(SeqCst) >= 2)
+        })?;
+        check!(
+            counters.iter().all(|(_, m)| m.load(SeqCst) == 0),
+            "MMIO exits while the slot existed"
+        );
         data_region.memory_size = 0;
         // SAFETY: deletes the slot; the memory stays mapped until after this.
         unsafe { fd.set_user_memory_region(data_region) }.map_err(|e| format!("delete: {e}"))?;
         // The slot is gone: the backing can go, and the vCPUs now exit at data addresses.
         data = None;
-        wait("MMIO exits in the deleted slot", &|| counters.iter().all(|(_, m)| m.load(SeqCst) >= 10))?;
+        wait("MMIO exits in the deleted slot", &|| {
+            counters.iter().all(|(_, m)| m.load(SeqCst) >= 10)
+        })?;
         // Now the RAM holding the code: the vCPUs' fetches fault (KVM injects prefetch
         // aborts, taken at a vector that is not memory either), so they stay in KVM_RUN
         // until kicked. The backing goes at once, as above.
         let code_region = kvm_userspace_memory_region {
-            slot: 0, flags: 0, guest_phys_addr: MEM_BASE, memory_size: 0, userspace_addr: 0,
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: MEM_BASE,
+            memory_size: 0,
+            userspace_addr: 0,
         };
         // SAFETY: deletes the slot.
-        unsafe { fd.set_user_memory_region(code_region) }.map_err(|e| format!("delete RAM: {e}"))?;
+        unsafe { fd.set_user_memory_region(code_region) }
+            .map_err(|e| format!("delete RAM: {e}"))?;
         mem = None;
         std::thread::sleep(Duration::from_millis(50));
         Ok(())
@@ -711,7 +938,10 @@ fn guest_memory_is_shared_live() -> TestResult {
     vm.mem.write_u64(0x1008, FLAG);
     let (flag, count, last) = runner.join().map_err(|_| "the vCPU thread panicked")??;
     check_eq!(flag, FLAG);
-    check!(count >= seen, "the guest counted to {count}, the host had seen {seen}");
+    check!(
+        count >= seen,
+        "the guest counted to {count}, the host had seen {seen}"
+    );
     check_eq!(vm.mem.read_u64(0x1000), count);
     check_eq!(last, Exit::SystemEvent(SHUTDOWN));
     Ok(Outcome::Pass)
@@ -726,9 +956,15 @@ fn main() {
             ("thousand_vms", thousand_vms),
             ("close_fds_in_every_order", close_fds_in_every_order),
             ("sigkill_mid_run", sigkill_mid_run),
-            ("migrated_vcpu_keeps_its_state", migrated_vcpu_keeps_its_state),
+            (
+                "migrated_vcpu_keeps_its_state",
+                migrated_vcpu_keeps_its_state,
+            ),
             ("mmio_exits_outside_memslots", mmio_exits_outside_memslots),
-            ("memslot_deleted_under_running_vcpus", memslot_deleted_under_running_vcpus),
+            (
+                "memslot_deleted_under_running_vcpus",
+                memslot_deleted_under_running_vcpus,
+            ),
             ("guest_memory_is_shared_live", guest_memory_is_shared_live),
         ],
     )

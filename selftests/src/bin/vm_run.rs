@@ -5,137 +5,321 @@
 
 use kvm_bindings::{kvm_userspace_memory_region, KVM_ARM_VCPU_POWER_OFF};
 use rkvm_selftests::vmm::*;
-use rkvm_selftests::{check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult};
+use rkvm_selftests::{
+    check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
 
 // x1 = MMIO_BASE, x0 = PSCI_VERSION; report x0 through MMIO, then SYSTEM_OFF.
-guest_code!(guest_psci_version,
+guest_code!(
+    guest_psci_version,
     "movz x1, #0x1000, lsl #16",
-    "movz x0, #0", "movk x0, #0x8400, lsl #16", "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
-    "movz x0, #0x0a", "movk x0, #0x8400, lsl #16", "movz x1, #0", "movk x1, #0x8400, lsl #16",
-    "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
-    "movz x0, #0x12", "hvc #0", "movz x1, #0x1000, lsl #16", "str x0, [x1]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "movz x0, #0",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1]",
+    "movz x0, #0x0a",
+    "movk x0, #0x8400, lsl #16",
+    "movz x1, #0",
+    "movk x1, #0x8400, lsl #16",
+    "hvc #0",
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1]",
+    "movz x0, #0x12",
+    "hvc #0",
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Sum 1..=100 into RAM at MEM_BASE + 0x1000, then SYSTEM_OFF.
-guest_code!(guest_sum,
-    "mov x2, #0", "mov x3, #1",
-    "1: add x2, x2, x3", "add x3, x3, #1", "cmp x3, #101", "b.ne 1b",
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x1000", "str x2, [x4]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_sum,
+    "mov x2, #0",
+    "mov x3, #1",
+    "1: add x2, x2, x3",
+    "add x3, x3, #1",
+    "cmp x3, #101",
+    "b.ne 1b",
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x1000",
+    "str x2, [x4]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Loads of every size and signedness from MMIO, stored to RAM at MEM_BASE + 0x2000.
-guest_code!(guest_mmio_loads,
+guest_code!(
+    guest_mmio_loads,
     "movz x1, #0x1000, lsl #16",
-    "ldrb w2, [x1]", "ldrh w3, [x1, #8]", "ldr w4, [x1, #16]", "ldr x5, [x1, #24]",
-    "ldrsb x6, [x1, #32]", "ldrsb w7, [x1, #40]", "ldrsh x8, [x1, #48]", "ldrsw x9, [x1, #56]",
-    "movz x10, #0x4000, lsl #16", "add x10, x10, #0x2000",
-    "stp x2, x3, [x10]", "stp x4, x5, [x10, #16]", "stp x6, x7, [x10, #32]", "stp x8, x9, [x10, #48]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "ldrb w2, [x1]",
+    "ldrh w3, [x1, #8]",
+    "ldr w4, [x1, #16]",
+    "ldr x5, [x1, #24]",
+    "ldrsb x6, [x1, #32]",
+    "ldrsb w7, [x1, #40]",
+    "ldrsh x8, [x1, #48]",
+    "ldrsw x9, [x1, #56]",
+    "movz x10, #0x4000, lsl #16",
+    "add x10, x10, #0x2000",
+    "stp x2, x3, [x10]",
+    "stp x4, x5, [x10, #16]",
+    "stp x6, x7, [x10, #32]",
+    "stp x8, x9, [x10, #48]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Stores of every size to MMIO.
-guest_code!(guest_mmio_stores,
+guest_code!(
+    guest_mmio_stores,
     "movz x1, #0x1000, lsl #16",
-    "movz x2, #0x7788", "movk x2, #0x5566, lsl #16", "movk x2, #0x3344, lsl #32", "movk x2, #0x1122, lsl #48",
-    "strb w2, [x1]", "strh w2, [x1, #2]", "str w2, [x1, #4]", "str x2, [x1, #8]", "str xzr, [x1, #16]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "movz x2, #0x7788",
+    "movk x2, #0x5566, lsl #16",
+    "movk x2, #0x3344, lsl #32",
+    "movk x2, #0x1122, lsl #48",
+    "strb w2, [x1]",
+    "strh w2, [x1, #2]",
+    "str w2, [x1, #4]",
+    "str x2, [x1, #8]",
+    "str xzr, [x1, #16]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Read the read-only slot at 0x5000_0000, report it, then try to write it.
-guest_code!(guest_ro_slot,
-    "movz x1, #0x1000, lsl #16", "movz x5, #0x5000, lsl #16",
-    "ldr x2, [x5]", "str x2, [x1]", "str x2, [x5]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_ro_slot,
+    "movz x1, #0x1000, lsl #16",
+    "movz x5, #0x5000, lsl #16",
+    "ldr x2, [x5]",
+    "str x2, [x1]",
+    "str x2, [x5]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Spin forever.
 guest_code!(guest_spin, "1: b 1b");
 
 // SMCCC calls with junk in x1..x3: VENDOR_HYP_CALL_UID, VENDOR_HYP_KVM_FEATURES and
 // PSCI_VERSION, each followed by stores of x0..x3 to MMIO + 0x100, then SYSTEM_OFF.
-guest_code!(guest_vendor_hyp,
-    "movz x9, #0x1000, lsl #16", "add x9, x9, #0x100",
-    "movz x0, #0xff01", "movk x0, #0x8600, lsl #16",
-    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
-    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
-    "movz x0, #0", "movk x0, #0x8600, lsl #16",
-    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
-    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
-    "movz x0, #0", "movk x0, #0x8400, lsl #16",
-    "mov x1, #-1", "mov x2, #-1", "mov x3, #-1", "hvc #0",
-    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_vendor_hyp,
+    "movz x9, #0x1000, lsl #16",
+    "add x9, x9, #0x100",
+    "movz x0, #0xff01",
+    "movk x0, #0x8600, lsl #16",
+    "mov x1, #-1",
+    "mov x2, #-1",
+    "mov x3, #-1",
+    "hvc #0",
+    "str x0, [x9]",
+    "str x1, [x9]",
+    "str x2, [x9]",
+    "str x3, [x9]",
+    "movz x0, #0",
+    "movk x0, #0x8600, lsl #16",
+    "mov x1, #-1",
+    "mov x2, #-1",
+    "mov x3, #-1",
+    "hvc #0",
+    "str x0, [x9]",
+    "str x1, [x9]",
+    "str x2, [x9]",
+    "str x3, [x9]",
+    "movz x0, #0",
+    "movk x0, #0x8400, lsl #16",
+    "mov x1, #-1",
+    "mov x2, #-1",
+    "mov x3, #-1",
+    "hvc #0",
+    "str x0, [x9]",
+    "str x1, [x9]",
+    "str x2, [x9]",
+    "str x3, [x9]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // SMCCC calls from a table at MEM_BASE + 0x8000 of (function id, x1) pairs, ended by a 0
 // id: each with junk in x2 and x3, its x0..x3 stored to MMIO + 0x200; then SYSTEM_OFF.
-guest_code!(guest_call_table,
-    "movz x9, #0x1000, lsl #16", "add x9, x9, #0x200",
-    "movz x10, #0x4000, lsl #16", "add x10, x10, #0x8, lsl #12",
-    "1: ldp x0, x1, [x10], #16", "cbz x0, 2f",
-    "mov x2, #-1", "mov x3, #-1", "hvc #0",
-    "str x0, [x9]", "str x1, [x9]", "str x2, [x9]", "str x3, [x9]",
+guest_code!(
+    guest_call_table,
+    "movz x9, #0x1000, lsl #16",
+    "add x9, x9, #0x200",
+    "movz x10, #0x4000, lsl #16",
+    "add x10, x10, #0x8, lsl #12",
+    "1: ldp x0, x1, [x10], #16",
+    "cbz x0, 2f",
+    "mov x2, #-1",
+    "mov x3, #-1",
+    "hvc #0",
+    "str x0, [x9]",
+    "str x1, [x9]",
+    "str x2, [x9]",
+    "str x3, [x9]",
     "b 1b",
-    "2: movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "2: movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Report ID_AA64PFR0_EL1 at MMIO, then SYSTEM_OFF.
-guest_code!(guest_read_pfr0,
-    "movz x1, #0x1000, lsl #16", "mrs x2, id_aa64pfr0_el1", "str x2, [x1]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_read_pfr0,
+    "movz x1, #0x1000, lsl #16",
+    "mrs x2, id_aa64pfr0_el1",
+    "str x2, [x1]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Store 0x1234 to MMIO, load MMIO + 8 into x2, store x2 to MMIO + 16, then SYSTEM_OFF.
-guest_code!(guest_mmio_round,
-    "movz x1, #0x1000, lsl #16", "movz x2, #0x1234", "str x2, [x1]",
-    "ldr x2, [x1, #8]", "str x2, [x1, #16]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_mmio_round,
+    "movz x1, #0x1000, lsl #16",
+    "movz x2, #0x1234",
+    "str x2, [x1]",
+    "ldr x2, [x1, #8]",
+    "str x2, [x1, #16]",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Add x0 and x1 into x2, and v0 + v1 into v2 (FP), then SYSTEM_OFF.
-guest_code!(guest_regs,
-    "movz x3, #0x30, lsl #16", "msr cpacr_el1, x3", "isb",
-    "add x2, x0, x1", "fadd d2, d0, d1", "msr tpidr_el1, x2",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_regs,
+    "movz x3, #0x30, lsl #16",
+    "msr cpacr_el1, x3",
+    "isb",
+    "add x2, x0, x1",
+    "fadd d2, d0, d1",
+    "msr tpidr_el1, x2",
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Vector table at MEM_BASE + 0x800; an exception at EL1h lands at +0x200 and reports
 // ESR_EL1 and ELR_EL1 via MMIO, then resumes after the faulting instruction.
-guest_code!(guest_sync_handler,
-    "movz x1, #0x1000, lsl #16", "mrs x2, esr_el1", "str x2, [x1, #0x100]",
-    "mrs x3, elr_el1", "str x3, [x1, #0x108]", "add x3, x3, #4", "msr elr_el1, x3", "eret");
+guest_code!(
+    guest_sync_handler,
+    "movz x1, #0x1000, lsl #16",
+    "mrs x2, esr_el1",
+    "str x2, [x1, #0x100]",
+    "mrs x3, elr_el1",
+    "str x3, [x1, #0x108]",
+    "add x3, x3, #4",
+    "msr elr_el1, x3",
+    "eret"
+);
 
 // Install VBAR, read an ID register, touch the PMU (UNDEF), then SYSTEM_OFF.
-guest_code!(guest_undef,
-    "movz x1, #0x1000, lsl #16", "movz x4, #0x4000, lsl #16", "add x4, x4, #0x800",
-    "msr vbar_el1, x4", "isb",
-    "mrs x2, id_aa64pfr0_el1", "str x2, [x1]",
+guest_code!(
+    guest_undef,
+    "movz x1, #0x1000, lsl #16",
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x800",
+    "msr vbar_el1, x4",
+    "isb",
+    "mrs x2, id_aa64pfr0_el1",
+    "str x2, [x1]",
     "mrs x2, pmcr_el0",
     "str x2, [x1, #8]",
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // vCPU 0: CPU_ON(vCPU 1, MEM_BASE + 0x400, 0xabcd), report the result, spin.
-guest_code!(guest_cpu_on,
-    "movz x0, #3", "movk x0, #0xc400, lsl #16", "mov x1, #1",
-    "movz x2, #0x4000, lsl #16", "add x2, x2, #0x400", "movz x3, #0xabcd", "hvc #0",
-    "movz x1, #0x1000, lsl #16", "str x0, [x1]", "1: wfi", "b 1b");
+guest_code!(
+    guest_cpu_on,
+    "movz x0, #3",
+    "movk x0, #0xc400, lsl #16",
+    "mov x1, #1",
+    "movz x2, #0x4000, lsl #16",
+    "add x2, x2, #0x400",
+    "movz x3, #0xabcd",
+    "hvc #0",
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1]",
+    "1: wfi",
+    "b 1b"
+);
 
 // vCPU 1's entry: report the context id it got in x0, then CPU_OFF.
-guest_code!(guest_secondary,
-    "movz x1, #0x1000, lsl #16", "str x0, [x1, #8]",
-    "movz x0, #2", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_secondary,
+    "movz x1, #0x1000, lsl #16",
+    "str x0, [x1, #8]",
+    "movz x0, #2",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 // Count to 20000 in RAM at MEM_BASE + 0x3000 + 8 * x0, then report via MMIO at 8 * x0.
-guest_code!(guest_count,
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x3000", "add x4, x4, x0, lsl #3",
+guest_code!(
+    guest_count,
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x3000",
+    "add x4, x4, x0, lsl #3",
     "movz x5, #20000",
-    "1: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]", "subs x5, x5, #1", "b.ne 1b",
-    "movz x1, #0x1000, lsl #16", "add x1, x1, x0, lsl #3", "str x6, [x1]", "b .");
+    "1: ldr x6, [x4]",
+    "add x6, x6, #1",
+    "str x6, [x4]",
+    "subs x5, x5, #1",
+    "b.ne 1b",
+    "movz x1, #0x1000, lsl #16",
+    "add x1, x1, x0, lsl #3",
+    "str x6, [x1]",
+    "b ."
+);
 
 // vCPU 0: count forever in RAM at MEM_BASE + 0x3000.
-guest_code!(guest_counter_forever,
-    "movz x4, #0x4000, lsl #16", "add x4, x4, #0x3000",
-    "1: ldr x6, [x4]", "add x6, x6, #1", "str x6, [x4]", "b 1b");
+guest_code!(
+    guest_counter_forever,
+    "movz x4, #0x4000, lsl #16",
+    "add x4, x4, #0x3000",
+    "1: ldr x6, [x4]",
+    "add x6, x6, #1",
+    "str x6, [x4]",
+    "b 1b"
+);
 
 // vCPU 1: SYSTEM_OFF at once.
-guest_code!(guest_system_off,
-    "movz x0, #8", "movk x0, #0x8400, lsl #16", "hvc #0", "b .");
+guest_code!(
+    guest_system_off,
+    "movz x0, #8",
+    "movk x0, #0x8400, lsl #16",
+    "hvc #0",
+    "b ."
+);
 
 fn vm_with(code: &[u8]) -> Result<(TestVm, kvm_ioctls::VcpuFd), String> {
     let vm = TestVm::new(1 << 20, code)?;
@@ -162,12 +346,30 @@ fn guest_arithmetic_and_memory() -> TestResult {
 fn mmio_loads_with_sign_extension() -> TestResult {
     let (vm, mut vcpu) = vm_with(guest_mmio_loads())?;
     let value = 0x8899_aabb_ccdd_eeffu64;
-    for (offset, len) in [(0, 1), (8, 2), (16, 4), (24, 8), (32, 1), (40, 1), (48, 2), (56, 4)] {
-        check_eq!(run(&mut vcpu, value)?, Exit::MmioRead(MMIO_BASE + offset, len));
+    for (offset, len) in [
+        (0, 1),
+        (8, 2),
+        (16, 4),
+        (24, 8),
+        (32, 1),
+        (40, 1),
+        (48, 2),
+        (56, 4),
+    ] {
+        check_eq!(
+            run(&mut vcpu, value)?,
+            Exit::MmioRead(MMIO_BASE + offset, len)
+        );
     }
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     let want = [
-        0xff, 0xeeff, 0xccdd_eeff, value, u64::MAX, 0xffff_ffff, 0xffff_ffff_ffff_eeff,
+        0xff,
+        0xeeff,
+        0xccdd_eeff,
+        value,
+        u64::MAX,
+        0xffff_ffff,
+        0xffff_ffff_ffff_eeff,
         0xffff_ffff_ccdd_eeff,
     ];
     for (i, w) in want.iter().enumerate() {
@@ -180,11 +382,26 @@ fn mmio_loads_with_sign_extension() -> TestResult {
 fn mmio_stores_of_every_size() -> TestResult {
     let (_vm, mut vcpu) = vm_with(guest_mmio_stores())?;
     let v = 0x1122_3344_5566_7788u64.to_le_bytes();
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE, v[..1].to_vec()));
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 2, v[..2].to_vec()));
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 4, v[..4].to_vec()));
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 8, v.to_vec()));
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 16, vec![0; 8]));
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE, v[..1].to_vec())
+    );
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE + 2, v[..2].to_vec())
+    );
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE + 4, v[..4].to_vec())
+    );
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE + 8, v.to_vec())
+    );
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE + 16, vec![0; 8])
+    );
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     Ok(Outcome::Pass)
 }
@@ -217,8 +434,10 @@ fn one_reg_round_trips_through_the_guest() -> TestResult {
     set_reg(&vcpu, core_reg_x(1), 2)?;
     let d0 = 1.5f64.to_bits() as u128;
     let d1 = 2.25f64.to_bits() as u128;
-    vcpu.set_one_reg(core_reg_v(0), &d0.to_le_bytes()).map_err(|e| e.to_string())?;
-    vcpu.set_one_reg(core_reg_v(1), &d1.to_le_bytes()).map_err(|e| e.to_string())?;
+    vcpu.set_one_reg(core_reg_v(0), &d0.to_le_bytes())
+        .map_err(|e| e.to_string())?;
+    vcpu.set_one_reg(core_reg_v(1), &d1.to_le_bytes())
+        .map_err(|e| e.to_string())?;
     // x3 is the guest's scratch register.
     for n in 4..31 {
         set_reg(&vcpu, core_reg_x(n), 0x1000 + n)?;
@@ -229,7 +448,8 @@ fn one_reg_round_trips_through_the_guest() -> TestResult {
     check_eq!(get_reg(&vcpu, core_reg_x(0))?, -6i64 as u64);
     check_eq!(get_reg(&vcpu, core_reg_x(2))?, 0);
     let mut v2 = [0u8; 16];
-    vcpu.get_one_reg(core_reg_v(2), &mut v2).map_err(|e| e.to_string())?;
+    vcpu.get_one_reg(core_reg_v(2), &mut v2)
+        .map_err(|e| e.to_string())?;
     check_eq!(f64::from_bits(u128::from_le_bytes(v2) as u64), 3.75);
     check_eq!(get_reg(&vcpu, sys_reg(3, 0, 13, 0, 4))?, 42); // TPIDR_EL1
     for n in 4..31 {
@@ -238,11 +458,17 @@ fn one_reg_round_trips_through_the_guest() -> TestResult {
     // Every register in the list reads, and writes back what it read.
     let mut list = kvm_bindings::RegList::new(500).map_err(|e| e.to_string())?;
     vcpu.get_reg_list(&mut list).map_err(|e| e.to_string())?;
-    check!(list.as_slice().len() > 90, "only {} registers listed", list.as_slice().len());
+    check!(
+        list.as_slice().len() > 90,
+        "only {} registers listed",
+        list.as_slice().len()
+    );
     for &id in list.as_slice() {
         let mut b = vec![0u8; kvm_ioctls::reg_size(id)];
-        vcpu.get_one_reg(id, &mut b).map_err(|e| format!("get {id:#x}: {e}"))?;
-        vcpu.set_one_reg(id, &b).map_err(|e| format!("set {id:#x} back: {e}"))?;
+        vcpu.get_one_reg(id, &mut b)
+            .map_err(|e| format!("get {id:#x}: {e}"))?;
+        vcpu.set_one_reg(id, &b)
+            .map_err(|e| format!("set {id:#x} back: {e}"))?;
     }
     Ok(Outcome::Pass)
 }
@@ -261,7 +487,7 @@ fn unhandled_sysreg_injects_undef_and_id_regs_are_sanitised() -> TestResult {
     let (addr, elr) = run_to_write(&mut vcpu)?;
     check_eq!(addr, MMIO_BASE + 0x108);
     check_eq!(elr, MEM_BASE + 7 * 4); // the mrs pmcr_el0
-    // x2 still holds the ESR the handler read: the faulting MRS never wrote it.
+                                      // x2 still holds the ESR the handler read: the faulting MRS never wrote it.
     check_eq!(run_to_write(&mut vcpu)?, (MMIO_BASE + 8, 0x0200_0000));
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     Ok(Outcome::Pass)
@@ -316,13 +542,22 @@ fn immediate_exit_leaves_the_mmio_exit_in_place() -> TestResult {
         }
         Ok(())
     };
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE, 0x1234u64.to_le_bytes().to_vec()));
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE, 0x1234u64.to_le_bytes().to_vec())
+    );
     still_mmio(&mut vcpu, MMIO_BASE)?;
     check_eq!(run(&mut vcpu, 0x5678)?, Exit::MmioRead(MMIO_BASE + 8, 8));
     // The read completes here, once: the next run must not load the data again.
     still_mmio(&mut vcpu, MMIO_BASE + 8)?;
-    check_eq!(run(&mut vcpu, 0)?, Exit::MmioWrite(MMIO_BASE + 16, 0x5678u64.to_le_bytes().to_vec()));
-    check!(matches!(run(&mut vcpu, 0)?, Exit::SystemEvent(_)), "no SYSTEM_OFF at the end");
+    check_eq!(
+        run(&mut vcpu, 0)?,
+        Exit::MmioWrite(MMIO_BASE + 16, 0x5678u64.to_le_bytes().to_vec())
+    );
+    check!(
+        matches!(run(&mut vcpu, 0)?, Exit::SystemEvent(_)),
+        "no SYSTEM_OFF at the end"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -339,19 +574,37 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
             other => return Err(format!("unexpected exit {other:?}")),
         }
     }
-    check_eq!(results, vec![
-        0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d, // KVM's UID
-        3, 0, 0, 0,                                         // features: FEATURES and PTP
-        0x1_0003, 0, 0, 0,                                  // PSCI 1.3, x1..x3 cleared
-    ]);
+    check_eq!(
+        results,
+        vec![
+            0xb66f_b428,
+            0xe911_c52e,
+            0x564b_caa9,
+            0x743a_004d, // KVM's UID
+            3,
+            0,
+            0,
+            0, // features: FEATURES and PTP
+            0x1_0003,
+            0,
+            0,
+            0, // PSCI 1.3, x1..x3 cleared
+        ]
+    );
     // Without the PSCI 0.2 feature (as the kernel's KVM selftests create vCPUs) the UID
     // is still answered; PSCI is not.
     // (A VM's vCPUs share one feature set, so this needs a VM of its own.)
     let vm = TestVm::new(1 << 20, guest_vendor_hyp())?;
-    let cpu = vm.vm.create_vcpu(0).map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+    let cpu = vm
+        .vm
+        .create_vcpu(0)
+        .map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
     let mut init = kvm_bindings::kvm_vcpu_init::default();
-    vm.vm.get_preferred_target(&mut init).map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
-    cpu.vcpu_init(&init).map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
+    vm.vm
+        .get_preferred_target(&mut init)
+        .map_err(|e| format!("PREFERRED_TARGET: {e}"))?;
+    cpu.vcpu_init(&init)
+        .map_err(|e| format!("KVM_ARM_VCPU_INIT: {e}"))?;
     set_reg(&cpu, core_reg_pc(), MEM_BASE)?;
     let mut cpu = cpu;
     let mut first = Vec::new();
@@ -376,7 +629,10 @@ const FW_BMAP: [u64; 4] = [
 
 /// Runs `guest_call_table` over `calls` in a new VM whose bitmaps are first set to
 /// `bitmaps` (`None`: left at reset); returns x0..x3 of each call.
-fn hypercall_answers(bitmaps: Option<[u64; 4]>, calls: &[(u64, u64)]) -> Result<Vec<[u64; 4]>, String> {
+fn hypercall_answers(
+    bitmaps: Option<[u64; 4]>,
+    calls: &[(u64, u64)],
+) -> Result<Vec<[u64; 4]>, String> {
     let vm = TestVm::new(1 << 20, guest_call_table())?;
     let mut table: Vec<u8> = Vec::new();
     for &(fid, x1) in calls.iter().chain([&(0, 0)]) {
@@ -449,7 +705,10 @@ fn firmware_bitmaps_gate_hypercalls() -> TestResult {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_nanos() as u64;
-    check!(on[8][0] != NS && now.abs_diff(ns) < 60_000_000_000, "PTP time {ns:#x}, now {now:#x}");
+    check!(
+        on[8][0] != NS && now.abs_diff(ns) < 60_000_000_000,
+        "PTP time {ns:#x}, now {now:#x}"
+    );
     check!(count < 1 << 40, "PTP virtual count {count:#x}");
     check_eq!(on[9], [NS, 0, 0, 0]); // unknown counter selector
     check_eq!(on[10], [NS, 0, 0, 0]);
@@ -464,7 +723,10 @@ fn firmware_bitmaps_gate_hypercalls() -> TestResult {
     let ptp = hypercall_answers(Some([1, 0, 0b10, 0b11]), &[(KVM_FEATURES, 0), (KVM_PTP, 0)])?;
     check_eq!(ptp[0], [NS, 0, 0, 0]);
     check!(ptp[1][0] != NS, "PTP with its bit set: {:?}", ptp[1]);
-    let adv = hypercall_answers(Some([1, 0, 0b11, 0b11]), &[(KVM_FEATURES, 0), (PV_TIME_FEATURES, 0)])?;
+    let adv = hypercall_answers(
+        Some([1, 0, 0b11, 0b11]),
+        &[(KVM_FEATURES, 0), (PV_TIME_FEATURES, 0)],
+    )?;
     check_eq!(adv[0], [0b11, 0, 0b11, 0]);
     check_eq!(adv[1], [NS, 0, 0, 0]);
     Ok(Outcome::Pass)
@@ -490,8 +752,15 @@ fn gic_id_field_follows_the_irqchip() -> TestResult {
         check_eq!(gic(get_reg(&vcpu, PFR0)?), 1);
         let (_, seen) = run_to_write(&mut vcpu)?;
         let want = u64::from(with_vgic);
-        check!(gic(seen) == want, "vGIC {with_vgic}: the guest read GIC = {}", gic(seen));
-        check!(gic(get_reg(&vcpu, PFR0)?) == want, "vGIC {with_vgic}: GET_ONE_REG after the run");
+        check!(
+            gic(seen) == want,
+            "vGIC {with_vgic}: the guest read GIC = {}",
+            gic(seen)
+        );
+        check!(
+            gic(get_reg(&vcpu, PFR0)?) == want,
+            "vGIC {with_vgic}: GET_ONE_REG after the run"
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -556,7 +825,10 @@ fn system_off_stops_every_vcpu() -> TestResult {
         if now == before {
             break;
         }
-        check!(settle.elapsed() < Duration::from_secs(2), "vCPU 0 still counting 2 s after SYSTEM_OFF");
+        check!(
+            settle.elapsed() < Duration::from_secs(2),
+            "vCPU 0 still counting 2 s after SYSTEM_OFF"
+        );
         before = now;
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -578,17 +850,41 @@ fn main() {
         &[
             ("psci_and_smccc_calls", psci_and_smccc_calls),
             ("guest_arithmetic_and_memory", guest_arithmetic_and_memory),
-            ("mmio_loads_with_sign_extension", mmio_loads_with_sign_extension),
+            (
+                "mmio_loads_with_sign_extension",
+                mmio_loads_with_sign_extension,
+            ),
             ("mmio_stores_of_every_size", mmio_stores_of_every_size),
             ("read_only_slot", read_only_slot),
-            ("one_reg_round_trips_through_the_guest", one_reg_round_trips_through_the_guest),
-            ("unhandled_sysreg_injects_undef_and_id_regs_are_sanitised", unhandled_sysreg_injects_undef_and_id_regs_are_sanitised),
+            (
+                "one_reg_round_trips_through_the_guest",
+                one_reg_round_trips_through_the_guest,
+            ),
+            (
+                "unhandled_sysreg_injects_undef_and_id_regs_are_sanitised",
+                unhandled_sysreg_injects_undef_and_id_regs_are_sanitised,
+            ),
             ("signal_interrupts_run", signal_interrupts_run),
-            ("immediate_exit_leaves_the_mmio_exit_in_place", immediate_exit_leaves_the_mmio_exit_in_place),
-            ("vendor_hyp_calls_answer_as_kvm", vendor_hyp_calls_answer_as_kvm),
-            ("firmware_bitmaps_gate_hypercalls", firmware_bitmaps_gate_hypercalls),
-            ("gic_id_field_follows_the_irqchip", gic_id_field_follows_the_irqchip),
-            ("psci_cpu_on_starts_a_secondary", psci_cpu_on_starts_a_secondary),
+            (
+                "immediate_exit_leaves_the_mmio_exit_in_place",
+                immediate_exit_leaves_the_mmio_exit_in_place,
+            ),
+            (
+                "vendor_hyp_calls_answer_as_kvm",
+                vendor_hyp_calls_answer_as_kvm,
+            ),
+            (
+                "firmware_bitmaps_gate_hypercalls",
+                firmware_bitmaps_gate_hypercalls,
+            ),
+            (
+                "gic_id_field_follows_the_irqchip",
+                gic_id_field_follows_the_irqchip,
+            ),
+            (
+                "psci_cpu_on_starts_a_secondary",
+                psci_cpu_on_starts_a_secondary,
+            ),
             ("four_vcpus_in_parallel", four_vcpus_in_parallel),
             ("system_off_stops_every_vcpu", system_off_stops_every_vcpu),
         ],

@@ -8,8 +8,8 @@
 //! tests.
 
 use super::{
-    check_id, cmd_offset, cmdq_size, GuestMem, Ite, Its, Lpis, COLLECTION_NOT_MAPPED, CBASER_ADDR_MASK,
-    ESZ, ID_BITS, LPI_OFFSET,
+    check_id, cmd_offset, cmdq_size, GuestMem, Ite, Its, Lpis, CBASER_ADDR_MASK,
+    COLLECTION_NOT_MAPPED, ESZ, ID_BITS, LPI_OFFSET,
 };
 use crate::logic::vgic::mmio::max_lpis;
 
@@ -66,7 +66,11 @@ type CmdResult = Result<(), CmdError>;
 /// Bits [shift + size - 1 : shift] of word `word` (KVM's `its_cmd_mask_field`).
 fn field(cmd: &[u64; 4], word: usize, shift: u32, size: u32) -> u64 {
     let w = cmd.get(word).copied().unwrap_or(0) >> shift;
-    if size >= 64 { w } else { w & ((1u64 << size) - 1) }
+    if size >= 64 {
+        w
+    } else {
+        w & ((1u64 << size) - 1)
+    }
 }
 
 fn command(cmd: &[u64; 4]) -> u8 {
@@ -144,7 +148,12 @@ impl Its<'_> {
     }
 
     /// One command (KVM's `vgic_its_handle_command`); unknown ones do nothing.
-    pub(crate) fn handle_command(&mut self, cmd: &[u64; 4], mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> CmdResult {
+    pub(crate) fn handle_command(
+        &mut self,
+        cmd: &[u64; 4],
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> CmdResult {
         match command(cmd) {
             CMD_MAPD => self.cmd_mapd(cmd, mem, lpis),
             CMD_MAPC => self.cmd_mapc(cmd, mem, lpis),
@@ -164,11 +173,17 @@ impl Its<'_> {
 
     /// MAPD: map a device to its ITT (V=1) or unmap it (V=0, clearing its device table
     /// entry). Mapping a mapped device first drops all its ITEs, as KVM.
-    fn cmd_mapd(&mut self, cmd: &[u64; 4], mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> CmdResult {
+    fn cmd_mapd(
+        &mut self,
+        cmd: &[u64; 4],
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> CmdResult {
         let devid = device_id(cmd);
         let bits = size(cmd);
         let v = valid(cmd);
-        let gpa = check_id(self.regs.baser_device, devid, mem).ok_or(CmdError::Its(E_MAPD_DEVICE_OOR))?;
+        let gpa =
+            check_id(self.regs.baser_device, devid, mem).ok_or(CmdError::Its(E_MAPD_DEVICE_OOR))?;
         if v && bits > ID_BITS {
             return Err(CmdError::Its(E_MAPD_ITTSIZE_OOR));
         }
@@ -178,25 +193,38 @@ impl Its<'_> {
         if !v {
             return mem.write_u64(gpa, 0).map_err(|()| CmdError::Fault);
         }
-        let d = super::Device { id: devid, itt_addr: itt_addr(cmd), eventid_bits: bits as u8 };
+        let d = super::Device {
+            id: devid,
+            itt_addr: itt_addr(cmd),
+            eventid_bits: bits as u8,
+        };
         self.add_device(d).map_err(|()| CmdError::NoMem)
     }
 
     /// MAPC: map a collection to a redistributor (V=1), retargeting its LPIs if it was
     /// mapped, or drop it (V=0: its ITEs keep their LPIs, which keep their target).
-    fn cmd_mapc(&mut self, cmd: &[u64; 4], mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> CmdResult {
+    fn cmd_mapc(
+        &mut self,
+        cmd: &[u64; 4],
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> CmdResult {
         let id = collection(cmd);
         if !valid(cmd) {
             self.free_collection(id);
             return Ok(());
         }
         let rdbase = target(cmd);
-        let vcpu = lpis.vcpu_by_rdbase(u64::from(rdbase)).ok_or(CmdError::Its(E_MAPC_PROCNUM_OOR))?;
+        let vcpu = lpis
+            .vcpu_by_rdbase(u64::from(rdbase))
+            .ok_or(CmdError::Its(E_MAPC_PROCNUM_OOR))?;
         if self.find_collection(id).is_none() {
             if check_id(self.regs.baser_coll, u32::from(id), mem).is_none() {
                 return Err(CmdError::Its(E_MAPC_COLLECTION_OOR));
             }
-            return self.add_collection(id, rdbase).map_err(|()| CmdError::NoMem);
+            return self
+                .add_collection(id, rdbase)
+                .map_err(|()| CmdError::NoMem);
         }
         self.set_collection_target(id, rdbase);
         // KVM's update_affinity_collection.
@@ -213,15 +241,26 @@ impl Its<'_> {
 
     /// MAPTI / MAPI: map (device, event) to an LPI in a collection, creating the
     /// collection (unmapped) if needed. An existing mapping of the pair is left alone.
-    fn cmd_mapi(&mut self, cmd: &[u64; 4], mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> CmdResult {
+    fn cmd_mapi(
+        &mut self,
+        cmd: &[u64; 4],
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> CmdResult {
         let devid = device_id(cmd);
         let eventid = event_id(cmd);
         let coll = collection(cmd);
-        let dev = self.find_device(devid).ok_or(CmdError::Its(E_MAPTI_UNMAPPED_DEVICE))?;
+        let dev = self
+            .find_device(devid)
+            .ok_or(CmdError::Its(E_MAPTI_UNMAPPED_DEVICE))?;
         if !self.event_in_itt(&dev, eventid, mem) {
             return Err(CmdError::Its(E_MAPTI_ID_OOR));
         }
-        let intid = if command(cmd) == CMD_MAPTI { physical_id(cmd) } else { eventid };
+        let intid = if command(cmd) == CMD_MAPTI {
+            physical_id(cmd)
+        } else {
+            eventid
+        };
         if intid < LPI_OFFSET || intid >= max_lpis(lpis.propbaser()) {
             return Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR));
         }
@@ -234,20 +273,37 @@ impl Its<'_> {
             if check_id(self.regs.baser_coll, u32::from(coll), mem).is_none() {
                 return Err(CmdError::Its(E_MAPC_COLLECTION_OOR));
             }
-            self.add_collection(coll, COLLECTION_NOT_MAPPED).map_err(|()| CmdError::NoMem)?;
+            self.add_collection(coll, COLLECTION_NOT_MAPPED)
+                .map_err(|()| CmdError::NoMem)?;
             new_coll = true;
         }
         let vcpu = self.collection_vcpu(Some(coll), lpis);
-        let ite = Ite { devid, eventid, intid, collection: Some(coll) };
+        let ite = Ite {
+            devid,
+            eventid,
+            intid,
+            collection: Some(coll),
+        };
         let r = self.add_ite(ite, vcpu, lpis);
         if r.is_err() && new_coll {
             self.free_collection(coll);
         }
-        r.map_err(|e| if e.is_some() { CmdError::NoMem } else { CmdError::Exist })
+        r.map_err(|e| {
+            if e.is_some() {
+                CmdError::NoMem
+            } else {
+                CmdError::Exist
+            }
+        })
     }
 
     /// KVM's `vgic_its_check_event_id`: inside the device's ITT, in guest RAM.
-    pub(super) fn event_in_itt(&self, dev: &super::Device, eventid: u32, mem: &mut impl GuestMem) -> bool {
+    pub(super) fn event_in_itt(
+        &self,
+        dev: &super::Device,
+        eventid: u32,
+        mem: &mut impl GuestMem,
+    ) -> bool {
         if u64::from(eventid) >= 1u64 << dev.eventid_bits.min(63) {
             return false;
         }
@@ -257,9 +313,18 @@ impl Its<'_> {
     /// MOVI: move an ITE (whose collection is mapped) to another mapped collection.
     fn cmd_movi(&mut self, cmd: &[u64; 4], lpis: &mut impl Lpis) -> CmdResult {
         let (devid, eventid, coll) = (device_id(cmd), event_id(cmd), collection(cmd));
-        let pos = self.ite_pos(devid, eventid).map_err(|_| CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT))?;
-        let ite = self.ite_list().get(pos).copied().ok_or(CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT))?;
-        let mapped = |c: Option<u16>| c.and_then(|c| self.find_collection(c)).is_some_and(|c| c.mapped());
+        let pos = self
+            .ite_pos(devid, eventid)
+            .map_err(|_| CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT))?;
+        let ite = self
+            .ite_list()
+            .get(pos)
+            .copied()
+            .ok_or(CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT))?;
+        let mapped = |c: Option<u16>| {
+            c.and_then(|c| self.find_collection(c))
+                .is_some_and(|c| c.mapped())
+        };
         if !mapped(ite.collection) || !mapped(Some(coll)) {
             return Err(CmdError::Its(E_MOVI_UNMAPPED_COLLECTION));
         }
@@ -272,7 +337,12 @@ impl Its<'_> {
     }
 
     /// DISCARD: remove an ITE (whose collection is mapped) and clear its ITT entry.
-    fn cmd_discard(&mut self, cmd: &[u64; 4], mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> CmdResult {
+    fn cmd_discard(
+        &mut self,
+        cmd: &[u64; 4],
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> CmdResult {
         let (devid, eventid) = (device_id(cmd), event_id(cmd));
         let unmapped = CmdError::Its(E_DISCARD_UNMAPPED_INTERRUPT);
         let pos = self.ite_pos(devid, eventid).map_err(|_| unmapped)?;
@@ -293,7 +363,9 @@ impl Its<'_> {
 
     /// CLEAR: the LPI is no longer pending.
     fn cmd_clear(&mut self, cmd: &[u64; 4], lpis: &mut impl Lpis) -> CmdResult {
-        let ite = self.find_ite(device_id(cmd), event_id(cmd)).ok_or(CmdError::Its(E_CLEAR_UNMAPPED_INTERRUPT))?;
+        let ite = self
+            .find_ite(device_id(cmd), event_id(cmd))
+            .ok_or(CmdError::Its(E_CLEAR_UNMAPPED_INTERRUPT))?;
         lpis.set_pending(ite.intid, false);
         Ok(())
     }
@@ -313,14 +385,18 @@ impl Its<'_> {
 
     /// INV: reload the LPI's configuration.
     fn cmd_inv(&mut self, cmd: &[u64; 4], lpis: &mut impl Lpis) -> CmdResult {
-        let ite = self.find_ite(device_id(cmd), event_id(cmd)).ok_or(CmdError::Its(E_INV_UNMAPPED_INTERRUPT))?;
+        let ite = self
+            .find_ite(device_id(cmd), event_id(cmd))
+            .ok_or(CmdError::Its(E_INV_UNMAPPED_INTERRUPT))?;
         lpis.invalidate(ite.intid);
         Ok(())
     }
 
     /// INVALL: reload the configuration of every LPI targeting the collection's vCPU.
     fn cmd_invall(&mut self, cmd: &[u64; 4], lpis: &mut impl Lpis) -> CmdResult {
-        let c = self.collection_mapped(Some(collection(cmd))).ok_or(CmdError::Its(E_INVALL_UNMAPPED_COLLECTION))?;
+        let c = self
+            .collection_mapped(Some(collection(cmd)))
+            .ok_or(CmdError::Its(E_INVALL_UNMAPPED_COLLECTION))?;
         // A mapped collection's redistributor exists (MAPC and restore check it).
         if let Some(vcpu) = lpis.vcpu_by_rdbase(u64::from(c.target)) {
             lpis.invalidate_all(vcpu);
@@ -349,27 +425,57 @@ pub(crate) mod enc {
 
     pub(crate) fn mapd(devid: u32, itt: u64, bits: u32, valid: bool) -> [u64; 4] {
         let sz = u64::from(bits.wrapping_sub(1) & 0x1f);
-        [u64::from(CMD_MAPD) | (u64::from(devid) << 32), sz, (itt & !0xff & ((1 << 52) - 1)) | (u64::from(valid) << 63), 0]
+        [
+            u64::from(CMD_MAPD) | (u64::from(devid) << 32),
+            sz,
+            (itt & !0xff & ((1 << 52) - 1)) | (u64::from(valid) << 63),
+            0,
+        ]
     }
 
     pub(crate) fn mapc(coll: u16, rdbase: u32, valid: bool) -> [u64; 4] {
-        [u64::from(CMD_MAPC), 0, u64::from(coll) | (u64::from(rdbase) << 16) | (u64::from(valid) << 63), 0]
+        [
+            u64::from(CMD_MAPC),
+            0,
+            u64::from(coll) | (u64::from(rdbase) << 16) | (u64::from(valid) << 63),
+            0,
+        ]
     }
 
     pub(crate) fn mapti(devid: u32, eventid: u32, intid: u32, coll: u16) -> [u64; 4] {
-        [u64::from(CMD_MAPTI) | (u64::from(devid) << 32), u64::from(eventid) | (u64::from(intid) << 32), u64::from(coll), 0]
+        [
+            u64::from(CMD_MAPTI) | (u64::from(devid) << 32),
+            u64::from(eventid) | (u64::from(intid) << 32),
+            u64::from(coll),
+            0,
+        ]
     }
 
     pub(crate) fn mapi(devid: u32, eventid: u32, coll: u16) -> [u64; 4] {
-        [u64::from(CMD_MAPI) | (u64::from(devid) << 32), u64::from(eventid), u64::from(coll), 0]
+        [
+            u64::from(CMD_MAPI) | (u64::from(devid) << 32),
+            u64::from(eventid),
+            u64::from(coll),
+            0,
+        ]
     }
 
     pub(crate) fn dev_event(cmd: u8, devid: u32, eventid: u32) -> [u64; 4] {
-        [u64::from(cmd) | (u64::from(devid) << 32), u64::from(eventid), 0, 0]
+        [
+            u64::from(cmd) | (u64::from(devid) << 32),
+            u64::from(eventid),
+            0,
+            0,
+        ]
     }
 
     pub(crate) fn movi(devid: u32, eventid: u32, coll: u16) -> [u64; 4] {
-        [u64::from(CMD_MOVI) | (u64::from(devid) << 32), u64::from(eventid), u64::from(coll), 0]
+        [
+            u64::from(CMD_MOVI) | (u64::from(devid) << 32),
+            u64::from(eventid),
+            u64::from(coll),
+            0,
+        ]
     }
 
     pub(crate) fn invall(coll: u16) -> [u64; 4] {
@@ -377,6 +483,11 @@ pub(crate) mod enc {
     }
 
     pub(crate) fn movall(from: u32, to: u32) -> [u64; 4] {
-        [u64::from(CMD_MOVALL), 0, u64::from(from) << 16, u64::from(to) << 16]
+        [
+            u64::from(CMD_MOVALL),
+            0,
+            u64::from(from) << 16,
+            u64::from(to) << 16,
+        ]
     }
 }

@@ -172,7 +172,11 @@ pub(crate) struct Device {
 }
 
 impl Device {
-    pub(crate) const EMPTY: Self = Self { id: 0, itt_addr: 0, eventid_bits: 0 };
+    pub(crate) const EMPTY: Self = Self {
+        id: 0,
+        itt_addr: 0,
+        eventid_bits: 0,
+    };
 }
 
 /// An interrupt translation entry: (device, event) → LPI, in a collection.
@@ -187,7 +191,12 @@ pub(crate) struct Ite {
 }
 
 impl Ite {
-    pub(crate) const EMPTY: Self = Self { devid: 0, eventid: 0, intid: 0, collection: None };
+    pub(crate) const EMPTY: Self = Self {
+        devid: 0,
+        eventid: 0,
+        intid: 0,
+        collection: None,
+    };
 
     const fn key(&self) -> u64 {
         key(self.devid, self.eventid)
@@ -210,7 +219,11 @@ pub(crate) struct Collection {
 }
 
 impl Collection {
-    pub(crate) const EMPTY: Self = Self { id: 0, target: 0, seq: 0 };
+    pub(crate) const EMPTY: Self = Self {
+        id: 0,
+        target: 0,
+        seq: 0,
+    };
 
     const fn mapped(&self) -> bool {
         self.target != COLLECTION_NOT_MAPPED
@@ -284,7 +297,11 @@ pub(crate) struct Its<'a> {
 
 fn extract_bytes(data: u64, offset: u64, len: u8) -> u64 {
     let v = data >> ((offset & 7) * 8);
-    if len >= 8 { v } else { v & ((1u64 << (u32::from(len) * 8)) - 1) }
+    if len >= 8 {
+        v
+    } else {
+        v & ((1u64 << (u32::from(len) * 8)) - 1)
+    }
 }
 
 /// A 32-bit write updates one half of a 64-bit register (KVM's `update_64bit_reg`).
@@ -301,15 +318,27 @@ fn sanitise_field(reg: u64, shift: u32, mask: u64, f: fn(u64) -> u64) -> u64 {
 }
 
 fn sanitise_shareability(v: u64) -> u64 {
-    if v == SHARE_OUTER { SHARE_INNER } else { v }
+    if v == SHARE_OUTER {
+        SHARE_INNER
+    } else {
+        v
+    }
 }
 
 fn sanitise_inner_cache(v: u64) -> u64 {
-    if v == CACHE_NCNB || v == CACHE_NC { CACHE_RAWB } else { v }
+    if v == CACHE_NCNB || v == CACHE_NC {
+        CACHE_RAWB
+    } else {
+        v
+    }
 }
 
 fn sanitise_outer_cache(v: u64) -> u64 {
-    if v == CACHE_NC { v } else { 0 }
+    if v == CACHE_NC {
+        v
+    } else {
+        0
+    }
 }
 
 fn sanitise_attrs(reg: u64) -> u64 {
@@ -409,7 +438,10 @@ fn region(offset: u64) -> Option<(u64, bool)> {
         (GITS_BASER, 0x40, true),
         (GITS_IDREGS_BASE, 0x30, false),
     ];
-    REGIONS.iter().find(|&&(o, l, _)| offset >= o && offset - o < l).map(|&(o, _, w)| (o, w))
+    REGIONS
+        .iter()
+        .find(|&&(o, l, _)| offset >= o && offset - o < l)
+        .map(|&(o, _, w)| (o, w))
 }
 
 /// A guest access the region accepts: 4 bytes, or 8 where 64-bit, naturally aligned
@@ -427,7 +459,11 @@ fn guest_region(offset: u64, len: u8) -> Option<u64> {
 /// Userspace accesses: 32-bit registers (below GITS_TYPER, the ID registers) 4-aligned,
 /// 64-bit ones 8-aligned (`EINVAL`), at a register (`ENXIO`). Returns the access width.
 pub(crate) fn regs_check(offset: u64) -> Result<u8, Errno> {
-    let align = if offset < GITS_TYPER || offset >= GITS_PIDR4 { 3 } else { 7 };
+    let align = if offset < GITS_TYPER || offset >= GITS_PIDR4 {
+        3
+    } else {
+        7
+    };
     if offset & align != 0 {
         return Err(Errno::Inval);
     }
@@ -482,15 +518,20 @@ impl Its<'_> {
 
     fn find_device(&self, id: u32) -> Option<Device> {
         let d = self.devs();
-        d.binary_search_by_key(&id, |d| d.id).ok().and_then(|i| d.get(i).copied())
+        d.binary_search_by_key(&id, |d| d.id)
+            .ok()
+            .and_then(|i| d.get(i).copied())
     }
 
     fn ite_pos(&self, devid: u32, eventid: u32) -> Result<usize, usize> {
-        self.ite_list().binary_search_by_key(&key(devid, eventid), Ite::key)
+        self.ite_list()
+            .binary_search_by_key(&key(devid, eventid), Ite::key)
     }
 
     fn find_ite(&self, devid: u32, eventid: u32) -> Option<Ite> {
-        self.ite_pos(devid, eventid).ok().and_then(|i| self.ite_list().get(i).copied())
+        self.ite_pos(devid, eventid)
+            .ok()
+            .and_then(|i| self.ite_list().get(i).copied())
     }
 
     /// The ITEs of device `devid`, in event order.
@@ -503,7 +544,9 @@ impl Its<'_> {
 
     fn find_collection(&self, id: u16) -> Option<Collection> {
         let c = self.colls();
-        c.binary_search_by_key(&id, |c| c.id).ok().and_then(|i| c.get(i).copied())
+        c.binary_search_by_key(&id, |c| c.id)
+            .ok()
+            .and_then(|i| c.get(i).copied())
     }
 
     /// The vCPU a collection routes to, if mapped and its redistributor exists.
@@ -529,7 +572,12 @@ impl Its<'_> {
             Err(p) => p,
         };
         let seq = self.regs.next_seq;
-        insert_at(self.collections, &mut self.regs.nr_collections, pos, Collection { id, target, seq })?;
+        insert_at(
+            self.collections,
+            &mut self.regs.nr_collections,
+            pos,
+            Collection { id, target, seq },
+        )?;
         self.regs.next_seq = seq.wrapping_add(1);
         Ok(())
     }
@@ -564,7 +612,12 @@ impl Its<'_> {
     /// A new ITE mapping `intid` to `vcpu` (KVM's `vgic_add_lpi` and `vgic_its_map_lpi`).
     /// Err(Some(())): no room; Err(None): another ITE of this ITS maps the LPI, the new one
     /// is dropped.
-    fn add_ite(&mut self, ite: Ite, vcpu: Option<usize>, lpis: &mut impl Lpis) -> Result<(), Option<()>> {
+    fn add_ite(
+        &mut self,
+        ite: Ite,
+        vcpu: Option<usize>,
+        lpis: &mut impl Lpis,
+    ) -> Result<(), Option<()>> {
         let pos = match self.ite_pos(ite.devid, ite.eventid) {
             Ok(_) => return Err(None),
             Err(p) => p,
@@ -617,7 +670,10 @@ impl Its<'_> {
             return;
         };
         let n = self.regs.nr_ites.min(self.ites.len());
-        for ite in self.ites[..n].iter_mut().filter(|i| i.collection == Some(id)) {
+        for ite in self.ites[..n]
+            .iter_mut()
+            .filter(|i| i.collection == Some(id))
+        {
             ite.collection = None;
         }
         remove_range(self.collections, &mut self.regs.nr_collections, i..i + 1);
@@ -637,11 +693,17 @@ impl Its<'_> {
         let r = &*self.regs;
         match base {
             GITS_CTLR => {
-                let q = if r.creadr == r.cwriter { CTLR_QUIESCENT } else { 0 };
+                let q = if r.creadr == r.cwriter {
+                    CTLR_QUIESCENT
+                } else {
+                    0
+                };
                 q | u64::from(r.enabled)
             }
             GITS_IIDR => {
-                ((u64::from(r.abi_rev) << IIDR_REV_SHIFT) & 0xf000) | (PRODUCT_ID_KVM << 24) | IMPLEMENTER_ARM
+                ((u64::from(r.abi_rev) << IIDR_REV_SHIFT) & 0xf000)
+                    | (PRODUCT_ID_KVM << 24)
+                    | IMPLEMENTER_ARM
             }
             GITS_TYPER => extract_bytes(typer(), offset, len),
             GITS_CBASER => extract_bytes(r.cbaser, offset, len),
@@ -660,7 +722,15 @@ impl Its<'_> {
     }
 
     /// A guest write (or a userspace one without its own rule).
-    fn write_reg(&mut self, base: u64, offset: u64, len: u8, val: u64, mem: &mut impl GuestMem, lpis: &mut impl Lpis) {
+    fn write_reg(
+        &mut self,
+        base: u64,
+        offset: u64,
+        len: u8,
+        val: u64,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) {
         match base {
             GITS_CTLR => self.write_ctlr(val, mem, lpis),
             GITS_CBASER => {
@@ -693,7 +763,9 @@ impl Its<'_> {
         // Enabling with an invalid queue or table is UNPREDICTABLE: KVM ignores it.
         if !r.enabled
             && enable
-            && (r.baser_device & BASER_VALID == 0 || r.baser_coll & BASER_VALID == 0 || r.cbaser & CBASER_VALID == 0)
+            && (r.baser_device & BASER_VALID == 0
+                || r.baser_coll & BASER_VALID == 0
+                || r.cbaser & CBASER_VALID == 0)
         {
             return;
         }
@@ -743,7 +815,14 @@ impl Its<'_> {
     /// A guest write of the ITS frames. Writing GITS_CWRITER, or enabling the ITS,
     /// processes the command queue to completion. GITS_TRANSLATER is not implemented
     /// (as KVM): writes to it are ignored.
-    pub(crate) fn mmio_write(&mut self, offset: u64, len: u8, val: u64, mem: &mut impl GuestMem, lpis: &mut impl Lpis) {
+    pub(crate) fn mmio_write(
+        &mut self,
+        offset: u64,
+        len: u8,
+        val: u64,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) {
         if let Some(base) = guest_region(offset, len) {
             self.write_reg(base, offset, len, val, mem, lpis);
         }
@@ -763,7 +842,13 @@ impl Its<'_> {
     /// (`EINVAL`); the rest behave as guest writes (writing GITS_CTLR or GITS_CWRITER
     /// may process commands, a changed BASER drops its table's contents, hence `mem` and
     /// `lpis`).
-    pub(crate) fn regs_set(&mut self, offset: u64, val: u64, mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> Result<(), Errno> {
+    pub(crate) fn regs_set(
+        &mut self,
+        offset: u64,
+        val: u64,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> Result<(), Errno> {
         let len = regs_check(offset)?;
         let (base, _) = region(offset).ok_or(Errno::Nxio)?;
         match base {
@@ -807,12 +892,19 @@ impl Its<'_> {
     /// (devid, eventid) reaches. The caller makes it pending (`Lpis::set_pending`) and
     /// kicks the vCPU; `KVM_SIGNAL_MSI` answers 1, 0 for [`MsiError::Unmapped`], and
     /// `-EBUSY` for [`MsiError::Busy`].
-    pub(crate) fn resolve(&self, devid: u32, eventid: u32, lpis: &impl Lpis) -> Result<(u32, usize), MsiError> {
+    pub(crate) fn resolve(
+        &self,
+        devid: u32,
+        eventid: u32,
+        lpis: &impl Lpis,
+    ) -> Result<(u32, usize), MsiError> {
         if !self.regs.enabled {
             return Err(MsiError::Busy);
         }
         let ite = self.find_ite(devid, eventid).ok_or(MsiError::Unmapped)?;
-        let vcpu = self.collection_vcpu(ite.collection, lpis).ok_or(MsiError::Unmapped)?;
+        let vcpu = self
+            .collection_vcpu(ite.collection, lpis)
+            .ok_or(MsiError::Unmapped)?;
         if !lpis.lpis_enabled(vcpu) {
             return Err(MsiError::Busy);
         }

@@ -18,11 +18,11 @@
 //! A restore scans each table from its start, jumping by the Next fields, and stops at
 //! the first entry whose Next is 0.
 
+use super::super::attr::Errno;
 use super::{
     baser_addr, baser_size, check_id, Collection, Device, GuestMem, Ite, Its, Lpis, BASER_INDIRECT,
     BASER_VALID, COLLECTION_NOT_MAPPED, ESZ, ID_BITS, LPI_OFFSET, SZ_64K,
 };
-use super::super::attr::Errno;
 
 pub(crate) const DTE_VALID: u64 = 1 << 63;
 pub(crate) const DTE_NEXT_SHIFT: u32 = 49;
@@ -70,7 +70,9 @@ impl Its<'_> {
         }
         let n = self.devs().len();
         for i in 0..n {
-            let Some(dev) = self.devs().get(i).copied() else { break };
+            let Some(dev) = self.devs().get(i).copied() else {
+                break;
+            };
             let Some(eaddr) = check_id(baser, dev.id, mem) else {
                 continue;
             };
@@ -120,7 +122,9 @@ impl Its<'_> {
                 Some(n) if next < r.end => (n.eventid - ite.eventid).min(ITE_MAX_NEXT),
                 _ => 0,
             };
-            let val = (u64::from(off) << ITE_NEXT_SHIFT) | (u64::from(ite.intid) << ITE_PINTID_SHIFT) | u64::from(coll);
+            let val = (u64::from(off) << ITE_NEXT_SHIFT)
+                | (u64::from(ite.intid) << ITE_PINTID_SHIFT)
+                | u64::from(coll);
             mem.write_u64(gpa, val).map_err(fault)?;
         }
         Ok(())
@@ -170,7 +174,11 @@ impl Its<'_> {
     /// the tables stays mapped: `EFAULT` (unreadable entry), `EINVAL` (an entry KVM would
     /// refuse), `EEXIST` (a collection or device twice), `ENOMEM` (no room, or an LPI
     /// that could not be created).
-    pub(crate) fn restore_tables(&mut self, mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> Result<(), Errno> {
+    pub(crate) fn restore_tables(
+        &mut self,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> Result<(), Errno> {
         self.restore_collection_table(mem, lpis)?;
         if let Err(e) = self.restore_device_tables(mem, lpis) {
             self.free_collection_list();
@@ -179,7 +187,11 @@ impl Its<'_> {
         Ok(())
     }
 
-    fn restore_collection_table(&mut self, mem: &mut impl GuestMem, lpis: &impl Lpis) -> Result<(), Errno> {
+    fn restore_collection_table(
+        &mut self,
+        mem: &mut impl GuestMem,
+        lpis: &impl Lpis,
+    ) -> Result<(), Errno> {
         let baser = self.regs.baser_coll;
         if baser & BASER_VALID == 0 {
             return Ok(());
@@ -203,7 +215,12 @@ impl Its<'_> {
     }
 
     /// One CTE: Ok(false) at the invalid entry that ends the table.
-    fn restore_cte(&mut self, gpa: u64, mem: &mut impl GuestMem, lpis: &impl Lpis) -> Result<bool, Errno> {
+    fn restore_cte(
+        &mut self,
+        gpa: u64,
+        mem: &mut impl GuestMem,
+        lpis: &impl Lpis,
+    ) -> Result<bool, Errno> {
         let val = mem.read_u64(gpa).map_err(fault)?;
         if val & CTE_VALID == 0 {
             return Ok(false);
@@ -223,12 +240,20 @@ impl Its<'_> {
         Ok(true)
     }
 
-    fn restore_device_tables(&mut self, mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> Result<(), Errno> {
+    fn restore_device_tables(
+        &mut self,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> Result<(), Errno> {
         let baser = self.regs.baser_device;
         if baser & BASER_VALID == 0 {
             return Ok(());
         }
-        let kind = if baser & BASER_INDIRECT != 0 { Table::L1 } else { Table::Dte };
+        let kind = if baser & BASER_INDIRECT != 0 {
+            Table::L1
+        } else {
+            Table::Dte
+        };
         if let Err(e) = self.scan(baser_addr(baser), baser_size(baser), 0, kind, mem, lpis) {
             self.free_device_list(lpis);
             return Err(e);
@@ -274,7 +299,13 @@ impl Its<'_> {
 
     /// KVM's `handle_l1_dte`: scan the level-2 page of a valid level-1 entry; its
     /// result (1: go on, 0: the last DTE was found) is this entry's Next.
-    fn restore_l1(&mut self, index: u32, entry: u64, mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> Result<u32, Errno> {
+    fn restore_l1(
+        &mut self,
+        index: u32,
+        entry: u64,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> Result<u32, Errno> {
         if entry & L1E_VALID == 0 {
             return Ok(1);
         }
@@ -284,7 +315,13 @@ impl Its<'_> {
     }
 
     /// KVM's `vgic_its_restore_dte`: a valid DTE maps the device and restores its ITT.
-    fn restore_dte(&mut self, id: u32, entry: u64, mem: &mut impl GuestMem, lpis: &mut impl Lpis) -> Result<u32, Errno> {
+    fn restore_dte(
+        &mut self,
+        id: u32,
+        entry: u64,
+        mem: &mut impl GuestMem,
+        lpis: &mut impl Lpis,
+    ) -> Result<u32, Errno> {
         if entry & DTE_VALID == 0 {
             return Ok(1);
         }
@@ -303,7 +340,11 @@ impl Its<'_> {
         if self.find_device(id).is_some() {
             return Err(Errno::Exist);
         }
-        let dev = Device { id, itt_addr, eventid_bits: bits as u8 };
+        let dev = Device {
+            id,
+            itt_addr,
+            eventid_bits: bits as u8,
+        };
         self.add_device(dev).map_err(|()| Errno::NoMem)?;
         let itt_size = (1u64 << bits) * ESZ;
         if let Err(e) = self.scan(itt_addr, itt_size, 0, Table::Itt(dev), mem, lpis) {
@@ -342,7 +383,12 @@ impl Its<'_> {
             return Err(Errno::Inval);
         }
         let vcpu = self.collection_vcpu(Some(coll), lpis);
-        let ite = Ite { devid: dev.id, eventid, intid, collection: Some(coll) };
+        let ite = Ite {
+            devid: dev.id,
+            eventid,
+            intid,
+            collection: Some(coll),
+        };
         match self.add_ite(ite, vcpu, lpis) {
             Ok(()) | Err(None) => Ok(next),
             Err(Some(())) => Err(Errno::NoMem),

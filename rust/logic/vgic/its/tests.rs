@@ -17,7 +17,9 @@ struct Mem {
 
 impl Mem {
     fn backed(&self, gpa: u64) -> bool {
-        self.ram.iter().any(|r| r.contains(&gpa) && r.contains(&(gpa + 7)))
+        self.ram
+            .iter()
+            .any(|r| r.contains(&gpa) && r.contains(&(gpa + 7)))
     }
     fn get(&self, gpa: u64) -> u64 {
         self.words.get(&gpa).copied().unwrap_or(0)
@@ -81,7 +83,11 @@ impl Lpis for Lpis_ {
         if self.fail_map {
             return Err(());
         }
-        let l = self.lpis.entry(intid).or_insert(Lpi { refs: 0, target: None, pending: false });
+        let l = self.lpis.entry(intid).or_insert(Lpi {
+            refs: 0,
+            target: None,
+            pending: false,
+        });
         l.refs += 1;
         l.target = vcpu;
         Ok(())
@@ -139,7 +145,10 @@ impl Fix {
             ites: vec![Ite::EMPTY; MAX_ITES],
             colls: vec![Collection::EMPTY; MAX_COLLECTIONS],
             lpi_map: vec![0; LPI_MAP_WORDS],
-            mem: Mem { ram: vec![0..0x100_0000], words: BTreeMap::new() },
+            mem: Mem {
+                ram: vec![0..0x100_0000],
+                words: BTreeMap::new(),
+            },
             lpis: Lpis_ {
                 ids: vec![0, 1, 2, 3],
                 enabled: vec![true; 4],
@@ -203,7 +212,11 @@ impl Fix {
     /// Device `dev` with 2^bits events, ITT at ITT + dev * 64 KiB; collection `coll` on
     /// vCPU 1; LPI `intid` at event `ev`.
     fn map_one(&mut self, dev: u32, bits: u32, coll: u16, ev: u32, intid: u32) {
-        self.cmds(&[enc::mapd(dev, itt(dev), bits, true), enc::mapc(coll, 1, true), enc::mapti(dev, ev, intid, coll)]);
+        self.cmds(&[
+            enc::mapd(dev, itt(dev), bits, true),
+            enc::mapc(coll, 1, true),
+            enc::mapti(dev, ev, intid, coll),
+        ]);
     }
 
     fn resolve(&mut self, dev: u32, ev: u32) -> Result<(u32, usize), MsiError> {
@@ -221,9 +234,16 @@ impl Fix {
     /// Resets the ITS and restores the registers and tables as a VMM does after a
     /// migration.
     fn reset_and_restore(&mut self) -> Result<(), Errno> {
-        let (cb, b0, b1) = (self.regs.cbaser, self.regs.baser_device, self.regs.baser_coll);
+        let (cb, b0, b1) = (
+            self.regs.cbaser,
+            self.regs.baser_device,
+            self.regs.baser_coll,
+        );
         self.with(|its, _, l| its.reset(l));
-        assert!(self.lpis.lpis.is_empty(), "reset dropped every LPI reference");
+        assert!(
+            self.lpis.lpis.is_empty(),
+            "reset dropped every LPI reference"
+        );
         self.with(|its, m, l| {
             its.regs_set(GITS_CBASER, cb, m, l).unwrap();
             its.regs_set(GITS_BASER, b0, m, l).unwrap();
@@ -233,7 +253,11 @@ impl Fix {
     }
 
     fn n(&self) -> (usize, usize, usize) {
-        (self.regs.nr_devices, self.regs.nr_ites, self.regs.nr_collections)
+        (
+            self.regs.nr_devices,
+            self.regs.nr_ites,
+            self.regs.nr_collections,
+        )
     }
 }
 
@@ -257,10 +281,12 @@ fn reset_values() {
         assert_eq!(f.read(GITS_BASER + 8 * n, 8), 0);
     }
     assert_eq!(f.read(GITS_CBASER, 8), 0);
-    let ids: Vec<u64> = [GITS_PIDR4, GITS_PIDR0, GITS_PIDR1, GITS_PIDR2, 0xffec, 0xfff0, 0xfff4, 0xfff8, 0xfffc]
-        .iter()
-        .map(|&o| f.read(o, 4))
-        .collect();
+    let ids: Vec<u64> = [
+        GITS_PIDR4, GITS_PIDR0, GITS_PIDR1, GITS_PIDR2, 0xffec, 0xfff0, 0xfff4, 0xfff8, 0xfffc,
+    ]
+    .iter()
+    .map(|&o| f.read(o, 4))
+    .collect();
     assert_eq!(ids, [0x40, 0x92, 0xb4, 0x3b, 0, 0x0d, 0xf0, 0x05, 0xb1]);
 }
 
@@ -293,12 +319,30 @@ fn baser_sanitising() {
     let mut f = Fix::new();
     // Outer shareable → inner; inner nC → RaWb; outer RaWb → same as inner; 4K pages →
     // 64K; entry size and type are read-only.
-    let v = BASER_VALID | BASER_INDIRECT | (1 << 59) | (3 << 53) | (0x1f << 48) | (7 << 56) | DT | (2 << 10) | 3;
+    let v = BASER_VALID
+        | BASER_INDIRECT
+        | (1 << 59)
+        | (3 << 53)
+        | (0x1f << 48)
+        | (7 << 56)
+        | DT
+        | (2 << 10)
+        | 3;
     f.write(GITS_BASER, 8, v);
-    assert_eq!(f.read(GITS_BASER, 8), BASER_VALID | BASER_INDIRECT | (3 << 59) | (1 << 56) | (7 << 48) | DT | 0x400 | 0x200 | 3);
+    assert_eq!(
+        f.read(GITS_BASER, 8),
+        BASER_VALID | BASER_INDIRECT | (3 << 59) | (1 << 56) | (7 << 48) | DT | 0x400 | 0x200 | 3
+    );
     // Outer nC stays; the collection table is never indirect.
-    f.write(GITS_BASER + 8, 8, BASER_VALID | BASER_INDIRECT | (6 << 59) | (1 << 53) | CT);
-    assert_eq!(f.read(GITS_BASER + 8, 8), BASER_VALID | (6 << 59) | (1 << 53) | (4 << 56) | (7 << 48) | CT | 0x200);
+    f.write(
+        GITS_BASER + 8,
+        8,
+        BASER_VALID | BASER_INDIRECT | (6 << 59) | (1 << 53) | CT,
+    );
+    assert_eq!(
+        f.read(GITS_BASER + 8, 8),
+        BASER_VALID | (6 << 59) | (1 << 53) | (4 << 56) | (7 << 48) | CT | 0x200
+    );
     // BASER2..7 are RAZ/WI.
     f.write(GITS_BASER + 16, 8, u64::MAX);
     assert_eq!(f.read(GITS_BASER + 16, 8), 0);
@@ -307,8 +351,15 @@ fn baser_sanitising() {
 #[test]
 fn cbaser_sanitising_and_queue_pointers() {
     let mut f = Fix::new();
-    f.write(GITS_CBASER, 8, CBASER_VALID | (0 << 59) | (5 << 53) | (2 << 10) | CMDQ | 0xf000 | 15);
-    assert_eq!(f.read(GITS_CBASER, 8), CBASER_VALID | (3 << 59) | (1 << 10) | CMDQ | 15);
+    f.write(
+        GITS_CBASER,
+        8,
+        CBASER_VALID | (0 << 59) | (5 << 53) | (2 << 10) | CMDQ | 0xf000 | 15,
+    );
+    assert_eq!(
+        f.read(GITS_CBASER, 8),
+        CBASER_VALID | (3 << 59) | (1 << 10) | CMDQ | 15
+    );
     // CWRITER offsets are [19:5]; beyond the queue (64 KiB) ignored.
     f.write(GITS_CWRITER, 8, 0x1f);
     assert_eq!(f.read(GITS_CWRITER, 8), 0);
@@ -403,13 +454,15 @@ fn userspace_registers() {
         assert_eq!(its.regs_set(GITS_TYPER, 0, m, l), Ok(()));
         assert_eq!(its.regs_get(GITS_TYPER), Ok(0x1_ef71));
         // CREADR: inside the queue, while disabled.
-        its.regs_set(GITS_CBASER, CBASER_VALID | CMDQ, m, l).unwrap();
+        its.regs_set(GITS_CBASER, CBASER_VALID | CMDQ, m, l)
+            .unwrap();
         assert_eq!(its.regs_set(GITS_CREADR, 0x1000, m, l), Err(Errno::Inval));
         assert_eq!(its.regs_set(GITS_CREADR, 0xfe0 | 0x1f, m, l), Ok(()));
         assert_eq!(its.regs_get(GITS_CREADR), Ok(0xfe0));
         assert_eq!(its.regs_set(GITS_CWRITER, 0xfe0, m, l), Ok(()));
         its.regs_set(GITS_BASER, BASER_VALID | DT, m, l).unwrap();
-        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l).unwrap();
+        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l)
+            .unwrap();
         assert_eq!(its.regs_set(GITS_CTLR, 1, m, l), Ok(()));
         assert_eq!(its.regs_get(GITS_CTLR), Ok(0x8000_0001));
         assert_eq!(its.regs_set(GITS_CREADR, 0, m, l), Err(Errno::Busy));
@@ -422,15 +475,24 @@ fn userspace_ctlr_processes_pending_commands() {
     f.mem.set(CMDQ, enc::mapc(5, 2, true)[0]);
     f.mem.set(CMDQ + 16, enc::mapc(5, 2, true)[2]);
     f.with(|its, m, l| {
-        its.regs_set(GITS_CBASER, CBASER_VALID | CMDQ, m, l).unwrap();
+        its.regs_set(GITS_CBASER, CBASER_VALID | CMDQ, m, l)
+            .unwrap();
         its.regs_set(GITS_CWRITER, 0x20, m, l).unwrap();
         its.regs_set(GITS_BASER, BASER_VALID | DT, m, l).unwrap();
-        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l).unwrap();
+        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l)
+            .unwrap();
         assert_eq!(its.regs_get(GITS_CTLR), Ok(0));
         its.regs_set(GITS_CTLR, 1, m, l).unwrap();
         assert_eq!(its.regs_get(GITS_CREADR), Ok(0x20));
     });
-    assert_eq!(f.colls[0], Collection { id: 5, target: 2, seq: 0 });
+    assert_eq!(
+        f.colls[0],
+        Collection {
+            id: 5,
+            target: 2,
+            seq: 0
+        }
+    );
 }
 
 // ---- commands ----
@@ -439,9 +501,31 @@ fn userspace_ctlr_processes_pending_commands() {
 fn map_and_deliver() {
     let mut f = Fix::enabled();
     f.map_one(7, 4, 2, 3, 8300);
-    assert_eq!(f.devices[0], Device { id: 7, itt_addr: itt(7), eventid_bits: 4 });
-    assert_eq!(f.ites[0], Ite { devid: 7, eventid: 3, intid: 8300, collection: Some(2) });
-    assert_eq!(f.lpi(8300), Some(Lpi { refs: 1, target: Some(1), pending: false }));
+    assert_eq!(
+        f.devices[0],
+        Device {
+            id: 7,
+            itt_addr: itt(7),
+            eventid_bits: 4
+        }
+    );
+    assert_eq!(
+        f.ites[0],
+        Ite {
+            devid: 7,
+            eventid: 3,
+            intid: 8300,
+            collection: Some(2)
+        }
+    );
+    assert_eq!(
+        f.lpi(8300),
+        Some(Lpi {
+            refs: 1,
+            target: Some(1),
+            pending: false
+        })
+    );
     assert_eq!(f.resolve(7, 3), Ok((8300, 1)));
     f.cmds(&[enc::dev_event(CMD_INT, 7, 3)]);
     assert!(f.lpi(8300).unwrap().pending);
@@ -483,7 +567,10 @@ fn redistributor_numbers_are_vcpu_ids() {
     let mut f = Fix::enabled();
     f.lpis.ids = vec![10, 20];
     f.lpis.enabled = vec![true; 2];
-    assert_eq!(f.cmd(enc::mapc(0, 1, true)), Err(CmdError::Its(E_MAPC_PROCNUM_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapc(0, 1, true)),
+        Err(CmdError::Its(E_MAPC_PROCNUM_OOR))
+    );
     assert_eq!(f.cmd(enc::mapc(0, 20, true)), Ok(()));
     f.cmds(&[enc::mapd(0, itt(0), 1, true), enc::mapti(0, 1, 8192, 0)]);
     assert_eq!(f.resolve(0, 1), Ok((8192, 1)));
@@ -494,10 +581,22 @@ fn redistributor_numbers_are_vcpu_ids() {
 fn mapd_errors_and_remap() {
     let mut f = Fix::enabled();
     // One 64 KiB page of 8-byte DTEs: device IDs below 8192.
-    assert_eq!(f.cmd(enc::mapd(8192, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
-    assert_eq!(f.cmd(enc::mapd(1 << 16, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
-    assert_eq!(f.cmd(enc::mapd(u32::MAX, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
-    assert_eq!(f.cmd(enc::mapd(1, itt(0), 17, true)), Err(CmdError::Its(E_MAPD_ITTSIZE_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapd(8192, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapd(1 << 16, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapd(u32::MAX, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapd(1, itt(0), 17, true)),
+        Err(CmdError::Its(E_MAPD_ITTSIZE_OOR))
+    );
     // Size is not checked when unmapping.
     assert_eq!(f.cmd(enc::mapd(1, itt(0), 17, false)), Ok(()));
     f.map_one(1, 4, 0, 2, 8192);
@@ -519,20 +618,32 @@ fn mapd_errors_and_remap() {
     f.write(GITS_CTLR, 4, 0);
     f.write(GITS_BASER, 8, BASER_VALID | HOLE);
     f.write(GITS_CTLR, 4, 1);
-    assert_eq!(f.cmd(enc::mapd(0, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapd(0, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
 }
 
 #[test]
 fn mapc_errors_and_unmap() {
     let mut f = Fix::enabled();
-    assert_eq!(f.cmd(enc::mapc(0, 4, true)), Err(CmdError::Its(E_MAPC_PROCNUM_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapc(0, 4, true)),
+        Err(CmdError::Its(E_MAPC_PROCNUM_OOR))
+    );
     // One page of collections: IDs below 8192.
-    assert_eq!(f.cmd(enc::mapc(8192, 0, true)), Err(CmdError::Its(E_MAPC_COLLECTION_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapc(8192, 0, true)),
+        Err(CmdError::Its(E_MAPC_COLLECTION_OOR))
+    );
     f.map_one(0, 4, 6, 0, 8192);
     f.cmds(&[enc::mapti(0, 1, 8193, 6)]);
     // Remapping retargets its LPIs.
     assert_eq!(f.cmd(enc::mapc(6, 2, true)), Ok(()));
-    assert_eq!((f.lpi(8192).unwrap().target, f.lpi(8193).unwrap().target), (Some(2), Some(2)));
+    assert_eq!(
+        (f.lpi(8192).unwrap().target, f.lpi(8193).unwrap().target),
+        (Some(2), Some(2))
+    );
     // V=0: the ITEs lose their collection for good; the LPIs keep their target.
     assert_eq!(f.cmd(enc::mapc(6, 0, false)), Ok(()));
     assert_eq!(f.n(), (1, 2, 0));
@@ -548,22 +659,49 @@ fn mapc_errors_and_unmap() {
 #[test]
 fn mapti_errors() {
     let mut f = Fix::enabled();
-    assert_eq!(f.cmd(enc::mapti(0, 0, 8192, 0)), Err(CmdError::Its(E_MAPTI_UNMAPPED_DEVICE)));
+    assert_eq!(
+        f.cmd(enc::mapti(0, 0, 8192, 0)),
+        Err(CmdError::Its(E_MAPTI_UNMAPPED_DEVICE))
+    );
     f.cmds(&[enc::mapd(0, itt(0), 2, true), enc::mapc(0, 0, true)]);
-    assert_eq!(f.cmd(enc::mapti(0, 4, 8192, 0)), Err(CmdError::Its(E_MAPTI_ID_OOR)));
-    assert_eq!(f.cmd(enc::mapti(0, u32::MAX, 8192, 0)), Err(CmdError::Its(E_MAPTI_ID_OOR)));
-    assert_eq!(f.cmd(enc::mapti(0, 0, 8191, 0)), Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR)));
-    assert_eq!(f.cmd(enc::mapti(0, 0, 1 << 16, 0)), Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR)));
-    assert_eq!(f.cmd(enc::mapti(0, 0, u32::MAX, 0)), Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapti(0, 4, 8192, 0)),
+        Err(CmdError::Its(E_MAPTI_ID_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapti(0, u32::MAX, 8192, 0)),
+        Err(CmdError::Its(E_MAPTI_ID_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapti(0, 0, 8191, 0)),
+        Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapti(0, 0, 1 << 16, 0)),
+        Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapti(0, 0, u32::MAX, 0)),
+        Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR))
+    );
     // GICR_PROPBASER.IDbits bounds the LPI: 14 bits allow 8192..16383.
     f.lpis.propbaser = 13;
-    assert_eq!(f.cmd(enc::mapti(0, 0, 16384, 0)), Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapti(0, 0, 16384, 0)),
+        Err(CmdError::Its(E_MAPTI_PHYSICALID_OOR))
+    );
     assert_eq!(f.cmd(enc::mapti(0, 0, 16383, 0)), Ok(()));
     f.lpis.propbaser = 31;
-    assert_eq!(f.cmd(enc::mapti(0, 1, 8192, 8192)), Err(CmdError::Its(E_MAPC_COLLECTION_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapti(0, 1, 8192, 8192)),
+        Err(CmdError::Its(E_MAPC_COLLECTION_OOR))
+    );
     // The ITT entry must be guest RAM.
     f.cmds(&[enc::mapd(1, HOLE, 4, true)]);
-    assert_eq!(f.cmd(enc::mapti(1, 0, 8192, 0)), Err(CmdError::Its(E_MAPTI_ID_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapti(1, 0, 8192, 0)),
+        Err(CmdError::Its(E_MAPTI_ID_OOR))
+    );
     // A failed LPI creation drops the ITE and the collection it created.
     f.lpis.fail_map = true;
     assert_eq!(f.cmd(enc::mapti(0, 1, 8192, 77)), Err(CmdError::NoMem));
@@ -615,22 +753,43 @@ fn movi_discard_clear_inv() {
     let mut f = Fix::enabled();
     f.map_one(2, 4, 0, 5, 8192);
     f.cmds(&[enc::mapc(1, 3, true)]);
-    assert_eq!(f.cmd(enc::movi(2, 6, 1)), Err(CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT)));
-    assert_eq!(f.cmd(enc::movi(2, 5, 9)), Err(CmdError::Its(E_MOVI_UNMAPPED_COLLECTION)));
+    assert_eq!(
+        f.cmd(enc::movi(2, 6, 1)),
+        Err(CmdError::Its(E_MOVI_UNMAPPED_INTERRUPT))
+    );
+    assert_eq!(
+        f.cmd(enc::movi(2, 5, 9)),
+        Err(CmdError::Its(E_MOVI_UNMAPPED_COLLECTION))
+    );
     assert_eq!(f.cmd(enc::movi(2, 5, 1)), Ok(()));
     assert_eq!(f.resolve(2, 5), Ok((8192, 3)));
     assert_eq!(f.lpi(8192).unwrap().target, Some(3));
     // MOVI needs the ITE's own collection mapped, too.
     f.cmds(&[enc::mapc(1, 0, false)]);
-    assert_eq!(f.cmd(enc::movi(2, 5, 0)), Err(CmdError::Its(E_MOVI_UNMAPPED_COLLECTION)));
+    assert_eq!(
+        f.cmd(enc::movi(2, 5, 0)),
+        Err(CmdError::Its(E_MOVI_UNMAPPED_COLLECTION))
+    );
     // CLEAR and INV work without a collection; INT and DISCARD do not.
     assert_eq!(f.cmd(enc::dev_event(CMD_CLEAR, 2, 5)), Ok(()));
     assert_eq!(f.cmd(enc::dev_event(CMD_INV, 2, 5)), Ok(()));
     assert_eq!(f.lpis.calls, [Call::Inv(8192)]);
-    assert_eq!(f.cmd(enc::dev_event(CMD_INT, 2, 5)), Err(CmdError::Its(E_INT_UNMAPPED_INTERRUPT)));
-    assert_eq!(f.cmd(enc::dev_event(CMD_DISCARD, 2, 5)), Err(CmdError::Its(E_DISCARD_UNMAPPED_INTERRUPT)));
-    assert_eq!(f.cmd(enc::dev_event(CMD_CLEAR, 2, 6)), Err(CmdError::Its(E_CLEAR_UNMAPPED_INTERRUPT)));
-    assert_eq!(f.cmd(enc::dev_event(CMD_INV, 2, 6)), Err(CmdError::Its(E_INV_UNMAPPED_INTERRUPT)));
+    assert_eq!(
+        f.cmd(enc::dev_event(CMD_INT, 2, 5)),
+        Err(CmdError::Its(E_INT_UNMAPPED_INTERRUPT))
+    );
+    assert_eq!(
+        f.cmd(enc::dev_event(CMD_DISCARD, 2, 5)),
+        Err(CmdError::Its(E_DISCARD_UNMAPPED_INTERRUPT))
+    );
+    assert_eq!(
+        f.cmd(enc::dev_event(CMD_CLEAR, 2, 6)),
+        Err(CmdError::Its(E_CLEAR_UNMAPPED_INTERRUPT))
+    );
+    assert_eq!(
+        f.cmd(enc::dev_event(CMD_INV, 2, 6)),
+        Err(CmdError::Its(E_INV_UNMAPPED_INTERRUPT))
+    );
     // DISCARD clears the ITT entry and drops the reference.
     f.cmds(&[enc::mapti(2, 7, 8193, 0)]);
     f.mem.set(itt(2) + 7 * 8, 0x5555);
@@ -649,10 +808,19 @@ fn movi_discard_clear_inv() {
 fn invall_and_movall() {
     let mut f = Fix::enabled();
     f.cmds(&[enc::mapc(0, 2, true)]);
-    assert_eq!(f.cmd(enc::invall(1)), Err(CmdError::Its(E_INVALL_UNMAPPED_COLLECTION)));
+    assert_eq!(
+        f.cmd(enc::invall(1)),
+        Err(CmdError::Its(E_INVALL_UNMAPPED_COLLECTION))
+    );
     assert_eq!(f.cmd(enc::invall(0)), Ok(()));
-    assert_eq!(f.cmd(enc::movall(0, 4)), Err(CmdError::Its(E_MOVALL_PROCNUM_OOR)));
-    assert_eq!(f.cmd(enc::movall(4, 0)), Err(CmdError::Its(E_MOVALL_PROCNUM_OOR)));
+    assert_eq!(
+        f.cmd(enc::movall(0, 4)),
+        Err(CmdError::Its(E_MOVALL_PROCNUM_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::movall(4, 0)),
+        Err(CmdError::Its(E_MOVALL_PROCNUM_OOR))
+    );
     assert_eq!(f.cmd(enc::movall(1, 1)), Ok(()));
     assert_eq!(f.cmd(enc::movall(2, 3)), Ok(()));
     assert_eq!(f.lpis.calls, [Call::InvAll(2), Call::MoveAll(2, 3)]);
@@ -665,10 +833,16 @@ fn queue_wraps_around() {
     f.write(GITS_CBASER, 8, CBASER_VALID | CMDQ);
     f.write(GITS_BASER, 8, BASER_VALID | DT);
     f.write(GITS_BASER + 8, 8, BASER_VALID | CT);
-    f.with(|its, m, l| its.regs_set(GITS_CREADR, 0xfc0, m, l)).unwrap();
+    f.with(|its, m, l| its.regs_set(GITS_CREADR, 0xfc0, m, l))
+        .unwrap();
     f.regs.cwriter = 0xfc0;
     f.write(GITS_CTLR, 4, 1);
-    f.cmds(&[enc::mapc(0, 0, true), enc::mapc(1, 1, true), enc::mapc(2, 2, true), enc::mapc(3, 3, true)]);
+    f.cmds(&[
+        enc::mapc(0, 0, true),
+        enc::mapc(1, 1, true),
+        enc::mapc(2, 2, true),
+        enc::mapc(3, 3, true),
+    ]);
     assert_eq!(f.read(GITS_CREADR, 8), 0x40);
     assert_eq!(f.n().2, 4);
     // A full lap (CWRITER = CREADR is empty, so 127 commands at most).
@@ -711,22 +885,34 @@ fn indirect_device_table() {
     f.write(GITS_BASER + 8, 8, BASER_VALID | CT);
     f.write(GITS_CTLR, 4, 1);
     // No level-1 entry yet.
-    assert_eq!(f.cmd(enc::mapd(5, itt(5), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapd(5, itt(5), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
     f.mem.set(DT, (1 << 63) | L2);
     f.mem.set(DT + 8, (1 << 63) | (L2 + 0x1_0000));
     f.mem.set(DT + 7 * 8, (1 << 63) | HOLE);
     assert_eq!(f.cmd(enc::mapd(5, itt(5), 4, true)), Ok(()));
     assert_eq!(f.cmd(enc::mapd(8192 + 3, itt(3), 4, true)), Ok(()));
     // A level-2 page outside RAM, an ID past the device bits.
-    assert_eq!(f.cmd(enc::mapd(7 * 8192, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
-    assert_eq!(f.cmd(enc::mapd(1 << 16, itt(0), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapd(7 * 8192, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
+    assert_eq!(
+        f.cmd(enc::mapd(1 << 16, itt(0), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
     // Unmapping writes the level-2 entry.
     f.mem.set(L2 + 0x1_0000 + 3 * 8, 77);
     assert_eq!(f.cmd(enc::mapd(8192 + 3, 0, 1, false)), Ok(()));
     assert_eq!(f.mem.get(L2 + 0x1_0000 + 3 * 8), 0);
     // A level-1 table of one page holds 8192 entries: all 16-bit IDs fit.
     f.mem.set(DT + 8, 0);
-    assert_eq!(f.cmd(enc::mapd(8192 + 3, itt(3), 4, true)), Err(CmdError::Its(E_MAPD_DEVICE_OOR)));
+    assert_eq!(
+        f.cmd(enc::mapd(8192 + 3, itt(3), 4, true)),
+        Err(CmdError::Its(E_MAPD_DEVICE_OOR))
+    );
 }
 
 #[test]
@@ -753,7 +939,11 @@ fn tables_stay_sorted() {
     for &d in &devs {
         f.cmds(&[enc::mapd(d, itt(d), 8, true)]);
     }
-    f.cmds(&[enc::mapc(40, 0, true), enc::mapc(4, 1, true), enc::mapc(400, 2, true)]);
+    f.cmds(&[
+        enc::mapc(40, 0, true),
+        enc::mapc(4, 1, true),
+        enc::mapc(400, 2, true),
+    ]);
     let mut intid = 8192;
     for &d in &devs {
         for ev in [200u32, 7, 100] {
@@ -764,7 +954,10 @@ fn tables_stay_sorted() {
     let keys: Vec<u64> = f.ites[..f.regs.nr_ites].iter().map(|i| i.key()).collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]));
     assert!(f.devices[..5].windows(2).all(|w| w[0].id < w[1].id));
-    assert_eq!(f.colls().iter().map(|c| c.id).collect::<Vec<_>>(), [4, 40, 400]);
+    assert_eq!(
+        f.colls().iter().map(|c| c.id).collect::<Vec<_>>(),
+        [4, 40, 400]
+    );
     // MAPD of a device in the middle drops exactly its ITEs.
     f.cmds(&[enc::mapd(5, 0, 1, false)]);
     assert_eq!(f.n(), (4, 12, 3));
@@ -818,8 +1011,14 @@ fn save_writes_kvm_encoding() {
     }
     assert_eq!(f.save(), Ok(()));
     // DTEs: device 3 (Next 7, ITT, 5 bits), device 10 (last).
-    assert_eq!(f.mem.get(DT + 3 * 8), (1 << 63) | (7 << 49) | ((itt(3) >> 8) << 5) | 4);
-    assert_eq!(f.mem.get(DT + 10 * 8), (1 << 63) | ((itt(10) >> 8) << 5) | 1);
+    assert_eq!(
+        f.mem.get(DT + 3 * 8),
+        (1 << 63) | (7 << 49) | ((itt(3) >> 8) << 5) | 4
+    );
+    assert_eq!(
+        f.mem.get(DT + 10 * 8),
+        (1 << 63) | ((itt(10) >> 8) << 5) | 1
+    );
     // ITEs: Next, pINTID, ICID; slots without an ITE untouched.
     assert_eq!(f.mem.get(itt(3) + 8), (3 << 48) | (8192 << 16) | 2);
     assert_eq!(f.mem.get(itt(3) + 4 * 8), (5 << 48) | (8193 << 16));
@@ -846,21 +1045,42 @@ fn save_restore_round_trip_flat() {
     assert_eq!(f.reset_and_restore(), Ok(()));
     // The ITE without collection is not saved.
     let after: Vec<Ite> = f.ites[..f.regs.nr_ites].to_vec();
-    let expect: Vec<Ite> = before.iter().copied().filter(|i| i.collection.is_some()).collect();
+    let expect: Vec<Ite> = before
+        .iter()
+        .copied()
+        .filter(|i| i.collection.is_some())
+        .collect();
     assert_eq!(after, expect);
-    assert_eq!(f.devices[..2], [
-        Device { id: 3, itt_addr: itt(3), eventid_bits: 5 },
-        Device { id: 10, itt_addr: itt(10), eventid_bits: 2 }
-    ]);
+    assert_eq!(
+        f.devices[..2],
+        [
+            Device {
+                id: 3,
+                itt_addr: itt(3),
+                eventid_bits: 5
+            },
+            Device {
+                id: 10,
+                itt_addr: itt(10),
+                eventid_bits: 2
+            }
+        ]
+    );
     // Sorted by ID; the saved bytes below show the creation order survived.
-    assert_eq!(f.colls().iter().map(|c| (c.id, c.target)).collect::<Vec<_>>(), [
-        (0, 3),
-        (2, 1),
-        (7, COLLECTION_NOT_MAPPED)
-    ]);
+    assert_eq!(
+        f.colls()
+            .iter()
+            .map(|c| (c.id, c.target))
+            .collect::<Vec<_>>(),
+        [(0, 3), (2, 1), (7, COLLECTION_NOT_MAPPED)]
+    );
     for (intid, l) in &lpis_before {
         if *intid != 8301 {
-            assert_eq!(f.lpi(*intid).map(|l| (l.refs, l.target)), Some((l.refs, l.target)), "{intid}");
+            assert_eq!(
+                f.lpi(*intid).map(|l| (l.refs, l.target)),
+                Some((l.refs, l.target)),
+                "{intid}"
+            );
         }
     }
     assert!(f.lpi(8301).is_none());
@@ -894,7 +1114,10 @@ fn save_restore_round_trip_indirect() {
     assert_eq!(f.save(), Ok(()));
     // The chain crosses level-2 pages: device 1's Next is capped at 2^14 - 1.
     assert_eq!(f.mem.get(L2 + 8) >> 49 & 0x3fff, 0x3fff);
-    assert_eq!(f.mem.get(L2 + 0x1_0000 + 5 * 8) >> 49 & 0x3fff, 65535 - (7 * 8192 + 5));
+    assert_eq!(
+        f.mem.get(L2 + 0x1_0000 + 5 * 8) >> 49 & 0x3fff,
+        65535 - (7 * 8192 + 5)
+    );
     assert_eq!(f.mem.get(L2 + 0x1_0000 + 8191 * 8) >> 49 & 0x3fff, 0);
     assert_eq!(f.reset_and_restore(), Ok(()));
     assert_eq!(f.n(), (3, 3, 1));
@@ -914,7 +1137,10 @@ fn save_skips_unreachable_devices() {
     f.write(GITS_CTLR, 4, 1);
     f.mem.set(DT, (1 << 63) | L2);
     f.mem.set(DT + 8, (1 << 63) | (L2 + 0x1_0000));
-    f.cmds(&[enc::mapd(0, itt(0), 14, true), enc::mapd(8192, itt(1), 14, true)]);
+    f.cmds(&[
+        enc::mapd(0, itt(0), 14, true),
+        enc::mapd(8192, itt(1), 14, true),
+    ]);
     f.mem.set(DT + 8, 0);
     f.mem.set(L2 + 0x1_0000, 0xdead);
     assert_eq!(f.save(), Ok(()));
@@ -949,14 +1175,20 @@ fn full_collection_table_has_no_terminator() {
     let mut f = Fix::enabled();
     f.colls.resize(8192, Collection::EMPTY);
     for chunk in (0..8192u16).collect::<Vec<_>>().chunks(2000) {
-        let cmds: Vec<[u64; 4]> = chunk.iter().map(|&i| enc::mapc(8191 - i, 0, true)).collect();
+        let cmds: Vec<[u64; 4]> = chunk
+            .iter()
+            .map(|&i| enc::mapc(8191 - i, 0, true))
+            .collect();
         f.cmds(&cmds);
     }
     assert_eq!(f.n().2, 8192);
     f.mem.ram = vec![0..CT + 0x1_0000];
     assert_eq!(f.save(), Ok(()));
     // Creation order: 8191 first.
-    assert_eq!((f.mem.get(CT), f.mem.get(CT + 0xfff8)), ((1 << 63) | 8191, 1 << 63));
+    assert_eq!(
+        (f.mem.get(CT), f.mem.get(CT + 0xfff8)),
+        ((1 << 63) | 8191, 1 << 63)
+    );
     // One fewer: the terminator is written.
     f.cmds(&[enc::mapc(0, 0, false)]);
     f.mem.set(CT + 0xfff8, 0xdead);
@@ -986,7 +1218,8 @@ fn restore_fix(baser0: u64) -> Fix {
     let mut f = Fix::new();
     f.with(|its, m, l| {
         its.regs_set(GITS_BASER, baser0, m, l).unwrap();
-        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l).unwrap();
+        its.regs_set(GITS_BASER + 8, BASER_VALID | CT, m, l)
+            .unwrap();
     });
     f
 }
@@ -1002,8 +1235,10 @@ fn restore_hand_encoded_tables() {
     f.mem.set(CT, (1 << 63) | (2 << 16) | 5);
     f.mem.set(CT + 8, (1 << 63) | (0xffff_ffff << 16) | 1);
     // DTE 4: Next 2, ITT at ITT, 4 bits; DTE 6: last, 1 bit, ITT + 0x1_0000.
-    f.mem.set(DT + 4 * 8, (1 << 63) | (2 << 49) | ((ITT >> 8) << 5) | 3);
-    f.mem.set(DT + 6 * 8, (1 << 63) | (((ITT + 0x1_0000) >> 8) << 5));
+    f.mem
+        .set(DT + 4 * 8, (1 << 63) | (2 << 49) | ((ITT >> 8) << 5) | 3);
+    f.mem
+        .set(DT + 6 * 8, (1 << 63) | (((ITT + 0x1_0000) >> 8) << 5));
     // A valid DTE after the last one is not read.
     f.mem.set(DT + 7 * 8, (1 << 63) | 0x1f);
     // ITT of device 4: event 2 → 8200 in 5 (Next 10), event 12 → 8201 in 1 (last).
@@ -1014,11 +1249,24 @@ fn restore_hand_encoded_tables() {
     f.mem.set(ITT + 0x1_0000, (1 << 48) | (8202 << 16) | 5);
     assert_eq!(restore(&mut f), Ok(()));
     assert_eq!(f.n(), (2, 3, 2));
-    assert_eq!(f.colls().iter().map(|c| (c.id, c.target)).collect::<Vec<_>>(), [(1, u32::MAX), (5, 2)]);
+    assert_eq!(
+        f.colls()
+            .iter()
+            .map(|c| (c.id, c.target))
+            .collect::<Vec<_>>(),
+        [(1, u32::MAX), (5, 2)]
+    );
     assert_eq!(f.lpi(8200).unwrap().target, Some(2));
     assert_eq!(f.lpi(8201).unwrap().target, None);
     assert_eq!(f.lpi(8202).unwrap().target, Some(2));
-    assert_eq!(f.devices[1], Device { id: 6, itt_addr: ITT + 0x1_0000, eventid_bits: 1 });
+    assert_eq!(
+        f.devices[1],
+        Device {
+            id: 6,
+            itt_addr: ITT + 0x1_0000,
+            eventid_bits: 1
+        }
+    );
     // The two ITEs of one LPI: the first wins, the restore goes on.
     let mut f = restore_fix(BASER_VALID | DT);
     f.mem.set(CT, (1 << 63) | 5);
@@ -1047,36 +1295,77 @@ fn restore_indirect_hand_encoded() {
 #[test]
 fn restore_rejects_bad_entries() {
     let cases: [(&str, fn(&mut Fix), Errno); 10] = [
-        ("CTE of a missing vCPU", |f| f.mem.set(CT, (1 << 63) | (9 << 16)), Errno::Inval),
-        ("CTE twice", |f| {
-            f.mem.set(CT, 1 << 63);
-            f.mem.set(CT + 8, 1 << 63);
-        }, Errno::Exist),
-        ("DTE with 17 bits", |f| f.mem.set(DT, (1 << 63) | 16), Errno::Inval),
-        ("ITE below 8192", |f| {
-            f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
-            f.mem.set(ITT, 100 << 16);
-        }, Errno::Inval),
-        ("ITE Next past the ITT", |f| {
-            f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
-            f.mem.set(ITT + 8, (15 << 48) | (8192 << 16));
-        }, Errno::Inval),
-        ("ITE of an unknown collection", |f| {
-            f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
-            f.mem.set(ITT, (8192 << 16) | 4);
-        }, Errno::Inval),
-        ("ITT outside RAM", |f| f.mem.set(DT, (1 << 63) | ((HOLE >> 8) << 5) | 3), Errno::Fault),
-        ("DTE past the device ID bits", |f| {
-            f.write(GITS_BASER, 8, BASER_VALID | DT | 15);
-            f.mem.set(DT + 65535 * 8, (1 << 63) | (1 << 49) | ((ITT >> 8) << 5));
-            f.mem.set(DT + 65536 * 8, (1 << 63) | ((ITT >> 8) << 5));
-        }, Errno::Inval),
-        ("LPI creation fails", |f| {
-            f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
-            f.mem.set(ITT, 8192 << 16);
-            f.lpis.fail_map = true;
-        }, Errno::NoMem),
-        ("collection table outside RAM", |f| f.write(GITS_BASER + 8, 8, BASER_VALID | HOLE), Errno::Fault),
+        (
+            "CTE of a missing vCPU",
+            |f| f.mem.set(CT, (1 << 63) | (9 << 16)),
+            Errno::Inval,
+        ),
+        (
+            "CTE twice",
+            |f| {
+                f.mem.set(CT, 1 << 63);
+                f.mem.set(CT + 8, 1 << 63);
+            },
+            Errno::Exist,
+        ),
+        (
+            "DTE with 17 bits",
+            |f| f.mem.set(DT, (1 << 63) | 16),
+            Errno::Inval,
+        ),
+        (
+            "ITE below 8192",
+            |f| {
+                f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
+                f.mem.set(ITT, 100 << 16);
+            },
+            Errno::Inval,
+        ),
+        (
+            "ITE Next past the ITT",
+            |f| {
+                f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
+                f.mem.set(ITT + 8, (15 << 48) | (8192 << 16));
+            },
+            Errno::Inval,
+        ),
+        (
+            "ITE of an unknown collection",
+            |f| {
+                f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
+                f.mem.set(ITT, (8192 << 16) | 4);
+            },
+            Errno::Inval,
+        ),
+        (
+            "ITT outside RAM",
+            |f| f.mem.set(DT, (1 << 63) | ((HOLE >> 8) << 5) | 3),
+            Errno::Fault,
+        ),
+        (
+            "DTE past the device ID bits",
+            |f| {
+                f.write(GITS_BASER, 8, BASER_VALID | DT | 15);
+                f.mem
+                    .set(DT + 65535 * 8, (1 << 63) | (1 << 49) | ((ITT >> 8) << 5));
+                f.mem.set(DT + 65536 * 8, (1 << 63) | ((ITT >> 8) << 5));
+            },
+            Errno::Inval,
+        ),
+        (
+            "LPI creation fails",
+            |f| {
+                f.mem.set(DT, (1 << 63) | ((ITT >> 8) << 5) | 3);
+                f.mem.set(ITT, 8192 << 16);
+                f.lpis.fail_map = true;
+            },
+            Errno::NoMem,
+        ),
+        (
+            "collection table outside RAM",
+            |f| f.write(GITS_BASER + 8, 8, BASER_VALID | HOLE),
+            Errno::Fault,
+        ),
     ];
     for (what, setup, err) in cases {
         let mut f = restore_fix(BASER_VALID | DT);
@@ -1093,7 +1382,10 @@ fn restore_rejects_bad_entries() {
 fn restore_device_table_to_its_end() {
     // A DTE pointing Next past the end of the table: 2 pages, device 8191 jumps 0x3fff.
     let mut f = restore_fix(BASER_VALID | DT | 1);
-    f.mem.set(DT + 8191 * 8, (1 << 63) | (0x3fff << 49) | ((ITT >> 8) << 5));
+    f.mem.set(
+        DT + 8191 * 8,
+        (1 << 63) | (0x3fff << 49) | ((ITT >> 8) << 5),
+    );
     assert_eq!(restore(&mut f), Ok(()));
     assert_eq!(f.devices[0].id, 8191);
     // A table wholly outside RAM.
@@ -1120,7 +1412,17 @@ fn restore_huge_indirect_table_wraps_ids_as_kvm() {
 #[test]
 fn hostile_values_do_not_panic() {
     let mut f = Fix::enabled();
-    let words = [0, 1, 0xff, 0x1f, 0x8000_0000, 0xffff_ffff, u64::MAX, 1 << 63, 0x7fff_ffff_ffff_ffff];
+    let words = [
+        0,
+        1,
+        0xff,
+        0x1f,
+        0x8000_0000,
+        0xffff_ffff,
+        u64::MAX,
+        1 << 63,
+        0x7fff_ffff_ffff_ffff,
+    ];
     for cmd in 0..=0x10u64 {
         for &a in &words {
             for &b in &words {
@@ -1139,7 +1441,13 @@ fn hostile_values_do_not_panic() {
         }
     }
     for &v in &words {
-        for off in [GITS_CBASER, GITS_BASER, GITS_BASER + 8, GITS_CWRITER, GITS_CREADR] {
+        for off in [
+            GITS_CBASER,
+            GITS_BASER,
+            GITS_BASER + 8,
+            GITS_CWRITER,
+            GITS_CREADR,
+        ] {
             f.write(off, 8, v);
             f.with(|its, m, l| {
                 let _ = its.regs_set(off, v, m, l);
