@@ -4,6 +4,8 @@
 #
 #   make                 build rkvm.ko (against the cached test kernel, built on first use)
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
+#   make rustfmt         format the Rust sources as the kernel does (rustfmtcheck: check;
+#                        make check runs it first)
 #   make check           host unit tests + selftests on every emulated host mode, and on
 #                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
 #   make run             boot the emulated VHE host with rkvm loaded; QEMU 10 inside it
@@ -42,7 +44,8 @@ KDIR = $(shell $(SCRIPTS)/build-kernel.sh --print)
 endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
-	unittest selftests qemu-userspace check run run-kvm bench conformance interop
+	unittest selftests qemu-userspace check run run-kvm bench conformance \
+	rustfmt rustfmtcheck interop
 
 all: modules
 
@@ -62,6 +65,16 @@ print-kernel-image:
 print-kdir:
 	@echo "$(KDIR)"
 
+# The kernel's formatting (its .rustfmt.toml, copied at the top) over every Rust file but
+# the generated bindings, as the kernel's own `make rustfmt` / `rustfmtcheck`.
+RUST_SOURCES = $(shell find $(TOP)/rust $(TOP)/host-tests/src $(TOP)/selftests/src -name '*.rs' ! -name '*generated*')
+rustfmt:
+	@rustfmt --edition 2021 --config-path $(TOP)/.rustfmt.toml $(RUST_SOURCES)
+
+rustfmtcheck:
+	@rustfmt --edition 2021 --config-path $(TOP)/.rustfmt.toml --check $(RUST_SOURCES) >/dev/null || \
+		{ echo "[rkvm] Rust sources not formatted: run 'make rustfmt'"; exit 1; }
+
 unittest:
 	@echo "[rkvm] host unit tests (cargo test)"
 	@cargo test --quiet --manifest-path $(TOP)/Cargo.toml
@@ -79,7 +92,7 @@ qemu-userspace: toolchain
 # QEMU 10's default machine and kvmtool with and without an ITS: what CI must prove.
 export RKVM_CHECK_INTEROP ?= qemu-10,kvmtool-its,kvmtool-gicv3
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
-check: modules unittest selftests qemu-userspace
+check: rustfmtcheck modules unittest selftests qemu-userspace
 	@$(SCRIPTS)/check-hyp-object.sh --self-test
 	@mkdir -p $(OUT) && rm -f $(OUT)/check-summaries
 	@$(SCRIPTS)/run-hosts.sh check || true
