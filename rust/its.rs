@@ -10,10 +10,8 @@
 //! storage, takes the locks and reads guest memory.
 //!
 //! A VM has up to [`MAX_ITS`] ITSes, each kept until the VM goes (as KVM's devices).
-//! Lock order: `Vcpu::inner` (the vCPU handling a guest access, or every vCPU
-//! try-locked for the attributes that need them stopped) → `Its::state` (KVM's
-//! `its_lock` and `cmd_lock` in one: commands run to completion under it) → `Vm::mmu`
-//! (guest memory) → `Vgic::state`. MSI injection takes `Its::state` then `Vgic::state`.
+//! Lock order: Documentation/design.rst, "Locking". `Its::state` is KVM's `its_lock` and
+//! `cmd_lock` in one: commands run to completion under it.
 
 use crate::{
     logic::irqroute::Msi,

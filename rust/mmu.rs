@@ -7,7 +7,8 @@
 //! fault. Each mapped page is pinned in the VMM's memory while mapped; the tables are the
 //! only record of the pins, and unmapping a range unpins what it removes.
 //!
-//! Locking: the whole state sits in the VM's `mmu` mutex (see `vm.rs`); the fault path
+//! Locking: the whole state sits in the VM's `mmu` mutex (Documentation/design.rst,
+//! "Locking"); the fault path
 //! may sleep under it (pinning faults the page in), so it is a mutex, not a spinlock.
 
 use crate::{

@@ -7,11 +7,10 @@
 //! in-kernel KVM did not initialise), so unmodified KVM clients find it where they look.
 //! See `Documentation/`.
 //!
-//! Layers, lowest first (a layer uses only the ones before it):
-//! - `logic`: pure decisions, unit-tested on the build host;
-//! - `sys`: FFI shims for kernel interfaces the `kernel` crate lacks;
-//! - `hyp`: the world-switch backends (VHE, nVHE) and their selection;
-//! - `dev`: the objects behind the file descriptors.
+//! Layers, lowest first (a layer uses only the ones before it): `logic` (pure decisions,
+//! unit-tested on the build host), `sys` (FFI shims), `hyp` (the world-switch backends),
+//! then the objects behind the file descriptors (`vm`, `vcpu`, `mmu`, `vgic`, `its`,
+//! `irqfd`, `dev`). Documentation/design.rst describes them.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},

@@ -14,9 +14,9 @@
 //! `KVM_RUN` checks the layout (KVM's `map_resources`) and makes the vGIC ready, from
 //! then on guest MMIO to its frames is handled here and never reaches userspace.
 //!
-//! Locking (outer first): `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`; `Vgic::state` (a
-//! spinlock that masks interrupts) is innermost: nothing is taken under it, and vCPUs
-//! are kicked after it is released. One lock covers the distributor, every vCPU's
+//! Lock order: Documentation/design.rst, "Locking". `Vgic::state` (a spinlock that masks
+//! interrupts) is innermost: nothing is taken under it, and vCPUs are kicked after it is
+//! released. One lock covers the distributor, every vCPU's
 //! private interrupts and AP lists: an operation touches an interrupt and the AP list of
 //! the vCPU presenting it together, and with at most 64 vCPUs a finer split buys little.
 //! The per-vCPU `hint` flags let a vCPU with nothing in flight skip the lock entirely.

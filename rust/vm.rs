@@ -9,13 +9,7 @@
 //! VM (its stage-2 tables, pinned pages and VMID) goes away when the last fd closes, and
 //! the files pin the module, so `rmmod` waits for that.
 //!
-//! Lock order (outer first): `Vcpu::inner` (held across `KVM_RUN`) → `Vm::vcpus` →
-//! `Vcpu::power`; `Vcpu::inner` → `Vm::vcpu_features` → `Vcpu::power`; `Vcpu::inner` →
-//! `Vm::mmu` → the VMM's `mmap_lock` (pinning pages); `Vcpu::inner` → `Vm::ioeventfds`
-//! or `Vm::coalesced` (an MMIO write, one at a time); the VMM's `mmap_lock` →
-//! `Vm::coalesced` (mapping the ring); `Vcpu::inner` → `Vgic::config` → `Vm::vcpus`,
-//! with `Vgic::state` innermost (see `vgic.rs`); `VMIDS` and `DEBUGFS` are taken alone. See
-//! Documentation/design.rst and Documentation/vgic.rst.
+//! Lock order: Documentation/design.rst, "Locking" (`VMIDS` and `DEBUGFS` are taken alone).
 
 use crate::{
     hyp::{context::VmRegs, sysreg},

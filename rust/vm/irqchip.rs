@@ -11,7 +11,7 @@
 //! [`Vm::set_irq`], the narrow interface both implement (`Vgic::set_spi_level`,
 //! `its::inject_msi`).
 //!
-//! Lock order: `irqfds` → `routes` → `Vgic::state`. An irqfd holds a pointer to its VM;
+//! Lock order: Documentation/design.rst, "Locking". An irqfd holds a pointer to its VM;
 //! [`IrqRouting`] is the VM's first field and shuts every irqfd down when it is dropped,
 //! before any other part of the VM goes.
 
