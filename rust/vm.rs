@@ -113,13 +113,6 @@ pub(crate) fn caps_host() -> caps::Host {
     }
 }
 
-const _: () = {
-    assert!(caps::KVM_CAP_ARM_SYSTEM_SUSPEND == sys::uapi::KVM_CAP_ARM_SYSTEM_SUSPEND as u64);
-    assert!(caps::KVM_CAP_STEAL_TIME == sys::uapi::KVM_CAP_STEAL_TIME as u64);
-    assert!(caps::KVM_CAP_SIGNAL_MSI == sys::uapi::KVM_CAP_SIGNAL_MSI as u64);
-    assert!(caps::KVM_CAP_MSI_DEVID == sys::uapi::KVM_CAP_MSI_DEVID as u64);
-};
-
 /// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
 pub(crate) struct IdRegs([u64; 56]);
 

@@ -5,6 +5,7 @@
 //! This is one of the few places with FFI: the bindgen output, the C helpers, and small
 //! safe wrappers over them. Everything above this layer uses the wrappers.
 
+mod abi_checks;
 pub(crate) mod anon_fd;
 mod bindings;
 pub(crate) mod clock;
@@ -74,14 +75,12 @@ impl kvm_irq_routing_entry {
     }
 }
 
-/// The uapi constants rkvm checks its own copies against at compile time.
+/// The uapi constants the kernel layer uses (`abi_checks.rs` checks `logic/`'s copies).
 pub(crate) mod uapi {
     pub(crate) use super::bindings::{
         KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-        KVM_ARM_VCPU_PVTIME_CTRL, KVM_ARM_VCPU_PVTIME_IPA, KVM_CAP_ARM_SYSTEM_SUSPEND,
-        KVM_CAP_MSI_DEVID, KVM_CAP_SIGNAL_MSI, KVM_CAP_STEAL_TIME, KVM_MP_STATE_RUNNABLE,
-        KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED, KVM_SYSTEM_EVENT_RESET,
-        KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND, KVM_SYSTEM_EVENT_WAKEUP,
+        KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND,
+        KVM_SYSTEM_EVENT_WAKEUP,
     };
 }
 
