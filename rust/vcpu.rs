@@ -54,13 +54,6 @@ use core::sync::atomic::{
 };
 use load_put::LazyCell;
 
-const _: () = {
-    use crate::logic::psci;
-    assert!(psci::KVM_MP_STATE_RUNNABLE == sys::uapi::KVM_MP_STATE_RUNNABLE);
-    assert!(psci::KVM_MP_STATE_STOPPED == sys::uapi::KVM_MP_STATE_STOPPED);
-    assert!(psci::KVM_MP_STATE_SUSPENDED == sys::uapi::KVM_MP_STATE_SUSPENDED);
-};
-
 /// Feature bits KVM defines (`KVM_VCPU_VALID_FEATURES`: bits 0-9).
 const KVM_VCPU_VALID_FEATURES: u32 = (1 << 10) - 1;
 /// `KVM_ARM_VCPU_INIT` feature bits rkvm implements.

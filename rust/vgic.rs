@@ -933,15 +933,13 @@ impl Vgic {
     }
 }
 
-/// `kvm_device_attr` as read from userspace: flags, group, attr, addr.
-const DEVICE_ATTR_SIZE: usize = 24;
-
-/// Reads a `kvm_device_attr` at `arg`: (group, attr, addr).
+/// Reads a `kvm_device_attr` at `arg`: (group, attr, addr). `flags` is not checked.
 pub(crate) fn read_device_attr(arg: usize) -> Result<(u32, u64, usize)> {
-    let v: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), DEVICE_ATTR_SIZE)
+    const SIZE: usize = core::mem::size_of::<sys::kvm_device_attr>();
+    let a: sys::kvm_device_attr = UserSlice::new(UserPtr::from_addr(arg), SIZE)
         .reader()
         .read()?;
-    Ok(((v[0] >> 32) as u32, v[1], v[2] as usize))
+    Ok((a.group, a.attr, a.addr as usize))
 }
 
 /// The vGIC device fd: `KVM_{SET,GET,HAS}_DEVICE_ATTR`.
@@ -983,8 +981,8 @@ impl FdOps for VgicDevice {
 pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> Result<isize> {
     let slice = UserSlice::new(UserPtr::from_addr(arg), size);
     let (mut reader, mut writer) = slice.reader_writer();
-    let mut cd: [u32; 3] = reader.read()?;
-    let its = match cd[0] {
+    let mut cd: sys::kvm_create_device = reader.read()?;
+    let its = match cd.type_ {
         attr::KVM_DEV_TYPE_ARM_VGIC_V3 => false,
         attr::KVM_DEV_TYPE_ARM_VGIC_ITS => true,
         _ => return Err(ENODEV),
@@ -992,7 +990,7 @@ pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> R
     if !supported() {
         return Err(ENODEV);
     }
-    if cd[2] & attr::KVM_CREATE_DEVICE_TEST != 0 {
+    if cd.flags & attr::KVM_CREATE_DEVICE_TEST != 0 {
         return Ok(0);
     }
     let fd = if its {
@@ -1004,11 +1002,14 @@ pub(crate) fn create_device(vm: ArcBorrow<'_, Vm>, arg: usize, size: usize) -> R
             Arc::new(VgicDevice { vm: vm.into() }, GFP_KERNEL_ACCOUNT)?,
         )?
     };
-    cd[1] = fd as u32;
+    cd.fd = fd as u32;
     // As KVM: the device exists even if the fd cannot be reported back.
     writer.write(&cd)?;
     Ok(0)
 }
+
+const _: () = assert!(core::mem::size_of::<sys::kvm_device_attr>() == 24);
+const _: () = assert!(core::mem::size_of::<sys::kvm_create_device>() == 12);
 
 // The redistributor stride the layout rules use is the architecture's two 64 KiB frames.
 const _: () = assert!(REDIST_SIZE == 0x2_0000);

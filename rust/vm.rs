@@ -107,13 +107,6 @@ pub(crate) fn caps_host() -> caps::Host {
     }
 }
 
-const _: () = {
-    assert!(caps::KVM_CAP_ARM_SYSTEM_SUSPEND == sys::uapi::KVM_CAP_ARM_SYSTEM_SUSPEND as u64);
-    assert!(caps::KVM_CAP_STEAL_TIME == sys::uapi::KVM_CAP_STEAL_TIME as u64);
-    assert!(caps::KVM_CAP_SIGNAL_MSI == sys::uapi::KVM_CAP_SIGNAL_MSI as u64);
-    assert!(caps::KVM_CAP_MSI_DEVID == sys::uapi::KVM_CAP_MSI_DEVID as u64);
-};
-
 /// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
 pub(crate) struct IdRegs([u64; 56]);
 
@@ -411,11 +404,11 @@ impl Vm {
 
     /// `KVM_ENABLE_CAP`: `arg` points at `struct kvm_enable_cap` (`size` bytes).
     fn enable_cap(&self, arg: usize, size: usize) -> Result<isize> {
-        // cap (u32), flags (u32), args[4], pad[64]: read whole, as KVM copies it.
-        let words: [u64; 13] = UserSlice::new(UserPtr::from_addr(arg), size)
+        // Read whole (args and padding too), as KVM copies it.
+        let c: sys::kvm_enable_cap = UserSlice::new(UserPtr::from_addr(arg), size)
             .reader()
             .read()?;
-        let (cap, flags) = (words[0] as u32, (words[0] >> 32) as u32);
+        let (cap, flags) = (c.cap, c.flags);
         match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
             caps::VmCap::SystemSuspend => self
                 .system_suspend
@@ -577,13 +570,13 @@ impl FdOps for Vm {
             // has no ops for.
             VmIoctl::CreateDevice => vgic::create_device(this, arg, ioctl::ioc_size(cmd)),
             VmIoctl::IrqLine | VmIoctl::IrqLineStatus => {
-                let line: [u32; 2] = user(ioctl::ioc_size(cmd)).reader().read()?;
+                let line: sys::kvm_irq_level = user(ioctl::ioc_size(cmd)).reader().read()?;
                 // Without an in-kernel irqchip, KVM drives the vCPU's IRQ/FIQ inputs
                 // (a userspace GIC); rkvm does not offer that (no KVM_CAP_ARM_USER_IRQ).
                 let Some(vgic) = this.vgic() else {
                     return Err(ENXIO);
                 };
-                vgic.irq_line(line[0], line[1] != 0)?;
+                vgic.irq_line(line.irq(), line.level != 0)?;
                 if matches!(VmIoctl::decode(cmd), Some(VmIoctl::IrqLineStatus)) {
                     // arm64 KVM leaves `status` as given.
                     user(ioctl::ioc_size(cmd)).writer().write(&line)?;
@@ -595,33 +588,36 @@ impl FdOps for Vm {
                 this.ioeventfd(&args)
             }
             VmIoctl::Irqfd => {
-                // struct kvm_irqfd: fd, gsi, flags, resamplefd, then 16 bytes of padding.
-                let args: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                this.irq
-                    .irqfd(&this, [args[0], args[1], args[2], args[3]])?;
+                let args: sys::kvm_irqfd = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.irq.irqfd(&this, &args)?;
                 Ok(0)
             }
             VmIoctl::SetGsiRouting => {
-                // struct kvm_irq_routing: nr, flags, then nr 48-byte entries.
-                let hdr: [u32; 2] = user(8).reader().read()?;
-                irqroute::check_header(hdr[0], hdr[1]).map_err(|()| EINVAL)?;
-                let nr = hdr[0] as usize;
+                // struct kvm_irq_routing: nr, flags, then nr entries.
+                const HDR: usize = core::mem::size_of::<sys::kvm_irq_routing>();
+                const ENTRY: usize = core::mem::size_of::<sys::kvm_irq_routing_entry>();
+                let hdr: sys::kvm_irq_routing = user(HDR).reader().read()?;
+                irqroute::check_header(hdr.nr, hdr.flags).map_err(|()| EINVAL)?;
+                let nr = hdr.nr as usize;
                 let mut entries = KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?;
-                let mut reader =
-                    UserSlice::new(UserPtr::from_addr(arg + 8), nr * irqroute::ENTRY_WORDS * 4)
-                        .reader();
+                let mut reader = UserSlice::new(UserPtr::from_addr(arg + HDR), nr * ENTRY).reader();
                 for _ in 0..nr {
-                    let e: [u32; irqroute::ENTRY_WORDS] = reader.read()?;
-                    entries.push(e, GFP_KERNEL_ACCOUNT)?;
+                    let e: sys::kvm_irq_routing_entry = reader.read()?;
+                    entries.push(e.words(), GFP_KERNEL_ACCOUNT)?;
                 }
                 this.irq.set_gsi_routing(&this, &entries)?;
                 Ok(0)
             }
             VmIoctl::SignalMsi => {
-                // struct kvm_msi: address_lo, address_hi, data, flags, devid, 12 bytes pad.
-                let w: [u32; 8] = user(ioctl::ioc_size(cmd)).reader().read()?;
-                let msi = irqroute::Msi::from_kvm_msi([w[0], w[1], w[2], w[3], w[4]])
-                    .map_err(|()| EINVAL)?;
+                let m: sys::kvm_msi = user(ioctl::ioc_size(cmd)).reader().read()?;
+                let msi = irqroute::Msi::from_kvm_msi([
+                    m.address_lo,
+                    m.address_hi,
+                    m.data,
+                    m.flags,
+                    m.devid,
+                ])
+                .map_err(|()| EINVAL)?;
                 this.signal_msi(&msi)
             }
             VmIoctl::RegisterCoalescedMmio => {
@@ -648,3 +644,11 @@ const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region>() =
 const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region2>() == 160);
 const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_ioeventfd>() == 64);
+const _: () = assert!(core::mem::size_of::<sys::kvm_enable_cap>() == 104);
+const _: () = assert!(core::mem::size_of::<sys::kvm_irq_level>() == 8);
+const _: () = assert!(core::mem::size_of::<sys::kvm_irqfd>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_msi>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_irq_routing>() == 8);
+const _: () = assert!(core::mem::size_of::<sys::kvm_irq_routing_entry>() == 48);
+const _: () =
+    assert!(core::mem::size_of::<sys::kvm_irq_routing_entry>() == irqroute::ENTRY_WORDS * 4);

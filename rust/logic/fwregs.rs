@@ -225,11 +225,11 @@ pub(crate) const WORKAROUND_LEVEL: u64 = 0;
 /// `KVM_REG_FEATURE_LEVEL_MASK`.
 const LEVEL_MASK: u64 = 0xf;
 /// `KVM_REG_ARM_SMCCC_ARCH_WORKAROUND_2_ENABLED`.
-const WA2_ENABLED: u64 = 1 << 4;
-const WA2_NOT_AVAIL: u64 = 0;
-const WA2_UNKNOWN: u64 = 1;
-const WA2_AVAIL: u64 = 2;
-const WA2_NOT_REQUIRED: u64 = 3;
+pub(crate) const WA2_ENABLED: u64 = 1 << 4;
+pub(crate) const WA2_NOT_AVAIL: u64 = 0;
+pub(crate) const WA2_UNKNOWN: u64 = 1;
+pub(crate) const WA2_AVAIL: u64 = 2;
+pub(crate) const WA2_NOT_REQUIRED: u64 = 3;
 
 /// Whether `KVM_SET_ONE_REG` of workaround register `index` (1..=3) to `val` succeeds
 /// on a host whose level is `level` (`EINVAL` otherwise): a guest that was promised at

@@ -15,9 +15,9 @@ pub(crate) const NUM_PINS: u32 = 1020 - 32;
 /// `struct kvm_irq_routing_entry`: gsi, type, flags, pad, then a 32-byte union.
 pub(crate) const ENTRY_WORDS: usize = 12;
 
-const TYPE_IRQCHIP: u32 = 1;
-const TYPE_MSI: u32 = 2;
-const MSI_VALID_DEVID: u32 = 1;
+pub(crate) const TYPE_IRQCHIP: u32 = 1;
+pub(crate) const TYPE_MSI: u32 = 2;
+pub(crate) const MSI_VALID_DEVID: u32 = 1;
 
 /// An MSI as a device writes it (`struct kvm_msi`, or a routing entry's): the doorbell
 /// address, the payload (the ITS's EventID) and the DeviceID the bus adds.

@@ -11,14 +11,14 @@
 
 /// Architecture field of every arm64 id (`KVM_REG_ARM64`).
 pub(crate) const KVM_REG_ARM64: u64 = 0x6000_0000_0000_0000;
-const ARCH_MASK: u64 = 0xff00_0000_0000_0000;
+pub(crate) const ARCH_MASK: u64 = 0xff00_0000_0000_0000;
 
 /// Size field values (`KVM_REG_SIZE_*`): log2 of the size in bytes, at bits [55:52].
 pub(crate) const KVM_REG_SIZE_U32: u64 = 0x0020_0000_0000_0000;
 pub(crate) const KVM_REG_SIZE_U64: u64 = 0x0030_0000_0000_0000;
 pub(crate) const KVM_REG_SIZE_U128: u64 = 0x0040_0000_0000_0000;
-const SIZE_MASK: u64 = 0x00f0_0000_0000_0000;
-const SIZE_SHIFT: u32 = 52;
+pub(crate) const SIZE_MASK: u64 = 0x00f0_0000_0000_0000;
+pub(crate) const SIZE_SHIFT: u32 = 52;
 
 /// Bits [51:32]: nothing arm64 defines lives there, so KVM refuses ids that set them.
 const RESERVED_MASK: u64 = 0x000f_ffff_0000_0000;
@@ -49,18 +49,18 @@ pub(crate) const fn id_size(id: u64) -> usize {
 // `__uint128_t vregs[32]` of `user_fpsimd_state` is 16-byte aligned, so two padding words
 // (82 and 83) precede it. `fpsr` and `fpcr` follow the vector registers, then two reserved
 // words complete the structure.
-const OFF_X0: u16 = 0;
-const OFF_SP: u16 = 62;
-const OFF_PC: u16 = 64;
-const OFF_PSTATE: u16 = 66;
-const OFF_SP_EL1: u16 = 68;
-const OFF_ELR_EL1: u16 = 70;
-const OFF_SPSR0: u16 = 72;
-const OFF_V0: u16 = 84;
-const OFF_FPSR: u16 = 212;
-const OFF_FPCR: u16 = 213;
+pub(crate) const OFF_X0: u16 = 0;
+pub(crate) const OFF_SP: u16 = 62;
+pub(crate) const OFF_PC: u16 = 64;
+pub(crate) const OFF_PSTATE: u16 = 66;
+pub(crate) const OFF_SP_EL1: u16 = 68;
+pub(crate) const OFF_ELR_EL1: u16 = 70;
+pub(crate) const OFF_SPSR0: u16 = 72;
+pub(crate) const OFF_V0: u16 = 84;
+pub(crate) const OFF_FPSR: u16 = 212;
+pub(crate) const OFF_FPCR: u16 = 213;
 /// `sizeof(struct kvm_regs) / 4`.
-const KVM_REGS_WORDS: u16 = 216;
+pub(crate) const KVM_REGS_WORDS: u16 = 216;
 
 /// A core register named by a `KVM_REG_ARM_CORE` id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

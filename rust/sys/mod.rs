@@ -5,6 +5,7 @@
 //! This is one of the few places with FFI: the bindgen output, the C helpers, and small
 //! safe wrappers over them. Everything above this layer uses the wrappers.
 
+mod abi_checks;
 pub(crate) mod anon_fd;
 mod bindings;
 pub(crate) mod clock;
@@ -21,8 +22,9 @@ pub(crate) mod task;
 pub(crate) mod wake;
 
 pub(crate) use bindings::{
-    kvm_ioeventfd, kvm_mp_state, kvm_one_reg, kvm_userspace_memory_region,
-    kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
+    kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
+    kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state, kvm_msi, kvm_one_reg,
+    kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
 };
 
 // SAFETY: these uapi structs are plain integers with no padding-dependent invariants;
@@ -35,22 +37,50 @@ macro_rules! plain_uapi {
     )*};
 }
 plain_uapi!(
+    kvm_create_device,
+    kvm_device_attr,
+    kvm_enable_cap,
     kvm_ioeventfd,
+    kvm_irq_level,
+    kvm_irq_routing,
+    kvm_irq_routing_entry,
+    kvm_irqfd,
     kvm_mp_state,
+    kvm_msi,
     kvm_one_reg,
     kvm_userspace_memory_region,
     kvm_userspace_memory_region2,
     kvm_vcpu_init
 );
 
-/// The uapi constants rkvm checks its own copies against at compile time.
+impl kvm_irq_level {
+    /// The `irq` member of the `irq`/`status` union (the line, on input).
+    pub(crate) fn irq(&self) -> u32 {
+        // SAFETY: both union members are 32-bit integers; any bit pattern is valid.
+        unsafe { self.__bindgen_anon_1.irq }
+    }
+}
+
+impl kvm_irq_routing_entry {
+    /// The entry as the words `logic::irqroute` decodes: gsi, type, flags, pad, then the
+    /// 32-byte union `u` as eight words.
+    pub(crate) fn words(&self) -> [u32; 12] {
+        // SAFETY: every member of the union is plain integers and `pad` covers all 32
+        // bytes of it; any bit pattern is a valid `[u32; 8]`.
+        let u = unsafe { self.u.pad };
+        [
+            self.gsi, self.type_, self.flags, self.pad, u[0], u[1], u[2], u[3], u[4], u[5], u[6],
+            u[7],
+        ]
+    }
+}
+
+/// The uapi constants the kernel layer uses (`abi_checks.rs` checks `logic/`'s copies).
 pub(crate) mod uapi {
     pub(crate) use super::bindings::{
         KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-        KVM_ARM_VCPU_PVTIME_CTRL, KVM_ARM_VCPU_PVTIME_IPA, KVM_CAP_ARM_SYSTEM_SUSPEND,
-        KVM_CAP_MSI_DEVID, KVM_CAP_SIGNAL_MSI, KVM_CAP_STEAL_TIME, KVM_MP_STATE_RUNNABLE,
-        KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED, KVM_SYSTEM_EVENT_RESET,
-        KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND, KVM_SYSTEM_EVENT_WAKEUP,
+        KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND,
+        KVM_SYSTEM_EVENT_WAKEUP,
     };
 }
 

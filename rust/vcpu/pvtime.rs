@@ -27,12 +27,6 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-const _: () = {
-    use crate::sys::uapi;
-    assert!(pvtime::VCPU_PVTIME_CTRL == uapi::KVM_ARM_VCPU_PVTIME_CTRL);
-    assert!(pvtime::VCPU_PVTIME_IPA == uapi::KVM_ARM_VCPU_PVTIME_IPA as u64);
-};
-
 impl Vcpu {
     /// `KVM_{HAS,GET,SET}_DEVICE_ATTR` in `KVM_ARM_VCPU_PVTIME_CTRL`, with KVM's errnos:
     /// `ENXIO` for another attribute or a kernel without run-delay accounting, then

@@ -145,11 +145,7 @@ impl Vcpu {
     /// no PMU (`ENODEV` to set or get, as KVM without one); PV time is `pvtime.rs`'s;
     /// every other group is `ENXIO`.
     pub(super) fn device_attr(&self, vm: &Vm, op: VcpuIoctl, arg: usize) -> Result<isize> {
-        // struct kvm_device_attr { u32 flags; u32 group; u64 attr; u64 addr; }
-        let a: [u64; 3] = UserSlice::new(UserPtr::from_addr(arg), 24)
-            .reader()
-            .read()?;
-        let (group, attr, addr) = ((a[0] >> 32) as u32, a[1], a[2] as usize);
+        let (group, attr, addr) = crate::vgic::read_device_attr(arg)?;
         if group == crate::logic::pvtime::VCPU_PVTIME_CTRL {
             return self.pvtime_attr(vm, op, attr, addr);
         }

@@ -108,10 +108,9 @@ impl IrqRouting {
         vm.vgic.set_resample_spis(&bits);
     }
 
-    /// `KVM_IRQFD` (`kvm_irqfd`): assigns or deassigns an irqfd. `args` is `struct
-    /// kvm_irqfd`: fd, gsi, flags, resamplefd.
-    pub(crate) fn irqfd(&self, vm: &Vm, args: [u32; 4]) -> Result {
-        let [fd, gsi, flags, resamplefd] = args;
+    /// `KVM_IRQFD` (`kvm_irqfd`): assigns or deassigns an irqfd.
+    pub(crate) fn irqfd(&self, vm: &Vm, args: &crate::sys::kvm_irqfd) -> Result {
+        let (fd, gsi, flags, resamplefd) = (args.fd, args.gsi, args.flags, args.resamplefd);
         if flags & !(irqfd::FLAG_DEASSIGN | irqfd::FLAG_RESAMPLE) != 0 {
             return Err(EINVAL);
         }

@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// `KVM_GET_STATS_FD`, on VM and vCPU fds.
-pub const KVM_GET_STATS_FD: u64 = 0xaece;
 /// `sizeof(struct kvm_stats_header)`.
-pub const HEADER_SIZE: usize = 24;
+pub const HEADER_SIZE: usize = std::mem::size_of::<kvm_bindings::kvm_stats_header>();
 
 /// `struct kvm_stats_header`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +68,7 @@ impl Stats {
     /// `KVM_GET_STATS_FD` on `fd` (a VM or vCPU fd), then the header, id and descriptors.
     pub fn open(fd: RawFd) -> Result<Self, String> {
         // SAFETY: the command takes no argument.
-        let ret = unsafe { crate::vmm::ioctl_raw(fd, KVM_GET_STATS_FD, 0) }
+        let ret = unsafe { crate::vmm::ioctl_raw(fd, crate::vmm::nr::KVM_GET_STATS_FD, 0) }
             .map_err(|e| format!("KVM_GET_STATS_FD: {}", crate::errno_name(e)))?;
         // SAFETY: a fresh fd this process owns.
         let fd = unsafe { OwnedFd::from_raw_fd(ret) };

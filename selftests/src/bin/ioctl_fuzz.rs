@@ -37,69 +37,49 @@ const MAX_VMS: usize = 6;
 const MAX_VCPUS: usize = 16;
 const MAX_DEVICES: usize = 4;
 
-/// KVM ioctl numbers (include/uapi/linux/kvm.h) beyond those in `vmm::nr`.
-mod kvm {
-    pub const KVM_GET_API_VERSION: u64 = 0xae00;
-    pub const KVM_GET_MSR_INDEX_LIST: u64 = 0xc004_ae02;
-    pub const KVM_GET_SUPPORTED_CPUID: u64 = 0xc008_ae05;
-    pub const KVM_GET_DIRTY_LOG: u64 = 0x4010_ae42;
-    pub const KVM_SET_GSI_ROUTING: u64 = 0x4008_ae6a;
-    pub const KVM_IRQ_LINE: u64 = 0x4008_ae61;
-    pub const KVM_IRQFD: u64 = 0x4020_ae76;
-    pub const KVM_IOEVENTFD: u64 = 0x4040_ae79;
-    pub const KVM_GET_REGS: u64 = 0x8360_ae81;
-    pub const KVM_SET_REGS: u64 = 0x4360_ae82;
-    pub const KVM_SET_GUEST_DEBUG: u64 = 0x4208_ae9b;
-    pub const KVM_GET_VCPU_EVENTS: u64 = 0x8040_ae9f;
-    pub const KVM_SET_VCPU_EVENTS: u64 = 0x4040_aea0;
-    pub const KVM_ENABLE_CAP: u64 = 0x4068_aea3;
-    pub const KVM_ARM_SET_DEVICE_ADDR: u64 = 0x4010_aeab;
-    pub const KVM_KVMCLOCK_CTRL: u64 = 0xaead;
-    pub const KVM_ARM_VCPU_FINALIZE: u64 = 0x4004_aec2;
-    pub const KVM_CREATE_DEVICE: u64 = 0xc00c_aee0;
-    pub const KVM_SET_DEVICE_ATTR: u64 = 0x4018_aee1;
-    pub const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
-    pub const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
-    pub const KVM_SIGNAL_MSI: u64 = 0x4020_aea5;
-    pub const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
-    /// Commands that create an fd on KVM: random commands skip them, so that every fd
-    /// this process holds is one the pool knows.
-    pub const CREATES_FD: [u64; 5] = [0xae01, 0xae41, 0xaece, 0xc040_aed4, 0xc00c_aee0];
-}
+/// Commands that create an fd on KVM: random commands skip them, so that every fd this
+/// process holds is one the pool knows.
+const CREATES_FD: [u64; 5] = [
+    nr::KVM_CREATE_VM,
+    nr::KVM_CREATE_VCPU,
+    nr::KVM_GET_STATS_FD,
+    nr::KVM_CREATE_GUEST_MEMFD,
+    nr::KVM_CREATE_DEVICE,
+];
 
 /// KVM ioctls rkvm does not implement, or on an fd kind that does not take them, with
 /// random arguments: each must fail cleanly.
 const OTHER_IOCTLS: [(&str, u64, Kind); 14] = [
     (
         "KVM_GET_MSR_INDEX_LIST",
-        kvm::KVM_GET_MSR_INDEX_LIST,
+        nr::KVM_GET_MSR_INDEX_LIST,
         Kind::Sys,
     ),
     (
         "KVM_GET_SUPPORTED_CPUID",
-        kvm::KVM_GET_SUPPORTED_CPUID,
+        nr::KVM_GET_SUPPORTED_CPUID,
         Kind::Sys,
     ),
-    ("KVM_GET_DIRTY_LOG", kvm::KVM_GET_DIRTY_LOG, Kind::Vm),
-    ("KVM_SET_GSI_ROUTING", kvm::KVM_SET_GSI_ROUTING, Kind::Vm),
-    ("KVM_ENABLE_CAP", kvm::KVM_ENABLE_CAP, Kind::Vm),
+    ("KVM_GET_DIRTY_LOG", nr::KVM_GET_DIRTY_LOG, Kind::Vm),
+    ("KVM_SET_GSI_ROUTING", nr::KVM_SET_GSI_ROUTING, Kind::Vm),
+    ("KVM_ENABLE_CAP", nr::KVM_ENABLE_CAP, Kind::Vm),
     (
         "KVM_ARM_SET_DEVICE_ADDR",
-        kvm::KVM_ARM_SET_DEVICE_ADDR,
+        nr::KVM_ARM_SET_DEVICE_ADDR,
         Kind::Vm,
     ),
-    ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR, Kind::Vm),
-    ("KVM_GET_REGS", kvm::KVM_GET_REGS, Kind::Vcpu),
-    ("KVM_SET_REGS", kvm::KVM_SET_REGS, Kind::Vcpu),
-    ("KVM_SET_GUEST_DEBUG", kvm::KVM_SET_GUEST_DEBUG, Kind::Vcpu),
-    ("KVM_GET_VCPU_EVENTS", kvm::KVM_GET_VCPU_EVENTS, Kind::Vcpu),
-    ("KVM_SET_VCPU_EVENTS", kvm::KVM_SET_VCPU_EVENTS, Kind::Vcpu),
+    ("KVM_SET_DEVICE_ATTR", nr::KVM_SET_DEVICE_ATTR, Kind::Vm),
+    ("KVM_GET_REGS", nr::KVM_GET_REGS, Kind::Vcpu),
+    ("KVM_SET_REGS", nr::KVM_SET_REGS, Kind::Vcpu),
+    ("KVM_SET_GUEST_DEBUG", nr::KVM_SET_GUEST_DEBUG, Kind::Vcpu),
+    ("KVM_GET_VCPU_EVENTS", nr::KVM_GET_VCPU_EVENTS, Kind::Vcpu),
+    ("KVM_SET_VCPU_EVENTS", nr::KVM_SET_VCPU_EVENTS, Kind::Vcpu),
     (
         "KVM_ARM_VCPU_FINALIZE",
-        kvm::KVM_ARM_VCPU_FINALIZE,
+        nr::KVM_ARM_VCPU_FINALIZE,
         Kind::Vcpu,
     ),
-    ("KVM_HAS_DEVICE_ATTR", kvm::KVM_HAS_DEVICE_ATTR, Kind::Vcpu),
+    ("KVM_HAS_DEVICE_ATTR", nr::KVM_HAS_DEVICE_ATTR, Kind::Vcpu),
 ];
 
 guest_code!(
@@ -747,7 +727,7 @@ impl Fuzzer {
                 let fd = self.pick(kind);
                 let (name, cmd) = self.rng.pick(&[
                     ("KVM_CHECK_EXTENSION", nr::KVM_CHECK_EXTENSION),
-                    ("KVM_GET_API_VERSION", kvm::KVM_GET_API_VERSION),
+                    ("KVM_GET_API_VERSION", nr::KVM_GET_API_VERSION),
                     ("KVM_GET_VCPU_MMAP_SIZE", nr::KVM_GET_VCPU_MMAP_SIZE),
                 ]);
                 let arg = if self.rng.one_in(3) {
@@ -782,11 +762,11 @@ impl Fuzzer {
                 let fd = self.pick(Kind::Vm);
                 let kind_nr = self.rng.below(12) as u32;
                 let arg = self.put([kind_nr, 0, 1]);
-                let _ = self.call("KVM_CREATE_DEVICE (test)", fd, kvm::KVM_CREATE_DEVICE, arg);
+                let _ = self.call("KVM_CREATE_DEVICE (test)", fd, nr::KVM_CREATE_DEVICE, arg);
                 let fd = self.pick(Kind::Vcpu);
                 let arg = self.ptr();
-                let _ = self.call("KVM_GET_DEVICE_ATTR", fd, kvm::KVM_GET_DEVICE_ATTR, arg);
-                let _ = self.call("KVM_KVMCLOCK_CTRL", fd, kvm::KVM_KVMCLOCK_CTRL, 0);
+                let _ = self.call("KVM_GET_DEVICE_ATTR", fd, nr::KVM_GET_DEVICE_ATTR, arg);
+                let _ = self.call("KVM_KVMCLOCK_CTRL", fd, nr::KVM_KVMCLOCK_CTRL, 0);
             }
             75..=79 => self.irq_step(),
             80..=84 => {
@@ -804,7 +784,7 @@ impl Fuzzer {
                         | (self.rng.below(4) << 30)
                         | (self.rng.below(0x4000) << 16)
                 };
-                if kvm::CREATES_FD.contains(&cmd) || cmd == nr::KVM_RUN {
+                if CREATES_FD.contains(&cmd) || cmd == nr::KVM_RUN {
                     return Ok(());
                 }
                 let arg = if self.rng.one_in(3) {
@@ -955,11 +935,11 @@ impl Fuzzer {
                 let ty = if self.rng.one_in(4) {
                     self.rng.below(12) as u32
                 } else {
-                    kvm::KVM_DEV_TYPE_ARM_VGIC_V3
+                    kvm_bindings::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3
                 };
                 let arg = self.put([ty, 0u32, 0u32]);
                 if self
-                    .call("KVM_CREATE_DEVICE", fd, kvm::KVM_CREATE_DEVICE, arg)
+                    .call("KVM_CREATE_DEVICE", fd, nr::KVM_CREATE_DEVICE, arg)
                     .is_ok()
                 {
                     // SAFETY: `arg` is the `kvm_create_device` in scratch; the kernel put
@@ -1025,9 +1005,9 @@ impl Fuzzer {
                     addr,
                 });
                 let (name, cmd) = self.rng.pick(&[
-                    ("KVM_SET_DEVICE_ATTR", kvm::KVM_SET_DEVICE_ATTR),
-                    ("KVM_GET_DEVICE_ATTR", kvm::KVM_GET_DEVICE_ATTR),
-                    ("KVM_HAS_DEVICE_ATTR", kvm::KVM_HAS_DEVICE_ATTR),
+                    ("KVM_SET_DEVICE_ATTR", nr::KVM_SET_DEVICE_ATTR),
+                    ("KVM_GET_DEVICE_ATTR", nr::KVM_GET_DEVICE_ATTR),
+                    ("KVM_HAS_DEVICE_ATTR", nr::KVM_HAS_DEVICE_ATTR),
                 ]);
                 let _ = self.call(name, fd, cmd, arg);
             }
@@ -1044,7 +1024,7 @@ impl Fuzzer {
                 };
                 let level = self.rng.below(3) as u32;
                 let arg = self.arg_or([irq, level]);
-                let _ = self.call("KVM_IRQ_LINE", fd, kvm::KVM_IRQ_LINE, arg);
+                let _ = self.call("KVM_IRQ_LINE", fd, nr::KVM_IRQ_LINE, arg);
             }
             3 => {
                 let fd = self.pick(Kind::Vm);
@@ -1072,7 +1052,7 @@ impl Fuzzer {
                     resamplefd,
                     pad: [0; 16],
                 });
-                let _ = self.call("KVM_IRQFD", fd, kvm::KVM_IRQFD, arg);
+                let _ = self.call("KVM_IRQFD", fd, nr::KVM_IRQFD, arg);
                 if self.rng.one_in(2) {
                     signal(efd);
                 }
@@ -1103,13 +1083,13 @@ impl Fuzzer {
                     flags,
                     pad: [0; 36],
                 });
-                let _ = self.call("KVM_IOEVENTFD", fd, kvm::KVM_IOEVENTFD, arg);
+                let _ = self.call("KVM_IOEVENTFD", fd, nr::KVM_IOEVENTFD, arg);
                 close(efd);
             }
             _ => {
                 let fd = self.pick(Kind::Vm);
                 let arg = self.ptr();
-                let _ = self.call("KVM_SIGNAL_MSI", fd, kvm::KVM_SIGNAL_MSI, arg);
+                let _ = self.call("KVM_SIGNAL_MSI", fd, nr::KVM_SIGNAL_MSI, arg);
             }
         }
     }

@@ -6,7 +6,10 @@
 //! SAVE_TABLES / RESET / RESTORE_TABLES round trip in KVM's table format, the pending
 //! tables, and hostile tables and IDs that must only hurt the guest.
 
-use kvm_bindings::{kvm_create_device, kvm_device_attr, kvm_msi, KVM_MSI_VALID_DEVID};
+use kvm_bindings::{
+    self as kb, kvm_create_device, kvm_device_attr, kvm_msi, KVM_CAP_MSI_DEVID, KVM_CAP_SIGNAL_MSI,
+    KVM_CREATE_DEVICE_TEST, KVM_MSI_VALID_DEVID,
+};
 use kvm_ioctls::{DeviceFd, VmFd};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
@@ -14,20 +17,17 @@ use rkvm_selftests::{
 };
 use std::os::fd::{AsRawFd, OwnedFd};
 
-const KVM_DEV_TYPE_ARM_VGIC_ITS: u32 = 8;
-const KVM_CREATE_DEVICE_TEST: u32 = 1;
-const GRP_ADDR: u32 = 0;
-const GRP_CTRL: u32 = 4;
-const GRP_REDIST_REGS: u32 = 5;
-const GRP_ITS_REGS: u32 = 8;
-const ITS_ADDR_TYPE: u64 = 4;
-const CTRL_INIT: u64 = 0;
-const CTRL_SAVE_TABLES: u64 = 1;
-const CTRL_RESTORE_TABLES: u64 = 2;
-const CTRL_SAVE_PENDING_TABLES: u64 = 3;
-const CTRL_RESET: u64 = 4;
-const KVM_CAP_SIGNAL_MSI: u32 = 77;
-const KVM_CAP_MSI_DEVID: u32 = 131;
+const KVM_DEV_TYPE_ARM_VGIC_ITS: u32 = kb::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_ITS;
+const GRP_ADDR: u32 = kb::KVM_DEV_ARM_VGIC_GRP_ADDR;
+const GRP_CTRL: u32 = kb::KVM_DEV_ARM_VGIC_GRP_CTRL;
+const GRP_REDIST_REGS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_REDIST_REGS;
+const GRP_ITS_REGS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_ITS_REGS;
+const ITS_ADDR_TYPE: u64 = kb::KVM_VGIC_ITS_ADDR_TYPE as u64;
+const CTRL_INIT: u64 = kb::KVM_DEV_ARM_VGIC_CTRL_INIT as u64;
+const CTRL_SAVE_TABLES: u64 = kb::KVM_DEV_ARM_ITS_SAVE_TABLES as u64;
+const CTRL_RESTORE_TABLES: u64 = kb::KVM_DEV_ARM_ITS_RESTORE_TABLES as u64;
+const CTRL_SAVE_PENDING_TABLES: u64 = kb::KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES as u64;
+const CTRL_RESET: u64 = kb::KVM_DEV_ARM_ITS_CTRL_RESET as u64;
 
 /// Where QEMU's `virt` machine puts its ITS; the doorbell is GITS_TRANSLATER.
 const ITS_BASE: u64 = 0x0808_0000;

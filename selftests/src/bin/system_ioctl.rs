@@ -3,52 +3,54 @@
 //! The system fd: `/dev/rkvm` node, API version, capabilities, vCPU mmap size and the
 //! errors for bad commands, checked with kvm-ioctls (a real KVM client) and raw ioctls.
 
+use kvm_bindings as kb;
 use kvm_ioctls::Kvm;
+use rkvm_selftests::vmm::nr::{
+    self, KVM_CHECK_EXTENSION, KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE,
+};
 use rkvm_selftests::{check, check_eq, page_size, run, Fd, Outcome, TestResult, DEV_RKVM};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-const KVM_GET_API_VERSION: u64 = 0xae00;
-const KVM_CHECK_EXTENSION: u64 = 0xae03;
-const KVM_GET_VCPU_MMAP_SIZE: u64 = 0xae04;
 const MISC_MAJOR: u64 = 10;
 
 /// Capabilities rkvm reports where it runs guests (the VHE backend), with their values;
 /// `None` for the host-dependent IPA limit. Every other capability must read 0, and on a
 /// host where rkvm cannot run guests, all of them.
-const IMPLEMENTED_CAPS: &[(u64, Option<i32>)] = &[
-    (0, Some(1)),     // IRQCHIP (the vGICv3; every test host has a GICv3)
-    (3, Some(1)),     // USER_MEMORY
-    (9, Some(2)),     // NR_VCPUS: the emulated host has 2 CPUs
-    (10, Some(512)),  // NR_MEMSLOTS
-    (14, Some(1)),    // MP_STATE
-    (15, Some(1)),    // COALESCED_MMIO: the ring's page offset in the vCPU mapping
-    (21, Some(1)),    // DESTROY_MEMORY_REGION_WORKS
-    (25, Some(4096)), // IRQ_ROUTING: the routing table's size (KVM_MAX_IRQ_ROUTES)
-    (30, Some(1)),    // JOIN_MEMORY_REGIONS_WORKS
-    (32, Some(1)),    // IRQFD
-    (36, Some(1)),    // IOEVENTFD
-    (40, Some(1)),    // INTERNAL_ERROR_DATA
-    (66, Some(64)),   // MAX_VCPUS
-    (70, Some(1)),    // ONE_REG
-    (77, Some(1)),    // SIGNAL_MSI (MSIs through an ITS; ENODEV until the VM has one)
-    (81, Some(1)),    // READONLY_MEM
-    (82, Some(1)),    // IRQFD_RESAMPLE
-    (87, Some(1)),    // ARM_PSCI (0.1, KVM's function ids)
-    (89, Some(1)),    // DEVICE_CTRL
-    (102, Some(1)),   // ARM_PSCI_0_2
-    (105, Some(1)),   // CHECK_EXTENSION_VM
-    (122, Some(1)),   // IOEVENTFD_ANY_LENGTH
-    (128, Some(64)),  // MAX_VCPU_ID
-    // MSI_DEVID (131) is 0 here: only a VM with an ITS requires DeviceIDs (its test).
-    (136, Some(1)), // IMMEDIATE_EXIT
-    (162, Some(1)), // COALESCED_PIO
-    (165, None),    // ARM_VM_IPA_SIZE
-    (187, Some(1)), // STEAL_TIME (the test kernels have CONFIG_SCHED_INFO: KVM=y selects it)
-    (198, Some(1)), // PTP_KVM
-    (203, Some(1)), // BINARY_STATS_FD
-    (216, Some(1)), // ARM_SYSTEM_SUSPEND
-    (231, Some(1)), // USER_MEMORY2
+const IMPLEMENTED_CAPS: &[(u32, Option<i32>)] = &[
+    (kb::KVM_CAP_IRQCHIP, Some(1)), // the vGICv3; every test host has a GICv3
+    (kb::KVM_CAP_USER_MEMORY, Some(1)),
+    (kb::KVM_CAP_NR_VCPUS, Some(2)), // the emulated host has 2 CPUs
+    (kb::KVM_CAP_NR_MEMSLOTS, Some(512)),
+    (kb::KVM_CAP_MP_STATE, Some(1)),
+    (kb::KVM_CAP_COALESCED_MMIO, Some(1)), // the ring's page offset in the vCPU mapping
+    (kb::KVM_CAP_DESTROY_MEMORY_REGION_WORKS, Some(1)),
+    (kb::KVM_CAP_IRQ_ROUTING, Some(4096)), // the routing table's size (KVM_MAX_IRQ_ROUTES)
+    (kb::KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, Some(1)),
+    (kb::KVM_CAP_IRQFD, Some(1)),
+    (kb::KVM_CAP_IOEVENTFD, Some(1)),
+    (kb::KVM_CAP_INTERNAL_ERROR_DATA, Some(1)),
+    (kb::KVM_CAP_MAX_VCPUS, Some(64)),
+    (kb::KVM_CAP_ONE_REG, Some(1)),
+    (kb::KVM_CAP_SIGNAL_MSI, Some(1)), // MSIs through an ITS; ENODEV until the VM has one
+    (kb::KVM_CAP_READONLY_MEM, Some(1)),
+    (kb::KVM_CAP_IRQFD_RESAMPLE, Some(1)),
+    (kb::KVM_CAP_ARM_PSCI, Some(1)), // 0.1, KVM's function ids
+    (kb::KVM_CAP_DEVICE_CTRL, Some(1)),
+    (kb::KVM_CAP_ARM_PSCI_0_2, Some(1)),
+    (kb::KVM_CAP_CHECK_EXTENSION_VM, Some(1)),
+    (kb::KVM_CAP_IOEVENTFD_ANY_LENGTH, Some(1)),
+    (kb::KVM_CAP_MAX_VCPU_ID, Some(64)),
+    // MSI_DEVID is 0 here: only a VM with an ITS requires DeviceIDs (its test).
+    (kb::KVM_CAP_IMMEDIATE_EXIT, Some(1)),
+    (kb::KVM_CAP_COALESCED_PIO, Some(1)),
+    (kb::KVM_CAP_ARM_VM_IPA_SIZE, None),
+    // The test kernels have CONFIG_SCHED_INFO (KVM=y selects it).
+    (kb::KVM_CAP_STEAL_TIME, Some(1)),
+    (kb::KVM_CAP_PTP_KVM, Some(1)),
+    (kb::KVM_CAP_BINARY_STATS_FD, Some(1)),
+    (kb::KVM_CAP_ARM_SYSTEM_SUSPEND, Some(1)),
+    (kb::KVM_CAP_USER_MEMORY2, Some(1)),
 ];
 
 /// The value capability `cap` must have: `Err(())` for "any IPA size from 40 to 48".
@@ -56,7 +58,7 @@ fn expected_cap(cap: u64) -> Result<i32, ()> {
     if !rkvm_selftests::host_runs_guests() {
         return Ok(0);
     }
-    match IMPLEMENTED_CAPS.iter().find(|(c, _)| *c == cap) {
+    match IMPLEMENTED_CAPS.iter().find(|(c, _)| u64::from(*c) == cap) {
         None => Ok(0),
         Some((_, Some(v))) => Ok(*v),
         Some((_, None)) => Err(()),
@@ -130,13 +132,13 @@ fn vcpu_mmap_size_is_two_pages() -> TestResult {
 fn unknown_commands_are_einval() -> TestResult {
     let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
     let bad = [
-        0xae02,      // KVM_GET_MSR_INDEX_LIST: x86 only
-        0xae05,      // KVM_GET_SUPPORTED_CPUID nr without its size: x86 only
-        0xae80,      // KVM_RUN belongs to vCPU fds
-        0xaeff,      // unassigned KVM number
-        0x4020_ae46, // KVM_SET_USER_MEMORY_REGION belongs to VM fds
-        0x5401,      // TCGETS: not a KVM ioctl at all
-        0xc008_7a01, // another driver's type byte
+        0xae02,                         // KVM_GET_MSR_INDEX_LIST: x86 only
+        0xae05,                         // KVM_GET_SUPPORTED_CPUID nr without its size: x86 only
+        nr::KVM_RUN,                    // belongs to vCPU fds
+        0xaeff,                         // unassigned KVM number
+        nr::KVM_SET_USER_MEMORY_REGION, // belongs to VM fds
+        0x5401,                         // TCGETS: not a KVM ioctl at all
+        0xc008_7a01,                    // another driver's type byte
     ];
     for cmd in bad {
         let got = fd.ioctl(cmd, 0);

@@ -7,7 +7,12 @@
 //! groups a VMM saves and restores the GIC with (their errors, round trips, pending
 //! state set through ISPENDR and taken by the guest, ICC_* state reaching the guest).
 
+use kvm_bindings as kb;
 use kvm_ioctls::VmFd;
+use rkvm_selftests::vmm::nr::{
+    KVM_CREATE_DEVICE, KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR, KVM_IRQFD, KVM_IRQ_LINE_STATUS,
+    KVM_SET_DEVICE_ATTR, KVM_SET_GSI_ROUTING,
+};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip, stat, vcpu_stats, Cases, Outcome,
@@ -15,40 +20,32 @@ use rkvm_selftests::{
 };
 use std::os::fd::AsRawFd;
 
-const SHUTDOWN: u32 = 1;
+const SHUTDOWN: u32 = kb::KVM_SYSTEM_EVENT_SHUTDOWN;
 const EINVAL: i32 = libc::EINVAL;
 
-const KVM_CREATE_DEVICE: u64 = 0xc00c_aee0;
-const KVM_SET_DEVICE_ATTR: u64 = 0x4018_aee1;
-const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
-const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_aee3;
-const KVM_IRQ_LINE: u64 = 0x4008_ae61;
-const KVM_IRQ_LINE_STATUS: u64 = 0xc008_ae67;
-const KVM_IRQFD: u64 = 0x4020_ae76;
-const KVM_SET_GSI_ROUTING: u64 = 0x4008_ae6a;
-const KVM_CAP_IRQ_ROUTING: u64 = 25;
-const IRQFD_DEASSIGN: u32 = 1;
-const IRQFD_RESAMPLE: u32 = 2;
-const KVM_CAP_IRQCHIP: u64 = 0;
-const KVM_CAP_DEVICE_CTRL: u64 = 89;
-const KVM_CAP_IRQFD: u64 = 32;
-const KVM_CAP_IRQFD_RESAMPLE: u64 = 82;
+const KVM_CAP_IRQ_ROUTING: u64 = kb::KVM_CAP_IRQ_ROUTING as u64;
+const IRQFD_DEASSIGN: u32 = kb::KVM_IRQFD_FLAG_DEASSIGN;
+const IRQFD_RESAMPLE: u32 = kb::KVM_IRQFD_FLAG_RESAMPLE;
+const KVM_CAP_IRQCHIP: u64 = kb::KVM_CAP_IRQCHIP as u64;
+const KVM_CAP_DEVICE_CTRL: u64 = kb::KVM_CAP_DEVICE_CTRL as u64;
+const KVM_CAP_IRQFD: u64 = kb::KVM_CAP_IRQFD as u64;
+const KVM_CAP_IRQFD_RESAMPLE: u64 = kb::KVM_CAP_IRQFD_RESAMPLE as u64;
 
-const VGIC_V2: u32 = 5;
-const VGIC_V3: u32 = 7;
-const CREATE_TEST: u32 = 1;
-const GRP_ADDR: u32 = 0;
-const GRP_DIST_REGS: u32 = 1;
-const GRP_NR_IRQS: u32 = 3;
-const GRP_CTRL: u32 = 4;
-const GRP_REDIST_REGS: u32 = 5;
-const GRP_CPU_SYSREGS: u32 = 6;
-const GRP_LEVEL_INFO: u32 = 7;
-const ADDR_DIST: u64 = 2;
-const ADDR_REDIST: u64 = 3;
-const ADDR_REDIST_REGION: u64 = 5;
-const CTRL_INIT: u64 = 0;
-const CTRL_SAVE_PENDING_TABLES: u64 = 3;
+const VGIC_V2: u32 = kb::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V2;
+const VGIC_V3: u32 = kb::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3;
+const CREATE_TEST: u32 = kb::KVM_CREATE_DEVICE_TEST;
+const GRP_ADDR: u32 = kb::KVM_DEV_ARM_VGIC_GRP_ADDR;
+const GRP_DIST_REGS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_DIST_REGS;
+const GRP_NR_IRQS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_NR_IRQS;
+const GRP_CTRL: u32 = kb::KVM_DEV_ARM_VGIC_GRP_CTRL;
+const GRP_REDIST_REGS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_REDIST_REGS;
+const GRP_CPU_SYSREGS: u32 = kb::KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS;
+const GRP_LEVEL_INFO: u32 = kb::KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO;
+const ADDR_DIST: u64 = kb::KVM_VGIC_V3_ADDR_TYPE_DIST as u64;
+const ADDR_REDIST: u64 = kb::KVM_VGIC_V3_ADDR_TYPE_REDIST as u64;
+const ADDR_REDIST_REGION: u64 = kb::KVM_VGIC_V3_ADDR_TYPE_REDIST_REGION as u64;
+const CTRL_INIT: u64 = kb::KVM_DEV_ARM_VGIC_CTRL_INIT as u64;
+const CTRL_SAVE_PENDING_TABLES: u64 = kb::KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES as u64;
 
 /// QEMU `virt`'s layout.
 const DIST: u64 = 0x0800_0000;
@@ -56,24 +53,9 @@ const REDIST: u64 = 0x080a_0000;
 /// Where guests leave their results, as an offset into guest RAM.
 const RESULTS: usize = 0x8000;
 
-#[repr(C)]
-struct CreateDevice {
-    ty: u32,
-    fd: u32,
-    flags: u32,
-}
-
-#[repr(C)]
-struct DeviceAttr {
-    flags: u32,
-    group: u32,
-    attr: u64,
-    addr: u64,
-}
-
 fn create_device(vm: &VmFd, ty: u32, flags: u32) -> Result<i32, i32> {
-    let mut cd = CreateDevice {
-        ty,
+    let mut cd = kb::kvm_create_device {
+        type_: ty,
         fd: u32::MAX,
         flags,
     };
@@ -81,7 +63,7 @@ fn create_device(vm: &VmFd, ty: u32, flags: u32) -> Result<i32, i32> {
 }
 
 fn attr_ioctl(fd: i32, cmd: u64, group: u32, attr: u64, value: &mut u64) -> Result<i32, i32> {
-    let mut a = DeviceAttr {
+    let mut a = kb::kvm_device_attr {
         flags: 0,
         group,
         attr,
@@ -106,12 +88,19 @@ fn has_attr(fd: i32, group: u32, attr: u64) -> Result<i32, i32> {
 }
 
 fn irq_line(vm: &VmFd, irq: u32, level: bool) -> Result<i32, i32> {
-    let mut l = [irq, u32::from(level)];
-    ioctl_with(vm.as_raw_fd(), KVM_IRQ_LINE, &mut l)
+    vm.set_irq_line(irq, level)
+        .map(|()| 0)
+        .map_err(|e| e.errno())
 }
 
 fn irqfd(vm: &VmFd, fd: i32, gsi: u32, flags: u32, resamplefd: i32) -> Result<i32, i32> {
-    let mut a = [fd as u32, gsi, flags, resamplefd as u32, 0, 0, 0, 0];
+    let mut a = kb::kvm_irqfd {
+        fd: fd as u32,
+        gsi,
+        flags,
+        resamplefd: resamplefd as u32,
+        ..Default::default()
+    };
     ioctl_with(vm.as_raw_fd(), KVM_IRQFD, &mut a)
 }
 
@@ -360,7 +349,7 @@ fn setup_errors() -> TestResult {
     c.errno(
         "GET with a bad address",
         {
-            let mut a = DeviceAttr {
+            let mut a = kb::kvm_device_attr {
                 flags: 0,
                 group: GRP_NR_IRQS,
                 attr: 0,
@@ -468,7 +457,7 @@ fn setup_errors() -> TestResult {
         "unknown ioctl on the device fd",
         {
             // SAFETY: an ioctl without argument.
-            unsafe { ioctl_raw(gic, 0xae00, 0) }
+            unsafe { ioctl_raw(gic, nr::KVM_GET_API_VERSION, 0) }
         },
         libc::ENOTTY,
     );
@@ -1394,7 +1383,7 @@ fn register_state_errors() -> TestResult {
     c.errno(
         "GET with a bad address",
         {
-            let mut a = DeviceAttr {
+            let mut a = kb::kvm_device_attr {
                 flags: 0,
                 group: GRP_DIST_REGS,
                 attr: GICD_CTLR,
@@ -1407,7 +1396,7 @@ fn register_state_errors() -> TestResult {
     c.errno(
         "SET from a bad address",
         {
-            let mut a = DeviceAttr {
+            let mut a = kb::kvm_device_attr {
                 flags: 0,
                 group: GRP_CPU_SYSREGS,
                 attr: ICC_PMR,

@@ -10,8 +10,12 @@
 //! where kvm-ioctls would refuse the argument or panic.
 
 use kvm_bindings::{
-    kvm_mp_state, kvm_one_reg, kvm_userspace_memory_region, kvm_userspace_memory_region2,
-    kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2, KVM_MEM_READONLY,
+    kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V2, kvm_mp_state, kvm_one_reg, kvm_regs,
+    kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init,
+    KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2, KVM_CAP_ARM_VM_IPA_SIZE, KVM_CAP_MAX_VCPU_ID,
+    KVM_CAP_NR_MEMSLOTS, KVM_CAP_USER_MEMORY, KVM_MEM_READONLY, KVM_MP_STATE_RUNNABLE,
+    KVM_MP_STATE_STOPPED, KVM_REG_SIZE_MASK as SIZE_MASK, KVM_REG_SIZE_U128 as U128,
+    KVM_REG_SIZE_U32 as U32, KVM_REG_SIZE_U64 as U64, KVM_SYSTEM_EVENT_SHUTDOWN as SHUTDOWN,
 };
 use kvm_ioctls::VcpuFd;
 use rkvm_selftests::vmm::*;
@@ -26,26 +30,14 @@ const EEXIST: i32 = libc::EEXIST;
 const EFAULT: i32 = libc::EFAULT;
 const ENOENT: i32 = libc::ENOENT;
 
-const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
-const KVM_CAP_USER_MEMORY: u64 = 3;
-const KVM_CAP_NR_MEMSLOTS: u64 = 10;
-const KVM_CAP_MAX_VCPU_ID: u64 = 128;
-const KVM_CAP_ARM_VM_IPA_SIZE: u64 = 165;
-const KVM_MP_STATE_RUNNABLE: u32 = 0;
-const KVM_MP_STATE_STOPPED: u32 = 5;
 const PSCI: u32 = 1 << KVM_ARM_VCPU_PSCI_0_2;
 const POWER_OFF: u32 = 1 << KVM_ARM_VCPU_POWER_OFF;
 
 /// A user address with nothing mapped, and a kernel one: both must give `EFAULT`.
 const BAD_PTRS: [u64; 2] = [8, 0xffff_8000_0000_0000];
 
-// ONE_REG id pieces (`arch/arm64/include/uapi/asm/kvm.h`).
-const U32: u64 = 0x0020_0000_0000_0000;
-const U64: u64 = 0x0030_0000_0000_0000;
-const U128: u64 = 0x0040_0000_0000_0000;
-const SIZE_MASK: u64 = 0x00f0_0000_0000_0000;
 /// Words (u32) in `struct kvm_regs`: core offsets from here on are past its end.
-const KVM_REGS_WORDS: u64 = 216;
+const KVM_REGS_WORDS: u64 = (std::mem::size_of::<kvm_regs>() / 4) as u64;
 /// PSTATE after a vCPU reset: EL1h, DAIF masked.
 const RESET_PSTATE: u64 = 0x3c5;
 
@@ -200,7 +192,7 @@ fn vm_and_vcpu(code: &[u8]) -> Result<(TestVm, VcpuFd), String> {
 fn create_vm_types() -> TestResult {
     let sys = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
     let max_ipa = sys
-        .ioctl(nr::KVM_CHECK_EXTENSION, KVM_CAP_ARM_VM_IPA_SIZE)
+        .ioctl(nr::KVM_CHECK_EXTENSION, KVM_CAP_ARM_VM_IPA_SIZE.into())
         .unwrap_or(0) as u64;
     let mut c = Cases::new();
     c.eq(
@@ -1191,9 +1183,9 @@ fn unknown_ioctls() -> TestResult {
         ("_IO(KVMIO, 0xff)", 0xaeff),
         ("_IOR(KVMIO, 0xfe, u64)", 0x8008_aefe),
         ("TCGETS", 0x5401),
-        ("KVM_GET_API_VERSION", 0xae00),
-        ("KVM_CREATE_VM", 0xae01),
-        ("KVM_RUN", 0xae80),
+        ("KVM_GET_API_VERSION", nr::KVM_GET_API_VERSION),
+        ("KVM_CREATE_VM", nr::KVM_CREATE_VM),
+        ("KVM_RUN", nr::KVM_RUN),
         ("KVM_ARM_VCPU_INIT", nr::KVM_ARM_VCPU_INIT),
         (
             "KVM_SET_USER_MEMORY_REGION with a 16-byte size",
@@ -1204,8 +1196,8 @@ fn unknown_ioctls() -> TestResult {
         ("_IO(KVMIO, 0xff)", 0xaeff),
         ("_IOR(KVMIO, 0xfe, u64)", 0x8008_aefe),
         ("TCGETS", 0x5401),
-        ("KVM_CREATE_VM", 0xae01),
-        ("KVM_CREATE_VCPU", 0xae41),
+        ("KVM_CREATE_VM", nr::KVM_CREATE_VM),
+        ("KVM_CREATE_VCPU", nr::KVM_CREATE_VCPU),
         ("KVM_SET_USER_MEMORY_REGION", nr::KVM_SET_USER_MEMORY_REGION),
         ("KVM_GET_REGS (not on arm64)", 0x8360_ae81),
         ("KVM_RUN with a size", 0x8008_ae80),
@@ -1220,10 +1212,16 @@ fn unknown_ioctls() -> TestResult {
     // KVM_CREATE_DEVICE: the vGICv3 (7) and the ITS (8) are the types rkvm offers (the
     // vgic and its programs test them); the others, here the invalid 0 and GICv2 (5),
     // are ENODEV, KVM's answer for a type without ops.
-    for ty in [0u32, 5] {
+    for ty in [0, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V2] {
         let mut cd = [ty, 0u32, 0u32];
         // SAFETY: `cd` is a valid struct kvm_create_device for the kernel to read/write.
-        let r = unsafe { ioctl_raw(vm.vm.as_raw_fd(), 0xc00c_aee0, cd.as_mut_ptr() as u64) };
+        let r = unsafe {
+            ioctl_raw(
+                vm.vm.as_raw_fd(),
+                nr::KVM_CREATE_DEVICE,
+                cd.as_mut_ptr() as u64,
+            )
+        };
         c.errno(&format!("KVM_CREATE_DEVICE type {ty}"), r, libc::ENODEV);
     }
     c.finish()
@@ -1351,7 +1349,7 @@ fn fds_used_by_a_child_process() -> TestResult {
             "KVM_CHECK_EXTENSION on the VM fd",
             m,
             nr::KVM_CHECK_EXTENSION,
-            KVM_CAP_USER_MEMORY,
+            KVM_CAP_USER_MEMORY.into(),
             libc::EIO,
         ),
         (
@@ -1395,7 +1393,7 @@ fn fds_used_by_a_child_process() -> TestResult {
             "KVM_CHECK_EXTENSION on the system fd",
             sys.as_raw_fd(),
             nr::KVM_CHECK_EXTENSION,
-            KVM_CAP_USER_MEMORY,
+            KVM_CAP_USER_MEMORY.into(),
             0,
         ),
         (
