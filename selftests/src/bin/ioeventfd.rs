@@ -61,7 +61,7 @@ fn errno_table() -> TestResult {
         ("length 3", f1, a, 3, 0, 0, libc::EINVAL),
         ("length 16", f1, a, 16, 0, 0, libc::EINVAL),
         ("range wraps", f1, u64::MAX - 2, 4, 0, 0, libc::EINVAL),
-        ("unknown flag", f1, a, 4, 1 << 4, 0, libc::EINVAL),
+        ("unknown flag", f1, a, 4, 1 << 5, 0, libc::EINVAL),
         (
             "length 0 with a data match",
             f1,
