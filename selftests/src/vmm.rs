@@ -250,9 +250,17 @@ pub const fn core_reg_pstate() -> u64 {
 pub const fn core_reg_v(n: u64) -> u64 {
     core_reg(84 + n * 4, true)
 }
-/// ONE_REG id of a system register.
+/// ONE_REG id of a system register (`ARM64_SYS_REG()`).
 pub const fn sys_reg(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64) -> u64 {
-    0x6030_0000_0013_0000 | (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2
+    use kvm_bindings as kb;
+    kb::KVM_REG_ARM64
+        | kb::KVM_REG_SIZE_U64
+        | kb::KVM_REG_ARM64_SYSREG as u64
+        | (op0 << kb::KVM_REG_ARM64_SYSREG_OP0_SHIFT)
+        | (op1 << kb::KVM_REG_ARM64_SYSREG_OP1_SHIFT)
+        | (crn << kb::KVM_REG_ARM64_SYSREG_CRN_SHIFT)
+        | (crm << kb::KVM_REG_ARM64_SYSREG_CRM_SHIFT)
+        | (op2 << kb::KVM_REG_ARM64_SYSREG_OP2_SHIFT)
 }
 
 pub fn set_reg(vcpu: &VcpuFd, id: u64, v: u64) -> Result<(), String> {

@@ -5,17 +5,19 @@
 //! their counters follow what the guest does (hypercalls, WFI, MMIO and signal exits,
 //! stage-2 mappings and TLB invalidations).
 
+use kvm_bindings as kb;
 use kvm_bindings::kvm_userspace_memory_region;
 use rkvm_selftests::{
     binstats::{pread, Stats, HEADER_SIZE},
     check, check_eq, guest_code, host_runs_guests, run_or_skip, vcpu_stats,
-    vmm::{ioctl_raw, run, run_errno, Exit, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{ioctl_raw, nr, run, run_errno, Exit, TestVm, MEM_BASE, MMIO_BASE},
     Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-const KVM_CAP_BINARY_STATS_FD: u64 = 203;
+const KVM_CAP_BINARY_STATS_FD: u64 = kb::KVM_CAP_BINARY_STATS_FD as u64;
+/// KVM's `KVM_STATS_NAME_SIZE` (kernel-internal, not in the uapi).
 const NAME_SIZE: u32 = 48;
 /// The arm64 KVM names rkvm counts the same events for.
 const KVM_VCPU_NAMES: &[&str] = &[
@@ -198,7 +200,7 @@ fn check_file(c: &mut Cases, what: &str, s: &Stats) {
         );
         c.errno(
             &format!("{what}: an ioctl"),
-            ioctl_raw(fd, 0xaece, 0),
+            ioctl_raw(fd, nr::KVM_GET_STATS_FD, 0),
             libc::ENOTTY,
         );
         let p = libc::mmap(
@@ -329,7 +331,11 @@ fn vcpu_counters_follow_the_guest() -> TestResult {
             debugfs.get(dbg).copied(),
         );
     }
-    c.eq("second run", run(&mut v, 0)?, Exit::SystemEvent(1));
+    c.eq(
+        "second run",
+        run(&mut v, 0)?,
+        Exit::SystemEvent(kb::KVM_SYSTEM_EVENT_SHUTDOWN),
+    );
     let end = s.values()?;
     c.eq(
         "hvc_exit_stat after SYSTEM_OFF",

@@ -5,6 +5,8 @@
 //! outside a zone still exiting, unregistration, and the order against ioeventfds on
 //! the MMIO bus.
 
+use kvm_bindings as kb;
+use kvm_bindings::{kvm_coalesced_mmio_zone, kvm_coalesced_mmio_zone__bindgen_ty_1};
 use kvm_ioctls::VcpuFd;
 use rkvm_selftests::{
     binstats::Stats,
@@ -14,29 +16,27 @@ use rkvm_selftests::{
 };
 use std::os::fd::AsRawFd;
 
-const KVM_CAP_COALESCED_MMIO: u64 = 15;
-const KVM_CAP_COALESCED_PIO: u64 = 162;
-const KVM_IOEVENTFD: u64 = 0x4040_ae79;
+const KVM_CAP_COALESCED_MMIO: u64 = kb::KVM_CAP_COALESCED_MMIO as u64;
+const KVM_CAP_COALESCED_PIO: u64 = kb::KVM_CAP_COALESCED_PIO as u64;
 /// The zone the guests write to.
 const ZONE: u64 = MMIO_BASE + 0x1000;
 const ZONE_SIZE: u32 = 0x100;
 
-/// `struct kvm_coalesced_mmio_zone`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct ZoneArg {
-    addr: u64,
-    size: u32,
-    pio: u32,
+fn zone(addr: u64, size: u32, pio: u32) -> kvm_coalesced_mmio_zone {
+    kvm_coalesced_mmio_zone {
+        addr,
+        size,
+        __bindgen_anon_1: kvm_coalesced_mmio_zone__bindgen_ty_1 { pio },
+    }
 }
 
 fn register(vm: &TestVm, addr: u64, size: u32, pio: u32) -> Result<i32, i32> {
-    let mut z = ZoneArg { addr, size, pio };
+    let mut z = zone(addr, size, pio);
     ioctl_with(vm.vm.as_raw_fd(), nr::KVM_REGISTER_COALESCED_MMIO, &mut z)
 }
 
 fn unregister(vm: &TestVm, addr: u64, size: u32, pio: u32) -> Result<i32, i32> {
-    let mut z = ZoneArg { addr, size, pio };
+    let mut z = zone(addr, size, pio);
     ioctl_with(vm.vm.as_raw_fd(), nr::KVM_UNREGISTER_COALESCED_MMIO, &mut z)
 }
 
@@ -445,7 +445,10 @@ fn bus_order_with_ioeventfds() -> TestResult {
             fd: fd.as_raw_fd(),
             ..Default::default()
         };
-        check_eq!(ioctl_with(vm.vm.as_raw_fd(), KVM_IOEVENTFD, &mut a), Ok(0));
+        check_eq!(
+            ioctl_with(vm.vm.as_raw_fd(), nr::KVM_IOEVENTFD, &mut a),
+            Ok(0)
+        );
     }
     let mut c = Cases::new();
     // The zone starts below ZONE + 8, so it comes first there; at ZONE the ioeventfd does.

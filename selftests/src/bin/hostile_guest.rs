@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
+const SHUTDOWN: u32 = kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN;
 const RAM: usize = 1 << 20;
 /// Where the handler reports.
 const FAULT_ESR: u64 = MMIO_BASE + 0x100;

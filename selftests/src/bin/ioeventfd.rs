@@ -4,20 +4,20 @@
 //! guest MMIO writes that signal an eventfd in the kernel with no exit to userspace while
 //! non-matching writes still exit.
 
+use kvm_bindings as kb;
 use kvm_bindings::kvm_ioeventfd;
 use rkvm_selftests::{
     check_eq, eventfd, eventfd_count, guest_code, host_runs_guests, run_or_skip,
-    vmm::{ioctl_with, run, run_to_write, Exit, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{ioctl_with, nr::KVM_IOEVENTFD, run, run_to_write, Exit, TestVm, MEM_BASE, MMIO_BASE},
     Cases, Fd, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
 
-const KVM_IOEVENTFD: u64 = 0x4040_ae79;
-const DATAMATCH: u32 = 1 << 0;
-const PIO: u32 = 1 << 1;
-const DEASSIGN: u32 = 1 << 2;
-const KVM_CAP_IOEVENTFD: u64 = 36;
-const KVM_CAP_IOEVENTFD_ANY_LENGTH: u64 = 122;
+const DATAMATCH: u32 = 1 << kb::kvm_ioeventfd_flag_nr_datamatch;
+const PIO: u32 = 1 << kb::kvm_ioeventfd_flag_nr_pio;
+const DEASSIGN: u32 = 1 << kb::kvm_ioeventfd_flag_nr_deassign;
+const KVM_CAP_IOEVENTFD: u64 = kb::KVM_CAP_IOEVENTFD as u64;
+const KVM_CAP_IOEVENTFD_ANY_LENGTH: u64 = kb::KVM_CAP_IOEVENTFD_ANY_LENGTH as u64;
 const DOORBELL: u64 = MMIO_BASE + 0x100;
 const ANYLEN: u64 = MMIO_BASE + 0x200;
 

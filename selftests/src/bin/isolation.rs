@@ -14,7 +14,7 @@ use rkvm_selftests::{
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
-const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
+const SHUTDOWN: u32 = kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN;
 const PAGE: usize = 4096;
 
 // Write every byte of the data slot at 0x5000_0000 (512 KiB) with (3 + 7 * i) & 0xff, then

@@ -534,7 +534,7 @@ fn commands_and_msis() -> TestResult {
     let mut routing = vec![1u32, 0];
     routing.extend_from_slice(&[
         5,
-        2,
+        kb::KVM_IRQ_ROUTING_MSI,
         KVM_MSI_VALID_DEVID,
         0,
         DOORBELL as u32,

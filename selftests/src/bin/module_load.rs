@@ -5,12 +5,16 @@
 //! and goes with `/dev/rkvm` unless `devkvm=0`, and a refused load leaves the in-kernel
 //! KVM's `/dev/kvm` alone. Leaves rkvm loaded (with `/dev/kvm`).
 
+use kvm_bindings as kb;
+use rkvm_selftests::vmm::nr::{KVM_CHECK_EXTENSION, KVM_GET_API_VERSION};
 use rkvm_selftests::{
     char_dev, check, check_eq, cmdline_param, errno_name, module, run, Fd, Outcome, TestResult,
     DEV_KVM, DEV_RKVM, KVM_MINOR, MISC_MAJOR,
 };
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+
+const API_VERSION: i32 = kb::KVM_API_VERSION as i32;
 
 fn node_present() -> bool {
     std::fs::metadata(DEV_RKVM)
@@ -43,9 +47,21 @@ fn load() -> TestResult {
 fn dev_kvm_is_rkvm() -> TestResult {
     let kvm = Fd::open(DEV_KVM).map_err(|e| format!("{DEV_KVM}: {e}"))?;
     let rkvm = Fd::open(DEV_RKVM).map_err(|e| format!("{DEV_RKVM}: {e}"))?;
-    check_eq!(kvm.ioctl(0xae00, 0), Ok(12));
-    for cap in [0, 3, 87, 102, 165, 0x1000] {
-        check_eq!(kvm.ioctl(0xae03, cap), rkvm.ioctl(0xae03, cap));
+    check_eq!(kvm.ioctl(KVM_GET_API_VERSION, 0), Ok(API_VERSION));
+    // 0x1000: no capability has that number.
+    for cap in [
+        kb::KVM_CAP_IRQCHIP,
+        kb::KVM_CAP_USER_MEMORY,
+        kb::KVM_CAP_ARM_PSCI,
+        kb::KVM_CAP_ARM_PSCI_0_2,
+        kb::KVM_CAP_ARM_VM_IPA_SIZE,
+        0x1000,
+    ] {
+        let cap = u64::from(cap);
+        check_eq!(
+            kvm.ioctl(KVM_CHECK_EXTENSION, cap),
+            rkvm.ioctl(KVM_CHECK_EXTENSION, cap)
+        );
     }
     drop(rkvm);
     check_eq!(module::unload(), Err(libc::EWOULDBLOCK));
@@ -60,7 +76,7 @@ fn devkvm_0_registers_dev_rkvm_only() -> TestResult {
     check!(!dev_kvm_present(), "{DEV_KVM} outlived the module");
     module::load_with("devkvm=0").map_err(|e| format!("load devkvm=0: {}", errno_name(e)))?;
     let fd = Fd::open(DEV_RKVM).map_err(|e| format!("{DEV_RKVM} with devkvm=0: {e}"))?;
-    check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+    check_eq!(fd.ioctl(KVM_GET_API_VERSION, 0), Ok(API_VERSION));
     drop(fd);
     let absent = !std::path::Path::new(DEV_KVM).exists();
     check!(absent, "{DEV_KVM} with devkvm=0: {:?}", char_dev(DEV_KVM));
@@ -109,7 +125,7 @@ fn double_load_is_eexist() -> TestResult {
 fn unload_while_open_is_refused() -> TestResult {
     let fd = Fd::open(DEV_RKVM).map_err(|e| e.to_string())?;
     check_eq!(module::unload(), Err(libc::EWOULDBLOCK));
-    check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+    check_eq!(fd.ioctl(KVM_GET_API_VERSION, 0), Ok(API_VERSION));
     drop(fd);
     check!(module::loaded(), "module went away while busy");
     Ok(Outcome::Pass)
@@ -133,7 +149,7 @@ fn load_unload_20_times() -> TestResult {
         check!(node_present(), "round {round}: no {DEV_RKVM} after load");
         check!(dev_kvm_present(), "round {round}: no {DEV_KVM} after load");
         let fd = Fd::open(DEV_RKVM).map_err(|e| format!("round {round}: open: {e}"))?;
-        check_eq!(fd.ioctl(0xae00, 0), Ok(12));
+        check_eq!(fd.ioctl(KVM_GET_API_VERSION, 0), Ok(API_VERSION));
         drop(fd);
         if guests {
             rkvm_selftests::vmm::smoke_vm().map_err(|e| format!("round {round}: {e}"))?;
@@ -174,7 +190,7 @@ fn load_is_refused() -> TestResult {
     check_eq!(char_dev(DEV_KVM), kvm_before);
     if kvm_before.is_some() {
         let kvm = Fd::open(DEV_KVM).map_err(|e| format!("KVM's {DEV_KVM}: {e}"))?;
-        check_eq!(kvm.ioctl(0xae00, 0), Ok(12));
+        check_eq!(kvm.ioctl(KVM_GET_API_VERSION, 0), Ok(API_VERSION));
     }
     check!(
         !module::loaded(),

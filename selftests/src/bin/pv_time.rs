@@ -6,20 +6,22 @@
 //! after the vCPU's thread waited for its CPU. `KVM_CAP_STEAL_TIME` must agree with the
 //! attribute.
 
+use kvm_bindings as kb;
 use kvm_bindings::{
     kvm_device_attr, kvm_userspace_memory_region, KVM_CAP_STEAL_TIME, KVM_MEM_READONLY,
 };
 use rkvm_selftests::{
     guest_code, host_runs_guests, pin_to_cpu, run_or_skip,
-    vmm::{ioctl_with, run_to_write, GuestMem, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{
+        ioctl_with, nr::KVM_GET_DEVICE_ATTR, run_to_write, GuestMem, TestVm, MEM_BASE, MMIO_BASE,
+    },
     Cases, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-const PVTIME_CTRL: u32 = 2;
-const PVTIME_IPA: u64 = 0;
-const KVM_GET_DEVICE_ATTR: u64 = 0x4018_aee2;
+const PVTIME_CTRL: u32 = kb::KVM_ARM_VCPU_PVTIME_CTRL;
+const PVTIME_IPA: u64 = kb::KVM_ARM_VCPU_PVTIME_IPA as u64;
 const NOT_SUPPORTED: u64 = -1i64 as u64;
 /// Where the structure goes: 64-byte aligned, in RAM after the code.
 const ST_OFFSET: u64 = 0x8000;

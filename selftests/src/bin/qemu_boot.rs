@@ -17,6 +17,8 @@
 //! `rkvmtest.qemu_stress=<s>` adds a 4-vCPU boot with an `<s>`-second CPU and timer load;
 //! `rkvmtest.qemu_force=1` runs QEMU on rkvm even without the capabilities (diagnostics).
 
+use kvm_bindings as kb;
+use rkvm_selftests::vmm::nr::KVM_CHECK_EXTENSION;
 use rkvm_selftests::{
     check, check_eq, cmdline_param, host_runs_guests, kernel_trouble, run, Fd, KernelLog, Outcome,
     TestResult, XorShift,
@@ -39,9 +41,8 @@ const DISK_SIZE: usize = 8 << 20;
 const HEAD: usize = 512 << 10;
 const COPY_AT: usize = 4 << 20;
 
-const KVM_CHECK_EXTENSION: u64 = 0xae03;
-const KVM_CAP_IRQCHIP: u64 = 0;
-const KVM_CAP_DEVICE_CTRL: u64 = 89;
+const KVM_CAP_IRQCHIP: u64 = kb::KVM_CAP_IRQCHIP as u64;
+const KVM_CAP_DEVICE_CTRL: u64 = kb::KVM_CAP_DEVICE_CTRL as u64;
 
 /// Why the rkvm variant is skipped until the vGIC exists.
 const NO_VGIC_REASON: &str = "rkvm has no in-kernel vGIC yet (issue 6)";

@@ -8,14 +8,15 @@
 //! `SYSTEM_RESET2`, `SYSTEM_OFF2`) and the VM's PSCI version register; PSCI 0.1 (KVM's
 //! private function ids) on vCPUs created without `KVM_ARM_VCPU_PSCI_0_2`.
 
+use kvm_bindings as kb;
 use kvm_bindings::{
     kvm_enable_cap, kvm_mp_state, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_CAP_ARM_SYSTEM_SUSPEND,
 };
 use rkvm_selftests::{
     check_eq, guest_code, host_runs_guests, run_or_skip,
     vmm::{
-        core_reg_pc, core_reg_x, get_reg, ioctl_with, run_to_event, run_to_write, set_reg, sys_reg,
-        TestVm, MEM_BASE, MMIO_BASE, PSCI_VERSION_REG,
+        core_reg_pc, core_reg_x, get_reg, ioctl_with, nr::KVM_ENABLE_CAP, run_to_event,
+        run_to_write, set_reg, sys_reg, TestVm, MEM_BASE, MMIO_BASE, PSCI_VERSION_REG,
     },
     Cases, Outcome, TestResult, NO_GUESTS_REASON,
 };
@@ -24,13 +25,12 @@ use std::os::fd::AsRawFd;
 const MPIDR_EL1: u64 = sys_reg(3, 0, 0, 0, 5);
 const TPIDR_EL1: u64 = sys_reg(3, 0, 13, 0, 4);
 const VBAR_EL1: u64 = sys_reg(3, 0, 12, 0, 0);
-const MP_STATE_RUNNABLE: u32 = 0;
-const MP_STATE_STOPPED: u32 = 5;
-const MP_STATE_SUSPENDED: u32 = 10;
-const KVM_ENABLE_CAP: u64 = 0x4068_aea3;
-const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
-const SYSTEM_EVENT_RESET: u32 = 2;
-const SYSTEM_EVENT_SUSPEND: u32 = 5;
+const MP_STATE_RUNNABLE: u32 = kb::KVM_MP_STATE_RUNNABLE;
+const MP_STATE_STOPPED: u32 = kb::KVM_MP_STATE_STOPPED;
+const MP_STATE_SUSPENDED: u32 = kb::KVM_MP_STATE_SUSPENDED;
+const SYSTEM_EVENT_SHUTDOWN: u32 = kb::KVM_SYSTEM_EVENT_SHUTDOWN;
+const SYSTEM_EVENT_RESET: u32 = kb::KVM_SYSTEM_EVENT_RESET;
+const SYSTEM_EVENT_SUSPEND: u32 = kb::KVM_SYSTEM_EVENT_SUSPEND;
 const NOT_SUPPORTED: u64 = -1i64 as u64;
 const INVALID_PARAMETERS: u64 = -2i64 as u64;
 const INTERNAL_FAILURE: u64 = -6i64 as u64;
@@ -299,8 +299,8 @@ fn mp_states() -> TestResult {
         c.errno(&format!("set {name}"), set(&v, st), 0);
         c.eq(&format!("get after {name}"), get(&v), Ok(st));
     }
-    // HALTED (3) is x86's; arm64 reports a vCPU in WFI as RUNNABLE.
-    c.errno("set HALTED", set(&v, 3), libc::EINVAL);
+    // HALTED is x86's; arm64 reports a vCPU in WFI as RUNNABLE.
+    c.errno("set HALTED", set(&v, kb::KVM_MP_STATE_HALTED), libc::EINVAL);
     c.eq("unchanged", get(&v), Ok(MP_STATE_RUNNABLE));
     // Before KVM_ARM_VCPU_INIT too.
     let raw = vm.vm.create_vcpu(5).map_err(|e| e.to_string())?;
@@ -384,7 +384,7 @@ fn system_suspend_needs_the_capability() -> TestResult {
     );
     c.errno(
         "ENABLE_CAP of NISV_TO_USER",
-        enable_cap(&vm.vm, 177, 0),
+        enable_cap(&vm.vm, kb::KVM_CAP_ARM_NISV_TO_USER, 0),
         libc::EINVAL,
     );
     let mut cap = kvm_enable_cap {

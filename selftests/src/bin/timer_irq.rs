@@ -7,6 +7,7 @@
 //! vCPU woken by an interrupt, and the timer's level interrupt taken once when the
 //! guest's handler exits before silencing the timer.
 
+use kvm_bindings as kb;
 use kvm_bindings::{
     kvm_device_attr, kvm_mp_state, KVM_ARM_VCPU_POWER_OFF, KVM_SYSTEM_EVENT_WAKEUP,
 };
@@ -14,20 +15,25 @@ use kvm_ioctls::{DeviceFd, VcpuExit, VcpuFd};
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip,
     vmm::{
-        core_reg_pc, core_reg_x, create_vgic, get_reg, run_to_write, set_reg, TestVm, MEM_BASE,
-        MMIO_BASE,
+        core_reg_pc, core_reg_x, create_vgic, get_reg,
+        nr::{KVM_GET_DEVICE_ATTR, KVM_HAS_DEVICE_ATTR, KVM_SET_DEVICE_ATTR},
+        run_to_write, set_reg, sys_reg, TestVm, MEM_BASE, MMIO_BASE,
     },
     Cases, Kick, Outcome, TestResult, NO_GUESTS_REASON,
 };
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-const TIMER_CTL: u64 = 0x6030_0000_0013_df19;
-const TIMER_CNT: u64 = 0x6030_0000_0013_df1a;
-const TIMER_CVAL: u64 = 0x6030_0000_0013_df02;
-const PTIMER_CTL: u64 = 0x6030_0000_0013_df11;
-const PTIMER_CVAL: u64 = 0x6030_0000_0013_df12;
-const PTIMER_CNT: u64 = 0x6030_0000_0013_df01;
+// KVM_REG_ARM_{,P}TIMER_*: kvm-bindings lacks the ARM64_SYS_REG() ids. As in KVM,
+// TIMER_CNT and TIMER_CVAL have each other's encodings.
+const TIMER_CTL: u64 = sys_reg(3, 3, 14, 3, 1);
+const TIMER_CNT: u64 = sys_reg(3, 3, 14, 3, 2);
+const TIMER_CVAL: u64 = sys_reg(3, 3, 14, 0, 2);
+const PTIMER_CTL: u64 = sys_reg(3, 3, 14, 2, 1);
+const PTIMER_CVAL: u64 = sys_reg(3, 3, 14, 2, 2);
+const PTIMER_CNT: u64 = sys_reg(3, 3, 14, 0, 1);
+/// `KVM_IRQ_LINE`'s irq for SPI 33 (INTID 33).
+const SPI_33: u32 = (kb::KVM_ARM_IRQ_TYPE_SPI << kb::KVM_ARM_IRQ_TYPE_SHIFT) | 33;
 
 /// Counter frequency, as the guest sees it too.
 fn cntfrq() -> u64 {
@@ -426,9 +432,8 @@ fn wfi_woken_by_irq_line_from_another_thread() -> TestResult {
     let raised = std::thread::scope(|s| {
         let t = s.spawn(|| {
             std::thread::sleep(delay);
-            // KVM_IRQ_LINE, type SPI (1), INTID 33.
             vm.vm
-                .set_irq_line((1 << 24) | 33, true)
+                .set_irq_line(SPI_33, true)
                 .map_err(|e| format!("KVM_IRQ_LINE: {e}"))
         });
         let r = timed_run(&mut v);
@@ -495,14 +500,19 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
     let Some((vm, mut v, _dev)) = gic_vm(guest_wfi_forever())? else {
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
-    v.set_mp_state(kvm_mp_state { mp_state: 10 })
-        .map_err(|e| format!("SET_MP_STATE SUSPENDED: {e}"))?;
-    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
+    v.set_mp_state(kvm_mp_state {
+        mp_state: kb::KVM_MP_STATE_SUSPENDED,
+    })
+    .map_err(|e| format!("SET_MP_STATE SUSPENDED: {e}"))?;
+    check_eq!(
+        v.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_SUSPENDED
+    );
     let woke = std::thread::scope(|s| {
         let t = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
             vm.vm
-                .set_irq_line((1 << 24) | 33, true)
+                .set_irq_line(SPI_33, true)
                 .map_err(|e| format!("KVM_IRQ_LINE: {e}"))
         });
         let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
@@ -525,18 +535,28 @@ fn suspended_vcpu_wakes_on_an_interrupt() -> TestResult {
         "the vCPU thread used {cpu:?} of CPU in {wall:?}: not sleeping"
     );
     // Sticky until userspace makes it runnable.
-    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 10);
-    v.set_mp_state(kvm_mp_state { mp_state: 0 })
-        .map_err(|e| e.to_string())?;
-    check_eq!(v.get_mp_state().map_err(|e| e.to_string())?.mp_state, 0);
+    check_eq!(
+        v.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_SUSPENDED
+    );
+    v.set_mp_state(kvm_mp_state {
+        mp_state: kb::KVM_MP_STATE_RUNNABLE,
+    })
+    .map_err(|e| e.to_string())?;
+    check_eq!(
+        v.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_RUNNABLE
+    );
     Ok(Outcome::Pass)
 }
 
 fn suspended_vcpu_without_vgic_waits_for_a_signal() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_wfi_forever())?;
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
-    v.set_mp_state(kvm_mp_state { mp_state: 10 })
-        .map_err(|e| e.to_string())?;
+    v.set_mp_state(kvm_mp_state {
+        mp_state: kb::KVM_MP_STATE_SUSPENDED,
+    })
+    .map_err(|e| e.to_string())?;
     let kick = Kick::new()?;
     kick.arm(Duration::from_millis(100));
     let r = v.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
@@ -561,9 +581,18 @@ fn vcpu_attr(v: &VcpuFd, cmd: u64, group: u32, attr: u64, value: &mut i32) -> Re
     rkvm_selftests::vmm::ioctl_with(v.as_raw_fd(), cmd, &mut a)
 }
 
-const SET_ATTR: u64 = 0x4018_aee1;
-const GET_ATTR: u64 = 0x4018_aee2;
-const HAS_ATTR: u64 = 0x4018_aee3;
+const SET_ATTR: u64 = KVM_SET_DEVICE_ATTR;
+const GET_ATTR: u64 = KVM_GET_DEVICE_ATTR;
+const HAS_ATTR: u64 = KVM_HAS_DEVICE_ATTR;
+const PMU_CTRL: u32 = kb::KVM_ARM_VCPU_PMU_V3_CTRL;
+const PMU_IRQ: u64 = kb::KVM_ARM_VCPU_PMU_V3_IRQ as u64;
+const TIMER_CTRL: u32 = kb::KVM_ARM_VCPU_TIMER_CTRL;
+const VTIMER: u64 = kb::KVM_ARM_VCPU_TIMER_IRQ_VTIMER as u64;
+const PTIMER: u64 = kb::KVM_ARM_VCPU_TIMER_IRQ_PTIMER as u64;
+const HVTIMER: u64 = kb::KVM_ARM_VCPU_TIMER_IRQ_HVTIMER as u64;
+const HPTIMER: u64 = kb::KVM_ARM_VCPU_TIMER_IRQ_HPTIMER as u64;
+const PVTIME_CTRL: u32 = kb::KVM_ARM_VCPU_PVTIME_CTRL;
+const PVTIME_IPA: u64 = kb::KVM_ARM_VCPU_PVTIME_IPA as u64;
 
 fn timer_ppi_attributes() -> TestResult {
     let vm = TestVm::new(1 << 20, guest_gic_setup())?;
@@ -572,53 +601,53 @@ fn timer_ppi_attributes() -> TestResult {
     let mut c = Cases::new();
     let mut x = 0i32;
     // KVM's defaults: virtual 27, physical 30, EL2 virtual 28, EL2 physical 26.
-    for (attr, ppi) in [(0, 27), (1, 30), (2, 28), (3, 26)] {
+    for (attr, ppi) in [(VTIMER, 27), (PTIMER, 30), (HVTIMER, 28), (HPTIMER, 26)] {
         c.errno(
             &format!("HAS timer {attr}"),
-            vcpu_attr(&v, HAS_ATTR, 1, attr, &mut x),
+            vcpu_attr(&v, HAS_ATTR, TIMER_CTRL, attr, &mut x),
             0,
         );
         c.errno(
             &format!("GET timer {attr}"),
-            vcpu_attr(&v, GET_ATTR, 1, attr, &mut x),
+            vcpu_attr(&v, GET_ATTR, TIMER_CTRL, attr, &mut x),
             0,
         );
         c.eq(&format!("timer {attr} PPI"), x, ppi);
     }
     c.errno(
         "HAS timer 4",
-        vcpu_attr(&v, HAS_ATTR, 1, 4, &mut x),
+        vcpu_attr(&v, HAS_ATTR, TIMER_CTRL, 4, &mut x),
         libc::ENXIO,
     );
     c.errno(
         "GET timer 4",
-        vcpu_attr(&v, GET_ATTR, 1, 4, &mut x),
+        vcpu_attr(&v, GET_ATTR, TIMER_CTRL, 4, &mut x),
         libc::ENXIO,
     );
     c.errno(
         "HAS PMU",
-        vcpu_attr(&v, HAS_ATTR, 0, 0, &mut x),
+        vcpu_attr(&v, HAS_ATTR, PMU_CTRL, PMU_IRQ, &mut x),
         libc::ENXIO,
     );
     c.errno(
         "SET PMU",
-        vcpu_attr(&v, SET_ATTR, 0, 0, &mut x),
+        vcpu_attr(&v, SET_ATTR, PMU_CTRL, PMU_IRQ, &mut x),
         libc::ENODEV,
     );
     // PV time's attribute exists with the scheduler's run-delay accounting (`pv_time`).
-    let pv_time = if vm.vm.check_extension_raw(187) == 1 {
+    let pv_time = if vm.vm.check_extension_raw(kb::KVM_CAP_STEAL_TIME.into()) == 1 {
         0
     } else {
         libc::ENXIO
     };
     c.errno(
         "HAS PV time",
-        vcpu_attr(&v, HAS_ATTR, 2, 0, &mut x),
+        vcpu_attr(&v, HAS_ATTR, PVTIME_CTRL, PVTIME_IPA, &mut x),
         pv_time,
     );
     c.errno(
         "HAS PV time attribute 1",
-        vcpu_attr(&v, HAS_ATTR, 2, 1, &mut x),
+        vcpu_attr(&v, HAS_ATTR, PVTIME_CTRL, 1, &mut x),
         libc::ENXIO,
     );
     c.errno(
@@ -629,7 +658,7 @@ fn timer_ppi_attributes() -> TestResult {
     x = 20;
     c.errno(
         "SET without a vGIC",
-        vcpu_attr(&v, SET_ATTR, 1, 0, &mut x),
+        vcpu_attr(&v, SET_ATTR, TIMER_CTRL, VTIMER, &mut x),
         libc::EINVAL,
     );
     let Some(_dev) = create_vgic(&vm.vm)? else {
@@ -637,16 +666,24 @@ fn timer_ppi_attributes() -> TestResult {
         return Ok(Outcome::Skip(NO_VGIC.into()));
     };
     for (what, attr, value, want) in [
-        ("SET SGI", 0, 15, libc::EINVAL),
-        ("SET SPI", 0, 32, libc::EINVAL),
+        ("SET SGI", VTIMER, 15, libc::EINVAL),
+        ("SET SPI", VTIMER, 32, libc::EINVAL),
         ("SET attribute 4", 4, 20, libc::ENXIO),
-        ("SET virtual 20", 0, 20, 0),
-        ("SET physical 20 (checked at KVM_RUN)", 1, 20, 0),
+        ("SET virtual 20", VTIMER, 20, 0),
+        ("SET physical 20 (checked at KVM_RUN)", PTIMER, 20, 0),
     ] {
         x = value;
-        c.errno(what, vcpu_attr(&v, SET_ATTR, 1, attr, &mut x), want);
+        c.errno(
+            what,
+            vcpu_attr(&v, SET_ATTR, TIMER_CTRL, attr, &mut x),
+            want,
+        );
     }
-    c.errno("GET virtual", vcpu_attr(&v, GET_ATTR, 1, 0, &mut x), 0);
+    c.errno(
+        "GET virtual",
+        vcpu_attr(&v, GET_ATTR, TIMER_CTRL, VTIMER, &mut x),
+        0,
+    );
     c.eq("virtual PPI", x, 20);
     c.eq(
         "KVM_RUN with two timers on one PPI",
@@ -654,13 +691,17 @@ fn timer_ppi_attributes() -> TestResult {
         Err(libc::EINVAL),
     );
     x = 30;
-    c.errno("SET physical 30", vcpu_attr(&v, SET_ATTR, 1, 1, &mut x), 0);
+    c.errno(
+        "SET physical 30",
+        vcpu_attr(&v, SET_ATTR, TIMER_CTRL, PTIMER, &mut x),
+        0,
+    );
     set_reg(&v, core_reg_x(20), MEM_BASE + 0x400)?;
     c.eq("KVM_RUN", run_to_write(&mut v), Ok((MMIO_BASE, 0)));
     x = 21;
     c.errno(
         "SET after KVM_RUN",
-        vcpu_attr(&v, SET_ATTR, 1, 0, &mut x),
+        vcpu_attr(&v, SET_ATTR, TIMER_CTRL, VTIMER, &mut x),
         libc::EBUSY,
     );
     c.finish()

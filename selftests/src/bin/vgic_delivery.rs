@@ -5,20 +5,23 @@
 //! (ICC_IAR1_EL1 reads the INTID), EOIs it and reports. On nVHE this runs through the
 //! EL2 runtime's switch of the list registers, ICH_HCR_EL2, VMCR and the APRs.
 
+use kvm_bindings as kb;
 use kvm_bindings::{kvm_create_device, kvm_device_attr};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult};
 
 const GICD_BASE: u64 = 0x0800_0000;
 const GICR_BASE: u64 = 0x080a_0000;
-const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
-const GRP_ADDR: u32 = 0;
-const ADDR_TYPE_DIST: u64 = 2;
-const ADDR_TYPE_REDIST: u64 = 3;
-const GRP_CTRL: u32 = 4;
-const CTRL_INIT: u64 = 0;
-const SHUTDOWN: u32 = 1;
+const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = kb::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3;
+const GRP_ADDR: u32 = kb::KVM_DEV_ARM_VGIC_GRP_ADDR;
+const ADDR_TYPE_DIST: u64 = kb::KVM_VGIC_V3_ADDR_TYPE_DIST as u64;
+const ADDR_TYPE_REDIST: u64 = kb::KVM_VGIC_V3_ADDR_TYPE_REDIST as u64;
+const GRP_CTRL: u32 = kb::KVM_DEV_ARM_VGIC_GRP_CTRL;
+const CTRL_INIT: u64 = kb::KVM_DEV_ARM_VGIC_CTRL_INIT as u64;
+const SHUTDOWN: u32 = kb::KVM_SYSTEM_EVENT_SHUTDOWN;
 const SPI: u32 = 40;
+/// `KVM_IRQ_LINE`'s irq for `SPI`.
+const IRQ_LINE_SPI: u32 = (kb::KVM_ARM_IRQ_TYPE_SPI << kb::KVM_ARM_IRQ_TYPE_SHIFT) | SPI;
 
 // x9 = MMIO_BASE. Vectors at RAM + 0x800; GIC CPU interface on, the distributor set up
 // for SPI 40 (group 1, priority 0xa0, routed to this vCPU, enabled); report "ready"
@@ -111,14 +114,14 @@ fn spi_reaches_the_guest() -> TestResult {
         Exit::MmioWrite(MMIO_BASE + 8, 1u64.to_le_bytes().to_vec())
     );
     vm.vm
-        .set_irq_line((1 << 24) | SPI, true)
+        .set_irq_line(IRQ_LINE_SPI, true)
         .map_err(|e| format!("KVM_IRQ_LINE: {e}"))?;
     check_eq!(
         run(&mut vcpu, 0)?,
         Exit::MmioWrite(MMIO_BASE, u64::from(SPI).to_le_bytes().to_vec())
     );
     vm.vm
-        .set_irq_line((1 << 24) | SPI, false)
+        .set_irq_line(IRQ_LINE_SPI, false)
         .map_err(|e| format!("KVM_IRQ_LINE: {e}"))?;
     check_eq!(run(&mut vcpu, 0)?, Exit::SystemEvent(SHUTDOWN));
     Ok(Outcome::Pass)

@@ -9,7 +9,9 @@
 //! (every VM and vCPU file pins rkvm), free memory (pinned guest pages and per-VM
 //! tables), and this process's open fds.
 
-use kvm_bindings::{kvm_one_reg, kvm_run, kvm_userspace_memory_region, kvm_vcpu_init};
+use kvm_bindings::{
+    kvm_one_reg, kvm_run, kvm_userspace_memory_region, kvm_vcpu_init, KVM_EXIT_MMIO,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
@@ -22,8 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::S
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
-const KVM_EXIT_MMIO: u32 = 6;
+const SHUTDOWN: u32 = kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN;
 /// Free memory may drift by this much across a test without a leak (per-CPU page lists,
 /// slab caches); one pinned page per VM over 1000 VMs would exceed it. The checks poll,
 /// since freed memory comes back with a delay.

@@ -3,6 +3,7 @@
 //! Guest code on rkvm: hypercalls, guest memory, MMIO exits of every size, read-only and
 //! missing memory, registers, signals, PSCI and several vCPUs at once.
 
+use kvm_bindings as kb;
 use kvm_bindings::{kvm_userspace_memory_region, KVM_ARM_VCPU_POWER_OFF};
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
@@ -11,7 +12,7 @@ use rkvm_selftests::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const SHUTDOWN: u32 = 1; // KVM_SYSTEM_EVENT_SHUTDOWN
+const SHUTDOWN: u32 = kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN;
 
 // x1 = MMIO_BASE, x0 = PSCI_VERSION; report x0 through MMIO, then SYSTEM_OFF.
 guest_code!(
@@ -619,12 +620,17 @@ fn vendor_hyp_calls_answer_as_kvm() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// `KVM_REG_ARM_FW_FEAT_BMAP_REG(n)`.
+const fn fw_bmap(n: u64) -> u64 {
+    kb::KVM_REG_ARM64 | kb::KVM_REG_SIZE_U64 | kb::KVM_REG_ARM_FW_FEAT_BMAP as u64 | n
+}
+
 /// KVM's firmware bitmap registers (`KVM_REG_ARM_FW_FEAT_BMAP_REG(0..=3)`).
 const FW_BMAP: [u64; 4] = [
-    0x6030_0000_0016_0000, // STD: TRNG
-    0x6030_0000_0016_0001, // STD_HYP: PV time
-    0x6030_0000_0016_0002, // VENDOR_HYP: KVM_FEATURES/UID, PTP
-    0x6030_0000_0016_0003, // VENDOR_HYP_2: implementation discovery (advertised only)
+    fw_bmap(0), // STD: TRNG
+    fw_bmap(1), // STD_HYP: PV time
+    fw_bmap(2), // VENDOR_HYP: KVM_FEATURES/UID, PTP
+    fw_bmap(3), // VENDOR_HYP_2: implementation discovery (advertised only)
 ];
 
 /// Runs `guest_call_table` over `calls` in a new VM whose bitmaps are first set to
@@ -736,7 +742,7 @@ fn firmware_bitmaps_gate_hypercalls() -> TestResult {
 /// KVM, reads as zero from then on in a VM without an in-kernel vGIC (QEMU reads the ID
 /// registers before it creates the vGIC); with a vGICv3 it stays 1.
 fn gic_id_field_follows_the_irqchip() -> TestResult {
-    const PFR0: u64 = 0x6030_0000_0013_c020; // ID_AA64PFR0_EL1
+    const PFR0: u64 = sys_reg(3, 0, 0, 4, 0); // ID_AA64PFR0_EL1
     for with_vgic in [false, true] {
         let vm = TestVm::new(1 << 20, guest_read_pfr0())?;
         let mut vcpu = vm.vcpu(0, MEM_BASE, 0)?;
@@ -770,12 +776,18 @@ fn psci_cpu_on_starts_a_secondary() -> TestResult {
     vm.mem.write(0x400, guest_secondary());
     let mut v0 = vm.vcpu(0, MEM_BASE, 0)?;
     let mut v1 = vm.vcpu(1, MEM_BASE + 0x400, 1 << KVM_ARM_VCPU_POWER_OFF)?;
-    check_eq!(v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, 5); // STOPPED
+    check_eq!(
+        v1.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_STOPPED
+    );
     let secondary = std::thread::spawn(move || run_to_write(&mut v1).map(|r| (r, v1)));
     check_eq!(run_to_write(&mut v0)?, (MMIO_BASE, 0)); // CPU_ON: SUCCESS
     let (report, v1) = secondary.join().map_err(|_| "secondary panicked")??;
     check_eq!(report, (MMIO_BASE + 8, 0xabcd));
-    check_eq!(v1.get_mp_state().map_err(|e| e.to_string())?.mp_state, 0); // RUNNABLE
+    check_eq!(
+        v1.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_RUNNABLE
+    );
     Ok(Outcome::Pass)
 }
 
@@ -838,7 +850,10 @@ fn system_off_stops_every_vcpu() -> TestResult {
     unsafe { libc::pthread_kill(counter_thread, libc::SIGUSR1) };
     let (r, v0) = counter.join().map_err(|_| "vCPU 0 thread panicked")?;
     check_eq!(r, Err(libc::EINTR));
-    check_eq!(v0.get_mp_state().map_err(|e| e.to_string())?.mp_state, 5); // STOPPED
+    check_eq!(
+        v0.get_mp_state().map_err(|e| e.to_string())?.mp_state,
+        kb::KVM_MP_STATE_STOPPED
+    );
     Ok(Outcome::Pass)
 }
 
