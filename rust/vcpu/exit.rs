@@ -235,29 +235,25 @@ impl Vcpu {
         } else {
             [0; 8]
         };
-        // The vGIC's frames are emulated here and never reach userspace. Registers are
-        // little-endian; the access's own conversion handles a big-endian guest.
+        // The vGIC's and the ITS's frames are emulated here and never reach userspace.
+        // Registers are little-endian; the access's own conversion handles a big-endian
+        // guest.
+        let value = u64::from_le_bytes(data);
+        let mut emulated = None;
         if let Some(vgic) = vm.vgic().filter(|v| v.ready()) {
             if !access.write {
                 // A read of the pending state sees the timers' levels as of now, not of
                 // the last entry (KVM samples them on every exit).
                 self.timer_sync(vm, state);
             }
-            let ctx = &mut state.ctx;
-            let value = u64::from_le_bytes(data);
-            if let Some(read) = vgic.mmio(vm, self.idx, ipa, access.len, access.write, value) {
+            emulated = vgic.mmio(vm, self.idx, ipa, access.len, access.write, value);
+            if emulated.is_some() {
                 self.stats.vgic_mmio.inc();
-                if !access.write {
-                    let v = access.read_value(read.to_le_bytes(), big_endian);
-                    ctx.set_reg(access.reg, v);
-                }
-                skip_instr(ctx, esr.il32());
-                return Ok(Action::Reenter);
             }
         }
-        // So are the ITS frames.
-        let value = u64::from_le_bytes(data);
-        if let Some(read) = crate::its::mmio(vm, ipa, access.len, access.write, value) {
+        let emulated =
+            emulated.or_else(|| crate::its::mmio(vm, ipa, access.len, access.write, value));
+        if let Some(read) = emulated {
             let ctx = &mut state.ctx;
             if !access.write {
                 let v = access.read_value(read.to_le_bytes(), big_endian);
