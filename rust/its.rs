@@ -304,20 +304,27 @@ pub(crate) fn lpi_reload_config(vgic: &Vgic, mmu: &Mmu, cpu: Option<u16>) {
 /// from its pending table (KVM's `its_sync_lpi_pending_table`). Bytes that do not read
 /// are left alone.
 pub(crate) fn lpi_sync_pending(vgic: &Vgic, mmu: &Mmu, cpu: u16) {
-    let Some((pendbaser, range)) = vgic.with_model(|m| {
-        let pendbaser = m.cpus.get(usize::from(cpu)).map_or(0, |c| c.pendbaser);
-        let mut it = m.lpis_of(Some(cpu));
-        let first = it.next();
-        let last = it.last().or(first);
-        ((pendbaser, first.zip(last)), 0)
-    }) else {
+    let Some((pendbaser, first, last)) = pending_window(vgic, cpu) else {
         return;
     };
-    let Some((first, last)) = range else { return };
     let Some(table) = read_pending_window(mmu, pendbaser, first, last) else {
         return;
     };
     vgic.with_model(|m| ((), m.lpi_load_pending(cpu, &table)));
+}
+
+/// vCPU `cpu`'s GICR_PENDBASER and the first and last mapped LPIs targeting it: the part
+/// of its pending table that matters. `None` when no LPI targets it (or before
+/// `CTRL_INIT`).
+fn pending_window(vgic: &Vgic, cpu: u16) -> Option<(u64, u32, u32)> {
+    vgic.with_model(|m| {
+        let pendbaser = m.cpus.get(usize::from(cpu)).map_or(0, |c| c.pendbaser);
+        let mut it = m.lpis_of(Some(cpu));
+        let first = it.next();
+        let last = it.last().or(first);
+        (first.zip(last).map(|(f, l)| (pendbaser, f, l)), 0)
+    })
+    .flatten()
 }
 
 /// A zeroed copy of a pending table up to `last`'s byte, with `first..=last`'s bytes
@@ -335,17 +342,11 @@ fn read_pending_window(mmu: &Mmu, pendbaser: u64, first: u32, last: u32) -> Opti
 pub(crate) fn save_pending_tables(vm: &Vm) -> Result {
     let vgic = &vm.vgic;
     let mmu = vm.mmu.lock();
+    // No vCPU before CTRL_INIT, so nothing to save then.
     for cpu in 0..vgic.nr_vcpus() as u16 {
-        let Some((pendbaser, range)) = vgic.with_model(|m| {
-            let pendbaser = m.cpus.get(usize::from(cpu)).map_or(0, |c| c.pendbaser);
-            let mut it = m.lpis_of(Some(cpu));
-            let first = it.next();
-            let last = it.last().or(first);
-            ((pendbaser, first.zip(last)), 0)
-        }) else {
-            return Ok(());
+        let Some((pendbaser, first, last)) = pending_window(vgic, cpu) else {
+            continue;
         };
-        let Some((first, last)) = range else { continue };
         let mut table = read_pending_window(&mmu, pendbaser, first, last).ok_or(EFAULT)?;
         let changed = vgic
             .with_model(|m| (m.lpi_store_pending(cpu, &mut table), 0))
