@@ -920,28 +920,26 @@ impl Model<'_> {
 
     /// Retargets LPI `intid` (MOVI, MAPC of its collection) to vCPU `target`.
     pub(crate) fn lpi_set_target(&mut self, intid: u32, target: u16) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else {
-            return 0;
-        };
-        l.target = target;
-        self.lpi_queue(intid)
+        self.lpi_update(intid, |l| l.target = target)
     }
 
     /// Sets or clears LPI `intid`'s pending state (an MSI, INT, CLEAR).
     pub(crate) fn lpi_set_pending(&mut self, intid: u32, pending: bool) -> VcpuMask {
-        let Some(l) = self.lpi_live(intid) else {
-            return 0;
-        };
-        l.pending = pending;
-        self.lpi_queue(intid)
+        self.lpi_update(intid, |l| l.pending = pending)
     }
 
     /// Applies LPI `intid`'s property byte (INV, INVALL, GICR_INVLPIR / INVALLR).
     pub(crate) fn lpi_set_config(&mut self, intid: u32, config: u8) -> VcpuMask {
+        self.lpi_update(intid, |l| l.config = config)
+    }
+
+    /// Changes a mapped LPI with `f` and queues it by its new state (nothing for an LPI
+    /// no ITE maps).
+    fn lpi_update(&mut self, intid: u32, f: impl FnOnce(&mut Lpi)) -> VcpuMask {
         let Some(l) = self.lpi_live(intid) else {
             return 0;
         };
-        l.config = config;
+        f(l);
         self.lpi_queue(intid)
     }
 
