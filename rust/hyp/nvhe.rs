@@ -28,9 +28,11 @@ use crate::{
         cpufeature::HVC_STUB_ERR,
         el2abi::{call, El1Block, HypCpu, HYPCPU_MAX_SIZE},
         hyplayout::{self, Prot},
+        pgtable::{Geometry, MapError, Stage2},
         regs::{El1Reg, SysReg},
         timer, traps,
     },
+    mmu::KernelTables,
     sys::{self, cpu, mm, preempt::NoPreempt},
 };
 use core::arch::asm;
@@ -126,46 +128,35 @@ fn sym(s: &[u8; 0]) -> usize {
 
 /// The EL2 stage-1 tables (one set for all CPUs), built at load and immutable while the
 /// runtime is installed. Table pages come from the linear map; EL2 walks them by physical
-/// address and never maps them.
+/// address and never maps them. The walk is stage 2's (`logic::pgtable`), with a 48-bit
+/// geometry and EL2 leaf descriptors (`hyplayout::page_desc`).
 struct HypTables {
-    root: mm::PhysAddr,
+    walk: Stage2,
 }
 
 impl HypTables {
     fn new() -> Result<Self> {
+        let geometry = Geometry::new(hyplayout::VA_BITS).ok_or(EINVAL)?;
         Ok(Self {
-            root: mm::alloc_table_pages(0)?,
+            walk: Stage2::new(geometry, mm::alloc_table_pages(0)?),
         })
     }
 
+    fn root(&self) -> mm::PhysAddr {
+        self.walk.root()
+    }
+
     /// Maps the page at `va` (a hyp VA, or a physical address for the idmap) to `pa`.
+    /// Mapping a page again the same way is not an error.
     fn map(&mut self, va: u64, pa: u64, prot: Prot) -> Result {
-        let mut table = self.root;
-        for level in 0..3 {
-            // SAFETY: `table` is a live table page of this tree, index < 512.
-            let entry = unsafe { mm::table_entry(table, hyplayout::index(va, level)) };
-            // SAFETY: `entry` points into that page; EL2 does not walk the tables yet.
-            let d = unsafe { entry.read_volatile() };
-            table = if d == 0 {
-                let next = mm::alloc_table_pages(0)?;
-                // SAFETY: as above.
-                unsafe { entry.write_volatile(hyplayout::table_desc(next)) };
-                next
-            } else {
-                hyplayout::desc_pa(d)
-            };
+        let leaf = hyplayout::page_desc(pa, prot);
+        match self.walk.map_leaf(&mut KernelTables, va, leaf) {
+            Ok(()) => Ok(()),
+            Err(MapError::Exists(old)) if old.0 == leaf => Ok(()),
+            Err(MapError::Exists(_)) => Err(EEXIST),
+            Err(MapError::NoMemory) => Err(ENOMEM),
+            Err(MapError::OutOfRange) => Err(EINVAL),
         }
-        // SAFETY: as above, for the level-3 table.
-        let entry = unsafe { mm::table_entry(table, hyplayout::index(va, 3)) };
-        let new = hyplayout::page_desc(pa, prot);
-        // SAFETY: as above.
-        let old = unsafe { entry.read_volatile() };
-        if old != 0 && old != new {
-            return Err(EEXIST);
-        }
-        // SAFETY: as above.
-        unsafe { entry.write_volatile(new) };
-        Ok(())
     }
 
     /// Maps the kernel (vmalloc or module) page at `kva` at its hyp VA.
@@ -177,26 +168,17 @@ impl HypTables {
         }
         self.map(va, pa, prot)
     }
-
-    fn free_level(table: mm::PhysAddr, level: u32) {
-        if level < 3 {
-            for i in 0..512 {
-                // SAFETY: `table` is a live table page of this tree.
-                let d = unsafe { mm::table_entry(table, i).read_volatile() };
-                if d != 0 {
-                    Self::free_level(hyplayout::desc_pa(d), level + 1);
-                }
-            }
-        }
-        // SAFETY: the page came from `alloc_table_pages(0)`; the caller guarantees no
-        // CPU's EL2 uses the tables any more, and nothing else refers to them.
-        unsafe { mm::free_table_pages(table, 0) };
-    }
 }
 
 impl Drop for HypTables {
     fn drop(&mut self) {
-        Self::free_level(self.root, 0);
+        self.walk.for_each_table(&KernelTables, |table| {
+            // SAFETY: the page came from `alloc_table_pages(0)`; the runtime is gone from
+            // every CPU, so no EL2 walks the tables, and nothing else refers to them.
+            unsafe { mm::free_table_pages(table, 0) }
+        });
+        // SAFETY: as above, for the root.
+        unsafe { mm::free_table_pages(self.walk.root(), 0) };
     }
 }
 
@@ -252,7 +234,7 @@ impl Runtime {
         unsafe { asm!("dsb ish", options(nostack)) };
 
         SLOTS.store(slots as usize, Relaxed);
-        TTBR.store(tables.root, Relaxed);
+        TTBR.store(tables.root(), Relaxed);
         TCR.store(
             hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)),
             Relaxed,

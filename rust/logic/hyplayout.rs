@@ -34,6 +34,8 @@ pub(crate) const fn idmap_ok(pa: u64) -> bool {
     pa >> 47 == 0
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// Index into the table at `level` (0..=3) for `va`, 4 KiB granule, 48-bit VA.
 pub(crate) const fn index(va: u64, level: u32) -> usize {
     ((va >> (39 - 9 * level)) & 0x1ff) as usize
@@ -68,6 +70,8 @@ pub(crate) enum Prot {
     Data,
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// A level-0..2 table descriptor pointing at the table page at `pa`.
 pub(crate) const fn table_desc(pa: u64) -> u64 {
     (pa & desc::OA_MASK) | desc::VALID | desc::TABLE_OR_PAGE
@@ -88,6 +92,8 @@ pub(crate) const fn page_desc(pa: u64, prot: Prot) -> u64 {
     }
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// The output address of a valid table descriptor.
 pub(crate) const fn desc_pa(d: u64) -> u64 {
     d & desc::OA_MASK
