@@ -125,6 +125,7 @@ interop: modules selftests qemu-userspace
 clean:
 	@kdir="$(if $(KDIR_DEP),$$($(SCRIPTS)/build-kernel.sh --dir),$(KDIR))"; \
 	if [ -d "$$kdir" ]; then $(MAKE) -s -C "$$kdir" M=$(TOP) $(KMAKE_ARGS) clean; fi
-	@rm -rf $(TOP)/target $(TOP)/selftests/target $(TOP)/out $(TOP)/rust/sys/bindings_generated.rs
+	@rm -rf $(TOP)/target $(TOP)/selftests/target $(TOP)/out $(TOP)/rust/sys/bindings_generated.rs \
+		$(TOP)/include/generated $(TOP)/rust/hyp/asm_offsets.s
 
 endif

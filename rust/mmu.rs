@@ -25,8 +25,9 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// The stage-2 table pages, reached through the kernel's linear map.
-struct KernelTables;
+/// Table pages (stage 2, and the nVHE EL2 tables), reached through the kernel's linear
+/// map.
+pub(crate) struct KernelTables;
 
 impl TableMemory for KernelTables {
     fn read(&self, table: u64, index: usize) -> u64 {

@@ -5,26 +5,14 @@
 //! KVM counterpart: `struct kvm_cpu_context` (`asm/kvm_host.h`). The state is split by
 //! when it moves:
 //! - [`VcpuContext`]: switched on every entry and exit (GPRs, PC, PSTATE). The GPR block
-//!   is `#[repr(C)]` with a layout `arch/arm64/hyp/entry.S` hard-codes; the asserts below
-//!   keep the two in step.
+//!   is shared with the assembly (`logic/el2abi.rs`).
 //! - [`El1Regs`]: the guest's EL1 and EL0-thread registers, switched lazily, in
 //!   `vcpu_load`/`vcpu_put` (see `hyp/vhe.rs` and `vcpu/load_put.rs`).
 //! - [`VgicCpuIf`] (in `El1Regs`): the guest's GICv3 CPU interface, part switched at
 //!   load/put (VMCR, APRs) and part per entry (HCR, LRs, only when `used_lrs` != 0).
 
-use crate::logic::regs::El1Reg;
-use core::mem::offset_of;
-
-/// x0-x30 and SP_EL0, as `entry.S` loads and stores them.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct GuestGprs {
-    pub(crate) x: [u64; 31],
-    pub(crate) sp_el0: u64,
-}
-
-const _: () = assert!(offset_of!(GuestGprs, x) == 0);
-const _: () = assert!(offset_of!(GuestGprs, sp_el0) == 31 * 8);
+pub(crate) use crate::logic::el2abi::{GuestGprs, VgicCpuIf};
+use crate::logic::{el2abi::exit, regs::El1Reg};
 
 /// The state switched on every guest entry and exit.
 #[derive(Clone, Copy)]
@@ -82,49 +70,6 @@ pub(crate) struct El1Regs {
     pub(crate) gic: VgicCpuIf,
 }
 
-/// List registers the save area holds (the architectural maximum).
-pub(crate) const VGIC_MAX_LRS: usize = 16;
-
-/// The guest's GICv3 virtual CPU interface as the world switch moves it, the same for
-/// both backends (KVM counterpart: `struct vgic_v3_cpu_if`). `#[repr(C)]` with fixed
-/// offsets (asserted below) so EL2 assembly can load and save it.
-///
-/// - `vmcr`, `ap0r`, `ap1r`: the guest's own CPU-interface state (priority mask, group
-///   enables, active priorities). VHE moves them at `vcpu_load`/`vcpu_put`.
-/// - `hcr`, `lr[..used_lrs]`: written by the vGIC's flush before an entry; the backend
-///   loads them into ICH_HCR_EL2/ICH_LR<n>_EL2 only when `used_lrs` != 0, and after the
-///   exit reads the LRs back (and ELRSR/EISR/MISR), then clears ICH_HCR_EL2.En and the
-///   LRs. With `used_lrs` == 0 no ICH_* register is touched on entry or exit.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct VgicCpuIf {
-    /// ICH_HCR_EL2 while LRs are in use (En, and UIE when interrupts wait for an LR).
-    pub(crate) hcr: u64,
-    /// ICH_VMCR_EL2.
-    pub(crate) vmcr: u64,
-    /// ICH_AP0R<n>_EL2 and ICH_AP1R<n>_EL2 (as many as ICH_VTR_EL2.PREbits implies).
-    pub(crate) ap0r: [u64; 4],
-    pub(crate) ap1r: [u64; 4],
-    /// ICH_LR<n>_EL2: `used_lrs` valid entries before entry, read back after exit.
-    pub(crate) lr: [u64; VGIC_MAX_LRS],
-    pub(crate) used_lrs: u64,
-    /// ICH_ELRSR_EL2, ICH_EISR_EL2 and ICH_MISR_EL2 as read after the last exit that had
-    /// LRs in use (diagnostics and maintenance-interrupt accounting).
-    pub(crate) elrsr: u64,
-    pub(crate) eisr: u64,
-    pub(crate) misr: u64,
-}
-
-const _: () = assert!(offset_of!(VgicCpuIf, hcr) == 0);
-const _: () = assert!(offset_of!(VgicCpuIf, vmcr) == 8);
-const _: () = assert!(offset_of!(VgicCpuIf, ap0r) == 16);
-const _: () = assert!(offset_of!(VgicCpuIf, ap1r) == 48);
-const _: () = assert!(offset_of!(VgicCpuIf, lr) == 80);
-const _: () = assert!(offset_of!(VgicCpuIf, used_lrs) == 208);
-const _: () = assert!(offset_of!(VgicCpuIf, elrsr) == 216);
-const _: () = assert!(offset_of!(VgicCpuIf, eisr) == 224);
-const _: () = assert!(offset_of!(VgicCpuIf, misr) == 232);
-
 impl El1Regs {
     /// Reset values.
     pub(crate) fn reset() -> Self {
@@ -145,7 +90,7 @@ impl El1Regs {
     }
 }
 
-/// How the guest left: the vector `entry.S` took (`EXIT_*` there).
+/// How the guest left: the vector the world switch took (`el2abi::exit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExitCode {
     Sync,
@@ -157,10 +102,10 @@ pub(crate) enum ExitCode {
 impl ExitCode {
     pub(crate) fn from_raw(code: u64) -> Option<Self> {
         Some(match code {
-            1 => Self::Sync,
-            2 => Self::Irq,
-            3 => Self::Fiq,
-            4 => Self::SError,
+            exit::SYNC => Self::Sync,
+            exit::IRQ => Self::Irq,
+            exit::FIQ => Self::Fiq,
+            exit::SERROR => Self::SError,
             _ => return None,
         })
     }

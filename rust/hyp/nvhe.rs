@@ -20,19 +20,22 @@
 
 use super::{
     cache,
-    context::{Exit, ExitCode, GuestGprs, VcpuContext, VgicCpuIf},
+    context::{Exit, ExitCode, VcpuContext, VgicCpuIf},
     sysreg, LazyState as Lazy,
 };
 use crate::{
     logic::{
         cpufeature::HVC_STUB_ERR,
-        hyplayout::{self, call, Prot},
+        el2abi::{call, El1Block, HypCpu, HYPCPU_MAX_SIZE},
+        hyplayout::{self, Prot},
+        pgtable::{Geometry, MapError, Stage2},
         regs::{El1Reg, SysReg},
         timer, traps,
     },
+    mmu::KernelTables,
     sys::{self, cpu, mm, preempt::NoPreempt},
 };
-use core::{arch::asm, mem::offset_of};
+use core::arch::asm;
 use kernel::{
     interrupt::LocalInterruptDisabled,
     prelude::*,
@@ -89,142 +92,8 @@ pub(crate) fn ich_vtr_el2() -> Option<u64> {
     (ret == 0).then_some(vtr)
 }
 
-/// An EL1 register block as `hyp.S` saves and loads it (guest's or host's).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct El1Block {
-    /// `El1Reg` order; ACTLR and MDSCR are emulated and never in the CPU.
-    sys: [u64; El1Reg::COUNT],
-    sp_el1: u64,
-    elr_el1: u64,
-    spsr_el1: u64,
-    cntv_ctl: u64,
-    cntv_cval: u64,
-}
-
-// The slots `hyp.S` hard-codes (`EL1(i)`).
-const _: () = {
-    assert!(El1Reg::COUNT == 21);
-    assert!(El1Reg::Sctlr as usize == 0 && El1Reg::Actlr as usize == 1);
-    assert!(El1Reg::Cpacr as usize == 2 && El1Reg::Ttbr0 as usize == 3);
-    assert!(El1Reg::Ttbr1 as usize == 4 && El1Reg::Tcr as usize == 5);
-    assert!(El1Reg::Esr as usize == 6 && El1Reg::Afsr0 as usize == 7);
-    assert!(El1Reg::Afsr1 as usize == 8 && El1Reg::Far as usize == 9);
-    assert!(El1Reg::Mair as usize == 10 && El1Reg::Amair as usize == 11);
-    assert!(El1Reg::Vbar as usize == 12 && El1Reg::Contextidr as usize == 13);
-    assert!(El1Reg::Tpidr as usize == 14 && El1Reg::TpidrEl0 as usize == 15);
-    assert!(El1Reg::TpidrroEl0 as usize == 16 && El1Reg::Par as usize == 17);
-    assert!(El1Reg::Cntkctl as usize == 18 && El1Reg::Csselr as usize == 19);
-    assert!(El1Reg::Mdscr as usize == 20);
-    assert!(offset_of!(El1Block, sp_el1) == 21 * 8);
-    assert!(offset_of!(El1Block, cntv_cval) == 25 * 8);
-};
-
-/// One CPU's EL2 data: the loaded vCPU's state, the host's state while a guest runs, and
-/// what the install recorded. Shared with `hyp.S` (offsets `HC_*`, asserted below); EL2
-/// finds it through TPIDR_EL2. EL1 touches it only on its own CPU with preemption off.
-#[repr(C)]
-pub(crate) struct HypCpu {
-    gprs: GuestGprs,
-    pc: u64,
-    pstate: u64,
-    guest: El1Block,
-    // Per-entry controls, computed at EL1 (`logic::traps`).
-    hcr: u64,
-    cptr: u64,
-    mdcr: u64,
-    cnthctl: u64,
-    vttbr: u64,
-    vtcr: u64,
-    cntvoff: u64,
-    vmpidr: u64,
-    // Exit syndrome.
-    esr: u64,
-    far: u64,
-    hpfar: u64,
-    exit_hcr: u64,
-    // The host's, saved by EL2 while a guest runs.
-    host_x18_x30: [u64; 13],
-    host_sp_el0: u64,
-    host_elr_el2: u64,
-    host_spsr_el2: u64,
-    host: El1Block,
-    host_hcr: u64,
-    host_cptr: u64,
-    host_mdcr: u64,
-    host_cnthctl: u64,
-    host_vpidr: u64,
-    host_vmpidr: u64,
-    host_tcr2: u64,
-    host_pir: u64,
-    host_pire0: u64,
-    host_por: u64,
-    host_sctlr2: u64,
-    // Install.
-    features: u64,
-    stub_vbar: u64,
-    stub_sctlr: u64,
-    teardown_pa: u64,
-    init_mair: u64,
-    init_tcr: u64,
-    init_ttbr: u64,
-    init_sctlr: u64,
-    init_self: u64,
-    init_stack: u64,
-    init_vectors: u64,
-    // An exception EL2 could not handle (`__rkvm_hyp_bad_exception`).
-    panic_esr: u64,
-    panic_elr: u64,
-    panic_far: u64,
-    /// The guest's GICv3 CPU interface, loaded and saved around every entry.
-    gic: VgicCpuIf,
-    /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
-    gic_nr_lrs: u64,
-    gic_nr_aprs: u64,
-    /// ICH_HCR_EL2 for entries with no list register in use (`VmRegs::ich_hcr`): the
-    /// `ICC_*` traps of a VM without a vGIC, 0 otherwise.
-    gic_idle_hcr: u64,
-    /// The guest's DISR_EL1, moved through VDISR_EL2 around every entry on a RAS host.
-    guest_disr: u64,
-}
-
-const _: () = {
-    assert!(offset_of!(HypCpu, gprs) == 0);
-    assert!(offset_of!(HypCpu, pc) == 256);
-    assert!(offset_of!(HypCpu, guest) == 272);
-    assert!(offset_of!(HypCpu, hcr) == 480);
-    assert!(offset_of!(HypCpu, mdcr) == 496);
-    assert!(offset_of!(HypCpu, vttbr) == 512);
-    assert!(offset_of!(HypCpu, cntvoff) == 528);
-    assert!(offset_of!(HypCpu, esr) == 544);
-    assert!(offset_of!(HypCpu, hpfar) == 560);
-    assert!(offset_of!(HypCpu, host_x18_x30) == 576);
-    assert!(offset_of!(HypCpu, host_sp_el0) == 680);
-    assert!(offset_of!(HypCpu, host_elr_el2) == 688);
-    assert!(offset_of!(HypCpu, host) == 704);
-    assert!(offset_of!(HypCpu, host_hcr) == 912);
-    assert!(offset_of!(HypCpu, host_mdcr) == 928);
-    assert!(offset_of!(HypCpu, host_vpidr) == 944);
-    assert!(offset_of!(HypCpu, host_tcr2) == 960);
-    assert!(offset_of!(HypCpu, host_pir) == 968);
-    assert!(offset_of!(HypCpu, host_por) == 984);
-    assert!(offset_of!(HypCpu, features) == 1000);
-    assert!(offset_of!(HypCpu, stub_vbar) == 1008);
-    assert!(offset_of!(HypCpu, teardown_pa) == 1024);
-    assert!(offset_of!(HypCpu, init_mair) == 1032);
-    assert!(offset_of!(HypCpu, init_ttbr) == 1048);
-    assert!(offset_of!(HypCpu, init_self) == 1064);
-    assert!(offset_of!(HypCpu, init_vectors) == 1080);
-    assert!(offset_of!(HypCpu, panic_far) == 1104);
-    assert!(offset_of!(HypCpu, gic) == 1112);
-    assert!(offset_of!(HypCpu, gic_nr_lrs) == 1352);
-    assert!(offset_of!(HypCpu, gic_nr_aprs) == 1360);
-    assert!(offset_of!(HypCpu, gic_idle_hcr) == 1368);
-    assert!(offset_of!(HypCpu, guest_disr) == 1376);
-    assert!(core::mem::size_of::<HypCpu>() <= PAGE);
-};
-
 const PAGE: usize = 4096;
+const _: () = assert!(HYPCPU_MAX_SIZE == PAGE);
 /// Per CPU: an unmapped guard page, the EL2 stack page, the `HypCpu` page.
 const SLOT: usize = 3 * PAGE;
 const STACK_OFFSET: usize = PAGE;
@@ -259,46 +128,35 @@ fn sym(s: &[u8; 0]) -> usize {
 
 /// The EL2 stage-1 tables (one set for all CPUs), built at load and immutable while the
 /// runtime is installed. Table pages come from the linear map; EL2 walks them by physical
-/// address and never maps them.
+/// address and never maps them. The walk is stage 2's (`logic::pgtable`), with a 48-bit
+/// geometry and EL2 leaf descriptors (`hyplayout::page_desc`).
 struct HypTables {
-    root: mm::PhysAddr,
+    walk: Stage2,
 }
 
 impl HypTables {
     fn new() -> Result<Self> {
+        let geometry = Geometry::new(hyplayout::VA_BITS).ok_or(EINVAL)?;
         Ok(Self {
-            root: mm::alloc_table_pages(0)?,
+            walk: Stage2::new(geometry, mm::alloc_table_pages(0)?),
         })
     }
 
+    fn root(&self) -> mm::PhysAddr {
+        self.walk.root()
+    }
+
     /// Maps the page at `va` (a hyp VA, or a physical address for the idmap) to `pa`.
+    /// Mapping a page again the same way is not an error.
     fn map(&mut self, va: u64, pa: u64, prot: Prot) -> Result {
-        let mut table = self.root;
-        for level in 0..3 {
-            // SAFETY: `table` is a live table page of this tree, index < 512.
-            let entry = unsafe { mm::table_entry(table, hyplayout::index(va, level)) };
-            // SAFETY: `entry` points into that page; EL2 does not walk the tables yet.
-            let d = unsafe { entry.read_volatile() };
-            table = if d == 0 {
-                let next = mm::alloc_table_pages(0)?;
-                // SAFETY: as above.
-                unsafe { entry.write_volatile(hyplayout::table_desc(next)) };
-                next
-            } else {
-                hyplayout::desc_pa(d)
-            };
+        let leaf = hyplayout::page_desc(pa, prot);
+        match self.walk.map_leaf(&mut KernelTables, va, leaf) {
+            Ok(()) => Ok(()),
+            Err(MapError::Exists(old)) if old.0 == leaf => Ok(()),
+            Err(MapError::Exists(_)) => Err(EEXIST),
+            Err(MapError::NoMemory) => Err(ENOMEM),
+            Err(MapError::OutOfRange) => Err(EINVAL),
         }
-        // SAFETY: as above, for the level-3 table.
-        let entry = unsafe { mm::table_entry(table, hyplayout::index(va, 3)) };
-        let new = hyplayout::page_desc(pa, prot);
-        // SAFETY: as above.
-        let old = unsafe { entry.read_volatile() };
-        if old != 0 && old != new {
-            return Err(EEXIST);
-        }
-        // SAFETY: as above.
-        unsafe { entry.write_volatile(new) };
-        Ok(())
     }
 
     /// Maps the kernel (vmalloc or module) page at `kva` at its hyp VA.
@@ -310,26 +168,17 @@ impl HypTables {
         }
         self.map(va, pa, prot)
     }
-
-    fn free_level(table: mm::PhysAddr, level: u32) {
-        if level < 3 {
-            for i in 0..512 {
-                // SAFETY: `table` is a live table page of this tree.
-                let d = unsafe { mm::table_entry(table, i).read_volatile() };
-                if d != 0 {
-                    Self::free_level(hyplayout::desc_pa(d), level + 1);
-                }
-            }
-        }
-        // SAFETY: the page came from `alloc_table_pages(0)`; the caller guarantees no
-        // CPU's EL2 uses the tables any more, and nothing else refers to them.
-        unsafe { mm::free_table_pages(table, 0) };
-    }
 }
 
 impl Drop for HypTables {
     fn drop(&mut self) {
-        Self::free_level(self.root, 0);
+        self.walk.for_each_table(&KernelTables, |table| {
+            // SAFETY: the page came from `alloc_table_pages(0)`; the runtime is gone from
+            // every CPU, so no EL2 walks the tables, and nothing else refers to them.
+            unsafe { mm::free_table_pages(table, 0) }
+        });
+        // SAFETY: as above, for the root.
+        unsafe { mm::free_table_pages(self.walk.root(), 0) };
     }
 }
 
@@ -385,7 +234,7 @@ impl Runtime {
         unsafe { asm!("dsb ish", options(nostack)) };
 
         SLOTS.store(slots as usize, Relaxed);
-        TTBR.store(tables.root, Relaxed);
+        TTBR.store(tables.root(), Relaxed);
         TCR.store(
             hyplayout::tcr(sys::cpu::read_sanitised_id_reg(ID_AA64MMFR0_EL1)),
             Relaxed,

@@ -96,25 +96,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
             icc_sre: 0,
         };
         let g = &l.el1;
-        sysreg::sctlr_el12::write(g.sys[El1Reg::Sctlr as usize]);
-        sysreg::cpacr_el12::write(g.sys[El1Reg::Cpacr as usize]);
-        sysreg::ttbr0_el12::write(g.sys[El1Reg::Ttbr0 as usize]);
-        sysreg::ttbr1_el12::write(g.sys[El1Reg::Ttbr1 as usize]);
-        sysreg::tcr_el12::write(g.sys[El1Reg::Tcr as usize]);
-        sysreg::esr_el12::write(g.sys[El1Reg::Esr as usize]);
-        sysreg::afsr0_el12::write(g.sys[El1Reg::Afsr0 as usize]);
-        sysreg::afsr1_el12::write(g.sys[El1Reg::Afsr1 as usize]);
-        sysreg::far_el12::write(g.sys[El1Reg::Far as usize]);
-        sysreg::mair_el12::write(g.sys[El1Reg::Mair as usize]);
-        sysreg::amair_el12::write(g.sys[El1Reg::Amair as usize]);
-        sysreg::vbar_el12::write(g.sys[El1Reg::Vbar as usize]);
-        sysreg::contextidr_el12::write(g.sys[El1Reg::Contextidr as usize]);
-        sysreg::cntkctl_el12::write(g.sys[El1Reg::Cntkctl as usize]);
-        sysreg::tpidr_el1::write(g.sys[El1Reg::Tpidr as usize]);
-        sysreg::par_el1::write(g.sys[El1Reg::Par as usize]);
-        sysreg::csselr_el1::write(g.sys[El1Reg::Csselr as usize]);
-        sysreg::tpidr_el0::write(g.sys[El1Reg::TpidrEl0 as usize]);
-        sysreg::tpidrro_el0::write(g.sys[El1Reg::TpidrroEl0 as usize]);
+        load_el1_sys(&g.sys);
         sysreg::sp_el1::write(g.sp_el1);
         sysreg::elr_el12::write(g.elr_el1);
         sysreg::spsr_el12::write(g.spsr_el1);
@@ -149,6 +131,36 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     l.loaded = true;
 }
 
+/// The switched registers of `logic/el1regs.rs`, moved through their VHE names.
+macro_rules! vhe_el1_switch {
+    ($($reg:ident = $enc:tt, $reset:literal, $how:ident $(($el1:ident, $vhe:ident))?;)*) => {
+        /// Loads the guest's switched EL1 registers from their slots.
+        ///
+        /// # Safety
+        ///
+        /// VHE host at EL2 with preemption disabled, in [`load`]: the registers are the
+        /// guest's from here until [`put`].
+        #[inline(always)]
+        unsafe fn load_el1_sys(sys: &[u64; El1Reg::COUNT]) {
+            // SAFETY: by the caller's guarantee.
+            unsafe { $($(sysreg::$vhe::write(sys[El1Reg::$reg as usize]);)?)* }
+        }
+
+        /// Saves the guest's switched EL1 registers into their slots.
+        ///
+        /// # Safety
+        ///
+        /// VHE host at EL2 with preemption disabled, in [`put`] on the CPU that loaded
+        /// the vCPU.
+        #[inline(always)]
+        unsafe fn save_el1_sys(sys: &mut [u64; El1Reg::COUNT]) {
+            // SAFETY: by the caller's guarantee.
+            unsafe { $($(sys[El1Reg::$reg as usize] = sysreg::$vhe::read();)?)* }
+        }
+    };
+}
+crate::logic::el1regs::el1_regs!(vhe_el1_switch);
+
 /// `vcpu_put`: saves the guest's registers back and gives the CPU back to the host.
 ///
 /// # Safety
@@ -161,25 +173,7 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     // SAFETY: by the caller's guarantee the CPU holds this vCPU's registers.
     unsafe {
         let g = &mut l.el1;
-        g.sys[El1Reg::Sctlr as usize] = sysreg::sctlr_el12::read();
-        g.sys[El1Reg::Cpacr as usize] = sysreg::cpacr_el12::read();
-        g.sys[El1Reg::Ttbr0 as usize] = sysreg::ttbr0_el12::read();
-        g.sys[El1Reg::Ttbr1 as usize] = sysreg::ttbr1_el12::read();
-        g.sys[El1Reg::Tcr as usize] = sysreg::tcr_el12::read();
-        g.sys[El1Reg::Esr as usize] = sysreg::esr_el12::read();
-        g.sys[El1Reg::Afsr0 as usize] = sysreg::afsr0_el12::read();
-        g.sys[El1Reg::Afsr1 as usize] = sysreg::afsr1_el12::read();
-        g.sys[El1Reg::Far as usize] = sysreg::far_el12::read();
-        g.sys[El1Reg::Mair as usize] = sysreg::mair_el12::read();
-        g.sys[El1Reg::Amair as usize] = sysreg::amair_el12::read();
-        g.sys[El1Reg::Vbar as usize] = sysreg::vbar_el12::read();
-        g.sys[El1Reg::Contextidr as usize] = sysreg::contextidr_el12::read();
-        g.sys[El1Reg::Cntkctl as usize] = sysreg::cntkctl_el12::read();
-        g.sys[El1Reg::Tpidr as usize] = sysreg::tpidr_el1::read();
-        g.sys[El1Reg::Par as usize] = sysreg::par_el1::read();
-        g.sys[El1Reg::Csselr as usize] = sysreg::csselr_el1::read();
-        g.sys[El1Reg::TpidrEl0 as usize] = sysreg::tpidr_el0::read();
-        g.sys[El1Reg::TpidrroEl0 as usize] = sysreg::tpidrro_el0::read();
+        save_el1_sys(&mut g.sys);
         g.sp_el1 = sysreg::sp_el1::read();
         g.elr_el1 = sysreg::elr_el12::read();
         g.spsr_el1 = sysreg::spsr_el12::read();

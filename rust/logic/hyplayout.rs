@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The nVHE EL2 runtime's address space and control-register values, and its hyp-call
-//! numbers.
+//! The nVHE EL2 runtime's address space and control-register values.
 //!
 //! On an nVHE host rkvm runs its own code at EL2 with its own stage-1 tables (TTBR0_EL2,
 //! one 48-bit VA range, 4 KiB granule). A kernel address in the vmalloc/module area (the
@@ -12,6 +11,8 @@
 //!
 //! KVM counterpart: `kern_hyp_va` (`kvm_mmu.h`), `kvm_pgtable_hyp_*` (`hyp/pgtable.c`),
 //! `__kvm_hyp_init` (`hyp/nvhe/hyp-init.S`).
+
+use super::el2abi::feature;
 
 /// The hyp VA of kernel address `kva`, or `None` for an address outside the vmalloc and
 /// module area (only those are ever mapped at EL2; the linear map is not).
@@ -33,6 +34,8 @@ pub(crate) const fn idmap_ok(pa: u64) -> bool {
     pa >> 47 == 0
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// Index into the table at `level` (0..=3) for `va`, 4 KiB granule, 48-bit VA.
 pub(crate) const fn index(va: u64, level: u32) -> usize {
     ((va >> (39 - 9 * level)) & 0x1ff) as usize
@@ -67,6 +70,8 @@ pub(crate) enum Prot {
     Data,
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// A level-0..2 table descriptor pointing at the table page at `pa`.
 pub(crate) const fn table_desc(pa: u64) -> u64 {
     (pa & desc::OA_MASK) | desc::VALID | desc::TABLE_OR_PAGE
@@ -87,6 +92,8 @@ pub(crate) const fn page_desc(pa: u64, prot: Prot) -> u64 {
     }
 }
 
+// The EL2 MMU's view of the tables, which the tests check `pgtable`'s walk against.
+#[cfg(test)]
 /// The output address of a valid table descriptor.
 pub(crate) const fn desc_pa(d: u64) -> u64 {
     d & desc::OA_MASK
@@ -124,17 +131,6 @@ pub(crate) const SCTLR_MMU_ON: u64 = (1 << 0) // M
     | (1 << 4) | (1 << 5) | (1 << 11) | (1 << 16) | (1 << 18) | (1 << 22) | (1 << 23)
     | (1 << 28) | (1 << 29);
 
-/// `HypCpu.features` bits: optional EL1 registers the host kernel may use, which the
-/// world switch must save and restore (`arch/arm64/hyp/nvhe/hyp.S`).
-pub(crate) mod feature {
-    pub(crate) const TCRX: u64 = 1 << 0;
-    pub(crate) const S1PIE: u64 = 1 << 1;
-    pub(crate) const S1POE: u64 = 1 << 2;
-    pub(crate) const SCTLRX: u64 = 1 << 3;
-    /// FEAT_RAS: the guest's DISR_EL1 lives in VDISR_EL2 (HCR_EL2.AMO is set).
-    pub(crate) const RAS: u64 = 1 << 4;
-}
-
 /// Whether the host implements FEAT_RAS (`ID_AA64PFR0_EL1.RAS`, bits [31:28]), so that
 /// the guest's DISR_EL1 accesses reach VDISR_EL2.
 pub(crate) const fn has_ras(pfr0: u64) -> bool {
@@ -162,21 +158,6 @@ pub(crate) fn features(mmfr3: u64, pfr0: u64) -> u64 {
         f |= feature::RAS;
     }
     f
-}
-
-/// rkvm's hyp calls (x0 of `HVC #0`): SMCCC 64-bit fast calls owned by the "vendor
-/// hypervisor" range, far from the hyp stub's 0..=4, which the runtime answers as the
-/// stub does. Arguments in x1.., result in x0 (0 = done, `HVC_STUB_ERR` = unknown call).
-pub(crate) mod call {
-    /// x1 = `MAGIC` back when rkvm's runtime owns EL2 on this CPU.
-    pub(crate) const PROBE: u64 = 0xc600_0100;
-    /// Runs the vCPU in this CPU's `HypCpu`; x0 = exit code.
-    pub(crate) const VCPU_RUN: u64 = 0xc600_0101;
-    /// x1 = VTTBR; invalidates that VMID's TLB entries (only the VMID field is used).
-    pub(crate) const TLB_FLUSH_VMID: u64 = 0xc600_0102;
-    /// Gives EL2 back to the hyp stub on this CPU.
-    pub(crate) const TEARDOWN: u64 = 0xc600_0103;
-    pub(crate) const MAGIC: u64 = 0x726b_766d;
 }
 
 #[cfg(test)]
@@ -245,17 +226,5 @@ mod tests {
         assert_eq!(features(0, 0x1000_0000), feature::RAS);
         assert_eq!(features(0, 0x2000_0000), feature::RAS);
         assert_eq!(features(0, 0x0fff_ffff), 0);
-    }
-
-    #[test]
-    fn calls_do_not_collide_with_the_stub() {
-        for c in [
-            call::PROBE,
-            call::VCPU_RUN,
-            call::TLB_FLUSH_VMID,
-            call::TEARDOWN,
-        ] {
-            assert!(c > 4 && c != 0xbadca11);
-        }
     }
 }

@@ -249,7 +249,23 @@ impl Stage2 {
         pa: u64,
         prot: Prot,
     ) -> Result<(), MapError> {
-        if ipa >= self.geometry.ipa_limit() || ipa % PAGE_SIZE != 0 || pa & !ADDR_MASK != 0 {
+        if pa & !ADDR_MASK != 0 {
+            return Err(MapError::OutOfRange);
+        }
+        self.map_leaf(mem, ipa, Desc::page(pa, prot).0)
+    }
+
+    /// Installs `leaf`, a level-3 page descriptor in whatever format the tables' regime
+    /// uses, for the page at `ipa`, allocating intermediate tables as needed. Table
+    /// descriptors have the same format at stage 1 and stage 2, so this walk also builds
+    /// the nVHE EL2 stage-1 tables (with a 48-bit geometry: four levels, one root page).
+    pub(crate) fn map_leaf(
+        &self,
+        mem: &mut impl TableMemory,
+        ipa: u64,
+        leaf: u64,
+    ) -> Result<(), MapError> {
+        if ipa >= self.geometry.ipa_limit() || ipa % PAGE_SIZE != 0 {
             return Err(MapError::OutOfRange);
         }
         let mut table = self.root;
@@ -274,7 +290,7 @@ impl Stage2 {
         if old.is_valid() {
             return Err(MapError::Exists(old));
         }
-        mem.write(page, index, Desc::page(pa, prot).0);
+        mem.write(page, index, leaf);
         Ok(())
     }
 
@@ -600,6 +616,30 @@ mod tests {
             Err(MapError::Exists(first))
         );
         assert_eq!(s2.lookup(&mem, 0x1000), Some(first));
+    }
+
+    #[test]
+    fn el2_stage1_tables_share_the_walk() {
+        use crate::logic::hyplayout;
+        // The nVHE EL2 tables: 48 bits, four levels from level 0, one root page.
+        let (tables, mut mem) = setup(48);
+        assert_eq!(tables.geometry().start_level, 0);
+        assert_eq!(tables.geometry().root_pages, 1);
+        let va = 0x8000_1234_5000;
+        let leaf = hyplayout::page_desc(0x4000_0000, hyplayout::Prot::Text);
+        tables.map_leaf(&mut mem, va, leaf).unwrap();
+        // Where the EL2 MMU looks for it.
+        let mut table = tables.root();
+        for level in 0..3 {
+            let d = mem.read(table, hyplayout::index(va, level));
+            assert_eq!(d, hyplayout::table_desc(hyplayout::desc_pa(d)));
+            table = hyplayout::desc_pa(d);
+        }
+        assert_eq!(mem.read(table, hyplayout::index(va, 3)), leaf);
+        assert_eq!(
+            tables.map_leaf(&mut mem, va, leaf),
+            Err(MapError::Exists(Desc(leaf)))
+        );
     }
 
     #[test]

@@ -179,28 +179,47 @@ impl SysReg {
 
 pub(crate) const MIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 0);
 pub(crate) const MPIDR_EL1: SysReg = SysReg::new(3, 0, 0, 0, 5);
+#[cfg(test)]
 pub(crate) const SCTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 0);
 /// SCTLR_EL1.EE (bit 25) and E0E (bit 24): big-endian data at EL1 and at EL0.
 pub(crate) const SCTLR_EE: u64 = 1 << 25;
 pub(crate) const SCTLR_E0E: u64 = 1 << 24;
 pub(crate) const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
+#[cfg(test)]
 pub(crate) const CPACR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 2);
+#[cfg(test)]
 pub(crate) const TTBR0_EL1: SysReg = SysReg::new(3, 0, 2, 0, 0);
+#[cfg(test)]
 pub(crate) const TTBR1_EL1: SysReg = SysReg::new(3, 0, 2, 0, 1);
+#[cfg(test)]
 pub(crate) const TCR_EL1: SysReg = SysReg::new(3, 0, 2, 0, 2);
+#[cfg(test)]
 pub(crate) const AFSR0_EL1: SysReg = SysReg::new(3, 0, 5, 1, 0);
+#[cfg(test)]
 pub(crate) const AFSR1_EL1: SysReg = SysReg::new(3, 0, 5, 1, 1);
+#[cfg(test)]
 pub(crate) const ESR_EL1: SysReg = SysReg::new(3, 0, 5, 2, 0);
+#[cfg(test)]
 pub(crate) const FAR_EL1: SysReg = SysReg::new(3, 0, 6, 0, 0);
+#[cfg(test)]
 pub(crate) const PAR_EL1: SysReg = SysReg::new(3, 0, 7, 4, 0);
+#[cfg(test)]
 pub(crate) const MAIR_EL1: SysReg = SysReg::new(3, 0, 10, 2, 0);
+#[cfg(test)]
 pub(crate) const AMAIR_EL1: SysReg = SysReg::new(3, 0, 10, 3, 0);
+#[cfg(test)]
 pub(crate) const VBAR_EL1: SysReg = SysReg::new(3, 0, 12, 0, 0);
+#[cfg(test)]
 pub(crate) const CONTEXTIDR_EL1: SysReg = SysReg::new(3, 0, 13, 0, 1);
+#[cfg(test)]
 pub(crate) const TPIDR_EL1: SysReg = SysReg::new(3, 0, 13, 0, 4);
+#[cfg(test)]
 pub(crate) const CNTKCTL_EL1: SysReg = SysReg::new(3, 0, 14, 1, 0);
+#[cfg(test)]
 pub(crate) const CSSELR_EL1: SysReg = SysReg::new(3, 2, 0, 0, 0);
+#[cfg(test)]
 pub(crate) const TPIDR_EL0: SysReg = SysReg::new(3, 3, 13, 0, 2);
+#[cfg(test)]
 pub(crate) const TPIDRRO_EL0: SysReg = SysReg::new(3, 3, 13, 0, 3);
 /// The one debug register the guest's EL1 file holds; the others have their own state.
 pub(crate) const MDSCR_EL1: SysReg = SysReg::new(2, 0, 0, 2, 2);
@@ -614,106 +633,16 @@ pub(crate) const fn mpidr_for_vcpu(id: u32) -> u64 {
     (1 << 31) | (id & 0xf) | (((id >> 4) & 0xff) << 8) | (((id >> 12) & 0xff) << 16)
 }
 
-/// The EL1 (and EL0 thread-pointer) system registers rkvm saves per vCPU. The discriminant
-/// indexes the vCPU's register array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub(crate) enum El1Reg {
-    Sctlr,
-    Actlr,
-    Cpacr,
-    Ttbr0,
-    Ttbr1,
-    Tcr,
-    Esr,
-    Afsr0,
-    Afsr1,
-    Far,
-    Mair,
-    Amair,
-    Vbar,
-    Contextidr,
-    Tpidr,
-    TpidrEl0,
-    TpidrroEl0,
-    Par,
-    Cntkctl,
-    Csselr,
-    Mdscr,
-}
+pub(crate) use super::el1regs::El1Reg;
 
 impl El1Reg {
-    pub(crate) const COUNT: usize = 21;
-
-    /// Every register, in discriminant order (`ALL[r as usize] == r`).
-    pub(crate) const ALL: [El1Reg; Self::COUNT] = [
-        Self::Sctlr,
-        Self::Actlr,
-        Self::Cpacr,
-        Self::Ttbr0,
-        Self::Ttbr1,
-        Self::Tcr,
-        Self::Esr,
-        Self::Afsr0,
-        Self::Afsr1,
-        Self::Far,
-        Self::Mair,
-        Self::Amair,
-        Self::Vbar,
-        Self::Contextidr,
-        Self::Tpidr,
-        Self::TpidrEl0,
-        Self::TpidrroEl0,
-        Self::Par,
-        Self::Cntkctl,
-        Self::Csselr,
-        Self::Mdscr,
-    ];
-
     pub(crate) const fn sysreg(self) -> SysReg {
-        match self {
-            Self::Sctlr => SCTLR_EL1,
-            Self::Actlr => ACTLR_EL1,
-            Self::Cpacr => CPACR_EL1,
-            Self::Ttbr0 => TTBR0_EL1,
-            Self::Ttbr1 => TTBR1_EL1,
-            Self::Tcr => TCR_EL1,
-            Self::Esr => ESR_EL1,
-            Self::Afsr0 => AFSR0_EL1,
-            Self::Afsr1 => AFSR1_EL1,
-            Self::Far => FAR_EL1,
-            Self::Mair => MAIR_EL1,
-            Self::Amair => AMAIR_EL1,
-            Self::Vbar => VBAR_EL1,
-            Self::Contextidr => CONTEXTIDR_EL1,
-            Self::Tpidr => TPIDR_EL1,
-            Self::TpidrEl0 => TPIDR_EL0,
-            Self::TpidrroEl0 => TPIDRRO_EL0,
-            Self::Par => PAR_EL1,
-            Self::Cntkctl => CNTKCTL_EL1,
-            Self::Csselr => CSSELR_EL1,
-            Self::Mdscr => MDSCR_EL1,
-        }
+        let (op0, op1, crn, crm, op2) = self.encoding();
+        SysReg::new(op0, op1, crn, crm, op2)
     }
 
     pub(crate) fn from_sysreg(r: SysReg) -> Option<El1Reg> {
         Self::ALL.into_iter().find(|e| e.sysreg() == r)
-    }
-
-    /// The value after vCPU reset.
-    ///
-    /// SCTLR_EL1 gets KVM's 0x00C5_0078: the RES1 bits of SCTLR_EL1 with the MMU and caches
-    /// off. Where KVM's table writes a fixed value (CPACR, TCR, VBAR, CONTEXTIDR, CNTKCTL,
-    /// MDSCR) it is 0. Registers whose reset value is architecturally UNKNOWN (TTBRs, ESR,
-    /// AFSRs, FAR, MAIR, TPIDRs, PAR, CSSELR), which KVM fills with a poison pattern, and
-    /// the IMPLEMENTATION DEFINED ACTLR and AMAIR, which KVM copies from the host CPU, are
-    /// 0 here: a guest may not rely on them, and a fixed value keeps a reset VM
-    /// reproducible without reading host registers.
-    pub(crate) const fn reset_value(self) -> u64 {
-        match self {
-            Self::Sctlr => 0x00c5_0078,
-            _ => 0,
-        }
     }
 }
 
@@ -1020,6 +949,31 @@ mod tests {
         assert_eq!(encodings.len(), El1Reg::COUNT);
         assert_eq!(El1Reg::from_sysreg(MPIDR_EL1), None);
         assert_eq!(El1Reg::from_sysreg(CNTV_CTL_EL0), None);
+        // The list's encodings against the architecture's, written out independently.
+        let expected = [
+            SCTLR_EL1,
+            ACTLR_EL1,
+            CPACR_EL1,
+            TTBR0_EL1,
+            TTBR1_EL1,
+            TCR_EL1,
+            ESR_EL1,
+            AFSR0_EL1,
+            AFSR1_EL1,
+            FAR_EL1,
+            MAIR_EL1,
+            AMAIR_EL1,
+            VBAR_EL1,
+            CONTEXTIDR_EL1,
+            TPIDR_EL1,
+            TPIDR_EL0,
+            TPIDRRO_EL0,
+            PAR_EL1,
+            CNTKCTL_EL1,
+            CSSELR_EL1,
+            MDSCR_EL1,
+        ];
+        assert_eq!(El1Reg::ALL.map(El1Reg::sysreg), expected);
     }
 
     #[test]

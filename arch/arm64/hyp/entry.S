@@ -13,10 +13,10 @@
  */
 #include <linux/linkage.h>
 #include <asm/assembler.h>
+/* GPR_X0, GPR_SP_EL0 (struct GuestGprs) and the EXIT_* codes: rust/logic/el2abi.rs. */
+#include <rkvm/asm-offsets.h>
 
-/* Offsets in struct GuestGprs (rust/hyp/context.rs): x0..x30, then SP_EL0. */
-#define GPR(n)		((n) * 8)
-#define GPR_SP_EL0	(31 * 8)
+#define GPR(n)		(GPR_X0 + (n) * 8)
 
 /* Host frame, built by the entry: x18..x30, the GuestGprs pointer, the host SP_EL0. */
 #define FRAME_X18	0
@@ -24,12 +24,6 @@
 #define FRAME_CTX	104
 #define FRAME_SP_EL0	112
 #define FRAME_SIZE	128
-
-/* Exit codes returned to Rust (rust/hyp/context.rs: ExitCode). */
-#define EXIT_SYNC	1
-#define EXIT_IRQ	2
-#define EXIT_FIQ	3
-#define EXIT_SERROR	4
 
 	.text
 

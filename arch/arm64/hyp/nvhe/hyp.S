@@ -19,105 +19,18 @@
 #include <linux/linkage.h>
 #include <asm/assembler.h>
 
-/* The kernel's hyp-stub calls (asm/virt.h), answered with the stub's semantics. */
-#define STUB_SET_VECTORS	0
-#define STUB_SOFT_RESTART	1
-#define STUB_RESET_VECTORS	2
-#define STUB_GET_ICH_VTR_EL2	4
-#define STUB_ERR		0xbadca11
+#include <asm/virt.h>
 
-/* rkvm's hyp calls: SMCCC fast calls, 64-bit, owner "vendor hypervisor" (nvhe.rst). */
-#define RKVM_HC_PROBE		0xc6000100
-#define RKVM_HC_VCPU_RUN	0xc6000101
-#define RKVM_HC_TLB_FLUSH_VMID	0xc6000102
-#define RKVM_HC_TEARDOWN	0xc6000103
-#define RKVM_HYP_MAGIC		0x726b766d	/* "rkvm" */
+/*
+ * The HypCpu and VgicCpuIf offsets (HC_*, GIC_*, EL1_*), the exit codes, the feature
+ * bits and rkvm's hyp-call numbers: generated from rust/logic/el2abi.rs.
+ */
+#include <rkvm/asm-offsets.h>
 
-/* struct HypCpu (rust/hyp/nvhe.rs asserts each offset). */
-#define HC_GPR(n)		((n) * 8)
-#define HC_SP_EL0		(31 * 8)
-#define HC_PC			256
-#define HC_PSTATE		264
-#define HC_GUEST_EL1		272
-#define HC_HCR			480
-#define HC_CPTR			488
-#define HC_MDCR			496
-#define HC_CNTHCTL		504
-#define HC_VTTBR		512
-#define HC_VTCR			520
-#define HC_CNTVOFF		528
-#define HC_VMPIDR		536
-#define HC_ESR			544
-#define HC_FAR			552
-#define HC_HPFAR		560
-#define HC_EXIT_HCR		568
-#define HC_HOST_X18		576
-#define HC_HOST_SP_EL0		680
-#define HC_HOST_ELR_EL2		688
-#define HC_HOST_SPSR_EL2	696
-#define HC_HOST_EL1		704
-#define HC_HOST_HCR		912
-#define HC_HOST_CPTR		920
-#define HC_HOST_MDCR		928
-#define HC_HOST_CNTHCTL		936
-#define HC_HOST_VPIDR		944
-#define HC_HOST_VMPIDR		952
-#define HC_HOST_TCR2		960
-#define HC_HOST_PIR		968
-#define HC_HOST_PIRE0		976
-#define HC_HOST_POR		984
-#define HC_HOST_SCTLR2		992
-#define HC_FEATURES		1000
-#define HC_STUB_VBAR		1008
-#define HC_STUB_SCTLR		1016
-#define HC_TEARDOWN_PA		1024
-#define HC_INIT_MAIR		1032
-#define HC_INIT_TCR		1040
-#define HC_INIT_TTBR		1048
-#define HC_INIT_SCTLR		1056
-#define HC_INIT_SELF		1064
-#define HC_INIT_STACK		1072
-#define HC_INIT_VECTORS		1080
-#define HC_PANIC_ESR		1088
-#define HC_PANIC_ELR		1096
-#define HC_PANIC_FAR		1104
-#define HC_GIC			1112	/* struct VgicCpuIf (rust/hyp/context.rs) */
-#define HC_GIC_NR_LRS		1352
-#define HC_GIC_NR_APRS		1360
-#define HC_GIC_IDLE_HCR		1368
-#define HC_GUEST_DISR		1376
-#define GIC_HCR			0
-#define GIC_VMCR		8
-#define GIC_AP0R		16
-#define GIC_AP1R		48
-#define GIC_LR			80
-#define GIC_USED_LRS		208
-#define GIC_ELRSR		216
-#define GIC_EISR		224
-#define GIC_MISR		232
+#define HC_GPR(n)		(HC_GPRS + (n) * 8)
 /* LDP/STP reach only 504 bytes: the fields past HI are addressed from base + HI. */
 #define HI			512
 #define H(off)			((off) - HI)
-
-/*
- * An EL1 register block (guest or host): the El1Reg slots of rust/logic/regs.rs (ACTLR,
- * index 1, and MDSCR, index 20, are emulated, never in the CPU), then SP_EL1, ELR_EL1,
- * SPSR_EL1 and the virtual timer's CTL and CVAL.
- */
-#define EL1(i)			((i) * 8)
-#define EL1_SP			(21 * 8)
-#define EL1_ELR			(22 * 8)
-#define EL1_SPSR		(23 * 8)
-#define EL1_CNTV_CTL		(24 * 8)
-#define EL1_CNTV_CVAL		(25 * 8)
-
-/* HypCpu.features: optional EL1 registers the host kernel may use (ID_AA64MMFR3_EL1). */
-#define FEAT_TCRX		0
-#define FEAT_S1PIE		1
-#define FEAT_S1POE		2
-#define FEAT_SCTLRX		3
-/* FEAT_RAS: the guest's DISR_EL1 is VDISR_EL2 (HCR_EL2.AMO), switched around each entry. */
-#define FEAT_RAS		4
 
 /* Registers by encoding, so the assembler accepts them at any architecture level. */
 #define RKVM_TCR2_EL1		s3_0_c2_c0_3
@@ -173,46 +86,21 @@
 .endm
 
 /* Exit codes (rust/hyp/context.rs: ExitCode). */
-#define EXIT_SYNC		1
-#define EXIT_IRQ		2
-#define EXIT_FIQ		3
-#define EXIT_SERROR		4
 
 #define HCR_VM_BIT		0
 #define ESR_EC_SHIFT		26
 #define ESR_EC_HVC64		0x16
 
+/*
+ * An EL1 register block (struct El1Block): the switched registers of
+ * rust/logic/el1regs.rs at their slots, then SP_EL1, ELR_EL1, SPSR_EL1 and the virtual
+ * timer's CTL and CVAL. Uses x2 and x3.
+ */
+#define SAVE_EL1_REG(reg)	mrs x2, reg ; str x2, [\base, #\off + EL1_SLOT_##reg] ;
+#define LOAD_EL1_REG(reg)	ldr x2, [\base, #\off + EL1_SLOT_##reg] ; msr reg, x2 ;
+
 .macro save_el1 base, off
-	mrs	x2, sctlr_el1
-	mrs	x3, cpacr_el1
-	str	x2, [\base, #\off + EL1(0)]
-	str	x3, [\base, #\off + EL1(2)]
-	mrs	x2, ttbr0_el1
-	mrs	x3, ttbr1_el1
-	stp	x2, x3, [\base, #\off + EL1(3)]
-	mrs	x2, tcr_el1
-	mrs	x3, esr_el1
-	stp	x2, x3, [\base, #\off + EL1(5)]
-	mrs	x2, afsr0_el1
-	mrs	x3, afsr1_el1
-	stp	x2, x3, [\base, #\off + EL1(7)]
-	mrs	x2, far_el1
-	mrs	x3, mair_el1
-	stp	x2, x3, [\base, #\off + EL1(9)]
-	mrs	x2, amair_el1
-	mrs	x3, vbar_el1
-	stp	x2, x3, [\base, #\off + EL1(11)]
-	mrs	x2, contextidr_el1
-	mrs	x3, tpidr_el1
-	stp	x2, x3, [\base, #\off + EL1(13)]
-	mrs	x2, tpidr_el0
-	mrs	x3, tpidrro_el0
-	stp	x2, x3, [\base, #\off + EL1(15)]
-	mrs	x2, par_el1
-	mrs	x3, cntkctl_el1
-	stp	x2, x3, [\base, #\off + EL1(17)]
-	mrs	x2, csselr_el1
-	str	x2, [\base, #\off + EL1(19)]
+	RKVM_EL1_SWITCHED(SAVE_EL1_REG)
 	mrs	x2, sp_el1
 	mrs	x3, elr_el1
 	stp	x2, x3, [\base, #\off + EL1_SP]
@@ -224,36 +112,7 @@
 .endm
 
 .macro load_el1 base, off
-	ldr	x2, [\base, #\off + EL1(0)]
-	ldr	x3, [\base, #\off + EL1(2)]
-	msr	sctlr_el1, x2
-	msr	cpacr_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(3)]
-	msr	ttbr0_el1, x2
-	msr	ttbr1_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(5)]
-	msr	tcr_el1, x2
-	msr	esr_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(7)]
-	msr	afsr0_el1, x2
-	msr	afsr1_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(9)]
-	msr	far_el1, x2
-	msr	mair_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(11)]
-	msr	amair_el1, x2
-	msr	vbar_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(13)]
-	msr	contextidr_el1, x2
-	msr	tpidr_el1, x3
-	ldp	x2, x3, [\base, #\off + EL1(15)]
-	msr	tpidr_el0, x2
-	msr	tpidrro_el0, x3
-	ldp	x2, x3, [\base, #\off + EL1(17)]
-	msr	par_el1, x2
-	msr	cntkctl_el1, x3
-	ldr	x2, [\base, #\off + EL1(19)]
-	msr	csselr_el1, x2
+	RKVM_EL1_SWITCHED(LOAD_EL1_REG)
 	ldp	x2, x3, [\base, #\off + EL1_SP]
 	msr	sp_el1, x2
 	msr	elr_el1, x3
@@ -459,7 +318,7 @@ SYM_INNER_LABEL(__rkvm_hyp_teardown, SYM_L_GLOBAL)
 	dsb	nsh
 	msr	vbar_el2, x6
 	isb
-	cmp	x0, #STUB_SOFT_RESTART
+	cmp	x0, #HVC_SOFT_RESTART
 	b.ne	1f
 	/* The stub's HVC_SOFT_RESTART: branch to x1 at EL2 with x0-x2 = the caller's x2-x4. */
 	mov	x0, x2
@@ -467,7 +326,7 @@ SYM_INNER_LABEL(__rkvm_hyp_teardown, SYM_L_GLOBAL)
 	mov	x4, x1
 	mov	x1, x3
 	br	x4
-1:	cmp	x0, #STUB_SET_VECTORS
+1:	cmp	x0, #HVC_SET_VECTORS
 	b.ne	2f
 	msr	vbar_el2, x1
 	isb
@@ -568,16 +427,16 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_host_call)
 	mov_q	x9, RKVM_HC_TEARDOWN
 	cmp	x0, x9
 	b.eq	__rkvm_hyp_do_teardown
-	cmp	x0, #STUB_SET_VECTORS
+	cmp	x0, #HVC_SET_VECTORS
 	b.eq	__rkvm_hyp_do_teardown
-	cmp	x0, #STUB_SOFT_RESTART
+	cmp	x0, #HVC_SOFT_RESTART
 	b.eq	__rkvm_hyp_do_teardown
-	cmp	x0, #STUB_RESET_VECTORS
+	cmp	x0, #HVC_RESET_VECTORS
 	b.eq	__rkvm_hyp_do_teardown
-	cmp	x0, #STUB_GET_ICH_VTR_EL2
+	cmp	x0, #HVC_GET_ICH_VTR_EL2
 	b.eq	2f
 	/* Anything else, HVC_FINALISE_EL2 included: what the stub answers an unknown call. */
-	mov_q	x0, STUB_ERR
+	mov_q	x0, HVC_STUB_ERR
 	eret
 1:	mov	x0, xzr
 	mov_q	x1, RKVM_HYP_MAGIC
