@@ -12,6 +12,7 @@
  * exit vectors find the frame at [sp] without any per-CPU lookup.
  */
 #include <linux/linkage.h>
+#include <asm/alternative.h>
 #include <asm/assembler.h>
 /* GPR_X0, GPR_SP_EL0 (struct GuestGprs) and the EXIT_* codes: rust/logic/el2abi.rs. */
 #include <rkvm/asm-offsets.h>
@@ -74,6 +75,13 @@ SYM_FUNC_END(__rkvm_vhe_guest_enter)
  * code in x1. Saves the guest's registers and returns to __rkvm_vhe_guest_enter's caller.
  */
 SYM_CODE_START_LOCAL(__rkvm_vhe_guest_exit)
+	/*
+	 * The exception left PSTATE.PAN as the guest had it (the host runs with
+	 * SCTLR_EL2.SPAN set): a guest with PAN clear would otherwise hand the host kernel
+	 * unrestricted access to user memory until its next exception return. Set it where
+	 * the kernel uses PAN, as KVM's __guest_exit does.
+	 */
+	ALTERNATIVE(nop, SET_PSTATE_PAN(1), ARM64_HAS_PAN)
 	ldr	x0, [sp, #16 + FRAME_CTX]
 	stp	x2, x3, [x0, #GPR(2)]
 	stp	x4, x5, [x0, #GPR(4)]
