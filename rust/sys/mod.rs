@@ -20,6 +20,7 @@ pub(crate) mod preempt;
 pub(crate) mod run_page;
 pub(crate) mod task;
 pub(crate) mod wake;
+pub(crate) mod workqueue;
 
 pub(crate) use bindings::{
     kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
@@ -109,13 +110,3 @@ unsafe fn fpsimd_load(state: *const task::FpState) {
 
 /// `struct wait_queue_entry`, for wake-up callbacks (`eventfd.rs`).
 pub(crate) type WaitQueueEntry = bindings::wait_queue_entry;
-
-/// Waits until `work` has finished running, if it is queued or running.
-///
-/// # Safety
-///
-/// `work` points to an initialised `work_struct` that stays valid during the call.
-pub(crate) unsafe fn flush_work(work: *mut kernel::bindings::work_struct) {
-    // SAFETY: by the caller's guarantee.
-    unsafe { kernel::bindings::flush_work(work) };
-}
