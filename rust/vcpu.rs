@@ -24,7 +24,7 @@ use crate::{
         anon_fd::FdOps,
         hrtimer::{self, HrTimerOwner},
         run_page::RunPage,
-        task::FpState,
+        task::{FpState, SigSet},
         wake::{req, VcpuWake},
     },
     vm::Vm,
@@ -116,7 +116,7 @@ pub(crate) struct VcpuState {
     /// whether the instruction was 32 bits wide (`ESR_EL2.IL`).
     pub(crate) pending_mmio: Option<(MmioAccess, bool, bool)>,
     /// `KVM_SET_SIGNAL_MASK`: the mask applied while in `KVM_RUN`.
-    pub(crate) sigmask: Option<kernel::bindings::sigset_t>,
+    pub(crate) sigmask: Option<SigSet>,
     pub(crate) debug: DebugRegs,
     /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
     pub(crate) actlr: u64,
@@ -487,23 +487,16 @@ impl Vcpu {
     /// `KVM_SET_SIGNAL_MASK`: `arg` points at `struct kvm_signal_mask`, or is NULL to
     /// clear the mask.
     fn set_signal_mask(&self, arg: usize) -> Result<isize> {
-        const SIGSET_SIZE: usize = core::mem::size_of::<kernel::bindings::sigset_t>();
         if arg == 0 {
             self.inner.lock().state.sigmask = None;
             return Ok(0);
         }
-        let mut reader = UserSlice::new(UserPtr::from_addr(arg), 4 + SIGSET_SIZE).reader();
+        let mut reader = UserSlice::new(UserPtr::from_addr(arg), 4 + SigSet::SIZE).reader();
         let len: u32 = reader.read()?;
-        if len as usize != SIGSET_SIZE {
+        if len as usize != SigSet::SIZE {
             return Err(EINVAL);
         }
-        let bits: u64 = reader.read()?;
-        // SIGKILL and SIGSTOP cannot be blocked (KVM's kvm_vcpu_ioctl_set_sigmask).
-        let unblockable =
-            (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
-        let mask = kernel::bindings::sigset_t {
-            sig: [(bits & !unblockable) as _],
-        };
+        let mask = SigSet::from_bits_blockable(reader.read()?);
         self.inner.lock().state.sigmask = Some(mask);
         Ok(0)
     }
