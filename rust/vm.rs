@@ -16,7 +16,7 @@ use crate::{
     its::ItsSet,
     logic::{
         caps,
-        fwregs::{Bitmap, FwBitmaps, SetError},
+        fwregs::{Bitmap, FwBitmaps},
         idregs,
         ioctl::{self, VmIoctl},
         irqroute,
@@ -363,11 +363,7 @@ impl Vm {
                     }
                 }
             });
-        match refused {
-            None => Ok(()),
-            Some(SetError::Invalid) => Err(EINVAL),
-            Some(SetError::Busy) => Err(EBUSY),
-        }
+        refused.map_or(Ok(()), |e| Err(e.into()))
     }
 
     /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a

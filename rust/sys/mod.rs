@@ -11,6 +11,7 @@ mod bindings;
 pub(crate) mod clock;
 pub(crate) mod coalesced_ring;
 pub(crate) mod cpu;
+mod errno;
 pub(crate) mod eventfd;
 pub(crate) mod hrtimer;
 pub(crate) mod irq;
