@@ -7,7 +7,9 @@
 //! the one place those names become the kernel's errors, as `From` impls, so the layers
 //! above propagate them with `?`. Each mapping follows the type's documentation.
 
-use crate::logic::{fwregs, memslot::SlotError, pgtable::MapError, pvtime, vgic::attr::Errno};
+use crate::logic::{
+    fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, vgic::attr::Errno,
+};
 use kernel::error::{code::*, Error};
 
 /// The vGIC's and the ITS's device-attribute errors, one to one.
@@ -68,5 +70,12 @@ impl From<pvtime::SetError> for Error {
             pvtime::SetError::Invalid => EINVAL,
             pvtime::SetError::AlreadySet => EEXIST,
         }
+    }
+}
+
+/// A GSI routing table or an MSI KVM refuses.
+impl From<irqroute::Invalid> for Error {
+    fn from(_: irqroute::Invalid) -> Self {
+        EINVAL
     }
 }
