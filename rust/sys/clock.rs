@@ -2,6 +2,11 @@
 
 //! The host's wall clock paired with its counter, and random numbers: what the guest's
 //! PTP and TRNG hypercalls return.
+//!
+//! The kernel crate's `kernel::time` (7.3) reads single clocks (`Instant<C>`); it has no
+//! clock/counter snapshot (`ktime_get_snapshot`) and no access to the CRNG
+//! (`get_random_u64`). Both wrappers are generic; the snapshot is reduced to what a
+//! PTP-style caller needs.
 
 use kernel::bindings as kbindings;
 

@@ -12,6 +12,13 @@
 //! returned [`PercpuIrq`] lives; dropping it disables it everywhere and frees it. The
 //! handler runs in hard-IRQ context on the CPU that took the interrupt. [`init`] and
 //! [`exit`] bracket the module's use (the hotplug state).
+//!
+//! The kernel crate's `kernel::irq` (7.3) requests ordinary interrupts for a bound
+//! device (`irq::Registration` on a `Device<Bound>`); it has no per-CPU interrupts
+//! (`request_percpu_irq`, `enable_percpu_irq`) and no CPU-hotplug states. This wrapper
+//! is shaped by rkvm's needs (a few fixed slots, a plain `fn` handler, the GIC's
+//! maintenance interrupt looked up in the device tree); a `kernel::irq::PercpuRegistration`
+//! would take a per-CPU cookie and a handler trait instead.
 
 use super::bindings;
 use core::ffi::{c_int, c_uint, c_void};

@@ -6,6 +6,22 @@
 //! rkvm pins guest pages (`pin_user_pages_fast(FOLL_LONGTERM)`) when it maps them at
 //! stage 2 and unpins them when it unmaps them; the stage-2 tables are the only record of
 //! what is pinned. See Documentation/design.rst, "Guest memory".
+//!
+//! The kernel crate (7.3) has single pages (`kernel::page::Page`, order 0 only) and
+//! `vmalloc` allocations through its allocators (`KVBox`, `VVec`, which own typed
+//! values). It has no `pin_user_pages`, no multi-page
+//! allocation, no physical-address conversions and no `vmalloc_to_pfn`; these wrappers
+//! deal in physical addresses because stage 2 and the EL2 tables do, so they are rkvm's
+//! own rather than candidates for the kernel crate. `vzalloc`/`vfree` stay raw because
+//! the nVHE backend maps the memory at EL2 page by page.
+//!
+//! The current task's ids and `mm` come from C helpers, not from the kernel crate's
+//! `Task::pid`, `tgid` and `CurrentTask::mm`: those read `task_struct` through the
+//! crate's bindgen layout, in which the empty `stats` member (`struct sched_statistics`
+//! without `CONFIG_SCHEDSTATS`) has lost its `____cacheline_aligned`, so on the test
+//! kernel every later field is 0x30 bytes before where C has it (`mm` at 0x3c8, not
+//! 0x3f8) and a vCPU thread failed the VM's owner check. Switch once bindgen keeps the
+//! alignment.
 
 use super::bindings;
 use core::ffi::c_void;

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Layer 1: kernel interfaces that the Rust `kernel` crate (7.3) does not wrap.
+//! Layer 1: kernel interfaces that the Rust `kernel` crate (7.3) does not wrap, and
+//! the kernel side of `logic/`'s errors (`errno.rs`).
 //!
-//! This is one of the few places with FFI: the bindgen output, the C helpers, and small
-//! safe wrappers over them. Everything above this layer uses the wrappers.
+//! This is the only place with FFI: the bindgen output, the C helpers, and small safe
+//! wrappers over them. Everything above this layer uses the wrappers or the kernel
+//! crate. Where the kernel crate has an abstraction, rkvm uses it (locks, `CondVar`,
+//! `Arc`, work items, `Page`, `File` and fd reservations, `MiscDevice`, `HrTimer`,
+//! `Task`, `kernel::cpu`, debugfs, user-memory access); each file here says in its
+//! header what the crate lacks for its purpose, and whether the wrapper is generic
+//! (written as a kernel-crate addition would be) or rkvm's own.
 
 mod abi_checks;
 pub(crate) mod anon_fd;

@@ -5,6 +5,11 @@
 //! KVM counterpart: `kvm_sched_in`/`kvm_sched_out` around `preempt_notifier_register` in
 //! `vcpu_load` (`virt/kvm/kvm_main.c`). rkvm registers one for the duration of `KVM_RUN`,
 //! so the vCPU's lazily switched state follows the thread across CPUs.
+//!
+//! The kernel crate (7.3) has no preempt notifiers and no preemption guard. Both
+//! wrappers are generic: [`Notifier`] pins a notifier on the registering task's stack
+//! and calls a trait's methods (the safety argument is the pinning and the unregister on
+//! drop), [`NoPreempt`] is a guard. `kernel::sync` would be their place.
 
 use super::bindings;
 use core::{marker::PhantomPinned, pin::Pin};

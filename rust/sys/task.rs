@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Scheduling, signals and kernel-mode FP/SIMD for the vCPU thread.
+//!
+//! The kernel crate (7.3) has the current task (`Task`, `signal_pending`) and nothing
+//! for these: `cond_resched`, the scheduler's run-delay accounting, signal masks
+//! (`sigprocmask`) and kernel-mode FP/SIMD (`kernel_neon_begin`/`end`, arm64 only).
+//! `cond_resched`, the run delay and [`SigSet`] are generic; [`GuestFp`] is rkvm's
+//! own use of kernel-mode FP (a guest's registers as the thread's kernel-mode FP state,
+//! KVM's `fpsimd_kvm_prepare`/`kvm_arch_vcpu_load_fp` counterpart) and is not meant
+//! for the kernel crate.
 
 use super::bindings;
 use crate::logic::fp::{FpHint, FpOwner, OnTrap};

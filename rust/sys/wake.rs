@@ -6,6 +6,14 @@
 //! `vcpu->mode` (`virt/kvm/kvm_main.c`, `include/linux/kvm_host.h`), with the rcuwait
 //! pattern of `kvm_vcpu_block`.
 //!
+//! From the kernel crate: the task (`Task::wake_up`, `current!`) and the RCU read lock.
+//! It has no `kick_process`, no `set_current_state` and no bare `schedule`. Its `CondVar`
+//! sleeps only with a lock held by the waker too, and a kick comes from hard-irq context
+//! (the timer's callback, an IPI's sender) where rkvm takes no lock; its `Completion`
+//! counts completions rather than re-checking a condition. So blocking is KVM's
+//! rcuwait-style loop, written here. The protocol is rkvm's (KVM's `vcpu->mode`), not a
+//! kernel-crate candidate.
+//!
 //! Ordering (no lost wake-ups):
 //!
 //! * A kicker first records why (`requests`, a fetch-or with full ordering), then reads
