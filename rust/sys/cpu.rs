@@ -16,6 +16,9 @@ use core::ffi::c_void;
 /// Runs `f` on each online CPU, in IPI context with interrupts off, and waits for all of
 /// them to finish. `f` must not sleep.
 pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
+    /// # Safety
+    ///
+    /// `info` is the `&F` given to `rkvm_on_each_cpu` below, during that call.
     unsafe extern "C" fn trampoline<F: Fn() + Sync>(info: *mut c_void) {
         // SAFETY: `info` is the `&F` passed below; `on_each_cpu` waits for every call to
         // finish before returning, so the borrow outlives all uses, and `F: Sync` makes

@@ -39,7 +39,7 @@ static SLOT_HANDLER: [Atomic<usize>; SLOTS] = [const { Atomic::new(0) }; SLOTS];
 /// The dynamic CPU-hotplug state (0 before `init`).
 static HP_STATE: Atomic<i32> = Atomic::new(0);
 
-unsafe extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::irqreturn {
+extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::irqreturn {
     for (i, slot) in SLOT_IRQ.iter().enumerate() {
         if slot.load(Relaxed) == irq as u32 {
             let h = SLOT_HANDLER[i].load(Relaxed);
@@ -55,7 +55,7 @@ unsafe extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::i
 }
 
 /// CPU coming online: enable every registered interrupt on it.
-unsafe extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
+extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
     for slot in &SLOT_IRQ {
         let irq = slot.load(Relaxed);
         if irq != 0 {
@@ -67,7 +67,7 @@ unsafe extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
 }
 
 /// CPU going offline: disable them on it.
-unsafe extern "C" fn cpu_offline(_cpu: c_uint) -> c_int {
+extern "C" fn cpu_offline(_cpu: c_uint) -> c_int {
     for slot in &SLOT_IRQ {
         let irq = slot.load(Relaxed);
         if irq != 0 {

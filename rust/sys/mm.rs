@@ -40,7 +40,7 @@ pub(crate) fn pin_guest_page(hva: u64, write: bool) -> Result<PhysAddr> {
     }
     // SAFETY: `page` has room for the one page requested; `hva` is only used as a user
     // address, validated by GUP against the current mm.
-    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags as u32, &mut page) };
+    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags, &mut page) };
     if n < 0 {
         return Err(Error::from_errno(n));
     }
@@ -130,7 +130,7 @@ pub(crate) fn linear_address(pa: PhysAddr) -> usize {
 /// page, see `hyp/nvhe.rs`).
 pub(crate) fn vzalloc(size: usize) -> Result<*mut u8> {
     // SAFETY: plain allocation.
-    let p = unsafe { bindings::rkvm_vzalloc(size as _) };
+    let p = unsafe { bindings::rkvm_vzalloc(size as kernel::ffi::c_ulong) };
     if p.is_null() {
         Err(ENOMEM)
     } else {

@@ -35,12 +35,14 @@ pub(crate) use bindings::{
     kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
 };
 
-// SAFETY: these uapi structs are plain integers with no padding-dependent invariants;
-// any bit pattern is a valid value, and their bytes may be copied to userspace (their
-// padding, if any, comes from zeroed or user-provided memory).
+/// Marks uapi structs as plain bytes, both ways.
 macro_rules! plain_uapi {
     ($($t:ty),*) => {$(
+        // SAFETY: these uapi structs are plain integers with no padding-dependent
+        // invariants; any bit pattern is a valid value, and their bytes may be copied to
+        // userspace (their padding, if any, comes from zeroed or user-provided memory).
         unsafe impl kernel::transmute::FromBytes for $t {}
+        // SAFETY: as above.
         unsafe impl kernel::transmute::AsBytes for $t {}
     )*};
 }

@@ -91,12 +91,19 @@ impl<'a, T: PreemptOps> Notifier<'a, T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `raw` is the `raw` field of a registered `Notifier` (the scheduler passes the
+    /// notifier it has on the current task's list).
     unsafe extern "C" fn sched_in(raw: *mut bindings::preempt_notifier, _cpu: i32) {
         // SAFETY: `raw` is the first field of a registered, live `Notifier` (repr(C)).
         let this = unsafe { &*raw.cast::<Self>() };
         this.ops.sched_in();
     }
 
+    /// # Safety
+    ///
+    /// As for [`Self::sched_in`].
     unsafe extern "C" fn sched_out(
         raw: *mut bindings::preempt_notifier,
         _next: *mut bindings::task_struct,

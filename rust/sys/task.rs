@@ -59,7 +59,7 @@ impl SigSet {
         let unblockable =
             (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
         Self(kernel::bindings::sigset_t {
-            sig: [(bits & !unblockable) as _],
+            sig: [(bits & !unblockable) as kernel::ffi::c_ulong],
         })
     }
 }
