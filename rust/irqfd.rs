@@ -93,6 +93,11 @@ fn queue() -> &'static workqueue::Queue {
 
 /// The wake-up callback: consumes the counter and queues the injection; on hang-up,
 /// queues the removal.
+///
+/// # Safety
+///
+/// Called by the eventfd's wait queue, with its lock held, for the entry of a registered
+/// irqfd (`wait` is its `poll` entry's wait-queue entry).
 unsafe extern "C" fn wakeup(
     wait: *mut sys::WaitQueueEntry,
     _mode: c_uint,
