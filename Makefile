@@ -6,6 +6,8 @@
 #   make KDIR=<dir>      build rkvm.ko against another Rust-enabled arm64 kernel build
 #   make rustfmt         format the Rust sources as the kernel does (rustfmtcheck: check;
 #                        make check runs it first)
+#   make clippy          clippy over the host workspace, the selftests and the module
+#                        (the kernel's CLIPPY=1); make check runs it before the tests
 #   make check           host unit tests + selftests on every emulated host mode, and on
 #                        the debug kernel (lockdep, KASAN, kmemleak) in VHE and nVHE
 #   make run             boot the emulated VHE host with rkvm loaded; QEMU 10 inside it
@@ -45,7 +47,7 @@ endif
 
 .PHONY: all modules clean toolchain test-kernel print-kernel-image print-kdir \
 	unittest selftests qemu-userspace check run run-kvm bench conformance \
-	rustfmt rustfmtcheck interop
+	rustfmt rustfmtcheck clippy interop
 
 all: modules
 
@@ -75,6 +77,23 @@ rustfmtcheck:
 	@rustfmt --edition 2021 --config-path $(TOP)/.rustfmt.toml --check $(RUST_SOURCES) >/dev/null || \
 		{ echo "[rkvm] Rust sources not formatted: run 'make rustfmt'"; exit 1; }
 
+# Lints, with warnings as errors: the host workspace and the selftests through cargo,
+# the module through the kernel's CLIPPY=1 (its lint set, the same as for in-tree Rust).
+# Debian's rust-web-clippy provides a clippy-driver of the same version as $(RUSTC),
+# which the kernel build needs (rustup's clippy, first on PATH, is another version).
+# The module is rebuilt under clippy-driver and again by the next `make`, since Kbuild
+# sees the compiler change.
+CLIPPY_DRIVER ?= /usr/bin/clippy-driver
+CARGO_CLIPPY ?= /usr/bin/cargo-clippy
+clippy: toolchain $(KDIR_DEP)
+	@echo "[rkvm] clippy: host workspace, selftests, module"
+	@RUSTC=$(RUSTC) $(CARGO_CLIPPY) clippy --quiet --all-targets \
+		--manifest-path $(TOP)/Cargo.toml -- -D warnings
+	@cd $(TOP)/selftests && RUSTC=$(RUSTC) $(CARGO_CLIPPY) clippy --quiet --locked \
+		--all-targets -- -D warnings
+	@$(MAKE) -s -C $(KDIR) M=$(TOP) $(KMAKE_ARGS) CLIPPY=1 CLIPPY_DRIVER=$(CLIPPY_DRIVER) \
+		KRUSTFLAGS=-Dwarnings modules
+
 unittest:
 	@echo "[rkvm] host unit tests (cargo test)"
 	@cargo test --quiet --manifest-path $(TOP)/Cargo.toml
@@ -92,7 +111,7 @@ qemu-userspace: toolchain
 # QEMU 10's default machine and kvmtool with and without an ITS: what CI must prove.
 export RKVM_CHECK_INTEROP ?= qemu-10,kvmtool-its,kvmtool-gicv3
 OUT = $(or $(RKVM_OUT),$(TOP)/out)
-check: rustfmtcheck modules unittest selftests qemu-userspace
+check: rustfmtcheck clippy modules unittest selftests qemu-userspace
 	@$(SCRIPTS)/check-hyp-object.sh --self-test
 	@mkdir -p $(OUT) && rm -f $(OUT)/check-summaries
 	@$(SCRIPTS)/run-hosts.sh check || true

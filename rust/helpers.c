@@ -131,16 +131,6 @@ void rkvm_cpuhp_remove(int state)
 	cpuhp_remove_state(state);
 }
 
-unsigned int rkvm_nr_cpu_ids(void)
-{
-	return nr_cpu_ids;
-}
-
-unsigned int rkvm_smp_processor_id(void)
-{
-	return raw_smp_processor_id();
-}
-
 /* Whether the scheduler accounts run delays, the source of PV stolen time. */
 bool rkvm_sched_info_on(void)
 {

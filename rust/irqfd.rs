@@ -88,12 +88,16 @@ impl WorkItem<1> for Irqfd {
 /// The workqueue irqfd work runs on: the kernel's default unbound one (`system_wq`
 /// itself is deprecated in 7.3).
 fn queue() -> &'static workqueue::Queue {
-    // SAFETY: `system_dfl_wq` is set up at boot and never freed.
-    unsafe { workqueue::Queue::from_raw(kernel::bindings::system_dfl_wq) }
+    sys::workqueue::system_dfl()
 }
 
 /// The wake-up callback: consumes the counter and queues the injection; on hang-up,
 /// queues the removal.
+///
+/// # Safety
+///
+/// Called by the eventfd's wait queue, with its lock held, for the entry of a registered
+/// irqfd (`wait` is its `poll` entry's wait-queue entry).
 unsafe extern "C" fn wakeup(
     wait: *mut sys::WaitQueueEntry,
     _mode: c_uint,
@@ -181,11 +185,8 @@ impl Irqfd {
             // SAFETY: registered by `assign`, unregistered once (the flag).
             unsafe { self.poll.unregister() };
         }
-        // SAFETY: the work items are initialised and pinned in the `Arc`; after the
-        // unregister no wake-up queues them again.
-        unsafe {
-            sys::flush_work(Work::<Irqfd, 0>::raw_get(&self.inject));
-            sys::flush_work(Work::<Irqfd, 1>::raw_get(&self.shutdown));
-        }
+        // After the unregister no wake-up queues the work again.
+        sys::workqueue::flush(&self.inject);
+        sys::workqueue::flush(&self.shutdown);
     }
 }

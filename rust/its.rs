@@ -460,10 +460,6 @@ struct ItsDevice {
     its: Arc<Its>,
 }
 
-fn errno(e: Errno) -> Error {
-    vgic::errno(e)
-}
-
 impl ItsDevice {
     fn set_attr(&self, a: ItsAttr, addr: usize) -> Result {
         let vm = &*self.vm;
@@ -474,7 +470,7 @@ impl ItsDevice {
                 let _adding = vm.its.adding.lock();
                 let current = self.its.base.load(Ordering::Acquire);
                 let current = (current != attr::ADDR_UNDEF).then_some(current);
-                check_iorange(current, base, ITS_SIZE, vm.ipa_limit()).map_err(errno)?;
+                check_iorange(current, base, ITS_SIZE, vm.ipa_limit())?;
                 self.its.base.store(base, Ordering::Release);
                 Ok(())
             }
@@ -493,8 +489,10 @@ impl ItsDevice {
                             its.reset(&mut lpis);
                             Ok(())
                         }
-                        ItsAttr::SaveTables => its.save_tables(&mut Mem(&mmu)).map_err(errno),
-                        _ => its.restore_tables(&mut Mem(&mmu), &mut lpis).map_err(errno),
+                        ItsAttr::SaveTables => its.save_tables(&mut Mem(&mmu)).map_err(Error::from),
+                        _ => its
+                            .restore_tables(&mut Mem(&mmu), &mut lpis)
+                            .map_err(Error::from),
                     }
                 })
             }
@@ -520,26 +518,24 @@ impl ItsDevice {
     fn regs_access(&self, offset: u64, write: Option<u64>) -> Result<u64> {
         let vm = &*self.vm;
         let known = match model::regs_check(offset) {
-            Err(Errno::Inval) => return Err(EINVAL),
+            Err(e @ Errno::Inval) => return Err(e.into()),
             r => r,
         };
         vm.with_vcpus_stopped(|| {
             if self.its.base.load(Ordering::Acquire) == attr::ADDR_UNDEF {
                 return Err(ENXIO);
             }
-            known.map_err(errno)?;
+            known?;
             let mut st = self.its.state.lock();
             match write {
-                None => st.its().regs_get(offset).map_err(errno),
+                None => st.its().regs_get(offset).map_err(Error::from),
                 Some(val) => {
                     let mmu = vm.mmu.lock();
                     let mut lpis = VmLpis {
                         vgic: &vm.vgic,
                         mmu: Some(&mmu),
                     };
-                    st.its()
-                        .regs_set(offset, val, &mut Mem(&mmu), &mut lpis)
-                        .map_err(errno)?;
+                    st.its().regs_set(offset, val, &mut Mem(&mmu), &mut lpis)?;
                     Ok(0)
                 }
             }
@@ -555,14 +551,12 @@ impl FdOps for ItsDevice {
         }
         let (group, a, addr) = vgic::read_device_attr(arg)?;
         match cmd {
-            KVM_SET_DEVICE_ATTR => this
-                .set_attr(attr::decode_its(group, a).map_err(errno)?, addr)
-                .map(|()| 0),
-            KVM_GET_DEVICE_ATTR => this
-                .get_attr(attr::decode_its(group, a).map_err(errno)?, addr)
-                .map(|()| 0),
+            KVM_SET_DEVICE_ATTR => this.set_attr(attr::decode_its(group, a)?, addr).map(|()| 0),
+            KVM_GET_DEVICE_ATTR => this.get_attr(attr::decode_its(group, a)?, addr).map(|()| 0),
             KVM_HAS_DEVICE_ATTR => match attr::decode_its(group, a) {
-                Ok(ItsAttr::Regs(offset)) => model::regs_has(offset).map(|()| 0).map_err(errno),
+                Ok(ItsAttr::Regs(offset)) => {
+                    model::regs_has(offset).map(|()| 0).map_err(Error::from)
+                }
                 Ok(_) => Ok(0),
                 Err(_) => Err(ENXIO),
             },

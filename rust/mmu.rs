@@ -14,8 +14,8 @@
 use crate::{
     hyp,
     logic::{
-        memslot::{Change, Memslot, Memslots, Request, SlotError},
-        pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, PAGE_SIZE},
+        memslot::{Change, Memslot, Memslots, Request},
+        pgtable::{Geometry, Prot, Stage2, TableMemory, PAGE_SIZE},
         traps,
     },
     sys::mm::{self, PhysAddr},
@@ -101,14 +101,7 @@ impl Mmu {
     /// move takes away before the guest can fault on the new layout.
     pub(crate) fn set_region(&mut self, req: &Request) -> Result {
         let ipa_limit = self.s2.geometry().ipa_limit();
-        let change = self
-            .slots
-            .check(req, ipa_limit, mm::task_size())
-            .map_err(|e| match e {
-                SlotError::Invalid => EINVAL,
-                SlotError::Overlap => EEXIST,
-                SlotError::BeyondIpa => EFAULT,
-            })?;
+        let change = self.slots.check(req, ipa_limit, mm::task_size())?;
         match change {
             Change::Delete(old) | Change::Move { old, .. } => self.unmap(&old),
             Change::Create(_) | Change::FlagsOnly { .. } | Change::Nothing => {}
@@ -147,10 +140,7 @@ impl Mmu {
             Err(e) => {
                 // SAFETY: pinned just above and not mapped anywhere.
                 unsafe { mm::unpin_guest_page(pa) };
-                Err(match e {
-                    MapError::NoMemory => ENOMEM,
-                    MapError::OutOfRange | MapError::Exists(_) => EFAULT,
-                })
+                Err(e.into())
             }
         }
     }

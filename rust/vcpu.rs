@@ -22,21 +22,27 @@ use crate::{
     sys::{
         self,
         anon_fd::FdOps,
-        hrtimer::{TimerOwner, WakeTimer},
+        hrtimer::{self, HrTimerOwner},
         run_page::RunPage,
-        task::FpState,
+        task::{FpState, SigSet},
         wake::{req, VcpuWake},
     },
     vm::Vm,
 };
 use kernel::{
-    debugfs,
+    debugfs, impl_has_hr_timer,
     mm::virt::VmaNew,
     new_condvar, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     str::CString,
     sync::{Arc, ArcBorrow, CondVar, Mutex},
+    time::{
+        hrtimer::{
+            HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerRestart, RelativeHardMode,
+        },
+        Monotonic,
+    },
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -110,7 +116,7 @@ pub(crate) struct VcpuState {
     /// whether the instruction was 32 bits wide (`ESR_EL2.IL`).
     pub(crate) pending_mmio: Option<(MmioAccess, bool, bool)>,
     /// `KVM_SET_SIGNAL_MASK`: the mask applied while in `KVM_RUN`.
-    pub(crate) sigmask: Option<kernel::bindings::sigset_t>,
+    pub(crate) sigmask: Option<SigSet>,
     pub(crate) debug: DebugRegs,
     /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
     pub(crate) actlr: u64,
@@ -289,12 +295,17 @@ impl Power {
 }
 
 /// A vCPU.
-#[pin_data]
+///
+/// # Invariants
+///
+/// Pinned from its initialisation on: [`Vcpu::new`] builds it in its `Arc`, the only
+/// way one is made, and it never moves out.
+#[pin_data(PinnedDrop)]
 pub(crate) struct Vcpu {
-    /// Wakes the vCPU at its guest's next timer deadline (first: dropped, and so
-    /// cancelled, before anything its callback touches).
+    /// Wakes the vCPU at its guest's next timer deadline (`sys::hrtimer`; cancelled by
+    /// the drop before any field goes).
     #[pin]
-    pub(crate) wake_timer: WakeTimer<Vcpu>,
+    pub(crate) wake_timer: HrTimer<Vcpu>,
     /// Kicks: requests, where the thread is, how to reach it.
     pub(crate) wake: VcpuWake,
     pub(crate) id: u32,
@@ -337,7 +348,7 @@ impl Vcpu {
         let stats_id = crate::logic::stats::vcpu_id(sys::mm::current_pid(), id);
         Arc::pin_init(
             try_pin_init!(Self {
-                wake_timer <- WakeTimer::new(),
+                wake_timer <- HrTimer::new(),
                 wake: VcpuWake::new(),
                 id,
                 idx,
@@ -476,23 +487,16 @@ impl Vcpu {
     /// `KVM_SET_SIGNAL_MASK`: `arg` points at `struct kvm_signal_mask`, or is NULL to
     /// clear the mask.
     fn set_signal_mask(&self, arg: usize) -> Result<isize> {
-        const SIGSET_SIZE: usize = core::mem::size_of::<kernel::bindings::sigset_t>();
         if arg == 0 {
             self.inner.lock().state.sigmask = None;
             return Ok(0);
         }
-        let mut reader = UserSlice::new(UserPtr::from_addr(arg), 4 + SIGSET_SIZE).reader();
+        let mut reader = UserSlice::new(UserPtr::from_addr(arg), 4 + SigSet::SIZE).reader();
         let len: u32 = reader.read()?;
-        if len as usize != SIGSET_SIZE {
+        if len as usize != SigSet::SIZE {
             return Err(EINVAL);
         }
-        let bits: u64 = reader.read()?;
-        // SIGKILL and SIGSTOP cannot be blocked (KVM's kvm_vcpu_ioctl_set_sigmask).
-        let unblockable =
-            (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
-        let mask = kernel::bindings::sigset_t {
-            sig: [(bits & !unblockable) as _],
-        };
+        let mask = SigSet::from_bits_blockable(reader.read()?);
         self.inner.lock().state.sigmask = Some(mask);
         Ok(0)
     }
@@ -510,13 +514,30 @@ pub(crate) fn apply_cpu_on(state: &mut VcpuState, el1: &mut El1Regs, reset: &Cpu
     state.ctx.set_reg(0, reset.context);
 }
 
-// SAFETY: `wake_timer` is a field of `Vcpu`, which lives pinned in its `Arc` and never
-// moves out of it.
-unsafe impl TimerOwner for Vcpu {
-    const OFFSET: usize = core::mem::offset_of!(Vcpu, wake_timer);
+impl_has_hr_timer! {
+    impl HasHrTimer<Self> for Vcpu {
+        mode: RelativeHardMode<Monotonic>, field: self.wake_timer
+    }
+}
 
-    fn expired(&self) {
-        self.wake.kick(req::TIMER);
+impl HrTimerCallback for Vcpu {
+    type Pointer<'a> = Pin<&'a Vcpu>;
+
+    /// The guest's earliest timer deadline: kick the vCPU (hardirq context, no lock).
+    fn run(this: Pin<&Vcpu>, _ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
+        this.wake.kick(req::TIMER);
+        HrTimerRestart::NoRestart
+    }
+}
+
+// SAFETY: a `Vcpu` is pinned from its initialisation on (type invariant), and its
+// `PinnedDrop` cancels `wake_timer` before any field is dropped.
+unsafe impl HrTimerOwner for Vcpu {}
+
+#[pinned_drop]
+impl PinnedDrop for Vcpu {
+    fn drop(self: Pin<&mut Self>) {
+        hrtimer::cancel(&*self);
     }
 }
 

@@ -92,21 +92,6 @@ pub(crate) fn supported() -> bool {
     SUPPORTED.load(Ordering::Relaxed)
 }
 
-pub(crate) fn errno(e: Errno) -> Error {
-    match e {
-        Errno::Inval => EINVAL,
-        Errno::Exist => EEXIST,
-        Errno::TooBig => E2BIG,
-        Errno::Nxio => ENXIO,
-        Errno::Noent => ENOENT,
-        Errno::NoSpace => ENOSPC,
-        Errno::Busy => EBUSY,
-        Errno::Fault => EFAULT,
-        Errno::NoMem => ENOMEM,
-        Errno::NoDev => ENODEV,
-    }
-}
-
 /// Set-up state, changed only by device-attribute ioctls.
 struct Config {
     layout: Layout,
@@ -328,7 +313,7 @@ impl Vgic {
         };
         // Checked in KVM's order: redistributors, distributor, overlap, then init.
         let layout = config.layout;
-        layout.check(nr_vcpus, vm.ipa_limit()).map_err(errno)?;
+        layout.check(nr_vcpus, vm.ipa_limit())?;
         if !self.initialized() {
             return Err(EBUSY);
         }
@@ -682,13 +667,13 @@ impl Vgic {
 
     /// `KVM_SET_DEVICE_ATTR`.
     fn set_attr(&self, vm: &Vm, group: u32, a: u64, addr: usize) -> Result {
-        let attr = attr::decode(group, a).map_err(errno)?;
+        let attr = attr::decode(group, a)?;
         let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
         match attr {
             Attr::Regs(reg) => self.regs_access(vm, reg, addr, true),
             Attr::NrIrqs => {
                 let nr: u32 = user(4).reader().read()?;
-                let nr_spis = attr::nr_spis(nr).map_err(errno)?;
+                let nr_spis = attr::nr_spis(nr)?;
                 let mut config = self.config.lock();
                 if config.nr_spis != 0 {
                     return Err(EBUSY);
@@ -707,7 +692,7 @@ impl Vgic {
                     .lock()
                     .layout
                     .set_dist(base, vm.ipa_limit())
-                    .map_err(errno)
+                    .map_err(Error::from)
             }
             Attr::Redist | Attr::RedistRegion => {
                 let v: u64 = user(8).reader().read()?;
@@ -718,21 +703,21 @@ impl Vgic {
                         count: 0,
                     }
                 } else {
-                    attr::decode_region(v).map_err(errno)?
+                    attr::decode_region(v)?
                 };
                 let mut config = self.config.lock();
                 let nr_vcpus = vm.vcpus.lock().len();
                 config
                     .layout
                     .add_region(region, nr_vcpus, vm.ipa_limit())
-                    .map_err(errno)
+                    .map_err(Error::from)
             }
         }
     }
 
     /// `KVM_GET_DEVICE_ATTR`.
     fn get_attr(&self, vm: &Vm, group: u32, a: u64, addr: usize) -> Result {
-        let attr = attr::decode(group, a).map_err(errno)?;
+        let attr = attr::decode(group, a)?;
         let user = |size| UserSlice::new(UserPtr::from_addr(addr), size);
         if let Attr::Regs(reg) = attr {
             return self.regs_access(vm, reg, addr, false);
@@ -755,12 +740,7 @@ impl Vgic {
             Attr::RedistRegion => {
                 drop(config);
                 let v: u64 = user(8).reader().read()?;
-                let r = self
-                    .config
-                    .lock()
-                    .layout
-                    .region(attr::region_index(v))
-                    .map_err(errno)?;
+                let r = self.config.lock().layout.region(attr::region_index(v))?;
                 return user(8).writer().write(&r.encode());
             }
         };
@@ -787,7 +767,7 @@ impl Vgic {
             Self::reg_vcpu(vm, &reg)?;
         }
         let nr_irqs = self.config.lock().nr_spis + NR_PRIVATE;
-        uaccess::has(&reg, nr_irqs).map_err(errno)
+        uaccess::has(&reg, nr_irqs).map_err(Error::from)
     }
 
     /// `KVM_{SET,GET}_DEVICE_ATTR` on a register-state group (KVM's
@@ -827,7 +807,7 @@ impl Vgic {
         if reg.group == Group::Dist && !self.initialized() {
             // Only the ID registers get here before CTRL_INIT.
             let r = uaccess::dist_id_access(reg.offset, write_val, &mut config.rev, false);
-            let v = r.unwrap_or(Ok(0)).map_err(errno)?;
+            let v = r.unwrap_or(Ok(0))?;
             drop(held);
             drop(all);
             drop(config);
@@ -862,8 +842,7 @@ impl Vgic {
                 } else {
                     cif.get(icc, &host)
                 }
-            }
-            .map_err(errno)?;
+            }?;
             drop(held);
             drop(all);
             drop(config);
@@ -917,7 +896,7 @@ impl Vgic {
             let _ = self.update_hints(st);
             out
         };
-        let v = out.map_err(errno)?;
+        let v = out?;
         // Restoring EnableLPIs loads the pending table, with every vCPU still stopped.
         if let Some(w) = work {
             crate::its::lpi_work(vm, w);
@@ -966,7 +945,7 @@ impl FdOps for VgicDevice {
             }
             KVM_HAS_DEVICE_ATTR => {
                 let (group, a, _) = read_attr()?;
-                match attr::decode(group, a).map_err(errno)? {
+                match attr::decode(group, a)? {
                     Attr::Regs(reg) => vgic.has_regs(&this.vm, reg).map(|()| 0),
                     _ => Ok(0),
                 }

@@ -16,7 +16,7 @@ use crate::{
     its::ItsSet,
     logic::{
         caps,
-        fwregs::{Bitmap, FwBitmaps, SetError},
+        fwregs::{Bitmap, FwBitmaps},
         idregs,
         ioctl::{self, VmIoctl},
         irqroute,
@@ -363,11 +363,7 @@ impl Vm {
                     }
                 }
             });
-        match refused {
-            None => Ok(()),
-            Some(SetError::Invalid) => Err(EINVAL),
-            Some(SetError::Busy) => Err(EBUSY),
-        }
+        refused.map_or(Ok(()), |e| Err(e.into()))
     }
 
     /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a
@@ -597,7 +593,7 @@ impl FdOps for Vm {
                 const HDR: usize = core::mem::size_of::<sys::kvm_irq_routing>();
                 const ENTRY: usize = core::mem::size_of::<sys::kvm_irq_routing_entry>();
                 let hdr: sys::kvm_irq_routing = user(HDR).reader().read()?;
-                irqroute::check_header(hdr.nr, hdr.flags).map_err(|()| EINVAL)?;
+                irqroute::check_header(hdr.nr, hdr.flags)?;
                 let nr = hdr.nr as usize;
                 let mut entries = KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?;
                 let mut reader = UserSlice::new(UserPtr::from_addr(arg + HDR), nr * ENTRY).reader();
@@ -616,8 +612,7 @@ impl FdOps for Vm {
                     m.data,
                     m.flags,
                     m.devid,
-                ])
-                .map_err(|()| EINVAL)?;
+                ])?;
                 this.signal_msi(&msi)
             }
             VmIoctl::RegisterCoalescedMmio => {

@@ -10,6 +10,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 apt_packages=(
 	clang-19 lld-19 llvm-19 libclang-19-dev        # LLVM kernel build + bindgen's libclang
 	rustc-web rust-web-src                         # kernel-grade rustc with the core source
+	rust-web-clippy                                # clippy-driver matching it (make clippy)
 	flex bison bc libelf-dev libssl-dev cpio xz-utils kmod binutils
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross    # arm64 userspace linker and libc
 	libstd-rust-web-dev:arm64                      # aarch64 std for /usr/bin/rustc

@@ -58,8 +58,6 @@ void rkvm_vfree(const void *addr);
 phys_addr_t rkvm_vmalloc_to_phys(const void *addr);
 int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
 void rkvm_cpuhp_remove(int state);
-unsigned int rkvm_nr_cpu_ids(void);
-unsigned int rkvm_smp_processor_id(void);
 bool rkvm_sched_info_on(void);
 u64 rkvm_current_run_delay(void);
 

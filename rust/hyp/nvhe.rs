@@ -276,6 +276,10 @@ unsafe fn hypcpu(cpu: u32) -> &'static mut HypCpu {
 }
 
 /// Installs the runtime on `cpu`, which is the CPU this runs on (hotplug callback).
+///
+/// # Safety
+///
+/// Called by the CPU-hotplug core, on `cpu` itself.
 unsafe extern "C" fn cpu_online(cpu: u32) -> i32 {
     match install_this_cpu(cpu) {
         Ok(()) => 0,
@@ -337,6 +341,10 @@ fn install_this_cpu(cpu: u32) -> Result {
 }
 
 /// Gives EL2 back to the stub on `cpu`, the CPU this runs on (hotplug callback).
+///
+/// # Safety
+///
+/// Called by the CPU-hotplug core, on `cpu` itself, after `cpu_online` succeeded there.
 unsafe extern "C" fn cpu_offline(cpu: u32) -> i32 {
     let _irqs = kernel::interrupt::local_interrupt_disable();
     // SAFETY: rkvm's runtime owns EL2 on this CPU (installed by `cpu_online`); TEARDOWN

@@ -269,6 +269,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::identity_op)] // The encoding spells out every field, zeros included.
     fn sys_reg_read_of_id_aa64pfr0() {
         // mrs x2, id_aa64pfr0_el1: op0=3 op1=0 CRn=0 CRm=4 op2=0, Rt=2, read.
         let iss = (3 << 20) | (0 << 17) | (0 << 14) | (0 << 10) | (2 << 5) | (4 << 1) | 1;

@@ -19,6 +19,10 @@ pub(crate) const TYPE_IRQCHIP: u32 = 1;
 pub(crate) const TYPE_MSI: u32 = 2;
 pub(crate) const MSI_VALID_DEVID: u32 = 1;
 
+/// A routing table or MSI KVM refuses (`EINVAL`; `sys/errno.rs` converts it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Invalid;
+
 /// An MSI as a device writes it (`struct kvm_msi`, or a routing entry's): the doorbell
 /// address, the payload (the ITS's EventID) and the DeviceID the bus adds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +36,10 @@ pub(crate) struct Msi {
 impl Msi {
     /// `struct kvm_msi`: address_lo, address_hi, data, flags, devid (then padding).
     /// Flags other than `KVM_MSI_VALID_DEVID` are `EINVAL`, as `kvm_send_userspace_msi`.
-    pub(crate) const fn from_kvm_msi(w: [u32; 5]) -> Result<Self, ()> {
+    pub(crate) const fn from_kvm_msi(w: [u32; 5]) -> Result<Self, Invalid> {
         let [lo, hi, data, flags, devid] = w;
         if flags & !MSI_VALID_DEVID != 0 {
-            return Err(());
+            return Err(Invalid);
         }
         Ok(Self::new(lo, hi, data, flags, devid))
     }
@@ -64,9 +68,9 @@ pub(crate) enum Route {
 }
 
 /// The header: `nr` entries, no flags (`EINVAL`).
-pub(crate) const fn check_header(nr: u32, flags: u32) -> Result<(), ()> {
+pub(crate) const fn check_header(nr: u32, flags: u32) -> Result<(), Invalid> {
     if nr > MAX_ROUTES || flags != 0 {
-        Err(())
+        Err(Invalid)
     } else {
         Ok(())
     }
@@ -74,11 +78,11 @@ pub(crate) const fn check_header(nr: u32, flags: u32) -> Result<(), ()> {
 
 /// The table size the entries need (largest GSI + 1), or `EINVAL` for a GSI out of
 /// range (checked for all entries first, as KVM).
-pub(crate) fn table_len(entries: &[[u32; ENTRY_WORDS]]) -> Result<usize, ()> {
+pub(crate) fn table_len(entries: &[[u32; ENTRY_WORDS]]) -> Result<usize, Invalid> {
     let mut max = 0;
     for e in entries {
         if e[0] >= MAX_ROUTES {
-            return Err(());
+            return Err(Invalid);
         }
         max = max.max(e[0]);
     }
@@ -87,22 +91,22 @@ pub(crate) fn table_len(entries: &[[u32; ENTRY_WORDS]]) -> Result<usize, ()> {
 
 /// Adds one entry to `table` (`EINVAL` for flags, a second route for the GSI, an
 /// unknown type, a pin past `NUM_PINS` or an irqchip other than 0).
-pub(crate) fn add(table: &mut [Route], e: &[u32; ENTRY_WORDS]) -> Result<(), ()> {
+pub(crate) fn add(table: &mut [Route], e: &[u32; ENTRY_WORDS]) -> Result<(), Invalid> {
     let [gsi, ty, flags, _pad, a, b, c, d, ..] = *e;
     let allowed_flags = if ty == TYPE_MSI { MSI_VALID_DEVID } else { 0 };
     if flags & !allowed_flags != 0 {
-        return Err(());
+        return Err(Invalid);
     }
-    let slot = table.get_mut(gsi as usize).ok_or(())?;
+    let slot = table.get_mut(gsi as usize).ok_or(Invalid)?;
     if *slot != Route::None {
-        return Err(());
+        return Err(Invalid);
     }
     *slot = match ty {
         // irqchip, pin
         TYPE_IRQCHIP if a == 0 && b < NUM_PINS => Route::Pin(b as u16),
         // msi: address_lo, address_hi, data, devid.
         TYPE_MSI => Route::Msi(Msi::new(a, b, c, flags, d)),
-        _ => return Err(()),
+        _ => return Err(Invalid),
     };
     Ok(())
 }
@@ -130,10 +134,10 @@ mod tests {
     #[test]
     fn header_and_sizes() {
         assert_eq!(check_header(4096, 0), Ok(()));
-        assert_eq!(check_header(4097, 0), Err(()));
-        assert_eq!(check_header(1, 1), Err(()));
+        assert_eq!(check_header(4097, 0), Err(Invalid));
+        assert_eq!(check_header(1, 1), Err(Invalid));
         assert_eq!(table_len(&[irqchip(5, 0, 1), irqchip(2, 0, 2)]), Ok(6));
-        assert_eq!(table_len(&[irqchip(4096, 0, 1)]), Err(()));
+        assert_eq!(table_len(&[irqchip(4096, 0, 1)]), Err(Invalid));
         assert_eq!(table_len(&[]), Ok(1));
     }
 
@@ -142,12 +146,12 @@ mod tests {
         let mut t = [Route::None; 8];
         assert_eq!(add(&mut t, &irqchip(1, 0, 987)), Ok(()));
         assert_eq!(t[1], Route::Pin(987));
-        assert_eq!(add(&mut t, &irqchip(2, 0, 988)), Err(())); // pin 988 = INTID 1020
-        assert_eq!(add(&mut t, &irqchip(2, 1, 3)), Err(())); // irqchip 1
-        assert_eq!(add(&mut t, &irqchip(1, 0, 4)), Err(())); // GSI 1 again
+        assert_eq!(add(&mut t, &irqchip(2, 0, 988)), Err(Invalid)); // pin 988 = INTID 1020
+        assert_eq!(add(&mut t, &irqchip(2, 1, 3)), Err(Invalid)); // irqchip 1
+        assert_eq!(add(&mut t, &irqchip(1, 0, 4)), Err(Invalid)); // GSI 1 again
         let mut flagged = irqchip(3, 0, 3);
         flagged[2] = 1;
-        assert_eq!(add(&mut t, &flagged), Err(()));
+        assert_eq!(add(&mut t, &flagged), Err(Invalid));
         let mut msi = [0; ENTRY_WORDS];
         (msi[0], msi[1], msi[2]) = (4, TYPE_MSI, MSI_VALID_DEVID);
         (msi[4], msi[5], msi[6], msi[7]) = (0x0808_0040, 0x1, 33, 0x10);
@@ -164,10 +168,10 @@ mod tests {
         assert_eq!(route(Some(&t), 100, 64), Route::None);
         msi[0] = 5;
         msi[2] = 2;
-        assert_eq!(add(&mut t, &msi), Err(()));
+        assert_eq!(add(&mut t, &msi), Err(Invalid));
         let mut odd = irqchip(6, 0, 1);
         odd[1] = 3;
-        assert_eq!(add(&mut t, &odd), Err(()));
+        assert_eq!(add(&mut t, &odd), Err(Invalid));
         assert_eq!(route(Some(&t), 1, 64), Route::Pin(987));
         assert_eq!(route(Some(&t), 7, 64), Route::None);
         assert_eq!(route(Some(&t), 100, 64), Route::None);
@@ -188,6 +192,6 @@ mod tests {
         );
         // Without the flag the DeviceID is not there, whatever the field holds.
         assert_eq!(Msi::from_kvm_msi([0, 0, 7, 0, 3]).unwrap().devid, None);
-        assert_eq!(Msi::from_kvm_msi([0, 0, 7, 2, 3]), Err(()));
+        assert_eq!(Msi::from_kvm_msi([0, 0, 7, 2, 3]), Err(Invalid));
     }
 }

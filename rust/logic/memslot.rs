@@ -119,7 +119,7 @@ pub(crate) enum Change {
     Nothing,
 }
 
-/// Why a request is refused; the kernel side maps these to errno.
+/// Why a request is refused (`sys/errno.rs` gives the errno of each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotError {
     /// `EINVAL`: malformed request, unknown slot on delete, or a forbidden modification.

@@ -99,7 +99,7 @@ impl TimerRegs {
 
     /// A TVAL write: CVAL becomes count plus the sign-extended low 32 bits.
     pub(crate) fn write_tval(&mut self, count: u64, v: u64) {
-        self.cval = count.wrapping_add(v as u32 as i32 as i64 as u64);
+        self.cval = count.wrapping_add(i64::from(v as u32 as i32) as u64);
     }
 }
 

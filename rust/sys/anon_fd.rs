@@ -6,6 +6,12 @@
 //! `kvm_vm_fops`/`kvm_vcpu_fops` tables. The file owns one `Arc` reference to the object,
 //! dropped on the last `close`; the file operations name rkvm as owner, so the module
 //! cannot be unloaded while any such file exists.
+//!
+//! The fd itself is the kernel crate's (`FileDescriptorReservation`, `File`). The kernel
+//! crate (7.3) builds `file_operations` only for misc devices (`MiscDevice`) and has no
+//! anonymous-inode files; [`FdOps`] is the generic part a `kernel::fs::anon_inode` would
+//! need (an `Arc`-owned object, ioctl, mmap and read through `VmaNew` and `UserSlice`),
+//! with nothing specific to rkvm.
 
 use super::bindings;
 use core::{marker::PhantomData, ptr::NonNull};
@@ -56,30 +62,23 @@ pub(crate) trait FdOps: Send + Sync + Sized + 'static {
     }
 }
 
-/// Creates an `O_RDWR | O_CLOEXEC` file named `name` holding `obj`, and returns its fd.
-pub(crate) fn install<T: FdOps>(name: &'static CStr, obj: Arc<T>) -> Result<i32> {
-    let private = obj.into_foreign();
-    // SAFETY: `name` is NUL-terminated and static; the fops table is static; `private` is
-    // an owned `Arc<T>` that the file's `release` gives back.
-    let fd = unsafe {
-        bindings::anon_inode_getfd(
-            name.as_char_ptr(),
-            VTable::<T>::FOPS.cast(),
-            private,
-            (O_RDWR | O_CLOEXEC) as i32,
-        )
-    };
-    if fd < 0 {
-        // SAFETY: no file was created, so `private` is still ours to reclaim.
-        drop(unsafe { Arc::<T>::from_foreign(private) });
-        return Err(Error::from_errno(fd));
-    }
-    Ok(fd)
+/// Creates an `O_RDWR | O_CLOEXEC` file named `name` holding `obj`, and returns its fd
+/// (KVM's `anon_inode_getfd(name, fops, obj, O_RDWR | O_CLOEXEC)`).
+pub(crate) fn install<T: FdOps>(name: &CStr, obj: Arc<T>) -> Result<i32> {
+    install_file(name, obj, O_RDWR, 0)
 }
 
 /// Creates a read-only, `pread`-able file named `name` holding `obj` (a stats fd, as
 /// KVM's `anon_inode_getfile_fmode(..., O_RDONLY, FMODE_PREAD)`), and returns its fd.
 pub(crate) fn install_readonly<T: FdOps>(name: &CStr, obj: Arc<T>) -> Result<i32> {
+    install_file(name, obj, O_RDONLY, FMODE_PREAD)
+}
+
+/// Creates a close-on-exec anonymous-inode file named `name` with `T`'s operations,
+/// holding `obj`, opened with `flags` and with `fmode` added to its mode, and installs it
+/// in a new fd of the current process: `anon_inode_getfd` with a file mode, through the
+/// kernel crate's fd reservation.
+fn install_file<T: FdOps>(name: &CStr, obj: Arc<T>, flags: u32, fmode: u32) -> Result<i32> {
     let reservation = FileDescriptorReservation::get_unused_fd_flags(O_CLOEXEC)?;
     let private = obj.into_foreign();
     // SAFETY: `name` is NUL-terminated (copied into the new dentry); the fops table is
@@ -89,8 +88,8 @@ pub(crate) fn install_readonly<T: FdOps>(name: &CStr, obj: Arc<T>) -> Result<i32
             name.as_char_ptr(),
             VTable::<T>::FOPS.cast(),
             private,
-            O_RDONLY as i32,
-            FMODE_PREAD,
+            flags as i32,
+            fmode,
         )
     };
     let file = match from_err_ptr(file) {

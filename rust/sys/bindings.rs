@@ -13,6 +13,12 @@
     improper_ctypes,
     unsafe_op_in_unsafe_fn,
     clippy::all,
+    // The lints the kernel enables beyond `clippy::all`, allowed for generated code as in
+    // the kernel's own `rust/bindings/lib.rs`.
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks
 )]
 

@@ -2,6 +2,11 @@
 
 //! The host's wall clock paired with its counter, and random numbers: what the guest's
 //! PTP and TRNG hypercalls return.
+//!
+//! The kernel crate's `kernel::time` (7.3) reads single clocks (`Instant<C>`); it has no
+//! clock/counter snapshot (`ktime_get_snapshot`) and no access to the CRNG
+//! (`get_random_u64`). Both wrappers are generic; the snapshot is reduced to what a
+//! PTP-style caller needs.
 
 use kernel::bindings as kbindings;
 
@@ -12,7 +17,12 @@ pub(crate) fn realtime_and_counter() -> Option<(u64, u64)> {
     // SAFETY: all-zero is a valid `system_time_snapshot` (plain integers).
     let mut snap: kbindings::system_time_snapshot = unsafe { core::mem::zeroed() };
     // SAFETY: `snap` is a valid, writable snapshot for the duration of the call.
-    unsafe { kbindings::ktime_get_snapshot_id(kbindings::CLOCK_REALTIME as _, &mut snap) };
+    unsafe {
+        kbindings::ktime_get_snapshot_id(
+            kbindings::CLOCK_REALTIME as kbindings::clockid_t,
+            &mut snap,
+        )
+    };
     (snap.cs_id == kbindings::clocksource_ids_CSID_ARM_ARCH_COUNTER)
         .then_some((snap.systime as u64, snap.cycles))
 }

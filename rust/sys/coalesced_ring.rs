@@ -5,6 +5,8 @@
 //!
 //! Userspace may write the page at any time: each index is read once with a volatile
 //! access and checked (`logic::coalesced::ring_insert`) before it is used.
+//!
+//! As `run_page.rs`: a kernel-crate `Page` addressed through `page_address`.
 
 use super::bindings;
 use crate::logic::coalesced::{self, entry_offset};

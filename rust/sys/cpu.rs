@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Running a closure on every online CPU (`on_each_cpu`).
+//! Running a closure on every online CPU (`on_each_cpu`), CPU hotplug states, the
+//! sanitised ID registers.
+//!
+//! `nr_cpu_ids` and the current CPU's id are the kernel crate's (`kernel::cpu`), named
+//! here for the backends. The kernel crate (7.3) has no `on_each_cpu`, no
+//! `num_online_cpus` and no CPU-hotplug states (`cpuhp_setup_state`); the wrappers below
+//! are generic (a closure for every CPU, two callbacks for a dynamic state) and carry
+//! their safety argument, as a `kernel::cpu` addition would. `read_sanitised_ftr_reg` is
+//! arm64's own and stays here.
 
 use super::bindings;
 use core::ffi::c_void;
@@ -8,6 +16,9 @@ use core::ffi::c_void;
 /// Runs `f` on each online CPU, in IPI context with interrupts off, and waits for all of
 /// them to finish. `f` must not sleep.
 pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
+    /// # Safety
+    ///
+    /// `info` is the `&F` given to `rkvm_on_each_cpu` below, during that call.
     unsafe extern "C" fn trampoline<F: Fn() + Sync>(info: *mut c_void) {
         // SAFETY: `info` is the `&F` passed below; `on_each_cpu` waits for every call to
         // finish before returning, so the borrow outlives all uses, and `F: Sync` makes
@@ -41,15 +52,13 @@ pub(crate) fn num_online_cpus() -> u32 {
 
 /// The number of possible CPU ids (`nr_cpu_ids`): every CPU id is below it.
 pub(crate) fn nr_cpu_ids() -> u32 {
-    // SAFETY: reads a variable fixed at boot.
-    unsafe { bindings::rkvm_nr_cpu_ids() }
+    kernel::cpu::nr_cpu_ids()
 }
 
-/// The id of the CPU this runs on. Stable only while preemption or interrupts are off
-/// (or in a callback bound to the CPU).
+/// The id of the CPU this runs on (`raw_smp_processor_id`). Stable only while preemption
+/// or interrupts are off (or in a callback bound to the CPU).
 pub(crate) fn this_cpu() -> u32 {
-    // SAFETY: reads the current CPU's number.
-    unsafe { bindings::rkvm_smp_processor_id() }
+    kernel::cpu::CpuId::current().as_u32()
 }
 
 /// A CPU hotplug callback: runs on CPU `cpu` itself; 0 or a negative errno.

@@ -4,6 +4,13 @@
 //! poll method, as KVM's irqfd does), reading its counter, and signalling an eventfd.
 //!
 //! KVM counterpart: `virt/kvm/eventfd.c` (`kvm_irqfd_assign`, `irqfd_wakeup`).
+//!
+//! The kernel crate (7.3) has no eventfd and no custom wait-queue entries (its
+//! `PollCondVar` registers a condition variable, woken without a callback). [`EventFd`]
+//! is generic (a counted reference, signal, drop). [`PollEntry`] follows KVM's irqfd
+//! registration (`vfs_poll` with a queue proc in `helpers.c` that makes the entry the
+//! queue's exclusive priority waiter), which is what an irqfd-like user needs rather
+//! than a general wait-queue abstraction.
 
 use super::bindings;
 use core::{

@@ -1,105 +1,67 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A one-shot high-resolution timer embedded in a pinned object, whose expiry calls the
-//! object's [`TimerOwner::expired`] in hardirq context.
+//! Starting and cancelling a `kernel::time::hrtimer::HrTimer` that lives in its owner,
+//! without a handle.
 //!
-//! KVM counterpart: the `bg_timer` of `struct arch_timer_cpu` (`kvm_bg_timer_expire`).
-//! rkvm arms it at the guest's next timer deadline so that a vCPU sleeping in WFI wakes,
-//! and a vCPU in the guest exits, when its timer fires.
+//! The kernel crate (7.3) provides the timer (`HrTimer`, set up by `hrtimer_setup`), the
+//! modes and the callback trampolines; rkvm uses them as they are. What it lacks is a
+//! way to start a timer embedded in a pinned object that is not kept alive by the
+//! timer: its `start` operations return a handle that owns (`Arc`, `Box`) or borrows
+//! (`Pin<&T>`) the object and cancels on drop, so a timer that is re-armed from a
+//! `&self` method, and outlives the call that armed it, has nowhere to keep the handle
+//! (keeping an `Arc` handle in the object makes a reference cycle). Here the owner
+//! promises instead to cancel the timer in its own drop ([`HrTimerOwner`]), which is what
+//! the handle's drop guarantees, so starting and cancelling are safe operations on a
+//! pinned reference. Nothing in this file is specific to rkvm; it could be proposed as
+//! `HrTimer::{start_owned, cancel, try_cancel}` in `rust/kernel/time/hrtimer.rs`.
+//!
+//! rkvm's user is the vCPU's wake-up timer (KVM counterpart: the `bg_timer` of
+//! `struct arch_timer_cpu`, `kvm_bg_timer_expire`), armed at the guest's next timer
+//! deadline so that a vCPU sleeping in WFI wakes, and a vCPU in the guest exits.
 
-use core::marker::PhantomData;
-use kernel::{bindings, prelude::*, types::Opaque};
+use core::pin::Pin;
+use kernel::{
+    bindings,
+    time::hrtimer::{HasHrTimer, HrTimerCallback, HrTimerMode},
+};
 
-/// The object a [`WakeTimer`] lives in.
+/// An object that embeds an `HrTimer<Self>`, whose callback receives `Pin<&Self>`, and
+/// that cancels the timer before it is freed.
 ///
 /// # Safety
 ///
-/// `OFFSET` is the offset of the `WakeTimer<Self>` field within `Self`, and that field is
-/// never moved out of the (pinned) object.
-pub(crate) unsafe trait TimerOwner: Sync {
-    const OFFSET: usize;
-    /// Runs in hardirq context when the timer expires: must not sleep.
-    fn expired(&self);
+/// Every instance is pinned from its initialisation on (so any `&Self` points into
+/// pinned memory), and the implementer calls [`cancel`] on itself in its
+/// `PinnedDrop::drop`, before any field is dropped. Then the object outlives any expiry
+/// of the timer, which is what the callback's `Pin<&Self>` relies on (the
+/// `PinHrTimerHandle` contract, kept by the owner instead of a handle).
+pub(crate) unsafe trait HrTimerOwner:
+    HasHrTimer<Self> + for<'a> HrTimerCallback<Pointer<'a> = Pin<&'a Self>> + Sync + Sized
+{
 }
 
-/// A relative, hard-irq hrtimer on `CLOCK_MONOTONIC`.
-///
-/// # Invariants
-///
-/// `raw` was set up by `hrtimer_setup` with [`Self::callback`], and is cancelled before
-/// it is freed (drop).
-#[repr(C)]
-#[pin_data(PinnedDrop)]
-pub(crate) struct WakeTimer<T: TimerOwner> {
-    #[pin]
-    raw: Opaque<bindings::hrtimer>,
-    _owner: PhantomData<T>,
+/// Starts `owner`'s timer to expire at `expires` (a delay or an instant, as its mode
+/// says); restarts it if it is already armed. Callable from any context.
+pub(crate) fn start<T: HrTimerOwner>(
+    owner: &T,
+    expires: <<T as HasHrTimer<T>>::TimerMode as HrTimerMode>::Expires,
+) {
+    // SAFETY: `owner` is a valid `T`, pinned and cancelling the timer before it goes (the
+    // `HrTimerOwner` contract), so it lives until the timer fires or is cancelled.
+    unsafe { T::start(owner, expires) };
 }
 
-// SAFETY: the hrtimer core serialises all operations on `raw` with its own locking.
-unsafe impl<T: TimerOwner> Send for WakeTimer<T> {}
-// SAFETY: as above.
-unsafe impl<T: TimerOwner> Sync for WakeTimer<T> {}
-
-impl<T: TimerOwner> WakeTimer<T> {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            // SAFETY: `slot` is valid, pinned memory for an hrtimer; the callback matches
-            // the expected signature.
-            raw <- Opaque::ffi_init(|slot: *mut bindings::hrtimer| unsafe {
-                bindings::hrtimer_setup(
-                    slot,
-                    Some(Self::callback),
-                    bindings::CLOCK_MONOTONIC as _,
-                    bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD,
-                )
-            }),
-            _owner: PhantomData,
-        })
-    }
-
-    unsafe extern "C" fn callback(raw: *mut bindings::hrtimer) -> bindings::hrtimer_restart {
-        // SAFETY: `raw` is the first field of a `WakeTimer<T>` (repr(C)) that lives at
-        // `T::OFFSET` in a live, pinned `T` (the trait's contract; the timer is cancelled
-        // before the owner goes away).
-        let owner = unsafe { &*raw.cast::<u8>().sub(T::OFFSET).cast::<T>() };
-        owner.expired();
-        bindings::hrtimer_restart::HRTIMER_NORESTART
-    }
-
-    /// (Re)arms the timer to expire `ns` nanoseconds from now.
-    pub(crate) fn start(&self, ns: u64) {
-        let ns = ns.min(i64::MAX as u64) as i64;
-        // SAFETY: `raw` is set up (type invariant); restarting an armed or running timer
-        // is allowed.
-        unsafe {
-            bindings::hrtimer_start_range_ns(
-                self.raw.get(),
-                ns,
-                0,
-                bindings::hrtimer_mode_HRTIMER_MODE_REL_HARD,
-            )
-        };
-    }
-
-    /// Disarms the timer without waiting for a callback running on another CPU (which
-    /// only makes a request of the vCPU).
-    pub(crate) fn try_cancel(&self) {
-        // SAFETY: `raw` is set up.
-        unsafe { bindings::hrtimer_try_to_cancel(self.raw.get()) };
-    }
-
-    /// Disarms the timer and waits for a running callback to finish. May sleep.
-    pub(crate) fn cancel(&self) {
-        // SAFETY: `raw` is set up; called from process context.
-        unsafe { bindings::hrtimer_cancel(self.raw.get()) };
-    }
+/// Disarms `owner`'s timer without waiting for a callback running on another CPU;
+/// returns whether it was armed. Callable from any context.
+pub(crate) fn try_cancel<T: HrTimerOwner>(owner: &T) -> bool {
+    // SAFETY: `owner` is valid, so is the timer in it (set up by `HrTimer::new`);
+    // `hrtimer_try_to_cancel` synchronises with the hrtimer core.
+    unsafe { bindings::hrtimer_try_to_cancel(T::c_timer_ptr(owner).cast_mut()) == 1 }
 }
 
-#[pinned_drop]
-impl<T: TimerOwner> PinnedDrop for WakeTimer<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // INVARIANT: no callback runs or is pending once the memory is freed.
-        self.cancel();
-    }
+/// Disarms `owner`'s timer and waits for a running callback to finish; returns whether
+/// it was armed. Not from the timer's own callback (it would wait for itself).
+pub(crate) fn cancel<T: HrTimerOwner>(owner: &T) -> bool {
+    // SAFETY: as in `try_cancel`.
+    unsafe { bindings::hrtimer_cancel(T::c_timer_ptr(owner).cast_mut()) != 0 }
 }

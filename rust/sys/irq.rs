@@ -12,6 +12,13 @@
 //! returned [`PercpuIrq`] lives; dropping it disables it everywhere and frees it. The
 //! handler runs in hard-IRQ context on the CPU that took the interrupt. [`init`] and
 //! [`exit`] bracket the module's use (the hotplug state).
+//!
+//! The kernel crate's `kernel::irq` (7.3) requests ordinary interrupts for a bound
+//! device (`irq::Registration` on a `Device<Bound>`); it has no per-CPU interrupts
+//! (`request_percpu_irq`, `enable_percpu_irq`) and no CPU-hotplug states. This wrapper
+//! is shaped by rkvm's needs (a few fixed slots, a plain `fn` handler, the GIC's
+//! maintenance interrupt looked up in the device tree); a `kernel::irq::PercpuRegistration`
+//! would take a per-CPU cookie and a handler trait instead.
 
 use super::bindings;
 use core::ffi::{c_int, c_uint, c_void};
@@ -32,7 +39,7 @@ static SLOT_HANDLER: [Atomic<usize>; SLOTS] = [const { Atomic::new(0) }; SLOTS];
 /// The dynamic CPU-hotplug state (0 before `init`).
 static HP_STATE: Atomic<i32> = Atomic::new(0);
 
-unsafe extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::irqreturn {
+extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::irqreturn {
     for (i, slot) in SLOT_IRQ.iter().enumerate() {
         if slot.load(Relaxed) == irq as u32 {
             let h = SLOT_HANDLER[i].load(Relaxed);
@@ -48,7 +55,7 @@ unsafe extern "C" fn trampoline(irq: c_int, _cookie: *mut c_void) -> bindings::i
 }
 
 /// CPU coming online: enable every registered interrupt on it.
-unsafe extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
+extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
     for slot in &SLOT_IRQ {
         let irq = slot.load(Relaxed);
         if irq != 0 {
@@ -60,7 +67,7 @@ unsafe extern "C" fn cpu_online(_cpu: c_uint) -> c_int {
 }
 
 /// CPU going offline: disable them on it.
-unsafe extern "C" fn cpu_offline(_cpu: c_uint) -> c_int {
+extern "C" fn cpu_offline(_cpu: c_uint) -> c_int {
     for slot in &SLOT_IRQ {
         let irq = slot.load(Relaxed);
         if irq != 0 {

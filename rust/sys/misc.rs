@@ -42,7 +42,7 @@ const PROBE_FOPS: kbindings::file_operations = kbindings::file_operations {
     ..unsafe { core::mem::zeroed() }
 };
 
-unsafe extern "C" fn probe_open(_inode: *mut kbindings::inode, _file: *mut kbindings::file) -> i32 {
+extern "C" fn probe_open(_inode: *mut kbindings::inode, _file: *mut kbindings::file) -> i32 {
     -(kbindings::ENODEV as i32)
 }
 

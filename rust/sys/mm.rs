@@ -6,6 +6,22 @@
 //! rkvm pins guest pages (`pin_user_pages_fast(FOLL_LONGTERM)`) when it maps them at
 //! stage 2 and unpins them when it unmaps them; the stage-2 tables are the only record of
 //! what is pinned. See Documentation/design.rst, "Guest memory".
+//!
+//! The kernel crate (7.3) has single pages (`kernel::page::Page`, order 0 only) and
+//! `vmalloc` allocations through its allocators (`KVBox`, `VVec`, which own typed
+//! values). It has no `pin_user_pages`, no multi-page
+//! allocation, no physical-address conversions and no `vmalloc_to_pfn`; these wrappers
+//! deal in physical addresses because stage 2 and the EL2 tables do, so they are rkvm's
+//! own rather than candidates for the kernel crate. `vzalloc`/`vfree` stay raw because
+//! the nVHE backend maps the memory at EL2 page by page.
+//!
+//! The current task's ids and `mm` come from C helpers, not from the kernel crate's
+//! `Task::pid`, `tgid` and `CurrentTask::mm`: those read `task_struct` through the
+//! crate's bindgen layout, in which the empty `stats` member (`struct sched_statistics`
+//! without `CONFIG_SCHEDSTATS`) has lost its `____cacheline_aligned`, so on the test
+//! kernel every later field is 0x30 bytes before where C has it (`mm` at 0x3c8, not
+//! 0x3f8) and a vCPU thread failed the VM's owner check. Switch once bindgen keeps the
+//! alignment.
 
 use super::bindings;
 use core::ffi::c_void;
@@ -24,7 +40,7 @@ pub(crate) fn pin_guest_page(hva: u64, write: bool) -> Result<PhysAddr> {
     }
     // SAFETY: `page` has room for the one page requested; `hva` is only used as a user
     // address, validated by GUP against the current mm.
-    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags as u32, &mut page) };
+    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags, &mut page) };
     if n < 0 {
         return Err(Error::from_errno(n));
     }
@@ -114,7 +130,7 @@ pub(crate) fn linear_address(pa: PhysAddr) -> usize {
 /// page, see `hyp/nvhe.rs`).
 pub(crate) fn vzalloc(size: usize) -> Result<*mut u8> {
     // SAFETY: plain allocation.
-    let p = unsafe { bindings::rkvm_vzalloc(size as _) };
+    let p = unsafe { bindings::rkvm_vzalloc(size as kernel::ffi::c_ulong) };
     if p.is_null() {
         Err(ENOMEM)
     } else {

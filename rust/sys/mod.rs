@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Layer 1: kernel interfaces that the Rust `kernel` crate (7.3) does not wrap.
+//! Layer 1: kernel interfaces that the Rust `kernel` crate (7.3) does not wrap, and
+//! the kernel side of `logic/`'s errors (`errno.rs`).
 //!
-//! This is one of the few places with FFI: the bindgen output, the C helpers, and small
-//! safe wrappers over them. Everything above this layer uses the wrappers.
+//! This is the only place with FFI: the bindgen output, the C helpers, and small safe
+//! wrappers over them. Everything above this layer uses the wrappers or the kernel
+//! crate. Where the kernel crate has an abstraction, rkvm uses it (locks, `CondVar`,
+//! `Arc`, work items, `Page`, `File` and fd reservations, `MiscDevice`, `HrTimer`,
+//! `Task`, `kernel::cpu`, debugfs, user-memory access); each file here says in its
+//! header what the crate lacks for its purpose, and whether the wrapper is generic
+//! (written as a kernel-crate addition would be) or rkvm's own.
 
 mod abi_checks;
 pub(crate) mod anon_fd;
@@ -11,6 +17,7 @@ mod bindings;
 pub(crate) mod clock;
 pub(crate) mod coalesced_ring;
 pub(crate) mod cpu;
+mod errno;
 pub(crate) mod eventfd;
 pub(crate) mod hrtimer;
 pub(crate) mod irq;
@@ -20,6 +27,7 @@ pub(crate) mod preempt;
 pub(crate) mod run_page;
 pub(crate) mod task;
 pub(crate) mod wake;
+pub(crate) mod workqueue;
 
 pub(crate) use bindings::{
     kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
@@ -27,12 +35,14 @@ pub(crate) use bindings::{
     kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
 };
 
-// SAFETY: these uapi structs are plain integers with no padding-dependent invariants;
-// any bit pattern is a valid value, and their bytes may be copied to userspace (their
-// padding, if any, comes from zeroed or user-provided memory).
+/// Marks uapi structs as plain bytes, both ways.
 macro_rules! plain_uapi {
     ($($t:ty),*) => {$(
+        // SAFETY: these uapi structs are plain integers with no padding-dependent
+        // invariants; any bit pattern is a valid value, and their bytes may be copied to
+        // userspace (their padding, if any, comes from zeroed or user-provided memory).
         unsafe impl kernel::transmute::FromBytes for $t {}
+        // SAFETY: as above.
         unsafe impl kernel::transmute::AsBytes for $t {}
     )*};
 }
@@ -109,13 +119,3 @@ unsafe fn fpsimd_load(state: *const task::FpState) {
 
 /// `struct wait_queue_entry`, for wake-up callbacks (`eventfd.rs`).
 pub(crate) type WaitQueueEntry = bindings::wait_queue_entry;
-
-/// Waits until `work` has finished running, if it is queued or running.
-///
-/// # Safety
-///
-/// `work` points to an initialised `work_struct` that stays valid during the call.
-pub(crate) unsafe fn flush_work(work: *mut kernel::bindings::work_struct) {
-    // SAFETY: by the caller's guarantee.
-    unsafe { kernel::bindings::flush_work(work) };
-}

@@ -5,6 +5,11 @@
 //! KVM counterpart: `kvm_sched_in`/`kvm_sched_out` around `preempt_notifier_register` in
 //! `vcpu_load` (`virt/kvm/kvm_main.c`). rkvm registers one for the duration of `KVM_RUN`,
 //! so the vCPU's lazily switched state follows the thread across CPUs.
+//!
+//! The kernel crate (7.3) has no preempt notifiers and no preemption guard. Both
+//! wrappers are generic: [`Notifier`] pins a notifier on the registering task's stack
+//! and calls a trait's methods (the safety argument is the pinning and the unregister on
+//! drop), [`NoPreempt`] is a guard. `kernel::sync` would be their place.
 
 use super::bindings;
 use core::{marker::PhantomPinned, pin::Pin};
@@ -86,12 +91,19 @@ impl<'a, T: PreemptOps> Notifier<'a, T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `raw` is the `raw` field of a registered `Notifier` (the scheduler passes the
+    /// notifier it has on the current task's list).
     unsafe extern "C" fn sched_in(raw: *mut bindings::preempt_notifier, _cpu: i32) {
         // SAFETY: `raw` is the first field of a registered, live `Notifier` (repr(C)).
         let this = unsafe { &*raw.cast::<Self>() };
         this.ops.sched_in();
     }
 
+    /// # Safety
+    ///
+    /// As for [`Self::sched_in`].
     unsafe extern "C" fn sched_out(
         raw: *mut bindings::preempt_notifier,
         _next: *mut bindings::task_struct,

@@ -4,6 +4,11 @@
 //!
 //! Userspace may write the page at any time, so the kernel reads each field once with a
 //! volatile access and never trusts a value across two reads.
+//!
+//! The page is a kernel-crate `Page`; its linear-map address comes from `page_address`,
+//! which the crate (7.3) does not expose (it maps pages only for the length of a
+//! call, through its private `with_page_mapped`), while this page stays shared for
+//! the vCPU's lifetime.
 
 use super::bindings;
 use core::ptr::{addr_of, addr_of_mut};

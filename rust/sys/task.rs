@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Scheduling, signals and kernel-mode FP/SIMD for the vCPU thread.
+//!
+//! The kernel crate (7.3) has the current task (`Task`, `signal_pending`) and nothing
+//! for these: `cond_resched`, the scheduler's run-delay accounting, signal masks
+//! (`sigprocmask`) and kernel-mode FP/SIMD (`kernel_neon_begin`/`end`, arm64 only).
+//! `cond_resched`, the run delay and [`SigSet`] are generic; [`GuestFp`] is rkvm's
+//! own use of kernel-mode FP (a guest's registers as the thread's kernel-mode FP state,
+//! KVM's `fpsimd_kvm_prepare`/`kvm_arch_vcpu_load_fp` counterpart) and is not meant
+//! for the kernel crate.
 
 use super::bindings;
 use crate::logic::fp::{FpHint, FpOwner, OnTrap};
@@ -34,11 +42,34 @@ pub(crate) fn signal_pending() -> bool {
     unsafe { kernel::task::Task::current() }.signal_pending()
 }
 
-/// Installs `mask` (only read) as the blocked-signal mask until [`sigset_deactivate`], saving the old
+/// A set of signals (`sigset_t`), as `KVM_SET_SIGNAL_MASK` passes it.
+///
+/// The kernel crate (7.3) has no signal-mask type or `sigprocmask`.
+#[derive(Clone, Copy)]
+pub(crate) struct SigSet(kernel::bindings::sigset_t);
+
+impl SigSet {
+    /// The size of the kernel's `sigset_t` in bytes, which userspace must pass.
+    pub(crate) const SIZE: usize = core::mem::size_of::<kernel::bindings::sigset_t>();
+
+    /// The set whose bit `n - 1` stands for signal `n`, less SIGKILL and SIGSTOP, which
+    /// cannot be blocked (as `sigdelsetmask` in KVM's `kvm_vcpu_ioctl_set_sigmask`).
+    pub(crate) fn from_bits_blockable(bits: u64) -> Self {
+        const _: () = assert!(SigSet::SIZE == 8);
+        let unblockable =
+            (1 << (kernel::bindings::SIGKILL - 1)) | (1 << (kernel::bindings::SIGSTOP - 1));
+        Self(kernel::bindings::sigset_t {
+            sig: [(bits & !unblockable) as kernel::ffi::c_ulong],
+        })
+    }
+}
+
+/// Installs `mask` as the blocked-signal mask until [`sigset_deactivate`], saving the old
 /// one (KVM's `kvm_sigset_activate`).
-pub(crate) fn sigset_activate(mask: &kernel::bindings::sigset_t) {
-    // SAFETY: `mask` is a valid sigset for the duration of the call.
-    unsafe { bindings::rkvm_sigset_activate(core::ptr::from_ref(mask).cast_mut().cast()) };
+pub(crate) fn sigset_activate(mask: &SigSet) {
+    // SAFETY: `mask` is a valid sigset for the duration of the call; the helper only
+    // reads it.
+    unsafe { bindings::rkvm_sigset_activate(core::ptr::from_ref(&mask.0).cast_mut().cast()) };
 }
 
 /// Restores the mask saved by [`sigset_activate`].

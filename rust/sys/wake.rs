@@ -6,6 +6,14 @@
 //! `vcpu->mode` (`virt/kvm/kvm_main.c`, `include/linux/kvm_host.h`), with the rcuwait
 //! pattern of `kvm_vcpu_block`.
 //!
+//! From the kernel crate: the task (`Task::wake_up`, `current!`) and the RCU read lock.
+//! It has no `kick_process`, no `set_current_state` and no bare `schedule`. Its `CondVar`
+//! sleeps only with a lock held by the waker too, and a kick comes from hard-irq context
+//! (the timer's callback, an IPI's sender) where rkvm takes no lock; its `Completion`
+//! counts completions rather than re-checking a condition. So blocking is KVM's
+//! rcuwait-style loop, written here. The protocol is rkvm's (KVM's `vcpu->mode`), not a
+//! kernel-crate candidate.
+//!
 //! Ordering (no lost wake-ups):
 //!
 //! * A kicker first records why (`requests`, a fetch-or with full ordering), then reads
@@ -23,7 +31,7 @@ use core::{
     ptr,
     sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU8, Ordering::SeqCst},
 };
-use kernel::{bindings, interrupt::LocalInterruptDisabled};
+use kernel::{bindings, interrupt::LocalInterruptDisabled, task::Task};
 
 /// Request bits.
 pub(crate) mod req {
@@ -51,7 +59,7 @@ const BLOCKED: u8 = 3;
 pub(crate) struct VcpuWake {
     requests: AtomicU32,
     mode: AtomicU8,
-    task: AtomicPtr<bindings::task_struct>,
+    task: AtomicPtr<Task>,
 }
 
 impl VcpuWake {
@@ -66,7 +74,8 @@ impl VcpuWake {
     /// Records the current thread as the one running the vCPU (start of `KVM_RUN`).
     pub(crate) fn run_begin(&self) {
         // INVARIANT: the current thread is in `KVM_RUN` until `run_end`.
-        self.task.store(kernel::current!().as_ptr(), SeqCst);
+        let current: &Task = kernel::current!();
+        self.task.store(ptr::from_ref(current).cast_mut(), SeqCst);
     }
 
     /// The thread leaves `KVM_RUN`; later kicks find nobody to interrupt.
@@ -82,11 +91,7 @@ impl VcpuWake {
     pub(crate) fn kick(&self, why: u32) {
         self.requests.fetch_or(why, SeqCst);
         match self.mode.load(SeqCst) {
-            BLOCKED => self.with_task(|t| {
-                // SAFETY: `t` is live (type invariant, under RCU); waking a task in any
-                // state is allowed from any context.
-                unsafe { bindings::wake_up_process(t) };
-            }),
+            BLOCKED => self.with_task(|t| t.wake_up()),
             IN_GUEST
                 if self
                     .mode
@@ -94,20 +99,23 @@ impl VcpuWake {
                     .is_ok() =>
             {
                 self.with_task(|t| {
-                    // SAFETY: `t` is live; `kick_process` only sends a reschedule IPI to
-                    // the CPU it runs on, if that is not this one.
-                    unsafe { bindings::kick_process(t) };
+                    // SAFETY: `t` is a live task; `kick_process` only sends a reschedule
+                    // IPI to the CPU it runs on, if that is not this one.
+                    unsafe { bindings::kick_process(t.as_ptr()) };
                 })
             }
             _ => {}
         }
     }
 
-    fn with_task(&self, f: impl FnOnce(*mut bindings::task_struct)) {
+    /// Calls `f` with the task in `KVM_RUN`, if there is one.
+    fn with_task(&self, f: impl FnOnce(&Task)) {
         let _rcu = kernel::sync::rcu::read_lock();
         let t = self.task.load(SeqCst);
         if !t.is_null() {
-            f(t);
+            // SAFETY: non-null, `t` points to a task that stays valid while `_rcu` is
+            // held (type invariant).
+            f(unsafe { &*t });
         }
     }
 

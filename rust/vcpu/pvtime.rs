@@ -14,10 +14,7 @@
 
 use super::{Vcpu, VcpuState};
 use crate::{
-    logic::{
-        ioctl::VcpuIoctl,
-        pvtime::{self, SetError},
-    },
+    logic::{ioctl::VcpuIoctl, pvtime},
     sys::task,
     vm::Vm,
 };
@@ -55,11 +52,7 @@ impl Vcpu {
                 inner
                     .state
                     .steal
-                    .set_base(ipa, |ipa| vm.mmu.lock().writable(ipa))
-                    .map_err(|e| match e {
-                        SetError::Invalid => EINVAL,
-                        SetError::AlreadySet => EEXIST,
-                    })?;
+                    .set_base(ipa, |ipa| vm.mmu.lock().writable(ipa))?;
                 self.steal_time_on.store(true, Relaxed);
                 Ok(0)
             }

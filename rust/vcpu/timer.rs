@@ -20,11 +20,12 @@ use crate::{
         ioctl::VcpuIoctl,
         timer::{self, PtimerReg, TimerRegs, WakeKey},
     },
-    sys::wake::req,
+    sys::{hrtimer, wake::req},
     vm::Vm,
 };
 use kernel::{
     prelude::*,
+    time::Delta,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -107,9 +108,12 @@ impl Vcpu {
             pct.wrapping_sub(vm.cntvoff()),
             pct.wrapping_sub(vm.cntpoff()),
         ) {
-            None => self.wake_timer.try_cancel(),
+            None => {
+                hrtimer::try_cancel(self);
+            }
             Some(ticks) => {
-                self.wake_timer.start(timer::ticks_to_ns(ticks, vm.cntfrq));
+                let ns = timer::ticks_to_ns(ticks, vm.cntfrq);
+                hrtimer::start(self, Delta::from_nanos(ns.min(i64::MAX as u64) as i64));
                 self.stats.timer_arms.inc();
             }
         }
@@ -118,7 +122,7 @@ impl Vcpu {
     /// `KVM_RUN` returns: nothing needs waking until the next one, which gives the levels
     /// to the vGIC afresh (userspace may have changed the vGIC or the timers meanwhile).
     pub(super) fn timer_run_end(&self, state: &mut VcpuState) {
-        self.wake_timer.cancel();
+        hrtimer::cancel(self);
         self.wake.take(req::TIMER);
         let t = &mut state.timer;
         t.armed = WakeKey::default();

@@ -79,13 +79,13 @@ impl IrqRouting {
         vm: &Vm,
         entries: &[[u32; irqroute::ENTRY_WORDS]],
     ) -> Result {
-        let len = irqroute::table_len(entries).map_err(|()| EINVAL)?;
+        let len = irqroute::table_len(entries)?;
         let mut table = KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..len {
             table.push(Route::None, GFP_KERNEL_ACCOUNT)?;
         }
         for e in entries {
-            irqroute::add(&mut table, e).map_err(|()| EINVAL)?;
+            irqroute::add(&mut table, e)?;
         }
         let old = self.routes.lock().replace(table);
         drop(old);

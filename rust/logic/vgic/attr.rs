@@ -147,7 +147,7 @@ pub(crate) struct Region {
 impl Region {
     pub(crate) fn size(&self, nr_vcpus: usize) -> u64 {
         let n = if self.count != 0 {
-            self.count as u64
+            u64::from(self.count)
         } else {
             nr_vcpus as u64
         };

@@ -419,7 +419,7 @@ impl Model<'_> {
                 (GICR_IIDR, 4) => u64::from(GICR_IIDR_VALUE),
                 (GICR_TYPER, 8) | (GICR_TYPER, 4) | (0x000c, 4) => {
                     let mpidr = c.mpidr;
-                    let aff = ((mpidr >> 8) & 0xff_0000_00) | (mpidr & 0xff_ffff);
+                    let aff = ((mpidr >> 8) & 0xff00_0000) | (mpidr & 0xff_ffff);
                     let typer = (aff << 32)
                         | ((u64::from(c.id) & 0xffff) << 8)
                         | if c.last { GICR_TYPER_LAST } else { 0 }

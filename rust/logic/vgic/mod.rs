@@ -1015,10 +1015,10 @@ impl Model<'_> {
     /// it does not cover is left alone), as KVM's `update_lpi_config`.
     pub(crate) fn lpi_load_config(&mut self, cpu: Option<u16>, prop: &[u8]) -> VcpuMask {
         let mut kick = 0;
-        for i in 0..self.lpis.len().min(prop.len()) {
+        for (i, &p) in prop.iter().enumerate().take(self.lpis.len()) {
             let l = self.lpis[i];
             if l.refs != 0 && cpu.is_none_or(|c| l.target == c) {
-                kick |= self.lpi_set_config(LPI_BASE + i as u32, prop[i]);
+                kick |= self.lpi_set_config(LPI_BASE + i as u32, p);
             }
         }
         kick

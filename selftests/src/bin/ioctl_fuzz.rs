@@ -444,36 +444,24 @@ impl Fuzzer {
         };
         let gpa = match self.rng.below(6) {
             0 => self.rng.next_u64() & !0xfff,
-            1 => self.rng.pick(&[
-                0,
-                MEM_BASE + 1,
-                1 << 36,
-                1 << 40,
-                1 << 47,
-                1 << 48,
-                u64::MAX & !0xfff,
-            ]),
+            1 => self
+                .rng
+                .pick(&[0, MEM_BASE + 1, 1 << 36, 1 << 40, 1 << 47, 1 << 48, !0xfff]),
             _ => MEM_BASE + self.rng.below(8) * 0x10_0000,
         };
         let size = match self.rng.below(6) {
             0 => self.rng.next_u64() & !0xfff,
             1 => self
                 .rng
-                .pick(&[0x1001, 1 << 30, 1 << 40, u64::MAX & !0xfff, 0x10_0001]),
+                .pick(&[0x1001, 1 << 30, 1 << 40, !0xfff, 0x10_0001]),
             2 => 0, // delete
             _ => self.rng.pick(&[0x1000, 0x2000, 0x10_0000]),
         };
         let uaddr = match self.rng.below(8) {
             0 => self.rng.next_u64() & !0xfff,
-            1 => self.rng.pick(&[
-                0,
-                8,
-                0x1000,
-                0xffff_8000_0000_0000,
-                u64::MAX & !0xfff,
-                b[4],
-                b[5],
-            ]),
+            1 => self
+                .rng
+                .pick(&[0, 8, 0x1000, 0xffff_8000_0000_0000, !0xfff, b[4], b[5]]),
             2 => b[self.rng.below(4) as usize] + self.rng.pick(&[1, 0x1000, 0x8_0000]),
             _ => b[self.rng.below(4) as usize],
         };

@@ -430,11 +430,7 @@ fn device_and_attributes() -> TestResult {
         get(&its, GRP_ITS_REGS, GITS_BASER1).map(|v| (v >> 56) & 7),
         Ok(4),
     );
-    c.eq(
-        "a second ITS",
-        create_its(&vm.vm).map(|_| 0).map_err(|e| e),
-        Ok(0),
-    );
+    c.eq("a second ITS", create_its(&vm.vm).map(|_| 0), Ok(0));
     c.finish()
 }
 
@@ -888,9 +884,9 @@ fn lpi_storm_while_vcpus_migrate() -> TestResult {
                     return Err(format!("round {round}: KVM_SIGNAL_MSI to vCPU {n}: {r:?}"));
                 }
             }
-            for n in 0..2 {
+            for (n, t) in taken.iter().enumerate() {
                 wait(&format!("vCPU {n}'s LPI of round {round}"), &|| {
-                    taken[n].load(Ordering::SeqCst) >= round
+                    t.load(Ordering::SeqCst) >= round
                 })?;
             }
         }

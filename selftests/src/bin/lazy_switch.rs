@@ -124,7 +124,7 @@ fn fp_noise(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<bool> {
             ok &= (y - 0.5) / 3.0 == x;
             x = if x > 1e6 { 1.0 } else { x + 1.0 };
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 std::thread::yield_now();
             }
         }

@@ -459,7 +459,7 @@ fn guest_region(offset: u64, len: u8) -> Option<u64> {
 /// Userspace accesses: 32-bit registers (below GITS_TYPER, the ID registers) 4-aligned,
 /// 64-bit ones 8-aligned (`EINVAL`), at a register (`ENXIO`). Returns the access width.
 pub(crate) fn regs_check(offset: u64) -> Result<u8, Errno> {
-    let align = if offset < GITS_TYPER || offset >= GITS_PIDR4 {
+    let align = if !(GITS_TYPER..GITS_PIDR4).contains(&offset) {
         3
     } else {
         7

@@ -3,6 +3,10 @@
 //! Host tests of the ITS model against a fake guest RAM (with holes) and a fake vGIC
 //! that records what the ITS asks of its LPIs.
 
+// `Mem::ram` is a list of RAM ranges, and most tests back one: a `vec!` of one range
+// is what they mean.
+#![allow(clippy::single_range_in_vec_init)]
+
 extern crate std;
 
 use super::cmd::{enc, CmdError, *};
@@ -349,6 +353,7 @@ fn baser_sanitising() {
 }
 
 #[test]
+#[allow(clippy::identity_op)] // The encodings spell out every field, zeros included.
 fn cbaser_sanitising_and_queue_pointers() {
     let mut f = Fix::new();
     f.write(
@@ -1280,6 +1285,7 @@ fn restore_hand_encoded_tables() {
 }
 
 #[test]
+#[allow(clippy::identity_op)] // The encodings spell out every field, zeros included.
 fn restore_indirect_hand_encoded() {
     let mut f = restore_fix(BASER_VALID | BASER_INDIRECT | DT);
     f.mem.set(CT, (1 << 63) | (3 << 16));
@@ -1294,7 +1300,8 @@ fn restore_indirect_hand_encoded() {
 
 #[test]
 fn restore_rejects_bad_entries() {
-    let cases: [(&str, fn(&mut Fix), Errno); 10] = [
+    type Case = (&'static str, fn(&mut Fix), Errno);
+    let cases: [Case; 10] = [
         (
             "CTE of a missing vCPU",
             |f| f.mem.set(CT, (1 << 63) | (9 << 16)),
