@@ -190,11 +190,6 @@ pub(crate) const AA32_MMFR4_KEEP: u64 = AA32 & !fields(&[28]);
 /// `ID_PFR2_EL1`: CSV3 and SSBS; RAS_frac [11:8] goes with RAS.
 pub(crate) const AA32_PFR2_KEEP: u64 = fields(&[0, 4]);
 
-/// Whether (op0, op1, CRn, CRm) is in the trapped ID-register space (3, 0, 0, 1..=7).
-pub(crate) const fn is_id_space(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
-    op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7
-}
-
 /// The value the guest reads from the ID register (op0=3, op1=0, CRn=0, `crm`, `op2`),
 /// given the host's sanitised value of it.
 ///
@@ -639,18 +634,6 @@ mod tests {
         for host in [0, u64::MAX, 0x22, 0x11] {
             assert_eq!(field(guest_view(4, 0, host), 4), 1);
         }
-    }
-
-    #[test]
-    fn id_space() {
-        for crm in 1..=7 {
-            assert!(is_id_space(3, 0, 0, crm));
-        }
-        assert!(!is_id_space(3, 0, 0, 0)); // MIDR, MPIDR, REVIDR
-        assert!(!is_id_space(3, 0, 0, 8));
-        assert!(!is_id_space(3, 1, 0, 1)); // CCSIDR's op1
-        assert!(!is_id_space(3, 0, 1, 1));
-        assert!(!is_id_space(2, 0, 0, 1));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub(crate) mod pvtime;
 pub(crate) mod regs;
 pub(crate) mod stats;
 pub(crate) mod step;
+pub(crate) mod sysregs;
 pub(crate) mod timer;
 pub(crate) mod traps;
 pub(crate) mod vgic;

@@ -184,6 +184,7 @@ pub(crate) const SCTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 0);
 /// SCTLR_EL1.EE (bit 25) and E0E (bit 24): big-endian data at EL1 and at EL0.
 pub(crate) const SCTLR_EE: u64 = 1 << 25;
 pub(crate) const SCTLR_E0E: u64 = 1 << 24;
+#[cfg(test)]
 pub(crate) const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
 #[cfg(test)]
 pub(crate) const CPACR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 2);
@@ -222,6 +223,7 @@ pub(crate) const TPIDR_EL0: SysReg = SysReg::new(3, 3, 13, 0, 2);
 #[cfg(test)]
 pub(crate) const TPIDRRO_EL0: SysReg = SysReg::new(3, 3, 13, 0, 3);
 /// The one debug register the guest's EL1 file holds; the others have their own state.
+#[cfg(test)]
 pub(crate) const MDSCR_EL1: SysReg = SysReg::new(2, 0, 0, 2, 2);
 pub(crate) const CNTVCT_EL0: SysReg = SysReg::new(3, 3, 14, 0, 2);
 pub(crate) const CNTV_CTL_EL0: SysReg = SysReg::new(3, 3, 14, 3, 1);
@@ -260,25 +262,6 @@ pub(crate) enum TimerReg {
     PCtl,
     PCnt,
     PCval,
-}
-
-/// The timer register a decoded system-register id names, undoing the CNT/CVAL swap.
-pub(crate) fn timer_reg(reg: SysReg) -> Option<TimerReg> {
-    if reg == CNTV_CTL_EL0 {
-        Some(TimerReg::Ctl)
-    } else if reg == CNTV_CVAL_EL0 {
-        Some(TimerReg::Cnt)
-    } else if reg == CNTVCT_EL0 {
-        Some(TimerReg::Cval)
-    } else if reg == CNTP_CTL_EL0 {
-        Some(TimerReg::PCtl)
-    } else if reg == CNTP_CVAL_EL0 {
-        Some(TimerReg::PCval)
-    } else if reg == CNTPCT_EL0 {
-        Some(TimerReg::PCnt)
-    } else {
-        None
-    }
 }
 
 /// Identification registers the guest reads from the CPU without a trap (MIDR through
@@ -342,148 +325,6 @@ impl Aa32Reg {
     /// Reset values: FPEXC32's is KVM's 0x700 (the IMPLEMENTATION DEFINED trap-enable
     /// bits [10:8] as KVM sets them); the others are UNKNOWN, 0 here.
     pub(crate) const RESET: [u64; 3] = [0, 0, 0x700];
-}
-
-/// What a `KVM_REG_ARM64_SYSREG` id names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SysKind {
-    El1(El1Reg),
-    Timer(TimerReg),
-    Mpidr,
-    HostId(HostIdReg),
-    /// The feature ID space (3, 0, 0, 1..=7, 0..=7), by CRm and op2.
-    Id {
-        crm: u8,
-        op2: u8,
-    },
-    Debug(DebugBank, u8),
-    Mdccint,
-    Oslsr,
-    Dbgvcr32,
-    Disr,
-    Aa32(Aa32Reg),
-}
-
-/// The register a system-register id names, `None` if ONE_REG has no such register.
-pub(crate) fn sys_kind(r: SysReg) -> Option<SysKind> {
-    if let Some(reg) = El1Reg::from_sysreg(r) {
-        return Some(SysKind::El1(reg));
-    }
-    if let Some(t) = timer_reg(r) {
-        return Some(SysKind::Timer(t));
-    }
-    if r.op0 == 3 && r.op1 == 0 && r.crn == 0 && (1..=7).contains(&r.crm) {
-        return Some(SysKind::Id {
-            crm: r.crm,
-            op2: r.op2,
-        });
-    }
-    if r.op0 == 2 && r.op1 == 0 && r.crn == 0 && r.crm <= 15 && r.op2 >= 4 && r.op2 <= 7 {
-        let bank = [
-            DebugBank::Bvr,
-            DebugBank::Bcr,
-            DebugBank::Wvr,
-            DebugBank::Wcr,
-        ];
-        return Some(SysKind::Debug(bank[usize::from(r.op2 - 4)], r.crm));
-    }
-    Some(match r {
-        MPIDR_EL1 => SysKind::Mpidr,
-        MIDR_EL1 => SysKind::HostId(HostIdReg::Midr),
-        REVIDR_EL1 => SysKind::HostId(HostIdReg::Revidr),
-        AIDR_EL1 => SysKind::HostId(HostIdReg::Aidr),
-        CLIDR_EL1 => SysKind::HostId(HostIdReg::Clidr),
-        CTR_EL0 => SysKind::HostId(HostIdReg::Ctr),
-        MDCCINT_EL1 => SysKind::Mdccint,
-        OSLSR_EL1 => SysKind::Oslsr,
-        DBGVCR32_EL2 => SysKind::Dbgvcr32,
-        DISR_EL1 => SysKind::Disr,
-        DACR32_EL2 => SysKind::Aa32(Aa32Reg::Dacr),
-        IFSR32_EL2 => SysKind::Aa32(Aa32Reg::Ifsr),
-        FPEXC32_EL2 => SysKind::Aa32(Aa32Reg::Fpexc),
-        _ => return None,
-    })
-}
-
-/// Number of system registers in the register list.
-pub(crate) const SYS_LIST_LEN: usize = 64 + 3 + 1 + 5 + 3 + 6 + 1 + El1Reg::COUNT + 56;
-
-/// Every system register [`sys_kind`] names, ascending by encoding (as KVM's table walk
-/// lists them): the breakpoint/watchpoint banks, MDCCINT, OSLSR and DBGVCR32, the EL1
-/// file, DISR, MPIDR, the identification registers, the ID space, the timer registers
-/// (under their uapi ids) and the AArch32 EL1 state.
-pub(crate) static SYS_REG_LIST: [SysReg; SYS_LIST_LEN] = sys_reg_list();
-
-const fn sys_reg_list() -> [SysReg; SYS_LIST_LEN] {
-    let mut out = [SysReg::new(0, 0, 0, 0, 0); SYS_LIST_LEN];
-    let mut n = 0;
-    let mut crm = 0;
-    while crm < 16 {
-        let mut op2 = 4;
-        while op2 < 8 {
-            out[n] = SysReg::new(2, 0, 0, crm, op2);
-            n += 1;
-            op2 += 1;
-        }
-        crm += 1;
-    }
-    let fixed = [
-        MDCCINT_EL1,
-        OSLSR_EL1,
-        DBGVCR32_EL2,
-        MPIDR_EL1,
-        MIDR_EL1,
-        REVIDR_EL1,
-        AIDR_EL1,
-        CLIDR_EL1,
-        CTR_EL0,
-        DACR32_EL2,
-        IFSR32_EL2,
-        FPEXC32_EL2,
-        CNTV_CTL_EL0,
-        CNTV_CVAL_EL0,
-        CNTVCT_EL0,
-        CNTP_CTL_EL0,
-        CNTP_CVAL_EL0,
-        CNTPCT_EL0,
-        DISR_EL1,
-    ];
-    let mut i = 0;
-    while i < fixed.len() {
-        out[n] = fixed[i];
-        n += 1;
-        i += 1;
-    }
-    i = 0;
-    while i < El1Reg::COUNT {
-        out[n] = El1Reg::ALL[i].sysreg();
-        n += 1;
-        i += 1;
-    }
-    let mut crm = 1;
-    while crm <= 7 {
-        let mut op2 = 0;
-        while op2 < 8 {
-            out[n] = SysReg::new(3, 0, 0, crm, op2);
-            n += 1;
-            op2 += 1;
-        }
-        crm += 1;
-    }
-    assert!(n == SYS_LIST_LEN);
-    // Insertion sort by encoding.
-    let mut i = 1;
-    while i < n {
-        let mut j = i;
-        while j > 0 && out[j - 1].encoding() > out[j].encoding() {
-            let t = out[j - 1];
-            out[j - 1] = out[j];
-            out[j] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    out
 }
 
 /// A register named by a ONE_REG id.
@@ -640,10 +481,6 @@ impl El1Reg {
         let (op0, op1, crn, crm, op2) = self.encoding();
         SysReg::new(op0, op1, crn, crm, op2)
     }
-
-    pub(crate) fn from_sysreg(r: SysReg) -> Option<El1Reg> {
-        Self::ALL.into_iter().find(|e| e.sysreg() == r)
-    }
 }
 
 #[cfg(test)]
@@ -792,7 +629,10 @@ mod tests {
         assert_eq!(TIMER_CNT_ID, 0x6030_0000_0013_df1a);
         assert_eq!(TIMER_CVAL_ID, 0x6030_0000_0013_df02);
         let meaning = |id| match decode_id(id) {
-            Some(RegId::Sys(r)) => timer_reg(r),
+            Some(RegId::Sys(r)) => match super::super::sysregs::user_storage(r) {
+                Some(super::super::sysregs::Storage::Timer(t)) => Some(t),
+                _ => None,
+            },
             _ => None,
         };
         assert_eq!(meaning(TIMER_CTL_ID), Some(TimerReg::Ctl));
@@ -804,7 +644,7 @@ mod tests {
         assert_eq!(meaning(PTIMER_CTL_ID), Some(TimerReg::PCtl));
         assert_eq!(meaning(PTIMER_CVAL_ID), Some(TimerReg::PCval));
         assert_eq!(meaning(PTIMER_CNT_ID), Some(TimerReg::PCnt));
-        assert_eq!(timer_reg(SCTLR_EL1), None);
+        assert_eq!(meaning(sys_id(SCTLR_EL1)), None);
     }
 
     #[test]
@@ -836,65 +676,6 @@ mod tests {
         assert_eq!(ids[0], PSCI_VERSION_ID);
         assert_eq!(ids[3], 0x6030_0000_0014_0003);
         assert_eq!(ids[7], 0x6030_0000_0016_0003);
-    }
-
-    #[test]
-    fn sys_reg_list_is_sorted_and_complete() {
-        let enc: Vec<u32> = SYS_REG_LIST.iter().map(|r| r.encoding()).collect();
-        assert!(enc.windows(2).all(|w| w[0] < w[1]));
-        for r in SYS_REG_LIST {
-            assert!(sys_kind(r).is_some(), "{r:?}");
-            assert_eq!(decode_id(sys_id(r)), Some(RegId::Sys(r)));
-        }
-        // Ids of KVM's get-reg-list test: DBGBVR0, DBGWCR15, the first and last ID
-        // registers, CNTPCT_EL0, FPEXC32_EL2.
-        let ids: Vec<u64> = SYS_REG_LIST.iter().map(|&r| sys_id(r)).collect();
-        for id in [
-            0x6030_0000_0013_8004,
-            0x6030_0000_0013_807f,
-            0x6030_0000_0013_c008,
-            0x6030_0000_0013_c03f,
-            0x6030_0000_0013_df01,
-            0x6030_0000_0013_e298,
-            TIMER_CTL_ID,
-            TIMER_CNT_ID,
-            TIMER_CVAL_ID,
-        ] {
-            assert!(ids.contains(&id), "{id:#x}");
-        }
-    }
-
-    #[test]
-    fn sys_kinds() {
-        assert_eq!(sys_kind(SCTLR_EL1), Some(SysKind::El1(El1Reg::Sctlr)));
-        assert_eq!(sys_kind(MDSCR_EL1), Some(SysKind::El1(El1Reg::Mdscr)));
-        assert_eq!(
-            sys_kind(SysReg::new(2, 0, 0, 15, 7)),
-            Some(SysKind::Debug(DebugBank::Wcr, 15))
-        );
-        assert_eq!(
-            sys_kind(SysReg::new(2, 0, 0, 3, 4)),
-            Some(SysKind::Debug(DebugBank::Bvr, 3))
-        );
-        assert_eq!(
-            sys_kind(SysReg::new(3, 0, 0, 7, 7)),
-            Some(SysKind::Id { crm: 7, op2: 7 })
-        );
-        assert_eq!(sys_kind(CTR_EL0), Some(SysKind::HostId(HostIdReg::Ctr)));
-        assert_eq!(sys_kind(CNTVCT_EL0), Some(SysKind::Timer(TimerReg::Cval)));
-        assert_eq!(sys_kind(FPEXC32_EL2), Some(SysKind::Aa32(Aa32Reg::Fpexc)));
-        assert_eq!(sys_kind(DISR_EL1), Some(SysKind::Disr));
-        // Not offered: PMU, pointer-authentication keys, VDISR_EL2, the debug registers
-        // of op2 0..=3, MDRAR.
-        for r in [
-            SysReg::new(3, 3, 9, 12, 0),
-            SysReg::new(3, 0, 2, 1, 0),
-            SysReg::new(3, 4, 12, 1, 1),
-            SysReg::new(2, 0, 0, 2, 3),
-            SysReg::new(2, 0, 1, 0, 0),
-        ] {
-            assert_eq!(sys_kind(r), None, "{r:?}");
-        }
     }
 
     #[test]
@@ -941,14 +722,15 @@ mod tests {
     fn el1_file() {
         for (i, r) in El1Reg::ALL.into_iter().enumerate() {
             assert_eq!(r as usize, i);
-            assert_eq!(El1Reg::from_sysreg(r.sysreg()), Some(r));
+            assert_eq!(
+                super::super::sysregs::user_storage(r.sysreg()),
+                Some(super::super::sysregs::Storage::El1(r))
+            );
         }
         let mut encodings: Vec<u32> = El1Reg::ALL.map(|r| r.sysreg().encoding()).to_vec();
         encodings.sort_unstable();
         encodings.dedup();
         assert_eq!(encodings.len(), El1Reg::COUNT);
-        assert_eq!(El1Reg::from_sysreg(MPIDR_EL1), None);
-        assert_eq!(El1Reg::from_sysreg(CNTV_CTL_EL0), None);
         // The list's encodings against the architecture's, written out independently.
         let expected = [
             SCTLR_EL1,

@@ -227,20 +227,6 @@ pub(crate) enum PtimerReg {
     Count,
 }
 
-/// The physical-timer register an MRS/MSR names (op0, op1, CRn, CRm, op2), if any.
-pub(crate) const fn ptimer_reg(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Option<PtimerReg> {
-    if op0 != 3 || op1 != 3 || crn != 14 {
-        return None;
-    }
-    match (crm, op2) {
-        (2, 0) => Some(PtimerReg::Tval),
-        (2, 1) => Some(PtimerReg::Ctl),
-        (2, 2) => Some(PtimerReg::Cval),
-        (0, 1) | (0, 5) => Some(PtimerReg::Count),
-        _ => None,
-    }
-}
-
 /// The result of a guest access to the physical timer: the value of a read, or the
 /// registers after a write (writes to the counter are ignored: it is read-only).
 pub(crate) fn ptimer_access(
@@ -400,18 +386,6 @@ mod tests {
     fn nvhe_cnthctl_traps_timer_and_counter_only_with_an_offset() {
         assert_eq!(guest_cnthctl_nvhe(0x3, 0), cnthctl_nvhe::EL1PCTEN);
         assert_eq!(guest_cnthctl_nvhe(0x1_0003, 7), 0x1_0000);
-    }
-
-    #[test]
-    fn ptimer_registers_decode() {
-        assert_eq!(ptimer_reg(3, 3, 14, 2, 1), Some(PtimerReg::Ctl));
-        assert_eq!(ptimer_reg(3, 3, 14, 2, 2), Some(PtimerReg::Cval));
-        assert_eq!(ptimer_reg(3, 3, 14, 2, 0), Some(PtimerReg::Tval));
-        assert_eq!(ptimer_reg(3, 3, 14, 0, 1), Some(PtimerReg::Count));
-        assert_eq!(ptimer_reg(3, 3, 14, 0, 5), Some(PtimerReg::Count));
-        // The virtual timer is not trapped; CNTHP (EL2) is not ours.
-        assert_eq!(ptimer_reg(3, 3, 14, 3, 1), None);
-        assert_eq!(ptimer_reg(3, 4, 14, 2, 1), None);
     }
 
     #[test]

@@ -16,12 +16,12 @@ use crate::{
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
         fwregs::{self, FwBitmaps, Service},
-        idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
         psci::{self, Args, Call, Decision, MpState, SystemEvent},
-        regs::{self, El1Reg, SysKind, SysReg, SCTLR_E0E, SCTLR_EE},
-        step, timer as timer_logic,
+        regs::{El1Reg, SysReg, SCTLR_E0E, SCTLR_EE},
+        step,
+        sysregs::{self, GicReg, Guest, Storage, SysRegDesc},
     },
     mmu,
     sys::{
@@ -130,10 +130,7 @@ impl Vcpu {
                 Ok(Action::Reenter)
             }
             Ec::Sys64 => {
-                let acc = esr.sys_reg();
-                if !self.trapped_gic_sysreg(vm, ctx, acc) {
-                    emulate_sys_reg(vm, state, acc);
-                }
+                self.emulate_sys_reg(vm, state, esr.sys_reg());
                 Ok(Action::Reenter)
             }
             // The guest's first FP/SIMD instruction in this KVM_RUN: give it its registers
@@ -283,53 +280,99 @@ impl Vcpu {
         Ok(Action::ToUser)
     }
 
+    /// A trapped access to a register of the table (`logic::sysregs`): emulated as its
+    /// row says, or UNDEF for a register rkvm does not offer (PMU, LORegions, IMPDEF, ...)
+    /// or an access its row does not allow.
+    fn emulate_sys_reg(&self, vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
+        let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
+        let result = match sysregs::lookup(r) {
+            Some(desc) if desc.guest.allows(acc.read) => self.sys_reg_access(vm, state, desc, acc),
+            _ => None,
+        };
+        let ctx = &mut state.ctx;
+        match result {
+            Some(read) => {
+                if let (true, Some(v)) = (acc.read, read) {
+                    ctx.set_reg(acc.rt, v);
+                }
+                // MSR/MRS traps (EC 0x18) come from AArch64 only: 32-bit instructions.
+                skip_instr(ctx, true);
+            }
+            None => inject_into(ctx, Injected::Undefined, true),
+        }
+    }
+
+    /// Performs an access `desc.guest` allows: `Some(value read)` (`Some(None)` after a
+    /// write), or `None` where the access fails after all (a VM without a ready vGIC).
+    fn sys_reg_access(
+        &self,
+        vm: &Vm,
+        state: &mut VcpuState,
+        desc: &SysRegDesc,
+        acc: SysRegAccess,
+    ) -> Option<Option<u64>> {
+        let value = state.ctx.reg(acc.rt);
+        let write = (!acc.read).then_some(value);
+        let dbg = &mut state.debug;
+        Some(match desc.guest {
+            Guest::Undef => return None,
+            Guest::Saved(_) => {
+                let slot = match desc.storage? {
+                    Storage::El1(El1Reg::Actlr) => &mut state.actlr,
+                    Storage::El1(El1Reg::Mdscr) => &mut state.mdscr,
+                    Storage::Debug(bank, n) => &mut dbg.bank_mut(bank)[usize::from(n)],
+                    // Kept for the guest to read back; no channel raises its interrupts.
+                    Storage::Mdccint => &mut dbg.mdccint,
+                    Storage::Oslsr => return Some(Some(dbg.oslsr())),
+                    Storage::Osdlr => {
+                        if let Some(v) = write {
+                            dbg.osdlr = v & 1;
+                        }
+                        return Some(Some(dbg.osdlr));
+                    }
+                    _ => return None,
+                };
+                if let Some(v) = write {
+                    *slot = v;
+                }
+                Some(*slot)
+            }
+            Guest::Id => Some(vm.id_reg(acc.crm, acc.op2)),
+            Guest::Oslar => {
+                dbg.oslk = value & 1 != 0;
+                None
+            }
+            Guest::Zero(_) => Some(0),
+            Guest::Ptimer(reg) => Some(timer::ptimer_access(vm, state, reg, write)),
+            Guest::Gic(reg) => return self.gic_sysreg(vm, reg, acc.read, value),
+            Guest::SetWay => {
+                // Set/way operations cannot be virtualised precisely; as KVM, make all
+                // guest memory fault back in, which cleans each page to PoC as it is
+                // mapped again.
+                vm.mmu.lock().unmap_range(0, u64::MAX);
+                None
+            }
+        })
+    }
+
     /// A trapped GICv3 CPU-interface register: a write to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or
     /// ICC_SGI0R_EL1 (trapped because HCR_EL2.IMO/FMO are set) generates SGIs; ICC_DIR_EL1
     /// (trapped by ICH_HCR_EL2.TDIR) deactivates through the vGIC; ICC_SRE_EL1
     /// (trapped at load, see `hyp/vhe.rs`) reads as SRE|DFB|DIB and ignores writes, as
-    /// KVM's. Returns `false` for any other register; a read of the SGI registers, or a VM
-    /// without a ready vGIC, gets UNDEF.
-    fn trapped_gic_sysreg(&self, vm: &Vm, ctx: &mut VcpuContext, acc: SysRegAccess) -> bool {
-        let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
-        if r == ICC_SRE_EL1 {
-            if vm.vgic().is_some() {
-                if acc.read {
-                    ctx.set_reg(acc.rt, ICC_SRE_EL1_VALUE);
+    /// KVM's. A VM without a ready vGIC gets UNDEF.
+    fn gic_sysreg(&self, vm: &Vm, reg: GicReg, read: bool, value: u64) -> Option<Option<u64>> {
+        let vgic = vm.vgic()?;
+        match reg {
+            GicReg::Sre => Some(read.then_some(ICC_SRE_EL1_VALUE)),
+            GicReg::Dir => vgic.deactivate(self.idx, value).then_some(None),
+            GicReg::Sgi { group1 } => {
+                let sent = vgic.send_sgi(self.idx, value, group1);
+                if sent {
+                    self.stats.vgic_sgi.inc();
                 }
-                skip_instr(ctx, true);
-            } else {
-                inject_into(ctx, Injected::Undefined, true);
+                sent.then_some(None)
             }
-            return true;
         }
-        if r == ICC_DIR_EL1 {
-            let done = !acc.read
-                && vm
-                    .vgic()
-                    .is_some_and(|v| v.deactivate(self.idx, ctx.reg(acc.rt)));
-            if done {
-                skip_instr(ctx, true);
-            } else {
-                inject_into(ctx, Injected::Undefined, true);
-            }
-            return true;
-        }
-        let group1 = match r {
-            ICC_SGI1R_EL1 => true,
-            ICC_ASGI1R_EL1 | ICC_SGI0R_EL1 => false,
-            _ => return false,
-        };
-        let sent = !acc.read
-            && vm
-                .vgic()
-                .is_some_and(|v| v.send_sgi(self.idx, ctx.reg(acc.rt), group1));
-        if sent {
-            self.stats.vgic_sgi.inc();
-            skip_instr(ctx, true);
-        } else {
-            inject_into(ctx, Injected::Undefined, true);
-        }
-        true
     }
 
     /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, PV time, TRNG and
@@ -594,119 +637,6 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
 }
 
 /// The SGI generation registers (write-only).
-const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
-/// Trapped by ICH_HCR_EL2.TDIR while an interrupt's deactivation needs the vGIC.
-const ICC_DIR_EL1: SysReg = SysReg::new(3, 0, 12, 11, 1);
-const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
-const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
-const ICC_SRE_EL1: SysReg = SysReg::new(3, 0, 12, 12, 5);
 /// ICC_SRE_EL1 as the guest sees it: system registers only (SRE), FIQ and IRQ bypass
 /// disabled (DFB, DIB).
 const ICC_SRE_EL1_VALUE: u64 = 0x7;
-
-const OSLAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 4);
-const OSDLR_EL1: SysReg = SysReg::new(2, 0, 1, 3, 4);
-const MDRAR_EL1: SysReg = SysReg::new(2, 0, 1, 0, 0);
-const DBGPRCR_EL1: SysReg = SysReg::new(2, 0, 1, 4, 4);
-const DBGCLAIMSET_EL1: SysReg = SysReg::new(2, 0, 7, 8, 6);
-const DBGCLAIMCLR_EL1: SysReg = SysReg::new(2, 0, 7, 9, 6);
-const DBGAUTHSTATUS_EL1: SysReg = SysReg::new(2, 0, 7, 14, 6);
-const MDCCSR_EL0: SysReg = SysReg::new(2, 3, 0, 1, 0);
-
-/// Data-cache maintenance by set/way: DC ISW, DC CSW, DC CISW.
-fn is_set_way_op(r: SysReg) -> bool {
-    r.op0 == 1 && r.op1 == 0 && r.crn == 7 && r.op2 == 2 && matches!(r.crm, 6 | 10 | 14)
-}
-
-/// Emulates a trapped system-register access, or injects UNDEF for one rkvm does not
-/// offer (PMU, LORegions, IMPDEF, ...).
-fn emulate_sys_reg(vm: &Vm, state: &mut VcpuState, acc: SysRegAccess) {
-    let r = SysReg::new(acc.op0, acc.op1, acc.crn, acc.crm, acc.op2);
-    let value = state.ctx.reg(acc.rt);
-    let dbg = &mut state.debug;
-    // `Some(v)`: a read returning v; `None` after a handled write.
-    let result: Option<Option<u64>> = if idregs::is_id_space(r.op0, r.op1, r.crn, r.crm) {
-        acc.read.then(|| Some(vm.id_reg(r.crm, r.op2)))
-    } else if r == regs::MDSCR_EL1 {
-        Some(if acc.read {
-            Some(state.mdscr)
-        } else {
-            state.mdscr = value;
-            None
-        })
-    } else if r == regs::ACTLR_EL1 {
-        Some(if acc.read {
-            Some(state.actlr)
-        } else {
-            state.actlr = value;
-            None
-        })
-    } else if let Some(SysKind::Debug(bank, n)) = regs::sys_kind(r) {
-        let slot = &mut dbg.bank_mut(bank)[usize::from(n)];
-        Some(if acc.read {
-            Some(*slot)
-        } else {
-            *slot = value;
-            None
-        })
-    } else if r == OSLAR_EL1 {
-        (!acc.read).then(|| {
-            dbg.oslk = value & 1 != 0;
-            None
-        })
-    } else if r == regs::OSLSR_EL1 {
-        acc.read.then(|| Some(dbg.oslsr()))
-    } else if r == OSDLR_EL1 {
-        Some(if acc.read {
-            Some(dbg.osdlr)
-        } else {
-            dbg.osdlr = value & 1;
-            None
-        })
-    } else if r == regs::MDCCINT_EL1 {
-        // Kept for the guest to read back; no channel exists to raise its interrupts.
-        Some(if acc.read {
-            Some(dbg.mdccint)
-        } else {
-            dbg.mdccint = value;
-            None
-        })
-    } else if [
-        MDRAR_EL1,
-        DBGPRCR_EL1,
-        DBGCLAIMSET_EL1,
-        DBGCLAIMCLR_EL1,
-        MDCCSR_EL0,
-    ]
-    .contains(&r)
-    {
-        // Read as zero, writes ignored: no debug communication channel or claim tags.
-        Some(acc.read.then_some(0))
-    } else if r == DBGAUTHSTATUS_EL1 {
-        acc.read.then_some(Some(0))
-    } else if let Some(reg) = timer_logic::ptimer_reg(r.op0, r.op1, r.crn, r.crm, r.op2) {
-        // The physical timer (and the counter when the VM offsets it): emulated.
-        let v = timer::ptimer_access(vm, state, reg, (!acc.read).then_some(value));
-        Some(acc.read.then_some(v))
-    } else if is_set_way_op(r) && !acc.read {
-        // Set/way operations cannot be virtualised precisely; as KVM, make all guest
-        // memory fault back in, which cleans each page to PoC as it is mapped again.
-        let mut mmu = vm.mmu.lock();
-        mmu.unmap_range(0, u64::MAX);
-        Some(None)
-    } else {
-        None
-    };
-    let ctx = &mut state.ctx;
-    match result {
-        Some(read) => {
-            if let Some(v) = read {
-                ctx.set_reg(acc.rt, v);
-            }
-            // MSR/MRS traps (EC 0x18) come from AArch64 only: 32-bit instructions.
-            skip_instr(ctx, true);
-        }
-        // MSR/MRS traps come from AArch64 only: 32-bit instructions.
-        None => inject_into(ctx, Injected::Undefined, true),
-    }
-}

@@ -13,7 +13,8 @@ use crate::{
     logic::{
         fwregs::{self, Bitmap},
         psci,
-        regs::{self, CoreReg, El1Reg, HostIdReg, RegId, SysKind, TimerReg},
+        regs::{self, CoreReg, El1Reg, HostIdReg, RegId, TimerReg},
+        sysregs::{self, Storage},
         timer::{self, ctl::ISTATUS, TimerRegs},
     },
     sys,
@@ -93,7 +94,7 @@ impl Vcpu {
 /// The registers a VMM saves and restores, in KVM's order: core, firmware, then system
 /// registers (the timers' among them) by encoding.
 fn reg_list() -> impl Iterator<Item = u64> {
-    let sys = regs::SYS_REG_LIST.iter().map(|&r| regs::sys_id(r));
+    let sys = sysregs::user_regs().map(regs::sys_id);
     Iterator::chain(
         Iterator::chain(regs::core_reg_ids(), regs::fw_reg_ids()),
         sys,
@@ -142,11 +143,11 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
         },
         RegId::Sys(r) => {
             let dbg = &inner.state.debug;
-            match regs::sys_kind(r).ok_or(ENOENT)? {
-                SysKind::El1(El1Reg::Actlr) => inner.state.actlr,
-                SysKind::El1(El1Reg::Mdscr) => inner.state.mdscr,
-                SysKind::El1(reg) => el1.sys[reg as usize],
-                SysKind::Timer(timer) => {
+            match sysregs::user_storage(r).ok_or(ENOENT)? {
+                Storage::El1(El1Reg::Actlr) => inner.state.actlr,
+                Storage::El1(El1Reg::Mdscr) => inner.state.mdscr,
+                Storage::El1(reg) => el1.sys[reg as usize],
+                Storage::Timer(timer) => {
                     let pcount = || sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
                     let ptimer = &inner.state.timer.ptimer;
                     match timer {
@@ -159,15 +160,16 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
                         TimerReg::PCnt => pcount(),
                     }
                 }
-                SysKind::Mpidr => ctx.mpidr,
-                SysKind::HostId(reg) => host_id(reg),
-                SysKind::Id { crm, op2 } => vm.id_reg(crm, op2),
-                SysKind::Debug(bank, n) => dbg.bank(bank)[usize::from(n)],
-                SysKind::Mdccint => dbg.mdccint,
-                SysKind::Oslsr => dbg.oslsr(),
-                SysKind::Dbgvcr32 => dbg.dbgvcr32,
-                SysKind::Disr => el1.disr,
-                SysKind::Aa32(reg) => inner.state.aa32[reg as usize],
+                Storage::Mpidr => ctx.mpidr,
+                Storage::HostId(reg) => host_id(reg),
+                Storage::Id { crm, op2 } => vm.id_reg(crm, op2),
+                Storage::Debug(bank, n) => dbg.bank(bank)[usize::from(n)],
+                Storage::Mdccint => dbg.mdccint,
+                Storage::Oslsr => dbg.oslsr(),
+                Storage::Osdlr => dbg.osdlr,
+                Storage::Dbgvcr32 => dbg.dbgvcr32,
+                Storage::Disr => el1.disr,
+                Storage::Aa32(reg) => inner.state.aa32[reg as usize],
             }
         }
         RegId::Fw(0) => psci::version(Vcpu::has_psci(&inner.state), vm.psci_version()),
@@ -221,11 +223,11 @@ fn write_reg(
         },
         RegId::Sys(r) => {
             let dbg = &mut inner.state.debug;
-            match regs::sys_kind(r).ok_or(ENOENT)? {
-                SysKind::El1(El1Reg::Actlr) => inner.state.actlr = v,
-                SysKind::El1(El1Reg::Mdscr) => inner.state.mdscr = v,
-                SysKind::El1(reg) => el1.sys[reg as usize] = v,
-                SysKind::Timer(timer) => {
+            match sysregs::user_storage(r).ok_or(ENOENT)? {
+                Storage::El1(El1Reg::Actlr) => inner.state.actlr = v,
+                Storage::El1(El1Reg::Mdscr) => inner.state.mdscr = v,
+                Storage::El1(reg) => el1.sys[reg as usize] = v,
+                Storage::Timer(timer) => {
                     let ptimer: &mut TimerRegs = &mut inner.state.timer.ptimer;
                     match timer {
                         // ISTATUS is the CPU's to compute (KVM's `arch_timer_set_user`).
@@ -241,20 +243,21 @@ fn write_reg(
                         }
                     }
                 }
-                SysKind::Mpidr => ctx.mpidr = v,
-                SysKind::HostId(reg) => fixed(host_id(reg))?,
-                SysKind::Id { crm, op2 } => fixed(vm.id_reg(crm, op2))?,
-                SysKind::Debug(bank, n) => dbg.bank_mut(bank)[usize::from(n)] = v,
-                SysKind::Mdccint => dbg.mdccint = v,
-                SysKind::Oslsr => {
+                Storage::Mpidr => ctx.mpidr = v,
+                Storage::HostId(reg) => fixed(host_id(reg))?,
+                Storage::Id { crm, op2 } => fixed(vm.id_reg(crm, op2))?,
+                Storage::Debug(bank, n) => dbg.bank_mut(bank)[usize::from(n)] = v,
+                Storage::Mdccint => dbg.mdccint = v,
+                Storage::Oslsr => {
                     if !regs::oslsr_settable(v) {
                         return Err(EINVAL);
                     }
                     dbg.oslk = v & regs::OSLSR_OSLK != 0;
                 }
-                SysKind::Dbgvcr32 => dbg.dbgvcr32 = v,
-                SysKind::Disr => el1.disr = v,
-                SysKind::Aa32(reg) => inner.state.aa32[reg as usize] = v,
+                Storage::Osdlr => dbg.osdlr = v & 1,
+                Storage::Dbgvcr32 => dbg.dbgvcr32 = v,
+                Storage::Disr => el1.disr = v,
+                Storage::Aa32(reg) => inner.state.aa32[reg as usize] = v,
             }
         }
         // VM-wide, as on KVM: the value any vCPU sets is every vCPU's.
