@@ -23,6 +23,7 @@ use crate::{
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
         regs::SysReg,
+        smccc_filter,
         stats::{vm_id, NAME_SIZE},
         timer, traps,
         vmid::VmidSet,
@@ -228,6 +229,11 @@ pub(crate) struct Vm {
     psci_version: Atomic<u64>,
     /// `KVM_CAP_ARM_SYSTEM_SUSPEND` is enabled.
     system_suspend: AtomicBool,
+    /// The SMCCC filter (`KVM_ARM_VM_SMCCC_FILTER`), set before the first run.
+    #[pin]
+    smccc_filter: Mutex<smccc_filter::Filter>,
+    /// Whether the filter has a range: every other VM's SMCCC calls skip its lock.
+    smccc_filtered: AtomicBool,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -288,6 +294,8 @@ impl Vm {
                 fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 psci_version: Atomic::new(0),
                 system_suspend: AtomicBool::new(false),
+                smccc_filter <- new_mutex!(smccc_filter::Filter::new(), "Vm::smccc_filter"),
+                smccc_filtered: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
@@ -346,6 +354,41 @@ impl Vm {
     /// The firmware feature bitmaps, which gate the guest's hypercall services.
     pub(crate) fn fw_bitmaps(&self) -> FwBitmaps {
         FwBitmaps(self.fw_bitmaps.load(Ordering::Relaxed))
+    }
+
+    /// `KVM_SET_DEVICE_ATTR` on the VM: the SMCCC filter is its one attribute (KVM's
+    /// `kvm_vm_set_attr`). A range is checked before the VM is: `EINVAL`, then `EBUSY`
+    /// once a vCPU has run, then `EEXIST` for an overlap (`ENOMEM`: the filter is full).
+    fn set_attr(&self, arg: usize) -> Result<isize> {
+        let (group, attr, addr) = vgic::read_device_attr(arg)?;
+        smccc_attr(group, attr)?;
+        const SIZE: usize = core::mem::size_of::<sys::kvm_smccc_filter>();
+        let f: sys::kvm_smccc_filter = UserSlice::new(UserPtr::from_addr(addr), SIZE)
+            .reader()
+            .read()?;
+        let range = smccc_filter::Request {
+            base: f.base,
+            nr_functions: f.nr_functions,
+            action: f.action,
+            pad_zero: f.pad.iter().all(|&b| b == 0),
+        }
+        .validate()
+        .map_err(filter_errno)?;
+        let mut filter = self.smccc_filter.lock();
+        if self.has_run() {
+            return Err(EBUSY);
+        }
+        filter.insert(range).map_err(filter_errno)?;
+        self.smccc_filtered.store(true, Ordering::Release);
+        Ok(0)
+    }
+
+    /// What the SMCCC filter does with function `func`.
+    pub(crate) fn smccc_action(&self, func: u32) -> smccc_filter::Action {
+        if !self.smccc_filtered.load(Ordering::Acquire) {
+            return smccc_filter::Action::Handle;
+        }
+        self.smccc_filter.lock().action(func)
     }
 
     /// `KVM_SET_ONE_REG` of a firmware bitmap: `EINVAL` for a bit of a service rkvm
@@ -537,6 +580,26 @@ macro_rules! memslot_request {
     };
 }
 
+/// The VM's attribute groups: `KVM_ARM_VM_SMCCC_CTRL` with `KVM_ARM_VM_SMCCC_FILTER`;
+/// anything else is `ENXIO`.
+fn smccc_attr(group: u32, attr: u64) -> Result {
+    if group == sys::uapi::KVM_ARM_VM_SMCCC_CTRL
+        && attr == u64::from(sys::uapi::KVM_ARM_VM_SMCCC_FILTER)
+    {
+        Ok(())
+    } else {
+        Err(ENXIO)
+    }
+}
+
+fn filter_errno(e: smccc_filter::FilterError) -> Error {
+    match e {
+        smccc_filter::FilterError::Invalid => EINVAL,
+        smccc_filter::FilterError::Exists => EEXIST,
+        smccc_filter::FilterError::NoMemory => ENOMEM,
+    }
+}
+
 impl FdOps for Vm {
     fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         if !this.owned_by_current() {
@@ -621,6 +684,11 @@ impl FdOps for Vm {
             VmIoctl::UnregisterCoalescedMmio => {
                 this.unregister_coalesced(coalesced::read_zone(user(ioctl::ioc_size(cmd)))?)
             }
+            VmIoctl::SetDeviceAttr => this.set_attr(arg),
+            VmIoctl::HasDeviceAttr => {
+                let (group, attr, _) = vgic::read_device_attr(arg)?;
+                smccc_attr(group, attr).map(|()| 0)
+            }
             VmIoctl::GetStatsFd => this.stats_fd(),
             VmIoctl::EnableCap => this.enable_cap(arg, ioctl::ioc_size(cmd)),
             VmIoctl::ArmPreferredTarget => {
@@ -643,6 +711,7 @@ const _: () = assert!(core::mem::size_of::<sys::kvm_enable_cap>() == 104);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irq_level>() == 8);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irqfd>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_msi>() == 32);
+const _: () = assert!(core::mem::size_of::<sys::kvm_smccc_filter>() == 24);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irq_routing>() == 8);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irq_routing_entry>() == 48);
 const _: () =

@@ -136,6 +136,8 @@ pub(crate) enum VmIoctl {
     UnregisterCoalescedMmio,
     GetStatsFd,
     EnableCap,
+    SetDeviceAttr,
+    HasDeviceAttr,
 }
 
 impl VmIoctl {
@@ -158,6 +160,9 @@ impl VmIoctl {
             KVM_UNREGISTER_COALESCED_MMIO => Self::UnregisterCoalescedMmio,
             KVM_GET_STATS_FD => Self::GetStatsFd,
             KVM_ENABLE_CAP => Self::EnableCap,
+            // The VM's attributes (KVM_GET_DEVICE_ATTR is a vCPU and device ioctl only).
+            KVM_SET_DEVICE_ATTR => Self::SetDeviceAttr,
+            KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
             _ => return None,
         })
     }

@@ -11,8 +11,8 @@
 
 use super::bindings as b;
 use crate::logic::{
-    caps, coalesced, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs, stats, timer,
-    vgic::attr,
+    caps, coalesced, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs, smccc_filter,
+    stats, timer, vgic::attr,
 };
 use core::mem::{offset_of, size_of};
 
@@ -29,6 +29,13 @@ macro_rules! ioctl_arg_is {
         const _: () = { $(assert!(ioctl::ioc_size(ioctl::$nr) == size_of::<b::$t>());)* };
     };
 }
+
+// SMCCC filter actions (`logic/smccc_filter.rs`).
+same_as_uapi!(
+    smccc_filter::FILTER_HANDLE => kvm_smccc_filter_action_KVM_SMCCC_FILTER_HANDLE,
+    smccc_filter::FILTER_DENY => kvm_smccc_filter_action_KVM_SMCCC_FILTER_DENY,
+    smccc_filter::FILTER_FWD_TO_USER => kvm_smccc_filter_action_KVM_SMCCC_FILTER_FWD_TO_USER,
+);
 
 // `KVM_CHECK_EXTENSION` capabilities (`logic/caps.rs`).
 same_as_uapi!(

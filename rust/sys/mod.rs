@@ -32,7 +32,8 @@ pub(crate) mod workqueue;
 pub(crate) use bindings::{
     kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
     kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state, kvm_msi, kvm_one_reg,
-    kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init, KVM_API_VERSION,
+    kvm_smccc_filter, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init,
+    KVM_API_VERSION,
 };
 
 /// Marks uapi structs as plain bytes, both ways.
@@ -58,6 +59,7 @@ plain_uapi!(
     kvm_mp_state,
     kvm_msi,
     kvm_one_reg,
+    kvm_smccc_filter,
     kvm_userspace_memory_region,
     kvm_userspace_memory_region2,
     kvm_vcpu_init
@@ -89,8 +91,9 @@ impl kvm_irq_routing_entry {
 pub(crate) mod uapi {
     pub(crate) use super::bindings::{
         KVM_ARM_TARGET_GENERIC_V8, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-        KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SUSPEND,
-        KVM_SYSTEM_EVENT_WAKEUP,
+        KVM_ARM_VM_SMCCC_CTRL, KVM_ARM_VM_SMCCC_FILTER, KVM_HYPERCALL_EXIT_16BIT,
+        KVM_HYPERCALL_EXIT_SMC, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+        KVM_SYSTEM_EVENT_SUSPEND, KVM_SYSTEM_EVENT_WAKEUP,
     };
 }
 

@@ -15,7 +15,9 @@ use core::ptr::{addr_of, addr_of_mut};
 use kernel::{page::Page, prelude::*};
 
 /// Exit reasons rkvm reports (`KVM_EXIT_*`).
-pub(crate) use bindings::{KVM_EXIT_INTR, KVM_EXIT_MMIO, KVM_EXIT_SYSTEM_EVENT};
+pub(crate) use bindings::{
+    KVM_EXIT_HYPERCALL, KVM_EXIT_INTR, KVM_EXIT_MMIO, KVM_EXIT_SYSTEM_EVENT,
+};
 
 /// One zeroed page holding a `struct kvm_run`.
 ///
@@ -97,6 +99,20 @@ impl RunPage {
             field!(self.__bindgen_anon_1.system_event.__bindgen_anon_1.data[0]).write_volatile(0);
         }
         self.set_exit_reason(KVM_EXIT_SYSTEM_EVENT);
+    }
+
+    /// Fills `hypercall` (`KVM_EXIT_HYPERCALL`): an SMCCC call the VM's filter forwards,
+    /// function id `nr`, `KVM_HYPERCALL_EXIT_*` `flags`. The arguments stay in the GPRs,
+    /// as KVM leaves them (`kvm_prepare_hypercall_exit`).
+    pub(crate) fn set_hypercall(&self, nr: u64, flags: u64) {
+        // SAFETY: valid, aligned fields of the live page.
+        unsafe {
+            field!(self.__bindgen_anon_1.hypercall.nr).write_volatile(nr);
+            field!(self.__bindgen_anon_1.hypercall.args).write_volatile([0; 6]);
+            field!(self.__bindgen_anon_1.hypercall.ret).write_volatile(0);
+            field!(self.__bindgen_anon_1.hypercall.__bindgen_anon_1.flags).write_volatile(flags);
+        }
+        self.set_exit_reason(KVM_EXIT_HYPERCALL);
     }
 
     /// Fills `system_event` (`KVM_EXIT_SYSTEM_EVENT`) with one data word, as KVM does.

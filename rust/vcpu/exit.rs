@@ -20,6 +20,7 @@ use crate::{
         mmio::MmioAccess,
         psci::{self, Args, Call, Decision, MpState, SystemEvent},
         regs::{El1Reg, SysReg, SCTLR_E0E, SCTLR_EE},
+        smccc_filter::Action as FilterAction,
         step,
         sysregs::{self, GicReg, Guest, Storage, SysRegDesc},
     },
@@ -101,7 +102,7 @@ impl Vcpu {
                     ctx.set_reg(0, psci::NOT_SUPPORTED);
                     return Ok(Action::Reenter);
                 }
-                self.smccc(vm, state)
+                self.smccc(vm, state, esr)
             }
             Ec::Smc64 => {
                 // A trapped SMC returns to the SMC itself: step over it.
@@ -110,7 +111,7 @@ impl Vcpu {
                     ctx.set_reg(0, psci::NOT_SUPPORTED);
                     return Ok(Action::Reenter);
                 }
-                self.smccc(vm, state)
+                self.smccc(vm, state, esr)
             }
             Ec::DabtLow => self.data_abort(vm, state, esr, exit),
             Ec::IabtLow => {
@@ -378,8 +379,29 @@ impl Vcpu {
     /// An SMCCC call (HVC or SMC): PSCI, the SMCCC discovery functions, PV time, TRNG and
     /// KVM's vendor services, as `psci::decide` rules. As KVM, an answer sets x0..x3
     /// (unused results are 0), and a call the VM's firmware bitmaps refuse answers
-    /// `NOT_SUPPORTED`.
-    fn smccc(&self, vm: &Vm, state: &mut VcpuState) -> Result<Action> {
+    /// `NOT_SUPPORTED`. The VM's SMCCC filter comes first: it may deny the call or
+    /// forward it to userspace (`KVM_EXIT_HYPERCALL`, the arguments left in the GPRs).
+    fn smccc(&self, vm: &Vm, state: &mut VcpuState, esr: Esr) -> Result<Action> {
+        let func = state.ctx.reg(0) as u32;
+        match vm.smccc_action(func) {
+            FilterAction::Handle => {}
+            FilterAction::Deny => {
+                state.ctx.set_reg(0, psci::NOT_SUPPORTED);
+                set_args(&mut state.ctx, Args::Zero);
+                return Ok(Action::Reenter);
+            }
+            FilterAction::FwdToUser => {
+                let mut flags = 0;
+                if esr.ec() == Ec::Smc64 {
+                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_SMC);
+                }
+                if !esr.il32() {
+                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_16BIT);
+                }
+                self.run.set_hypercall(u64::from(func), flags);
+                return Ok(Action::ToUser);
+            }
+        }
         let ctx = &state.ctx;
         let fw = vm.fw_bitmaps();
         let call = if fw.allows(ctx.reg(0) as u32) {
