@@ -45,6 +45,13 @@ const EC_IABT_LOW: u64 = 0x20;
 const EC_IABT_CUR: u64 = 0x21;
 const EC_DABT_LOW: u64 = 0x24;
 const EC_DABT_CUR: u64 = 0x25;
+const EC_SERROR: u64 = 0x2f;
+/// The SError vector's offset from the synchronous one.
+const VECTOR_SERROR: u64 = 0x180;
+/// ESR_ELx.ISS.
+pub(crate) const ESR_ISS_MASK: u64 = (1 << 25) - 1;
+/// ESR_ELx.IDS (ISV) of an SError: the ISS is IMPLEMENTATION DEFINED, not architected.
+pub(crate) const ESR_SERROR_IDS: u64 = 1 << 24;
 /// `FSC` for a synchronous external abort not on a translation table walk.
 const FSC_EXTABT: u64 = 0x10;
 
@@ -73,6 +80,9 @@ pub(crate) enum Injected {
     /// fault at level 0 (FSC 0), as if the access exceeded the physical address range:
     /// KVM's `kvm_inject_size_fault`.
     AddressSize { far: u64, fetch: bool },
+    /// An SError with syndrome `iss` (ESR_ELx.ISS), taken now because the guest has
+    /// SErrors unmasked: KVM's `kvm_inject_serror_esr` emulating the entry.
+    SError { iss: u64 },
 }
 
 /// Where the exception comes from, relative to EL1.
@@ -151,21 +161,28 @@ pub(crate) fn inject(s: &mut El1Exception, what: Injected, sctlr_el1: u64, il32:
     } else {
         EC_IABT_CUR
     };
-    let (ec, far, fsc) = match what {
+    let (ec, far, iss) = match what {
         Injected::Undefined => (EC_UNKNOWN, None, 0),
         Injected::DataAbort { far } => (dabt, Some(far), FSC_EXTABT),
         Injected::InstructionAbort { far } => (iabt, Some(far), FSC_EXTABT),
         Injected::AddressSize { far, fetch } => (if fetch { iabt } else { dabt }, Some(far), 0),
+        Injected::SError { iss } => (EC_SERROR, None, iss & ESR_ISS_MASK),
     };
-    // IL follows the instruction that trapped, as in KVM's inject_fault.c.
-    s.esr_el1 = (ec << ESR_EC_SHIFT) | if il32 { ESR_IL } else { 0 } | fsc;
+    // IL follows the instruction that trapped, as in KVM's inject_fault.c; an SError is
+    // not an instruction's and always has it set.
+    let il = il32 || matches!(what, Injected::SError { .. });
+    s.esr_el1 = (ec << ESR_EC_SHIFT) | if il { ESR_IL } else { 0 } | iss;
     if let Some(far) = far {
         s.far_el1 = far;
     }
 
     s.elr_el1 = s.pc;
     s.spsr_el1 = s.pstate;
-    s.pc = s.vbar_el1.wrapping_add(source.vector());
+    let offset = match what {
+        Injected::SError { .. } => VECTOR_SERROR,
+        _ => 0,
+    };
+    s.pc = s.vbar_el1.wrapping_add(source.vector() + offset);
     s.pstate = entry_pstate(s.pstate, sctlr_el1);
 }
 
@@ -202,6 +219,32 @@ mod tests {
             inject(&mut s, Injected::Undefined, SCTLR_SPAN1, true);
             assert_eq!(s.pc, VBAR + offset, "pstate {pstate:#x}");
         }
+    }
+
+    #[test]
+    fn serror_entry() {
+        let mut s = state(PSR_MODE_EL0T);
+        inject(
+            &mut s,
+            Injected::SError { iss: 0x1_0042 },
+            SCTLR_SPAN1,
+            false,
+        );
+        assert_eq!(s.pc, VBAR + 0x400 + 0x180);
+        assert_eq!(s.esr_el1, (0x2f << 26) | ESR_IL | 0x1_0042);
+        assert_eq!(s.far_el1, 0x4444);
+        assert_ne!(s.pstate & PSR_A, 0);
+        let mut s = state(PSR_MODE_EL1H);
+        inject(
+            &mut s,
+            Injected::SError {
+                iss: ESR_SERROR_IDS | 7,
+            },
+            SCTLR_SPAN1,
+            true,
+        );
+        assert_eq!(s.pc, VBAR + 0x200 + 0x180);
+        assert_eq!(s.esr_el1, 0xbf00_0007 | (1 << 24));
     }
 
     #[test]
