@@ -85,6 +85,7 @@ define! {
     HC_GIC_NR_APRS = offset_of!(HypCpu, gic_nr_aprs);
     HC_GIC_IDLE_HCR = offset_of!(HypCpu, gic_idle_hcr);
     HC_GUEST_DISR = offset_of!(HypCpu, guest_disr);
+    HC_GUEST_VSESR = offset_of!(HypCpu, guest_vsesr);
 }
 
 // struct VgicCpuIf, the GICv3 CPU interface save area.

@@ -24,8 +24,10 @@ pub(crate) struct VcpuContext {
     pub(crate) spsr_aa32: [u64; 4],
     /// MPIDR_EL1 the guest reads (through VMPIDR_EL2).
     pub(crate) mpidr: u64,
-    /// A virtual SError is to be delivered on the next entry.
+    /// A virtual SError is to be delivered on the next entry...
     pub(crate) pending_vserror: bool,
+    /// ...with this syndrome in VSESR_EL2 (on a host with RAS).
+    pub(crate) vsesr: u64,
 }
 
 impl VcpuContext {
@@ -38,6 +40,7 @@ impl VcpuContext {
             spsr_aa32: [0; 4],
             mpidr,
             pending_vserror: false,
+            vsesr: 0,
         }
     }
 

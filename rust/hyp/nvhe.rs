@@ -535,6 +535,7 @@ pub(crate) fn run(
         hcr |= traps::hcr::VSE;
         ctx.pending_vserror = false;
     }
+    hc.guest_vsesr = ctx.vsesr;
     hc.hcr = hcr;
     hc.cptr = traps::guest_cptr_nvhe(hc.host_cptr, fp_owned);
 

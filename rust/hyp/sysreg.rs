@@ -101,6 +101,10 @@ read_only!(
 sysreg!(hcr_el2, "s3_4_c1_c1_0");
 sysreg!(mdcr_el2, "s3_4_c1_c1_1");
 sysreg!(vdisr_el2, "s3_4_c12_c1_1");
+sysreg!(
+    /// `VSESR_EL2` (FEAT_RAS): the syndrome a virtual SError (HCR_EL2.VSE) delivers.
+    vsesr_el2, "s3_4_c5_c2_3"
+);
 sysreg!(cptr_el2, "s3_4_c1_c1_2");
 sysreg!(vttbr_el2, "s3_4_c2_c1_0");
 sysreg!(vtcr_el2, "s3_4_c2_c1_2");

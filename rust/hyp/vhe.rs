@@ -391,6 +391,9 @@ pub(crate) fn run(
         if ctx.pending_vserror {
             hcr |= traps::hcr::VSE;
             ctx.pending_vserror = false;
+            if RAS.load(Relaxed) {
+                sysreg::vsesr_el2::write(ctx.vsesr);
+            }
         }
         sysreg::cptr_el2::write(traps::guest_cptr_vhe(host_cptr, fp_owned));
         sysreg::vbar_el2::write(__rkvm_vhe_vectors.as_ptr() as u64);

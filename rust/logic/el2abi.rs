@@ -130,6 +130,8 @@ pub(crate) struct HypCpu {
     pub(crate) gic_idle_hcr: u64,
     /// The guest's DISR_EL1, moved through VDISR_EL2 around every entry on a RAS host.
     pub(crate) guest_disr: u64,
+    /// VSESR_EL2 for the entry, on a RAS host: the syndrome of a pending virtual SError.
+    pub(crate) guest_vsesr: u64,
 }
 
 /// Fields the assembly moves in pairs (LDP/STP), which must stay adjacent.

@@ -39,6 +39,7 @@
 #define RKVM_POR_EL1		s3_0_c10_c2_4
 #define RKVM_SCTLR2_EL1		s3_0_c1_c0_3
 #define RKVM_VDISR_EL2		s3_4_c12_c1_1
+#define RKVM_VSESR_EL2		s3_4_c5_c2_3
 #define RKVM_ICH_VTR_EL2		s3_4_c12_c11_1
 #define ICH_HCR_EL2		s3_4_c12_c11_0
 #define ICH_MISR_EL2		s3_4_c12_c11_2
@@ -544,6 +545,8 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	tbz	x1, #FEAT_RAS, 5f
 	ldr	x2, [x17, #H(HC_GUEST_DISR)]
 	msr	RKVM_VDISR_EL2, x2
+	ldr	x2, [x17, #H(HC_GUEST_VSESR)]
+	msr	RKVM_VSESR_EL2, x2
 5:	ldp	x1, x2, [x0, #HC_PC]
 	msr	elr_el2, x1
 	msr	spsr_el2, x2
