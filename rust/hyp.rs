@@ -38,6 +38,11 @@ fn host_pfr0() -> u64 {
     sys::cpu::read_sanitised_id_reg(SysReg::new(3, 0, 0, 4, 0).encoding())
 }
 
+/// Whether every CPU has RAS: virtual SErrors carry a syndrome (VSESR_EL2).
+pub(crate) fn has_ras() -> bool {
+    crate::logic::hyplayout::has_ras(host_pfr0())
+}
+
 /// Whether the VHE backend is in use: the one branch every world-switch operation below
 /// takes to reach its backend.
 #[inline(always)]

@@ -121,6 +121,9 @@ pub(crate) struct VcpuState {
     /// ACTLR_EL1 and MDSCR_EL1: trapped and emulated, so never in the CPU.
     pub(crate) actlr: u64,
     pub(crate) mdscr: u64,
+    /// FAR_EL2 of the last stage-2 abort exit, where `KVM_SET_VCPU_EVENTS` reports an
+    /// external data abort (KVM's `kvm_vcpu_get_hfar`).
+    pub(crate) fault_far: u64,
     /// DACR32_EL2, IFSR32_EL2, FPEXC32_EL2 (`regs::Aa32Reg`): ONE_REG state only.
     pub(crate) aa32: [u64; 3],
     /// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
@@ -369,6 +372,7 @@ impl Vcpu {
                         debug: DebugRegs::default(),
                         actlr: 0,
                         mdscr: 0,
+                        fault_far: 0,
                         aa32: Aa32Reg::RESET,
                         fp_hint: FpHint::default(),
                         timer: timer::VcpuTimer::new(),
@@ -588,6 +592,8 @@ impl FdOps for VcpuFile {
             | VcpuIoctl::GetDeviceAttr
             | VcpuIoctl::HasDeviceAttr) => vcpu.device_attr(&this.vm, op, arg),
             VcpuIoctl::GetStatsFd => crate::vm::vcpu_stats_fd(&this.vm, vcpu),
+            VcpuIoctl::GetVcpuEvents => vcpu.get_events(arg),
+            VcpuIoctl::SetVcpuEvents => vcpu.set_events(arg),
         }
     }
 

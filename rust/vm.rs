@@ -105,6 +105,7 @@ pub(crate) fn caps_host() -> caps::Host {
         vgic: vgic::supported(),
         steal_time: sys::task::sched_info_on(),
         msi_devid: false,
+        ras: crate::hyp::has_ras(),
     }
 }
 

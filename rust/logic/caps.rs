@@ -42,6 +42,9 @@ pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
 pub(crate) const KVM_CAP_USER_MEMORY2: CapNr = 231;
 pub(crate) const KVM_CAP_SIGNAL_MSI: CapNr = 77;
 pub(crate) const KVM_CAP_MSI_DEVID: CapNr = 131;
+pub(crate) const KVM_CAP_VCPU_EVENTS: CapNr = 41;
+pub(crate) const KVM_CAP_ARM_INJECT_SERROR_ESR: CapNr = 158;
+pub(crate) const KVM_CAP_ARM_INJECT_EXT_DABT: CapNr = 178;
 
 /// What the answers depend on.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +68,9 @@ pub(crate) struct Host {
     /// Asked on a VM fd whose VM has an ITS: its MSIs need a DeviceID (KVM's
     /// `msis_require_devid`; false on the system fd).
     pub(crate) msi_devid: bool,
+    /// Every CPU has RAS: a virtual SError carries the syndrome userspace gives it
+    /// (VSESR_EL2).
+    pub(crate) ras: bool,
 }
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
@@ -91,6 +97,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_ARM_SYSTEM_SUSPEND
         | KVM_CAP_USER_MEMORY2
         | KVM_CAP_BINARY_STATS_FD
+        | KVM_CAP_VCPU_EVENTS
+        | KVM_CAP_ARM_INJECT_EXT_DABT
         // PIO zones register (on a bus nothing on arm64 writes), as on KVM.
         | KVM_CAP_COALESCED_PIO => 1,
         KVM_CAP_STEAL_TIME => i64::from(host.steal_time),
@@ -104,6 +112,7 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
             i64::from(host.vgic)
         }
         KVM_CAP_MSI_DEVID => i64::from(host.msi_devid),
+        KVM_CAP_ARM_INJECT_SERROR_ESR => i64::from(host.ras),
         // KVM_SET_GSI_ROUTING keeps its table with or without a vGIC, as KVM.
         KVM_CAP_IRQ_ROUTING => i64::from(super::irqroute::MAX_ROUTES),
         _ => 0,
@@ -142,6 +151,7 @@ mod tests {
         vgic: false,
         steal_time: true,
         msi_devid: false,
+        ras: true,
     };
 
     #[test]

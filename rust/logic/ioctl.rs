@@ -173,6 +173,9 @@ pub(crate) const KVM_RUN: u32 = kvm_io(0x80);
 pub(crate) const KVM_SET_SIGNAL_MASK: u32 = kvm_iow(0x8b, 4);
 pub(crate) const KVM_GET_MP_STATE: u32 = kvm_ior(0x98, 4);
 pub(crate) const KVM_SET_MP_STATE: u32 = kvm_iow(0x99, 4);
+/// `struct kvm_vcpu_events` is 64 bytes on arm64.
+pub(crate) const KVM_GET_VCPU_EVENTS: u32 = kvm_ior(0x9f, 64);
+pub(crate) const KVM_SET_VCPU_EVENTS: u32 = kvm_iow(0xa0, 64);
 pub(crate) const KVM_GET_ONE_REG: u32 = kvm_iow(0xab, 16);
 pub(crate) const KVM_SET_ONE_REG: u32 = kvm_iow(0xac, 16);
 pub(crate) const KVM_ARM_VCPU_INIT: u32 = kvm_iow(0xae, 32);
@@ -193,6 +196,8 @@ pub(crate) enum VcpuIoctl {
     GetDeviceAttr,
     HasDeviceAttr,
     GetStatsFd,
+    GetVcpuEvents,
+    SetVcpuEvents,
 }
 
 impl VcpuIoctl {
@@ -211,6 +216,8 @@ impl VcpuIoctl {
             KVM_GET_DEVICE_ATTR => Self::GetDeviceAttr,
             KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
             KVM_GET_STATS_FD => Self::GetStatsFd,
+            KVM_GET_VCPU_EVENTS => Self::GetVcpuEvents,
+            KVM_SET_VCPU_EVENTS => Self::SetVcpuEvents,
             _ => return None,
         })
     }

@@ -15,6 +15,7 @@ pub(crate) mod cpufeature;
 pub(crate) mod el1regs;
 pub(crate) mod el2abi;
 pub(crate) mod esr;
+pub(crate) mod events;
 pub(crate) mod fp;
 pub(crate) mod fwregs;
 pub(crate) mod hyplayout;

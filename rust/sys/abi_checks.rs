@@ -52,6 +52,9 @@ same_as_uapi!(
     caps::KVM_CAP_IRQ_ROUTING => KVM_CAP_IRQ_ROUTING,
     caps::KVM_CAP_INTERNAL_ERROR_DATA => KVM_CAP_INTERNAL_ERROR_DATA,
     caps::KVM_CAP_MAX_VCPUS => KVM_CAP_MAX_VCPUS,
+    caps::KVM_CAP_VCPU_EVENTS => KVM_CAP_VCPU_EVENTS,
+    caps::KVM_CAP_ARM_INJECT_SERROR_ESR => KVM_CAP_ARM_INJECT_SERROR_ESR,
+    caps::KVM_CAP_ARM_INJECT_EXT_DABT => KVM_CAP_ARM_INJECT_EXT_DABT,
     caps::KVM_CAP_ONE_REG => KVM_CAP_ONE_REG,
     caps::KVM_CAP_READONLY_MEM => KVM_CAP_READONLY_MEM,
     caps::KVM_CAP_IRQFD_RESAMPLE => KVM_CAP_IRQFD_RESAMPLE,
@@ -80,6 +83,8 @@ same_as_uapi!(
 );
 ioctl_arg_is!(
     KVM_SET_USER_MEMORY_REGION: kvm_userspace_memory_region,
+    KVM_GET_VCPU_EVENTS: kvm_vcpu_events,
+    KVM_SET_VCPU_EVENTS: kvm_vcpu_events,
     KVM_SET_USER_MEMORY_REGION2: kvm_userspace_memory_region2,
     KVM_ARM_PREFERRED_TARGET: kvm_vcpu_init,
     KVM_CREATE_DEVICE: kvm_create_device,

@@ -32,8 +32,8 @@ pub(crate) mod workqueue;
 pub(crate) use bindings::{
     kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
     kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state, kvm_msi, kvm_one_reg,
-    kvm_smccc_filter, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init,
-    KVM_API_VERSION,
+    kvm_smccc_filter, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_events,
+    kvm_vcpu_init, KVM_API_VERSION,
 };
 
 /// Marks uapi structs as plain bytes, both ways.
@@ -62,6 +62,7 @@ plain_uapi!(
     kvm_smccc_filter,
     kvm_userspace_memory_region,
     kvm_userspace_memory_region2,
+    kvm_vcpu_events,
     kvm_vcpu_init
 );
 

@@ -11,7 +11,7 @@ use super::{timer, CpuOnReset, Vcpu, VcpuState};
 use crate::{
     hyp::{
         self,
-        context::{Exit, ExitCode, VcpuContext},
+        context::{El1Regs, Exit, ExitCode, VcpuContext},
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
@@ -64,6 +64,7 @@ impl Vcpu {
             // for the errors it can contain: the guest gets a virtual SError.
             ExitCode::SError => {
                 state.ctx.pending_vserror = true;
+                state.ctx.vsesr = crate::logic::events::NO_SYNDROME;
                 Ok(Action::Reenter)
             }
             ExitCode::Sync => self.handle_sync(vm, state, fp, Esr(exit.esr), exit),
@@ -113,8 +114,12 @@ impl Vcpu {
                 }
                 self.smccc(vm, state, esr)
             }
-            Ec::DabtLow => self.data_abort(vm, state, esr, exit),
+            Ec::DabtLow => {
+                state.fault_far = exit.far;
+                self.data_abort(vm, state, esr, exit)
+            }
             Ec::IabtLow => {
+                state.fault_far = exit.far;
                 let ipa = exit.fault_ipa();
                 if beyond_ipa(vm, ctx, esr, ipa, true) {
                     return Ok(Action::Reenter);
@@ -658,7 +663,27 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
     }
 }
 
-/// The SGI generation registers (write-only).
+/// Takes exception `what` on a vCPU that is not loaded: its saved EL1 registers `el1`
+/// (`KVM_SET_VCPU_EVENTS`), as [`inject_into`] does on the CPU's.
+pub(super) fn inject_saved(ctx: &mut VcpuContext, el1: &mut El1Regs, what: Injected) {
+    let mut s = El1Exception {
+        pc: ctx.pc,
+        pstate: ctx.pstate,
+        vbar_el1: el1.sys[El1Reg::Vbar as usize],
+        elr_el1: el1.elr_el1,
+        spsr_el1: el1.spsr_el1,
+        esr_el1: el1.sys[El1Reg::Esr as usize],
+        far_el1: el1.sys[El1Reg::Far as usize],
+    };
+    inject::inject(&mut s, what, el1.sys[El1Reg::Sctlr as usize], true);
+    ctx.pc = s.pc;
+    ctx.pstate = s.pstate;
+    el1.elr_el1 = s.elr_el1;
+    el1.spsr_el1 = s.spsr_el1;
+    el1.sys[El1Reg::Esr as usize] = s.esr_el1;
+    el1.sys[El1Reg::Far as usize] = s.far_el1;
+}
+
 /// ICC_SRE_EL1 as the guest sees it: system registers only (SRE), FIQ and IRQ bypass
 /// disabled (DFB, DIB).
 const ICC_SRE_EL1_VALUE: u64 = 0x7;

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `KVM_GET_ONE_REG`, `KVM_SET_ONE_REG` and `KVM_GET_REG_LIST`.
+//! `KVM_GET_ONE_REG`, `KVM_SET_ONE_REG` and `KVM_GET_REG_LIST`, and the vCPU's pending
+//! events (`KVM_GET_VCPU_EVENTS`, `KVM_SET_VCPU_EVENTS`).
 //!
 //! KVM counterpart: `arch/arm64/kvm/guest.c` (`kvm_arm_get_reg`, `kvm_arm_copy_reg_indices`)
 //! and the ONE_REG parts of `sys_regs.c`. Ids are decoded by `logic::regs`; this file
 //! moves the bytes. Malformed ids are `EINVAL`; well-formed ids of registers rkvm does not
 //! have are `ENOENT`. Any value read can be written back.
 
-use super::{Vcpu, VcpuInner};
+use super::{exit, Vcpu, VcpuInner};
 use crate::{
-    hyp::{context::El1Regs, sysreg},
+    hyp::{self, context::El1Regs, sysreg},
     logic::{
+        events,
         fwregs::{self, Bitmap},
+        inject::Injected,
         psci,
         regs::{self, CoreReg, El1Reg, HostIdReg, RegId, TimerReg},
         sysregs::{self, Storage},
@@ -24,6 +27,10 @@ use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
+
+const EVENTS_SIZE: usize = core::mem::size_of::<sys::kvm_vcpu_events>();
+/// PSTATE.A: SErrors masked.
+const PSR_A: u64 = 1 << 8;
 
 /// A register value of up to 128 bits, little-endian.
 type RegBytes = [u8; 16];
@@ -67,6 +74,75 @@ impl Vcpu {
         let lazy = unsafe { self.lazy.get() };
         write_reg(&mut inner, &mut lazy.el1, vm, id, bytes)?;
         Ok(0)
+    }
+
+    /// `KVM_GET_VCPU_EVENTS`: the pending virtual SError (`logic::events::get`).
+    pub(super) fn get_events(&self, arg: usize) -> Result<isize> {
+        let ev = {
+            let mut inner = self.inner.lock();
+            if inner.state.features.is_none() {
+                return Err(ENOEXEC);
+            }
+            self.apply_owed_reset(&mut inner);
+            let ctx = &inner.state.ctx;
+            events::get(ctx.pending_vserror, ctx.vsesr, hyp::has_ras())
+        };
+        let mut out = sys::kvm_vcpu_events::default();
+        out.exception.serror_pending = u8::from(ev.serror_pending);
+        out.exception.serror_has_esr = u8::from(ev.serror_has_esr);
+        out.exception.serror_esr = ev.serror_esr;
+        UserSlice::new(UserPtr::from_addr(arg), EVENTS_SIZE)
+            .writer()
+            .write(&out)?;
+        Ok(0)
+    }
+
+    /// `KVM_SET_VCPU_EVENTS`: an external data abort, taken at once at the last abort
+    /// exit's address, then a virtual SError, taken at once if the guest has SErrors
+    /// unmasked and left pending otherwise (`logic::events`).
+    pub(super) fn set_events(&self, arg: usize) -> Result<isize> {
+        let mut inner = self.inner.lock();
+        if inner.state.features.is_none() {
+            return Err(ENOEXEC);
+        }
+        let e: sys::kvm_vcpu_events = UserSlice::new(UserPtr::from_addr(arg), EVENTS_SIZE)
+            .reader()
+            .read()?;
+        let x = &e.exception;
+        let ev = events::Events {
+            serror_pending: x.serror_pending != 0,
+            serror_has_esr: x.serror_has_esr != 0,
+            ext_dabt_pending: x.ext_dabt_pending != 0,
+            serror_esr: x.serror_esr,
+        };
+        let padding_clear = x.pad == [0; 5] && e.reserved == [0; 12];
+        let (plan, result) = match events::check_set(ev, padding_clear, hyp::has_ras()) {
+            Ok(plan) => (plan, Ok(0)),
+            Err(plan) => (plan, Err(EINVAL)),
+        };
+        self.apply_owed_reset(&mut inner);
+        // SAFETY: as in `get_one_reg`.
+        let lazy = unsafe { self.lazy.get() };
+        let state = &mut inner.state;
+        if plan.ext_dabt {
+            let far = state.fault_far;
+            exit::inject_saved(&mut state.ctx, &mut lazy.el1, Injected::DataAbort { far });
+            // The access that exited is not to be completed any more.
+            state.pending_mmio = None;
+        }
+        if let Some(esr) = plan.serror_esr {
+            let masked = state.ctx.pstate & PSR_A != 0;
+            match events::serror(esr, masked) {
+                events::SError::TakeNow { iss } => {
+                    exit::inject_saved(&mut state.ctx, &mut lazy.el1, Injected::SError { iss })
+                }
+                events::SError::Pend { vsesr } => {
+                    state.ctx.pending_vserror = true;
+                    state.ctx.vsesr = vsesr;
+                }
+            }
+        }
+        result
     }
 
     /// `KVM_GET_REG_LIST`: `arg` points at `struct kvm_reg_list { n; reg[n] }`.

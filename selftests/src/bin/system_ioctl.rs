@@ -14,54 +14,78 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 const MISC_MAJOR: u64 = 10;
 
-/// Capabilities rkvm reports where it runs guests (the VHE backend), with their values;
-/// `None` for the host-dependent IPA limit. Every other capability must read 0, and on a
-/// host where rkvm cannot run guests, all of them.
-const IMPLEMENTED_CAPS: &[(u32, Option<i32>)] = &[
-    (kb::KVM_CAP_IRQCHIP, Some(1)), // the vGICv3; every test host has a GICv3
-    (kb::KVM_CAP_USER_MEMORY, Some(1)),
-    (kb::KVM_CAP_NR_VCPUS, Some(2)), // the emulated host has 2 CPUs
-    (kb::KVM_CAP_NR_MEMSLOTS, Some(512)),
-    (kb::KVM_CAP_MP_STATE, Some(1)),
-    (kb::KVM_CAP_COALESCED_MMIO, Some(1)), // the ring's page offset in the vCPU mapping
-    (kb::KVM_CAP_DESTROY_MEMORY_REGION_WORKS, Some(1)),
-    (kb::KVM_CAP_IRQ_ROUTING, Some(4096)), // the routing table's size (KVM_MAX_IRQ_ROUTES)
-    (kb::KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, Some(1)),
-    (kb::KVM_CAP_IRQFD, Some(1)),
-    (kb::KVM_CAP_IOEVENTFD, Some(1)),
-    (kb::KVM_CAP_INTERNAL_ERROR_DATA, Some(1)),
-    (kb::KVM_CAP_MAX_VCPUS, Some(64)),
-    (kb::KVM_CAP_ONE_REG, Some(1)),
-    (kb::KVM_CAP_SIGNAL_MSI, Some(1)), // MSIs through an ITS; ENODEV until the VM has one
-    (kb::KVM_CAP_READONLY_MEM, Some(1)),
-    (kb::KVM_CAP_IRQFD_RESAMPLE, Some(1)),
-    (kb::KVM_CAP_ARM_PSCI, Some(1)), // 0.1, KVM's function ids
-    (kb::KVM_CAP_DEVICE_CTRL, Some(1)),
-    (kb::KVM_CAP_ARM_PSCI_0_2, Some(1)),
-    (kb::KVM_CAP_CHECK_EXTENSION_VM, Some(1)),
-    (kb::KVM_CAP_IOEVENTFD_ANY_LENGTH, Some(1)),
-    (kb::KVM_CAP_MAX_VCPU_ID, Some(64)),
+/// What a capability must read.
+#[derive(Clone, Copy)]
+enum Want {
+    Is(i32),
+    /// The host's IPA limit: 40 to 48.
+    IpaBits,
+    /// Whether the host's CPUs have a feature: 0 or 1 (`vcpu_events` checks RAS against
+    /// what `KVM_GET_VCPU_EVENTS` reports).
+    HostFeature,
+}
+use Want::{HostFeature, IpaBits, Is};
+
+/// Capabilities rkvm reports where it runs guests (the VHE backend), with their values.
+/// Every other capability must read 0, and on a host where rkvm cannot run guests, all
+/// of them.
+const IMPLEMENTED_CAPS: &[(u32, Want)] = &[
+    (kb::KVM_CAP_IRQCHIP, Is(1)), // the vGICv3; every test host has a GICv3
+    (kb::KVM_CAP_USER_MEMORY, Is(1)),
+    (kb::KVM_CAP_NR_VCPUS, Is(2)), // the emulated host has 2 CPUs
+    (kb::KVM_CAP_NR_MEMSLOTS, Is(512)),
+    (kb::KVM_CAP_MP_STATE, Is(1)),
+    (kb::KVM_CAP_COALESCED_MMIO, Is(1)), // the ring's page offset in the vCPU mapping
+    (kb::KVM_CAP_DESTROY_MEMORY_REGION_WORKS, Is(1)),
+    (kb::KVM_CAP_IRQ_ROUTING, Is(4096)), // the routing table's size (KVM_MAX_IRQ_ROUTES)
+    (kb::KVM_CAP_JOIN_MEMORY_REGIONS_WORKS, Is(1)),
+    (kb::KVM_CAP_IRQFD, Is(1)),
+    (kb::KVM_CAP_IOEVENTFD, Is(1)),
+    (kb::KVM_CAP_INTERNAL_ERROR_DATA, Is(1)),
+    (kb::KVM_CAP_MAX_VCPUS, Is(64)),
+    (kb::KVM_CAP_ONE_REG, Is(1)),
+    (kb::KVM_CAP_SIGNAL_MSI, Is(1)), // MSIs through an ITS; ENODEV until the VM has one
+    (kb::KVM_CAP_READONLY_MEM, Is(1)),
+    (kb::KVM_CAP_IRQFD_RESAMPLE, Is(1)),
+    (kb::KVM_CAP_ARM_PSCI, Is(1)), // 0.1, KVM's function ids
+    (kb::KVM_CAP_DEVICE_CTRL, Is(1)),
+    (kb::KVM_CAP_ARM_PSCI_0_2, Is(1)),
+    (kb::KVM_CAP_CHECK_EXTENSION_VM, Is(1)),
+    (kb::KVM_CAP_IOEVENTFD_ANY_LENGTH, Is(1)),
+    (kb::KVM_CAP_MAX_VCPU_ID, Is(64)),
     // MSI_DEVID is 0 here: only a VM with an ITS requires DeviceIDs (its test).
-    (kb::KVM_CAP_IMMEDIATE_EXIT, Some(1)),
-    (kb::KVM_CAP_COALESCED_PIO, Some(1)),
-    (kb::KVM_CAP_ARM_VM_IPA_SIZE, None),
+    (kb::KVM_CAP_IMMEDIATE_EXIT, Is(1)),
+    (kb::KVM_CAP_COALESCED_PIO, Is(1)),
+    (kb::KVM_CAP_ARM_VM_IPA_SIZE, IpaBits),
     // The test kernels have CONFIG_SCHED_INFO (KVM=y selects it).
-    (kb::KVM_CAP_STEAL_TIME, Some(1)),
-    (kb::KVM_CAP_PTP_KVM, Some(1)),
-    (kb::KVM_CAP_BINARY_STATS_FD, Some(1)),
-    (kb::KVM_CAP_ARM_SYSTEM_SUSPEND, Some(1)),
-    (kb::KVM_CAP_USER_MEMORY2, Some(1)),
+    (kb::KVM_CAP_STEAL_TIME, Is(1)),
+    (kb::KVM_CAP_PTP_KVM, Is(1)),
+    (kb::KVM_CAP_BINARY_STATS_FD, Is(1)),
+    (kb::KVM_CAP_ARM_SYSTEM_SUSPEND, Is(1)),
+    (kb::KVM_CAP_USER_MEMORY2, Is(1)),
+    (kb::KVM_CAP_VCPU_EVENTS, Is(1)),
+    (kb::KVM_CAP_ARM_INJECT_EXT_DABT, Is(1)),
+    // A syndrome for injected SErrors needs RAS (the Cortex-A72 host has none).
+    (kb::KVM_CAP_ARM_INJECT_SERROR_ESR, HostFeature),
 ];
 
-/// The value capability `cap` must have: `Err(())` for "any IPA size from 40 to 48".
-fn expected_cap(cap: u64) -> Result<i32, ()> {
+/// What capability `cap` must read.
+fn expected_cap(cap: u64) -> Want {
     if !rkvm_selftests::host_runs_guests() {
-        return Ok(0);
+        return Is(0);
     }
     match IMPLEMENTED_CAPS.iter().find(|(c, _)| u64::from(*c) == cap) {
-        None => Ok(0),
-        Some((_, Some(v))) => Ok(*v),
-        Some((_, None)) => Err(()),
+        None => Is(0),
+        Some((_, want)) => *want,
+    }
+}
+
+/// Whether `got` is what `want` allows.
+fn cap_ok(got: i32, want: Want) -> bool {
+    match want {
+        Is(v) => got == v,
+        IpaBits => (40..=48).contains(&got),
+        HostFeature => got == 0 || got == 1,
     }
 }
 
@@ -96,16 +120,10 @@ fn check_extension_reports_exactly_what_works() -> TestResult {
     let kvm = kvm()?;
     for cap in 0..=512u64 {
         let got = kvm.check_extension_raw(cap as _);
-        match expected_cap(cap) {
-            Ok(want) => check!(
-                got == want,
-                "KVM_CHECK_EXTENSION({cap}) = {got}, expected {want}"
-            ),
-            Err(()) => check!(
-                (40..=48).contains(&got),
-                "KVM_CHECK_EXTENSION({cap}) = {got}"
-            ),
-        }
+        check!(
+            cap_ok(got, expected_cap(cap)),
+            "KVM_CHECK_EXTENSION({cap}) = {got}, not what rkvm offers"
+        );
     }
     Ok(Outcome::Pass)
 }
@@ -180,10 +198,9 @@ fn many_fds_and_threads() -> TestResult {
                 s.spawn(move || {
                     (0..1000).all(|i| {
                         chunk[i % chunk.len()].ioctl(KVM_GET_API_VERSION, 0) == Ok(12)
-                            && expected_cap(i as u64).map_or(true, |want| {
-                                chunk[i % chunk.len()].ioctl(KVM_CHECK_EXTENSION, i as u64)
-                                    == Ok(want)
-                            })
+                            && chunk[i % chunk.len()]
+                                .ioctl(KVM_CHECK_EXTENSION, i as u64)
+                                .is_ok_and(|got| cap_ok(got, expected_cap(i as u64)))
                     })
                 })
             })
