@@ -110,19 +110,35 @@ define! {
     EL1_CNTV_CVAL = offset_of!(El1Block, cntv_cval);
 }
 
-/// `EL1_SLOT_<reg>`, the offset of each switched register in `El1Block`, and
-/// `RKVM_EL1_SWITCHED(X)`, which expands `X(<reg>)` for each of them in slot order.
-macro_rules! define_el1_switched {
+/// `EL1_SLOT_<reg>`, the offset of each switched register in `El1Block`.
+macro_rules! define_el1_slots {
     ($($reg:ident = $enc:tt, $reset:literal, $how:ident $(($el1:ident, $vhe:ident))?;)*) => {
         $($(global_asm!(
             concat!(".ascii \"=>#define EL1_SLOT_", stringify!($el1), " {}\""),
             const offset_of!(El1Block, sys) + El1Reg::$reg as usize * 8,
         );)?)*
-        global_asm!(concat!(
-            ".ascii \"=>#define RKVM_EL1_SWITCHED(X)",
-            $($(" X(", stringify!($el1), ")",)?)*
-            "\""
-        ));
+    };
+}
+el1regs::el1_regs!(define_el1_slots);
+
+/// `RKVM_EL1_SWITCHED(P, S)`: `P(<reg>, <next reg>)` for each pair of switched registers
+/// in adjacent slots, in slot order, and `S(<reg>)` for an odd one out, so that the
+/// assembly moves them with LDP/STP. The pairs are asserted adjacent.
+macro_rules! define_el1_switched {
+    (@pair [$($done:tt)*] ($ra:ident $a:ident) ($rb:ident $b:ident) $($rest:tt)*) => {
+        const _: () = assert!(El1Reg::$rb as usize == El1Reg::$ra as usize + 1);
+        define_el1_switched!(
+            @pair [$($done)* " P(", stringify!($a), ", ", stringify!($b), ")",] $($rest)*
+        );
+    };
+    (@pair [$($done:tt)*] ($ra:ident $a:ident)) => {
+        define_el1_switched!(@pair [$($done)* " S(", stringify!($a), ")",]);
+    };
+    (@pair [$($done:tt)*]) => {
+        global_asm!(concat!(".ascii \"=>#define RKVM_EL1_SWITCHED(P, S)", $($done)* "\""));
+    };
+    ($($reg:ident = $enc:tt, $reset:literal, $how:ident $(($el1:ident, $vhe:ident))?;)*) => {
+        define_el1_switched!(@pair [] $($(($reg $el1))?)*);
     };
 }
 el1regs::el1_regs!(define_el1_switched);

@@ -10,7 +10,8 @@
 //!
 //! This file depends on nothing but `core`: `hyp/asm_offsets.rs` mounts it on its own.
 
-/// Calls `$m!` with the list. Each entry is the [`El1Reg`] variant, the encoding
+/// Calls `$m!` with the list, the switched registers first (the nVHE switch moves them
+/// in pairs of adjacent slots). Each entry is the [`El1Reg`] variant, the encoding
 /// `(op0, op1, CRn, CRm, op2)`, the reset value, and either `emulated` (never in the CPU:
 /// the trap handlers use the saved value) or `switched(el1, vhe)`: in the CPU while the
 /// vCPU is loaded, named `el1` by the nVHE world switch (at EL2 with E2H = 0) and `vhe`
@@ -29,7 +30,6 @@ macro_rules! el1_regs {
     ($m:ident) => {
         $m! {
             Sctlr = (3, 0, 1, 0, 0), 0x00c5_0078, switched(sctlr_el1, sctlr_el12);
-            Actlr = (3, 0, 1, 0, 1), 0, emulated;
             Cpacr = (3, 0, 1, 0, 2), 0, switched(cpacr_el1, cpacr_el12);
             Ttbr0 = (3, 0, 2, 0, 0), 0, switched(ttbr0_el1, ttbr0_el12);
             Ttbr1 = (3, 0, 2, 0, 1), 0, switched(ttbr1_el1, ttbr1_el12);
@@ -48,6 +48,7 @@ macro_rules! el1_regs {
             Par = (3, 0, 7, 4, 0), 0, switched(par_el1, par_el1);
             Cntkctl = (3, 0, 14, 1, 0), 0, switched(cntkctl_el1, cntkctl_el12);
             Csselr = (3, 2, 0, 0, 0), 0, switched(csselr_el1, csselr_el1);
+            Actlr = (3, 0, 1, 0, 1), 0, emulated;
             Mdscr = (2, 0, 0, 2, 2), 0, emulated;
         }
     };

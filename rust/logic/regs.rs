@@ -734,7 +734,6 @@ mod tests {
         // The list's encodings against the architecture's, written out independently.
         let expected = [
             SCTLR_EL1,
-            ACTLR_EL1,
             CPACR_EL1,
             TTBR0_EL1,
             TTBR1_EL1,
@@ -753,6 +752,7 @@ mod tests {
             PAR_EL1,
             CNTKCTL_EL1,
             CSSELR_EL1,
+            ACTLR_EL1,
             MDSCR_EL1,
         ];
         assert_eq!(El1Reg::ALL.map(El1Reg::sysreg), expected);

@@ -97,11 +97,13 @@
  * rust/logic/el1regs.rs at their slots, then SP_EL1, ELR_EL1, SPSR_EL1 and the virtual
  * timer's CTL and CVAL. Uses x2 and x3.
  */
-#define SAVE_EL1_REG(reg)	mrs x2, reg ; str x2, [\base, #\off + EL1_SLOT_##reg] ;
-#define LOAD_EL1_REG(reg)	ldr x2, [\base, #\off + EL1_SLOT_##reg] ; msr reg, x2 ;
+#define SAVE_EL1_PAIR(a, b)	mrs x2, a ; mrs x3, b ; stp x2, x3, [\base, #\off + EL1_SLOT_##a] ;
+#define SAVE_EL1_ONE(a)		mrs x2, a ; str x2, [\base, #\off + EL1_SLOT_##a] ;
+#define LOAD_EL1_PAIR(a, b)	ldp x2, x3, [\base, #\off + EL1_SLOT_##a] ; msr a, x2 ; msr b, x3 ;
+#define LOAD_EL1_ONE(a)		ldr x2, [\base, #\off + EL1_SLOT_##a] ; msr a, x2 ;
 
 .macro save_el1 base, off
-	RKVM_EL1_SWITCHED(SAVE_EL1_REG)
+	RKVM_EL1_SWITCHED(SAVE_EL1_PAIR, SAVE_EL1_ONE)
 	mrs	x2, sp_el1
 	mrs	x3, elr_el1
 	stp	x2, x3, [\base, #\off + EL1_SP]
@@ -113,7 +115,7 @@
 .endm
 
 .macro load_el1 base, off
-	RKVM_EL1_SWITCHED(LOAD_EL1_REG)
+	RKVM_EL1_SWITCHED(LOAD_EL1_PAIR, LOAD_EL1_ONE)
 	ldp	x2, x3, [\base, #\off + EL1_SP]
 	msr	sp_el1, x2
 	msr	elr_el1, x3
