@@ -384,11 +384,14 @@ impl Vm {
         Ok(0)
     }
 
+    /// Whether the VM has an SMCCC filter: one load on every SMCCC call.
+    #[inline]
+    pub(crate) fn smccc_filtered(&self) -> bool {
+        self.smccc_filtered.load(Ordering::Acquire)
+    }
+
     /// What the SMCCC filter does with function `func`.
     pub(crate) fn smccc_action(&self, func: u32) -> smccc_filter::Action {
-        if !self.smccc_filtered.load(Ordering::Acquire) {
-            return smccc_filter::Action::Handle;
-        }
         self.smccc_filter.lock().action(func)
     }
 

@@ -245,6 +245,21 @@ const LEN: usize = FIXED.len() + El1Reg::COUNT + 64 + 56;
 /// The table, ascending by encoding.
 pub(crate) static SYS_REGS: [SysRegDesc; LEN] = build();
 
+/// The rows' encodings, searched on every trapped access: one dense array of words
+/// rather than a stride through the rows.
+static KEYS: [u32; LEN] = keys();
+
+const fn keys() -> [u32; LEN] {
+    let rows = build();
+    let mut out = [0; LEN];
+    let mut i = 0;
+    while i < LEN {
+        out[i] = rows[i].reg.encoding();
+        i += 1;
+    }
+    out
+}
+
 const fn build() -> [SysRegDesc; LEN] {
     let mut out = [guest_only(r(0, 0, 0, 0, 0), Guest::Undef); LEN];
     let mut n = 0;
@@ -312,13 +327,39 @@ const fn build() -> [SysRegDesc; LEN] {
     out
 }
 
+/// The 13 bits of an encoding above op2: (op0, op1, CRn, CRm).
+const fn prefix(key: u32) -> usize {
+    (key >> 8) as usize & (PREFIXES - 1)
+}
+const PREFIXES: usize = 1 << 13;
+
+/// The first row of each (op0, op1, CRn, CRm), or an index past the table: a lookup is
+/// one load here and a scan of at most eight rows (op2), not a search of the table.
+static FIRST: [u8; PREFIXES] = first_rows();
+
+const fn first_rows() -> [u8; PREFIXES] {
+    assert!(LEN < u8::MAX as usize);
+    let mut out = [u8::MAX; PREFIXES];
+    let mut i = LEN;
+    while i > 0 {
+        i -= 1;
+        out[prefix(KEYS[i])] = i as u8;
+    }
+    out
+}
+
 /// The row for `reg`, if rkvm knows the register.
+#[inline]
 pub(crate) fn lookup(reg: SysReg) -> Option<&'static SysRegDesc> {
     let key = reg.encoding();
-    SYS_REGS
-        .binary_search_by_key(&key, |d| d.reg.encoding())
-        .ok()
-        .map(|i| &SYS_REGS[i])
+    let mut i = usize::from(FIRST[prefix(key)]);
+    while i < LEN && KEYS[i] < key {
+        i += 1;
+    }
+    match KEYS.get(i) {
+        Some(&k) if k == key => SYS_REGS.get(i),
+        _ => None,
+    }
 }
 
 /// The register ONE_REG reaches under `reg`, if userspace may see it.
@@ -355,6 +396,18 @@ mod tests {
             }
         }
         assert_eq!(lookup(r(3, 0, 15, 0, 0)), None);
+        // Every encoding the index can be asked about: found exactly when it has a row.
+        for key in (0..1u32 << 16).map(|k| k << 5) {
+            let reg = r(
+                (key >> 19) as u8 & 3,
+                (key >> 16) as u8 & 7,
+                (key >> 12) as u8 & 0xf,
+                (key >> 8) as u8 & 0xf,
+                (key >> 5) as u8 & 7,
+            );
+            let want = SYS_REGS.iter().find(|d| d.reg.encoding() == key);
+            assert_eq!(lookup(reg), want, "{reg:?}");
+        }
     }
 
     #[test]

@@ -387,24 +387,9 @@ impl Vcpu {
     /// `NOT_SUPPORTED`. The VM's SMCCC filter comes first: it may deny the call or
     /// forward it to userspace (`KVM_EXIT_HYPERCALL`, the arguments left in the GPRs).
     fn smccc(&self, vm: &Vm, state: &mut VcpuState, esr: Esr) -> Result<Action> {
-        let func = state.ctx.reg(0) as u32;
-        match vm.smccc_action(func) {
-            FilterAction::Handle => {}
-            FilterAction::Deny => {
-                state.ctx.set_reg(0, psci::NOT_SUPPORTED);
-                set_args(&mut state.ctx, Args::Zero);
-                return Ok(Action::Reenter);
-            }
-            FilterAction::FwdToUser => {
-                let mut flags = 0;
-                if esr.ec() == Ec::Smc64 {
-                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_SMC);
-                }
-                if !esr.il32() {
-                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_16BIT);
-                }
-                self.run.set_hypercall(u64::from(func), flags);
-                return Ok(Action::ToUser);
+        if vm.smccc_filtered() {
+            if let Some(action) = self.smccc_filter(vm, state, esr) {
+                return Ok(action);
             }
         }
         let ctx = &state.ctx;
@@ -487,6 +472,34 @@ impl Vcpu {
         state.ctx.set_reg(0, value);
         set_args(&mut state.ctx, Args::Zero);
         Ok(Action::Reenter)
+    }
+
+    /// The SMCCC filter's verdict on the call in x0, when it is not "handle": denied
+    /// (`NOT_SUPPORTED`) or forwarded to userspace. Out of line: only VMs with a filter
+    /// come here.
+    #[cold]
+    #[inline(never)]
+    fn smccc_filter(&self, vm: &Vm, state: &mut VcpuState, esr: Esr) -> Option<Action> {
+        let func = state.ctx.reg(0) as u32;
+        match vm.smccc_action(func) {
+            FilterAction::Handle => None,
+            FilterAction::Deny => {
+                state.ctx.set_reg(0, psci::NOT_SUPPORTED);
+                set_args(&mut state.ctx, Args::Zero);
+                Some(Action::Reenter)
+            }
+            FilterAction::FwdToUser => {
+                let mut flags = 0;
+                if esr.ec() == Ec::Smc64 {
+                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_SMC);
+                }
+                if !esr.il32() {
+                    flags |= u64::from(sys::uapi::KVM_HYPERCALL_EXIT_16BIT);
+                }
+                self.run.set_hypercall(u64::from(func), flags);
+                Some(Action::ToUser)
+            }
+        }
     }
 
     /// SYSTEM_OFF/RESET and their PSCI 1.x variants: every vCPU stops and userspace gets
