@@ -512,7 +512,7 @@ pub(crate) fn apply_cpu_on(state: &mut VcpuState, el1: &mut El1Regs, reset: &Cpu
     state.reset();
     *el1 = El1Regs::reset();
     if reset.big_endian {
-        el1.sys[regs::El1Reg::Sctlr as usize] |= regs::SCTLR_EE;
+        el1.regs.sys[regs::El1Reg::Sctlr as usize] |= regs::SCTLR_EE;
     }
     state.ctx.pc = reset.entry;
     state.ctx.set_reg(0, reset.context);

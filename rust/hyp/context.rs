@@ -11,7 +11,7 @@
 //! - [`VgicCpuIf`] (in `El1Regs`): the guest's GICv3 CPU interface, part switched at
 //!   load/put (VMCR, APRs) and part per entry (HCR, LRs, only when `used_lrs` != 0).
 
-pub(crate) use crate::logic::el2abi::{GuestGprs, VgicCpuIf};
+pub(crate) use crate::logic::el2abi::{El1Block, GuestGprs, VgicCpuIf};
 use crate::logic::{el2abi::exit, regs::El1Reg};
 
 /// The state switched on every guest entry and exit.
@@ -57,16 +57,12 @@ impl VcpuContext {
     }
 }
 
-/// The guest's EL1 and EL0-thread system registers, its EL1 banked registers and its
-/// virtual timer, as saved outside the CPU.
+/// The guest's EL1 state as saved outside the CPU.
 #[derive(Clone, Copy)]
 pub(crate) struct El1Regs {
-    pub(crate) sys: [u64; El1Reg::COUNT],
-    pub(crate) sp_el1: u64,
-    pub(crate) elr_el1: u64,
-    pub(crate) spsr_el1: u64,
-    pub(crate) vtimer_ctl: u64,
-    pub(crate) vtimer_cval: u64,
+    /// Its EL1 and EL0-thread system registers, EL1 banked registers and virtual timer:
+    /// the block the nVHE switch moves whole, and VHE's load/put register by register.
+    pub(crate) regs: El1Block,
     /// DISR_EL1, in VDISR_EL2 while loaded on a host with RAS (`hyplayout::has_ras`).
     pub(crate) disr: u64,
     /// The guest's GICv3 CPU interface.
@@ -81,12 +77,14 @@ impl El1Regs {
             sys[reg as usize] = reg.reset_value();
         }
         Self {
-            sys,
-            sp_el1: 0,
-            elr_el1: 0,
-            spsr_el1: 0,
-            vtimer_ctl: 0,
-            vtimer_cval: 0,
+            regs: El1Block {
+                sys,
+                sp_el1: 0,
+                elr_el1: 0,
+                spsr_el1: 0,
+                cntv_ctl: 0,
+                cntv_cval: 0,
+            },
             disr: 0,
             gic: VgicCpuIf::default(),
         }

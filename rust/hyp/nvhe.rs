@@ -370,14 +370,7 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     // SAFETY: by the caller's guarantee this CPU's HypCpu is ours until `put`.
     let hc = unsafe { hypcpu(cpu::this_cpu()) };
     let g = &l.el1;
-    hc.guest = El1Block {
-        sys: g.sys,
-        sp_el1: g.sp_el1,
-        elr_el1: g.elr_el1,
-        spsr_el1: g.spsr_el1,
-        cntv_ctl: g.vtimer_ctl,
-        cntv_cval: g.vtimer_cval,
-    };
+    hc.guest = g.regs;
     hc.guest_disr = g.disr;
     hc.vttbr = l.vm.vttbr;
     hc.vtcr = l.vm.vtcr;
@@ -402,15 +395,11 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     let hc = unsafe { hypcpu(cpu::this_cpu()) };
     let g = &mut l.el1;
     // ACTLR and MDSCR are emulated: their values live only in `l.el1`.
-    let (actlr, mdscr) = (g.sys[El1Reg::Actlr as usize], g.sys[El1Reg::Mdscr as usize]);
-    g.sys = hc.guest.sys;
-    g.sys[El1Reg::Actlr as usize] = actlr;
-    g.sys[El1Reg::Mdscr as usize] = mdscr;
-    g.sp_el1 = hc.guest.sp_el1;
-    g.elr_el1 = hc.guest.elr_el1;
-    g.spsr_el1 = hc.guest.spsr_el1;
-    g.vtimer_ctl = hc.guest.cntv_ctl;
-    g.vtimer_cval = hc.guest.cntv_cval;
+    let emulated = |r: &El1Block| (r.sys[El1Reg::Actlr as usize], r.sys[El1Reg::Mdscr as usize]);
+    let (actlr, mdscr) = emulated(&g.regs);
+    g.regs = hc.guest;
+    g.regs.sys[El1Reg::Actlr as usize] = actlr;
+    g.regs.sys[El1Reg::Mdscr as usize] = mdscr;
     g.disr = hc.guest_disr;
     l.loaded = false;
 }

@@ -96,12 +96,13 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
             icc_sre: 0,
         };
         let g = &l.el1;
-        load_el1_sys(&g.sys);
-        sysreg::sp_el1::write(g.sp_el1);
-        sysreg::elr_el12::write(g.elr_el1);
-        sysreg::spsr_el12::write(g.spsr_el1);
-        sysreg::cntv_cval_el02::write(g.vtimer_cval);
-        sysreg::cntv_ctl_el02::write(g.vtimer_ctl);
+        let r = &g.regs;
+        load_el1_sys(&r.sys);
+        sysreg::sp_el1::write(r.sp_el1);
+        sysreg::elr_el12::write(r.elr_el1);
+        sysreg::spsr_el12::write(r.spsr_el1);
+        sysreg::cntv_cval_el02::write(r.cntv_cval);
+        sysreg::cntv_ctl_el02::write(r.cntv_ctl);
         if RAS.load(Relaxed) {
             sysreg::vdisr_el2::write(g.disr);
         }
@@ -173,12 +174,13 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     // SAFETY: by the caller's guarantee the CPU holds this vCPU's registers.
     unsafe {
         let g = &mut l.el1;
-        save_el1_sys(&mut g.sys);
-        g.sp_el1 = sysreg::sp_el1::read();
-        g.elr_el1 = sysreg::elr_el12::read();
-        g.spsr_el1 = sysreg::spsr_el12::read();
-        g.vtimer_cval = sysreg::cntv_cval_el02::read();
-        g.vtimer_ctl = sysreg::cntv_ctl_el02::read();
+        let r = &mut g.regs;
+        save_el1_sys(&mut r.sys);
+        r.sp_el1 = sysreg::sp_el1::read();
+        r.elr_el1 = sysreg::elr_el12::read();
+        r.spsr_el1 = sysreg::spsr_el12::read();
+        r.cntv_cval = sysreg::cntv_cval_el02::read();
+        r.cntv_ctl = sysreg::cntv_ctl_el02::read();
         // The EL1 virtual timer keeps counting for nobody while the vCPU is out.
         sysreg::cntv_ctl_el02::write(0);
         if RAS.load(Relaxed) {

@@ -11,7 +11,7 @@ use super::{timer, CpuOnReset, Vcpu, VcpuState};
 use crate::{
     hyp::{
         self,
-        context::{El1Regs, Exit, ExitCode, VcpuContext},
+        context::{El1Block, Exit, ExitCode, VcpuContext},
     },
     logic::{
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
@@ -678,7 +678,7 @@ fn inject_into(ctx: &mut VcpuContext, what: Injected, il32: bool) {
 
 /// Takes exception `what` on a vCPU that is not loaded: its saved EL1 registers `el1`
 /// (`KVM_SET_VCPU_EVENTS`), as [`inject_into`] does on the CPU's.
-pub(super) fn inject_saved(ctx: &mut VcpuContext, el1: &mut El1Regs, what: Injected) {
+pub(super) fn inject_saved(ctx: &mut VcpuContext, el1: &mut El1Block, what: Injected) {
     let mut s = El1Exception {
         pc: ctx.pc,
         pstate: ctx.pstate,

@@ -126,7 +126,11 @@ impl Vcpu {
         let state = &mut inner.state;
         if plan.ext_dabt {
             let far = state.fault_far;
-            exit::inject_saved(&mut state.ctx, &mut lazy.el1, Injected::DataAbort { far });
+            exit::inject_saved(
+                &mut state.ctx,
+                &mut lazy.el1.regs,
+                Injected::DataAbort { far },
+            );
             // The access that exited is not to be completed any more.
             state.pending_mmio = None;
         }
@@ -134,7 +138,7 @@ impl Vcpu {
             let masked = state.ctx.pstate & PSR_A != 0;
             match events::serror(esr, masked) {
                 events::SError::TakeNow { iss } => {
-                    exit::inject_saved(&mut state.ctx, &mut lazy.el1, Injected::SError { iss })
+                    exit::inject_saved(&mut state.ctx, &mut lazy.el1.regs, Injected::SError { iss })
                 }
                 events::SError::Pend { vsesr } => {
                     state.ctx.pending_vserror = true;
@@ -206,9 +210,9 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
             CoreReg::Sp => ctx.gprs.sp_el0,
             CoreReg::Pc => ctx.pc,
             CoreReg::Pstate => ctx.pstate,
-            CoreReg::SpEl1 => el1.sp_el1,
-            CoreReg::ElrEl1 => el1.elr_el1,
-            CoreReg::Spsr(0) => el1.spsr_el1,
+            CoreReg::SpEl1 => el1.regs.sp_el1,
+            CoreReg::ElrEl1 => el1.regs.elr_el1,
+            CoreReg::Spsr(0) => el1.regs.spsr_el1,
             CoreReg::Spsr(n) => *ctx.spsr_aa32.get(usize::from(n) - 1).ok_or(EINVAL)?,
             CoreReg::V(n) => {
                 let v = inner.fp.vregs.get(usize::from(n)).ok_or(EINVAL)?;
@@ -222,14 +226,14 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
             match sysregs::user_storage(r).ok_or(ENOENT)? {
                 Storage::El1(El1Reg::Actlr) => inner.state.actlr,
                 Storage::El1(El1Reg::Mdscr) => inner.state.mdscr,
-                Storage::El1(reg) => el1.sys[reg as usize],
+                Storage::El1(reg) => el1.regs.sys[reg as usize],
                 Storage::Timer(timer) => {
                     let pcount = || sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
                     let ptimer = &inner.state.timer.ptimer;
                     match timer {
                         // As saved from the CPU at the last put (ISTATUS included).
-                        TimerReg::Ctl => el1.vtimer_ctl,
-                        TimerReg::Cval => el1.vtimer_cval,
+                        TimerReg::Ctl => el1.regs.cntv_ctl,
+                        TimerReg::Cval => el1.regs.cntv_cval,
                         TimerReg::Cnt => sysreg::cntpct_el0().wrapping_sub(vm.cntvoff()),
                         TimerReg::PCtl => ptimer.read_ctl(pcount()),
                         TimerReg::PCval => ptimer.cval,
@@ -287,9 +291,9 @@ fn write_reg(
                 }
                 ctx.pstate = v;
             }
-            CoreReg::SpEl1 => el1.sp_el1 = v,
-            CoreReg::ElrEl1 => el1.elr_el1 = v,
-            CoreReg::Spsr(0) => el1.spsr_el1 = v,
+            CoreReg::SpEl1 => el1.regs.sp_el1 = v,
+            CoreReg::ElrEl1 => el1.regs.elr_el1 = v,
+            CoreReg::Spsr(0) => el1.regs.spsr_el1 = v,
             CoreReg::Spsr(n) => *ctx.spsr_aa32.get_mut(usize::from(n) - 1).ok_or(EINVAL)? = v,
             CoreReg::V(n) => {
                 *inner.fp.vregs.get_mut(usize::from(n)).ok_or(EINVAL)? = u128::from_le_bytes(bytes);
@@ -302,13 +306,13 @@ fn write_reg(
             match sysregs::user_storage(r).ok_or(ENOENT)? {
                 Storage::El1(El1Reg::Actlr) => inner.state.actlr = v,
                 Storage::El1(El1Reg::Mdscr) => inner.state.mdscr = v,
-                Storage::El1(reg) => el1.sys[reg as usize] = v,
+                Storage::El1(reg) => el1.regs.sys[reg as usize] = v,
                 Storage::Timer(timer) => {
                     let ptimer: &mut TimerRegs = &mut inner.state.timer.ptimer;
                     match timer {
                         // ISTATUS is the CPU's to compute (KVM's `arch_timer_set_user`).
-                        TimerReg::Ctl => el1.vtimer_ctl = v & !ISTATUS,
-                        TimerReg::Cval => el1.vtimer_cval = v,
+                        TimerReg::Ctl => el1.regs.cntv_ctl = v & !ISTATUS,
+                        TimerReg::Cval => el1.regs.cntv_cval = v,
                         // Setting a counter moves the VM-wide offset, as on KVM: every
                         // vCPU of the VM sees the new count.
                         TimerReg::Cnt => vm.set_cntvoff(timer::offset_for(sysreg::cntpct_el0(), v)),
