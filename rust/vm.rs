@@ -230,9 +230,10 @@ pub(crate) struct Vm {
     psci_version: Atomic<u64>,
     /// `KVM_CAP_ARM_SYSTEM_SUSPEND` is enabled.
     system_suspend: AtomicBool,
-    /// The SMCCC filter (`KVM_ARM_VM_SMCCC_FILTER`), set before the first run.
+    /// The SMCCC filter (`KVM_ARM_VM_SMCCC_FILTER`), set before the first run; allocated
+    /// by the first range (most VMs have none).
     #[pin]
-    smccc_filter: Mutex<smccc_filter::Filter>,
+    smccc_filter: Mutex<Option<KBox<smccc_filter::Filter>>>,
     /// Whether the filter has a range: every other VM's SMCCC calls skip its lock.
     smccc_filtered: AtomicBool,
     /// `KVM_IOEVENTFD` registrations.
@@ -295,7 +296,7 @@ impl Vm {
                 fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 psci_version: Atomic::new(0),
                 system_suspend: AtomicBool::new(false),
-                smccc_filter <- new_mutex!(smccc_filter::Filter::new(), "Vm::smccc_filter"),
+                smccc_filter <- new_mutex!(None, "Vm::smccc_filter"),
                 smccc_filtered: AtomicBool::new(false),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
@@ -379,6 +380,10 @@ impl Vm {
         if self.has_run() {
             return Err(EBUSY);
         }
+        let filter = match &mut *filter {
+            Some(f) => f,
+            none => none.insert(KBox::new(smccc_filter::Filter::new(), GFP_KERNEL_ACCOUNT)?),
+        };
         filter.insert(range).map_err(filter_errno)?;
         self.smccc_filtered.store(true, Ordering::Release);
         Ok(0)
@@ -392,7 +397,10 @@ impl Vm {
 
     /// What the SMCCC filter does with function `func`.
     pub(crate) fn smccc_action(&self, func: u32) -> smccc_filter::Action {
-        self.smccc_filter.lock().action(func)
+        match &*self.smccc_filter.lock() {
+            Some(f) => f.action(func),
+            None => smccc_filter::Action::Handle,
+        }
     }
 
     /// `KVM_SET_ONE_REG` of a firmware bitmap: `EINVAL` for a bit of a service rkvm
