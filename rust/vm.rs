@@ -374,8 +374,7 @@ impl Vm {
             action: f.action,
             pad_zero: f.pad.iter().all(|&b| b == 0),
         }
-        .validate()
-        .map_err(filter_errno)?;
+        .validate()?;
         let mut filter = self.smccc_filter.lock();
         if self.has_run() {
             return Err(EBUSY);
@@ -384,7 +383,7 @@ impl Vm {
             Some(f) => f,
             none => none.insert(KBox::new(smccc_filter::Filter::new(), GFP_KERNEL_ACCOUNT)?),
         };
-        filter.insert(range).map_err(filter_errno)?;
+        filter.insert(range)?;
         self.smccc_filtered.store(true, Ordering::Release);
         Ok(0)
     }
@@ -601,14 +600,6 @@ fn smccc_attr(group: u32, attr: u64) -> Result {
         Ok(())
     } else {
         Err(ENXIO)
-    }
-}
-
-fn filter_errno(e: smccc_filter::FilterError) -> Error {
-    match e {
-        smccc_filter::FilterError::Invalid => EINVAL,
-        smccc_filter::FilterError::Exists => EEXIST,
-        smccc_filter::FilterError::NoMemory => ENOMEM,
     }
 }
 

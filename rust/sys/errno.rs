@@ -8,7 +8,8 @@
 //! above propagate them with `?`. Each mapping follows the type's documentation.
 
 use crate::logic::{
-    fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, vgic::attr::Errno,
+    fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, smccc_filter::FilterError,
+    vgic::attr::Errno,
 };
 use kernel::error::{code::*, Error};
 
@@ -77,5 +78,16 @@ impl From<pvtime::SetError> for Error {
 impl From<irqroute::Invalid> for Error {
     fn from(_: irqroute::Invalid) -> Self {
         EINVAL
+    }
+}
+
+/// `KVM_ARM_VM_SMCCC_FILTER`'s refusals of a range (`EBUSY` is the VM's, not the range's).
+impl From<FilterError> for Error {
+    fn from(e: FilterError) -> Self {
+        match e {
+            FilterError::Invalid => EINVAL,
+            FilterError::Exists => EEXIST,
+            FilterError::NoMemory => ENOMEM,
+        }
     }
 }
