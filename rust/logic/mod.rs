@@ -17,6 +17,7 @@ pub(crate) mod el2abi;
 pub(crate) mod esr;
 pub(crate) mod fp;
 pub(crate) mod fwregs;
+pub(crate) mod halt_poll;
 pub(crate) mod hyplayout;
 pub(crate) mod idregs;
 pub(crate) mod inject;

@@ -14,8 +14,10 @@ use crate::{
         context::{Exit, ExitCode, VcpuContext},
     },
     logic::{
+        self,
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
         fwregs::{self, FwBitmaps, Service},
+        halt_poll::{HaltTimes, PollStat},
         idregs,
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
@@ -25,13 +27,22 @@ use crate::{
     },
     mmu,
     sys::{
-        self,
+        self, halt_poll,
         task::{self, GuestFp},
         wake::req,
     },
     vm::{self, InKernel, Vm},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    processor::cpu_relax,
+    time::{Delta, Instant, Monotonic},
+};
+
+/// A non-negative duration in ns (the monotonic clock does not go back).
+fn nanos(d: Delta) -> u64 {
+    d.as_nanos().max(0) as u64
+}
 
 /// What the run loop does next.
 pub(crate) enum Action {
@@ -163,26 +174,94 @@ impl Vcpu {
         }
     }
 
-    /// Blocks the vCPU's thread, without spinning, until an interrupt is pending for it
-    /// (`true`), or until the run loop has something else to do (`false`): a signal, or
-    /// the power state leaving `expect`. The guest's timers keep an hrtimer armed at
-    /// their next deadline meanwhile, whose expiry kicks the vCPU.
+    /// Waits, polling first, until an interrupt is pending for the vCPU (`true`), or
+    /// until the run loop has something else to do (`false`): a signal, or the power
+    /// state leaving `expect`. The guest's timers keep an hrtimer armed at their next
+    /// deadline meanwhile, whose expiry kicks the vCPU.
     ///
-    /// KVM counterpart: `kvm_vcpu_wfi`/`kvm_vcpu_halt`. No wake-up is lost: a kick
+    /// KVM counterpart: `kvm_vcpu_wfi`/`kvm_vcpu_halt`. The thread first spins for up to
+    /// the vCPU's poll window while it is alone on its CPU (`logic::halt_poll`), watching
+    /// only the request word and its signals, then sleeps; any request ends the spin and
+    /// the conditions are evaluated again. The window then follows the halt's length, and
+    /// the halt goes into KVM's halt-polling statistics. No wake-up is lost: a kick
     /// consumed at the top of an iteration is covered by the checks after it, and one
-    /// made after the checks keeps `block` from sleeping (`sys::wake`).
+    /// made after the checks ends the spin or keeps `block` from sleeping (`sys::wake`).
     pub(super) fn halt(&self, vm: &Vm, state: &mut VcpuState, expect: MpState) -> bool {
-        loop {
+        let params = halt_poll::params();
+        let window = state.halt_poll_ns.min(params.max_ns);
+        let start = Instant::<Monotonic>::now();
+        let mut poll_end = start;
+        let mut polling = window != 0;
+        let mut waited = false;
+        let woken = loop {
             self.timer_sync(vm, state);
             self.wake.take(req::KICK);
             if state.ctx.pending_vserror || self.irq_pending(vm) {
-                return true;
+                break true;
             }
             if task::signal_pending() || self.power.lock().state != expect {
-                return false;
+                break false;
+            }
+            if polling {
+                polling = self.poll(start, window);
+                poll_end = Instant::now();
+                if polling {
+                    continue;
+                }
             }
             self.stats.wfi_sleeps.inc();
-            self.wake.block();
+            waited |= self.wake.block();
+        };
+        let end = Instant::<Monotonic>::now();
+        let times = HaltTimes {
+            polled: window != 0,
+            waited,
+            poll_ns: nanos(poll_end - start),
+            wait_ns: nanos(end - poll_end),
+        };
+        self.count_halt(&times);
+        // The maximum again: userspace may have changed it during the halt.
+        let max = halt_poll::params().max_ns;
+        state.halt_poll_ns = logic::halt_poll::adjust(window, nanos(end - start), max, &params);
+        woken
+    }
+
+    /// Spins until a request or a signal is pending (`true`), or until the poll window
+    /// that began at `start` is over or spinning stops paying (`false`): KVM's poll loop
+    /// with `kvm_vcpu_can_poll`. `cpu_relax` is `YIELD`, which hands the core to a sibling
+    /// hardware thread (and, under QEMU's TCG, to the next emulated CPU).
+    fn poll(&self, start: Instant<Monotonic>, window: u32) -> bool {
+        loop {
+            if self.wake.poll_done() {
+                return true;
+            }
+            cpu_relax();
+            if !halt_poll::can_poll() || nanos(start.elapsed()) >= u64::from(window) {
+                return false;
+            }
+        }
+    }
+
+    /// Adds one halt to the statistics (`update_halt_poll_stats` and the wait time).
+    fn count_halt(&self, times: &HaltTimes) {
+        let s = &self.stats.halt;
+        match times.poll_stat() {
+            None => {}
+            Some(PollStat::Success { ns, bucket }) => {
+                s.attempted_poll.inc();
+                s.successful_poll.inc();
+                s.poll_success_ns.add(ns);
+                s.poll_success_hist[bucket].inc();
+            }
+            Some(PollStat::Fail { ns, bucket }) => {
+                s.attempted_poll.inc();
+                s.poll_fail_ns.add(ns);
+                s.poll_fail_hist[bucket].inc();
+            }
+        }
+        if let Some((ns, bucket)) = times.wait_stat() {
+            s.wait_ns.add(ns);
+            s.wait_hist[bucket].inc();
         }
     }
 
