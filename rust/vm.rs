@@ -17,7 +17,7 @@ use crate::{
     logic::{
         caps,
         fwregs::{Bitmap, FwBitmaps},
-        idregs,
+        halt_poll, idregs,
         ioctl::{self, VmIoctl},
         irqroute,
         memslot::{Request, MAX_SLOTS},
@@ -228,6 +228,9 @@ pub(crate) struct Vm {
     psci_version: Atomic<u64>,
     /// `KVM_CAP_ARM_SYSTEM_SUSPEND` is enabled.
     system_suspend: AtomicBool,
+    /// `KVM_CAP_HALT_POLL`: whether userspace set the VM's maximum poll time, and the
+    /// value, in one word (`logic::halt_poll::vm_override`), so no ordering is needed.
+    halt_poll: AtomicU64,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -288,6 +291,7 @@ impl Vm {
                 fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 psci_version: Atomic::new(0),
                 system_suspend: AtomicBool::new(false),
+                halt_poll: AtomicU64::new(halt_poll::VM_OVERRIDE_UNSET),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
@@ -392,6 +396,11 @@ impl Vm {
         self.psci_version.store(v, Relaxed);
     }
 
+    /// The VM's `KVM_CAP_HALT_POLL` word (`logic::halt_poll::max_poll_ns` reads it).
+    pub(crate) fn halt_poll(&self) -> u64 {
+        self.halt_poll.load(Ordering::Relaxed)
+    }
+
     /// Whether PSCI `SYSTEM_SUSPEND` exits to userspace (`KVM_CAP_ARM_SYSTEM_SUSPEND`).
     pub(crate) fn system_suspend(&self) -> bool {
         self.system_suspend
@@ -405,10 +414,13 @@ impl Vm {
             .reader()
             .read()?;
         let (cap, flags) = (c.cap, c.flags);
-        match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
+        match caps::enable_vm_cap(cap, flags, c.args[0]).ok_or(EINVAL)? {
             caps::VmCap::SystemSuspend => self
                 .system_suspend
                 .store(true, core::sync::atomic::Ordering::Relaxed),
+            caps::VmCap::HaltPoll(ns) => self
+                .halt_poll
+                .store(halt_poll::vm_override(ns), Ordering::Relaxed),
         }
         Ok(0)
     }

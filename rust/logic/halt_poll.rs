@@ -3,12 +3,14 @@
 //! Adaptive halt polling: how long a halted vCPU spins before it sleeps, and how that
 //! window follows the halts it sees.
 //!
-//! KVM counterpart: `kvm_vcpu_halt()`, `grow_halt_poll_ns()`, `shrink_halt_poll_ns()`
-//! and `update_halt_poll_stats()` (`virt/kvm/kvm_main.c`). Each vCPU keeps its own window
-//! (`vcpu->halt_poll_ns`), starting at 0: a halt shorter than the maximum grows it (to
-//! `grow_start`, then by `grow`), one longer than the maximum shrinks it (by `shrink`, to
-//! 0 below `grow_start`). The maximum is the `halt_poll_ns` module parameter. arm64 has
-//! no invalid wake-ups (`CONFIG_HAVE_KVM_INVALID_WAKEUPS` is s390's), so every wake-up is
+//! KVM counterpart: `kvm_vcpu_halt()`, `grow_halt_poll_ns()`, `shrink_halt_poll_ns()`,
+//! `kvm_vcpu_max_halt_poll_ns()`, `update_halt_poll_stats()` and the `KVM_CAP_HALT_POLL`
+//! case of `kvm_vm_ioctl_enable_cap_generic()` (`virt/kvm/kvm_main.c`). Each vCPU keeps
+//! its own window (`vcpu->halt_poll_ns`), starting at 0: a halt shorter than the maximum
+//! grows it (to `grow_start`, then by `grow`), one longer than the maximum shrinks it (by
+//! `shrink`, to 0 below `grow_start`). The maximum is the VM's `KVM_CAP_HALT_POLL` value
+//! once userspace set one, the `halt_poll_ns` module parameter otherwise. arm64 has no
+//! invalid wake-ups (`CONFIG_HAVE_KVM_INVALID_WAKEUPS` is s390's), so every wake-up is
 //! valid and `halt_poll_invalid` stays 0.
 
 /// arm64's `KVM_HALT_POLL_NS_DEFAULT` (`arch/arm64/include/asm/kvm_host.h`).
@@ -26,7 +28,7 @@ pub(crate) const HIST_COUNT: usize = 32;
 /// The module parameters, read once per halt (KVM reads each with `READ_ONCE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Params {
-    /// `halt_poll_ns`: the maximum window.
+    /// `halt_poll_ns`: the maximum window of a VM without `KVM_CAP_HALT_POLL`.
     pub(crate) max_ns: u32,
     pub(crate) grow: u32,
     pub(crate) grow_start: u32,
@@ -41,6 +43,35 @@ impl Params {
         grow_start: DEFAULT_GROW_START,
         shrink: DEFAULT_SHRINK,
     };
+}
+
+/// A VM's `KVM_CAP_HALT_POLL` state in one word, so that readers see the value and the
+/// "set" flag together (KVM orders two fields with `smp_wmb`/`smp_rmb`): bit 32 set
+/// means userspace set the VM's maximum, bits 31:0 hold it.
+pub(crate) const VM_OVERRIDE_UNSET: u64 = 0;
+
+/// The word [`KVM_CAP_HALT_POLL`](enable_cap_arg) stores for a maximum of `ns`.
+pub(crate) const fn vm_override(ns: u32) -> u64 {
+    1 << 32 | ns as u64
+}
+
+/// `kvm_vcpu_max_halt_poll_ns()`: the VM's maximum if userspace set one, the module
+/// parameter otherwise.
+pub(crate) const fn max_poll_ns(vm_word: u64, param: u32) -> u32 {
+    if vm_word >> 32 != 0 {
+        vm_word as u32
+    } else {
+        param
+    }
+}
+
+/// `KVM_ENABLE_CAP(KVM_CAP_HALT_POLL)`: flags must be 0 and `args[0]` must fit an
+/// `unsigned int` (`None`: `EINVAL`); the VM's maximum window in ns otherwise.
+pub(crate) const fn enable_cap_arg(flags: u32, arg0: u64) -> Option<u32> {
+    if flags != 0 || arg0 > u32::MAX as u64 {
+        return None;
+    }
+    Some(arg0 as u32)
 }
 
 /// `grow_halt_poll_ns()`. The multiplication wraps as KVM's `unsigned int` does.
@@ -207,6 +238,25 @@ mod tests {
         assert_eq!(adjust(320_000, 400_000, max, &P), 640_000);
         // Polling off for the VM: the window goes to 0 whatever the halt.
         assert_eq!(adjust(40_000, 100, 0, &P), 0);
+    }
+
+    #[test]
+    fn the_vm_maximum_overrides_the_parameter() {
+        assert_eq!(max_poll_ns(VM_OVERRIDE_UNSET, 500_000), 500_000);
+        assert_eq!(max_poll_ns(vm_override(0), 500_000), 0);
+        assert_eq!(max_poll_ns(vm_override(7), 0), 7);
+        assert_eq!(max_poll_ns(vm_override(u32::MAX), 1), u32::MAX);
+    }
+
+    #[test]
+    fn enable_cap_errnos_as_kvm() {
+        assert_eq!(enable_cap_arg(0, 0), Some(0));
+        assert_eq!(enable_cap_arg(0, 1_000_000), Some(1_000_000));
+        assert_eq!(enable_cap_arg(0, u64::from(u32::MAX)), Some(u32::MAX));
+        assert_eq!(enable_cap_arg(0, 1 << 32), None);
+        assert_eq!(enable_cap_arg(0, u64::MAX), None);
+        assert_eq!(enable_cap_arg(1, 0), None);
+        assert_eq!(enable_cap_arg(0x8000_0000, 10), None);
     }
 
     #[test]

@@ -188,7 +188,9 @@ impl Vcpu {
     /// made after the checks ends the spin or keeps `block` from sleeping (`sys::wake`).
     pub(super) fn halt(&self, vm: &Vm, state: &mut VcpuState, expect: MpState) -> bool {
         let params = halt_poll::params();
-        let window = state.halt_poll_ns.min(params.max_ns);
+        let window = state
+            .halt_poll_ns
+            .min(logic::halt_poll::max_poll_ns(vm.halt_poll(), params.max_ns));
         let start = Instant::<Monotonic>::now();
         let mut poll_end = start;
         let mut polling = window != 0;
@@ -221,7 +223,7 @@ impl Vcpu {
         };
         self.count_halt(&times);
         // The maximum again: userspace may have changed it during the halt.
-        let max = halt_poll::params().max_ns;
+        let max = logic::halt_poll::max_poll_ns(vm.halt_poll(), halt_poll::params().max_ns);
         state.halt_poll_ns = logic::halt_poll::adjust(window, nanos(end - start), max, &params);
         woken
     }

@@ -1,21 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Halt polling as KVM's (`kvm_vcpu_halt`): the module parameters with KVM's names,
-//! defaults and permissions, and the halt-poll statistics of the vCPU stats fd following
+//! defaults and permissions, `KVM_CAP_HALT_POLL` (reported as KVM does, its
+//! `KVM_ENABLE_CAP` errnos), and the halt-poll statistics of the vCPU stats fd following
 //! two vCPUs that exchange IPIs and wait for them in WFI: polls are attempted and succeed
-//! with the defaults, and none is attempted once `halt_poll_ns` is 0. No timing is
-//! asserted.
+//! with the defaults, and none is attempted once the VM's maximum (or the parameter, for
+//! a VM that set none) is 0. No timing is asserted.
 
+use kvm_bindings as kb;
 use rkvm_selftests::{
     binstats::Stats,
     guest_code, host_runs_guests, pin_to_cpu, run_or_skip,
-    vmm::{core_reg_x, create_vgic, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE},
+    vmm::{
+        core_reg_x, create_vgic, ioctl_with, nr, run_to_write, set_reg, TestVm, MEM_BASE, MMIO_BASE,
+    },
     Cases, TestResult, NO_GUESTS_REASON,
 };
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 
+const KVM_CAP_HALT_POLL: u32 = kb::KVM_CAP_HALT_POLL;
 const PARAMS: &str = "/sys/module/rkvm/parameters";
 /// KVM's parameters and their defaults on arm64 (`virt/kvm/kvm_main.c`,
 /// `KVM_HALT_POLL_NS_DEFAULT` in `arch/arm64/include/asm/kvm_host.h`).
@@ -114,6 +119,17 @@ impl Drop for HaltPollNs {
     }
 }
 
+/// `KVM_ENABLE_CAP` with a raw `struct kvm_enable_cap`: 0 or the errno.
+fn enable_cap(fd: i32, cap: u32, flags: u32, arg0: u64) -> Result<i32, i32> {
+    let mut c = kb::kvm_enable_cap {
+        cap,
+        flags,
+        ..Default::default()
+    };
+    c.args[0] = arg0;
+    ioctl_with(fd, nr::KVM_ENABLE_CAP, &mut c)
+}
+
 /// One vCPU's statistics after an exchange.
 type Items = HashMap<String, Vec<u64>>;
 
@@ -125,10 +141,14 @@ fn sum(s: &Items, name: &str) -> u64 {
     s.get(name).map_or(u64::MAX, |v| v.iter().sum())
 }
 
-/// Runs `ROUNDS` IPI round trips between two vCPUs on two host CPUs; returns each
-/// vCPU's statistics.
-fn ping_pong() -> Result<[Items; 2], String> {
+/// Runs `ROUNDS` IPI round trips between two vCPUs on two host CPUs in a VM whose
+/// `KVM_CAP_HALT_POLL` is `cap` (`None`: not set); returns each vCPU's statistics.
+fn ping_pong(cap: Option<u64>) -> Result<[Items; 2], String> {
     let vm = TestVm::new(1 << 20, guest_wfi_ping_pong())?;
+    if let Some(ns) = cap {
+        enable_cap(vm.vm.as_raw_fd(), KVM_CAP_HALT_POLL, 0, ns)
+            .map_err(|e| format!("KVM_ENABLE_CAP(HALT_POLL, {ns}): errno {e}"))?;
+    }
     let mut vcpus = Vec::new();
     for id in 0..2 {
         let v = vm.vcpu(id, MEM_BASE, 0)?;
@@ -247,8 +267,62 @@ fn parameters_are_kvms() -> TestResult {
     c.finish()
 }
 
+fn capability_as_kvm() -> TestResult {
+    let vm = TestVm::new(1 << 16, guest_wfi_ping_pong())?;
+    let v = vm.vcpu(0, MEM_BASE, 0)?;
+    let mut c = Cases::new();
+    // KVM's kvm_vm_ioctl_check_extension_generic: 1 on the system fd and the VM's, set
+    // or not.
+    c.eq(
+        "KVM_CHECK_EXTENSION on the system fd",
+        vm.kvm
+            .check_extension_raw(u64::from(KVM_CAP_HALT_POLL) as _),
+        1,
+    );
+    c.eq(
+        "KVM_CHECK_EXTENSION on the VM",
+        vm.vm.check_extension_raw(u64::from(KVM_CAP_HALT_POLL) as _),
+        1,
+    );
+    let fd = vm.vm.as_raw_fd();
+    // kvm_vm_ioctl_enable_cap_generic: flags 0, args[0] an unsigned int.
+    let cases: [(&str, u32, u64, i32); 7] = [
+        ("0", 0, 0, 0),
+        ("200 us", 0, 200_000, 0),
+        ("u32::MAX", 0, u64::from(u32::MAX), 0),
+        ("1 << 32", 0, 1 << 32, libc::EINVAL),
+        ("u64::MAX", 0, u64::MAX, libc::EINVAL),
+        ("flags 1", 1, 0, libc::EINVAL),
+        ("flags 1 << 31", 1 << 31, 1000, libc::EINVAL),
+    ];
+    for (what, flags, arg, want) in cases {
+        c.errno(
+            &format!("KVM_ENABLE_CAP(HALT_POLL) on the VM: {what}"),
+            enable_cap(fd, KVM_CAP_HALT_POLL, flags, arg),
+            want,
+        );
+    }
+    c.eq(
+        "still reported after KVM_ENABLE_CAP",
+        vm.vm.check_extension_raw(u64::from(KVM_CAP_HALT_POLL) as _),
+        1,
+    );
+    // Not a vCPU capability, and the system fd has no KVM_ENABLE_CAP.
+    c.errno(
+        "KVM_ENABLE_CAP(HALT_POLL) on a vCPU",
+        enable_cap(v.as_raw_fd(), KVM_CAP_HALT_POLL, 0, 0),
+        libc::EINVAL,
+    );
+    c.errno(
+        "KVM_ENABLE_CAP(HALT_POLL) on the system fd",
+        enable_cap(vm.kvm.as_raw_fd(), KVM_CAP_HALT_POLL, 0, 0),
+        libc::EINVAL,
+    );
+    c.finish()
+}
+
 fn ipi_ping_pong_polls() -> TestResult {
-    let s = ping_pong()?;
+    let s = ping_pong(None)?;
     let mut c = Cases::new();
     for (i, v) in s.iter().enumerate() {
         check_consistent(&mut c, &format!("vCPU {i}"), v);
@@ -271,10 +345,39 @@ fn ipi_ping_pong_polls() -> TestResult {
     c.finish()
 }
 
+fn cap_zero_disables_polling() -> TestResult {
+    let s = ping_pong(Some(0))?;
+    let mut c = Cases::new();
+    for (i, v) in s.iter().enumerate() {
+        check_consistent(&mut c, &format!("vCPU {i}"), v);
+        c.eq(
+            &format!("vCPU {i}: halt_attempted_poll"),
+            one(v, "halt_attempted_poll"),
+            0,
+        );
+        c.eq(
+            &format!("vCPU {i}: halt_successful_poll"),
+            one(v, "halt_successful_poll"),
+            0,
+        );
+        c.eq(
+            &format!("vCPU {i}: poll time"),
+            one(v, "halt_poll_success_ns") + one(v, "halt_poll_fail_ns"),
+            0,
+        );
+    }
+    // Every halt sleeps, so the vCPUs are woken by each other's IPIs.
+    let wakeups: u64 = s.iter().map(|v| one(v, "halt_wakeup")).sum();
+    let waits: u64 = s.iter().map(|v| sum(v, "halt_wait_hist")).sum();
+    c.eq("halt_wakeup counts wake-ups", wakeups > 0, true);
+    c.eq("halt_wait_hist counts sleeps", waits > 0, true);
+    c.finish()
+}
+
 fn parameter_zero_disables_polling() -> TestResult {
     let mut c = Cases::new();
     let _p = HaltPollNs::set(0)?;
-    let s = ping_pong()?;
+    let s = ping_pong(None)?;
     for (i, v) in s.iter().enumerate() {
         check_consistent(&mut c, &format!("vCPU {i}"), v);
         c.eq(
@@ -286,6 +389,19 @@ fn parameter_zero_disables_polling() -> TestResult {
     c.finish()
 }
 
+fn vm_maximum_overrides_the_parameter() -> TestResult {
+    let mut c = Cases::new();
+    // kvm_vcpu_max_halt_poll_ns: a VM's KVM_CAP_HALT_POLL wins over halt_poll_ns = 0.
+    let _p = HaltPollNs::set(0)?;
+    let s = ping_pong(Some(500_000))?;
+    let attempted: u64 = s.iter().map(|v| one(v, "halt_attempted_poll")).sum();
+    c.eq("polls attempted", attempted > 0, true);
+    for (i, v) in s.iter().enumerate() {
+        check_consistent(&mut c, &format!("vCPU {i}"), v);
+    }
+    c.finish()
+}
+
 fn main() {
     run_or_skip(
         "rkvm_halt_poll",
@@ -293,10 +409,16 @@ fn main() {
         NO_GUESTS_REASON,
         &[
             ("parameters_are_kvms", parameters_are_kvms),
+            ("capability_as_kvm", capability_as_kvm),
             ("ipi_ping_pong_polls", ipi_ping_pong_polls),
+            ("cap_zero_disables_polling", cap_zero_disables_polling),
             (
                 "parameter_zero_disables_polling",
                 parameter_zero_disables_polling,
+            ),
+            (
+                "vm_maximum_overrides_the_parameter",
+                vm_maximum_overrides_the_parameter,
             ),
         ],
     )

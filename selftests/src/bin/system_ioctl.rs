@@ -45,6 +45,7 @@ const IMPLEMENTED_CAPS: &[(u32, Option<i32>)] = &[
     (kb::KVM_CAP_IMMEDIATE_EXIT, Some(1)),
     (kb::KVM_CAP_COALESCED_PIO, Some(1)),
     (kb::KVM_CAP_ARM_VM_IPA_SIZE, None),
+    (kb::KVM_CAP_HALT_POLL, Some(1)),
     // The test kernels have CONFIG_SCHED_INFO (KVM=y selects it).
     (kb::KVM_CAP_STEAL_TIME, Some(1)),
     (kb::KVM_CAP_PTP_KVM, Some(1)),
