@@ -12,6 +12,7 @@ use crate::{
     hyp::{
         self,
         context::{Exit, ExitCode, VcpuContext},
+        sysreg,
     },
     logic::{
         self,
@@ -33,16 +34,7 @@ use crate::{
     },
     vm::{self, InKernel, Vm},
 };
-use kernel::{
-    prelude::*,
-    processor::cpu_relax,
-    time::{Delta, Instant, Monotonic},
-};
-
-/// A non-negative duration in ns (the monotonic clock does not go back).
-fn nanos(d: Delta) -> u64 {
-    d.as_nanos().max(0) as u64
-}
+use kernel::{prelude::*, processor::cpu_relax};
 
 /// What the run loop does next.
 pub(crate) enum Action {
@@ -191,7 +183,8 @@ impl Vcpu {
         let window = state
             .halt_poll_ns
             .min(logic::halt_poll::max_poll_ns(vm.halt_poll(), params.max_ns));
-        let start = Instant::<Monotonic>::now();
+        let window_ticks = logic::halt_poll::window_ticks(window, vm.cntfrq);
+        let start = sysreg::cntpct_el0();
         let mut poll_end = start;
         let mut polling = window != 0;
         let mut waited = false;
@@ -205,8 +198,8 @@ impl Vcpu {
                 break false;
             }
             if polling {
-                polling = self.poll(start, window);
-                poll_end = Instant::now();
+                polling = self.poll(start, window_ticks);
+                poll_end = sysreg::cntpct_el0();
                 if polling {
                     continue;
                 }
@@ -214,31 +207,34 @@ impl Vcpu {
             self.stats.wfi_sleeps.inc();
             waited |= self.wake.block();
         };
-        let end = Instant::<Monotonic>::now();
+        let end = sysreg::cntpct_el0();
+        let ns = |ticks: u64| timer_logic::ticks_to_ns(ticks, vm.cntfrq);
         let times = HaltTimes {
             polled: window != 0,
             waited,
-            poll_ns: nanos(poll_end - start),
-            wait_ns: nanos(end - poll_end),
+            poll_ns: ns(poll_end.wrapping_sub(start)),
+            wait_ns: ns(end.wrapping_sub(poll_end)),
         };
         self.count_halt(&times);
         // The maximum again: userspace may have changed it during the halt.
         let max = logic::halt_poll::max_poll_ns(vm.halt_poll(), halt_poll::params().max_ns);
-        state.halt_poll_ns = logic::halt_poll::adjust(window, nanos(end - start), max, &params);
+        let halt_ns = ns(end.wrapping_sub(start));
+        state.halt_poll_ns = logic::halt_poll::adjust(window, halt_ns, max, &params);
         woken
     }
 
     /// Spins until a request or a signal is pending (`true`), or until the poll window
-    /// that began at `start` is over or spinning stops paying (`false`): KVM's poll loop
-    /// with `kvm_vcpu_can_poll`. `cpu_relax` is `YIELD`, which hands the core to a sibling
-    /// hardware thread (and, under QEMU's TCG, to the next emulated CPU).
-    fn poll(&self, start: Instant<Monotonic>, window: u32) -> bool {
+    /// of `window` counter ticks from `start` is over or spinning stops paying (`false`):
+    /// KVM's poll loop with `kvm_vcpu_can_poll`. `cpu_relax` is `YIELD`, which hands the
+    /// core to a sibling hardware thread (and, under QEMU's TCG, to the next emulated
+    /// CPU).
+    fn poll(&self, start: u64, window: u64) -> bool {
         loop {
             if self.wake.poll_done() {
                 return true;
             }
             cpu_relax();
-            if !halt_poll::can_poll() || nanos(start.elapsed()) >= u64::from(window) {
+            if !halt_poll::can_poll() || sysreg::cntpct_el0().wrapping_sub(start) >= window {
                 return false;
             }
         }
