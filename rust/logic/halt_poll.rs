@@ -89,7 +89,11 @@ pub(crate) const fn grow(cur: u32, p: &Params) -> u32 {
 
 /// `shrink_halt_poll_ns()`.
 pub(crate) const fn shrink(cur: u32, p: &Params) -> u32 {
-    let val = if p.shrink == 0 { 0 } else { cur / p.shrink };
+    // A shrink factor of 0 resets the window (KVM's `halt_poll_ns_shrink` = 0).
+    let val = match cur.checked_div(p.shrink) {
+        Some(v) => v,
+        None => 0,
+    };
     if val < p.grow_start {
         0
     } else {
