@@ -14,6 +14,7 @@
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/signal.h>
 #include <linux/vmalloc.h>
 
@@ -248,4 +249,13 @@ void rkvm_poll_unregister(struct rkvm_poll_entry *e)
 void rkvm_eventfd_signal(struct eventfd_ctx *ctx)
 {
 	eventfd_signal(ctx);
+}
+
+/*
+ * Whether busy-waiting still pays for the current task: nothing else runnable on this
+ * CPU and no reschedule asked for (KVM's kvm_vcpu_can_poll without the deadline).
+ */
+bool rkvm_can_poll(void)
+{
+	return single_task_running() && !need_resched();
 }

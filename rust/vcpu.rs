@@ -13,6 +13,7 @@ use crate::{
     logic::{
         coalesced::{self, VcpuPage},
         fp::FpHint,
+        halt_poll::HIST_COUNT,
         ioctl::{self, VcpuIoctl},
         mmio::MmioAccess,
         psci::MpState,
@@ -132,6 +133,9 @@ pub(crate) struct VcpuState {
     pub(crate) timer: timer::VcpuTimer,
     /// PV stolen time (`vcpu/pvtime.rs`); a vCPU reset keeps it, as on KVM.
     pub(crate) steal: StealTime,
+    /// How long the next WFI polls before sleeping, in ns (KVM's `vcpu->halt_poll_ns`;
+    /// `logic::halt_poll`).
+    pub(crate) halt_poll_ns: u32,
 }
 
 impl VcpuState {
@@ -157,9 +161,28 @@ impl Counter {
         self.0.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+}
+
+/// KVM's halt-polling statistics (`struct kvm_vcpu_stat_generic`), written by the vCPU
+/// thread at the end of each halt (`Vcpu::halt`). `halt_wakeup` is counted by the kicker
+/// (`sys::wake`); `halt_poll_invalid` is always 0 on arm64.
+#[derive(Default)]
+pub(crate) struct HaltStats {
+    pub(crate) successful_poll: Counter,
+    pub(crate) attempted_poll: Counter,
+    pub(crate) poll_success_ns: Counter,
+    pub(crate) poll_fail_ns: Counter,
+    pub(crate) wait_ns: Counter,
+    pub(crate) poll_success_hist: [Counter; HIST_COUNT],
+    pub(crate) poll_fail_hist: [Counter; HIST_COUNT],
+    pub(crate) wait_hist: [Counter; HIST_COUNT],
 }
 
 /// Per-vCPU event counters, shown in debugfs (`rkvm/<pid>-<vmid>/vcpu<id>`), that make
@@ -209,6 +232,8 @@ pub(crate) struct VcpuStats {
     /// Guest accesses to the distributor and redistributors, and SGIs it sent.
     pub(crate) vgic_mmio: Counter,
     pub(crate) vgic_sgi: Counter,
+    /// Halt polling, for the stats fd only.
+    pub(crate) halt: HaltStats,
 }
 
 impl core::fmt::Debug for VcpuStats {
@@ -376,6 +401,7 @@ impl Vcpu {
                         aa32: Aa32Reg::RESET,
                         fp_hint: FpHint::default(),
                         timer: timer::VcpuTimer::new(),
+                        halt_poll_ns: 0,
                         steal: StealTime::default(),
                     },
                 }, "Vcpu::inner"),

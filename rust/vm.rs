@@ -17,7 +17,7 @@ use crate::{
     logic::{
         caps,
         fwregs::{Bitmap, FwBitmaps},
-        idregs,
+        halt_poll, idregs,
         ioctl::{self, VmIoctl},
         irqroute,
         memslot::{Request, MAX_SLOTS},
@@ -236,6 +236,9 @@ pub(crate) struct Vm {
     smccc_filter: Mutex<Option<KBox<smccc_filter::Filter>>>,
     /// Whether the filter has a range: every other VM's SMCCC calls skip its lock.
     smccc_filtered: AtomicBool,
+    /// `KVM_CAP_HALT_POLL`: whether userspace set the VM's maximum poll time, and the
+    /// value, in one word (`logic::halt_poll::vm_override`), so no ordering is needed.
+    halt_poll: AtomicU64,
     /// `KVM_IOEVENTFD` registrations.
     #[pin]
     ioeventfds: Mutex<KVec<ioeventfd::Registration>>,
@@ -298,6 +301,7 @@ impl Vm {
                 system_suspend: AtomicBool::new(false),
                 smccc_filter <- new_mutex!(None, "Vm::smccc_filter"),
                 smccc_filtered: AtomicBool::new(false),
+                halt_poll: AtomicU64::new(halt_poll::VM_OVERRIDE_UNSET),
                 ioeventfds <- new_mutex!(KVec::new(), "Vm::ioeventfds"),
                 has_ioeventfds: AtomicBool::new(false),
                 coalesced <- new_mutex!(coalesced::Coalesced::new()?, "Vm::coalesced"),
@@ -446,6 +450,11 @@ impl Vm {
         self.psci_version.store(v, Relaxed);
     }
 
+    /// The VM's `KVM_CAP_HALT_POLL` word (`logic::halt_poll::max_poll_ns` reads it).
+    pub(crate) fn halt_poll(&self) -> u64 {
+        self.halt_poll.load(Ordering::Relaxed)
+    }
+
     /// Whether PSCI `SYSTEM_SUSPEND` exits to userspace (`KVM_CAP_ARM_SYSTEM_SUSPEND`).
     pub(crate) fn system_suspend(&self) -> bool {
         self.system_suspend
@@ -459,10 +468,13 @@ impl Vm {
             .reader()
             .read()?;
         let (cap, flags) = (c.cap, c.flags);
-        match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
+        match caps::enable_vm_cap(cap, flags, c.args[0]).ok_or(EINVAL)? {
             caps::VmCap::SystemSuspend => self
                 .system_suspend
                 .store(true, core::sync::atomic::Ordering::Relaxed),
+            caps::VmCap::HaltPoll(ns) => self
+                .halt_poll
+                .store(halt_poll::vm_override(ns), Ordering::Relaxed),
         }
         Ok(0)
     }

@@ -60,5 +60,19 @@ int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
 void rkvm_cpuhp_remove(int state);
 bool rkvm_sched_info_on(void);
 u64 rkvm_current_run_delay(void);
+bool rkvm_can_poll(void);
+
+/* KVM's halt-polling module parameters (rust/params.c) and their defaults on arm64. */
+#define RKVM_HALT_POLL_NS_DEFAULT 500000U
+#define RKVM_HALT_POLL_NS_GROW_DEFAULT 2U
+#define RKVM_HALT_POLL_NS_GROW_START_DEFAULT 10000U
+#define RKVM_HALT_POLL_NS_SHRINK_DEFAULT 2U
+struct rkvm_halt_poll_params {
+	unsigned int max_ns;
+	unsigned int grow;
+	unsigned int grow_start;
+	unsigned int shrink;
+};
+void rkvm_halt_poll_params(struct rkvm_halt_poll_params *p);
 
 #endif

@@ -36,6 +36,7 @@ pub(crate) const KVM_CAP_BINARY_STATS_FD: CapNr = 203;
 pub(crate) const KVM_CAP_IMMEDIATE_EXIT: CapNr = 136;
 pub(crate) const KVM_CAP_ARM_VM_IPA_SIZE: CapNr = 165;
 pub(crate) const KVM_CAP_STEAL_TIME: CapNr = 187;
+pub(crate) const KVM_CAP_HALT_POLL: CapNr = 182;
 pub(crate) const KVM_CAP_ARM_SYSTEM_SUSPEND: CapNr = 216;
 pub(crate) const KVM_CAP_DEVICE_CTRL: CapNr = 89;
 pub(crate) const KVM_CAP_PTP_KVM: CapNr = 198;
@@ -99,6 +100,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         | KVM_CAP_BINARY_STATS_FD
         | KVM_CAP_VCPU_EVENTS
         | KVM_CAP_ARM_INJECT_EXT_DABT
+        // Generic in KVM: 1 on the system and every VM fd, whatever the VM's maximum.
+        | KVM_CAP_HALT_POLL
         // PIO zones register (on a bus nothing on arm64 writes), as on KVM.
         | KVM_CAP_COALESCED_PIO => 1,
         KVM_CAP_STEAL_TIME => i64::from(host.steal_time),
@@ -124,16 +127,22 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
 pub(crate) enum VmCap {
     /// PSCI `SYSTEM_SUSPEND` is offered and exits to userspace.
     SystemSuspend,
+    /// The VM's maximum halt-polling time in ns, in place of the `halt_poll_ns` module
+    /// parameter (`logic::halt_poll`).
+    HaltPoll(u32),
 }
 
-/// `KVM_ENABLE_CAP` on a VM fd, as KVM's `kvm_vm_ioctl_enable_cap`: flags must be 0, and
-/// only the capabilities rkvm implements can be enabled (`None`: `EINVAL`).
-pub(crate) fn enable_vm_cap(cap: u32, flags: u32) -> Option<VmCap> {
+/// `KVM_ENABLE_CAP` on a VM fd, as KVM's `kvm_vm_ioctl_enable_cap_generic` and the
+/// arm64 `kvm_vm_ioctl_enable_cap`: flags must be 0, `KVM_CAP_HALT_POLL`'s `args[0]`
+/// must fit 32 bits, and only the capabilities rkvm implements can be enabled (`None`:
+/// `EINVAL`).
+pub(crate) fn enable_vm_cap(cap: u32, flags: u32, arg0: u64) -> Option<VmCap> {
     if flags != 0 {
         return None;
     }
     match CapNr::from(cap) {
         KVM_CAP_ARM_SYSTEM_SUSPEND => Some(VmCap::SystemSuspend),
+        KVM_CAP_HALT_POLL => super::halt_poll::enable_cap_arg(flags, arg0).map(VmCap::HaltPoll),
         _ => None,
     }
 }
@@ -171,6 +180,7 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_COALESCED_MMIO, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_COALESCED_PIO, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_BINARY_STATS_FD, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_HALT_POLL, &HOST), 1);
     }
 
     #[test]
@@ -183,12 +193,19 @@ mod tests {
 
     #[test]
     fn enabling_capabilities() {
-        assert_eq!(enable_vm_cap(216, 0), Some(VmCap::SystemSuspend));
-        assert_eq!(enable_vm_cap(216, 1), None);
+        assert_eq!(enable_vm_cap(216, 0, 0), Some(VmCap::SystemSuspend));
+        assert_eq!(enable_vm_cap(216, 1, 0), None);
+        assert_eq!(enable_vm_cap(182, 0, 0), Some(VmCap::HaltPoll(0)));
+        assert_eq!(
+            enable_vm_cap(182, 0, 200_000),
+            Some(VmCap::HaltPoll(200_000))
+        );
+        assert_eq!(enable_vm_cap(182, 0, 1 << 32), None);
+        assert_eq!(enable_vm_cap(182, 2, 0), None);
         // Capabilities rkvm does not have or that are not enabled this way (NISV_TO_USER,
-        // MTE, HALT_POLL, PSCI_0_2).
-        for cap in [177, 205, 182, 102, 0, u32::MAX] {
-            assert_eq!(enable_vm_cap(cap, 0), None, "{cap}");
+        // MTE, PSCI_0_2).
+        for cap in [177, 205, 102, 0, u32::MAX] {
+            assert_eq!(enable_vm_cap(cap, 0, 0), None, "{cap}");
         }
     }
 

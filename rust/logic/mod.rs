@@ -18,6 +18,7 @@ pub(crate) mod esr;
 pub(crate) mod events;
 pub(crate) mod fp;
 pub(crate) mod fwregs;
+pub(crate) mod halt_poll;
 pub(crate) mod hyplayout;
 pub(crate) mod idregs;
 pub(crate) mod inject;

@@ -89,6 +89,33 @@ impl Desc {
         }
     }
 
+    /// Cumulative nanoseconds (KVM's `STATS_DESC_TIME_NSEC`).
+    pub(crate) const fn time_ns(name: &'static str) -> Self {
+        Self {
+            unit: Unit::Seconds,
+            exponent: -9,
+            ..Self::counter(name)
+        }
+    }
+
+    /// A logarithmic histogram of nanoseconds with `size` buckets (KVM's
+    /// `STATS_DESC_LOGHIST_TIME_NSEC`).
+    pub(crate) const fn log_hist_ns(name: &'static str, size: u16) -> Self {
+        Self {
+            kind: Kind::LogHist,
+            size,
+            ..Self::time_ns(name)
+        }
+    }
+
+    /// A current boolean (KVM's `STATS_DESC_IBOOLEAN`).
+    pub(crate) const fn instant_bool(name: &'static str) -> Self {
+        Self {
+            unit: Unit::Boolean,
+            ..Self::instant(name)
+        }
+    }
+
     /// The descriptor's `flags`: type in bits 3:0, unit in 7:4, base in 11:8.
     pub(crate) const fn flags(&self) -> u32 {
         let kind = match self.kind {
@@ -136,6 +163,17 @@ impl Desc {
         out[16..16 + n].copy_from_slice(&name[..n]);
         out
     }
+}
+
+/// Number of `u64` data items of a table (the sum of its descriptors' sizes).
+pub(crate) const fn items(descs: &[Desc]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < descs.len() {
+        n += descs[i].size as usize;
+        i += 1;
+    }
+    n
 }
 
 /// The fixed layout of one stats file: where the id, descriptors and data sit.
@@ -283,9 +321,24 @@ macro_rules! stats_set {
     };
 }
 
+/// Buckets of the halt-poll histograms (`HALT_POLL_HIST_COUNT`).
+const HIST: u16 = super::halt_poll::HIST_COUNT as u16;
+
 stats_set! {
     /// What a vCPU's stats file reports.
     VcpuStat, VCPU_STATS {
+        // KVM's generic vCPU statistics (`KVM_GENERIC_VCPU_STATS`), in its order.
+        HaltSuccessfulPoll => Desc::counter("halt_successful_poll"),
+        HaltAttemptedPoll => Desc::counter("halt_attempted_poll"),
+        HaltPollInvalid => Desc::counter("halt_poll_invalid"),
+        HaltWakeup => Desc::counter("halt_wakeup"),
+        HaltPollSuccessNs => Desc::time_ns("halt_poll_success_ns"),
+        HaltPollFailNs => Desc::time_ns("halt_poll_fail_ns"),
+        HaltWaitNs => Desc::time_ns("halt_wait_ns"),
+        HaltPollSuccessHist => Desc::log_hist_ns("halt_poll_success_hist", HIST),
+        HaltPollFailHist => Desc::log_hist_ns("halt_poll_fail_hist", HIST),
+        HaltWaitHist => Desc::log_hist_ns("halt_wait_hist", HIST),
+        Blocking => Desc::instant_bool("blocking"),
         // KVM's arm64 names, same events.
         HvcExits => Desc::counter("hvc_exit_stat"),
         WfeExits => Desc::counter("wfe_exit_stat"),
@@ -334,8 +387,9 @@ stats_set! {
     }
 }
 
-/// The vCPU stats file's layout.
+/// The vCPU stats file's layout and its number of data items.
 pub(crate) const VCPU_LAYOUT: Layout = Layout { descs: VCPU_STATS };
+pub(crate) const VCPU_ITEMS: usize = items(VCPU_STATS);
 /// The VM stats file's layout.
 pub(crate) const VM_LAYOUT: Layout = Layout { descs: VM_STATS };
 
@@ -447,6 +501,35 @@ mod tests {
             assert_eq!(s.desc(), VCPU_STATS[i]);
         }
         assert_eq!(VcpuStat::Exits.desc().name, "exits");
+        assert_eq!(VCPU_ITEMS, VCPU_LAYOUT.data_items());
+        assert_eq!(items(VM_STATS), VM_STATS.len());
+    }
+
+    #[test]
+    fn halt_poll_descriptors_as_kvm() {
+        // KVM_GENERIC_VCPU_STATS opens the vCPU table.
+        let names = VCPU_STATS[..11].iter().map(|d| d.name);
+        assert!(names.eq([
+            "halt_successful_poll",
+            "halt_attempted_poll",
+            "halt_poll_invalid",
+            "halt_wakeup",
+            "halt_poll_success_ns",
+            "halt_poll_fail_ns",
+            "halt_wait_ns",
+            "halt_poll_success_hist",
+            "halt_poll_fail_hist",
+            "halt_wait_hist",
+            "blocking",
+        ]));
+        let ns = VcpuStat::HaltWaitNs.desc();
+        assert_eq!((ns.flags(), ns.exponent, ns.size), (0x20, -9, 1));
+        let hist = VcpuStat::HaltWaitHist.desc();
+        assert_eq!((hist.flags(), hist.exponent, hist.size), (0x24, -9, 32));
+        assert_eq!(hist.bucket_size(), 0);
+        let blocking = VcpuStat::Blocking.desc();
+        assert_eq!((blocking.flags(), blocking.exponent), (0x41, 0));
+        assert_eq!(VcpuStat::HaltWakeup.desc().flags(), 0);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(crate) mod coalesced_ring;
 pub(crate) mod cpu;
 mod errno;
 pub(crate) mod eventfd;
+pub(crate) mod halt_poll;
 pub(crate) mod hrtimer;
 pub(crate) mod irq;
 pub(crate) mod misc;

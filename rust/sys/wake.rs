@@ -29,7 +29,10 @@
 
 use core::{
     ptr,
-    sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU8, Ordering::SeqCst},
+    sync::atomic::{
+        fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8,
+        Ordering::{Relaxed, SeqCst},
+    },
 };
 use kernel::{bindings, interrupt::LocalInterruptDisabled, task::Task};
 
@@ -60,6 +63,8 @@ pub(crate) struct VcpuWake {
     requests: AtomicU32,
     mode: AtomicU8,
     task: AtomicPtr<Task>,
+    /// Kicks that woke the thread from [`Self::block`] (KVM's `halt_wakeup`).
+    wakeups: AtomicU64,
 }
 
 impl VcpuWake {
@@ -68,6 +73,7 @@ impl VcpuWake {
             requests: AtomicU32::new(0),
             mode: AtomicU8::new(OUTSIDE),
             task: AtomicPtr::new(ptr::null_mut()),
+            wakeups: AtomicU64::new(0),
         }
     }
 
@@ -91,7 +97,14 @@ impl VcpuWake {
     pub(crate) fn kick(&self, why: u32) {
         self.requests.fetch_or(why, SeqCst);
         match self.mode.load(SeqCst) {
-            BLOCKED => self.with_task(|t| t.wake_up()),
+            BLOCKED => self.with_task(|t| {
+                // SAFETY: `t` is a live task (`with_task`); waking a task in any state is
+                // allowed from any context. `Task::wake_up` drops the result, which KVM's
+                // `kvm_vcpu_wake_up` counts: only a wake-up that found it asleep.
+                if unsafe { bindings::wake_up_process(t.as_ptr()) } != 0 {
+                    self.wakeups.fetch_add(1, Relaxed);
+                }
+            }),
             IN_GUEST
                 if self
                     .mode
@@ -153,9 +166,26 @@ impl VcpuWake {
         self.mode.store(OUTSIDE, SeqCst);
     }
 
+    /// Kicks that woke the thread from [`Self::block`] so far.
+    pub(crate) fn wakeups(&self) -> u64 {
+        self.wakeups.load(Relaxed)
+    }
+
+    /// Whether the thread is in [`Self::block`] (KVM's `blocking` statistic).
+    pub(crate) fn blocking(&self) -> bool {
+        self.mode.load(Relaxed) == BLOCKED
+    }
+
+    /// Whether a request is pending or a signal arrived: the end of a halt poll.
+    pub(crate) fn poll_done(&self) -> bool {
+        self.pending() || crate::sys::task::signal_pending()
+    }
+
     /// Sleeps until a request is pending or a signal arrives (the caller re-evaluates
-    /// either way). The thread must be the one in `KVM_RUN` on this vCPU.
-    pub(crate) fn block(&self) {
+    /// either way), and returns whether it slept (`schedule()`) at all. The thread must be
+    /// the one in `KVM_RUN` on this vCPU.
+    pub(crate) fn block(&self) -> bool {
+        let mut slept = false;
         self.mode.store(BLOCKED, SeqCst);
         loop {
             // SAFETY: sets the current task's state; includes a full barrier, so the
@@ -167,9 +197,11 @@ impl VcpuWake {
             // SAFETY: task context with no spinlock held (the run loop); a kick or
             // signal wakes the task, which then re-checks.
             unsafe { bindings::schedule() };
+            slept = true;
         }
         // SAFETY: back to running; no barrier needed on this side.
         unsafe { super::bindings::rkvm_set_current_running() };
         self.mode.store(OUTSIDE, SeqCst);
+        slept
     }
 }

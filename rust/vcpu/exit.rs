@@ -12,10 +12,13 @@ use crate::{
     hyp::{
         self,
         context::{El1Block, Exit, ExitCode, VcpuContext},
+        sysreg,
     },
     logic::{
+        self,
         esr::{Ec, Esr, Fault, SysRegAccess, Wfx},
         fwregs::{self, FwBitmaps, Service},
+        halt_poll::{HaltTimes, PollStat},
         inject::{self, El1Exception, Injected},
         mmio::MmioAccess,
         psci::{self, Args, Call, Decision, MpState, SystemEvent},
@@ -23,16 +26,17 @@ use crate::{
         smccc_filter::Action as FilterAction,
         step,
         sysregs::{self, GicReg, Guest, Storage, SysRegDesc},
+        timer as timer_logic,
     },
     mmu,
     sys::{
-        self,
+        self, halt_poll,
         task::{self, GuestFp},
         wake::req,
     },
     vm::{self, InKernel, Vm},
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, processor::cpu_relax};
 
 /// What the run loop does next.
 pub(crate) enum Action {
@@ -166,26 +170,100 @@ impl Vcpu {
         }
     }
 
-    /// Blocks the vCPU's thread, without spinning, until an interrupt is pending for it
-    /// (`true`), or until the run loop has something else to do (`false`): a signal, or
-    /// the power state leaving `expect`. The guest's timers keep an hrtimer armed at
-    /// their next deadline meanwhile, whose expiry kicks the vCPU.
+    /// Waits, polling first, until an interrupt is pending for the vCPU (`true`), or
+    /// until the run loop has something else to do (`false`): a signal, or the power
+    /// state leaving `expect`. The guest's timers keep an hrtimer armed at their next
+    /// deadline meanwhile, whose expiry kicks the vCPU.
     ///
-    /// KVM counterpart: `kvm_vcpu_wfi`/`kvm_vcpu_halt`. No wake-up is lost: a kick
+    /// KVM counterpart: `kvm_vcpu_wfi`/`kvm_vcpu_halt`. The thread first spins for up to
+    /// the vCPU's poll window while it is alone on its CPU (`logic::halt_poll`), watching
+    /// only the request word and its signals, then sleeps; any request ends the spin and
+    /// the conditions are evaluated again. The window then follows the halt's length, and
+    /// the halt goes into KVM's halt-polling statistics. No wake-up is lost: a kick
     /// consumed at the top of an iteration is covered by the checks after it, and one
-    /// made after the checks keeps `block` from sleeping (`sys::wake`).
+    /// made after the checks ends the spin or keeps `block` from sleeping (`sys::wake`).
     pub(super) fn halt(&self, vm: &Vm, state: &mut VcpuState, expect: MpState) -> bool {
-        loop {
+        let params = halt_poll::params();
+        let window = state
+            .halt_poll_ns
+            .min(logic::halt_poll::max_poll_ns(vm.halt_poll(), params.max_ns));
+        let window_ticks = logic::halt_poll::window_ticks(window, vm.cntfrq);
+        let start = sysreg::cntpct_el0();
+        let mut poll_end = start;
+        let mut polling = window != 0;
+        let mut waited = false;
+        let woken = loop {
             self.timer_sync(vm, state);
             self.wake.take(req::KICK);
             if state.ctx.pending_vserror || self.irq_pending(vm) {
-                return true;
+                break true;
             }
             if task::signal_pending() || self.power.lock().state != expect {
-                return false;
+                break false;
+            }
+            if polling {
+                polling = self.poll(start, window_ticks);
+                poll_end = sysreg::cntpct_el0();
+                if polling {
+                    continue;
+                }
             }
             self.stats.wfi_sleeps.inc();
-            self.wake.block();
+            waited |= self.wake.block();
+        };
+        let end = sysreg::cntpct_el0();
+        let ns = |ticks: u64| timer_logic::ticks_to_ns(ticks, vm.cntfrq);
+        let times = HaltTimes {
+            polled: window != 0,
+            waited,
+            poll_ns: ns(poll_end.wrapping_sub(start)),
+            wait_ns: ns(end.wrapping_sub(poll_end)),
+        };
+        self.count_halt(&times);
+        // The maximum again: userspace may have changed it during the halt.
+        let max = logic::halt_poll::max_poll_ns(vm.halt_poll(), halt_poll::params().max_ns);
+        let halt_ns = ns(end.wrapping_sub(start));
+        state.halt_poll_ns = logic::halt_poll::adjust(window, halt_ns, max, &params);
+        woken
+    }
+
+    /// Spins until a request or a signal is pending (`true`), or until the poll window
+    /// of `window` counter ticks from `start` is over or spinning stops paying (`false`):
+    /// KVM's poll loop with `kvm_vcpu_can_poll`. `cpu_relax` is `YIELD`, which hands the
+    /// core to a sibling hardware thread (and, under QEMU's TCG, to the next emulated
+    /// CPU).
+    fn poll(&self, start: u64, window: u64) -> bool {
+        loop {
+            if self.wake.poll_done() {
+                return true;
+            }
+            cpu_relax();
+            if !halt_poll::can_poll() || sysreg::cntpct_el0().wrapping_sub(start) >= window {
+                return false;
+            }
+        }
+    }
+
+    /// Adds one halt to the statistics (`update_halt_poll_stats` and the wait time).
+    fn count_halt(&self, times: &HaltTimes) {
+        let s = &self.stats.halt;
+        match times.poll_stat() {
+            None => {}
+            Some(PollStat::Success { ns, bucket }) => {
+                s.attempted_poll.inc();
+                s.successful_poll.inc();
+                s.poll_success_ns.add(ns);
+                s.poll_success_hist[bucket].inc();
+            }
+            Some(PollStat::Fail { ns, bucket }) => {
+                s.attempted_poll.inc();
+                s.poll_fail_ns.add(ns);
+                s.poll_fail_hist[bucket].inc();
+            }
+        }
+        if let Some((ns, bucket)) = times.wait_stat() {
+            s.wait_ns.add(ns);
+            s.wait_hist[bucket].inc();
         }
     }
 

@@ -20,9 +20,37 @@ use kernel::{
     uaccess::UserSliceWriter,
 };
 
-/// The value of `stat` now.
-fn vcpu_value(s: &VcpuStats, stat: VcpuStat) -> u64 {
+/// Writes the items of `stat` now into `out` (the descriptor's size of them).
+fn vcpu_values(vcpu: &Vcpu, stat: VcpuStat, out: &mut [u64]) {
+    let s = &vcpu.stats;
+    let hist = match stat {
+        VcpuStat::HaltPollSuccessHist => &s.halt.poll_success_hist,
+        VcpuStat::HaltPollFailHist => &s.halt.poll_fail_hist,
+        VcpuStat::HaltWaitHist => &s.halt.wait_hist,
+        _ => {
+            out[0] = vcpu_value(vcpu, s, stat);
+            return;
+        }
+    };
+    for (slot, bucket) in out.iter_mut().zip(hist) {
+        *slot = bucket.get();
+    }
+}
+
+/// The value of scalar `stat` now.
+fn vcpu_value(vcpu: &Vcpu, s: &VcpuStats, stat: VcpuStat) -> u64 {
     match stat {
+        VcpuStat::HaltSuccessfulPoll => s.halt.successful_poll.get(),
+        VcpuStat::HaltAttemptedPoll => s.halt.attempted_poll.get(),
+        // arm64 has no invalid wake-ups.
+        VcpuStat::HaltPollInvalid => 0,
+        VcpuStat::HaltWakeup => vcpu.wake.wakeups(),
+        VcpuStat::HaltPollSuccessNs => s.halt.poll_success_ns.get(),
+        VcpuStat::HaltPollFailNs => s.halt.poll_fail_ns.get(),
+        VcpuStat::HaltWaitNs => s.halt.wait_ns.get(),
+        VcpuStat::Blocking => u64::from(vcpu.wake.blocking()),
+        // Histograms: `vcpu_values`.
+        VcpuStat::HaltPollSuccessHist | VcpuStat::HaltPollFailHist | VcpuStat::HaltWaitHist => 0,
         VcpuStat::HvcExits => s.exits_hvc.get(),
         VcpuStat::WfeExits => s.exits_wfe.get(),
         VcpuStat::WfiExits => s.exits_wfi.get(),
@@ -129,9 +157,12 @@ impl FdOps for VcpuStatsFile {
         out: &mut UserSliceWriter,
     ) -> Result<usize> {
         let vcpu = &this.vcpu;
-        let mut data = [0u64; stats::VCPU_STATS.len()];
-        for (slot, stat) in data.iter_mut().zip(VcpuStat::ALL) {
-            *slot = vcpu_value(&vcpu.stats, *stat);
+        let mut data = [0u64; stats::VCPU_ITEMS];
+        let mut at = 0;
+        for (desc, stat) in stats::VCPU_STATS.iter().zip(VcpuStat::ALL) {
+            let n = usize::from(desc.size);
+            vcpu_values(vcpu, *stat, &mut data[at..at + n]);
+            at += n;
         }
         read_file(&stats::VCPU_LAYOUT, &vcpu.stats_id, &data, pos, len, out)
     }

@@ -161,4 +161,29 @@ impl Stats {
         }
         Ok(out)
     }
+
+    /// Every statistic's values (one per bucket for histograms), by name, from one read
+    /// of the data block.
+    pub fn items(&self) -> Result<HashMap<String, Vec<u64>>, String> {
+        let data = pread(
+            self.fd.as_raw_fd(),
+            self.data_len(),
+            u64::from(self.header.data_offset),
+        )
+        .map_err(|e| format!("data: {e}"))?;
+        let mut out = HashMap::new();
+        for d in &self.descs {
+            let (at, n) = (d.offset as usize, usize::from(d.size));
+            let v = data
+                .get(at..at + 8 * n)
+                .ok_or_else(|| format!("short data block: {} bytes", data.len()))?;
+            out.insert(
+                d.name().unwrap_or_default(),
+                v.chunks_exact(8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap()))
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
 }

@@ -19,8 +19,19 @@ use std::time::Duration;
 const KVM_CAP_BINARY_STATS_FD: u64 = kb::KVM_CAP_BINARY_STATS_FD as u64;
 /// KVM's `KVM_STATS_NAME_SIZE` (kernel-internal, not in the uapi).
 const NAME_SIZE: u32 = 48;
-/// The arm64 KVM names rkvm counts the same events for.
+/// KVM's generic and arm64 names rkvm counts the same events for.
 const KVM_VCPU_NAMES: &[&str] = &[
+    "halt_successful_poll",
+    "halt_attempted_poll",
+    "halt_poll_invalid",
+    "halt_wakeup",
+    "halt_poll_success_ns",
+    "halt_poll_fail_ns",
+    "halt_wait_ns",
+    "halt_poll_success_hist",
+    "halt_poll_fail_hist",
+    "halt_wait_hist",
+    "blocking",
     "hvc_exit_stat",
     "wfe_exit_stat",
     "wfi_exit_stat",
@@ -268,6 +279,26 @@ fn files_are_laid_out_as_kvms() -> TestResult {
             &format!("vCPU statistic {want}"),
             names.iter().any(|n| n == want),
             true,
+        );
+    }
+    // KVM_GENERIC_VCPU_STATS, first and in KVM's order: counters, nanoseconds
+    // (STATS_DESC_TIME_NSEC), logarithmic histograms of nanoseconds with
+    // HALT_POLL_HIST_COUNT buckets, and an instant boolean.
+    for (i, want) in KVM_VCPU_NAMES[..11].iter().enumerate() {
+        let Some(d) = cs.descs.get(i) else {
+            c.fail(format!("no descriptor {i}"));
+            continue;
+        };
+        let (flags, exponent, size) = match i {
+            0..=3 => (0, 0, 1),
+            4..=6 => (0x20, -9, 1),
+            7..=9 => (0x24, -9, 32),
+            _ => (0x41, 0, 1),
+        };
+        c.eq(
+            &format!("vCPU descriptor {i}"),
+            (d.name(), d.flags, d.exponent, d.size, d.bucket_size),
+            (Some(want.to_string()), flags, exponent, size, 0),
         );
     }
     c.eq(

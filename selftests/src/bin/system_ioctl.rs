@@ -57,6 +57,7 @@ const IMPLEMENTED_CAPS: &[(u32, Want)] = &[
     (kb::KVM_CAP_IMMEDIATE_EXIT, Is(1)),
     (kb::KVM_CAP_COALESCED_PIO, Is(1)),
     (kb::KVM_CAP_ARM_VM_IPA_SIZE, IpaBits),
+    (kb::KVM_CAP_HALT_POLL, Is(1)),
     // The test kernels have CONFIG_SCHED_INFO (KVM=y selects it).
     (kb::KVM_CAP_STEAL_TIME, Is(1)),
     (kb::KVM_CAP_PTP_KVM, Is(1)),
