@@ -142,24 +142,11 @@ impl Stats {
 
     /// Every statistic's first value, by name, from one read of the data block.
     pub fn values(&self) -> Result<HashMap<String, u64>, String> {
-        let data = pread(
-            self.fd.as_raw_fd(),
-            self.data_len(),
-            u64::from(self.header.data_offset),
-        )
-        .map_err(|e| format!("data: {e}"))?;
-        let mut out = HashMap::new();
-        for d in &self.descs {
-            let at = d.offset as usize;
-            let v = data
-                .get(at..at + 8)
-                .ok_or_else(|| format!("short data block: {} bytes", data.len()))?;
-            out.insert(
-                d.name().unwrap_or_default(),
-                u64::from_ne_bytes(v.try_into().unwrap()),
-            );
-        }
-        Ok(out)
+        Ok(self
+            .items()?
+            .into_iter()
+            .map(|(name, v)| (name, v.first().copied().unwrap_or(0)))
+            .collect())
     }
 
     /// Every statistic's values (one per bucket for histograms), by name, from one read

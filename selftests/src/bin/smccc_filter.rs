@@ -210,40 +210,37 @@ fn errnos() -> TestResult {
         ..filter_attr(&f)
     };
     c.errno("bad pointer", set_attr(&vm, bad), libc::EFAULT);
-    c.errno(
-        "the SMC32 architecture range",
-        set_filter(&vm, 0x8000_0000, 1, FWD),
-        libc::EEXIST,
-    );
-    c.errno(
-        "the SMC64 architecture range",
-        set_filter(&vm, 0xc000_ff00, 0x200, DENY),
-        libc::EEXIST,
-    );
-    c.errno("a range", set_filter(&vm, 0xc400_0000, 0x20, DENY), 0);
-    c.errno(
-        "explicit handle",
-        set_filter(&vm, 0x8600_0000, 1, HANDLE),
-        0,
-    );
-    c.errno(
-        "an overlapping range",
-        set_filter(&vm, 0xc400_001f, 2, FWD),
-        libc::EEXIST,
-    );
-    c.errno("the next range", set_filter(&vm, 0xc400_0020, 1, FWD), 0);
+    // In order: each row sees the ranges the rows before it inserted.
+    for (what, base, nr, action, errno) in [
+        (
+            "the SMC32 architecture range",
+            0x8000_0000,
+            1,
+            FWD,
+            libc::EEXIST,
+        ),
+        (
+            "the SMC64 architecture range",
+            0xc000_ff00,
+            0x200,
+            DENY,
+            libc::EEXIST,
+        ),
+        ("a range", 0xc400_0000, 0x20, DENY, 0),
+        ("explicit handle", 0x8600_0000, 1, HANDLE, 0),
+        ("an overlapping range", 0xc400_001f, 2, FWD, libc::EEXIST),
+        ("the next range", 0xc400_0020, 1, FWD, 0),
+    ] {
+        c.errno(what, set_filter(&vm, base, nr, action), errno);
+    }
     let mut v = vm.vcpu(0, MEM_BASE, 0)?;
     run_to_write(&mut v)?;
-    c.errno(
-        "after the first run",
-        set_filter(&vm, 0x8500_0000, 1, DENY),
-        libc::EBUSY,
-    );
-    c.errno(
-        "after the first run, invalid",
-        set_filter(&vm, 0x8500_0000, 0, DENY),
-        libc::EINVAL,
-    );
+    for (what, nr, errno) in [
+        ("after the first run", 1, libc::EBUSY),
+        ("after the first run, invalid", 0, libc::EINVAL),
+    ] {
+        c.errno(what, set_filter(&vm, 0x8500_0000, nr, DENY), errno);
+    }
     c.finish()
 }
 
