@@ -329,6 +329,23 @@ impl Stage2 {
         end: u64,
         mut unmapped: impl FnMut(u64, Desc),
     ) -> usize {
+        self.update_leaves(mem, start, end, |ipa, desc| {
+            unmapped(ipa, desc);
+            Some(Desc::INVALID)
+        })
+    }
+
+    /// Calls `f(ipa, desc)` for every valid page mapping in `[start, end)` and writes the
+    /// descriptor it returns, if any. Bounds are widened to whole pages and clamped to
+    /// the IPA limit; only present tables are visited. Returns the number of leaves
+    /// written.
+    fn update_leaves(
+        &self,
+        mem: &mut impl TableMemory,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, Desc) -> Option<Desc>,
+    ) -> usize {
         let limit = self.geometry.ipa_limit();
         let start = start & !(PAGE_SIZE - 1);
         // The limit is page aligned, so rounding up after clamping cannot overflow.
@@ -336,29 +353,29 @@ impl Stage2 {
         if start >= end {
             return 0;
         }
-        self.unmap_level(
+        self.update_level(
             mem,
             self.geometry.start_level,
             self.root,
             start,
             end,
-            &mut unmapped,
+            &mut f,
         )
     }
 
-    /// Unmaps `[start, end)`, all of which the table at `table` (at `level`) translates.
-    /// Recursion depth is bounded by the four levels.
-    fn unmap_level<M: TableMemory, F: FnMut(u64, Desc)>(
+    /// [`Self::update_leaves`] for `[start, end)`, all of which the table at `table` (at
+    /// `level`) translates. Recursion depth is bounded by the four levels.
+    fn update_level<M: TableMemory, F: FnMut(u64, Desc) -> Option<Desc>>(
         &self,
         mem: &mut M,
         level: u32,
         table: u64,
         start: u64,
         end: u64,
-        unmapped: &mut F,
+        f: &mut F,
     ) -> usize {
         let span = 1u64 << level_shift(level);
-        let mut removed = 0;
+        let mut written = 0;
         let mut addr = start;
         while addr < end {
             // IPAs stay below 2^48, so the next entry's base cannot overflow.
@@ -367,19 +384,19 @@ impl Stage2 {
             let desc = Desc(mem.read(page, index));
             if desc.is_valid() {
                 if level == LAST_LEVEL {
-                    mem.write(page, index, Desc::INVALID.0);
-                    unmapped(addr, desc);
-                    removed += 1;
+                    if let Some(new) = f(addr, desc) {
+                        mem.write(page, index, new.0);
+                        written += 1;
+                    }
                 } else if desc.is_table(level) {
                     let child = desc.output_address();
-                    removed +=
-                        self.unmap_level(mem, level + 1, child, addr, next.min(end), unmapped);
+                    written += self.update_level(mem, level + 1, child, addr, next.min(end), f);
                 }
-                // Blocks are never created by `map`, so there is none to remove.
+                // Blocks are never created by `map`, so there is none to visit.
             }
             addr = next;
         }
-        removed
+        written
     }
 
     /// Calls `table(pa)` for every non-root table reachable from the root, children before
