@@ -95,6 +95,8 @@ impl SystemIoctl {
 
 // VM ioctls (VM fd).
 pub(crate) const KVM_CREATE_VCPU: u32 = kvm_io(0x41);
+/// `struct kvm_dirty_log`: slot, padding, the bitmap's address.
+pub(crate) const KVM_GET_DIRTY_LOG: u32 = kvm_iow(0x42, 16);
 pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
 pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
 pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
@@ -136,6 +138,7 @@ pub(crate) enum VmIoctl {
     UnregisterCoalescedMmio,
     GetStatsFd,
     EnableCap,
+    GetDirtyLog,
 }
 
 impl VmIoctl {
@@ -158,6 +161,7 @@ impl VmIoctl {
             KVM_UNREGISTER_COALESCED_MMIO => Self::UnregisterCoalescedMmio,
             KVM_GET_STATS_FD => Self::GetStatsFd,
             KVM_ENABLE_CAP => Self::EnableCap,
+            KVM_GET_DIRTY_LOG => Self::GetDirtyLog,
             _ => return None,
         })
     }
@@ -287,6 +291,8 @@ mod tests {
         assert_eq!(KVM_REGISTER_COALESCED_MMIO, 0x4010_ae67);
         assert_eq!(KVM_UNREGISTER_COALESCED_MMIO, 0x4010_ae68);
         assert_eq!(KVM_GET_STATS_FD, 0xaece);
+        assert_eq!(KVM_GET_DIRTY_LOG, 0x4010_ae42);
+        assert_eq!(VmIoctl::decode(0x4010_ae42), Some(VmIoctl::GetDirtyLog));
         // Same number as KVM_IRQ_LINE_STATUS, told apart by direction and size.
         assert_eq!(VmIoctl::decode(0xc008_ae67), Some(VmIoctl::IrqLineStatus));
         assert_eq!(

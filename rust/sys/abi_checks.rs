@@ -11,8 +11,8 @@
 
 use super::bindings as b;
 use crate::logic::{
-    caps, coalesced, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs, stats, timer,
-    vgic::attr,
+    caps, coalesced, dirtylog, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs,
+    stats, timer, vgic::attr,
 };
 use core::mem::{offset_of, size_of};
 
@@ -95,6 +95,7 @@ ioctl_arg_is!(
     KVM_SET_ONE_REG: kvm_one_reg,
     KVM_ARM_VCPU_INIT: kvm_vcpu_init,
     KVM_GET_REG_LIST: kvm_reg_list,
+    KVM_GET_DIRTY_LOG: kvm_dirty_log,
 );
 
 // vGIC and ITS devices (`logic/vgic/attr.rs`).
@@ -149,6 +150,7 @@ same_as_uapi!(
 // Memory slots, coalesced MMIO and binary stats.
 same_as_uapi!(
     memslot::KVM_MEM_READONLY => KVM_MEM_READONLY,
+    dirtylog::KVM_MEM_LOG_DIRTY_PAGES => KVM_MEM_LOG_DIRTY_PAGES,
     coalesced::PAGE_OFFSET => KVM_COALESCED_MMIO_PAGE_OFFSET,
 );
 const _: () = assert!(coalesced::ENTRY_SIZE == size_of::<b::kvm_coalesced_mmio>());

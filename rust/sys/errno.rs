@@ -8,7 +8,7 @@
 //! above propagate them with `?`. Each mapping follows the type's documentation.
 
 use crate::logic::{
-    fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, vgic::attr::Errno,
+    dirtylog, fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, vgic::attr::Errno,
 };
 use kernel::error::{code::*, Error};
 
@@ -76,6 +76,14 @@ impl From<pvtime::SetError> for Error {
 /// A GSI routing table or an MSI KVM refuses.
 impl From<irqroute::Invalid> for Error {
     fn from(_: irqroute::Invalid) -> Self {
+        EINVAL
+    }
+}
+
+/// A dirty-log request KVM refuses with `EINVAL` (a slot without a log is `ENOENT`,
+/// which `mmu.rs` decides).
+impl From<dirtylog::Invalid> for Error {
+    fn from(_: dirtylog::Invalid) -> Self {
         EINVAL
     }
 }
