@@ -313,6 +313,9 @@ impl Mmu {
     /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
     /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
     /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
+    ///
+    /// The pages written are marked in the slot's dirty log, as KVM's
+    /// `mark_page_dirty_in_slot` after the copy.
     pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
         let hva = self
             .slots
@@ -320,7 +323,15 @@ impl Mmu {
             .ok_or(EFAULT)?;
         UserSlice::new(UserPtr::from_addr(hva as usize), data.len())
             .writer()
-            .write_slice(data)
+            .write_slice(data)?;
+        // `hva_range` found one slot holding the whole range.
+        if let Some(slot) = self.slots.find(ipa / PAGE_SIZE).copied() {
+            let last = (ipa + data.len() as u64 - 1) / PAGE_SIZE;
+            for gfn in ipa / PAGE_SIZE..=last {
+                self.mark_dirty(&slot, gfn);
+            }
+        }
+        Ok(())
     }
 
     /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).

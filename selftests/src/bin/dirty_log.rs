@@ -249,6 +249,27 @@ fn logging_turned_on_and_off_on_a_live_slot() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// Guest memory the kernel writes for the guest is logged too (KVM's `kvm_write_guest`
+/// marks it): PV stolen time, which each `KVM_RUN` brings up to date in the structure.
+fn kernel_writes_to_guest_memory_are_logged() -> TestResult {
+    let mut t = LogVm::new(guest_commands(), LOG)?;
+    let ipa = DATA_BASE + 20 * PAGE;
+    let attr = kb::kvm_device_attr {
+        group: kb::KVM_ARM_VCPU_PVTIME_CTRL,
+        attr: kb::KVM_ARM_VCPU_PVTIME_IPA.into(),
+        addr: &ipa as *const u64 as u64,
+        flags: 0,
+    };
+    if let Err(e) = t.vcpu.set_device_attr(&attr) {
+        return Ok(Outcome::Skip(format!("no PV stolen time: {e}")));
+    }
+    t.guest(&[READ | 20, READ | 21])?;
+    check_eq!(t.get()?, set(&[20]));
+    t.guest(&[NOP])?;
+    check_eq!(t.get()?, set(&[20]));
+    Ok(Outcome::Pass)
+}
+
 /// A read-only slot may log (KVM allows the flags together), but the guest cannot
 /// write it: its bitmap stays empty, and writes are MMIO exits.
 fn read_only_slot_logs_nothing() -> TestResult {
@@ -484,6 +505,10 @@ fn main() {
             (
                 "logging_turned_on_and_off_on_a_live_slot",
                 logging_turned_on_and_off_on_a_live_slot,
+            ),
+            (
+                "kernel_writes_to_guest_memory_are_logged",
+                kernel_writes_to_guest_memory_are_logged,
             ),
             ("read_only_slot_logs_nothing", read_only_slot_logs_nothing),
             (
