@@ -10,7 +10,7 @@
 //! Dirty logging (`kvm_get_dirty_log_protect`, `kvm_clear_dirty_log_protect`,
 //! `kvm_arch_mmu_enable_log_dirty_pt_masked`): a slot with `KVM_MEM_LOG_DIRTY_PAGES` has a
 //! bitmap (`logic::dirtylog`); its pages are mapped writable only by a write fault, which
-//! marks them, and taking a bit write-protects its page again. So a page of a tracked
+//! marks them, and clearing a bit write-protects its page again. So a page of a tracked
 //! slot is writable at stage 2 only while its bit is set.
 //!
 //! Locking: the whole state sits in the VM's `mmu` mutex (Documentation/design.rst,
@@ -20,7 +20,7 @@
 use crate::{
     hyp,
     logic::{
-        dirtylog::{self, Bitmap},
+        dirtylog::{self, Bitmap, ClearRange, Mode},
         memslot::{Change, Memslot, Memslots, Request},
         pgtable::{Geometry, Prot, Stage2, TableMemory, PAGE_SIZE},
         traps,
@@ -89,6 +89,8 @@ pub(crate) struct Mmu {
     mapped_pages: u64,
     /// The bitmaps of the slots that log dirty pages, one per such slot.
     dirty: KVec<DirtyLog>,
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`'s options.
+    dirty_mode: Mode,
 }
 
 impl Mmu {
@@ -103,6 +105,7 @@ impl Mmu {
             tlb_flushes: 0,
             mapped_pages: 0,
             dirty: KVec::new(),
+            dirty_mode: Mode::default(),
         })
     }
 
@@ -119,10 +122,10 @@ impl Mmu {
     /// Applies `KVM_SET_USER_MEMORY_REGION{,2}`; unmaps (and unpins) what a delete or a
     /// move takes away before the guest can fault on the new layout.
     ///
-    /// A slot that starts logging gets a bitmap, allocated before anything changes so a
-    /// failure leaves the VM as it was (`kvm_prepare_memory_region`); a move keeps it.
-    /// What is mapped in a slot that logs is write-protected
-    /// (`kvm_arch_commit_memory_region`).
+    /// A slot that starts logging gets a bitmap (all set with `INITIALLY_SET`), allocated
+    /// before anything changes so a failure leaves the VM as it was
+    /// (`kvm_prepare_memory_region`); a move keeps it. Unless `INITIALLY_SET`, what is
+    /// mapped in a slot that logs is write-protected (`kvm_arch_commit_memory_region`).
     pub(crate) fn set_region(&mut self, req: &Request) -> Result {
         let ipa_limit = self.s2.geometry().ipa_limit();
         let change = self.slots.check(req, ipa_limit, mm::task_size())?;
@@ -151,12 +154,14 @@ impl Mmu {
             _ => {}
         }
         if let Some(new) = logging {
-            self.write_protect(new.start_ipa(), new.end_ipa());
+            if !self.dirty_mode.initially_set() {
+                self.write_protect(new.start_ipa(), new.end_ipa());
+            }
         }
         Ok(())
     }
 
-    /// A zeroed bitmap for `slot`.
+    /// A zeroed bitmap for `slot`, all set if the VM asked for `INITIALLY_SET`.
     fn alloc_log(&self, slot: &Memslot) -> Result<DirtyLog> {
         let n = dirtylog::bitmap_words(slot.npages);
         let mut words = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
@@ -164,6 +169,9 @@ impl Mmu {
             words
                 .push_within_capacity(AtomicU64::new(0))
                 .map_err(|_| ENOMEM)?;
+        }
+        if self.dirty_mode.initially_set() {
+            Bitmap::new(&words, slot.npages).set_all();
         }
         Ok(DirtyLog { id: slot.id, words })
     }
@@ -211,6 +219,12 @@ impl Mmu {
         self.tlb_flushes += 1;
     }
 
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`: the options for the dirty-log ioctls and for
+    /// slots that start logging from now on.
+    pub(crate) fn set_dirty_mode(&mut self, mode: Mode) {
+        self.dirty_mode = mode;
+    }
+
     /// The size in bytes of slot `id`'s dirty bitmap as userspace receives it
     /// (`kvm_dirty_bitmap_bytes`): `ENOENT` if the slot does not exist or does not log.
     pub(crate) fn dirty_log_bytes(&self, id: u16) -> Result<usize> {
@@ -218,18 +232,58 @@ impl Mmu {
     }
 
     /// `KVM_GET_DIRTY_LOG` of slot `id` into `out` (`dirty_log_bytes(id)` bytes, which the
-    /// caller copies to userspace after releasing the lock). The bits are taken, and the
-    /// pages they name write-protected again, the TLBs invalidated before return so later
-    /// writes are logged (`kvm_get_dirty_log_protect`).
+    /// caller copies to userspace after releasing the lock). Without manual protection the
+    /// bits are taken, and the pages they name write-protected again, the TLBs invalidated
+    /// before return so later writes are logged (`kvm_get_dirty_log_protect`).
     pub(crate) fn get_dirty_log(&mut self, id: u16, out: &mut [u8]) -> Result {
         let (slot, bitmap) = self.logged_slot(id)?;
         if out.len() != bitmap.words() * 8 {
             // The caller sized `out` for this slot with the slots held.
             return Err(EINVAL);
         }
+        if self.dirty_mode.manual() {
+            bitmap.copy_to(out);
+            return Ok(());
+        }
         let s2 = &self.s2;
         let mut changed = 0;
         bitmap.take_into(out, |first, end| {
+            changed += s2.write_protect_range(
+                &mut KernelTables,
+                slot.start_ipa() + first * PAGE_SIZE,
+                slot.start_ipa() + end * PAGE_SIZE,
+            );
+        });
+        if changed != 0 {
+            self.flush_tlbs();
+        }
+        Ok(())
+    }
+
+    /// The words of slot `id`'s bitmap a `KVM_CLEAR_DIRTY_LOG` of `num_pages` pages from
+    /// `first_page` covers: `ENOENT` for a slot that does not log, `EINVAL` for a range
+    /// KVM refuses. `first_page`'s alignment is checked before, as KVM does.
+    pub(crate) fn clear_range(
+        &self,
+        id: u16,
+        first_page: u64,
+        num_pages: u32,
+    ) -> Result<ClearRange> {
+        let (slot, _) = self.logged_slot(id)?;
+        Ok(dirtylog::clear_range(first_page, num_pages, slot.npages)?)
+    }
+
+    /// `KVM_CLEAR_DIRTY_LOG`: clears the bits of `range` userspace's bitmap `user` sets
+    /// and write-protects the pages whose bit was really cleared, then invalidates the
+    /// TLBs (`kvm_clear_dirty_log_protect`).
+    pub(crate) fn clear_dirty_log(&mut self, id: u16, range: ClearRange, user: &[u8]) -> Result {
+        let (slot, bitmap) = self.logged_slot(id)?;
+        if range.first_word + range.words > bitmap.words() || user.len() < range.user_bytes() {
+            return Err(EINVAL);
+        }
+        let s2 = &self.s2;
+        let mut changed = 0;
+        bitmap.clear(range, user, |first, end| {
             changed += s2.write_protect_range(
                 &mut KernelTables,
                 slot.start_ipa() + first * PAGE_SIZE,

@@ -205,7 +205,7 @@ pub(crate) struct Vm {
     timer_ppis: [Atomic<u32>; 4],
     pub(crate) id_regs: IdRegs,
     /// Serialises memslot changes and the dirty-log ioctls (KVM's `slots_lock`), which
-    /// copy bitmaps to userspace between two sections under `mmu`.
+    /// copy bitmaps to and from userspace between two sections under `mmu`.
     #[pin]
     slots_lock: Mutex<()>,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
@@ -410,10 +410,11 @@ impl Vm {
             .reader()
             .read()?;
         let (cap, flags) = (c.cap, c.flags);
-        match caps::enable_vm_cap(cap, flags).ok_or(EINVAL)? {
+        match caps::enable_vm_cap(cap, flags, c.args[0]).ok_or(EINVAL)? {
             caps::VmCap::SystemSuspend => self
                 .system_suspend
                 .store(true, core::sync::atomic::Ordering::Relaxed),
+            caps::VmCap::ManualDirtyLog(mode) => self.mmu.lock().set_dirty_mode(mode),
         }
         Ok(0)
     }
@@ -474,8 +475,9 @@ impl Vm {
         Ok(0)
     }
 
-    /// `KVM_GET_DIRTY_LOG` (`kvm_vm_ioctl_get_dirty_log`): the slot's bitmap is taken
-    /// under `mmu` into a buffer, and copied to userspace after `mmu` is released.
+    /// `KVM_GET_DIRTY_LOG` (`kvm_vm_ioctl_get_dirty_log`): the slot's bitmap is taken (or,
+    /// with manual protection, read) under `mmu` into a buffer, and copied to userspace
+    /// after `mmu` is released.
     fn get_dirty_log(&self, log: &sys::kvm_dirty_log) -> Result<isize> {
         let id = dirtylog::slot_id(log.slot)?;
         let _slots = self.slots_lock.lock();
@@ -485,6 +487,28 @@ impl Vm {
         UserSlice::new(UserPtr::from_addr(log.bitmap_addr() as usize), bytes)
             .writer()
             .write_slice(&buf)?;
+        Ok(0)
+    }
+
+    /// `KVM_CLEAR_DIRTY_LOG` (`kvm_vm_ioctl_clear_dirty_log`), in KVM's order of checks:
+    /// the slot number, `first_page`'s alignment, the slot (`ENOENT`), the range, then
+    /// userspace's bitmap (read before `mmu` is taken).
+    fn clear_dirty_log(&self, log: &sys::kvm_clear_dirty_log) -> Result<isize> {
+        let id = dirtylog::slot_id(log.slot)?;
+        dirtylog::check_clear_start(log.first_page)?;
+        let _slots = self.slots_lock.lock();
+        let range = self
+            .mmu
+            .lock()
+            .clear_range(id, log.first_page, log.num_pages)?;
+        let mut user = KVVec::from_elem(0u8, range.user_bytes(), GFP_KERNEL_ACCOUNT)?;
+        UserSlice::new(
+            UserPtr::from_addr(log.bitmap_addr() as usize),
+            range.user_bytes(),
+        )
+        .reader()
+        .read_slice(&mut user)?;
+        self.mmu.lock().clear_dirty_log(id, range, &user)?;
         Ok(0)
     }
 
@@ -647,6 +671,10 @@ impl FdOps for Vm {
                 let log: sys::kvm_dirty_log = user(ioctl::ioc_size(cmd)).reader().read()?;
                 this.get_dirty_log(&log)
             }
+            VmIoctl::ClearDirtyLog => {
+                let log: sys::kvm_clear_dirty_log = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.clear_dirty_log(&log)
+            }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,
@@ -665,6 +693,7 @@ const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_ioeventfd>() == 64);
 const _: () = assert!(core::mem::size_of::<sys::kvm_enable_cap>() == 104);
 const _: () = assert!(core::mem::size_of::<sys::kvm_dirty_log>() == 16);
+const _: () = assert!(core::mem::size_of::<sys::kvm_clear_dirty_log>() == 24);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irq_level>() == 8);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irqfd>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_msi>() == 32);

@@ -30,9 +30,9 @@ pub(crate) mod wake;
 pub(crate) mod workqueue;
 
 pub(crate) use bindings::{
-    kvm_create_device, kvm_device_attr, kvm_dirty_log, kvm_enable_cap, kvm_ioeventfd,
-    kvm_irq_level, kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state, kvm_msi,
-    kvm_one_reg, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init,
+    kvm_clear_dirty_log, kvm_create_device, kvm_device_attr, kvm_dirty_log, kvm_enable_cap,
+    kvm_ioeventfd, kvm_irq_level, kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state,
+    kvm_msi, kvm_one_reg, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_init,
     KVM_API_VERSION,
 };
 
@@ -85,7 +85,7 @@ macro_rules! user_bitmap_uapi {
         }
     )*};
 }
-user_bitmap_uapi!(kvm_dirty_log);
+user_bitmap_uapi!(kvm_dirty_log, kvm_clear_dirty_log);
 
 impl kvm_irq_level {
     /// The `irq` member of the `irq`/`status` union (the line, on input).

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Dirty logging: `KVM_MEM_LOG_DIRTY_PAGES` and `KVM_GET_DIRTY_LOG`, with a guest
-//! writing pages the host chooses and the bitmaps checked bit for bit, a guest writing
-//! while the host collects rounds (no write may be lost, as live migration needs), and
-//! KVM's errno for each bad argument (`kvm_get_dirty_log_protect`).
+//! Dirty logging: `KVM_MEM_LOG_DIRTY_PAGES`, `KVM_GET_DIRTY_LOG`,
+//! `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` and `KVM_CLEAR_DIRTY_LOG`, with a guest writing
+//! pages the host chooses and the bitmaps checked bit for bit, a guest writing while the
+//! host collects rounds (no write may be lost, as live migration needs), and KVM's errno
+//! for each bad argument (`kvm_get_dirty_log_protect`, `kvm_clear_dirty_log_protect`).
 
 use kvm_bindings as kb;
 use kvm_bindings::kvm_userspace_memory_region;
@@ -113,8 +114,13 @@ struct LogVm {
 }
 
 impl LogVm {
-    fn new(code: &[u8], flags: u32) -> Result<Self, String> {
+    /// With `manual`, `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2` is enabled with those options
+    /// before the data slot exists.
+    fn new(code: &[u8], flags: u32, manual: Option<u64>) -> Result<Self, String> {
         let vm = TestVm::new(1 << 20, code)?;
+        if let Some(args) = manual {
+            enable_manual(&vm.vm, args).map_err(|e| format!("ENABLE_CAP: errno {e}"))?;
+        }
         let data = GuestMem::new((DATA_PAGES * PAGE) as usize)?;
         set_data_slot(&vm.vm, &data, flags).map_err(|e| format!("data slot: errno {e}"))?;
         let vcpu = vm.vcpu(0, MEM_BASE, 0)?;
@@ -149,6 +155,23 @@ impl LogVm {
         }
         Ok(pages_of(&words))
     }
+
+    fn clear(&self, first_page: u64, num_pages: u32, pages: &[u64]) -> Result<(), String> {
+        let mut words = [0u64; 4];
+        for p in pages {
+            words[(p / 64) as usize] |= 1 << (p % 64);
+        }
+        let bitmap = &words[(first_page / 64) as usize..];
+        clear_log(
+            &self.vm.vm,
+            DATA_SLOT,
+            first_page,
+            num_pages,
+            bitmap.as_ptr() as u64,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("KVM_CLEAR_DIRTY_LOG: errno {e}"))
+    }
 }
 
 fn pages_of(words: &[u64]) -> BTreeSet<u64> {
@@ -178,6 +201,15 @@ fn set_data_slot(vm: &VmFd, data: &GuestMem, flags: u32) -> Result<i32, i32> {
     ioctl_with(vm.as_raw_fd(), nr::KVM_SET_USER_MEMORY_REGION, &mut region)
 }
 
+fn enable_manual(vm: &VmFd, args0: u64) -> Result<i32, i32> {
+    let mut cap = kb::kvm_enable_cap {
+        cap: kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+        ..Default::default()
+    };
+    cap.args[0] = args0;
+    ioctl_with(vm.as_raw_fd(), nr::KVM_ENABLE_CAP, &mut cap)
+}
+
 fn get_log(vm: &VmFd, slot: u32, bitmap: u64) -> Result<i32, i32> {
     let mut log = kb::kvm_dirty_log {
         slot,
@@ -187,12 +219,68 @@ fn get_log(vm: &VmFd, slot: u32, bitmap: u64) -> Result<i32, i32> {
     ioctl_with(vm.as_raw_fd(), nr::KVM_GET_DIRTY_LOG, &mut log)
 }
 
-const LOG: u32 = kb::KVM_MEM_LOG_DIRTY_PAGES;
+fn clear_log(
+    vm: &VmFd,
+    slot: u32,
+    first_page: u64,
+    num_pages: u32,
+    bitmap: u64,
+) -> Result<i32, i32> {
+    let mut log = kb::kvm_clear_dirty_log {
+        slot,
+        num_pages,
+        first_page,
+        __bindgen_anon_1: kb::kvm_clear_dirty_log__bindgen_ty_1 { padding2: bitmap },
+    };
+    // kvm-ioctls has no call for it.
+    ioctl_with(vm.as_raw_fd(), nr::KVM_CLEAR_DIRTY_LOG, &mut log)
+}
 
-/// Each GET returns what the guest wrote since the last one
+const LOG: u32 = kb::KVM_MEM_LOG_DIRTY_PAGES;
+const MANUAL: u64 = kb::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE as u64;
+const INIT_SET: u64 = kb::KVM_DIRTY_LOG_INITIALLY_SET as u64;
+
+fn capability_and_its_options() -> TestResult {
+    let vm = TestVm::new(1 << 20, guest_commands())?;
+    check_eq!(
+        vm.vm
+            .check_extension_raw(kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2.into()),
+        3
+    );
+    let mut c = Cases::new();
+    for (args, want) in [
+        (MANUAL | INIT_SET, 0),
+        (MANUAL, 0),
+        (0, 0),
+        (INIT_SET, libc::EINVAL),
+        (4, libc::EINVAL),
+        (MANUAL | 4, libc::EINVAL),
+        (u64::MAX, libc::EINVAL),
+    ] {
+        c.errno(
+            &format!("args[0] = {args:#x}"),
+            enable_manual(&vm.vm, args),
+            want,
+        );
+    }
+    let mut cap = kb::kvm_enable_cap {
+        cap: kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+        flags: 1,
+        ..Default::default()
+    };
+    cap.args[0] = MANUAL;
+    c.errno(
+        "flags = 1",
+        ioctl_with(vm.vm.as_raw_fd(), nr::KVM_ENABLE_CAP, &mut cap),
+        libc::EINVAL,
+    );
+    c.finish()
+}
+
+/// Without manual protection: each GET returns what the guest wrote since the last one
 /// (reads do not count) and re-arms the pages; the data reaches the VMM's mapping.
 fn get_dirty_log_reports_exactly_the_pages_written() -> TestResult {
-    let mut t = LogVm::new(guest_commands(), LOG)?;
+    let mut t = LogVm::new(guest_commands(), LOG, None)?;
     check_eq!(t.get()?, set(&[]));
     let first = [0, 5, 63, 64, 130, 199];
     t.guest(&[READ | 7, READ | 100])?;
@@ -221,7 +309,7 @@ fn get_dirty_log_reports_exactly_the_pages_written() -> TestResult {
 /// (nothing is reported until the guest writes again); turned off, the bitmap is gone
 /// and the guest writes freely.
 fn logging_turned_on_and_off_on_a_live_slot() -> TestResult {
-    let mut t = LogVm::new(guest_commands(), 0)?;
+    let mut t = LogVm::new(guest_commands(), 0, None)?;
     t.writes(&[10, 11, 150])?;
     check_eq!(
         get_log(&t.vm.vm, DATA_SLOT, [0u64; 4].as_ptr() as u64),
@@ -249,10 +337,56 @@ fn logging_turned_on_and_off_on_a_live_slot() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// With manual protection, GET only reads; CLEAR clears exactly the bits asked for that
+/// were set, and only those pages are logged again on their next write.
+fn manual_protect_get_reads_and_clear_rearms() -> TestResult {
+    let mut t = LogVm::new(guest_commands(), LOG, Some(MANUAL))?;
+    t.writes(&[1, 2, 70, 199])?;
+    check_eq!(t.get()?, set(&[1, 2, 70, 199]));
+    check_eq!(t.get()?, set(&[1, 2, 70, 199]));
+    // Clear 1 and 70 (and 3, never set) over the whole slot.
+    t.clear(0, DATA_PAGES as u32, &[1, 3, 70])?;
+    check_eq!(t.get()?, set(&[2, 199]));
+    t.writes(&[1, 2])?;
+    check_eq!(t.get()?, set(&[1, 2, 199]));
+    // A window of one word: pages 64..128 only, so 2 stays.
+    t.clear(64, 64, &[2, 70, 100])?;
+    check_eq!(t.get()?, set(&[1, 2, 199]));
+    // Up to the slot's end with an unaligned length.
+    t.clear(128, 72, &[199])?;
+    check_eq!(t.get()?, set(&[1, 2]));
+    t.writes(&[199, 70])?;
+    check_eq!(t.get()?, set(&[1, 2, 70, 199]));
+    // Pages whose bits stay set remain writable: writing them changes nothing.
+    t.writes(&[1, 2])?;
+    check_eq!(t.get()?, set(&[1, 2, 70, 199]));
+    Ok(Outcome::Pass)
+}
+
+/// `KVM_DIRTY_LOG_INITIALLY_SET`: a new logging slot reports every page (and no bit past
+/// its end) until cleared; clearing write-protects pages mapped writable before.
+fn initially_set_reports_everything_until_cleared() -> TestResult {
+    let mut t = LogVm::new(guest_commands(), LOG, Some(MANUAL | INIT_SET))?;
+    let all: Vec<u64> = (0..DATA_PAGES).collect();
+    check_eq!(t.get()?, set(&all));
+    let words =
+        t.vm.vm
+            .get_dirty_log(DATA_SLOT, (DATA_PAGES * PAGE) as usize)
+            .map_err(|e| e.to_string())?;
+    check_eq!(words, vec![u64::MAX, u64::MAX, u64::MAX, 0xff]);
+    // Mapped writable while its bit is set.
+    t.writes(&[3])?;
+    t.clear(0, DATA_PAGES as u32, &all)?;
+    check_eq!(t.get()?, set(&[]));
+    t.writes(&[3, 150])?;
+    check_eq!(t.get()?, set(&[3, 150]));
+    Ok(Outcome::Pass)
+}
+
 /// Guest memory the kernel writes for the guest is logged too (KVM's `kvm_write_guest`
 /// marks it): PV stolen time, which each `KVM_RUN` brings up to date in the structure.
 fn kernel_writes_to_guest_memory_are_logged() -> TestResult {
-    let mut t = LogVm::new(guest_commands(), LOG)?;
+    let mut t = LogVm::new(guest_commands(), LOG, None)?;
     let ipa = DATA_BASE + 20 * PAGE;
     let attr = kb::kvm_device_attr {
         group: kb::KVM_ARM_VCPU_PVTIME_CTRL,
@@ -273,7 +407,7 @@ fn kernel_writes_to_guest_memory_are_logged() -> TestResult {
 /// A read-only slot may log (KVM allows the flags together), but the guest cannot
 /// write it: its bitmap stays empty, and writes are MMIO exits.
 fn read_only_slot_logs_nothing() -> TestResult {
-    let mut t = LogVm::new(guest_commands(), LOG | kb::KVM_MEM_READONLY)?;
+    let mut t = LogVm::new(guest_commands(), LOG | kb::KVM_MEM_READONLY, None)?;
     t.guest(&[READ | 4])?;
     check_eq!(t.get()?, set(&[]));
     // The write becomes an MMIO exit at the page.
@@ -474,6 +608,63 @@ fn errnos_follow_kvm() -> TestResult {
         libc::EFAULT,
     );
 
+    // CLEAR: the slot number, first_page's alignment, the slot, the range, the copy.
+    let cl = |slot, first, num, bitmap| clear_log(vmfd, slot, first, num, bitmap);
+    c.errno("CLEAR of the whole slot", cl(DATA_SLOT, 0, 200, b), 0);
+    c.errno(
+        "CLEAR of address space 1",
+        cl(1 << 16 | 1, 0, 64, b),
+        libc::EINVAL,
+    );
+    c.errno("CLEAR of slot 512", cl(512, 0, 64, b), libc::EINVAL);
+    c.errno(
+        "CLEAR at page 1 of an absent slot",
+        cl(5, 1, 64, b),
+        libc::EINVAL,
+    );
+    c.errno("CLEAR at page 63", cl(DATA_SLOT, 63, 64, b), libc::EINVAL);
+    c.errno("CLEAR of slot 5 (absent)", cl(5, 0, 64, b), libc::ENOENT);
+    c.errno(
+        "CLEAR of slot 0 (not logging)",
+        cl(0, 0, 64, b),
+        libc::ENOENT,
+    );
+    c.errno("CLEAR past the end", cl(DATA_SLOT, 0, 201, b), libc::EINVAL);
+    c.errno(
+        "CLEAR from page 256",
+        cl(DATA_SLOT, 256, 0, b),
+        libc::EINVAL,
+    );
+    c.errno("CLEAR of 100 pages", cl(DATA_SLOT, 0, 100, b), libc::EINVAL);
+    c.errno("CLEAR of pages 128..200", cl(DATA_SLOT, 128, 72, b), 0);
+    c.errno("CLEAR of pages 64..128", cl(DATA_SLOT, 64, 64, b), 0);
+    c.errno(
+        "CLEAR of pages 128..264",
+        cl(DATA_SLOT, 128, 136, b),
+        libc::EINVAL,
+    );
+    c.errno(
+        "CLEAR of nothing, unmapped bitmap",
+        cl(DATA_SLOT, 192, 0, bad),
+        0,
+    );
+    c.errno(
+        "CLEAR from an unmapped bitmap",
+        cl(DATA_SLOT, 0, 64, bad),
+        libc::EFAULT,
+    );
+    c.errno(
+        "CLEAR with an unmapped argument",
+        // SAFETY: as above.
+        unsafe { ioctl_raw(fd, nr::KVM_CLEAR_DIRTY_LOG, bad) },
+        libc::EFAULT,
+    );
+    // CLEAR works without manual protection too, as in KVM.
+    c.errno(
+        "CLEAR without manual protection",
+        cl(DATA_SLOT, 0, 64, b),
+        0,
+    );
     // A deleted slot takes its bitmap along.
     let mut gone = kvm_userspace_memory_region {
         slot: DATA_SLOT,
@@ -498,6 +689,7 @@ fn main() {
         host_runs_guests(),
         rkvm_selftests::NO_GUESTS_REASON,
         &[
+            ("capability_and_its_options", capability_and_its_options),
             (
                 "get_dirty_log_reports_exactly_the_pages_written",
                 get_dirty_log_reports_exactly_the_pages_written,
@@ -505,6 +697,14 @@ fn main() {
             (
                 "logging_turned_on_and_off_on_a_live_slot",
                 logging_turned_on_and_off_on_a_live_slot,
+            ),
+            (
+                "manual_protect_get_reads_and_clear_rearms",
+                manual_protect_get_reads_and_clear_rearms,
+            ),
+            (
+                "initially_set_reports_everything_until_cleared",
+                initially_set_reports_everything_until_cleared,
             ),
             (
                 "kernel_writes_to_guest_memory_are_logged",

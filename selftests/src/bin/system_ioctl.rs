@@ -51,6 +51,8 @@ const IMPLEMENTED_CAPS: &[(u32, Option<i32>)] = &[
     (kb::KVM_CAP_BINARY_STATS_FD, Some(1)),
     (kb::KVM_CAP_ARM_SYSTEM_SUSPEND, Some(1)),
     (kb::KVM_CAP_USER_MEMORY2, Some(1)),
+    // KVM_CLEAR_DIRTY_LOG; the value: MANUAL_PROTECT_ENABLE | INITIALLY_SET.
+    (kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, Some(3)),
 ];
 
 /// The value capability `cap` must have: `Err(())` for "any IPA size from 40 to 48".
