@@ -7,6 +7,12 @@
 //! fault. Each mapped page is pinned in the VMM's memory while mapped; the tables are the
 //! only record of the pins, and unmapping a range unpins what it removes.
 //!
+//! Dirty logging (`kvm_get_dirty_log_protect`, `kvm_clear_dirty_log_protect`,
+//! `kvm_arch_mmu_enable_log_dirty_pt_masked`): a slot with `KVM_MEM_LOG_DIRTY_PAGES` has a
+//! bitmap (`logic::dirtylog`); its pages are mapped writable only by a write fault, which
+//! marks them, and clearing a bit write-protects its page again. So a page of a tracked
+//! slot is writable at stage 2 only while its bit is set.
+//!
 //! Locking: the whole state sits in the VM's `mmu` mutex (Documentation/design.rst,
 //! "Locking"); the fault path
 //! may sleep under it (pinning faults the page in), so it is a mutex, not a spinlock.
@@ -14,13 +20,16 @@
 use crate::{
     hyp,
     logic::{
+        dirtylog::{self, Bitmap, ClearRange, Mode},
         memslot::{Change, Memslot, Memslots, Request},
         pgtable::{Geometry, Prot, Stage2, TableMemory, PAGE_SIZE},
         traps,
     },
     sys::mm::{self, PhysAddr},
 };
+use core::sync::atomic::AtomicU64;
 use kernel::{
+    alloc::KVVec,
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
@@ -62,6 +71,13 @@ pub(crate) enum Fault {
     Mmio,
 }
 
+/// The dirty bitmap of the slot with id `id` (which has `KVM_MEM_LOG_DIRTY_PAGES`).
+struct DirtyLog {
+    id: u16,
+    /// `dirtylog::bitmap_words(npages)` words (vmalloc'ed when large, as KVM's).
+    words: KVVec<AtomicU64>,
+}
+
 /// Memslots plus stage-2 tables of one VM.
 pub(crate) struct Mmu {
     slots: KBox<Memslots>,
@@ -71,6 +87,10 @@ pub(crate) struct Mmu {
     tlb_flushes: u64,
     /// Guest pages mapped at stage 2 (stats: `pages_4k`).
     mapped_pages: u64,
+    /// The bitmaps of the slots that log dirty pages, one per such slot.
+    dirty: KVec<DirtyLog>,
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`'s options.
+    dirty_mode: Mode,
 }
 
 impl Mmu {
@@ -84,6 +104,8 @@ impl Mmu {
             vttbr: traps::vttbr(root, vmid),
             tlb_flushes: 0,
             mapped_pages: 0,
+            dirty: KVec::new(),
+            dirty_mode: Mode::default(),
         })
     }
 
@@ -99,42 +121,225 @@ impl Mmu {
 
     /// Applies `KVM_SET_USER_MEMORY_REGION{,2}`; unmaps (and unpins) what a delete or a
     /// move takes away before the guest can fault on the new layout.
+    ///
+    /// A slot that starts logging gets a bitmap (all set with `INITIALLY_SET`), allocated
+    /// before anything changes so a failure leaves the VM as it was
+    /// (`kvm_prepare_memory_region`); a move keeps it. Unless `INITIALLY_SET`, what is
+    /// mapped in a slot that logs is write-protected (`kvm_arch_commit_memory_region`).
     pub(crate) fn set_region(&mut self, req: &Request) -> Result {
         let ipa_limit = self.s2.geometry().ipa_limit();
         let change = self.slots.check(req, ipa_limit, mm::task_size())?;
+        let logging = match change {
+            Change::Create(new) | Change::Move { new, .. } | Change::FlagsOnly { new, .. } => {
+                Some(new).filter(Memslot::has_dirty_log)
+            }
+            Change::Delete(_) | Change::Nothing => None,
+        };
+        if let Some(new) = logging.filter(|new| self.log_index(new.id).is_none()) {
+            self.dirty.reserve(1, GFP_KERNEL_ACCOUNT)?;
+            let log = self.alloc_log(&new)?;
+            // Cannot fail: the room was reserved above.
+            self.dirty.push(log, GFP_KERNEL_ACCOUNT)?;
+        }
         match change {
             Change::Delete(old) | Change::Move { old, .. } => self.unmap(&old),
             Change::Create(_) | Change::FlagsOnly { .. } | Change::Nothing => {}
         }
         self.slots.apply(change);
+        match change {
+            Change::Delete(old) => self.drop_log(old.id),
+            Change::Move { new, .. } | Change::FlagsOnly { new, .. } if logging.is_none() => {
+                self.drop_log(new.id)
+            }
+            _ => {}
+        }
+        if let Some(new) = logging {
+            if !self.dirty_mode.initially_set() {
+                self.write_protect(new.start_ipa(), new.end_ipa());
+            }
+        }
+        Ok(())
+    }
+
+    /// A zeroed bitmap for `slot`, all set if the VM asked for `INITIALLY_SET`.
+    fn alloc_log(&self, slot: &Memslot) -> Result<DirtyLog> {
+        let n = dirtylog::bitmap_words(slot.npages);
+        let mut words = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..n {
+            words
+                .push_within_capacity(AtomicU64::new(0))
+                .map_err(|_| ENOMEM)?;
+        }
+        if self.dirty_mode.initially_set() {
+            Bitmap::new(&words, slot.npages).set_all();
+        }
+        Ok(DirtyLog { id: slot.id, words })
+    }
+
+    fn log_index(&self, id: u16) -> Option<usize> {
+        self.dirty.iter().position(|l| l.id == id)
+    }
+
+    fn drop_log(&mut self, id: u16) {
+        self.dirty.retain(|l| l.id != id);
+    }
+
+    /// The slot `id` and its dirty bitmap, for the dirty-log ioctls: `ENOENT` if there is
+    /// no such slot or it does not log.
+    fn logged_slot(&self, id: u16) -> Result<(Memslot, Bitmap<'_>)> {
+        let slot = self.slots.by_id(id).copied().ok_or(ENOENT)?;
+        let log = self
+            .log_index(id)
+            .and_then(|i| self.dirty.get(i))
+            .ok_or(ENOENT)?;
+        Ok((slot, Bitmap::new(&log.words, slot.npages)))
+    }
+
+    /// Marks frame `gfn` of `slot` dirty if the slot tracks writes
+    /// (`mark_page_dirty_in_slot`).
+    fn mark_dirty(&self, slot: &Memslot, gfn: u64) {
+        if !slot.dirty_tracked() {
+            return;
+        }
+        if let Some(log) = self.log_index(slot.id).and_then(|i| self.dirty.get(i)) {
+            Bitmap::new(&log.words, slot.npages).mark(gfn - slot.base_gfn);
+        }
+    }
+
+    /// Removes write permission from what is mapped in `[start, end)` and invalidates the
+    /// VM's TLBs if anything changed (KVM's `kvm_stage2_wp_range` and flush).
+    fn write_protect(&mut self, start: u64, end: u64) {
+        if self.s2.write_protect_range(&mut KernelTables, start, end) != 0 {
+            self.flush_tlbs();
+        }
+    }
+
+    fn flush_tlbs(&mut self) {
+        hyp::tlb_flush_vmid(self.vttbr);
+        self.tlb_flushes += 1;
+    }
+
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`: the options for the dirty-log ioctls and for
+    /// slots that start logging from now on.
+    pub(crate) fn set_dirty_mode(&mut self, mode: Mode) {
+        self.dirty_mode = mode;
+    }
+
+    /// The size in bytes of slot `id`'s dirty bitmap as userspace receives it
+    /// (`kvm_dirty_bitmap_bytes`): `ENOENT` if the slot does not exist or does not log.
+    pub(crate) fn dirty_log_bytes(&self, id: u16) -> Result<usize> {
+        Ok(self.logged_slot(id)?.1.words() * 8)
+    }
+
+    /// `KVM_GET_DIRTY_LOG` of slot `id` into `out` (`dirty_log_bytes(id)` bytes, which the
+    /// caller copies to userspace after releasing the lock). Without manual protection the
+    /// bits are taken, and the pages they name write-protected again, the TLBs invalidated
+    /// before return so later writes are logged (`kvm_get_dirty_log_protect`).
+    pub(crate) fn get_dirty_log(&mut self, id: u16, out: &mut [u8]) -> Result {
+        let (slot, bitmap) = self.logged_slot(id)?;
+        if out.len() != bitmap.words() * 8 {
+            // The caller sized `out` for this slot with the slots held.
+            return Err(EINVAL);
+        }
+        if self.dirty_mode.manual() {
+            bitmap.copy_to(out);
+            return Ok(());
+        }
+        let s2 = &self.s2;
+        let mut changed = 0;
+        bitmap.take_into(out, |first, end| {
+            changed += s2.write_protect_range(
+                &mut KernelTables,
+                slot.start_ipa() + first * PAGE_SIZE,
+                slot.start_ipa() + end * PAGE_SIZE,
+            );
+        });
+        if changed != 0 {
+            self.flush_tlbs();
+        }
+        Ok(())
+    }
+
+    /// The words of slot `id`'s bitmap a `KVM_CLEAR_DIRTY_LOG` of `num_pages` pages from
+    /// `first_page` covers: `ENOENT` for a slot that does not log, `EINVAL` for a range
+    /// KVM refuses. `first_page`'s alignment is checked before, as KVM does.
+    pub(crate) fn clear_range(
+        &self,
+        id: u16,
+        first_page: u64,
+        num_pages: u32,
+    ) -> Result<ClearRange> {
+        let (slot, _) = self.logged_slot(id)?;
+        Ok(dirtylog::clear_range(first_page, num_pages, slot.npages)?)
+    }
+
+    /// `KVM_CLEAR_DIRTY_LOG`: clears the bits of `range` userspace's bitmap `user` sets
+    /// and write-protects the pages whose bit was really cleared, then invalidates the
+    /// TLBs (`kvm_clear_dirty_log_protect`).
+    pub(crate) fn clear_dirty_log(&mut self, id: u16, range: ClearRange, user: &[u8]) -> Result {
+        let (slot, bitmap) = self.logged_slot(id)?;
+        if range.first_word + range.words > bitmap.words() || user.len() < range.user_bytes() {
+            return Err(EINVAL);
+        }
+        let s2 = &self.s2;
+        let mut changed = 0;
+        bitmap.clear(range, user, |first, end| {
+            changed += s2.write_protect_range(
+                &mut KernelTables,
+                slot.start_ipa() + first * PAGE_SIZE,
+                slot.start_ipa() + end * PAGE_SIZE,
+            );
+        });
+        if changed != 0 {
+            self.flush_tlbs();
+        }
         Ok(())
     }
 
     /// Handles a stage-2 fault at `ipa`: maps the page if a memslot backs it (read-only
     /// slots only for reads and fetches).
-    pub(crate) fn fault(&mut self, ipa: u64, write: bool) -> Result<Fault> {
+    ///
+    /// In a slot that tracks dirty pages a read or fetch maps the page read-only and a
+    /// write maps it writable and marks it (KVM's `kvm_s2_fault_compute_prot`); a write
+    /// to a page mapped read-only in a writable slot (write-protected for the dirty log)
+    /// makes it writable and marks it (`kvm_pgtable_stage2_relax_perms`).
+    ///
+    /// `write` is KVM's `kvm_is_write_fault`: a write, a stage-1 walk (the walker may
+    /// update descriptors) or cache maintenance (`maint`), which the architecture reports
+    /// as a write. On a read-only slot, cache maintenance maps the page for reading.
+    pub(crate) fn fault(&mut self, ipa: u64, write: bool, maint: bool) -> Result<Fault> {
         let gfn = ipa / PAGE_SIZE;
         let Some(slot) = self.slots.find(gfn).copied() else {
             return Ok(Fault::Mmio);
         };
+        let write = write && !(maint && slot.readonly());
         if write && slot.readonly() {
             return Ok(Fault::Mmio);
         }
         let ipa = gfn * PAGE_SIZE;
-        if self.s2.lookup(&KernelTables, ipa).is_some() {
-            // Another vCPU mapped it first.
+        if let Some(desc) = self.s2.lookup(&KernelTables, ipa) {
+            // Another vCPU mapped it first, or it is write-protected. The page is pinned
+            // writable already (the slot is), so only the descriptor changes; a stale
+            // read-only TLB entry could fault again, so invalidate (KVM: by IPA).
+            if write && !desc.writable() && self.s2.make_writable(&mut KernelTables, ipa) {
+                self.flush_tlbs();
+                self.mark_dirty(&slot, gfn);
+            }
             return Ok(Fault::Mapped);
         }
         let pa = mm::pin_guest_page(slot.hva(gfn), !slot.readonly())?;
         let va = mm::linear_address(pa);
         hyp::cache::sync_guest_page(va, PAGE_SIZE as usize);
         let prot = Prot {
-            write: !slot.readonly(),
+            write: !slot.readonly() && (write || !slot.dirty_tracked()),
             exec: true,
         };
         match self.s2.map(&mut KernelTables, ipa, pa, prot) {
             Ok(()) => {
                 self.mapped_pages += 1;
+                if prot.write {
+                    self.mark_dirty(&slot, gfn);
+                }
                 Ok(Fault::Mapped)
             }
             Err(e) => {
@@ -162,6 +367,9 @@ impl Mmu {
     /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
     /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
     /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
+    ///
+    /// The pages written are marked in the slot's dirty log, as KVM's
+    /// `mark_page_dirty_in_slot` after the copy.
     pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
         let hva = self
             .slots
@@ -169,7 +377,15 @@ impl Mmu {
             .ok_or(EFAULT)?;
         UserSlice::new(UserPtr::from_addr(hva as usize), data.len())
             .writer()
-            .write_slice(data)
+            .write_slice(data)?;
+        // `hva_range` found one slot holding the whole range.
+        if let Some(slot) = self.slots.find(ipa / PAGE_SIZE).copied() {
+            let last = (ipa + data.len() as u64 - 1) / PAGE_SIZE;
+            for gfn in ipa / PAGE_SIZE..=last {
+                self.mark_dirty(&slot, gfn);
+            }
+        }
+        Ok(())
     }
 
     /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).

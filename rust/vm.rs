@@ -15,7 +15,7 @@ use crate::{
     hyp::{context::VmRegs, sysreg},
     its::ItsSet,
     logic::{
-        caps,
+        caps, dirtylog,
         fwregs::{Bitmap, FwBitmaps},
         halt_poll, idregs,
         ioctl::{self, VmIoctl},
@@ -206,6 +206,10 @@ pub(crate) struct Vm {
     /// The timers' PPIs (`KVM_ARM_VCPU_TIMER_IRQ_*` order), VM-wide as on KVM.
     timer_ppis: [Atomic<u32>; 4],
     pub(crate) id_regs: IdRegs,
+    /// Serialises memslot changes and the dirty-log ioctls (KVM's `slots_lock`), which
+    /// copy bitmaps to and from userspace between two sections under `mmu`.
+    #[pin]
+    slots_lock: Mutex<()>,
     /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
     #[pin]
     pub(crate) mmu: Mutex<Mmu>,
@@ -290,6 +294,7 @@ impl Vm {
                 cntfrq: sysreg::cntfrq_el0(),
                 timer_ppis: timer::DEFAULT_PPIS.map(Atomic::new),
                 id_regs: IdRegs::new(),
+                slots_lock <- new_mutex!((), "Vm::slots_lock"),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
                 vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
@@ -475,6 +480,7 @@ impl Vm {
             caps::VmCap::HaltPoll(ns) => self
                 .halt_poll
                 .store(halt_poll::vm_override(ns), Ordering::Relaxed),
+            caps::VmCap::ManualDirtyLog(mode) => self.mmu.lock().set_dirty_mode(mode),
         }
         Ok(0)
     }
@@ -530,7 +536,45 @@ impl Vm {
 
     /// `KVM_SET_USER_MEMORY_REGION{,2}`.
     fn set_memory_region(&self, req: Request) -> Result<isize> {
+        let _slots = self.slots_lock.lock();
         self.mmu.lock().set_region(&req)?;
+        Ok(0)
+    }
+
+    /// `KVM_GET_DIRTY_LOG` (`kvm_vm_ioctl_get_dirty_log`): the slot's bitmap is taken (or,
+    /// with manual protection, read) under `mmu` into a buffer, and copied to userspace
+    /// after `mmu` is released.
+    fn get_dirty_log(&self, log: &sys::kvm_dirty_log) -> Result<isize> {
+        let id = dirtylog::slot_id(log.slot)?;
+        let _slots = self.slots_lock.lock();
+        let bytes = self.mmu.lock().dirty_log_bytes(id)?;
+        let mut buf = KVVec::from_elem(0u8, bytes, GFP_KERNEL_ACCOUNT)?;
+        self.mmu.lock().get_dirty_log(id, &mut buf)?;
+        UserSlice::new(UserPtr::from_addr(log.bitmap_addr() as usize), bytes)
+            .writer()
+            .write_slice(&buf)?;
+        Ok(0)
+    }
+
+    /// `KVM_CLEAR_DIRTY_LOG` (`kvm_vm_ioctl_clear_dirty_log`), in KVM's order of checks:
+    /// the slot number, `first_page`'s alignment, the slot (`ENOENT`), the range, then
+    /// userspace's bitmap (read before `mmu` is taken).
+    fn clear_dirty_log(&self, log: &sys::kvm_clear_dirty_log) -> Result<isize> {
+        let id = dirtylog::slot_id(log.slot)?;
+        dirtylog::check_clear_start(log.first_page)?;
+        let _slots = self.slots_lock.lock();
+        let range = self
+            .mmu
+            .lock()
+            .clear_range(id, log.first_page, log.num_pages)?;
+        let mut user = KVVec::from_elem(0u8, range.user_bytes(), GFP_KERNEL_ACCOUNT)?;
+        UserSlice::new(
+            UserPtr::from_addr(log.bitmap_addr() as usize),
+            range.user_bytes(),
+        )
+        .reader()
+        .read_slice(&mut user)?;
+        self.mmu.lock().clear_dirty_log(id, range, &user)?;
         Ok(0)
     }
 
@@ -706,6 +750,14 @@ impl FdOps for Vm {
             }
             VmIoctl::GetStatsFd => this.stats_fd(),
             VmIoctl::EnableCap => this.enable_cap(arg, ioctl::ioc_size(cmd)),
+            VmIoctl::GetDirtyLog => {
+                let log: sys::kvm_dirty_log = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.get_dirty_log(&log)
+            }
+            VmIoctl::ClearDirtyLog => {
+                let log: sys::kvm_clear_dirty_log = user(ioctl::ioc_size(cmd)).reader().read()?;
+                this.clear_dirty_log(&log)
+            }
             VmIoctl::ArmPreferredTarget => {
                 let init = sys::kvm_vcpu_init {
                     target: sys::uapi::KVM_ARM_TARGET_GENERIC_V8,
@@ -723,6 +775,8 @@ const _: () = assert!(core::mem::size_of::<sys::kvm_userspace_memory_region2>() 
 const _: () = assert!(core::mem::size_of::<sys::kvm_vcpu_init>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_ioeventfd>() == 64);
 const _: () = assert!(core::mem::size_of::<sys::kvm_enable_cap>() == 104);
+const _: () = assert!(core::mem::size_of::<sys::kvm_dirty_log>() == 16);
+const _: () = assert!(core::mem::size_of::<sys::kvm_clear_dirty_log>() == 24);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irq_level>() == 8);
 const _: () = assert!(core::mem::size_of::<sys::kvm_irqfd>() == 32);
 const _: () = assert!(core::mem::size_of::<sys::kvm_msi>() == 32);

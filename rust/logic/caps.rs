@@ -46,6 +46,7 @@ pub(crate) const KVM_CAP_MSI_DEVID: CapNr = 131;
 pub(crate) const KVM_CAP_VCPU_EVENTS: CapNr = 41;
 pub(crate) const KVM_CAP_ARM_INJECT_SERROR_ESR: CapNr = 158;
 pub(crate) const KVM_CAP_ARM_INJECT_EXT_DABT: CapNr = 178;
+pub(crate) const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: CapNr = 168;
 
 /// What the answers depend on.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +117,9 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         }
         KVM_CAP_MSI_DEVID => i64::from(host.msi_devid),
         KVM_CAP_ARM_INJECT_SERROR_ESR => i64::from(host.ras),
+        // KVM_GET_DIRTY_LOG and KVM_CLEAR_DIRTY_LOG; the value is the options
+        // KVM_ENABLE_CAP takes (arm64's KVM_DIRTY_LOG_MANUAL_CAPS).
+        KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => super::dirtylog::MANUAL_CAPS as i64,
         // KVM_SET_GSI_ROUTING keeps its table with or without a vGIC, as KVM.
         KVM_CAP_IRQ_ROUTING => i64::from(super::irqroute::MAX_ROUTES),
         _ => 0,
@@ -130,12 +134,14 @@ pub(crate) enum VmCap {
     /// The VM's maximum halt-polling time in ns, in place of the `halt_poll_ns` module
     /// parameter (`logic::halt_poll`).
     HaltPoll(u32),
+    /// The dirty log's manual-protect options (`KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`).
+    ManualDirtyLog(super::dirtylog::Mode),
 }
 
-/// `KVM_ENABLE_CAP` on a VM fd, as KVM's `kvm_vm_ioctl_enable_cap_generic` and the
-/// arm64 `kvm_vm_ioctl_enable_cap`: flags must be 0, `KVM_CAP_HALT_POLL`'s `args[0]`
-/// must fit 32 bits, and only the capabilities rkvm implements can be enabled (`None`:
-/// `EINVAL`).
+/// `KVM_ENABLE_CAP` on a VM fd with `args[0]` = `arg0`, as KVM's
+/// `kvm_vm_ioctl_enable_cap{,_generic}`: flags must be 0, and only the capabilities rkvm
+/// implements can be enabled, with the arguments they take (`KVM_CAP_HALT_POLL`'s must
+/// fit 32 bits; `None`: `EINVAL`).
 pub(crate) fn enable_vm_cap(cap: u32, flags: u32, arg0: u64) -> Option<VmCap> {
     if flags != 0 {
         return None;
@@ -143,6 +149,9 @@ pub(crate) fn enable_vm_cap(cap: u32, flags: u32, arg0: u64) -> Option<VmCap> {
     match CapNr::from(cap) {
         KVM_CAP_ARM_SYSTEM_SUSPEND => Some(VmCap::SystemSuspend),
         KVM_CAP_HALT_POLL => super::halt_poll::enable_cap_arg(flags, arg0).map(VmCap::HaltPoll),
+        KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => {
+            super::dirtylog::Mode::from_cap(flags, arg0).map(VmCap::ManualDirtyLog)
+        }
         _ => None,
     }
 }
@@ -206,6 +215,26 @@ mod tests {
         // MTE, PSCI_0_2).
         for cap in [177, 205, 102, 0, u32::MAX] {
             assert_eq!(enable_vm_cap(cap, 0, 0), None, "{cap}");
+        }
+    }
+
+    #[test]
+    fn dirty_log() {
+        use super::super::dirtylog::Mode;
+        assert_eq!(check_extension(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, &HOST), 3);
+        // The older KVM_CAP_MANUAL_DIRTY_LOG_PROTECT (166) is gone from KVM; the ring is
+        // not offered.
+        for cap in [166, 192, 223, 225] {
+            assert_eq!(check_extension(cap, &HOST), 0, "{cap}");
+        }
+        for arg in [0, 1, 3] {
+            assert_eq!(
+                enable_vm_cap(168, 0, arg),
+                Some(VmCap::ManualDirtyLog(Mode::from_cap(0, arg).unwrap()))
+            );
+        }
+        for (flags, arg) in [(0, 2), (0, 4), (1, 1), (0, u64::MAX)] {
+            assert_eq!(enable_vm_cap(168, flags, arg), None, "{flags} {arg}");
         }
     }
 

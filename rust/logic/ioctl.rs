@@ -95,6 +95,10 @@ impl SystemIoctl {
 
 // VM ioctls (VM fd).
 pub(crate) const KVM_CREATE_VCPU: u32 = kvm_io(0x41);
+/// `struct kvm_dirty_log`: slot, padding, the bitmap's address.
+pub(crate) const KVM_GET_DIRTY_LOG: u32 = kvm_iow(0x42, 16);
+/// `struct kvm_clear_dirty_log`: slot, num_pages, first_page, the bitmap's address.
+pub(crate) const KVM_CLEAR_DIRTY_LOG: u32 = kvm_iowr(0xc0, 24);
 pub(crate) const KVM_SET_USER_MEMORY_REGION: u32 = kvm_iow(0x46, 32);
 pub(crate) const KVM_SET_USER_MEMORY_REGION2: u32 = kvm_iow(0x49, 160);
 pub(crate) const KVM_ARM_PREFERRED_TARGET: u32 = kvm_ior(0xaf, 32);
@@ -138,6 +142,8 @@ pub(crate) enum VmIoctl {
     EnableCap,
     SetDeviceAttr,
     HasDeviceAttr,
+    GetDirtyLog,
+    ClearDirtyLog,
 }
 
 impl VmIoctl {
@@ -163,6 +169,8 @@ impl VmIoctl {
             // The VM's attributes (KVM_GET_DEVICE_ATTR is a vCPU and device ioctl only).
             KVM_SET_DEVICE_ATTR => Self::SetDeviceAttr,
             KVM_HAS_DEVICE_ATTR => Self::HasDeviceAttr,
+            KVM_GET_DIRTY_LOG => Self::GetDirtyLog,
+            KVM_CLEAR_DIRTY_LOG => Self::ClearDirtyLog,
             _ => return None,
         })
     }
@@ -299,6 +307,9 @@ mod tests {
         assert_eq!(KVM_REGISTER_COALESCED_MMIO, 0x4010_ae67);
         assert_eq!(KVM_UNREGISTER_COALESCED_MMIO, 0x4010_ae68);
         assert_eq!(KVM_GET_STATS_FD, 0xaece);
+        assert_eq!(KVM_GET_DIRTY_LOG, 0x4010_ae42);
+        assert_eq!(KVM_CLEAR_DIRTY_LOG, 0xc018_aec0);
+        assert_eq!(VmIoctl::decode(0xc018_aec0), Some(VmIoctl::ClearDirtyLog));
         // Same number as KVM_IRQ_LINE_STATUS, told apart by direction and size.
         assert_eq!(VmIoctl::decode(0xc008_ae67), Some(VmIoctl::IrqLineStatus));
         assert_eq!(

@@ -9,16 +9,19 @@
 //! trees; rkvm keeps them in an array embedded in the VM, so updates never allocate and a
 //! lookup is a binary search over slots ordered by base frame.
 
+use super::dirtylog::KVM_MEM_LOG_DIRTY_PAGES;
+
 /// The granule rkvm maps guest memory with (4 KiB host pages).
 pub(crate) const PAGE_SIZE: u64 = 4096;
 const PAGE_SHIFT: u32 = 12;
 
 /// `KVM_MEM_READONLY`: guest writes to the slot exit to userspace as MMIO.
-///
-/// The other flags of the ABI are refused like unknown ones: `KVM_MEM_LOG_DIRTY_PAGES`
-/// (`1 << 0`) because rkvm has no dirty logging, `KVM_MEM_GUEST_MEMFD` (`1 << 2`) because it
-/// has no guest_memfd.
 pub(crate) const KVM_MEM_READONLY: u32 = 1 << 1;
+
+/// The flags a slot may have: `KVM_MEM_LOG_DIRTY_PAGES` (`logic::dirtylog`) and
+/// `KVM_MEM_READONLY`. `KVM_MEM_GUEST_MEMFD` (`1 << 2`) is refused like an unknown flag,
+/// since rkvm has no guest_memfd.
+const VALID_FLAGS: u32 = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
 
 /// Number of user slots rkvm supports; the value of `KVM_CAP_NR_MEMSLOTS`.
 pub(crate) const MAX_SLOTS: usize = 512;
@@ -54,6 +57,18 @@ impl Memslot {
     /// Guest writes must not reach the backing memory.
     pub(crate) const fn readonly(&self) -> bool {
         self.flags & KVM_MEM_READONLY != 0
+    }
+
+    /// The slot keeps a dirty bitmap (`KVM_MEM_LOG_DIRTY_PAGES`).
+    pub(crate) const fn has_dirty_log(&self) -> bool {
+        self.flags & KVM_MEM_LOG_DIRTY_PAGES != 0
+    }
+
+    /// Guest writes are tracked: a logging slot that is not read-only (KVM's
+    /// `memslot_is_logging`). Its pages are mapped writable only once written, and each
+    /// write that makes one writable marks it dirty.
+    pub(crate) const fn dirty_tracked(&self) -> bool {
+        self.has_dirty_log() && !self.readonly()
     }
 
     /// Whether `gfn` lies in the slot (written so no sum can overflow).
@@ -109,8 +124,8 @@ pub(crate) enum Change {
         old: Memslot,
         new: Memslot,
     },
-    /// Same range, different flags (only non-READONLY flags could differ, so with today's
-    /// flag set this is unreachable; kept so a new flag slots in without an API change).
+    /// Same range, different flags: `KVM_MEM_LOG_DIRTY_PAGES` turned on or off
+    /// (`KVM_MEM_READONLY` cannot change).
     FlagsOnly {
         old: Memslot,
         new: Memslot,
@@ -177,7 +192,7 @@ impl Memslots {
         ipa_limit: u64,
         user_limit: u64,
     ) -> Result<Change, SlotError> {
-        if req.flags & !KVM_MEM_READONLY != 0 {
+        if req.flags & !VALID_FLAGS != 0 {
             return Err(SlotError::Invalid);
         }
         if req.slot >> 16 != 0 {
@@ -497,9 +512,31 @@ mod tests {
     }
 
     #[test]
+    fn dirty_log_flag_accepted() {
+        let mut s = set();
+        for (id, flags) in [
+            (0, KVM_MEM_LOG_DIRTY_PAGES),
+            (1, KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY),
+        ] {
+            let r = Request {
+                flags,
+                ..req(id, u64::from(id) * MIB, MIB, 0x10_0000)
+            };
+            put(&mut s, r);
+        }
+        let logged = s.by_id(0).unwrap();
+        assert!(logged.has_dirty_log() && logged.dirty_tracked());
+        // A read-only slot keeps a (never set) bitmap but tracks nothing, as KVM.
+        let ro = s.by_id(1).unwrap();
+        assert!(ro.has_dirty_log() && !ro.dirty_tracked());
+        let plain = Memslot::default();
+        assert!(!plain.has_dirty_log() && !plain.dirty_tracked());
+    }
+
+    #[test]
     fn unknown_and_unsupported_flags_refused() {
         let s = set();
-        for flags in [1 << 0, 1 << 2, 1 << 3, 1 << 31, KVM_MEM_READONLY | 1] {
+        for flags in [1 << 2, 1 << 3, 1 << 31, KVM_MEM_READONLY | 1 << 2] {
             let r = Request {
                 flags,
                 ..req(0, 0, MIB, 0x10_0000)
@@ -613,7 +650,7 @@ mod tests {
         );
         // Malformed and overlapping: Invalid wins.
         let r = Request {
-            flags: 1,
+            flags: 1 << 5,
             ..req(1, IPA - MIB, MIB, 0x20_0000)
         };
         assert_eq!(check(&s, r), Err(SlotError::Invalid));
@@ -758,18 +795,36 @@ mod tests {
 
     #[test]
     fn flags_only_applies_in_place() {
-        // No flag can differ today without being refused, so drive `apply` directly.
         let mut s = set();
         put(&mut s, req(0, 0, MIB, 0x10_0000));
         put(&mut s, req(1, 0x10_0000, MIB, 0x20_0000));
         let old = *s.by_id(1).unwrap();
+        let logging = Request {
+            flags: KVM_MEM_LOG_DIRTY_PAGES,
+            ..req(1, 0x10_0000, MIB, 0x20_0000)
+        };
         let new = Memslot {
-            flags: 1 << 7,
+            flags: KVM_MEM_LOG_DIRTY_PAGES,
             ..old
         };
-        s.apply(Change::FlagsOnly { old, new });
+        assert_eq!(put(&mut s, logging), Change::FlagsOnly { old, new });
         assert_eq!(s.by_id(1), Some(&new));
         assert_eq!(ids(&s), [0, 1]);
+        assert_eq!(check(&s, logging), Ok(Change::Nothing));
+        // And off again.
+        assert_eq!(
+            put(&mut s, req(1, 0x10_0000, MIB, 0x20_0000)),
+            Change::FlagsOnly { old: new, new: old }
+        );
+        // A move may change the logging flag too.
+        let moved = Request {
+            flags: KVM_MEM_LOG_DIRTY_PAGES,
+            ..req(1, 0x40_0000, MIB, 0x20_0000)
+        };
+        assert!(matches!(
+            put(&mut s, moved),
+            Change::Move { old: o, new: n } if !o.has_dirty_log() && n.has_dirty_log()
+        ));
         s.apply(Change::Nothing);
         assert_eq!(s.len(), 2);
     }

@@ -12,6 +12,7 @@
 pub(crate) mod caps;
 pub(crate) mod coalesced;
 pub(crate) mod cpufeature;
+pub(crate) mod dirtylog;
 pub(crate) mod el1regs;
 pub(crate) mod el2abi;
 pub(crate) mod esr;

@@ -3,10 +3,12 @@
 //! The stage-2 translation tables of a VM: descriptor encoding, geometry and a walker.
 //!
 //! KVM counterpart: `arch/arm64/kvm/hyp/pgtable.c` (`kvm_get_vtcr()`, `kvm_pgd_pages()`,
-//! the stage-2 map and unmap walkers) and `asm/stage2_pgtable.h`. rkvm supports one format
-//! only: VMSAv8-64 with a 4 KiB granule, no LPA2 and page (level 3) mappings only, so no
-//! block splitting or break-before-make is ever needed. The walker is generic over
-//! [`TableMemory`] so the kernel backs it with real pages and the tests with a `Vec`.
+//! the stage-2 map, unmap and write-protect walkers) and `asm/stage2_pgtable.h`. rkvm
+//! supports one format only: VMSAv8-64 with a 4 KiB granule, no LPA2 and page (level 3)
+//! mappings only, so no block splitting or break-before-make is ever needed: a leaf only
+//! changes between invalid and valid, or between read-only and writable (a permission
+//! change the architecture allows in place). The walker is generic over [`TableMemory`]
+//! so the kernel backs it with real pages and the tests with a `Vec`.
 
 /// log2 of the translation granule.
 pub(crate) const PAGE_SHIFT: u32 = 12;
@@ -155,6 +157,20 @@ impl Desc {
     /// Bits [47:12]: the next table or the mapped page.
     pub(crate) const fn output_address(self) -> u64 {
         self.0 & ADDR_MASK
+    }
+
+    /// Whether a page descriptor allows guest writes (S2AP[1]).
+    pub(crate) const fn writable(self) -> bool {
+        self.0 & Self::S2AP_W != 0
+    }
+
+    /// The same descriptor with guest writes allowed or not.
+    pub(crate) const fn with_write(self, write: bool) -> Self {
+        if write {
+            Self(self.0 | Self::S2AP_W)
+        } else {
+            Self(self.0 & !Self::S2AP_W)
+        }
     }
 
     #[cfg(test)]
@@ -329,6 +345,51 @@ impl Stage2 {
         end: u64,
         mut unmapped: impl FnMut(u64, Desc),
     ) -> usize {
+        self.update_leaves(mem, start, end, |ipa, desc| {
+            unmapped(ipa, desc);
+            Some(Desc::INVALID)
+        })
+    }
+
+    /// Removes write permission from every writable page mapping in `[start, end)`
+    /// (KVM's `kvm_pgtable_stage2_wrprotect`), with [`Self::unmap_range`]'s bounds and
+    /// cost. Returns the number of leaves changed; the caller invalidates the TLBs if it
+    /// is not 0.
+    pub(crate) fn write_protect_range(
+        &self,
+        mem: &mut impl TableMemory,
+        start: u64,
+        end: u64,
+    ) -> usize {
+        self.update_leaves(mem, start, end, |_, desc| {
+            desc.writable().then_some(desc.with_write(false))
+        })
+    }
+
+    /// Gives the read-only page mapping at `ipa` write permission again (KVM's
+    /// `kvm_pgtable_stage2_relax_perms` for a write fault on a write-protected page).
+    /// Returns whether a leaf changed: `false` if none maps `ipa` or it is writable
+    /// already. A stale read-only TLB entry may remain; the caller invalidates it.
+    pub(crate) fn make_writable(&self, mem: &mut impl TableMemory, ipa: u64) -> bool {
+        let Some(end) = ipa.checked_add(1) else {
+            return false;
+        };
+        self.update_leaves(mem, ipa, end, |_, desc| {
+            (!desc.writable()).then_some(desc.with_write(true))
+        }) == 1
+    }
+
+    /// Calls `f(ipa, desc)` for every valid page mapping in `[start, end)` and writes the
+    /// descriptor it returns, if any. Bounds are widened to whole pages and clamped to
+    /// the IPA limit; only present tables are visited. Returns the number of leaves
+    /// written.
+    fn update_leaves(
+        &self,
+        mem: &mut impl TableMemory,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, Desc) -> Option<Desc>,
+    ) -> usize {
         let limit = self.geometry.ipa_limit();
         let start = start & !(PAGE_SIZE - 1);
         // The limit is page aligned, so rounding up after clamping cannot overflow.
@@ -336,29 +397,29 @@ impl Stage2 {
         if start >= end {
             return 0;
         }
-        self.unmap_level(
+        self.update_level(
             mem,
             self.geometry.start_level,
             self.root,
             start,
             end,
-            &mut unmapped,
+            &mut f,
         )
     }
 
-    /// Unmaps `[start, end)`, all of which the table at `table` (at `level`) translates.
-    /// Recursion depth is bounded by the four levels.
-    fn unmap_level<M: TableMemory, F: FnMut(u64, Desc)>(
+    /// [`Self::update_leaves`] for `[start, end)`, all of which the table at `table` (at
+    /// `level`) translates. Recursion depth is bounded by the four levels.
+    fn update_level<M: TableMemory, F: FnMut(u64, Desc) -> Option<Desc>>(
         &self,
         mem: &mut M,
         level: u32,
         table: u64,
         start: u64,
         end: u64,
-        unmapped: &mut F,
+        f: &mut F,
     ) -> usize {
         let span = 1u64 << level_shift(level);
-        let mut removed = 0;
+        let mut written = 0;
         let mut addr = start;
         while addr < end {
             // IPAs stay below 2^48, so the next entry's base cannot overflow.
@@ -367,19 +428,19 @@ impl Stage2 {
             let desc = Desc(mem.read(page, index));
             if desc.is_valid() {
                 if level == LAST_LEVEL {
-                    mem.write(page, index, Desc::INVALID.0);
-                    unmapped(addr, desc);
-                    removed += 1;
+                    if let Some(new) = f(addr, desc) {
+                        mem.write(page, index, new.0);
+                        written += 1;
+                    }
                 } else if desc.is_table(level) {
                     let child = desc.output_address();
-                    removed +=
-                        self.unmap_level(mem, level + 1, child, addr, next.min(end), unmapped);
+                    written += self.update_level(mem, level + 1, child, addr, next.min(end), f);
                 }
-                // Blocks are never created by `map`, so there is none to remove.
+                // Blocks are never created by `map`, so there is none to visit.
             }
             addr = next;
         }
-        removed
+        written
     }
 
     /// Calls `table(pa)` for every non-root table reachable from the root, children before
@@ -800,6 +861,95 @@ mod tests {
                 parent_pos = Some(pos);
             }
         }
+    }
+
+    #[test]
+    fn write_protect_then_relax() {
+        let (s2, mut mem) = setup(40);
+        // Writable pages on both sides of a 2 MiB boundary, a read-only one among them,
+        // and one outside the range.
+        let pages = [
+            (0x4000_0000u64, RW_X),
+            (0x4000_1000, RO_XN),
+            (0x401f_f000, RW_X),
+            (0x4020_0000, RW_X),
+            (0x4040_0000, RW_X),
+        ];
+        for (i, &(ipa, prot)) in pages.iter().enumerate() {
+            s2.map(&mut mem, ipa, 0x10_0000 + i as u64 * PAGE_SIZE, prot)
+                .unwrap();
+        }
+        // Three writable pages lose write permission, nothing else changes.
+        assert_eq!(
+            s2.write_protect_range(&mut mem, 0x4000_0000, 0x4040_0000),
+            3
+        );
+        for (i, &(ipa, prot)) in pages.iter().enumerate() {
+            let d = s2.lookup(&mem, ipa).unwrap();
+            let want = if i < 4 {
+                Prot {
+                    write: false,
+                    ..prot
+                }
+            } else {
+                prot
+            };
+            assert_eq!(
+                d,
+                Desc::page(0x10_0000 + i as u64 * PAGE_SIZE, want),
+                "{ipa:#x}"
+            );
+        }
+        // Again: nothing left to protect.
+        assert_eq!(
+            s2.write_protect_range(&mut mem, 0x4000_0000, 0x4040_0000),
+            0
+        );
+        // Relaxing one page restores exactly its descriptor; twice is a no-op; an
+        // unmapped IPA or one past the limit changes nothing.
+        assert!(s2.make_writable(&mut mem, 0x401f_f000));
+        assert_eq!(
+            s2.lookup(&mem, 0x401f_f000),
+            Some(Desc::page(0x10_2000, RW_X))
+        );
+        assert!(!s2.make_writable(&mut mem, 0x401f_f000));
+        assert!(!s2.make_writable(&mut mem, 0x5000_0000));
+        assert!(!s2.make_writable(&mut mem, 1 << 40));
+        assert!(!s2.make_writable(&mut mem, u64::MAX));
+        assert!(!s2.lookup(&mem, 0x4020_0000).unwrap().writable());
+        // Unaligned IPAs address their page.
+        assert!(s2.make_writable(&mut mem, 0x4020_0abc));
+        assert!(s2.lookup(&mem, 0x4020_0000).unwrap().writable());
+        // The page a read-only mapping started as can be made writable (the caller
+        // decides whether the slot allows it).
+        assert!(s2.make_writable(&mut mem, 0x4000_1000));
+        assert_eq!(
+            s2.lookup(&mem, 0x4000_1000).unwrap().prot(),
+            Prot {
+                write: true,
+                exec: false
+            }
+        );
+        // Unmapping still sees every leaf, protected or not.
+        assert_eq!(s2.unmap_range(&mut mem, 0, 1 << 40, |_, _| {}), 5);
+    }
+
+    #[test]
+    fn write_bit_accessors() {
+        let d = Desc::page(0x1234_5000, RW_X);
+        assert!(d.writable());
+        assert!(!d.with_write(false).writable());
+        assert_eq!(
+            d.with_write(false),
+            Desc::page(
+                0x1234_5000,
+                Prot {
+                    write: false,
+                    exec: true
+                }
+            )
+        );
+        assert_eq!(d.with_write(false).with_write(true), d);
     }
 
     #[test]

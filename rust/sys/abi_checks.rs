@@ -11,8 +11,8 @@
 
 use super::bindings as b;
 use crate::logic::{
-    caps, coalesced, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs, smccc_filter,
-    stats, timer, vgic::attr,
+    caps, coalesced, dirtylog, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs,
+    smccc_filter, stats, timer, vgic::attr,
 };
 use core::mem::{offset_of, size_of};
 
@@ -75,6 +75,7 @@ same_as_uapi!(
     caps::KVM_CAP_USER_MEMORY2 => KVM_CAP_USER_MEMORY2,
     caps::KVM_CAP_SIGNAL_MSI => KVM_CAP_SIGNAL_MSI,
     caps::KVM_CAP_MSI_DEVID => KVM_CAP_MSI_DEVID,
+    caps::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 );
 
 // Ioctls (`logic/ioctl.rs`): the type byte, the API version and each argument size.
@@ -108,6 +109,8 @@ ioctl_arg_is!(
     KVM_SET_ONE_REG: kvm_one_reg,
     KVM_ARM_VCPU_INIT: kvm_vcpu_init,
     KVM_GET_REG_LIST: kvm_reg_list,
+    KVM_GET_DIRTY_LOG: kvm_dirty_log,
+    KVM_CLEAR_DIRTY_LOG: kvm_clear_dirty_log,
 );
 
 // vGIC and ITS devices (`logic/vgic/attr.rs`).
@@ -162,6 +165,9 @@ same_as_uapi!(
 // Memory slots, coalesced MMIO and binary stats.
 same_as_uapi!(
     memslot::KVM_MEM_READONLY => KVM_MEM_READONLY,
+    dirtylog::KVM_MEM_LOG_DIRTY_PAGES => KVM_MEM_LOG_DIRTY_PAGES,
+    dirtylog::MANUAL_PROTECT_ENABLE => KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE,
+    dirtylog::INITIALLY_SET => KVM_DIRTY_LOG_INITIALLY_SET,
     coalesced::PAGE_OFFSET => KVM_COALESCED_MMIO_PAGE_OFFSET,
 );
 const _: () = assert!(coalesced::ENTRY_SIZE == size_of::<b::kvm_coalesced_mmio>());

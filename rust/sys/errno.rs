@@ -8,8 +8,8 @@
 //! above propagate them with `?`. Each mapping follows the type's documentation.
 
 use crate::logic::{
-    fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime, smccc_filter::FilterError,
-    vgic::attr::Errno,
+    dirtylog, fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime,
+    smccc_filter::FilterError, vgic::attr::Errno,
 };
 use kernel::error::{code::*, Error};
 
@@ -89,5 +89,13 @@ impl From<FilterError> for Error {
             FilterError::Exists => EEXIST,
             FilterError::NoMemory => ENOMEM,
         }
+    }
+}
+
+/// A dirty-log request KVM refuses with `EINVAL` (a slot without a log is `ENOENT`,
+/// which `mmu.rs` decides).
+impl From<dirtylog::Invalid> for Error {
+    fn from(_: dirtylog::Invalid) -> Self {
+        EINVAL
     }
 }

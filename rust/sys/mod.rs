@@ -31,10 +31,10 @@ pub(crate) mod wake;
 pub(crate) mod workqueue;
 
 pub(crate) use bindings::{
-    kvm_create_device, kvm_device_attr, kvm_enable_cap, kvm_ioeventfd, kvm_irq_level,
-    kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state, kvm_msi, kvm_one_reg,
-    kvm_smccc_filter, kvm_userspace_memory_region, kvm_userspace_memory_region2, kvm_vcpu_events,
-    kvm_vcpu_init, KVM_API_VERSION,
+    kvm_clear_dirty_log, kvm_create_device, kvm_device_attr, kvm_dirty_log, kvm_enable_cap,
+    kvm_ioeventfd, kvm_irq_level, kvm_irq_routing, kvm_irq_routing_entry, kvm_irqfd, kvm_mp_state,
+    kvm_msi, kvm_one_reg, kvm_smccc_filter, kvm_userspace_memory_region,
+    kvm_userspace_memory_region2, kvm_vcpu_events, kvm_vcpu_init, KVM_API_VERSION,
 };
 
 /// Marks uapi structs as plain bytes, both ways.
@@ -66,6 +66,29 @@ plain_uapi!(
     kvm_vcpu_events,
     kvm_vcpu_init
 );
+
+/// Marks the dirty-log structs as plain bytes, both ways, and reads their bitmap address.
+macro_rules! user_bitmap_uapi {
+    ($($t:ty),*) => {$(
+        // SAFETY: integers and a union of a user pointer with a `u64` of the same size,
+        // without padding. Any bit pattern is a valid value (raw pointers have no validity
+        // invariant), and rkvm only ever reads the union as the integer, never
+        // dereferencing it.
+        unsafe impl kernel::transmute::FromBytes for $t {}
+        // SAFETY: as above.
+        unsafe impl kernel::transmute::AsBytes for $t {}
+
+        impl $t {
+            /// The user address of the bitmap (the `dirty_bitmap`/`padding2` union).
+            pub(crate) fn bitmap_addr(&self) -> u64 {
+                // SAFETY: both union members are 64 bits wide and `padding2` is an integer,
+                // valid for any bit pattern.
+                unsafe { self.__bindgen_anon_1.padding2 }
+            }
+        }
+    )*};
+}
+user_bitmap_uapi!(kvm_dirty_log, kvm_clear_dirty_log);
 
 impl kvm_irq_level {
     /// The `irq` member of the `irq`/`status` union (the line, on input).

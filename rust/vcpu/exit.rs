@@ -128,7 +128,7 @@ impl Vcpu {
                 if beyond_ipa(vm, ctx, esr, ipa, true) {
                     return Ok(Action::Reenter);
                 }
-                match vm.mmu.lock().fault(ipa, false)? {
+                match vm.mmu.lock().fault(ipa, false, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.
                     mmu::Fault::Mmio => inject_into(
@@ -283,9 +283,12 @@ impl Vcpu {
                 return Ok(Action::Reenter);
             }
         }
-        // Writes to a slot are mapped writable, so a write's permission fault means the
-        // slot is read-only, which `fault` reports as MMIO.
-        if let mmu::Fault::Mapped = vm.mmu.lock().fault(ipa, da.write && !da.cache_maint)? {
+        // A write's permission fault is a write-protected page (dirty logging), which
+        // `fault` makes writable, or a read-only slot, which it reports as MMIO. A
+        // stage-1 walk counts as a write, as KVM's `kvm_is_write_fault`: the walker may
+        // update the guest's descriptors (access flag), so its tables must be writable.
+        let write = da.write || da.s1ptw;
+        if let mmu::Fault::Mapped = vm.mmu.lock().fault(ipa, write, da.cache_maint)? {
             return Ok(Action::Reenter);
         }
         if da.s1ptw {

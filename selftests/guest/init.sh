@@ -20,6 +20,9 @@
 #   rkvm-guest: snapshot marker <m> uptime <a> -> <b> s   what it found (or "none" after
 #                                     200 s of guest time), the guest's clock across it
 #   rkvm-guest: stress <n> workers, <rounds> rounds, <s> s   (rkvmguest.stress=<s> only)
+#   rkvm-guest: memory md5 <before> <after>   (rkvmguest.memcheck=1 only) md5 of 32 MiB of
+#                                     random bytes in guest RAM (tmpfs) before and after
+#                                     the load: a migration in between must keep them
 #   rkvm-guest: klog <line>           each kernel message of level warning or worse
 #   rkvm-guest: done                  second marker, then PSCI SYSTEM_OFF (poweroff -f)
 /bin/busybox --install -s /bin
@@ -36,9 +39,11 @@ echo "rkvm-guest: init started, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc
 stress=0
 net=
 snapshot=
+memcheck=0
 for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmguest.stress=*) stress=${word#*=} ;;
+	rkvmguest.memcheck=*) memcheck=${word#*=} ;;
 	rkvmguest.net=*) net=${word#*=} ;;
 	rkvmguest.snapshot=*) snapshot=${word#*=} ;;
 	esac
@@ -110,6 +115,11 @@ if [ -n "$snapshot" ] && [ -b /dev/vda ]; then
 	echo "rkvm-guest: snapshot marker ${m:-none} uptime $t0 -> $(cut -d' ' -f1 /proc/uptime) s"
 fi
 
+if [ "$memcheck" = 1 ]; then
+	dd if=/dev/urandom of=/tmp/memcheck bs=1M count=32 2>/dev/null
+	mem_before=$(md5sum /tmp/memcheck | cut -d' ' -f1)
+fi
+
 # CPU- and timer-heavy: one worker pinned to each CPU alternates a busy loop with 1 ms
 # sleeps until the deadline; each reports its rounds, all must finish.
 if [ "$stress" -gt 0 ]; then
@@ -132,6 +142,10 @@ if [ "$stress" -gt 0 ]; then
 		n=$(cat "$f"); [ "$n" -gt 0 ] && workers=$((workers + 1)); total=$((total + n))
 	done
 	echo "rkvm-guest: stress $workers workers, $total rounds, $(( $(cut -d. -f1 /proc/uptime) - start )) s"
+fi
+
+if [ "$memcheck" = 1 ]; then
+	echo "rkvm-guest: memory md5 $mem_before $(md5sum /tmp/memcheck | cut -d' ' -f1)"
 fi
 
 dmesg -r | grep '^<[0-4]>' | while read -r l; do echo "rkvm-guest: klog ${l#<?>}"; done

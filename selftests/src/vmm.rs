@@ -412,6 +412,8 @@ pub mod nr {
     pub const KVM_ARM_PREFERRED_TARGET: u64 = 0x8020_aeaf;
     /// `_IOWR(KVMIO, 0xb0, struct kvm_reg_list)` (8 bytes)
     pub const KVM_GET_REG_LIST: u64 = 0xc008_aeb0;
+    /// `_IOWR(KVMIO, 0xc0, struct kvm_clear_dirty_log)` (24 bytes)
+    pub const KVM_CLEAR_DIRTY_LOG: u64 = 0xc018_aec0;
     /// `_IOW(KVMIO, 0xc2, int)` (4 bytes)
     pub const KVM_ARM_VCPU_FINALIZE: u64 = 0x4004_aec2;
     /// `_IO(KVMIO, 0xce)`

@@ -828,14 +828,11 @@ fn check_boot(c: &Client, boot: &Boot, md5: &str, snap: &SnapshotRun) -> TestRes
 }
 
 /// After the round trip: the diff snapshot without dirty tracking (`mincore(2)`, no KVM
-/// call beyond the state a full snapshot saves) succeeds everywhere; a VM booted with
-/// `track_dirty_pages` registers its memory with `KVM_MEM_LOG_DIRTY_PAGES`, which KVM
-/// accepts and rkvm, without dirty logging, refuses as KVM refuses a flag it does not
-/// support (`check_memory_region_flags()`: `EINVAL`), so Firecracker's `InstanceStart`
-/// fails with "os error 22". Turn this around when rkvm gets dirty logging.
+/// call beyond the state a full snapshot saves) succeeds everywhere, and so does starting
+/// a VM with `track_dirty_pages`, which registers its memory with
+/// `KVM_MEM_LOG_DIRTY_PAGES` (rkvm and KVM alike).
 fn check_dirty(
     c: &Client,
-    hyp: Hyp,
     snap: &SnapshotRun,
     probe: &Option<Result<(u16, String), String>>,
 ) -> TestResult {
@@ -848,20 +845,12 @@ fn check_dirty(
         .ok_or("no dirty logging probe")?
         .as_ref()
         .map_err(|e| format!("dirty logging probe: {e}"))?;
-    match hyp {
-        Hyp::Kvm => check!(
-            probe.0 == 204,
-            "track_dirty_pages: {} {}",
-            probe.0,
-            probe.1.trim()
-        ),
-        Hyp::Rkvm => check!(
-            probe.0 == 400 && probe.1.contains("os error 22"),
-            "track_dirty_pages without dirty logging: {} {}",
-            probe.0,
-            probe.1.trim()
-        ),
-    }
+    check!(
+        probe.0 == 204,
+        "track_dirty_pages: {} {}",
+        probe.0,
+        probe.1.trim()
+    );
     Ok(Outcome::Pass)
 }
 
@@ -952,7 +941,7 @@ fn client_run(c: &Client, raw: bool) -> TestResult {
         c.name,
         boot.total.as_secs_f64()
     );
-    let result = check_boot(c, &boot, &md5, &snap).and_then(|_| check_dirty(c, hyp, &snap, &probe));
+    let result = check_boot(c, &boot, &md5, &snap).and_then(|_| check_dirty(c, &snap, &probe));
     let _ = std::fs::remove_file(DISK);
     result?;
     log.check_clean()?;

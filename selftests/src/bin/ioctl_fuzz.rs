@@ -47,9 +47,9 @@ const CREATES_FD: [u64; 5] = [
     nr::KVM_CREATE_DEVICE,
 ];
 
-/// KVM ioctls rkvm does not implement, or on an fd kind that does not take them, with
-/// random arguments: each must fail cleanly.
-const OTHER_IOCTLS: [(&str, u64, Kind); 14] = [
+/// KVM ioctls rkvm does not implement, or on an fd kind that does not take them, and the
+/// dirty-log ioctls, with random arguments: each must fail cleanly or do what it asks.
+const OTHER_IOCTLS: [(&str, u64, Kind); 15] = [
     (
         "KVM_GET_MSR_INDEX_LIST",
         nr::KVM_GET_MSR_INDEX_LIST,
@@ -61,6 +61,7 @@ const OTHER_IOCTLS: [(&str, u64, Kind); 14] = [
         Kind::Sys,
     ),
     ("KVM_GET_DIRTY_LOG", nr::KVM_GET_DIRTY_LOG, Kind::Vm),
+    ("KVM_CLEAR_DIRTY_LOG", nr::KVM_CLEAR_DIRTY_LOG, Kind::Vm),
     ("KVM_SET_GSI_ROUTING", nr::KVM_SET_GSI_ROUTING, Kind::Vm),
     ("KVM_ENABLE_CAP", nr::KVM_ENABLE_CAP, Kind::Vm),
     (

@@ -120,7 +120,23 @@ fn make_disk(seed: u64) -> Result<String, String> {
 /// `raw` echoes the guest's console as is (`make run`), otherwise as KTAP diagnostics.
 /// QEMU is killed after `limit`.
 fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration) -> Result<Boot, String> {
-    let append = format!("console=ttyAMA0 panic=-1 rkvmguest.stress={stress}");
+    boot_with(name, smp, stress, raw, limit, "", &[], &mut |_| {})
+}
+
+/// [`boot`] with words for the guest's command line and `extra` arguments for QEMU,
+/// calling `on_line` with each console line.
+#[allow(clippy::too_many_arguments)]
+fn boot_with(
+    name: &str,
+    smp: u32,
+    stress: u32,
+    raw: bool,
+    limit: Duration,
+    guest_args: &str,
+    extra: &[&str],
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Boot, String> {
+    let append = format!("console=ttyAMA0 panic=-1 rkvmguest.stress={stress} {guest_args}");
     let drive = format!("if=none,file={DISK},format=raw,id=d0");
     let smp = smp.to_string();
     let args: Vec<&str> = vec![
@@ -153,6 +169,7 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration) -> Result
     // QEMU opens /dev/kvm by name (also for the -cpu host probe): rkvm's or KVM's.
     let mut cmd = Command::new(QEMU);
     cmd.args(&args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -208,6 +225,7 @@ fn boot(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration) -> Result
             to_init = Some(t);
             println!("# qemu-timing: {name} init {}", t.as_millis());
         }
+        on_line(&line);
         console.push(line);
     }
     // Wait for QEMU's exit without reaping it: its pid cannot be reused while the
@@ -356,6 +374,156 @@ fn boot_and_check(name: &str, smp: u32, stress: u32, raw: bool, limit: Duration)
     Ok(Outcome::Pass)
 }
 
+/// QEMU's human monitor on a Unix socket, for the migration test.
+const MONITOR: &str = "/tmp/qemu-boot-monitor.sock";
+/// Where the migration stream goes.
+const MIGRATION: &str = "/tmp/qemu-boot-migration.bin";
+
+/// Sends one command to QEMU's human monitor and returns what it printed up to the next
+/// prompt.
+fn hmp(mon: &mut std::os::unix::net::UnixStream, cmd: &str) -> Result<String, String> {
+    use std::io::Write;
+    mon.write_all(format!("{cmd}\n").as_bytes())
+        .map_err(|e| format!("monitor: {e}"))?;
+    read_to_prompt(mon)
+}
+
+fn read_to_prompt(mon: &mut std::os::unix::net::UnixStream) -> Result<String, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(b"(qemu) ") {
+        let n = mon.read(&mut buf).map_err(|e| format!("monitor: {e}"))?;
+        if n == 0 {
+            return Err(format!("monitor closed: {}", String::from_utf8_lossy(&out)));
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Migrates the VM behind the monitor into `MIGRATION` while it runs, then quits that
+/// QEMU: QEMU enables dirty logging for the whole of guest memory and collects the log
+/// until the rest fits its downtime (`migrate`, `info migrate`).
+fn migrate_out() -> Result<String, String> {
+    let mut mon =
+        std::os::unix::net::UnixStream::connect(MONITOR).map_err(|e| format!("{MONITOR}: {e}"))?;
+    read_to_prompt(&mut mon)?;
+    hmp(&mut mon, &format!("migrate -d \"exec:cat > {MIGRATION}\""))?;
+    let start = Instant::now();
+    let status = loop {
+        let info = hmp(&mut mon, "info migrate")?;
+        if let Some(line) = info.lines().find(|l| l.contains("Migration status:")) {
+            if ["completed", "failed", "cancelled"]
+                .iter()
+                .any(|s| line.contains(s))
+            {
+                break line.trim().to_owned();
+            }
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            break "still active after 120 s".into();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Only a completed source may go: it must not run on with the destination.
+    let _ = hmp(&mut mon, "quit");
+    Ok(status)
+}
+
+/// QEMU live-migrates the running 2-vCPU guest (in the middle of its load) into a file
+/// and quits; a second QEMU started with `-incoming` from that file resumes it, and the
+/// guest finishes its `/init` there: the checks of a whole boot hold over both halves.
+/// Without dirty logging QEMU aborts at `migrate` (`kvm_log_start`).
+fn migrate_while_running() -> TestResult {
+    let target = match target() {
+        Ok(t) => t,
+        Err(why) => return Ok(Outcome::Skip(why)),
+    };
+    // Two QEMUs outlive the suite's per-test alarm; give the test its own.
+    // SAFETY: alarm has no preconditions.
+    unsafe { libc::alarm(480) };
+    let mut log = KernelLog::mark().map_err(|e| format!("/dev/kmsg: {e}"))?;
+    let _ = std::fs::remove_file(MONITOR);
+    let _ = std::fs::remove_file(MIGRATION);
+    let md5 = make_disk(0x1916)?;
+    let (smp, stress) = (2, 20);
+    println!(
+        "# migrate_while_running: {} vCPUs on {}",
+        smp,
+        if target == Target::Rkvm {
+            "rkvm (its /dev/kvm)"
+        } else {
+            "in-kernel KVM"
+        }
+    );
+    let monitor = format!("unix:{MONITOR},server=on,wait=off");
+    let mut migration = None;
+    let source = boot_with(
+        "migrate_source",
+        smp,
+        stress,
+        false,
+        Duration::from_secs(200),
+        "rkvmguest.memcheck=1",
+        &["-monitor", &monitor],
+        &mut |line| {
+            if migration.is_none() && line.starts_with("rkvm-guest: cpus online") {
+                migration = Some(std::thread::spawn(migrate_out));
+            }
+        },
+    )?;
+    let status = migration
+        .ok_or("the guest never got to its load")?
+        .join()
+        .map_err(|_| "migration thread panicked")?
+        .map_err(|e| format!("{e}; QEMU exited with {}: {}", source.status, source.stderr))?;
+    println!("# migrate_while_running: source: {status}");
+    check!(status.contains("completed"), "migration: {status}");
+    let incoming = format!("exec:cat {MIGRATION}");
+    let dest = boot_with(
+        "migrate_destination",
+        smp,
+        stress,
+        false,
+        Duration::from_secs(200),
+        "rkvmguest.memcheck=1",
+        &["-incoming", &incoming],
+        &mut |_| {},
+    )?;
+    let _ = std::fs::remove_file(MIGRATION);
+    check!(
+        source.status.success(),
+        "the source QEMU exited with {}",
+        source.status
+    );
+    let both = Boot {
+        status: dest.status,
+        console: source.console.into_iter().chain(dest.console).collect(),
+        stderr: source.stderr + &dest.stderr,
+        to_init: source.to_init,
+        total: source.total + dest.total,
+    };
+    let result = check_boot(&both, smp, &md5);
+    let _ = std::fs::remove_file(DISK);
+    result?;
+    check!(
+        guest_says(&both, "rkvm-guest: stress ").is_some(),
+        "the guest's load did not finish on the destination"
+    );
+    // The guest's memory: 32 MiB of random bytes written before the migration, hashed
+    // again on the destination.
+    let md5s: Vec<&str> = guest_says(&both, "rkvm-guest: memory md5 ")
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    check!(
+        md5s.len() == 2 && md5s[0] == md5s[1],
+        "the guest's memory changed across the migration: {md5s:?}"
+    );
+    log.check_clean()?;
+    Ok(Outcome::Pass)
+}
+
 fn qemu_is_7_2() -> TestResult {
     let out = Command::new(QEMU)
         .arg("--version")
@@ -416,8 +584,11 @@ fn main() {
         }
         return;
     }
-    let mut tests: Vec<rkvm_selftests::Test> =
-        vec![("qemu_is_7_2", qemu_is_7_2), ("boot_smp2", boot_smp2)];
+    let mut tests: Vec<rkvm_selftests::Test> = vec![
+        ("qemu_is_7_2", qemu_is_7_2),
+        ("boot_smp2", boot_smp2),
+        ("migrate_while_running", migrate_while_running),
+    ];
     if stress_seconds() > 0 {
         tests.push(("boot_smp4_stress", boot_smp4_stress));
     }

@@ -68,6 +68,8 @@ const IMPLEMENTED_CAPS: &[(u32, Want)] = &[
     (kb::KVM_CAP_ARM_INJECT_EXT_DABT, Is(1)),
     // A syndrome for injected SErrors needs RAS (the Cortex-A72 host has none).
     (kb::KVM_CAP_ARM_INJECT_SERROR_ESR, HostFeature),
+    // KVM_CLEAR_DIRTY_LOG; the value: MANUAL_PROTECT_ENABLE | INITIALLY_SET.
+    (kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, Is(3)),
 ];
 
 /// What capability `cap` must read.
