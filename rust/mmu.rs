@@ -245,16 +245,9 @@ impl Mmu {
             bitmap.copy_to(out);
             return Ok(());
         }
-        let s2 = &self.s2;
-        let mut changed = 0;
-        bitmap.take_into(out, |first, end| {
-            changed += s2.write_protect_range(
-                &mut KernelTables,
-                slot.start_ipa() + first * PAGE_SIZE,
-                slot.start_ipa() + end * PAGE_SIZE,
-            );
-        });
-        if changed != 0 {
+        if write_protect_runs(&self.s2, slot.start_ipa(), |protect| {
+            bitmap.take_into(out, protect);
+        }) {
             self.flush_tlbs();
         }
         Ok(())
@@ -281,16 +274,9 @@ impl Mmu {
         if range.first_word + range.words > bitmap.words() || user.len() < range.user_bytes() {
             return Err(EINVAL);
         }
-        let s2 = &self.s2;
-        let mut changed = 0;
-        bitmap.clear(range, user, |first, end| {
-            changed += s2.write_protect_range(
-                &mut KernelTables,
-                slot.start_ipa() + first * PAGE_SIZE,
-                slot.start_ipa() + end * PAGE_SIZE,
-            );
-        });
-        if changed != 0 {
+        if write_protect_runs(&self.s2, slot.start_ipa(), |protect| {
+            bitmap.clear(range, user, protect);
+        }) {
             self.flush_tlbs();
         }
         Ok(())
@@ -451,6 +437,25 @@ impl UnpinBatch {
         }
         self.len = 0;
     }
+}
+
+/// Removes write permission from the pages of each run `[first, end)` that `runs` reports
+/// (page numbers from `start_ipa`, as a dirty bitmap counts them); whether any descriptor
+/// changed, so that the caller invalidates the TLBs once for all of them.
+fn write_protect_runs(
+    s2: &Stage2,
+    start_ipa: u64,
+    runs: impl FnOnce(&mut dyn FnMut(u64, u64)),
+) -> bool {
+    let mut changed = 0;
+    runs(&mut |first, end| {
+        changed += s2.write_protect_range(
+            &mut KernelTables,
+            start_ipa + first * PAGE_SIZE,
+            start_ipa + end * PAGE_SIZE,
+        );
+    });
+    changed != 0
 }
 
 impl Drop for Mmu {
