@@ -523,8 +523,8 @@ pub(crate) fn run(
     if ctx.pending_vserror {
         hcr |= traps::hcr::VSE;
         ctx.pending_vserror = false;
+        hc.guest_vsesr = ctx.vsesr;
     }
-    hc.guest_vsesr = ctx.vsesr;
     hc.hcr = hcr;
     hc.cptr = traps::guest_cptr_nvhe(hc.host_cptr, fp_owned);
 

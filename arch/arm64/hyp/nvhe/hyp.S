@@ -89,6 +89,7 @@
 /* Exit codes (rust/hyp/context.rs: ExitCode). */
 
 #define HCR_VM_BIT		0
+#define HCR_VSE_BIT		8
 #define ESR_EC_SHIFT		26
 #define ESR_EC_HVC64		0x16
 
@@ -547,6 +548,9 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	tbz	x1, #FEAT_RAS, 5f
 	ldr	x2, [x17, #H(HC_GUEST_DISR)]
 	msr	RKVM_VDISR_EL2, x2
+	/* The syndrome matters only with a virtual SError to deliver (KVM's __activate_traps). */
+	ldr	x2, [x0, #HC_HCR]
+	tbz	x2, #HCR_VSE_BIT, 5f
 	ldr	x2, [x17, #H(HC_GUEST_VSESR)]
 	msr	RKVM_VSESR_EL2, x2
 5:	ldp	x1, x2, [x0, #HC_PC]
