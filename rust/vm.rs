@@ -15,7 +15,7 @@ use crate::{
     hyp::{context::VmRegs, sysreg},
     its::ItsSet,
     logic::{
-        caps, dirtylog,
+        caps, dirtylog, fgt,
         fwregs::{Bitmap, FwBitmaps},
         halt_poll, idregs,
         ioctl::{self, VmIoctl},
@@ -158,7 +158,7 @@ impl IdRegs {
     fn new() -> Self {
         let mut regs = [0; 56];
         for &(crm, op2) in KNOWN_ID_REGS {
-            let host = read_sanitised_id_reg(SysReg::new(3, 0, 0, crm, op2).encoding());
+            let host = host_id_reg((crm, op2));
             regs[Self::index(crm, op2)] = idregs::guest_view(crm, op2, host);
         }
         Self(regs)
@@ -172,6 +172,11 @@ impl IdRegs {
     pub(crate) fn get(&self, crm: u8, op2: u8) -> u64 {
         self.0[Self::index(crm, op2)]
     }
+}
+
+/// The host's sanitised feature ID register (3, 0, 0, `crm`, `op2`).
+pub(crate) fn host_id_reg((crm, op2): (u8, u8)) -> u64 {
+    read_sanitised_id_reg(SysReg::new(3, 0, 0, crm, op2).encoding())
 }
 
 /// A VMID owned by one VM; released after the VM's tables and TLB entries are gone.
@@ -206,6 +211,10 @@ pub(crate) struct Vm {
     /// The timers' PPIs (`KVM_ARM_VCPU_TIMER_IRQ_*` order), VM-wide as on KVM.
     timer_ppis: [Atomic<u32>; 4],
     pub(crate) id_regs: IdRegs,
+    /// HCRX_EL2 and the fine-grained traps for this VM's ID registers (the view before
+    /// the GIC fields may go: a VM without a vGIC has its ICC_* registers trapped
+    /// through ICH_HCR_EL2 anyway).
+    guest_traps: fgt::GuestTraps,
     /// Serialises memslot changes and the dirty-log ioctls (KVM's `slots_lock`), which
     /// copy bitmaps to and from userspace between two sections under `mmu`.
     #[pin]
@@ -281,6 +290,9 @@ impl Vm {
             read_sanitised_id_reg(ID_AA64MMFR0_EL1),
             read_sanitised_id_reg(ID_AA64MMFR1_EL1),
         );
+        let id_regs = IdRegs::new();
+        let guest_traps =
+            fgt::GuestTraps::compute(&host_id_reg, &|(crm, op2)| id_regs.get(crm, op2));
         let vm = Arc::pin_init(
             try_pin_init!(Self {
                 irq <- irqchip::IrqRouting::new(),
@@ -293,7 +305,8 @@ impl Vm {
                 cntpoff: Atomic::new(0),
                 cntfrq: sysreg::cntfrq_el0(),
                 timer_ppis: timer::DEFAULT_PPIS.map(Atomic::new),
-                id_regs: IdRegs::new(),
+                id_regs,
+                guest_traps,
                 slots_lock <- new_mutex!((), "Vm::slots_lock"),
                 mmu <- new_mutex!(mmu, "Vm::mmu"),
                 _vmid: vmid,
@@ -335,6 +348,7 @@ impl Vm {
             cntvoff: self.cntvoff(),
             cntpoff: self.cntpoff(),
             ich_hcr: crate::logic::vgic::lr::idle_hcr(self.vgic().is_some()),
+            traps: self.guest_traps,
         }
     }
 

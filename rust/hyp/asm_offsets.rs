@@ -86,6 +86,10 @@ define! {
     HC_GIC_IDLE_HCR = offset_of!(HypCpu, gic_idle_hcr);
     HC_GUEST_DISR = offset_of!(HypCpu, guest_disr);
     HC_GUEST_VSESR = offset_of!(HypCpu, guest_vsesr);
+    HC_GUEST_HCRX = offset_of!(HypCpu, guest_hcrx);
+    HC_HOST_HCRX = offset_of!(HypCpu, host_hcrx);
+    HC_GUEST_FGT = offset_of!(HypCpu, guest_fgt);
+    HC_HOST_FGT = offset_of!(HypCpu, host_fgt);
 }
 
 // struct VgicCpuIf, the GICv3 CPU interface save area.
@@ -157,6 +161,9 @@ define! {
     FEAT_S1POE = feature::S1POE.trailing_zeros();
     FEAT_SCTLRX = feature::SCTLRX.trailing_zeros();
     FEAT_RAS = feature::RAS.trailing_zeros();
+    FEAT_HCX = feature::HCX.trailing_zeros();
+    FEAT_FGT = feature::FGT.trailing_zeros();
+    FEAT_FGT2 = feature::FGT2.trailing_zeros();
 }
 
 define! {

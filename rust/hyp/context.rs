@@ -139,4 +139,6 @@ pub(crate) struct VmRegs {
     /// ICH_HCR_EL2 while no list register is in use: the `ICC_*` traps of a VM without
     /// a vGIC (`logic::vgic::lr::idle_hcr`).
     pub(crate) ich_hcr: u64,
+    /// HCRX_EL2 and the fine-grained traps for the VM's guests (`logic::fgt`).
+    pub(crate) traps: crate::logic::fgt::GuestTraps,
 }

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     logic::{
         cpufeature::HVC_STUB_ERR,
-        el2abi::{call, El1Block, HypCpu, HYPCPU_MAX_SIZE},
+        el2abi::{call, feature, El1Block, HypCpu, HYPCPU_MAX_SIZE},
         hyplayout::{self, Prot},
         pgtable::{Geometry, MapError, Stage2},
         regs::{El1Reg, SysReg},
@@ -240,7 +240,11 @@ impl Runtime {
             Relaxed,
         );
         let mmfr3 = sys::cpu::read_sanitised_id_reg(ID_AA64MMFR3_EL1);
-        FEATURES.store(hyplayout::features(mmfr3, super::host_pfr0()), Relaxed);
+        let caps = crate::logic::fgt::HostCaps::of(&crate::vm::host_id_reg);
+        FEATURES.store(
+            hyplayout::features(mmfr3, super::host_pfr0(), caps),
+            Relaxed,
+        );
         IDMAP_PA.store(idmap_pa, Relaxed);
         rt.tables = Some(tables);
         rt.cpuhp = Some(cpu::cpuhp_setup(cpu_online, cpu_offline)?);
@@ -379,6 +383,8 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     hc.mdcr = traps::guest_mdcr(hc.host_mdcr);
     hc.cnthctl = timer::guest_cnthctl_nvhe(hc.host_cnthctl, l.vm.cntpoff);
     hc.gic_idle_hcr = l.vm.ich_hcr;
+    hc.guest_hcrx = l.vm.traps.hcrx;
+    hc.guest_fgt = l.vm.traps.fgt;
     l.loaded = true;
 }
 
@@ -519,7 +525,7 @@ pub(crate) fn run(
     hc.pc = ctx.pc;
     hc.pstate = ctx.pstate;
     hc.gic = *gic;
-    let mut hcr = traps::guest_hcr(false);
+    let mut hcr = traps::guest_hcr(false, hc.features & feature::RAS != 0);
     if ctx.pending_vserror {
         hcr |= traps::hcr::VSE;
         ctx.pending_vserror = false;

@@ -106,6 +106,18 @@ sysreg!(
     vsesr_el2, "s3_4_c5_c2_3"
 );
 sysreg!(cptr_el2, "s3_4_c1_c1_2");
+// FEAT_HCX and the fine-grained traps (FEAT_FGT, FEAT_FGT2), in `logic::fgt::FgtReg` order.
+sysreg!(hcrx_el2, "s3_4_c1_c2_2");
+sysreg!(hfgrtr_el2, "s3_4_c1_c1_4");
+sysreg!(hfgwtr_el2, "s3_4_c1_c1_5");
+sysreg!(hfgitr_el2, "s3_4_c1_c1_6");
+sysreg!(hdfgrtr_el2, "s3_4_c3_c1_4");
+sysreg!(hdfgwtr_el2, "s3_4_c3_c1_5");
+sysreg!(hfgrtr2_el2, "s3_4_c3_c1_2");
+sysreg!(hfgwtr2_el2, "s3_4_c3_c1_3");
+sysreg!(hfgitr2_el2, "s3_4_c3_c1_7");
+sysreg!(hdfgrtr2_el2, "s3_4_c3_c1_0");
+sysreg!(hdfgwtr2_el2, "s3_4_c3_c1_1");
 sysreg!(vttbr_el2, "s3_4_c2_c1_0");
 sysreg!(vtcr_el2, "s3_4_c2_c1_2");
 sysreg!(spsr_el2, "s3_4_c4_c0_0");

@@ -12,7 +12,12 @@ use super::{
     context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs},
     sysreg::{self, isb},
 };
-use crate::logic::{hyplayout, regs::El1Reg, timer, traps};
+use crate::logic::{
+    fgt::{FgtReg, GuestTraps, HostCaps, FGT1_COUNT, FGT_COUNT},
+    hyplayout,
+    regs::El1Reg,
+    timer, traps,
+};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::interrupt::LocalInterruptDisabled;
 
@@ -27,14 +32,108 @@ extern "C" {
 
 /// Whether the host has RAS, so the guest's DISR_EL1 is VDISR_EL2 (set by [`init`]).
 static RAS: AtomicBool = AtomicBool::new(false);
+/// Whether the host has HCRX_EL2 and the fine-grained traps (FGT, FGT2).
+static HCX: AtomicBool = AtomicBool::new(false);
+static FGT: AtomicBool = AtomicBool::new(false);
+static FGT2: AtomicBool = AtomicBool::new(false);
 
-/// Records the host's EL2 vectors and RAS support; called once at module load, before
-/// any guest runs.
+/// Records the host's EL2 vectors, RAS support and EL2 trap registers; called once at
+/// module load, before any guest runs.
 pub(crate) fn init() {
     // SAFETY: at EL2 on a VHE host; VBAR_EL2 is the same on every CPU. The store happens
     // before any guest can run, and the asm reads it only from the panic path.
     unsafe { __rkvm_host_vbar = sysreg::vbar_el2::read() };
     RAS.store(hyplayout::has_ras(super::host_pfr0()), Relaxed);
+    let caps = HostCaps::of(&crate::vm::host_id_reg);
+    HCX.store(caps.hcx, Relaxed);
+    FGT.store(caps.fgt, Relaxed);
+    FGT2.store(caps.fgt2, Relaxed);
+}
+
+/// The fine-grained trap registers this host has: none, the FGT five, or all ten.
+fn fgt_count() -> usize {
+    match (FGT.load(Relaxed), FGT2.load(Relaxed)) {
+        (false, _) => 0,
+        (true, false) => FGT1_COUNT,
+        (true, true) => FGT_COUNT,
+    }
+}
+
+/// Reads fine-grained trap register `r`.
+///
+/// # Safety
+///
+/// VHE host at EL2 whose CPU implements `r` (FEAT_FGT, or FEAT_FGT2 for the `2` ones).
+unsafe fn fgt_read(r: FgtReg) -> u64 {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        match r {
+            FgtReg::Hfgrtr => sysreg::hfgrtr_el2::read(),
+            FgtReg::Hfgwtr => sysreg::hfgwtr_el2::read(),
+            FgtReg::Hfgitr => sysreg::hfgitr_el2::read(),
+            FgtReg::Hdfgrtr => sysreg::hdfgrtr_el2::read(),
+            FgtReg::Hdfgwtr => sysreg::hdfgwtr_el2::read(),
+            FgtReg::Hfgrtr2 => sysreg::hfgrtr2_el2::read(),
+            FgtReg::Hfgwtr2 => sysreg::hfgwtr2_el2::read(),
+            FgtReg::Hfgitr2 => sysreg::hfgitr2_el2::read(),
+            FgtReg::Hdfgrtr2 => sysreg::hdfgrtr2_el2::read(),
+            FgtReg::Hdfgwtr2 => sysreg::hdfgwtr2_el2::read(),
+        }
+    }
+}
+
+/// Writes fine-grained trap register `r`.
+///
+/// # Safety
+///
+/// As for [`fgt_read`]; the new traps act on EL1 and EL0 with HCR_EL2.TGE clear only.
+unsafe fn fgt_write(r: FgtReg, v: u64) {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        match r {
+            FgtReg::Hfgrtr => sysreg::hfgrtr_el2::write(v),
+            FgtReg::Hfgwtr => sysreg::hfgwtr_el2::write(v),
+            FgtReg::Hfgitr => sysreg::hfgitr_el2::write(v),
+            FgtReg::Hdfgrtr => sysreg::hdfgrtr_el2::write(v),
+            FgtReg::Hdfgwtr => sysreg::hdfgwtr_el2::write(v),
+            FgtReg::Hfgrtr2 => sysreg::hfgrtr2_el2::write(v),
+            FgtReg::Hfgwtr2 => sysreg::hfgwtr2_el2::write(v),
+            FgtReg::Hfgitr2 => sysreg::hfgitr2_el2::write(v),
+            FgtReg::Hdfgrtr2 => sysreg::hdfgrtr2_el2::write(v),
+            FgtReg::Hdfgwtr2 => sysreg::hdfgwtr2_el2::write(v),
+        }
+    }
+}
+
+/// Puts `t` in HCRX_EL2 and the fine-grained trap registers, saving what they held into
+/// `host` (vCPU load), or, with `save` false, only writes `t` (put: `t` is the host's).
+///
+/// With HCR_EL2.{E2H,TGE} = {1,1} these registers have no effect on the host (kernel at
+/// EL2, its EL0 under TGE), so they can hold the guest's values from load to put.
+///
+/// # Safety
+///
+/// VHE host at EL2 with preemption disabled, in [`load`] or [`put`].
+unsafe fn switch_el2_traps(t: &GuestTraps, host: Option<&mut GuestTraps>) {
+    let n = fgt_count();
+    let hcx = HCX.load(Relaxed);
+    // SAFETY: by the caller's guarantee; only registers the CPU has are touched.
+    unsafe {
+        if let Some(h) = host {
+            if hcx {
+                h.hcrx = sysreg::hcrx_el2::read();
+            }
+            for (i, r) in FgtReg::ALL[..n].iter().enumerate() {
+                h.fgt[i] = fgt_read(*r);
+            }
+        }
+        if hcx {
+            sysreg::hcrx_el2::write(t.hcrx);
+        }
+        for (i, r) in FgtReg::ALL[..n].iter().enumerate() {
+            fgt_write(*r, t.fgt[i]);
+        }
+    }
 }
 
 /// Host registers a vCPU load replaces, restored by the matching put.
@@ -45,6 +144,8 @@ pub(crate) struct HostSaved {
     mdcr: u64,
     cnthctl: u64,
     icc_sre: u64,
+    /// HCRX_EL2 and the fine-grained traps, in the guest's layout.
+    traps: GuestTraps,
 }
 
 /// A vCPU's lazily switched state: its EL1 registers and what it needs loaded.
@@ -94,7 +195,9 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
             mdcr: sysreg::mdcr_el2::read(),
             cnthctl: sysreg::cnthctl_el2::read(),
             icc_sre: 0,
+            traps: GuestTraps::default(),
         };
+        switch_el2_traps(&l.vm.traps, Some(&mut l.host.traps));
         let g = &l.el1;
         let r = &g.regs;
         load_el1_sys(&r.sys);
@@ -198,6 +301,7 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         sysreg::tpidrro_el0::write(l.host.tpidrro_el0);
         sysreg::mdcr_el2::write(l.host.mdcr);
         sysreg::cnthctl_el2::write(l.host.cnthctl);
+        switch_el2_traps(&l.host.traps, None);
         isb();
     }
     l.loaded = false;
@@ -389,7 +493,7 @@ pub(crate) fn run(
 
         sysreg::elr_el2::write(ctx.pc);
         sysreg::spsr_el2::write(ctx.pstate);
-        let mut hcr = traps::guest_hcr(true);
+        let mut hcr = traps::guest_hcr(true, RAS.load(Relaxed));
         if ctx.pending_vserror {
             hcr |= traps::hcr::VSE;
             ctx.pending_vserror = false;

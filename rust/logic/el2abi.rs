@@ -132,7 +132,20 @@ pub(crate) struct HypCpu {
     pub(crate) guest_disr: u64,
     /// VSESR_EL2 for the entry, on a RAS host: the syndrome of a pending virtual SError.
     pub(crate) guest_vsesr: u64,
+    /// HCRX_EL2 (with `feature::HCX`) and the fine-grained trap registers (with
+    /// `feature::FGT`, the last five with `feature::FGT2`; order of `logic::fgt::FgtReg`)
+    /// for the guest, computed at load, and the host's, recorded at install: the host
+    /// kernel at EL1 runs under them too, so every entry and exit switches them.
+    pub(crate) guest_hcrx: u64,
+    pub(crate) host_hcrx: u64,
+    pub(crate) guest_fgt: [u64; FGT_REGS],
+    pub(crate) host_fgt: [u64; FGT_REGS],
 }
+
+/// The fine-grained trap registers the world switch moves: HFGRTR, HFGWTR, HFGITR,
+/// HDFGRTR, HDFGWTR (FEAT_FGT), then HFGRTR2, HFGWTR2, HFGITR2, HDFGRTR2, HDFGWTR2
+/// (FEAT_FGT2).
+pub(crate) const FGT_REGS: usize = 10;
 
 /// Fields the assembly moves in pairs (LDP/STP), which must stay adjacent.
 macro_rules! adjacent {
@@ -144,7 +157,8 @@ macro_rules! adjacent {
 }
 adjacent!(El1Block: sp_el1, elr_el1; spsr_el1, cntv_ctl);
 adjacent!(HypCpu: pc, pstate; mdcr, cnthctl; host_elr_el2, host_spsr_el2; host_hcr, host_cptr;
-    host_mdcr, host_cnthctl; host_vpidr, host_vmpidr; host_pir, host_pire0);
+    host_mdcr, host_cnthctl; host_vpidr, host_vmpidr; host_pir, host_pire0;
+    guest_hcrx, host_hcrx);
 
 /// The page that holds a CPU's [`HypCpu`].
 pub(crate) const HYPCPU_MAX_SIZE: usize = 4096;
@@ -158,8 +172,8 @@ pub(crate) mod exit {
     pub(crate) const SERROR: u64 = 4;
 }
 
-/// `HypCpu.features` bits: optional EL1 registers the host kernel may use, which the
-/// nVHE world switch must save and restore.
+/// `HypCpu.features` bits: optional registers the host kernel may use, which the nVHE
+/// world switch must save and restore.
 pub(crate) mod feature {
     pub(crate) const TCRX: u64 = 1 << 0;
     pub(crate) const S1PIE: u64 = 1 << 1;
@@ -167,6 +181,10 @@ pub(crate) mod feature {
     pub(crate) const SCTLRX: u64 = 1 << 3;
     /// FEAT_RAS: the guest's DISR_EL1 lives in VDISR_EL2 (HCR_EL2.AMO is set).
     pub(crate) const RAS: u64 = 1 << 4;
+    /// FEAT_HCX, FEAT_FGT, FEAT_FGT2: HCRX_EL2 and the trap registers to switch.
+    pub(crate) const HCX: u64 = 1 << 5;
+    pub(crate) const FGT: u64 = 1 << 6;
+    pub(crate) const FGT2: u64 = 1 << 7;
 }
 
 /// rkvm's hyp calls (x0 of `HVC #0`): SMCCC 64-bit fast calls owned by the "vendor

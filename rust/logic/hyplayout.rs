@@ -137,9 +137,10 @@ pub(crate) const fn has_ras(pfr0: u64) -> bool {
     (pfr0 >> 28) & 0xf != 0
 }
 
-/// The feature bits from `ID_AA64MMFR3_EL1` and `ID_AA64PFR0_EL1`. PIR/PIRE0 and POR
-/// are only reachable through TCR2, so they count only with TCRX.
-pub(crate) fn features(mmfr3: u64, pfr0: u64) -> u64 {
+/// The feature bits from `ID_AA64MMFR3_EL1`, `ID_AA64PFR0_EL1` and the EL2 trap
+/// registers the host has (`fgt::HostCaps`). PIR/PIRE0 and POR are only reachable
+/// through TCR2, so they count only with TCRX.
+pub(crate) fn features(mmfr3: u64, pfr0: u64, caps: super::fgt::HostCaps) -> u64 {
     let field = |shift: u32| (mmfr3 >> shift) & 0xf != 0;
     let mut f = 0;
     if field(0) {
@@ -156,6 +157,15 @@ pub(crate) fn features(mmfr3: u64, pfr0: u64) -> u64 {
     }
     if has_ras(pfr0) {
         f |= feature::RAS;
+    }
+    for (has, bit) in [
+        (caps.hcx, feature::HCX),
+        (caps.fgt, feature::FGT),
+        (caps.fgt2, feature::FGT2),
+    ] {
+        if has {
+            f |= bit;
+        }
     }
     f
 }
@@ -214,17 +224,29 @@ mod tests {
 
     #[test]
     fn feature_bits() {
-        assert_eq!(features(0, 0), 0);
+        use crate::logic::fgt::HostCaps;
+        let none = HostCaps::default();
+        assert_eq!(features(0, 0, none), 0);
         assert_eq!(
-            features(0x1_0111, 0),
+            features(0x1_0111, 0, none),
             feature::TCRX | feature::S1PIE | feature::S1POE | feature::SCTLRX
         );
         // Without TCR2 there is no way to enable PIE or POE.
-        assert_eq!(features(0x1_0100, 0), 0);
-        assert_eq!(features(0x10, 0), feature::SCTLRX);
+        assert_eq!(features(0x1_0100, 0, none), 0);
+        assert_eq!(features(0x10, 0, none), feature::SCTLRX);
         // RAS (v1 and v1p1), not the other ID_AA64PFR0_EL1 fields.
-        assert_eq!(features(0, 0x1000_0000), feature::RAS);
-        assert_eq!(features(0, 0x2000_0000), feature::RAS);
-        assert_eq!(features(0, 0x0fff_ffff), 0);
+        assert_eq!(features(0, 0x1000_0000, none), feature::RAS);
+        assert_eq!(features(0, 0x2000_0000, none), feature::RAS);
+        assert_eq!(features(0, 0x0fff_ffff, none), 0);
+        // The EL2 trap registers.
+        let all = HostCaps {
+            fgt: true,
+            fgt2: true,
+            hcx: true,
+        };
+        assert_eq!(
+            features(0, 0, all),
+            feature::HCX | feature::FGT | feature::FGT2
+        );
     }
 }

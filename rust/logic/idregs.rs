@@ -46,13 +46,18 @@ pub(crate) const ID_PFR2_EL1: (u8, u8) = (3, 4);
 pub(crate) const ID_DFR1_EL1: (u8, u8) = (3, 5);
 pub(crate) const ID_AA64PFR0_EL1: (u8, u8) = (4, 0);
 pub(crate) const ID_AA64PFR1_EL1: (u8, u8) = (4, 1);
+pub(crate) const ID_AA64PFR2_EL1: (u8, u8) = (4, 2);
 pub(crate) const ID_AA64DFR0_EL1: (u8, u8) = (5, 0);
+pub(crate) const ID_AA64DFR1_EL1: (u8, u8) = (5, 1);
+pub(crate) const ID_AA64DFR2_EL1: (u8, u8) = (5, 2);
 pub(crate) const ID_AA64ISAR0_EL1: (u8, u8) = (6, 0);
 pub(crate) const ID_AA64ISAR1_EL1: (u8, u8) = (6, 1);
 pub(crate) const ID_AA64ISAR2_EL1: (u8, u8) = (6, 2);
 pub(crate) const ID_AA64MMFR0_EL1: (u8, u8) = (7, 0);
 pub(crate) const ID_AA64MMFR1_EL1: (u8, u8) = (7, 1);
 pub(crate) const ID_AA64MMFR2_EL1: (u8, u8) = (7, 2);
+pub(crate) const ID_AA64MMFR3_EL1: (u8, u8) = (7, 3);
+pub(crate) const ID_AA64MMFR4_EL1: (u8, u8) = (7, 4);
 
 /// `ID_AA64PFR0_EL1.EL1`, forced to "AArch64 only": rkvm runs no AArch32 EL1.
 pub(crate) const PFR0_EL1_AARCH64_ONLY: u64 = 0b0001 << 4;
@@ -68,6 +73,10 @@ pub(crate) const PFR0_KEEP: u64 = fields(&[
     56, // CSV2
     60, // CSV3
 ]);
+
+/// `ID_AA64PFR0_EL1.CSV2` ceiling, "implemented" as in KVM: CSV2_2 and later add
+/// SCXTNUM_EL0/EL1, which rkvm does not switch (the fine-grained traps keep them UNDEF).
+pub(crate) const CSV2_MAX: u64 = 1;
 
 /// `ID_AA64PFR1_EL1`: branch targets, SSBS and the CSV2 refinement need nothing from the
 /// hypervisor. Hidden: MTE, SME, GCS, NMI, RAS_frac, MPAM_frac, RNDR_trap, THE and later.
@@ -205,7 +214,14 @@ pub(crate) fn guest_view(crm: u8, op2: u8, host: u64) -> u64 {
         (1, 4..=7) | (2, 0..=5) | (2, 7) | (3, 0..=2) | (3, 6) => host & AA32,
         ID_MMFR4_EL1 => host & AA32_MMFR4_KEEP,
         ID_PFR2_EL1 => host & AA32_PFR2_KEEP,
-        ID_AA64PFR0_EL1 => host & PFR0_KEEP | PFR0_EL1_AARCH64_ONLY,
+        ID_AA64PFR0_EL1 => {
+            let csv2 = if field(host, 56) > CSV2_MAX {
+                CSV2_MAX << 56
+            } else {
+                host & (0xf << 56)
+            };
+            host & PFR0_KEEP & !(0xf << 56) | csv2 | PFR0_EL1_AARCH64_ONLY
+        }
         ID_AA64PFR1_EL1 => host & PFR1_KEEP,
         ID_AA64DFR0_EL1 => {
             let debugver = field(host, 0);
@@ -289,10 +305,10 @@ mod tests {
                 ("AMU", 44, false),
                 ("DIT", 48, true),
                 ("RME", 52, false),
-                ("CSV2", 56, true),
+                ("CSV2", 56, false),
                 ("CSV3", 60, true),
             ],
-            PFR0_EL1_AARCH64_ONLY,
+            PFR0_EL1_AARCH64_ONLY | CSV2_MAX << 56,
             PFR0_EL1_AARCH64_ONLY,
         );
     }
@@ -304,6 +320,9 @@ mod tests {
         let host = 0x1101_0000_1111_2222;
         assert_eq!(guest_view(4, 0, host), 0x1101_0000_0111_0012);
         assert_eq!(field(guest_view(4, 0, host), 4), 1);
+        // CSV2_3 (QEMU's max CPU) is offered as CSV2: no SCXTNUM_ELx for the guest.
+        assert_eq!(field(guest_view(4, 0, 3 << 56), 56), 1);
+        assert_eq!(field(guest_view(4, 0, 0), 56), 0);
     }
 
     #[test]

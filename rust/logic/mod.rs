@@ -17,6 +17,7 @@ pub(crate) mod el1regs;
 pub(crate) mod el2abi;
 pub(crate) mod esr;
 pub(crate) mod events;
+pub(crate) mod fgt;
 pub(crate) mod fp;
 pub(crate) mod fwregs;
 pub(crate) mod halt_poll;

@@ -28,6 +28,8 @@ pub(crate) mod hcr {
     pub(crate) const RW: u64 = 1 << 31;
     pub(crate) const E2H: u64 = 1 << 34;
     pub(crate) const TLOR: u64 = 1 << 35;
+    pub(crate) const TERR: u64 = 1 << 36;
+    pub(crate) const TEA: u64 = 1 << 37;
 }
 
 /// HCR_EL2 while a guest runs.
@@ -35,9 +37,13 @@ pub(crate) mod hcr {
 /// Stage 2 on; physical IRQ/FIQ/SError routed to EL2 (so the host keeps its interrupts);
 /// broadcast TLB and barrier upgrades for an SMP guest; WFI/WFE, SMC, ID group 3,
 /// IMPDEF registers, ACTLR, set/way cache maintenance and LORegions trapped; EL1 is
-/// AArch64. `vhe` keeps E2H set, since the host's own EL2 regime depends on it.
-pub(crate) const fn guest_hcr(vhe: bool) -> u64 {
-    let flags = hcr::VM
+/// AArch64. `vhe` keeps E2H set, since the host's own EL2 regime depends on it. On a
+/// `ras` host (FEAT_RAS), as KVM's `vcpu_set_hcr`: the error-record registers trap
+/// (TERR; the guest's view has no RAS, so they UNDEF as KVM's `access_ras` makes them)
+/// and synchronous external aborts are taken to EL2 (TEA), which hands them back to the
+/// guest as aborts.
+pub(crate) const fn guest_hcr(vhe: bool, ras: bool) -> u64 {
+    let mut flags = hcr::VM
         | hcr::SWIO
         | hcr::PTW
         | hcr::FMO
@@ -55,11 +61,17 @@ pub(crate) const fn guest_hcr(vhe: bool) -> u64 {
         | hcr::RW
         | hcr::TLOR;
     if vhe {
-        flags | hcr::E2H
-    } else {
-        flags
+        flags |= hcr::E2H;
     }
+    if ras {
+        flags |= hcr::TERR | hcr::TEA;
+    }
+    flags
 }
+
+/// CPTR_EL2.TAM, bit 30 in both layouts: AMU registers trap (KVM sets it for every
+/// guest; without an AMU it is RES0 and the registers UNDEF anyway).
+pub(crate) const CPTR_TAM: u64 = 1 << 30;
 
 /// CPTR_EL2 in its E2H=1 (CPACR-like) layout.
 pub(crate) mod cptr_vhe {
@@ -75,10 +87,11 @@ pub(crate) mod cptr_vhe {
 
 /// CPTR_EL2 (E2H=1 layout) while the guest runs: FP/SIMD allowed once the guest's
 /// registers are in the CPU (`fp_owned`) and trapped before, so the first use loads them;
-/// SVE and SME trapped (not offered to guests); trace trapped.
+/// SVE and SME trapped (not offered to guests); trace and AMU trapped.
 pub(crate) const fn guest_cptr_vhe(host: u64, fp_owned: bool) -> u64 {
-    let base =
-        (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK | cptr_vhe::FPEN_MASK)) | cptr_vhe::TTA;
+    let base = (host & !(cptr_vhe::ZEN_MASK | cptr_vhe::SMEN_MASK | cptr_vhe::FPEN_MASK))
+        | cptr_vhe::TTA
+        | CPTR_TAM;
     if fp_owned {
         base | cptr_vhe::FPEN_MASK
     } else {
@@ -101,7 +114,7 @@ pub(crate) mod cptr_nvhe {
 /// CPTR_EL2 (E2H=0 layout) while the guest runs on an nVHE host: as
 /// [`guest_cptr_vhe`], from the host's (the hyp stub's) value.
 pub(crate) const fn guest_cptr_nvhe(host: u64, fp_owned: bool) -> u64 {
-    let base = host | cptr_nvhe::TZ | cptr_nvhe::TSM | cptr_nvhe::TTA;
+    let base = host | cptr_nvhe::TZ | cptr_nvhe::TSM | cptr_nvhe::TTA | CPTR_TAM;
     if fp_owned {
         base & !cptr_nvhe::TFP
     } else {
@@ -118,12 +131,25 @@ pub(crate) mod mdcr {
     pub(crate) const TDOSA: u64 = 1 << 10;
     pub(crate) const TDA: u64 = 1 << 9;
     pub(crate) const TDRA: u64 = 1 << 11;
+    /// FEAT_SPE: the profiling registers trap (E2PB, bits [13:12], left 0: the buffer
+    /// belongs to EL2 and its EL1 registers trap too).
+    pub(crate) const TPMS: u64 = 1 << 14;
+    /// FEAT_TRF: TRFCR_EL1 traps.
+    pub(crate) const TTRF: u64 = 1 << 19;
 }
 
-/// MDCR_EL2 while the guest runs: debug and PMU registers trapped (emulated or UNDEF),
-/// the host's HPMN kept.
+/// MDCR_EL2 while the guest runs: debug, PMU, statistical profiling and trace-filter
+/// registers trapped (emulated or UNDEF), the host's HPMN kept; as KVM's
+/// `kvm_arm_setup_mdcr_el2`, which sets TPMS and TTRF whether or not the CPU has them.
 pub(crate) const fn guest_mdcr(host: u64) -> u64 {
-    (host & mdcr::HPMN_MASK) | mdcr::TPM | mdcr::TPMCR | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA
+    (host & mdcr::HPMN_MASK)
+        | mdcr::TPM
+        | mdcr::TPMCR
+        | mdcr::TDA
+        | mdcr::TDOSA
+        | mdcr::TDRA
+        | mdcr::TPMS
+        | mdcr::TTRF
 }
 
 /// VTCR_EL2 fields outside the translation geometry.
@@ -184,10 +210,13 @@ mod tests {
 
     #[test]
     fn hcr_value_matches_kvm_guest_flags() {
-        // KVM's HCR_GUEST_FLAGS (without TID1/TERR/TEA/FWB), plus TWE, plus E2H on VHE.
-        assert_eq!(guest_hcr(false), 0x0000_0008_807c_663f);
-        assert_eq!(guest_hcr(true), 0x0000_000c_807c_663f);
-        assert_eq!(guest_hcr(true) & hcr::TGE, 0);
+        // KVM's HCR_GUEST_FLAGS (without TID1/FWB), plus TWE, plus E2H on VHE, plus
+        // TERR and TEA on RAS hosts.
+        assert_eq!(guest_hcr(false, false), 0x0000_0008_807c_663f);
+        assert_eq!(guest_hcr(true, false), 0x0000_000c_807c_663f);
+        assert_eq!(guest_hcr(true, true), 0x0000_003c_807c_663f);
+        assert_eq!(guest_hcr(false, true) & (hcr::TERR | hcr::TEA), 3 << 36);
+        assert_eq!(guest_hcr(true, true) & hcr::TGE, 0);
     }
 
     #[test]
@@ -209,6 +238,11 @@ mod tests {
         assert_eq!(guest_mdcr(0xffff_ffff) & mdcr::HPMN_MASK, 0x1f);
         assert_eq!(guest_mdcr(0) & 0x1f, 0);
         assert_ne!(guest_mdcr(0) & mdcr::TDA, 0);
+        // SPE and trace filter trapped, the profiling buffer not given to EL1 (E2PB 0).
+        assert_eq!(
+            guest_mdcr(3 << 12) & (0x3 << 12 | 1 << 14 | 1 << 19),
+            1 << 14 | 1 << 19
+        );
     }
 
     #[test]
@@ -218,6 +252,9 @@ mod tests {
         assert_eq!(guest_cptr_nvhe(host, true) & cptr_nvhe::TFP, 0);
         assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TTA, 0);
         assert_ne!(guest_cptr_nvhe(0, true) & cptr_nvhe::TZ, 0);
+        // AMU trapped in both layouts.
+        assert_ne!(guest_cptr_nvhe(host, true) & CPTR_TAM, 0);
+        assert_ne!(guest_cptr_vhe(0, true) & CPTR_TAM, 0);
     }
 
     #[test]

@@ -128,6 +128,17 @@ impl Vcpu {
                 if beyond_ipa(vm, ctx, esr, ipa, true) {
                     return Ok(Action::Reenter);
                 }
+                // An external abort on the fetch (routed here by HCR_EL2.TEA on a RAS
+                // host; HPFAR is not valid then) is the guest's, as for data.
+                let fetch = esr.data_abort().fault;
+                if !matches!(
+                    fetch,
+                    Fault::Translation(_) | Fault::AccessFlag(_) | Fault::Permission(_)
+                ) {
+                    let far = exit.far;
+                    inject_into(ctx, Injected::InstructionAbort { far }, esr.il32());
+                    return Ok(Action::Reenter);
+                }
                 match vm.mmu.lock().fault(ipa, false, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.

@@ -219,6 +219,18 @@ impl KernelLog {
         Ok(log)
     }
 
+    /// Starts at the oldest record the kernel still holds (the boot messages, on the
+    /// emulated hosts).
+    pub fn from_start() -> io::Result<Self> {
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path.
+        let fd = unsafe { libc::open(c"/dev/kmsg".as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self(Fd(fd)))
+    }
+
     /// The messages logged since the mark (or the previous call).
     pub fn new_messages(&mut self) -> Vec<String> {
         let mut out = Vec::new();

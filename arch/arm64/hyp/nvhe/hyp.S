@@ -50,6 +50,73 @@
 #define ICH_AP1R_EL2(n)		s3_4_c12_c9_##n
 #define ICC_SRE_EL2		s3_4_c12_c9_5
 #define ICC_SRE_EL2_ENABLE	(1 << 3)
+#define RKVM_HCRX_EL2		s3_4_c1_c2_2
+#define RKVM_HFGRTR_EL2		s3_4_c1_c1_4
+#define RKVM_HFGWTR_EL2		s3_4_c1_c1_5
+#define RKVM_HFGITR_EL2		s3_4_c1_c1_6
+#define RKVM_HDFGRTR_EL2	s3_4_c3_c1_4
+#define RKVM_HDFGWTR_EL2	s3_4_c3_c1_5
+#define RKVM_HFGRTR2_EL2	s3_4_c3_c1_2
+#define RKVM_HFGWTR2_EL2	s3_4_c3_c1_3
+#define RKVM_HFGITR2_EL2	s3_4_c3_c1_7
+#define RKVM_HDFGRTR2_EL2	s3_4_c3_c1_0
+#define RKVM_HDFGWTR2_EL2	s3_4_c3_c1_1
+
+/*
+ * HCRX_EL2 and the fine-grained trap registers (HypCpu.*_hcrx, *_fgt, in
+ * logic::fgt::FgtReg order), as far as \feat (HypCpu.features) says the CPU has them.
+ * \fgt points at the ten-entry array, \hcrx is the address of the HCRX value;
+ * \t0, \t1 are scratch.
+ */
+.macro el2_traps_save feat, hcrx, fgt, t0, t1
+	tbz	\feat, #FEAT_HCX, 6f
+	mrs	\t0, RKVM_HCRX_EL2
+	str	\t0, [\hcrx]
+6:	tbz	\feat, #FEAT_FGT, 8f
+	mrs	\t0, RKVM_HFGRTR_EL2
+	mrs	\t1, RKVM_HFGWTR_EL2
+	stp	\t0, \t1, [\fgt]
+	mrs	\t0, RKVM_HFGITR_EL2
+	mrs	\t1, RKVM_HDFGRTR_EL2
+	stp	\t0, \t1, [\fgt, #16]
+	mrs	\t0, RKVM_HDFGWTR_EL2
+	str	\t0, [\fgt, #32]
+	tbz	\feat, #FEAT_FGT2, 8f
+	mrs	\t0, RKVM_HFGRTR2_EL2
+	mrs	\t1, RKVM_HFGWTR2_EL2
+	stp	\t0, \t1, [\fgt, #40]
+	mrs	\t0, RKVM_HFGITR2_EL2
+	mrs	\t1, RKVM_HDFGRTR2_EL2
+	stp	\t0, \t1, [\fgt, #56]
+	mrs	\t0, RKVM_HDFGWTR2_EL2
+	str	\t0, [\fgt, #72]
+8:
+.endm
+
+.macro el2_traps_load feat, hcrx, fgt, t0, t1
+	tbz	\feat, #FEAT_HCX, 6f
+	ldr	\t0, [\hcrx]
+	msr	RKVM_HCRX_EL2, \t0
+6:	tbz	\feat, #FEAT_FGT, 8f
+	ldp	\t0, \t1, [\fgt]
+	msr	RKVM_HFGRTR_EL2, \t0
+	msr	RKVM_HFGWTR_EL2, \t1
+	ldp	\t0, \t1, [\fgt, #16]
+	msr	RKVM_HFGITR_EL2, \t0
+	msr	RKVM_HDFGRTR_EL2, \t1
+	ldr	\t0, [\fgt, #32]
+	msr	RKVM_HDFGWTR_EL2, \t0
+	tbz	\feat, #FEAT_FGT2, 8f
+	ldp	\t0, \t1, [\fgt, #40]
+	msr	RKVM_HFGRTR2_EL2, \t0
+	msr	RKVM_HFGWTR2_EL2, \t1
+	ldp	\t0, \t1, [\fgt, #56]
+	msr	RKVM_HFGITR2_EL2, \t0
+	msr	RKVM_HDFGRTR2_EL2, \t1
+	ldr	\t0, [\fgt, #72]
+	msr	RKVM_HDFGWTR2_EL2, \t0
+8:
+.endm
 
 /* ICH_LR<n>_EL2 for n = 0..15: CRm 12 + n / 8, op2 n % 8. */
 .macro for_each_lr_desc m
@@ -293,6 +360,14 @@ SYM_INNER_LABEL(__rkvm_hyp_init, SYM_L_GLOBAL)
 	mrs	x1, vpidr_el2
 	mrs	x2, vmpidr_el2
 	stp	x1, x2, [x10, #H(HC_HOST_VPIDR)]
+	/*
+	 * The traps the kernel's init_el2_state left for the host at EL1: restored on every
+	 * exit. Nothing changes them later (only EL2 can, and EL2 is rkvm's).
+	 */
+	ldr	x4, [x10, #H(HC_FEATURES)]
+	add	x3, x5, #HC_HOST_HCRX
+	add	x12, x5, #HC_HOST_FGT
+	el2_traps_save x4, x3, x12, x1, x2
 	/* The list registers reset to UNKNOWN values: none may ever reach a guest. */
 	cbz	x11, 1f
 	mov	x12, #16
@@ -543,6 +618,11 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	msr	cnthctl_el2, x2
 	ldr	x1, [x0, #HC_CPTR]
 	msr	cptr_el2, x1
+	/* The guest's HCRX_EL2 and fine-grained traps (computed at vcpu_load). */
+	ldr	x1, [x17, #H(HC_FEATURES)]
+	add	x3, x0, #HC_GUEST_HCRX
+	add	x4, x0, #HC_GUEST_FGT
+	el2_traps_load x1, x3, x4, x2, x5
 	load_el1 x0, HC_GUEST_EL1
 	ldr	x1, [x17, #H(HC_FEATURES)]
 	tbz	x1, #FEAT_RAS, 5f
@@ -632,6 +712,10 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_guest_exit)
 	msr	cnthctl_el2, x3
 	ldr	x2, [x17, #H(HC_HOST_VMPIDR)]
 	msr	vmpidr_el2, x2
+	ldr	x4, [x17, #H(HC_FEATURES)]
+	add	x5, x0, #HC_HOST_HCRX
+	add	x6, x0, #HC_HOST_FGT
+	el2_traps_load x4, x5, x6, x2, x3
 	isb
 
 	save_el1 x0, HC_GUEST_EL1
