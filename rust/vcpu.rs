@@ -149,17 +149,25 @@ impl VcpuState {
     }
 }
 
-/// One event counter, written by the vCPU thread and read by debugfs.
+/// One event counter, owned by the vCPU's thread and read racily by debugfs and the
+/// stats fds (KVM's `vcpu->stat`, plain `u64`s updated with `++`).
+///
+/// Only the thread holding `Vcpu::inner` (in `KVM_RUN`, or its preempt notifier, which
+/// runs on the same thread and counts only `loads`/`puts`, which the loop counts with
+/// preemption off) writes a counter, so an update is a plain load and store, not an
+/// atomic read-modify-write; the atomic type only makes the readers' racy loads sound.
 #[derive(Default)]
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
+    #[inline(always)]
     pub(crate) fn inc(&self) {
-        self.0.fetch_add(1, Relaxed);
+        self.add(1);
     }
 
+    #[inline(always)]
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     pub(crate) fn get(&self) -> u64 {
