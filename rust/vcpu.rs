@@ -476,10 +476,20 @@ impl Vcpu {
     }
 
     /// Makes the vCPU re-evaluate its state before it next enters the guest: wakes it
-    /// from WFI, or makes it exit the guest if it runs on another CPU. Callable from any
-    /// context; cheap when the vCPU neither sleeps nor runs (see `sys::wake`).
+    /// from WFI, or makes it exit the guest if it runs on another CPU. Takes no lock;
+    /// cheap when the vCPU neither sleeps nor runs (see `sys::wake`).
+    ///
+    /// The vCPU's own thread (an SGI to itself, its timer's level reaching the vGIC) is
+    /// not kicked: it neither runs the guest nor sleeps, and what a kick stands for is
+    /// mirrored in the pending word (`req::VGIC_QUEUED`, `req::POWER`) that it reads
+    /// before it enters, or re-evaluated after it takes `KICK` in a halt. A kick would
+    /// only send it round the slow path once more. So an interrupt handler, which could
+    /// interrupt that thread's halt poll, must use `wake.kick` (as the hrtimer does);
+    /// every caller of this one runs in task context.
     pub(crate) fn kick(&self) {
-        self.wake.kick(req::KICK);
+        if !self.wake.is_current() {
+            self.wake.kick(req::KICK);
+        }
     }
 
     /// Powers the vCPU off (`SYSTEM_OFF`/`RESET` of a sibling, `KVM_SET_MP_STATE`) and

@@ -35,18 +35,25 @@ const GUEST_ENTRY_WORK: usize = (1 << kernel::bindings::TIF_NEED_RESCHED)
     | (1 << kernel::bindings::TIF_NOTIFY_SIGNAL)
     | (1 << kernel::bindings::TIF_NOTIFY_RESUME);
 
+/// The current task (`current`), inline: on arm64 the kernel keeps it in SP_EL0
+/// (`get_current()`), where the kernel crate's `current!` makes a call.
+#[inline(always)]
+pub(crate) fn current_ptr() -> *const kernel::bindings::task_struct {
+    let task: *const kernel::bindings::task_struct;
+    // SAFETY: reading SP_EL0 has no side effect; a thread's `current` never changes.
+    unsafe {
+        core::arch::asm!("mrs {}, sp_el0", out(reg) task,
+                         options(pure, nomem, nostack, preserves_flags));
+    }
+    task
+}
+
 /// Whether the current thread has work to do before it enters a guest: a signal, a
 /// reschedule, task work (KVM's `__xfer_to_guest_mode_work_pending`). One load, inline:
 /// the run loop calls it on every entry with interrupts masked.
 #[inline(always)]
 pub(crate) fn guest_entry_work_pending() -> bool {
-    let task: *const kernel::bindings::task_struct;
-    // SAFETY: on arm64 the kernel keeps `current` in SP_EL0 (`get_current()`); reading it
-    // has no side effect, and a thread's `current` never changes.
-    unsafe {
-        core::arch::asm!("mrs {}, sp_el0", out(reg) task,
-                         options(pure, nomem, nostack, preserves_flags));
-    }
+    let task = current_ptr();
     // SAFETY: `current` is live while it runs this code. Its flags are changed only with
     // atomic bit operations and read with `READ_ONCE` (`read_thread_flags`), as here;
     // `c_ulong` is a naturally aligned `usize`.

@@ -119,6 +119,15 @@ impl VcpuWake {
         }
     }
 
+    /// Whether the caller is the thread in `KVM_RUN` on this vCPU.
+    pub(crate) fn is_current(&self) -> bool {
+        // Only the current thread stores itself here, so a relaxed load suffices.
+        ptr::eq(
+            self.task.load(Relaxed).cast_const().cast(),
+            crate::sys::task::current_ptr(),
+        )
+    }
+
     /// Calls `f` with the task in `KVM_RUN`, if there is one.
     fn with_task(&self, f: impl FnOnce(&Task)) {
         let _rcu = kernel::sync::rcu::read_lock();
