@@ -2,6 +2,7 @@
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/entry-virt.h>
 #include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/interrupt.h>
@@ -38,6 +39,12 @@ void rkvm_preempt_enable(void)
 void rkvm_cond_resched(void)
 {
 	cond_resched();
+}
+
+/* Reschedule, run task work; -EINTR for a signal (KVM's guest-entry work). */
+int rkvm_guest_entry_work(void)
+{
+	return xfer_to_guest_mode_handle_work();
 }
 
 phys_addr_t rkvm_virt_to_phys(const void *addr)

@@ -55,10 +55,7 @@ mod regs_io;
 mod run;
 mod timer;
 
-use core::sync::atomic::{
-    AtomicBool, AtomicU64,
-    Ordering::{Relaxed, SeqCst},
-};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use load_put::LazyCell;
 
 /// Feature bits KVM defines (`KVM_VCPU_VALID_FEATURES`: bits 0-9).
@@ -152,17 +149,25 @@ impl VcpuState {
     }
 }
 
-/// One event counter, written by the vCPU thread and read by debugfs.
+/// One event counter, owned by the vCPU's thread and read racily by debugfs and the
+/// stats fds (KVM's `vcpu->stat`, plain `u64`s updated with `++`).
+///
+/// Only the thread holding `Vcpu::inner` (in `KVM_RUN`, or its preempt notifier, which
+/// runs on the same thread and counts only `loads`/`puts`, which the loop counts with
+/// preemption off) writes a counter, so an update is a plain load and store, not an
+/// atomic read-modify-write; the atomic type only makes the readers' racy loads sound.
 #[derive(Default)]
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
+    #[inline(always)]
     pub(crate) fn inc(&self) {
-        self.0.fetch_add(1, Relaxed);
+        self.add(1);
     }
 
+    #[inline(always)]
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     pub(crate) fn get(&self) -> u64 {
@@ -220,11 +225,10 @@ pub(crate) struct VcpuStats {
     /// (a trap), and up front at the start of one (`logic::fp::FpHint`).
     pub(crate) fp_loads: Counter,
     pub(crate) fp_eager_loads: Counter,
-    /// vGIC list-register flushes before an entry and syncs after an exit: fast (nothing
-    /// in flight: no lock, no ICH_* access) and slow.
-    pub(crate) vgic_flush_fast: Counter,
+    /// vGIC list-register flushes before an entry and syncs after an exit that took the
+    /// vGIC's lock. The others (no lock, no list register; every entry of a VM without a
+    /// vGIC) are not counted on the way but derived (`VcpuStats::lock_free`).
     pub(crate) vgic_flush_slow: Counter,
-    pub(crate) vgic_sync_fast: Counter,
     pub(crate) vgic_sync_slow: Counter,
     /// Exits whose sync saw an underflow or EOI maintenance condition.
     pub(crate) vgic_underflow: Counter,
@@ -272,9 +276,7 @@ impl core::fmt::Debug for VcpuStats {
             ("puts", &self.puts),
             ("fp_loads", &self.fp_loads),
             ("fp_eager_loads", &self.fp_eager_loads),
-            ("vgic_flush_fast", &self.vgic_flush_fast),
             ("vgic_flush_slow", &self.vgic_flush_slow),
-            ("vgic_sync_fast", &self.vgic_sync_fast),
             ("vgic_sync_slow", &self.vgic_sync_slow),
             ("vgic_underflow", &self.vgic_underflow),
             ("vgic_eoi_maintenance", &self.vgic_eoi_maintenance),
@@ -284,7 +286,20 @@ impl core::fmt::Debug for VcpuStats {
         for (name, value) in rows {
             writeln!(f, "{name} {}", value.get())?;
         }
-        Ok(())
+        writeln!(
+            f,
+            "vgic_flush_fast {}",
+            self.lock_free(&self.vgic_flush_slow)
+        )?;
+        writeln!(f, "vgic_sync_fast {}", self.lock_free(&self.vgic_sync_slow))
+    }
+}
+
+impl VcpuStats {
+    /// The entries whose flush or sync took no lock, given those that did (`slow`): each
+    /// entry has one flush, one sync and one exit, so the exit path counts only `exits`.
+    pub(crate) fn lock_free(&self, slow: &Counter) -> u64 {
+        self.exits.get().saturating_sub(slow.get())
     }
 }
 
@@ -357,15 +372,8 @@ pub(crate) struct Vcpu {
     /// Signalled when `power` changes (a `CPU_ON` or `KVM_SET_MP_STATE`).
     #[pin]
     pub(crate) power_wait: CondVar,
-    /// `power` is settled (`Power::settled`): republished under its lock by every change
-    /// (`power_update`), read without the lock before each entry, so the run loop takes
-    /// the mutex only when the power state asks something of it.
-    pub(crate) power_settled: AtomicBool,
     /// The vCPU has a PV stolen-time structure; set once, never cleared.
     pub(crate) steal_time_on: AtomicBool,
-    /// A `vcpu_load` happened since the structure was last updated. Only the vCPU's
-    /// thread (in `KVM_RUN` or its preempt notifier) touches it.
-    pub(crate) steal_due: AtomicBool,
 }
 
 impl Vcpu {
@@ -407,9 +415,7 @@ impl Vcpu {
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power { state: MpState::Runnable, reset: None }, "Vcpu::power"),
                 power_wait <- new_condvar!("Vcpu::power_wait"),
-                power_settled: AtomicBool::new(true),
                 steal_time_on: AtomicBool::new(false),
-                steal_due: AtomicBool::new(false),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -470,10 +476,20 @@ impl Vcpu {
     }
 
     /// Makes the vCPU re-evaluate its state before it next enters the guest: wakes it
-    /// from WFI, or makes it exit the guest if it runs on another CPU. Callable from any
-    /// context; cheap when the vCPU neither sleeps nor runs (see `sys::wake`).
+    /// from WFI, or makes it exit the guest if it runs on another CPU. Takes no lock;
+    /// cheap when the vCPU neither sleeps nor runs (see `sys::wake`).
+    ///
+    /// The vCPU's own thread (an SGI to itself, its timer's level reaching the vGIC) is
+    /// not kicked: it neither runs the guest nor sleeps, and what a kick stands for is
+    /// mirrored in the pending word (`req::VGIC_QUEUED`, `req::POWER`) that it reads
+    /// before it enters, or re-evaluated after it takes `KICK` in a halt. A kick would
+    /// only send it round the slow path once more. So an interrupt handler, which could
+    /// interrupt that thread's halt poll, must use `wake.kick` (as the hrtimer does);
+    /// every caller of this one runs in task context.
     pub(crate) fn kick(&self) {
-        self.wake.kick(req::KICK);
+        if !self.wake.is_current() {
+            self.wake.kick(req::KICK);
+        }
     }
 
     /// Powers the vCPU off (`SYSTEM_OFF`/`RESET` of a sibling, `KVM_SET_MP_STATE`) and
@@ -483,15 +499,21 @@ impl Vcpu {
         self.kick();
     }
 
-    /// Changes the power state under its lock and republishes `power_settled`. A change
-    /// another thread makes must be followed by a kick: the run loop consumes kicks
-    /// before it reads `power_settled`, so one that read the old value finds the kick
-    /// pending at its entry check and goes round again (`sys::wake`).
+    /// Changes the power state under its lock and republishes it as `req::POWER` in the
+    /// pending word (set while it asks something of the run loop), so the loop takes the
+    /// mutex only then. A change another thread makes must be followed by a kick, which
+    /// gets a running or waiting thread to the entry check (`sys::wake`).
     pub(crate) fn power_update<R>(&self, f: impl FnOnce(&mut Power) -> R) -> R {
         let mut power = self.power.lock();
         let r = f(&mut power);
-        self.power_settled.store(power.settled(), SeqCst);
+        self.publish_power(&power);
         r
+    }
+
+    /// Mirrors `power` into the pending word; `power` is `Vcpu::power`'s guard.
+    fn publish_power(&self, power: &Power) {
+        let unsettled = if power.settled() { 0 } else { req::POWER };
+        self.wake.set_states(req::POWER, unsettled);
     }
 
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).

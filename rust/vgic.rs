@@ -19,7 +19,9 @@
 //! released. One lock covers the distributor, every vCPU's
 //! private interrupts and AP lists: an operation touches an interrupt and the AP list of
 //! the vCPU presenting it together, and with at most 64 vCPUs a finer split buys little.
-//! The per-vCPU `hint` flags let a vCPU with nothing in flight skip the lock entirely.
+//! Each vCPU's pending-work word mirrors whether it has something queued and whether
+//! ICC_DIR_EL1 must trap (`req::VGIC_QUEUED`, `req::VGIC_TDIR`), so a vCPU with nothing
+//! in flight learns it from its entry check and skips the lock entirely.
 
 use crate::{
     hyp::{self, context::VgicCpuIf},
@@ -34,9 +36,9 @@ use crate::{
         Cpu, Dist, Irq, Lpi, Model, VcpuMask, AFFINITY_MASK, DEFAULT_SPIS, LPI_QUEUE_WORDS,
         MAX_SPIS, NR_LPIS, NR_PRIVATE, NR_SGIS,
     },
-    sys::{self, anon_fd::FdOps, irq::PercpuIrq},
+    sys::{self, anon_fd::FdOps, irq::PercpuIrq, wake::req},
     vcpu::Vcpu,
-    vm::{Vm, MAX_VCPUS},
+    vm::Vm,
 };
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
@@ -158,10 +160,6 @@ pub(crate) struct Vgic {
     state: SpinLockIrq<Option<State>>,
     /// The vCPUs by index (creation order), fixed by `CTRL_INIT`: whom to kick.
     vcpus: SetOnce<KVec<Arc<Vcpu>>>,
-    /// Per vCPU index: something is queued on it (`Cpu::nothing_queued` is false). Written under `state`, read without it
-    /// by the vCPU's own flush (the fast path); a vCPU that reads a stale `false` has
-    /// interrupts masked, so the kick that follows the update makes it exit at once.
-    hint: [AtomicBool; MAX_VCPUS as usize],
     /// SPIs (bit n: SPI n + 32) driven by a resampling irqfd (the VM's routing keeps
     /// this up to date), and those the guest EOId since the run loop last looked
     /// (`acked_any`).
@@ -169,6 +167,7 @@ pub(crate) struct Vgic {
     acked_spis: [AtomicU64; SPI_WORDS],
     acked_any: AtomicBool,
     /// An SPI is on an AP list (written under `state`): every vCPU traps ICC_DIR_EL1.
+    /// Mirrored into each vCPU's `req::VGIC_TDIR`.
     spi_queued: AtomicBool,
     /// The VM has an ITS (KVM's `has_its`): the model gets LPI storage.
     has_its: AtomicBool,
@@ -186,7 +185,6 @@ impl Vgic {
             ),
             state <- new_spinlock_irq!(None, "Vgic::state"),
             vcpus: SetOnce::new(),
-            hint: [const { AtomicBool::new(false) }; MAX_VCPUS as usize],
             resample_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_spis: [const { AtomicU64::new(0) }; SPI_WORDS],
             acked_any: AtomicBool::new(false),
@@ -355,23 +353,34 @@ impl Vgic {
             .position(|v| u64::from(v.id) == id)
     }
 
-    /// Publishes which vCPUs have something queued (AP list or LPIs; under `state`).
-    /// Returns the vCPUs to kick: all of them when an SPI was queued with none before.
+    /// Publishes into each vCPU's pending-work word whether it has something queued (AP
+    /// list or LPIs) and whether ICC_DIR_EL1 must trap (under `state`, which serialises
+    /// every change of those bits). A vCPU that reads a stale word has interrupts masked
+    /// at its entry check, so the kick that follows a change it must see makes it exit
+    /// at once. Returns the vCPUs to kick: all of them when an SPI was queued with none
+    /// before (KVM's broadcast kick: every vCPU must enter again with the DIR trap).
     fn update_hints(&self, st: &State) -> VcpuMask {
-        for (i, c) in st.cpus.iter().enumerate() {
-            if let Some(h) = self.hint.get(i) {
-                h.store(!c.nothing_queued(), Ordering::Release);
+        let queued = any_spi_queued(&st.cpus);
+        let was = self.spi_queued.load(Ordering::Relaxed);
+        if queued != was {
+            self.spi_queued.store(queued, Ordering::Release);
+        }
+        let tdir = if queued { req::VGIC_TDIR } else { 0 };
+        if let Some(vcpus) = self.vcpus.as_ref() {
+            for (c, v) in st.cpus.iter().zip(vcpus.iter()) {
+                let q = if c.nothing_queued() {
+                    0
+                } else {
+                    req::VGIC_QUEUED
+                };
+                v.wake.set_states(req::VGIC, q | tdir);
             }
         }
-        let queued = any_spi_queued(&st.cpus);
-        if queued && !self.spi_queued.swap(true, Ordering::AcqRel) {
-            // Every vCPU must enter again with ICC_DIR_EL1 trapped (KVM's broadcast kick).
-            return VcpuMask::MAX;
+        if queued && !was {
+            VcpuMask::MAX
+        } else {
+            0
         }
-        if !queued {
-            self.spi_queued.store(false, Ordering::Release);
-        }
-        0
     }
 
     /// Runs `f` on the model under the lock, then kicks whom it names. Before
@@ -426,18 +435,14 @@ impl Vgic {
         }
     }
 
-    /// Whether the vCPU with index `vcpu_idx` has an interrupt it could take now (pending,
-    /// enabled, its group enabled): the WFI wake-up condition. Ignores the guest's
-    /// priority mask (see `logic::vgic::Model::has_pending`).
-    pub(crate) fn vcpu_has_pending(&self, vcpu_idx: usize) -> bool {
-        if !self
-            .hint
-            .get(vcpu_idx)
-            .is_some_and(|h| h.load(Ordering::Acquire))
-        {
+    /// Whether `vcpu` has an interrupt it could take now (pending, enabled, its group
+    /// enabled): the WFI wake-up condition. Ignores the guest's priority mask (see
+    /// `logic::vgic::Model::has_pending`).
+    pub(crate) fn vcpu_has_pending(&self, vcpu: &Vcpu) -> bool {
+        if vcpu.wake.word() & req::VGIC_QUEUED == 0 {
             return false;
         }
-        Option::as_mut(&mut *self.state.lock()).is_some_and(|st| st.model().has_pending(vcpu_idx))
+        Option::as_mut(&mut *self.state.lock()).is_some_and(|st| st.model().has_pending(vcpu.idx))
     }
 
     /// A write to ICC_SGI1R_EL1 (`group1`), ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 by vCPU
@@ -515,21 +520,20 @@ impl Vgic {
         Some(read)
     }
 
-    /// Before an entry (interrupts masked): fills the list registers from the vCPU's AP
-    /// list. The fast path, with nothing on the list and no LR in use, takes no lock and
-    /// touches no ICH_* register.
-    pub(crate) fn flush(&self, vcpu: &Vcpu, gic: &mut VgicCpuIf, irqs: &LocalInterruptDisabled) {
+    /// Before an entry (interrupts masked), when the vCPU's pending-work `word` has vGIC
+    /// bits: fills the list registers from the vCPU's AP list. With nothing queued, only
+    /// the DIR trap is set (for an SPI another vCPU took), with no lock and no ICH_*
+    /// access; an entry with neither bit does not call this at all.
+    pub(crate) fn flush(
+        &self,
+        vcpu: &Vcpu,
+        gic: &mut VgicCpuIf,
+        word: u32,
+        irqs: &LocalInterruptDisabled,
+    ) {
         let idx = vcpu.idx;
-        if gic.used_lrs == 0
-            && !self
-                .hint
-                .get(idx)
-                .is_some_and(|h| h.load(Ordering::Acquire))
-        {
-            vcpu.stats.vgic_flush_fast.inc();
-            // Nothing to present; ICC_DIR_EL1 may still have to trap, for an SPI that
-            // another vCPU took (no lock: a stale `false` is followed by a kick).
-            gic.hcr = if self.spi_queued.load(Ordering::Acquire) {
+        if word & req::VGIC_QUEUED == 0 {
+            gic.hcr = if word & req::VGIC_TDIR != 0 {
                 HCR_EN | HCR_TDIR
             } else {
                 0
@@ -562,8 +566,9 @@ impl Vgic {
         };
     }
 
-    /// After an exit (interrupts masked): folds the list registers back. Returns the vCPUs
-    /// to kick once interrupts are on again (an interrupt re-routed while in an LR).
+    /// After an exit (interrupts masked) whose entry used list registers (`used_lrs` != 0;
+    /// the run loop skips the call otherwise): folds them back. Returns the vCPUs to kick
+    /// once interrupts are on again (an interrupt re-routed while in an LR).
     pub(crate) fn sync(
         &self,
         vcpu: &Vcpu,
@@ -571,10 +576,6 @@ impl Vgic {
         irqs: &LocalInterruptDisabled,
     ) -> VcpuMask {
         let used = gic.used_lrs as usize;
-        if used == 0 {
-            vcpu.stats.vgic_sync_fast.inc();
-            return 0;
-        }
         vcpu.stats.vgic_sync_slow.inc();
         if gic.misr & MISR_U != 0 {
             vcpu.stats.vgic_underflow.inc();

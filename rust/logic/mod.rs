@@ -33,6 +33,7 @@ pub(crate) mod pgtable;
 pub(crate) mod psci;
 pub(crate) mod pvtime;
 pub(crate) mod regs;
+pub(crate) mod request;
 pub(crate) mod smccc_filter;
 pub(crate) mod stats;
 pub(crate) mod step;

@@ -12,7 +12,11 @@
 
 use super::bindings;
 use crate::logic::fp::{FpHint, FpOwner, OnTrap};
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicUsize, Ordering::Relaxed},
+};
 
 /// The kernel's FP/SIMD save area (`struct user_fpsimd_state`): V0-V31, FPSR, FPCR.
 pub(crate) type FpState = bindings::user_fpsimd_state;
@@ -21,6 +25,51 @@ pub(crate) type FpState = bindings::user_fpsimd_state;
 pub(crate) fn cond_resched() {
     // SAFETY: called from task context without locks held (the vCPU run loop).
     unsafe { bindings::rkvm_cond_resched() };
+}
+
+/// The thread flags that keep a task from entering a guest (KVM's
+/// `XFER_TO_GUEST_MODE_WORK`; arm64 adds none of its own).
+const GUEST_ENTRY_WORK: usize = (1 << kernel::bindings::TIF_NEED_RESCHED)
+    | (1 << kernel::bindings::TIF_NEED_RESCHED_LAZY)
+    | (1 << kernel::bindings::TIF_SIGPENDING)
+    | (1 << kernel::bindings::TIF_NOTIFY_SIGNAL)
+    | (1 << kernel::bindings::TIF_NOTIFY_RESUME);
+
+/// The current task (`current`), inline: on arm64 the kernel keeps it in SP_EL0
+/// (`get_current()`), where the kernel crate's `current!` makes a call.
+#[inline(always)]
+pub(crate) fn current_ptr() -> *const kernel::bindings::task_struct {
+    let task: *const kernel::bindings::task_struct;
+    // SAFETY: reading SP_EL0 has no side effect; a thread's `current` never changes.
+    unsafe {
+        core::arch::asm!("mrs {}, sp_el0", out(reg) task,
+                         options(pure, nomem, nostack, preserves_flags));
+    }
+    task
+}
+
+/// Whether the current thread has work to do before it enters a guest: a signal, a
+/// reschedule, task work (KVM's `__xfer_to_guest_mode_work_pending`). One load, inline:
+/// the run loop calls it on every entry with interrupts masked.
+#[inline(always)]
+pub(crate) fn guest_entry_work_pending() -> bool {
+    let task = current_ptr();
+    // SAFETY: `current` is live while it runs this code. Its flags are changed only with
+    // atomic bit operations and read with `READ_ONCE` (`read_thread_flags`), as here;
+    // `c_ulong` is a naturally aligned `usize`.
+    let flags =
+        unsafe { AtomicUsize::from_ptr(core::ptr::addr_of!((*task).thread_info.flags).cast_mut()) }
+            .load(Relaxed);
+    flags & GUEST_ENTRY_WORK != 0
+}
+
+/// Does the thread's work before a guest entry (KVM's `xfer_to_guest_mode_handle_work`):
+/// reschedules if asked to, runs task work, and returns `false` if a signal is pending
+/// (the caller returns `EINTR`).
+pub(crate) fn guest_entry_work() -> bool {
+    // SAFETY: task context, interrupts and preemption enabled, no lock held (the run
+    // loop's slow path).
+    unsafe { bindings::rkvm_guest_entry_work() == 0 }
 }
 
 /// Whether the kernel accounts the time tasks wait runnable (`CONFIG_SCHED_INFO`).

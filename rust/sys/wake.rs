@@ -16,8 +16,8 @@
 //!
 //! Ordering (no lost wake-ups):
 //!
-//! * A kicker first records why (`requests`, a fetch-or with full ordering), then reads
-//!   `mode`. The vCPU thread first publishes `mode` (`IN_GUEST` with interrupts masked,
+//! * A kicker first records why (a request bit in `requests`, a fetch-or with full
+//!   ordering), then reads `mode`. The vCPU thread first publishes `mode` (`IN_GUEST` with interrupts masked,
 //!   or `BLOCKED` before sleeping), then (after a full barrier) reads `requests`. Whatever
 //!   the interleaving, one of them sees the other: either the thread sees the request
 //!   and does not enter (or does not sleep), or the kicker sees the mode and sends an IPI
@@ -26,6 +26,9 @@
 //! * The thread clears a request only before re-evaluating what it stands for (the
 //!   vGIC's pending state, the timers), never after, so a request made after the
 //!   evaluation survives until the next entry check.
+//! * `requests` is the vCPU's whole pending-work word (`logic::request`): besides the
+//!   requests, it mirrors states their owners set and clear under their own locks (the
+//!   power state, the vGIC's), so the entry reads everything in one load.
 
 use core::{
     ptr,
@@ -36,14 +39,8 @@ use core::{
 };
 use kernel::{bindings, interrupt::LocalInterruptDisabled, task::Task};
 
-/// Request bits.
-pub(crate) mod req {
-    /// Something changed for the vCPU (an interrupt became pending, a power-state change):
-    /// re-evaluate before entering the guest.
-    pub(crate) const KICK: u32 = 1 << 0;
-    /// The timer hrtimer expired: recompute the timers' levels.
-    pub(crate) const TIMER: u32 = 1 << 1;
-}
+/// The pending-work bits (`logic::request`).
+pub(crate) use crate::logic::request as req;
 
 /// Where the vCPU's thread is (`vcpu->mode`).
 const OUTSIDE: u8 = 0;
@@ -60,6 +57,7 @@ const BLOCKED: u8 = 3;
 /// RCU grace period after the task is released, so a pointer read under
 /// `rcu_read_lock` while non-null stays valid until the read-side section ends.
 pub(crate) struct VcpuWake {
+    /// The pending-work word (`logic::request`).
     requests: AtomicU32,
     mode: AtomicU8,
     task: AtomicPtr<Task>,
@@ -121,6 +119,15 @@ impl VcpuWake {
         }
     }
 
+    /// Whether the caller is the thread in `KVM_RUN` on this vCPU.
+    pub(crate) fn is_current(&self) -> bool {
+        // Only the current thread stores itself here, so a relaxed load suffices.
+        ptr::eq(
+            self.task.load(Relaxed).cast_const().cast(),
+            crate::sys::task::current_ptr(),
+        )
+    }
+
     /// Calls `f` with the task in `KVM_RUN`, if there is one.
     fn with_task(&self, f: impl FnOnce(&Task)) {
         let _rcu = kernel::sync::rcu::read_lock();
@@ -142,26 +149,52 @@ impl VcpuWake {
         self.requests.fetch_and(!mask, SeqCst) & mask
     }
 
-    /// Whether a request is pending.
-    pub(crate) fn pending(&self) -> bool {
-        self.requests.load(SeqCst) != 0
+    /// Takes every request ([`req::REQUESTS`]) and returns the whole word as it was, so
+    /// the caller sees the states too. For the vCPU's thread, before it acts on them.
+    pub(crate) fn take_requests(&self) -> u32 {
+        self.requests.fetch_and(!req::REQUESTS, SeqCst)
     }
 
-    /// Publishes that the thread is about to enter the guest, and returns whether it may:
-    /// `false` if a request arrived meanwhile (the caller then goes round its loop).
-    /// Interrupts are masked (`_irqs`), so an IPI sent after this point makes the guest
-    /// exit right after entry.
-    pub(crate) fn enter_guest_mode(&self, _irqs: &LocalInterruptDisabled) -> bool {
+    /// Makes `bits` pending from the vCPU's own thread (no one to wake or interrupt).
+    pub(crate) fn request(&self, bits: u32) {
+        self.requests.fetch_or(bits, SeqCst);
+    }
+
+    /// Sets the state bits in `mask` to `value`'s. Only for the states' owner, under the
+    /// lock that serialises its changes, so the bits read here cannot change meanwhile
+    /// and an XOR of the difference is exact; no write when nothing changes. A change
+    /// the thread must act on at once is followed by a kick.
+    pub(crate) fn set_states(&self, mask: u32, value: u32) {
+        let diff = (self.requests.load(SeqCst) ^ value) & mask;
+        if diff != 0 {
+            self.requests.fetch_xor(diff, SeqCst);
+        }
+    }
+
+    /// The word as it is now (a racy snapshot, for decisions re-checked under a lock).
+    pub(crate) fn word(&self) -> u32 {
+        self.requests.load(SeqCst)
+    }
+
+    /// Whether a kick or the timer asks the thread to stop waiting ([`req::WAKE`]).
+    pub(crate) fn pending(&self) -> bool {
+        self.requests.load(SeqCst) & req::WAKE != 0
+    }
+
+    /// Publishes that the thread is about to enter the guest and returns the pending-work
+    /// word read after that (KVM's `smp_store_mb(vcpu->mode, IN_GUEST_MODE)` then
+    /// `kvm_request_pending`). Interrupts are masked (`_irqs`), so an IPI sent after this
+    /// point makes the guest exit right after entry; a caller that does not enter calls
+    /// [`Self::exit_guest_mode`].
+    #[inline(always)]
+    pub(crate) fn enter_guest_mode(&self, _irqs: &LocalInterruptDisabled) -> u32 {
         self.mode.store(IN_GUEST, SeqCst);
         fence(SeqCst);
-        if self.pending() {
-            self.mode.store(OUTSIDE, SeqCst);
-            return false;
-        }
-        true
+        self.requests.load(SeqCst)
     }
 
-    /// The guest has exited.
+    /// The guest has exited (or the thread backed out before entering).
+    #[inline(always)]
     pub(crate) fn exit_guest_mode(&self) {
         self.mode.store(OUTSIDE, SeqCst);
     }
@@ -176,12 +209,12 @@ impl VcpuWake {
         self.mode.load(Relaxed) == BLOCKED
     }
 
-    /// Whether a request is pending or a signal arrived: the end of a halt poll.
+    /// Whether a kick, the timer or a signal ends a halt poll.
     pub(crate) fn poll_done(&self) -> bool {
         self.pending() || crate::sys::task::signal_pending()
     }
 
-    /// Sleeps until a request is pending or a signal arrives (the caller re-evaluates
+    /// Sleeps until a kick or the timer ([`Self::pending`]) or a signal arrives (the caller re-evaluates
     /// either way), and returns whether it slept (`schedule()`) at all. The thread must be
     /// the one in `KVM_RUN` on this vCPU.
     pub(crate) fn block(&self) -> bool {

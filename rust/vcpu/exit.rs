@@ -204,7 +204,7 @@ impl Vcpu {
         let mut polling = window != 0;
         let mut waited = false;
         let woken = loop {
-            self.timer_sync(vm, state);
+            self.timer_sync(vm, state, self.wake.take(req::TIMER) != 0);
             self.wake.take(req::KICK);
             if state.ctx.pending_vserror || self.irq_pending(vm) {
                 break true;
@@ -339,7 +339,7 @@ impl Vcpu {
             if !access.write {
                 // A read of the pending state sees the timers' levels as of now, not of
                 // the last entry (KVM samples them on every exit).
-                self.timer_sync(vm, state);
+                self.timer_sync(vm, state, self.wake.take(req::TIMER) != 0);
             }
             emulated = vgic.mmio(vm, self.idx, ipa, access.len, access.write, value);
             if emulated.is_some() {

@@ -27,7 +27,6 @@ impl Vcpu {
 
     /// WFI's wake-up condition: an interrupt is pending for this vCPU.
     pub(super) fn irq_pending(&self, vm: &Vm) -> bool {
-        self.irqchip(vm)
-            .is_some_and(|v| v.vcpu_has_pending(self.idx))
+        self.irqchip(vm).is_some_and(|v| v.vcpu_has_pending(self))
     }
 }

@@ -8,14 +8,14 @@
 //! `logic::pvtime`; this file reaches guest memory through `Mmu::{read,write}_guest`.
 //!
 //! Cost: a vCPU without a structure pays one relaxed load per `vcpu_load`; with one, each
-//! load (start of `KVM_RUN`, return from preemption) marks the structure due, and the
-//! run loop updates it once before the next entry, where it may sleep (it takes the
-//! memslot lock and touches the VMM's memory).
+//! load (start of `KVM_RUN`, return from preemption) makes `req::STEAL` pending, and the
+//! run loop's slow path updates the structure before the next entry, where it may sleep
+//! (it takes the memslot lock and touches the VMM's memory).
 
 use super::{Vcpu, VcpuState};
 use crate::{
     logic::{ioctl::VcpuIoctl, pvtime},
-    sys::task,
+    sys::{task, wake::req},
     vm::Vm,
 };
 use core::sync::atomic::Ordering::Relaxed;
@@ -60,22 +60,17 @@ impl Vcpu {
     }
 
     /// Called on every `vcpu_load` (preemption disabled): the structure, if any, is due
-    /// for an update before the next entry.
+    /// for an update before the next entry (KVM's `KVM_REQ_RECORD_STEAL`).
     pub(super) fn steal_on_load(&self) {
         if self.steal_time_on.load(Relaxed) {
-            self.steal_due.store(true, Relaxed);
+            self.wake.request(req::STEAL);
         }
     }
 
-    /// Before an entry: brings the guest's `stolen_time` up to date if a load made it
-    /// due (KVM's `kvm_update_stolen_time`). A structure whose memslot has gone is left
+    /// Before an entry, for `req::STEAL`: brings the guest's `stolen_time` up to date
+    /// (KVM's `kvm_update_stolen_time`). A structure whose memslot has gone is left
     /// alone, as KVM does.
     pub(super) fn record_steal(&self, vm: &Vm, state: &mut VcpuState) {
-        // Only the vCPU's own thread sets and clears the flag.
-        if !self.steal_due.load(Relaxed) {
-            return;
-        }
-        self.steal_due.store(false, Relaxed);
         let Some(base) = state.steal.base() else {
             return;
         };

@@ -5,26 +5,31 @@
 //! KVM counterpart: `kvm_arch_vcpu_ioctl_run()` (`arch/arm64/kvm/arm.c`). One `KVM_RUN`
 //! completes the previous MMIO exit, loads the vCPU (`load_put.rs`), then enters the
 //! guest until an exit needs userspace, a signal arrives, or an error occurs, and puts
-//! the vCPU. Per iteration the loop does only what must be done per entry: signal and
-//! reschedule checks, and the world switch with interrupts masked. The guest's FP/SIMD
-//! registers are loaded on its first FP instruction (`sys::task::GuestFp`).
+//! the vCPU. Per iteration the loop does only what must be done per entry: one check of
+//! the vCPU's pending-work word and the thread's work flags (`logic::request`), the
+//! virtual timer's check, and the world switch with interrupts masked; everything else
+//! waits behind a bit of that word. The guest's FP/SIMD registers are loaded on its
+//! first FP instruction (`sys::task::GuestFp`).
 
 use super::{
     apply_cpu_on, exit::Action, load_put::RunningVcpu, CpuOnReset, Vcpu, VcpuInner, VcpuState,
 };
 use crate::{
     hyp,
-    logic::{psci::MpState, step},
+    logic::{
+        psci::MpState,
+        request::{self, Work},
+        step,
+    },
     sys::{
         self,
         preempt::{NoPreempt, Notifier},
         run_page::KVM_EXIT_INTR,
         task::{self, GuestFp},
-        wake::req,
     },
     vm::Vm,
 };
-use core::{pin::pin, sync::atomic::Ordering::SeqCst};
+use core::pin::pin;
 use kernel::prelude::*;
 
 /// What the power state asks of the run loop before an entry.
@@ -115,82 +120,113 @@ impl Vcpu {
     }
 
     fn run_loop(&self, vm: &Vm, state: &mut VcpuState, fp: &mut GuestFp<'_>) -> Result<isize> {
+        // Fixed for the whole `KVM_RUN`: a vGIC is created only before the VM's first run,
+        // and `run` made it ready (`map_resources`) or failed. Without one the timers
+        // have nowhere to deliver their interrupts, so nothing checks them per entry.
+        let vgic = vm.vgic().filter(|v| v.ready());
+        // The first entry of a `KVM_RUN` gives the timers' levels to the vGIC afresh.
+        if vgic.is_some() {
+            self.timer_check(vm, state);
+        }
         loop {
-            // Consume the kicks first: everything one can ask for (power state, signals,
-            // timers, the vGIC) is evaluated after this point, and a kick that arrives
-            // later stops the entry (`enter_guest_mode`) or, once guest mode is published,
-            // arrives as an IPI that makes the guest exit at once. A kick the thread gives
-            // itself below (a timer level reaching the vGIC) costs one more iteration.
-            self.wake.take(req::KICK);
-            let power = if self.power_settled.load(SeqCst) {
-                Power::Run
-            } else {
-                self.power_check()?
-            };
-            match power {
-                Power::Run => {}
-                Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
-                Power::Suspended => {
-                    if self.halt(vm, state, MpState::Suspended) {
-                        self.run
-                            .set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
-                        return Ok(0);
-                    }
-                    // A signal (checked next) or a power-state change ended the wait.
-                    if !task::signal_pending() {
-                        continue;
-                    }
-                }
-            }
-            if task::signal_pending() {
-                self.run.set_exit_reason(KVM_EXIT_INTR);
-                self.stats.signal_exits.inc();
-                return Err(EINTR);
-            }
-            task::cond_resched();
-            self.record_steal(vm, state);
-
-            self.timer_sync(vm, state);
-
-            let vgic = vm.vgic().filter(|v| v.ready());
             let (exit, kick) = {
                 let irqs = kernel::interrupt::local_interrupt_disable();
-                if !self.wake.enter_guest_mode(&irqs) {
-                    continue;
-                }
+                // One check: the pending-work word, read after guest mode is published (a
+                // kick from now on sends an IPI that makes the guest exit at once), and
+                // the thread's own work flags.
+                let word = self.wake.enter_guest_mode(&irqs);
                 // SAFETY: `inner` is held and interrupts are masked, so the preempt
                 // notifier (the only other user of the lazy state) cannot run.
                 let gic = &mut unsafe { self.lazy.get() }.el1.gic;
-                // Flush after publishing guest mode: a kick for anything queued later
-                // arrives as an IPI that makes the guest exit straight away.
-                if let Some(v) = vgic {
-                    v.flush(self, gic, &irqs);
+                let thread_work = task::guest_entry_work_pending();
+                if !request::pending(word, thread_work) {
+                    gic.hcr = 0;
+                } else if !request::backs_out(word, thread_work) {
+                    if let Some(v) = vgic {
+                        v.flush(self, gic, word, &irqs);
+                    }
+                } else {
+                    self.wake.exit_guest_mode();
+                    drop(irqs);
+                    if let Some(ret) = self.entry_work(vm, state, fp)? {
+                        return Ok(ret);
+                    }
+                    continue;
                 }
                 let exit = hyp::enter_guest(&mut state.ctx, gic, fp.loaded(), &irqs);
                 self.wake.exit_guest_mode();
-                let kick = vgic.map_or(0, |v| v.sync(self, gic, &irqs));
+                // Only an entry that used list registers has something to fold back.
+                let kick = match vgic {
+                    Some(v) if gic.used_lrs != 0 => Some((v, v.sync(self, gic, &irqs))),
+                    _ => None,
+                };
                 (exit, kick)
             };
             // Interrupts are back on: a host interrupt that ended the entry ran here.
-            if let Some(v) = vgic {
-                v.kick_after_sync(vm, kick);
+            if let Some((v, mask)) = kick {
+                v.kick_after_sync(vm, mask);
             }
 
             match self.handle_exit(vm, state, fp, &exit)? {
                 Action::Reenter => {}
                 Action::ToUser => return Ok(0),
             }
+            if vgic.is_some() {
+                self.timer_check(vm, state);
+            }
         }
+    }
+
+    /// The slow path before an entry: the entry check found a request, the power state
+    /// or work of the thread's own. Takes the requests first, so that everything they
+    /// stand for is evaluated after this point (one made later is seen by the next entry
+    /// check). `Ok(Some(ret))` ends `KVM_RUN`.
+    #[inline(never)]
+    fn entry_work(
+        &self,
+        vm: &Vm,
+        state: &mut VcpuState,
+        fp: &mut GuestFp<'_>,
+    ) -> Result<Option<isize>> {
+        let work = Work::from_word(self.wake.take_requests());
+        if work.power {
+            match self.power_check()? {
+                Power::Run => {}
+                Power::Reset(reset) => self.cpu_on_reset(state, fp, &reset),
+                Power::Suspended => {
+                    if self.halt(vm, state, MpState::Suspended) {
+                        self.run
+                            .set_system_event_no_data(sys::uapi::KVM_SYSTEM_EVENT_WAKEUP);
+                        return Ok(Some(0));
+                    }
+                    // A signal (handled next) or a power-state change ended the wait; the
+                    // next entry check sees the latter.
+                }
+            }
+        }
+        // A reschedule, task work; a signal ends `KVM_RUN`.
+        if !task::guest_entry_work() {
+            self.run.set_exit_reason(KVM_EXIT_INTR);
+            self.stats.signal_exits.inc();
+            return Err(EINTR);
+        }
+        if work.steal {
+            self.record_steal(vm, state);
+        }
+        if work.timer {
+            self.timer_sync(vm, state, true);
+        }
+        Ok(None)
     }
 
     /// Sleeps while the vCPU is powered off, until a `CPU_ON` or `KVM_SET_MP_STATE` (or a
     /// signal: `EINTR`), and says what the power state asks for next. Called only when
-    /// `power_settled` is false, so the common entry takes no lock.
+    /// `req::POWER` is set, so the common entry takes no lock.
     fn power_check(&self) -> Result<Power> {
         let mut power = self.power.lock();
         loop {
             if let Some(reset) = power.reset.take() {
-                self.power_settled.store(power.settled(), SeqCst);
+                self.publish_power(&power);
                 return Ok(Power::Reset(reset));
             }
             match power.state {

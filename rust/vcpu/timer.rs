@@ -7,11 +7,14 @@
 //! `kvm_timer_schedule`/`kvm_bg_timer_expire`, `kvm_arm_timer_read_sysreg`).
 //!
 //! The virtual timer is the guest's own, in the CPU while the vCPU is loaded (see
-//! `hyp/vhe.rs` load/put). Before each entry, [`Vcpu::timer_sync`] reads its CTL and CVAL
-//! (two register reads), computes both timers' levels, tells the vGIC only when a level
-//! changed, and re-arms one hrtimer only when the earliest deadline moved: the expiry
-//! kicks the vCPU, which wakes it from WFI or makes it exit the guest. Why an hrtimer
-//! rather than the host's virtual-timer PPI: see `Documentation/timer.rst`.
+//! `hyp/vhe.rs` load/put), and the guest changes it without exiting. So before each
+//! entry [`Vcpu::timer_check`] reads its CTL and CVAL (two register reads) and compares
+//! them with what the last sync saw; only a change, a trapped physical-timer write or
+//! the hrtimer's expiry (`req::TIMER`, through the run loop's slow path) runs
+//! [`Vcpu::timer_sync`], which computes both timers' levels, tells the vGIC only when a
+//! level changed, and re-arms one hrtimer only when the earliest deadline moved: the
+//! expiry kicks the vCPU, which wakes it from WFI or makes it exit the guest. Why an
+//! hrtimer rather than the host's virtual-timer PPI: see `Documentation/timer.rst`.
 
 use super::{Vcpu, VcpuState};
 use crate::{
@@ -38,6 +41,11 @@ pub(crate) struct VcpuTimer {
     /// The levels last given to the vGIC; `None`: give it again at the next entry.
     vlevel: Option<bool>,
     plevel: Option<bool>,
+    /// The virtual timer's CTL and CVAL as the last sync read them.
+    seen: (u64, u64),
+    /// The next entry must sync whatever the virtual timer reads: the physical timer was
+    /// written, or the levels were forgotten.
+    dirty: bool,
 }
 
 impl VcpuTimer {
@@ -50,6 +58,8 @@ impl VcpuTimer {
             },
             vlevel: None,
             plevel: None,
+            seen: (0, 0),
+            dirty: true,
         }
     }
 
@@ -58,24 +68,43 @@ impl VcpuTimer {
         self.ptimer = TimerRegs::default();
         self.vlevel = None;
         self.plevel = None;
+        self.dirty = true;
     }
 }
 
 impl Vcpu {
-    /// Before an entry (and before blocking in WFI): the timers' levels to the vGIC, the
-    /// hrtimer at the next deadline. With nothing changed, this is two register reads
-    /// and a few compares.
-    pub(super) fn timer_sync(&self, vm: &Vm, state: &mut VcpuState) {
+    /// Before an entry: syncs the timers if the guest changed its virtual timer (or its
+    /// level changed) since the last sync, or [`VcpuTimer::dirty`] says so. Otherwise
+    /// this is two register reads and two compares.
+    #[inline(always)]
+    pub(super) fn timer_check(&self, vm: &Vm, state: &mut VcpuState) {
+        // SAFETY: the run loop, with the vCPU loaded.
+        let regs = unsafe { hyp::vtimer_regs() };
+        if regs != state.timer.seen || state.timer.dirty {
+            self.timer_sync_regs(vm, state, regs, false);
+        }
+    }
+
+    /// The timers' levels to the vGIC, the hrtimer at the next deadline: for an entry
+    /// (`expired`: `req::TIMER` was taken, the hrtimer is no longer armed) and before
+    /// blocking in WFI.
+    pub(super) fn timer_sync(&self, vm: &Vm, state: &mut VcpuState, expired: bool) {
+        // SAFETY: the run loop, with the vCPU loaded.
+        let regs = unsafe { hyp::vtimer_regs() };
+        self.timer_sync_regs(vm, state, regs, expired);
+    }
+
+    fn timer_sync_regs(&self, vm: &Vm, state: &mut VcpuState, regs: (u64, u64), expired: bool) {
+        let t = &mut state.timer;
+        t.seen = regs;
+        t.dirty = false;
+        if expired {
+            t.armed = WakeKey::default();
+        }
         if !self.has_irqchip(vm) {
             return;
         }
-        let t = &mut state.timer;
-        if self.wake.take(req::TIMER) != 0 {
-            // The hrtimer expired, so it is no longer armed.
-            t.armed = WakeKey::default();
-        }
-        // SAFETY: the run loop, with the vCPU loaded.
-        let (vctl, vcval) = unsafe { hyp::vtimer_regs() };
+        let (vctl, vcval) = regs;
         let pcount = if t.ptimer.can_fire() {
             sysreg::cntpct_el0().wrapping_sub(vm.cntpoff())
         } else {
@@ -128,17 +157,19 @@ impl Vcpu {
         t.armed = WakeKey::default();
         t.vlevel = None;
         t.plevel = None;
+        t.dirty = true;
     }
 }
 
 /// A trapped guest access to the physical timer or counter (`write`: the value written);
-/// returns the value of a read. The next entry's [`Vcpu::timer_sync`] acts on a change.
+/// returns the value of a read. The next entry's [`Vcpu::timer_check`] acts on a write.
 pub(super) fn ptimer_access(
     vm: &Vm,
     state: &mut VcpuState,
     reg: PtimerReg,
     write: Option<u64>,
 ) -> u64 {
+    state.timer.dirty |= write.is_some();
     let count = sysreg::cntpct_el0().wrapping_sub(vm.cntpoff());
     timer::ptimer_access(&mut state.timer.ptimer, reg, count, write)
 }

@@ -253,8 +253,8 @@ impl Cpu {
         }
     }
 
-    /// Nothing is queued (AP list and LPI queue empty): the kernel layer's per-vCPU hint,
-    /// with which a vCPU skips the lock on entry and WFI checks.
+    /// Nothing is queued (AP list and LPI queue empty): the negation of the vCPU's
+    /// `request::VGIC_QUEUED`, with which it skips the lock on entry and WFI checks.
     pub(crate) fn nothing_queued(&self) -> bool {
         self.ap_len == 0 && self.lpis_queued == 0
     }
