@@ -8,6 +8,7 @@
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
 #include <linux/of.h>
 #include <linux/of_irq.h>
 #include <linux/percpu.h>
@@ -17,6 +18,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
 #include <linux/signal.h>
+#include <linux/swap.h>
 #include <linux/vmalloc.h>
 
 #include "rkvm/helpers.h"
@@ -75,6 +77,30 @@ void *rkvm_page_address(struct page *page)
 struct mm_struct *rkvm_current_mm(void)
 {
 	return current->mm;
+}
+
+/* A reference (not a pin) on the page behind a guest page's user address. */
+int rkvm_get_user_page(unsigned long hva, bool write, struct page **page)
+{
+	return get_user_pages_fast(hva, 1, write ? FOLL_WRITE : 0, page);
+}
+
+/* Drops that reference, as KVM's kvm_release_faultin_page(): a page mapped writable at
+ * stage 2 is dirty from the host's point of view, since the guest's writes bypass the
+ * host's page tables. */
+void rkvm_put_user_page(struct page *page, bool dirty)
+{
+	if (!PageReserved(page)) {
+		if (dirty)
+			SetPageDirty(page);
+		mark_page_accessed(page);
+	}
+	put_page(page);
+}
+
+bool rkvm_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
+{
+	return mmu_notifier_range_blockable(range);
 }
 
 /* KVM_SET_SIGNAL_MASK: the vCPU's mask applies while it is in KVM_RUN (as kvm_sigset_*). */

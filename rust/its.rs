@@ -24,7 +24,7 @@ use crate::{
         mmio::{pendbaser_address, propbaser_address, LpiWork},
         Model, VcpuMask, LPI_BASE, NONE,
     },
-    mmu::Mmu,
+    mmu::GuestMemory,
     sys::{self, anon_fd::FdOps},
     vgic::{self, Vgic},
     vm::Vm,
@@ -132,7 +132,7 @@ impl ItsSet {
 }
 
 /// Guest memory through the VMM's mapping of the memslots.
-struct Mem<'a>(&'a Mmu);
+struct Mem<'a>(&'a GuestMemory);
 
 impl GuestMem for Mem<'_> {
     fn read_u64(&mut self, gpa: u64) -> Result<u64, ()> {
@@ -147,7 +147,7 @@ impl GuestMem for Mem<'_> {
 }
 
 /// Reads the byte at `gpa`.
-fn read_byte(mmu: &Mmu, gpa: u64) -> Result<u8, ()> {
+fn read_byte(mmu: &GuestMemory, gpa: u64) -> Result<u8, ()> {
     let mut b = [0u8; 1];
     mmu.read_guest(gpa, &mut b).map_err(|_| ())?;
     Ok(b[0])
@@ -158,7 +158,7 @@ fn read_byte(mmu: &Mmu, gpa: u64) -> Result<u8, ()> {
 struct VmLpis<'a> {
     vgic: &'a Vgic,
     /// Guest memory for the tables; `None` for MSI translation, which reads none.
-    mmu: Option<&'a Mmu>,
+    mmu: Option<&'a GuestMemory>,
 }
 
 impl VmLpis<'_> {
@@ -256,7 +256,7 @@ impl Lpis for VmLpis<'_> {
 /// INVALL, GICR_INVALLR. The table is copied out of guest memory first, so the vGIC
 /// lock is never held across a guest-memory access; what cannot be read keeps its
 /// cached configuration, as KVM's per-LPI `update_lpi_config` failing.
-pub(crate) fn lpi_reload_config(vgic: &Vgic, mmu: &Mmu, cpu: Option<u16>) {
+pub(crate) fn lpi_reload_config(vgic: &Vgic, mmu: &GuestMemory, cpu: Option<u16>) {
     let Some((propbaser, last)) = vgic.with_model(|m| {
         let last = m.lpis_of(cpu).last();
         ((m.dist.propbaser, last), 0)
@@ -303,7 +303,7 @@ pub(crate) fn lpi_reload_config(vgic: &Vgic, mmu: &Mmu, cpu: Option<u16>) {
 /// EnableLPIs was set on vCPU `cpu`'s redistributor: its LPIs take their pending bits
 /// from its pending table (KVM's `its_sync_lpi_pending_table`). Bytes that do not read
 /// are left alone.
-pub(crate) fn lpi_sync_pending(vgic: &Vgic, mmu: &Mmu, cpu: u16) {
+pub(crate) fn lpi_sync_pending(vgic: &Vgic, mmu: &GuestMemory, cpu: u16) {
     let Some((pendbaser, first, last)) = pending_window(vgic, cpu) else {
         return;
     };
@@ -329,7 +329,12 @@ fn pending_window(vgic: &Vgic, cpu: u16) -> Option<(u64, u32, u32)> {
 
 /// A zeroed copy of a pending table up to `last`'s byte, with `first..=last`'s bytes
 /// read from the guest.
-fn read_pending_window(mmu: &Mmu, pendbaser: u64, first: u32, last: u32) -> Option<KVVec<u8>> {
+fn read_pending_window(
+    mmu: &GuestMemory,
+    pendbaser: u64,
+    first: u32,
+    last: u32,
+) -> Option<KVVec<u8>> {
     let (lo, hi) = ((first / 8) as usize, (last / 8) as usize);
     let mut table = KVVec::<u8>::from_elem(0u8, hi + 1, GFP_KERNEL).ok()?;
     mmu.read_guest(pendbaser_address(pendbaser) + lo as u64, &mut table[lo..])
@@ -341,13 +346,13 @@ fn read_pending_window(mmu: &Mmu, pendbaser: u64, first: u32, last: u32) -> Opti
 /// state into its target vCPU's pending table. Called with every vCPU stopped.
 pub(crate) fn save_pending_tables(vm: &Vm) -> Result {
     let vgic = &vm.vgic;
-    let mmu = vm.mmu.lock();
+    let mmu = &vm.mmu;
     // No vCPU before CTRL_INIT, so nothing to save then.
     for cpu in 0..vgic.nr_vcpus() as u16 {
         let Some((pendbaser, first, last)) = pending_window(vgic, cpu) else {
             continue;
         };
-        let mut table = read_pending_window(&mmu, pendbaser, first, last).ok_or(EFAULT)?;
+        let mut table = read_pending_window(mmu, pendbaser, first, last).ok_or(EFAULT)?;
         let changed = vgic
             .with_model(|m| (m.lpi_store_pending(cpu, &mut table), 0))
             .unwrap_or(false);
@@ -362,17 +367,17 @@ pub(crate) fn save_pending_tables(vm: &Vm) -> Result {
 /// Guest-memory work a redistributor register write left (`logic::vgic::mmio::LpiWork`),
 /// done after the vGIC lock is released.
 pub(crate) fn lpi_work(vm: &Vm, work: LpiWork) {
-    let mmu = vm.mmu.lock();
+    let mmu = &vm.mmu;
     match work {
         LpiWork::Invalidate(intid) => VmLpis {
             vgic: &vm.vgic,
-            mmu: Some(&mmu),
+            mmu: Some(mmu),
         }
         .invalidate(intid),
-        LpiWork::InvalidateAll(cpu) => lpi_reload_config(&vm.vgic, &mmu, Some(cpu)),
+        LpiWork::InvalidateAll(cpu) => lpi_reload_config(&vm.vgic, mmu, Some(cpu)),
         LpiWork::EnableLpis { cpu, load_pending } => {
             if load_pending {
-                lpi_sync_pending(&vm.vgic, &mmu, cpu);
+                lpi_sync_pending(&vm.vgic, mmu, cpu);
             }
         }
         // No translation cache to invalidate: every MSI is translated afresh.
@@ -392,13 +397,13 @@ pub(crate) fn mmio(vm: &Vm, ipa: u64, len: u8, write: bool, value: u64) -> Optio
     if !write {
         return Some(st.its().mmio_read(off, len));
     }
-    let mmu = vm.mmu.lock();
+    let mmu = &vm.mmu;
     let mut lpis = VmLpis {
         vgic: &vm.vgic,
-        mmu: Some(&mmu),
+        mmu: Some(mmu),
     };
     st.its()
-        .mmio_write(off, len, value, &mut Mem(&mmu), &mut lpis);
+        .mmio_write(off, len, value, &mut Mem(mmu), &mut lpis);
     Some(0)
 }
 
@@ -478,10 +483,10 @@ impl ItsDevice {
             ItsAttr::Reset | ItsAttr::SaveTables | ItsAttr::RestoreTables => {
                 vm.with_vcpus_stopped(|| {
                     let mut st = self.its.state.lock();
-                    let mmu = vm.mmu.lock();
+                    let mmu = &vm.mmu;
                     let mut lpis = VmLpis {
                         vgic: &vm.vgic,
-                        mmu: Some(&mmu),
+                        mmu: Some(mmu),
                     };
                     let mut its = st.its();
                     match a {
@@ -489,9 +494,9 @@ impl ItsDevice {
                             its.reset(&mut lpis);
                             Ok(())
                         }
-                        ItsAttr::SaveTables => its.save_tables(&mut Mem(&mmu)).map_err(Error::from),
+                        ItsAttr::SaveTables => its.save_tables(&mut Mem(mmu)).map_err(Error::from),
                         _ => its
-                            .restore_tables(&mut Mem(&mmu), &mut lpis)
+                            .restore_tables(&mut Mem(mmu), &mut lpis)
                             .map_err(Error::from),
                     }
                 })
@@ -530,12 +535,12 @@ impl ItsDevice {
             match write {
                 None => st.its().regs_get(offset).map_err(Error::from),
                 Some(val) => {
-                    let mmu = vm.mmu.lock();
+                    let mmu = &vm.mmu;
                     let mut lpis = VmLpis {
                         vgic: &vm.vgic,
-                        mmu: Some(&mmu),
+                        mmu: Some(mmu),
                     };
-                    st.its().regs_set(offset, val, &mut Mem(&mmu), &mut lpis)?;
+                    st.its().regs_set(offset, val, &mut Mem(mmu), &mut lpis)?;
                     Ok(0)
                 }
             }

@@ -2,10 +2,18 @@
 
 //! A VM's guest-physical memory: its memslots and the stage-2 tables built from them.
 //!
-//! KVM counterpart: `arch/arm64/kvm/mmu.c` (`user_mem_abort`, `kvm_arch_flush_shadow_*`)
-//! over `virt/kvm/kvm_main.c`'s memslots. Tables are filled lazily, one page per guest
-//! fault. Each mapped page is pinned in the VMM's memory while mapped; the tables are the
-//! only record of the pins, and unmapping a range unpins what it removes.
+//! KVM counterpart: `arch/arm64/kvm/mmu.c` (`user_mem_abort`, `kvm_arch_flush_shadow_*`,
+//! `kvm_unmap_gfn_range`, `kvm_age_gfn`) over `virt/kvm/kvm_main.c`'s memslots and MMU
+//! notifiers. Tables are filled lazily, one page per guest fault.
+//!
+//! Guest pages are not pinned: a fault takes a page reference only while it maps the page
+//! (`GuestPage`), and the VMM's MMU notifier unmaps a range at stage 2 and invalidates
+//! the TLBs before the host frees, migrates, swaps or replaces its pages
+//! (`invalidate_start`). A fault that raced such an invalidation (its page looked up
+//! before the invalidation finished) drops the page and lets the guest fault again, as
+//! KVM's `mmu_invalidate_retry`: `Mmu::invalidating` counts invalidations in progress and
+//! `Mmu::invalidate_seq` finished ones. Ageing (`clear_young`) clears stage-2 access
+//! flags; the guest's next access faults and sets the flag again.
 //!
 //! Dirty logging (`kvm_get_dirty_log_protect`, `kvm_clear_dirty_log_protect`,
 //! `kvm_arch_mmu_enable_log_dirty_pt_masked`): a slot with `KVM_MEM_LOG_DIRTY_PAGES` has a
@@ -13,24 +21,32 @@
 //! marks them, and clearing a bit write-protects its page again. So a page of a tracked
 //! slot is writable at stage 2 only while its bit is set.
 //!
-//! Locking: the whole state sits in the VM's `mmu` mutex (Documentation/design.rst,
-//! "Locking"); the fault path
-//! may sleep under it (pinning faults the page in), so it is a mutex, not a spinlock.
+//! Locking: the state sits in `GuestMemory::mmu` (Documentation/design.rst, "Locking"),
+//! which the MMU notifier takes from reclaim, compaction and munmap. So nothing under it
+//! may fault in user memory, copy from or to userspace, or allocate memory that could
+//! recurse into reclaim: faults look pages up and allocate tables (`TableCache`) between
+//! two sections under it, guest copies go through the VMM's mapping outside it, and dirty
+//! bitmaps are allocated and freed outside it.
 
 use crate::{
     hyp,
     logic::{
         dirtylog::{self, Bitmap, ClearRange, Mode},
         memslot::{Change, Memslot, Memslots, Request},
-        pgtable::{Geometry, Prot, Stage2, TableMemory, PAGE_SIZE},
+        pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, PAGE_SIZE},
         traps,
     },
-    sys::mm::{self, PhysAddr},
+    sys::{
+        mm::{self, GuestPage, PhysAddr},
+        mmu_notifier::{MmuNotifierOps, Subscription},
+    },
 };
 use core::sync::atomic::AtomicU64;
 use kernel::{
     alloc::KVVec,
+    new_mutex,
     prelude::*,
+    sync::{lock::mutex::MutexGuard, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -63,19 +79,324 @@ impl TableMemory for KernelTables {
 // (`len` 0), identical to `Memslots::new()`.
 unsafe impl Zeroable for Memslots {}
 
+/// Table pages allocated ahead of a stage-2 fault, outside the MMU lock (KVM's
+/// `kvm_mmu_memory_cache`), so that mapping under the lock never allocates. One per vCPU;
+/// what a fault does not use is kept for the next.
+pub(crate) struct TableCache {
+    pages: [PhysAddr; Self::SIZE],
+    len: usize,
+}
+
+impl TableCache {
+    /// Enough for any walk: at most three tables below the root (start level 0).
+    const SIZE: usize = 3;
+
+    pub(crate) const fn new() -> Self {
+        Self {
+            pages: [0; Self::SIZE],
+            len: 0,
+        }
+    }
+
+    /// Allocates until the cache holds `n` tables (`n` <= `SIZE`). May sleep and reclaim.
+    fn top_up(&mut self, n: usize) -> Result {
+        while self.len < n.min(Self::SIZE) {
+            self.pages[self.len] = mm::alloc_table_pages(0)?;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TableCache {
+    fn drop(&mut self) {
+        for &pa in &self.pages[..self.len] {
+            // SAFETY: allocated by `top_up` and never handed out, so nothing uses it.
+            unsafe { mm::free_table_pages(pa, 0) };
+        }
+    }
+}
+
+/// [`KernelTables`] whose new tables come from a [`TableCache`].
+struct CachedTables<'a>(&'a mut TableCache);
+
+impl TableMemory for CachedTables<'_> {
+    fn read(&self, table: u64, index: usize) -> u64 {
+        KernelTables.read(table, index)
+    }
+
+    fn write(&mut self, table: u64, index: usize, value: u64) {
+        KernelTables.write(table, index, value)
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        let cache = &mut *self.0;
+        cache.len = cache.len.checked_sub(1)?;
+        Some(cache.pages[cache.len])
+    }
+}
+
 /// What a guest fault at an IPA found.
 pub(crate) enum Fault {
-    /// The page is (now) mapped: re-enter the guest.
+    /// The page is (now) mapped, or an invalidation raced the fault: re-enter the guest,
+    /// which faults again if it still needs the page.
     Mapped,
     /// No memslot covers the IPA, or a write hit a read-only slot: emulated MMIO.
     Mmio,
 }
 
-/// The dirty bitmap of the slot with id `id` (which has `KVM_MEM_LOG_DIRTY_PAGES`).
-struct DirtyLog {
-    id: u16,
-    /// `dirtylog::bitmap_words(npages)` words (vmalloc'ed when large, as KVM's).
-    words: KVVec<AtomicU64>,
+/// A VM's guest memory: memslots and stage 2 under the MMU lock, kept coherent with the
+/// VMM's address space by an MMU notifier.
+#[pin_data]
+pub(crate) struct GuestMemory {
+    /// First, so that it is unregistered (waiting for callbacks in flight) before the
+    /// state its callbacks use is dropped.
+    #[pin]
+    notifier: Subscription<GuestMemory>,
+    /// The MMU lock. Never held across an allocation that may reclaim, a user copy or a
+    /// page fault: the notifier takes it from reclaim and from the MM's own paths.
+    #[pin]
+    mmu: Mutex<Mmu>,
+    /// Tables a fault may have to add below the root.
+    walk_tables: usize,
+}
+
+impl GuestMemory {
+    /// Guest memory with `mmu`'s (empty) state, not yet subscribed to the VMM's address
+    /// space ([`Self::register`]).
+    pub(crate) fn new(mmu: Mmu) -> impl PinInit<Self> {
+        let walk_tables = (3 - mmu.s2.geometry().start_level) as usize;
+        pin_init!(Self {
+            notifier <- Subscription::new(),
+            mmu <- new_mutex!(mmu, "GuestMemory::mmu"),
+            walk_tables,
+        })
+    }
+
+    /// Subscribes to the current process's address space: the VMM whose memory backs the
+    /// memslots (KVM's `kvm_init_mmu_notifier`).
+    pub(crate) fn register(&self) -> Result {
+        // SAFETY: the subscription is a field of `self`, so `self` outlives it.
+        unsafe { self.notifier.register(self) }
+    }
+
+    /// The MMU state, for operations that neither fault pages in nor touch userspace.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Mmu> {
+        self.mmu.lock()
+    }
+
+    /// Handles a stage-2 fault at `ipa`: maps the page if a memslot backs it (read-only
+    /// slots only for reads and fetches), using `tables` for new tables (KVM's
+    /// `user_mem_abort`).
+    ///
+    /// In a slot that tracks dirty pages a read or fetch maps the page read-only and a
+    /// write maps it writable and marks it (KVM's `kvm_s2_fault_compute_prot`); a write
+    /// to a page mapped read-only in a writable slot (write-protected for the dirty log)
+    /// makes it writable and marks it (`kvm_pgtable_stage2_relax_perms`); an access to a
+    /// page aged by the host sets its access flag (`kvm_pgtable_stage2_mkyoung`).
+    ///
+    /// `write` is KVM's `kvm_is_write_fault`: a write, a stage-1 walk (the walker may
+    /// update descriptors) or cache maintenance (`maint`), which the architecture reports
+    /// as a write. On a read-only slot, cache maintenance maps the page for reading.
+    ///
+    /// The page is looked up and the tables allocated between two sections under the
+    /// MMU lock; if an invalidation started or finished in between, nothing is mapped.
+    pub(crate) fn fault(
+        &self,
+        tables: &mut TableCache,
+        ipa: u64,
+        write: bool,
+        maint: bool,
+    ) -> Result<Fault> {
+        let gfn = ipa / PAGE_SIZE;
+        let ipa = gfn * PAGE_SIZE;
+        let (slot, write, seq) = {
+            let mut mmu = self.mmu.lock();
+            let Some(slot) = mmu.slots.find(gfn).copied() else {
+                return Ok(Fault::Mmio);
+            };
+            let write = write && !(maint && slot.readonly());
+            if write && slot.readonly() {
+                return Ok(Fault::Mmio);
+            }
+            if mmu.update_mapped(&slot, gfn, write) {
+                return Ok(Fault::Mapped);
+            }
+            (slot, write, mmu.invalidate_seq)
+        };
+        tables.top_up(self.walk_tables)?;
+        // A writable slot's page is taken writable even for a read, so that it can be
+        // mapped writable (unless the slot logs dirty pages) and is not a shared zero or
+        // copy-on-write page the guest would see replaced on its first write.
+        let mut page = GuestPage::get(slot.hva(gfn), !slot.readonly())?;
+        hyp::cache::sync_guest_page(mm::linear_address(page.phys()), PAGE_SIZE as usize);
+        let mut mmu = self.mmu.lock();
+        if mmu.invalidating != 0 || mmu.invalidate_seq != seq {
+            // The page may be the one an invalidation is taking away, or the slot may
+            // be gone: map nothing, the guest faults again.
+            return Ok(Fault::Mapped);
+        }
+        let prot = Prot {
+            write: !slot.readonly() && (write || !slot.dirty_tracked()),
+            exec: true,
+        };
+        match mmu
+            .s2
+            .map(&mut CachedTables(tables), ipa, page.phys(), prot)
+        {
+            Ok(()) => {
+                mmu.mapped_pages += 1;
+                if prot.write {
+                    page.set_dirty();
+                    mmu.mark_dirty(&slot, gfn);
+                }
+            }
+            // Another vCPU mapped it between the two sections.
+            Err(MapError::Exists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Released (marked dirty if mapped writable) while the lock still excludes an
+        // invalidation of it, as KVM's `kvm_release_faultin_page`.
+        drop(page);
+        Ok(Fault::Mapped)
+    }
+
+    /// Copies guest memory at `ipa` into `buf`, through the VMM's mapping of the memslot
+    /// (KVM's `kvm_read_guest`). `EFAULT` unless one memslot holds the whole range. The
+    /// caller is a thread of the VMM (the VM's fds only work there); the copy runs
+    /// outside the MMU lock, since it may fault.
+    pub(crate) fn read_guest(&self, ipa: u64, buf: &mut [u8]) -> Result {
+        let hva = self
+            .mmu
+            .lock()
+            .slots
+            .hva_range(ipa, buf.len() as u64, false)
+            .ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), buf.len())
+            .reader()
+            .read_slice(buf)
+    }
+
+    /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
+    /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
+    /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
+    ///
+    /// The pages written are marked in the slot's dirty log, as KVM's
+    /// `mark_page_dirty_in_slot` after the copy.
+    pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
+        let hva = self
+            .mmu
+            .lock()
+            .slots
+            .hva_range(ipa, data.len() as u64, true)
+            .ok_or(EFAULT)?;
+        UserSlice::new(UserPtr::from_addr(hva as usize), data.len())
+            .writer()
+            .write_slice(data)?;
+        let mmu = self.mmu.lock();
+        // The slot that held the range may have changed meanwhile; mark what holds it now.
+        if let Some(slot) = mmu.slots.find(ipa / PAGE_SIZE).copied() {
+            let last = (ipa + data.len() as u64 - 1) / PAGE_SIZE;
+            for gfn in ipa / PAGE_SIZE..=last.min(slot.base_gfn + slot.npages - 1) {
+                mmu.mark_dirty(&slot, gfn);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).
+    pub(crate) fn writable(&self, ipa: u64) -> bool {
+        self.mmu.lock().slots.hva_range(ipa, 1, true).is_some()
+    }
+
+    /// Applies `KVM_SET_USER_MEMORY_REGION{,2}`; the caller holds the VM's `slots_lock`,
+    /// so the slots change nowhere else meanwhile. Unmaps what a delete or a move takes
+    /// away before the guest can fault on the new layout.
+    ///
+    /// A slot that starts logging gets a bitmap (all set with `INITIALLY_SET`), allocated
+    /// outside the MMU lock before anything changes, so a failure leaves the VM as it was
+    /// (`kvm_prepare_memory_region`); a move keeps it. Unless `INITIALLY_SET`, what is
+    /// mapped in a slot that logs is write-protected (`kvm_arch_commit_memory_region`).
+    pub(crate) fn set_region(&self, req: &Request) -> Result {
+        let (change, new_log) = {
+            let mmu = self.mmu.lock();
+            let change = mmu
+                .slots
+                .check(req, mmu.s2.geometry().ipa_limit(), mm::task_size())?;
+            let new = match change {
+                Change::Create(new) | Change::Move { new, .. } | Change::FlagsOnly { new, .. } => {
+                    Some(new)
+                        .filter(Memslot::has_dirty_log)
+                        .filter(|new| mmu.log_index(new.id).is_none())
+                }
+                Change::Delete(_) | Change::Nothing => None,
+            };
+            (
+                change,
+                new.map(|new| (new, mmu.dirty.len() + 1, mmu.dirty_mode)),
+            )
+        };
+        let new_log = match new_log {
+            Some((slot, logs, mode)) => Some((
+                DirtyLog::new(&slot, mode)?,
+                KVec::with_capacity(logs, GFP_KERNEL_ACCOUNT)?,
+            )),
+            None => None,
+        };
+        // Dropped once the lock is released.
+        let _old = self.mmu.lock().commit_region(change, new_log);
+        Ok(())
+    }
+
+    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`: the options for the dirty-log ioctls and for
+    /// slots that start logging from now on.
+    pub(crate) fn set_dirty_mode(&self, mode: Mode) {
+        self.mmu.lock().dirty_mode = mode;
+    }
+}
+
+impl MmuNotifierOps for GuestMemory {
+    /// KVM's `kvm_mmu_notifier_invalidate_range_start`: from now until the matching end,
+    /// no fault maps a page of the range; what is mapped now is unmapped, and the TLBs
+    /// invalidated, before the MM changes the pages.
+    fn invalidate_start(&self, start: u64, end: u64, blockable: bool) -> Result {
+        let mut mmu = if blockable {
+            self.mmu.lock()
+        } else {
+            // The OOM reaper: skip this mm rather than sleep on a fault in progress.
+            self.mmu.try_lock().ok_or(EAGAIN)?
+        };
+        mmu.invalidating += 1;
+        mmu.unmap_hva_range(start, end);
+        Ok(())
+    }
+
+    fn invalidate_end(&self, _start: u64, _end: u64) {
+        let mut mmu = self.mmu.lock();
+        mmu.invalidate_seq += 1;
+        // Saturating: a subscription registered while an invalidation was under way sees
+        // its end without its start.
+        mmu.invalidating = mmu.invalidating.saturating_sub(1);
+    }
+
+    /// KVM's `kvm_mmu_notifier_clear_flush_young`, `_clear_young` and `_test_young`.
+    /// Called under page-table spinlocks, so the MMU lock is only tried: while a fault
+    /// holds it the range counts as young, which only keeps its pages a while longer.
+    fn age(&self, start: u64, end: u64, clear: bool, flush: bool) -> bool {
+        let Some(mut mmu) = self.mmu.try_lock() else {
+            return true;
+        };
+        mmu.age_hva_range(start, end, clear, flush)
+    }
+
+    /// KVM's `kvm_mmu_notifier_release`: the VMM's address space is going away, so its
+    /// pages are too.
+    fn release(&self) {
+        let mut mmu = self.mmu.lock();
+        let limit = mmu.s2.geometry().ipa_limit();
+        mmu.unmap_range(0, limit);
+        mmu.invalidate_seq += 1;
+    }
 }
 
 /// Memslots plus stage-2 tables of one VM.
@@ -91,6 +412,41 @@ pub(crate) struct Mmu {
     dirty: KVec<DirtyLog>,
     /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`'s options.
     dirty_mode: Mode,
+    /// MMU-notifier invalidations in progress (KVM's `mmu_invalidate_in_progress`).
+    invalidating: u32,
+    /// Completed invalidations and memslot changes (KVM's `mmu_invalidate_seq`): a fault
+    /// maps nothing if it changed while it looked its page up.
+    invalidate_seq: u64,
+}
+
+/// The dirty bitmap of the slot with id `id` (which has `KVM_MEM_LOG_DIRTY_PAGES`).
+struct DirtyLog {
+    id: u16,
+    /// `dirtylog::bitmap_words(npages)` words (vmalloc'ed when large, as KVM's).
+    words: KVVec<AtomicU64>,
+}
+
+impl DirtyLog {
+    /// A zeroed bitmap for `slot`, all set if the VM asked for `INITIALLY_SET`.
+    fn new(slot: &Memslot, mode: Mode) -> Result<Self> {
+        let n = dirtylog::bitmap_words(slot.npages);
+        let mut words = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..n {
+            words
+                .push_within_capacity(AtomicU64::new(0))
+                .map_err(|_| ENOMEM)?;
+        }
+        if mode.initially_set() {
+            Bitmap::new(&words, slot.npages).set_all();
+        }
+        Ok(Self { id: slot.id, words })
+    }
+}
+
+/// What a memslot change took out of the MMU state, freed after the lock is released.
+struct Retired {
+    _logs: Option<KVec<DirtyLog>>,
+    _log: Option<DirtyLog>,
 }
 
 impl Mmu {
@@ -106,6 +462,8 @@ impl Mmu {
             mapped_pages: 0,
             dirty: KVec::new(),
             dirty_mode: Mode::default(),
+            invalidating: 0,
+            invalidate_seq: 0,
         })
     }
 
@@ -119,71 +477,66 @@ impl Mmu {
         self.vttbr
     }
 
-    /// Applies `KVM_SET_USER_MEMORY_REGION{,2}`; unmaps (and unpins) what a delete or a
-    /// move takes away before the guest can fault on the new layout.
-    ///
-    /// A slot that starts logging gets a bitmap (all set with `INITIALLY_SET`), allocated
-    /// before anything changes so a failure leaves the VM as it was
-    /// (`kvm_prepare_memory_region`); a move keeps it. Unless `INITIALLY_SET`, what is
-    /// mapped in a slot that logs is write-protected (`kvm_arch_commit_memory_region`).
-    pub(crate) fn set_region(&mut self, req: &Request) -> Result {
-        let ipa_limit = self.s2.geometry().ipa_limit();
-        let change = self.slots.check(req, ipa_limit, mm::task_size())?;
+    /// The second half of [`GuestMemory::set_region`]: applies `change`, with `new_log`
+    /// (the new slot's bitmap and a vector with room for every bitmap) if the slot starts
+    /// logging. Returns what must be freed outside the lock.
+    fn commit_region(
+        &mut self,
+        change: Change,
+        new_log: Option<(DirtyLog, KVec<DirtyLog>)>,
+    ) -> Retired {
+        let mut retired = Retired {
+            _logs: None,
+            _log: None,
+        };
         let logging = match change {
             Change::Create(new) | Change::Move { new, .. } | Change::FlagsOnly { new, .. } => {
                 Some(new).filter(Memslot::has_dirty_log)
             }
             Change::Delete(_) | Change::Nothing => None,
         };
-        if let Some(new) = logging.filter(|new| self.log_index(new.id).is_none()) {
-            self.dirty.reserve(1, GFP_KERNEL_ACCOUNT)?;
-            let log = self.alloc_log(&new)?;
-            // Cannot fail: the room was reserved above.
-            self.dirty.push(log, GFP_KERNEL_ACCOUNT)?;
+        if let Some((log, mut logs)) = new_log {
+            // `logs` has room for every bitmap: the count cannot change under
+            // `slots_lock`, so none of these pushes fails.
+            for old in self.dirty.drain_all() {
+                let _ = logs.push_within_capacity(old);
+            }
+            let _ = logs.push_within_capacity(log);
+            retired._logs = Some(core::mem::replace(&mut self.dirty, logs));
         }
         match change {
             Change::Delete(old) | Change::Move { old, .. } => self.unmap(&old),
             Change::Create(_) | Change::FlagsOnly { .. } | Change::Nothing => {}
         }
         self.slots.apply(change);
-        match change {
-            Change::Delete(old) => self.drop_log(old.id),
-            Change::Move { new, .. } | Change::FlagsOnly { new, .. } if logging.is_none() => {
-                self.drop_log(new.id)
-            }
-            _ => {}
+        if !matches!(change, Change::Nothing) {
+            // A fault that looked its page up in the old layout must not map it.
+            self.invalidate_seq += 1;
         }
+        retired._log = match change {
+            Change::Delete(old) => self.take_log(old.id),
+            Change::Move { new, .. } | Change::FlagsOnly { new, .. } if logging.is_none() => {
+                self.take_log(new.id)
+            }
+            _ => None,
+        };
         if let Some(new) = logging {
             if !self.dirty_mode.initially_set() {
                 self.write_protect(new.start_ipa(), new.end_ipa());
             }
         }
-        Ok(())
-    }
-
-    /// A zeroed bitmap for `slot`, all set if the VM asked for `INITIALLY_SET`.
-    fn alloc_log(&self, slot: &Memslot) -> Result<DirtyLog> {
-        let n = dirtylog::bitmap_words(slot.npages);
-        let mut words = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-        for _ in 0..n {
-            words
-                .push_within_capacity(AtomicU64::new(0))
-                .map_err(|_| ENOMEM)?;
-        }
-        if self.dirty_mode.initially_set() {
-            Bitmap::new(&words, slot.npages).set_all();
-        }
-        Ok(DirtyLog { id: slot.id, words })
+        retired
     }
 
     fn log_index(&self, id: u16) -> Option<usize> {
         self.dirty.iter().position(|l| l.id == id)
     }
 
-    fn drop_log(&mut self, id: u16) {
-        self.dirty.retain(|l| l.id != id);
+    /// Removes slot `id`'s bitmap, for the caller to free outside the lock.
+    fn take_log(&mut self, id: u16) -> Option<DirtyLog> {
+        let i = self.log_index(id)?;
+        self.dirty.remove(i).ok()
     }
-
     /// The slot `id` and its dirty bitmap, for the dirty-log ioctls: `ENOENT` if there is
     /// no such slot or it does not log.
     fn logged_slot(&self, id: u16) -> Result<(Memslot, Bitmap<'_>)> {
@@ -217,12 +570,6 @@ impl Mmu {
     fn flush_tlbs(&mut self) {
         hyp::tlb_flush_vmid(self.vttbr);
         self.tlb_flushes += 1;
-    }
-
-    /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`: the options for the dirty-log ioctls and for
-    /// slots that start logging from now on.
-    pub(crate) fn set_dirty_mode(&mut self, mode: Mode) {
-        self.dirty_mode = mode;
     }
 
     /// The size in bytes of slot `id`'s dirty bitmap as userspace receives it
@@ -282,160 +629,70 @@ impl Mmu {
         Ok(())
     }
 
-    /// Handles a stage-2 fault at `ipa`: maps the page if a memslot backs it (read-only
-    /// slots only for reads and fetches).
-    ///
-    /// In a slot that tracks dirty pages a read or fetch maps the page read-only and a
-    /// write maps it writable and marks it (KVM's `kvm_s2_fault_compute_prot`); a write
-    /// to a page mapped read-only in a writable slot (write-protected for the dirty log)
-    /// makes it writable and marks it (`kvm_pgtable_stage2_relax_perms`).
-    ///
-    /// `write` is KVM's `kvm_is_write_fault`: a write, a stage-1 walk (the walker may
-    /// update descriptors) or cache maintenance (`maint`), which the architecture reports
-    /// as a write. On a read-only slot, cache maintenance maps the page for reading.
-    pub(crate) fn fault(&mut self, ipa: u64, write: bool, maint: bool) -> Result<Fault> {
-        let gfn = ipa / PAGE_SIZE;
-        let Some(slot) = self.slots.find(gfn).copied() else {
-            return Ok(Fault::Mmio);
-        };
-        let write = write && !(maint && slot.readonly());
-        if write && slot.readonly() {
-            return Ok(Fault::Mmio);
-        }
+    /// For a fault on a page that is mapped already: sets its access flag if the host aged
+    /// it, and makes it writable for a write if it was write-protected for the dirty log
+    /// (the slot is writable; its page was taken writable). Returns whether the page was
+    /// mapped.
+    fn update_mapped(&mut self, slot: &Memslot, gfn: u64, write: bool) -> bool {
         let ipa = gfn * PAGE_SIZE;
-        if let Some(desc) = self.s2.lookup(&KernelTables, ipa) {
-            // Another vCPU mapped it first, or it is write-protected. The page is pinned
-            // writable already (the slot is), so only the descriptor changes; a stale
-            // read-only TLB entry could fault again, so invalidate (KVM: by IPA).
-            if write && !desc.writable() && self.s2.make_writable(&mut KernelTables, ipa) {
-                self.flush_tlbs();
-                self.mark_dirty(&slot, gfn);
-            }
-            return Ok(Fault::Mapped);
-        }
-        let pa = mm::pin_guest_page(slot.hva(gfn), !slot.readonly())?;
-        let va = mm::linear_address(pa);
-        hyp::cache::sync_guest_page(va, PAGE_SIZE as usize);
-        let prot = Prot {
-            write: !slot.readonly() && (write || !slot.dirty_tracked()),
-            exec: true,
+        let Some(desc) = self.s2.lookup(&KernelTables, ipa) else {
+            return false;
         };
-        match self.s2.map(&mut KernelTables, ipa, pa, prot) {
-            Ok(()) => {
-                self.mapped_pages += 1;
-                if prot.write {
-                    self.mark_dirty(&slot, gfn);
-                }
-                Ok(Fault::Mapped)
-            }
-            Err(e) => {
-                // SAFETY: pinned just above and not mapped anywhere.
-                unsafe { mm::unpin_guest_page(pa) };
-                Err(e.into())
-            }
+        if !desc.young() {
+            self.s2.make_young(&mut KernelTables, ipa);
         }
-    }
-
-    /// Copies guest memory at `ipa` into `buf`, through the VMM's mapping of the memslot
-    /// (KVM's `kvm_read_guest`). `EFAULT` unless one memslot holds the whole range. The
-    /// caller is a thread of the VMM (the VM's fds only work there), and the memslots
-    /// cannot change while `self` is locked.
-    pub(crate) fn read_guest(&self, ipa: u64, buf: &mut [u8]) -> Result {
-        let hva = self
-            .slots
-            .hva_range(ipa, buf.len() as u64, false)
-            .ok_or(EFAULT)?;
-        UserSlice::new(UserPtr::from_addr(hva as usize), buf.len())
-            .reader()
-            .read_slice(buf)
-    }
-
-    /// Copies `data` into guest memory at `ipa`, as [`Self::read_guest`]; a read-only
-    /// memslot is `EFAULT` too (KVM's `kvm_write_guest`). The guest sees the bytes through
-    /// its own mapping of the same pages, which the host's cacheable writes keep coherent.
-    ///
-    /// The pages written are marked in the slot's dirty log, as KVM's
-    /// `mark_page_dirty_in_slot` after the copy.
-    pub(crate) fn write_guest(&self, ipa: u64, data: &[u8]) -> Result {
-        let hva = self
-            .slots
-            .hva_range(ipa, data.len() as u64, true)
-            .ok_or(EFAULT)?;
-        UserSlice::new(UserPtr::from_addr(hva as usize), data.len())
-            .writer()
-            .write_slice(data)?;
-        // `hva_range` found one slot holding the whole range.
-        if let Some(slot) = self.slots.find(ipa / PAGE_SIZE).copied() {
-            let last = (ipa + data.len() as u64 - 1) / PAGE_SIZE;
-            for gfn in ipa / PAGE_SIZE..=last {
-                self.mark_dirty(&slot, gfn);
-            }
+        // Another vCPU mapped it first, or it is write-protected. A stale read-only TLB
+        // entry could fault again, so invalidate (KVM: by IPA).
+        if write && !desc.writable() && self.s2.make_writable(&mut KernelTables, ipa) {
+            self.flush_tlbs();
+            self.mark_dirty(slot, gfn);
         }
-        Ok(())
+        true
     }
 
-    /// Whether a writable memslot backs `ipa` (KVM's `gfn_to_hva` check).
-    pub(crate) fn writable(&self, ipa: u64) -> bool {
-        self.slots.hva_range(ipa, 1, true).is_some()
+    /// Unmaps, at stage 2, whatever user addresses `[start, end)` back in any slot.
+    fn unmap_hva_range(&mut self, start: u64, end: u64) {
+        let mut unmapped = 0;
+        for (lo, hi) in self.slots.ipa_ranges_of_hva(start, end) {
+            unmapped += self.s2.unmap_range(&mut KernelTables, lo, hi, |_, _| {});
+        }
+        self.unmapped(unmapped);
     }
 
-    /// Unmaps and unpins everything in `slot`'s range, then invalidates the TLBs.
+    /// Whether a page that user addresses `[start, end)` back was accessed since the last
+    /// ageing, clearing the access flags if `clear` and invalidating the TLBs if `flush`
+    /// (KVM's `kvm_age_gfn`, `kvm_test_age_gfn`).
+    fn age_hva_range(&mut self, start: u64, end: u64, clear: bool, flush: bool) -> bool {
+        let mut young = false;
+        for (lo, hi) in self.slots.ipa_ranges_of_hva(start, end) {
+            young |= self.s2.age_range(&mut KernelTables, lo, hi, clear);
+        }
+        if young && clear && flush {
+            self.flush_tlbs();
+        }
+        young
+    }
+
+    /// Unmaps everything in `slot`'s range, then invalidates the TLBs.
     fn unmap(&mut self, slot: &Memslot) {
         self.unmap_range(slot.start_ipa(), slot.end_ipa());
     }
 
-    /// Unmaps and unpins everything mapped in `[start, end)`.
-    ///
-    /// A page is unpinned only after a TLB invalidation that follows the removal of its
-    /// descriptor, so no vCPU can reach it once the VMM may reuse it. Pages are unpinned
-    /// in batches, one VMID-wide invalidation per batch.
+    /// Unmaps everything mapped in `[start, end)` and invalidates the TLBs if anything
+    /// was, so no vCPU reaches the pages afterwards.
     pub(crate) fn unmap_range(&mut self, start: u64, end: u64) {
-        let vttbr = self.vttbr;
-        let mut batch = UnpinBatch {
-            pages: [0; UnpinBatch::SIZE],
-            len: 0,
-            flushes: 0,
-        };
-        let mut unmapped = 0;
-        self.s2
-            .unmap_range(&mut KernelTables, start, end, |_, desc| {
-                if batch.len == UnpinBatch::SIZE {
-                    batch.release(vttbr);
-                }
-                batch.pages[batch.len] = desc.output_address();
-                batch.len += 1;
-                unmapped += 1;
-            });
-        batch.release(vttbr);
-        self.tlb_flushes += batch.flushes;
-        self.mapped_pages = self.mapped_pages.saturating_sub(unmapped);
+        let unmapped = self
+            .s2
+            .unmap_range(&mut KernelTables, start, end, |_, _| {});
+        self.unmapped(unmapped);
     }
-}
 
-/// Pages whose descriptors are gone but whose pins are still held.
-struct UnpinBatch {
-    pages: [PhysAddr; Self::SIZE],
-    len: usize,
-    /// Invalidations issued.
-    flushes: u64,
-}
-
-impl UnpinBatch {
-    const SIZE: usize = 64;
-
-    /// Invalidates the VM's TLB entries, then unpins the batch.
-    fn release(&mut self, vttbr: u64) {
-        if self.len == 0 {
-            return;
+    /// Accounts for `n` leaves removed, invalidating the TLBs if there were any.
+    fn unmapped(&mut self, n: usize) {
+        if n != 0 {
+            self.flush_tlbs();
+            self.mapped_pages = self.mapped_pages.saturating_sub(n as u64);
         }
-        hyp::tlb_flush_vmid(vttbr);
-        self.flushes += 1;
-        for pa in &self.pages[..self.len] {
-            // SAFETY: each page was pinned when mapped, its descriptor was removed, and
-            // the invalidation above ended every translation to it.
-            unsafe { mm::unpin_guest_page(*pa) };
-        }
-        self.len = 0;
     }
 }
 
@@ -461,7 +718,6 @@ fn write_protect_runs(
 impl Drop for Mmu {
     fn drop(&mut self) {
         let geometry = self.s2.geometry();
-        self.unmap_range(0, geometry.ipa_limit());
         // Walk caches may still hold table entries: invalidate before freeing tables.
         hyp::tlb_flush_vmid(self.vttbr);
         self.s2.for_each_table(&KernelTables, |table| {

@@ -20,6 +20,7 @@ use crate::{
         pvtime::StealTime,
         regs::{self, Aa32Reg, DebugBank},
     },
+    mmu::TableCache,
     sys::{
         self,
         anon_fd::FdOps,
@@ -133,6 +134,8 @@ pub(crate) struct VcpuState {
     /// How long the next WFI polls before sleeping, in ns (KVM's `vcpu->halt_poll_ns`;
     /// `logic::halt_poll`).
     pub(crate) halt_poll_ns: u32,
+    /// Stage-2 table pages allocated ahead of faults (KVM's `mmu_page_cache`).
+    pub(crate) tables: TableCache,
 }
 
 impl VcpuState {
@@ -411,6 +414,7 @@ impl Vcpu {
                         timer: timer::VcpuTimer::new(),
                         halt_poll_ns: 0,
                         steal: StealTime::default(),
+                        tables: TableCache::new(),
                     },
                 }, "Vcpu::inner"),
                 power <- new_mutex!(Power { state: MpState::Runnable, reset: None }, "Vcpu::power"),

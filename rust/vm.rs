@@ -28,7 +28,7 @@ use crate::{
         timer, traps,
         vmid::VmidSet,
     },
-    mmu::Mmu,
+    mmu::{GuestMemory, Mmu},
     sys::{self, anon_fd::FdOps, cpu::read_sanitised_id_reg},
     vcpu::{Vcpu, VcpuFile},
     vgic::{self, Vgic},
@@ -219,9 +219,10 @@ pub(crate) struct Vm {
     /// copy bitmaps to and from userspace between two sections under `mmu`.
     #[pin]
     slots_lock: Mutex<()>,
-    /// Memslots and stage 2. Dropped before `vmid` (field order), which must outlive it.
+    /// Memslots and stage 2, kept coherent with the VMM's address space. Dropped before
+    /// `vmid` (field order), which must outlive it.
     #[pin]
-    pub(crate) mmu: Mutex<Mmu>,
+    pub(crate) mmu: GuestMemory,
     _vmid: Vmid,
     #[pin]
     pub(crate) vcpus: Mutex<KVec<Arc<Vcpu>>>,
@@ -308,7 +309,7 @@ impl Vm {
                 id_regs,
                 guest_traps,
                 slots_lock <- new_mutex!((), "Vm::slots_lock"),
-                mmu <- new_mutex!(mmu, "Vm::mmu"),
+                mmu <- GuestMemory::new(mmu),
                 _vmid: vmid,
                 vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
                 debug_dir,
@@ -330,6 +331,7 @@ impl Vm {
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
+        vm.mmu.register()?;
         Ok(sys::anon_fd::install(c"kvm-vm", vm)? as isize)
     }
 
@@ -494,7 +496,10 @@ impl Vm {
             caps::VmCap::HaltPoll(ns) => self
                 .halt_poll
                 .store(halt_poll::vm_override(ns), Ordering::Relaxed),
-            caps::VmCap::ManualDirtyLog(mode) => self.mmu.lock().set_dirty_mode(mode),
+            caps::VmCap::ManualDirtyLog(mode) => {
+                let _slots = self.slots_lock.lock();
+                self.mmu.set_dirty_mode(mode)
+            }
         }
         Ok(0)
     }
@@ -551,7 +556,7 @@ impl Vm {
     /// `KVM_SET_USER_MEMORY_REGION{,2}`.
     fn set_memory_region(&self, req: Request) -> Result<isize> {
         let _slots = self.slots_lock.lock();
-        self.mmu.lock().set_region(&req)?;
+        self.mmu.set_region(&req)?;
         Ok(0)
     }
 

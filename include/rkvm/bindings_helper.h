@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
 #include <asm/cpufeature.h>
 #include <asm/neon.h>
 #include <asm/virt.h>

@@ -15,6 +15,7 @@ pub(crate) const KVM_CAP_USER_MEMORY: CapNr = 3;
 pub(crate) const KVM_CAP_NR_VCPUS: CapNr = 9;
 pub(crate) const KVM_CAP_NR_MEMSLOTS: CapNr = 10;
 pub(crate) const KVM_CAP_MP_STATE: CapNr = 14;
+pub(crate) const KVM_CAP_SYNC_MMU: CapNr = 16;
 pub(crate) const KVM_CAP_COALESCED_MMIO: CapNr = 15;
 pub(crate) const KVM_CAP_DESTROY_MEMORY_REGION_WORKS: CapNr = 21;
 pub(crate) const KVM_CAP_IOEVENTFD: CapNr = 36;
@@ -83,6 +84,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
     match cap {
         KVM_CAP_USER_MEMORY
         | KVM_CAP_MP_STATE
+        // Stage 2 follows the VMM's mappings through an MMU notifier.
+        | KVM_CAP_SYNC_MMU
         | KVM_CAP_DESTROY_MEMORY_REGION_WORKS
         | KVM_CAP_JOIN_MEMORY_REGIONS_WORKS
         | KVM_CAP_INTERNAL_ERROR_DATA
@@ -190,12 +193,13 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_COALESCED_PIO, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_BINARY_STATS_FD, &HOST), 1);
         assert_eq!(check_extension(KVM_CAP_HALT_POLL, &HOST), 1);
+        assert_eq!(check_extension(KVM_CAP_SYNC_MMU, &HOST), 1);
     }
 
     #[test]
     fn unknown_and_unimplemented_capabilities_read_zero() {
-        // SYNC_MMU (rkvm pins), IRQCHIP without a vGIC, unknown.
-        for cap in [0, 1, 16, 0x1000, u64::MAX] {
+        // IRQCHIP without a vGIC, unknown.
+        for cap in [0, 1, 0x1000, u64::MAX] {
             assert_eq!(check_extension(cap, &HOST), 0);
         }
     }

@@ -12,7 +12,7 @@
 //! the slot's last page are never set.
 //!
 //! The words are atomics so that a page can be marked through a shared reference (host
-//! writes to guest memory go through `&Mmu`); every access happens under the VM's `mmu`
+//! writes to guest memory go through `&Mmu`); every access happens under the VM's MMU
 //! lock, so `Relaxed` is enough.
 
 use super::memslot::MAX_SLOTS;

@@ -352,6 +352,32 @@ impl Memslots {
         Some(slot.hva(ipa / PAGE_SIZE) + ipa % PAGE_SIZE)
     }
 
+    /// The guest-physical ranges whose backing lies in the user addresses `[start, end)`,
+    /// one per slot that overlaps them, each widened to whole pages (KVM's
+    /// `kvm_handle_hva_range`): what an MMU notifier's invalidation or ageing of those
+    /// addresses must reach at stage 2. A linear scan; slots may alias the same memory.
+    pub(crate) fn ipa_ranges_of_hva(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.used().iter().filter_map(move |s| {
+            // `check` bounded each slot's user range below the end of the address space.
+            let slot_end = s.userspace_addr + s.npages * PAGE_SIZE;
+            let lo = start.max(s.userspace_addr);
+            let hi = end.min(slot_end);
+            if lo >= hi {
+                return None;
+            }
+            let first = (lo - s.userspace_addr) / PAGE_SIZE;
+            let last = (hi - 1 - s.userspace_addr) / PAGE_SIZE;
+            Some((
+                (s.base_gfn + first) * PAGE_SIZE,
+                (s.base_gfn + last + 1) * PAGE_SIZE,
+            ))
+        })
+    }
+
     /// The slot with number `id`. A linear scan: ids are looked up on the ioctl path only,
     /// and at most `MAX_SLOTS` entries exist.
     pub(crate) fn by_id(&self, id: u16) -> Option<&Memslot> {
@@ -411,6 +437,35 @@ mod tests {
 
     fn ids(s: &Memslots) -> Vec<u16> {
         s.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn ipa_ranges_of_hva() {
+        let mut s = set();
+        put(&mut s, req(0, 0x4000_0000, 4 * MIB, 0x10_0000_0000));
+        put(&mut s, req(1, 0x8000_0000, 2 * MIB, 0x20_0000_0000));
+        // The same memory behind a second slot: both must be reached.
+        put(&mut s, req(2, 0x9000_0000, MIB, 0x10_0010_0000));
+        let r = |a, b| s.ipa_ranges_of_hva(a, b).collect::<Vec<_>>();
+        assert_eq!(r(0, 0x10_0000_0000), []);
+        assert_eq!(r(0x30_0000_0000, u64::MAX), []);
+        // One byte in the middle of a page reaches that page.
+        assert_eq!(
+            r(0x10_0000_1001, 0x10_0000_1002),
+            [(0x4000_1000, 0x4000_2000)]
+        );
+        // Unaligned bounds widen to whole pages; a range past the slot's end is clamped.
+        assert_eq!(
+            r(0x20_0000_0fff, 0x30_0000_0000),
+            [(0x8000_0000, 0x8000_0000 + 2 * MIB)]
+        );
+        // An aliased range is reported once per slot.
+        assert_eq!(
+            r(0x10_0010_0000, 0x10_0010_2000),
+            [(0x4010_0000, 0x4010_2000), (0x9000_0000, 0x9000_2000)]
+        );
+        // A range covering everything.
+        assert_eq!(r(0, u64::MAX).len(), 3);
     }
 
     #[test]

@@ -118,7 +118,8 @@ impl Desc {
     const S2AP_W: u64 = 1 << 7;
     /// SH[9:8] = 0b11: inner shareable.
     const SH_INNER: u64 = 0b11 << 8;
-    /// Access flag, bit 10: set up front since rkvm does not track page ageing.
+    /// Access flag, bit 10: set when a page is mapped; the host's page ageing clears it
+    /// (MMU notifier `clear_young`), and the guest's next access faults to set it again.
     const AF: u64 = 1 << 10;
     #[cfg(test)]
     /// XN[1:0], bits [54:53]; 0b10 forbids execution at EL1 and EL0.
@@ -162,6 +163,21 @@ impl Desc {
     /// Whether a page descriptor allows guest writes (S2AP[1]).
     pub(crate) const fn writable(self) -> bool {
         self.0 & Self::S2AP_W != 0
+    }
+
+    /// Whether the access flag is set: the page was mapped or accessed since its last
+    /// ageing.
+    pub(crate) const fn young(self) -> bool {
+        self.0 & Self::AF != 0
+    }
+
+    /// The same descriptor with the access flag set or clear.
+    pub(crate) const fn with_young(self, young: bool) -> Self {
+        if young {
+            Self(self.0 | Self::AF)
+        } else {
+            Self(self.0 & !Self::AF)
+        }
     }
 
     /// The same descriptor with guest writes allowed or not.
@@ -376,6 +392,37 @@ impl Stage2 {
         };
         self.update_leaves(mem, ipa, end, |_, desc| {
             (!desc.writable()).then_some(desc.with_write(true))
+        }) == 1
+    }
+
+    /// Whether any page mapping in `[start, end)` has its access flag set, clearing the
+    /// flags if `clear` (KVM's `kvm_pgtable_stage2_test_clear_young`). Clearing leaves
+    /// TLB entries that still allow access; the caller invalidates them if the ageing
+    /// must see later accesses (`clear_flush_young`).
+    pub(crate) fn age_range(
+        &self,
+        mem: &mut impl TableMemory,
+        start: u64,
+        end: u64,
+        clear: bool,
+    ) -> bool {
+        let mut young = false;
+        self.update_leaves(mem, start, end, |_, desc| {
+            young |= desc.young();
+            (clear && desc.young()).then_some(desc.with_young(false))
+        });
+        young
+    }
+
+    /// Sets the access flag of the page mapping at `ipa` after an access-flag fault
+    /// (KVM's `kvm_pgtable_stage2_mkyoung`). Returns whether a leaf changed. No TLB
+    /// maintenance is needed: a descriptor that faults on its access flag is never cached.
+    pub(crate) fn make_young(&self, mem: &mut impl TableMemory, ipa: u64) -> bool {
+        let Some(end) = ipa.checked_add(1) else {
+            return false;
+        };
+        self.update_leaves(mem, ipa, end, |_, desc| {
+            (!desc.young()).then_some(desc.with_young(true))
         }) == 1
     }
 
@@ -932,6 +979,41 @@ mod tests {
         );
         // Unmapping still sees every leaf, protected or not.
         assert_eq!(s2.unmap_range(&mut mem, 0, 1 << 40, |_, _| {}), 5);
+    }
+
+    #[test]
+    fn ageing_clears_and_faults_restore() {
+        let (s2, mut mem) = setup(40);
+        let pages = [0x4000_0000u64, 0x4000_1000, 0x4020_0000, 0x4040_0000];
+        for (i, &ipa) in pages.iter().enumerate() {
+            s2.map(&mut mem, ipa, 0x10_0000 + i as u64 * PAGE_SIZE, RW_X)
+                .unwrap();
+        }
+        let young = |mem: &FakeTableMemory, ipa| s2.lookup(mem, ipa).unwrap().young();
+        // Mapped pages start young; testing changes nothing.
+        assert!(pages.iter().all(|&ipa| young(&mem, ipa)));
+        assert!(s2.age_range(&mut mem, 0x4000_0000, 0x4040_0000, false));
+        assert!(young(&mem, 0x4000_0000));
+        // Clearing reports young once, then old; pages outside the range keep the flag.
+        assert!(s2.age_range(&mut mem, 0x4000_0000, 0x4040_0000, true));
+        assert!(!s2.age_range(&mut mem, 0x4000_0000, 0x4040_0000, true));
+        assert!(!young(&mem, 0x4000_1000));
+        assert!(young(&mem, 0x4040_0000));
+        // Only the flag changed: address and permissions are intact.
+        assert_eq!(
+            s2.lookup(&mem, 0x4020_0000).unwrap().with_young(true),
+            Desc::page(0x10_2000, RW_X)
+        );
+        // An access-flag fault makes one page young again, once; unmapped IPAs and IPAs
+        // past the limit change nothing.
+        assert!(s2.make_young(&mut mem, 0x4000_1abc));
+        assert!(!s2.make_young(&mut mem, 0x4000_1000));
+        assert!(!s2.make_young(&mut mem, 0x5000_0000));
+        assert!(!s2.make_young(&mut mem, u64::MAX));
+        assert!(s2.age_range(&mut mem, 0x4000_1000, 0x4000_2000, false));
+        assert!(!s2.age_range(&mut mem, 0x4000_0000, 0x4000_1000, false));
+        // An empty range is old.
+        assert!(!s2.age_range(&mut mem, 0x6000_0000, 0x7000_0000, true));
     }
 
     #[test]

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Memory for guests: pinning the VMM's pages that back guest memory, and the pages that
-//! hold stage-2 page tables.
+//! Memory for guests: the VMM's pages that back guest memory, and the pages that hold
+//! stage-2 page tables.
 //!
-//! rkvm pins guest pages (`pin_user_pages_fast(FOLL_LONGTERM)`) when it maps them at
-//! stage 2 and unpins them when it unmaps them; the stage-2 tables are the only record of
-//! what is pinned. See Documentation/design.rst, "Guest memory".
+//! rkvm holds a reference on a guest page only while a stage-2 fault maps it
+//! ([`GuestPage`]), as KVM's `__kvm_faultin_pfn` and `kvm_release_faultin_page`; from then
+//! on the VMM's MMU notifier (`sys/mmu_notifier.rs`, `mmu.rs`) unmaps the page before the
+//! host frees, moves or changes it. See Documentation/design.rst, "Guest memory".
 //!
 //! The kernel crate (7.3) has single pages (`kernel::page::Page`, order 0 only) and
 //! `vmalloc` allocations through its allocators (`KVBox`, `VVec`, which own typed
-//! values). It has no `pin_user_pages`, no multi-page
+//! values). It has no `get_user_pages`, no multi-page
 //! allocation, no physical-address conversions and no `vmalloc_to_pfn`; these wrappers
 //! deal in physical addresses because stage 2 and the EL2 tables do, so they are rkvm's
 //! own rather than candidates for the kernel crate. `vzalloc`/`vfree` stay raw because
@@ -24,41 +25,59 @@
 //! alignment.
 
 use super::bindings;
-use core::ffi::c_void;
+use core::{ffi::c_void, ptr::NonNull};
 use kernel::prelude::*;
 
 /// A physical address.
 pub(crate) type PhysAddr = u64;
 
-/// Pins the user page at `hva` of the current process, writable if `write`, and returns
-/// its physical address. The pin is released with [`unpin_guest_page`].
-pub(crate) fn pin_guest_page(hva: u64, write: bool) -> Result<PhysAddr> {
-    let mut page: *mut bindings::page = core::ptr::null_mut();
-    let mut flags = bindings::FOLL_LONGTERM;
-    if write {
-        flags |= bindings::FOLL_WRITE;
-    }
-    // SAFETY: `page` has room for the one page requested; `hva` is only used as a user
-    // address, validated by GUP against the current mm.
-    let n = unsafe { bindings::pin_user_pages_fast(hva as usize, 1, flags, &mut page) };
-    if n < 0 {
-        return Err(Error::from_errno(n));
-    }
-    if n != 1 {
-        return Err(EFAULT);
-    }
-    // SAFETY: `page` was just pinned and is valid.
-    Ok(unsafe { bindings::rkvm_page_to_phys(page) })
+/// A reference on the page behind a user address of the current process, taken by a
+/// stage-2 fault for as long as it maps the page (KVM's `kvm_follow_pfn` with `FOLL_GET`).
+///
+/// # Invariants
+///
+/// `page` holds one page reference owned by this value, released on drop.
+pub(crate) struct GuestPage {
+    page: NonNull<bindings::page>,
+    /// Whether to mark the page dirty on release.
+    dirty: bool,
 }
 
-/// Releases a pin taken by [`pin_guest_page`] on the page at `pa`.
-///
-/// # Safety
-///
-/// `pa` is the address of a page pinned by [`pin_guest_page`] and not yet unpinned.
-pub(crate) unsafe fn unpin_guest_page(pa: PhysAddr) {
-    // SAFETY: by the caller's guarantee the page is pinned, so its `struct page` is live.
-    unsafe { bindings::unpin_user_page(bindings::rkvm_phys_to_page(pa)) };
+impl GuestPage {
+    /// Faults in and takes a reference on the user page at `hva` (writable, breaking
+    /// copy-on-write, if `write`). May sleep; no lock an MMU notifier takes may be held.
+    pub(crate) fn get(hva: u64, write: bool) -> Result<Self> {
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        // SAFETY: `page` has room for the one page requested; `hva` is only used as a user
+        // address, validated by GUP against the current mm.
+        let n = unsafe { bindings::rkvm_get_user_page(hva as usize, write, &mut page) };
+        if n < 0 {
+            return Err(Error::from_errno(n));
+        }
+        match NonNull::new(page) {
+            // INVARIANT: GUP returned one page with a reference taken for us.
+            Some(page) if n == 1 => Ok(Self { page, dirty: false }),
+            _ => Err(EFAULT),
+        }
+    }
+
+    /// The page's physical address.
+    pub(crate) fn phys(&self) -> PhysAddr {
+        // SAFETY: the reference keeps the `struct page` live.
+        unsafe { bindings::rkvm_page_to_phys(self.page.as_ptr()) }
+    }
+
+    /// Marks the page dirty when it is released: it was mapped writable at stage 2.
+    pub(crate) fn set_dirty(&mut self) {
+        self.dirty = true;
+    }
+}
+
+impl Drop for GuestPage {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the reference is ours to drop.
+        unsafe { bindings::rkvm_put_user_page(self.page.as_ptr(), self.dirty) };
+    }
 }
 
 /// Allocates `1 << order` zeroed, physically contiguous pages charged to the caller's

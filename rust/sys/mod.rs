@@ -24,6 +24,7 @@ pub(crate) mod hrtimer;
 pub(crate) mod irq;
 pub(crate) mod misc;
 pub(crate) mod mm;
+pub(crate) mod mmu_notifier;
 pub(crate) mod preempt;
 pub(crate) mod run_page;
 pub(crate) mod task;

@@ -139,7 +139,7 @@ impl Vcpu {
                     inject_into(ctx, Injected::InstructionAbort { far }, esr.il32());
                     return Ok(Action::Reenter);
                 }
-                match vm.mmu.lock().fault(ipa, false, false)? {
+                match vm.mmu.fault(&mut state.tables, ipa, false, false)? {
                     mmu::Fault::Mapped => {}
                     // Executing from MMIO or outside memory: the guest gets the abort.
                     mmu::Fault::Mmio => inject_into(
@@ -299,7 +299,10 @@ impl Vcpu {
         // stage-1 walk counts as a write, as KVM's `kvm_is_write_fault`: the walker may
         // update the guest's descriptors (access flag), so its tables must be writable.
         let write = da.write || da.s1ptw;
-        if let mmu::Fault::Mapped = vm.mmu.lock().fault(ipa, write, da.cache_maint)? {
+        if let mmu::Fault::Mapped = vm
+            .mmu
+            .fault(&mut state.tables, ipa, write, da.cache_maint)?
+        {
             return Ok(Action::Reenter);
         }
         if da.s1ptw {

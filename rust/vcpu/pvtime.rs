@@ -5,7 +5,7 @@
 //!
 //! KVM counterpart: `arch/arm64/kvm/pvtime.c`, with `KVM_REQ_RECORD_STEAL` made in
 //! `kvm_arch_vcpu_load` and served before the next entry. Rules and arithmetic are in
-//! `logic::pvtime`; this file reaches guest memory through `Mmu::{read,write}_guest`.
+//! `logic::pvtime`; this file reaches guest memory through `GuestMemory::{read,write}_guest`.
 //!
 //! Cost: a vCPU without a structure pays one relaxed load per `vcpu_load`; with one, each
 //! load (start of `KVM_RUN`, return from preemption) makes `req::STEAL` pending, and the
@@ -52,7 +52,7 @@ impl Vcpu {
                 inner
                     .state
                     .steal
-                    .set_base(ipa, |ipa| vm.mmu.lock().writable(ipa))?;
+                    .set_base(ipa, |ipa| vm.mmu.writable(ipa))?;
                 self.steal_time_on.store(true, Relaxed);
                 Ok(0)
             }
@@ -75,7 +75,7 @@ impl Vcpu {
             return;
         };
         let ipa = base + pvtime::STOLEN_TIME_OFFSET;
-        let mmu = vm.mmu.lock();
+        let mmu = &vm.mmu;
         let mut bytes = [0u8; 8];
         if mmu.read_guest(ipa, &mut bytes).is_ok() {
             let stolen = state
@@ -94,7 +94,7 @@ impl Vcpu {
             return crate::logic::psci::NOT_SUPPORTED;
         };
         // As KVM, a structure that cannot be written is not an error to the guest.
-        let _ = vm.mmu.lock().write_guest(base, &[0u8; pvtime::STRUCT_SIZE]);
+        let _ = vm.mmu.write_guest(base, &[0u8; pvtime::STRUCT_SIZE]);
         base
     }
 }
