@@ -119,20 +119,26 @@ rkvm_selftests::guest_code!(
     "str x4, [x1]"
 );
 
-// x10 rounds of: 20 PSCI_VERSION calls (exits the kernel handles), then a report to
-// TICK (an exit to the VMM, which moves its thread to another CPU).
+// x10 rounds of: 20 PSCI_VERSION calls (exits the kernel handles; SMCCC returns in
+// x0-x3, so x1-x3 are kept in x20-x22), then a report to TICK (an exit to the VMM,
+// which moves its thread to another CPU).
 rkvm_selftests::guest_code!(
     guest_exits,
+    "mov x20, x1",
+    "mov x21, x2",
+    "mov x22, x3",
     "cbz x10, 3f",
     "1: mov x11, #20",
     "2: movz x0, #0x8400, lsl #16",
     "hvc #0",
     "subs x11, x11, #1",
     "b.ne 2b",
-    "str x10, [x1, #8]",
+    "str x10, [x20, #8]",
     "subs x10, x10, #1",
     "b.ne 1b",
-    "3:"
+    "3: mov x1, x20",
+    "mov x2, x21",
+    "mov x3, x22"
 );
 
 // Writes the keys from the guest: key n = x12 + n (x12 from the VMM).
@@ -557,7 +563,7 @@ fn registers_and_id_fields() -> TestResult {
 
 /// `KVM_GET_REG_LIST` of `vcpu`.
 fn reg_list(vcpu: &kvm_ioctls::VcpuFd) -> Result<Vec<u64>, String> {
-    let mut list = kvm_bindings::RegList::new(1024).map_err(|e| format!("{e:?}"))?;
+    let mut list = kvm_bindings::RegList::new(500).map_err(|e| format!("{e:?}"))?;
     vcpu.get_reg_list(&mut list)
         .map_err(|e| format!("KVM_GET_REG_LIST: {e}"))?;
     Ok(list.as_slice().to_vec())
