@@ -14,6 +14,7 @@
 #include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/preempt.h>
+#include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
@@ -47,6 +48,13 @@ void rkvm_cond_resched(void)
 int rkvm_guest_entry_work(void)
 {
 	return xfer_to_guest_mode_handle_work();
+}
+
+/* Before KVM_RUN returns to userspace: the guest-entry work may have consumed an rseq
+ * update a context switch asked for, so ask again (KVM's rseq_virt_userspace_exit()). */
+void rkvm_rseq_userspace_exit(void)
+{
+	rseq_virt_userspace_exit();
 }
 
 phys_addr_t rkvm_virt_to_phys(const void *addr)

@@ -18,6 +18,7 @@ void rkvm_preempt_disable(void);
 void rkvm_preempt_enable(void);
 void rkvm_cond_resched(void);
 int rkvm_guest_entry_work(void);
+void rkvm_rseq_userspace_exit(void);
 phys_addr_t rkvm_virt_to_phys(const void *addr);
 void *rkvm_phys_to_virt(phys_addr_t phys);
 phys_addr_t rkvm_page_to_phys(struct page *page);
