@@ -106,6 +106,42 @@ void rkvm_put_user_page(struct page *page, bool dirty)
 	put_page(page);
 }
 
+/* Whether the current process maps hva with a PMD- or PUD-level leaf (a PMD-mapped THP or
+ * a hugetlb page of 2 MiB or more), as KVM's get_user_mapping_size(). Lockless, as
+ * GUP-fast: interrupts off keep the page tables from being freed under the walk. */
+bool rkvm_user_mapping_huge(unsigned long hva)
+{
+	unsigned long flags;
+	bool huge = false;
+	pgd_t *pgdp, pgd;
+	p4d_t *p4dp, p4d;
+	pud_t *pudp, pud;
+	pmd_t pmd;
+
+	local_irq_save(flags);
+	pgdp = pgd_offset(current->mm, hva);
+	pgd = READ_ONCE(*pgdp);
+	if (pgd_none(pgd))
+		goto out;
+	p4dp = p4d_offset_lockless(pgdp, pgd, hva);
+	p4d = READ_ONCE(*p4dp);
+	if (p4d_none(p4d))
+		goto out;
+	pudp = pud_offset_lockless(p4dp, p4d, hva);
+	pud = READ_ONCE(*pudp);
+	if (pud_none(pud))
+		goto out;
+	if (pud_leaf(pud)) {
+		huge = pud_present(pud);
+		goto out;
+	}
+	pmd = pmdp_get_lockless(pmd_offset_lockless(pudp, pud, hva));
+	huge = pmd_present(pmd) && pmd_leaf(pmd);
+out:
+	local_irq_restore(flags);
+	return huge;
+}
+
 bool rkvm_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
 {
 	return mmu_notifier_range_blockable(range);

@@ -27,6 +27,7 @@ void *rkvm_page_address(struct page *page);
 struct mm_struct *rkvm_current_mm(void);
 int rkvm_get_user_page(unsigned long hva, bool write, struct page **page);
 void rkvm_put_user_page(struct page *page, bool dirty);
+bool rkvm_user_mapping_huge(unsigned long hva);
 struct mmu_notifier_range;
 bool rkvm_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
 void rkvm_sigset_activate(sigset_t *set);

@@ -155,7 +155,8 @@ impl HypTables {
             Err(MapError::Exists(old)) if old.0 == leaf => Ok(()),
             Err(MapError::Exists(_)) => Err(EEXIST),
             Err(MapError::NoMemory) => Err(ENOMEM),
-            Err(MapError::OutOfRange) => Err(EINVAL),
+            // Only blocks meet tables; the EL2 tables have pages only.
+            Err(MapError::OutOfRange | MapError::Table) => Err(EINVAL),
         }
     }
 

@@ -85,6 +85,17 @@ impl Memslot {
             .wrapping_add(gfn.wrapping_sub(self.base_gfn).wrapping_mul(PAGE_SIZE))
     }
 
+    /// Whether the `size`-aligned guest range around `gfn` can be one stage-2 block: it
+    /// lies wholly in the slot, and guest-physical and user addresses agree modulo `size`
+    /// so that one huge page of the VMM backs it (KVM's
+    /// `fault_supports_stage2_huge_mapping`). `size` is a power of two.
+    pub(crate) const fn block_fits(&self, gfn: u64, size: u64) -> bool {
+        let hva = self.hva(gfn) & !(size - 1);
+        self.start_ipa() % size == self.userspace_addr % size
+            && hva >= self.userspace_addr
+            && hva + size <= self.userspace_addr + self.npages * PAGE_SIZE
+    }
+
     /// First guest-physical address of the slot.
     pub(crate) const fn start_ipa(&self) -> u64 {
         self.base_gfn.wrapping_mul(PAGE_SIZE)
@@ -437,6 +448,31 @@ mod tests {
 
     fn ids(s: &Memslots) -> Vec<u16> {
         s.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn block_fits() {
+        let slot = |base_gfn, npages, userspace_addr| Memslot {
+            id: 0,
+            base_gfn,
+            npages,
+            userspace_addr,
+            flags: 0,
+        };
+        // 4 MiB at 1 GiB, backed by 2 MiB-aligned memory: both blocks fit.
+        let s = slot(0x4_0000, 1024, 0x7f00_0000_0000);
+        assert!(s.block_fits(0x4_0000, 2 * MIB));
+        assert!(s.block_fits(0x4_03ff, 2 * MIB));
+        // Guest and user addresses 4 KiB apart modulo 2 MiB: no block anywhere.
+        let s = slot(0x4_0000, 1024, 0x7f00_0000_1000);
+        assert!(!s.block_fits(0x4_0200, 2 * MIB));
+        // Congruent, but the slot covers only part of the first and last blocks.
+        let s = slot(0x4_0100, 1024, 0x7f00_0010_0000);
+        assert!(!s.block_fits(0x4_0100, 2 * MIB));
+        assert!(s.block_fits(0x4_0200, 2 * MIB));
+        assert!(!s.block_fits(0x4_04ff, 2 * MIB));
+        // A slot smaller than a block.
+        assert!(!slot(0x4_0000, 511, 0x7f00_0000_0000).block_fits(0x4_0000, 2 * MIB));
     }
 
     #[test]
