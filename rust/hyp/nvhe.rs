@@ -537,7 +537,12 @@ pub(crate) fn run(
 
     // SAFETY: rkvm's runtime owns EL2 on every online CPU; VCPU_RUN switches to the guest
     // described by this CPU's HypCpu and back, restoring every host register it changes.
-    let (code, _) = unsafe { hvc(call::VCPU_RUN, 0, 0) };
+    // Should the stub own EL2 instead, it answers HVC_STUB_ERR and changes nothing.
+    let (raw, _) = unsafe { hvc(call::VCPU_RUN, 0, 0) };
+    let code = ExitCode::decode(raw);
+    if let ExitCode::FailEntry(_) = code {
+        return failed_entry(ctx, raw, hcr);
+    }
 
     ctx.gprs = hc.gprs;
     ctx.pc = hc.pc;
@@ -546,17 +551,39 @@ pub(crate) fn run(
     if hc.exit_hcr & traps::hcr::VSE != 0 {
         ctx.pending_vserror = true;
     }
-    if code == HVC_STUB_ERR {
-        // The stub answered: something (kexec, hibernation) reset EL2 under rkvm.
-        if !GONE_REPORTED.xchg(true, Relaxed) {
-            pr_err!("the EL2 runtime is gone from CPU {}\n", cpu::this_cpu());
-        }
-    }
     Exit {
-        code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
+        code,
         esr: hc.esr,
         far: hc.far,
         hpfar: hc.hpfar,
+        cpu: 0,
+    }
+}
+
+/// An entry that did not happen: EL2 did not run the guest, so the `HypCpu` holds what
+/// EL1 put there, the syndrome is stale and `ctx` and `gic` are still right. Only the
+/// virtual SError taken for this entry goes back.
+#[cold]
+fn failed_entry(ctx: &mut VcpuContext, raw: u64, hcr: u64) -> Exit {
+    let this = cpu::this_cpu();
+    if hcr & traps::hcr::VSE != 0 {
+        ctx.pending_vserror = true;
+    }
+    if raw == HVC_STUB_ERR {
+        // The stub answered: something gave EL2 back to it on this CPU behind rkvm (a
+        // power-down without CPU_PM, kexec, hibernation).
+        if !GONE_REPORTED.xchg(true, Relaxed) {
+            pr_err!("the EL2 runtime is gone from CPU {this}\n");
+        }
+    } else {
+        pr_err!("unexpected world-switch result {raw:#x} on CPU {this}\n");
+    }
+    Exit {
+        code: ExitCode::FailEntry(raw),
+        esr: 0,
+        far: 0,
+        hpfar: 0,
+        cpu: this,
     }
 }
 

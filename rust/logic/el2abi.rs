@@ -172,6 +172,32 @@ pub(crate) mod exit {
     pub(crate) const SERROR: u64 = 4;
 }
 
+/// The world switch's return value as the run loop acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExitCode {
+    Sync,
+    Irq,
+    Fiq,
+    SError,
+    /// Not an exit: the guest never ran. Any other value, such as the hyp stub's
+    /// `HVC_STUB_ERR` when something gave EL2 back to the stub under rkvm (KVM's
+    /// `ARM_EXCEPTION_HYP_GONE`). The syndrome registers hold nothing of this entry, so
+    /// the run loop must not handle it as an exit: it reports `KVM_EXIT_FAIL_ENTRY`.
+    FailEntry(u64),
+}
+
+impl ExitCode {
+    pub(crate) const fn decode(raw: u64) -> Self {
+        match raw {
+            exit::SYNC => Self::Sync,
+            exit::IRQ => Self::Irq,
+            exit::FIQ => Self::Fiq,
+            exit::SERROR => Self::SError,
+            _ => Self::FailEntry(raw),
+        }
+    }
+}
+
 /// `HypCpu.features` bits: optional registers the host kernel may use, which the nVHE
 /// world switch must save and restore.
 pub(crate) mod feature {
@@ -205,6 +231,23 @@ pub(crate) mod call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_decode() {
+        assert_eq!(ExitCode::decode(exit::SYNC), ExitCode::Sync);
+        assert_eq!(ExitCode::decode(exit::IRQ), ExitCode::Irq);
+        assert_eq!(ExitCode::decode(exit::FIQ), ExitCode::Fiq);
+        assert_eq!(ExitCode::decode(exit::SERROR), ExitCode::SError);
+    }
+
+    #[test]
+    fn unknown_exit_codes_are_failed_entries() {
+        // The stub's HVC_STUB_ERR (the runtime is gone), 0 (what a stub call that
+        // "succeeds" returns) and anything else the world switch never produces.
+        for raw in [0xbadca11, 0, 5, 0xc600_0101, u64::MAX] {
+            assert_eq!(ExitCode::decode(raw), ExitCode::FailEntry(raw));
+        }
+    }
 
     #[test]
     fn calls_do_not_collide_with_the_stub() {
