@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
+#include <linux/cpu_pm.h>
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/entry-virt.h>
@@ -207,6 +208,71 @@ int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int))
 void rkvm_cpuhp_remove(int state)
 {
 	cpuhp_remove_state(state);
+}
+
+/*
+ * CPU_PM (power-down idle states, suspend): the callback runs on the CPU concerned with
+ * interrupts off, with true before it may lose its state (CPU_PM_ENTER) and false once
+ * it runs again or did not go down (CPU_PM_EXIT, CPU_PM_ENTER_FAILED), as KVM's
+ * hyp_init_cpu_pm_notifier. Without CONFIG_CPU_PM no such event exists and registering
+ * does nothing.
+ */
+static void (*rkvm_cpu_pm_cb)(bool enter);
+
+static int rkvm_cpu_pm_notify(struct notifier_block *nb, unsigned long cmd, void *v)
+{
+	switch (cmd) {
+	case CPU_PM_ENTER:
+		rkvm_cpu_pm_cb(true);
+		return NOTIFY_OK;
+	case CPU_PM_ENTER_FAILED:
+	case CPU_PM_EXIT:
+		rkvm_cpu_pm_cb(false);
+		return NOTIFY_OK;
+	default:
+		return NOTIFY_DONE;
+	}
+}
+
+static struct notifier_block rkvm_cpu_pm_nb = {
+	.notifier_call = rkvm_cpu_pm_notify,
+};
+
+int rkvm_cpu_pm_register(void (*cb)(bool enter))
+{
+	rkvm_cpu_pm_cb = cb;
+	return cpu_pm_register_notifier(&rkvm_cpu_pm_nb);
+}
+
+void rkvm_cpu_pm_unregister(void)
+{
+	cpu_pm_unregister_notifier(&rkvm_cpu_pm_nb);
+}
+
+/*
+ * Runs this CPU through CPU_PM as a power-down does, with `lose_state` standing for the
+ * power-down itself: the kernel's cpu_pm_enter()/cpu_pm_exit() where it has CPU_PM,
+ * rkvm's own notifier otherwise (the only one there would be).
+ */
+int rkvm_cpu_pm_cycle(void (*lose_state)(void))
+{
+	unsigned long flags;
+	int ret = 0;
+
+	local_irq_save(flags);
+	if (IS_ENABLED(CONFIG_CPU_PM)) {
+		ret = cpu_pm_enter();
+		if (!ret) {
+			lose_state();
+			cpu_pm_exit();
+		}
+	} else {
+		rkvm_cpu_pm_notify(&rkvm_cpu_pm_nb, CPU_PM_ENTER, NULL);
+		lose_state();
+		rkvm_cpu_pm_notify(&rkvm_cpu_pm_nb, CPU_PM_EXIT, NULL);
+	}
+	local_irq_restore(flags);
+	return ret;
 }
 
 /* Whether the scheduler accounts run delays, the source of PV stolen time. */

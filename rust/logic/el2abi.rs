@@ -140,6 +140,10 @@ pub(crate) struct HypCpu {
     pub(crate) host_hcrx: u64,
     pub(crate) guest_fgt: [u64; FGT_REGS],
     pub(crate) host_fgt: [u64; FGT_REGS],
+    /// EL1 only: rkvm installed its runtime on this CPU (CPU hotplug) and has not taken
+    /// it away; CPU_PM gives EL2 back and reinstalls only then (KVM's
+    /// `kvm_hyp_initialized`).
+    pub(crate) installed: u64,
 }
 
 /// The fine-grained trap registers the world switch moves: HFGRTR, HFGWTR, HFGITR,

@@ -85,3 +85,42 @@ pub(crate) fn cpuhp_remove(state: i32) {
     // SAFETY: `state` came from `cpuhp_setup` and is removed once.
     unsafe { bindings::rkvm_cpuhp_remove(state) }
 }
+
+/// A CPU_PM callback: runs on the CPU concerned with interrupts off, `true` before a
+/// power-down (`CPU_PM_ENTER`), `false` after it or when it failed.
+pub(crate) type CpuPmFn = unsafe extern "C" fn(enter: bool);
+
+/// Registers the module's one CPU_PM callback (a no-op where the kernel has no
+/// `CONFIG_CPU_PM`); [`cpu_pm_unregister`] before the module goes away.
+pub(crate) fn cpu_pm_register(cb: CpuPmFn) -> kernel::error::Result {
+    // SAFETY: `cb` has the C signature the helper's notifier calls and stays valid until
+    // `cpu_pm_unregister`.
+    let ret = unsafe { bindings::rkvm_cpu_pm_register(Some(cb)) };
+    if ret < 0 {
+        Err(kernel::error::Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// Unregisters the callback of [`cpu_pm_register`] and waits for running calls (may
+/// sleep).
+pub(crate) fn cpu_pm_unregister() {
+    // SAFETY: unregistering a registered notifier block; the kernel waits for walkers.
+    unsafe { bindings::rkvm_cpu_pm_unregister() }
+}
+
+/// Runs this CPU through CPU_PM as a power-down does, calling `lose_state` where the
+/// CPU would be off (interrupts off throughout). 0 or the errno of a refused
+/// `cpu_pm_enter`.
+pub(crate) fn cpu_pm_cycle(lose_state: unsafe extern "C" fn()) -> i32 {
+    // SAFETY: `lose_state` is a valid C function for the duration of the call.
+    unsafe { bindings::rkvm_cpu_pm_cycle(Some(lose_state)) }
+}
+
+/// Opens (`true`) or closes the `el2_test` module parameter (rust/params.c); closing
+/// waits for a write in progress.
+pub(crate) fn el2_test_ready(ready: bool) {
+    // SAFETY: sets a mutex-protected flag.
+    unsafe { bindings::rkvm_el2_test_ready(ready) }
+}
