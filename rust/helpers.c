@@ -30,6 +30,19 @@ void rkvm_on_each_cpu(smp_call_func_t func, void *info)
 	on_each_cpu(func, info, 1);
 }
 
+/* func(info) on online CPU `cpu`, waiting for it; -EBUSY with interrupts off. */
+int rkvm_smp_call_on(unsigned int cpu, smp_call_func_t func, void *info)
+{
+	if (irqs_disabled())
+		return -EBUSY;
+	return smp_call_function_single(cpu, func, info, 1);
+}
+
+bool rkvm_cpu_online(unsigned int cpu)
+{
+	return cpu_online(cpu);
+}
+
 void rkvm_preempt_disable(void)
 {
 	preempt_disable();

@@ -14,6 +14,8 @@
 #include <linux/types.h>
 
 void rkvm_on_each_cpu(smp_call_func_t func, void *info);
+int rkvm_smp_call_on(unsigned int cpu, smp_call_func_t func, void *info);
+bool rkvm_cpu_online(unsigned int cpu);
 void rkvm_preempt_disable(void);
 void rkvm_preempt_enable(void);
 void rkvm_cond_resched(void);

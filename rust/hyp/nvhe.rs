@@ -676,9 +676,46 @@ fn failed_entry(ctx: &mut VcpuContext, raw: u64, hcr: u64) -> Exit {
 }
 
 /// Invalidates every stage-1 and stage-2 TLB entry of the VM whose VTTBR is `vttbr`, on
-/// all CPUs (a broadcast TLBI at EL2, `hyp.S`).
+/// all CPUs (a broadcast TLBI at EL2, `hyp.S`), before the caller frees or reuses what
+/// the entries translated to.
+///
+/// Only rkvm's runtime can issue it. On a CPU that lost the runtime (the stub answers),
+/// another online CPU that has it issues it. Should none have it, no guest runs anywhere
+/// until a CPU gets the runtime back, and every install invalidates all guest
+/// translations of the inner-shareable domain first (`__rkvm_hyp_init`): either way no
+/// stale entry is used after this returns.
 pub(crate) fn tlb_flush_vmid(vttbr: u64) {
-    // SAFETY: the runtime is installed on every CPU a task runs on; the call uses only
-    // the VMID of `vttbr` and restores VTTBR_EL2.
-    unsafe { hvc(call::TLB_FLUSH_VMID, vttbr, 0) };
+    let _np = NoPreempt::new();
+    if flush_vmid_here(vttbr) {
+        return;
+    }
+    let this = cpu::this_cpu();
+    let done = Atomic::new(false);
+    let flush = || {
+        if flush_vmid_here(vttbr) {
+            done.store(true, Relaxed);
+        }
+    };
+    let by = (0..cpu::nr_cpu_ids())
+        .filter(|&c| c != this && cpu::cpu_online(c))
+        .find(|&c| cpu::call_on(c, &flush).is_ok() && done.load(Relaxed));
+    if FLUSH_REPORTED.xchg(true, Relaxed) {
+        return;
+    }
+    match by {
+        Some(other) => {
+            pr_warn!("CPU {this} lost the EL2 runtime: TLB invalidation issued on CPU {other}\n")
+        }
+        None => pr_warn!("no CPU has the EL2 runtime: TLB invalidation left to its install\n"),
+    }
+}
+
+/// A TLB invalidation needed another CPU (reported once).
+static FLUSH_REPORTED: Atomic<bool> = Atomic::new(false);
+
+/// Issues `TLB_FLUSH_VMID` on this CPU; false if the stub answered.
+fn flush_vmid_here(vttbr: u64) -> bool {
+    // SAFETY: rkvm's runtime uses only the VMID of `vttbr` and restores VTTBR_EL2; the
+    // stub answers HVC_STUB_ERR and changes nothing.
+    unsafe { hvc(call::TLB_FLUSH_VMID, vttbr, 0).0 == 0 }
 }

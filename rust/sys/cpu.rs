@@ -36,6 +36,39 @@ pub(crate) fn on_each_cpu<F: Fn() + Sync>(f: &F) {
     };
 }
 
+/// Runs `f` on online CPU `cpu` (in IPI context, interrupts off) and waits for it. Fails
+/// if `cpu` is not online or if called with interrupts off (which could deadlock).
+pub(crate) fn call_on<F: Fn() + Sync>(cpu: u32, f: &F) -> kernel::error::Result {
+    /// # Safety
+    ///
+    /// `info` is the `&F` given to `rkvm_smp_call_on` below, during that call.
+    unsafe extern "C" fn trampoline<F: Fn() + Sync>(info: *mut c_void) {
+        // SAFETY: `info` is the `&F` passed below, which outlives the call (`wait` = 1).
+        let f = unsafe { &*info.cast::<F>() };
+        f();
+    }
+    // SAFETY: the trampoline matches `smp_call_func_t`; `info` is valid for the whole
+    // call because the helper waits for it.
+    let ret = unsafe {
+        bindings::rkvm_smp_call_on(
+            cpu,
+            Some(trampoline::<F>),
+            core::ptr::from_ref(f).cast_mut().cast(),
+        )
+    };
+    if ret < 0 {
+        Err(kernel::error::Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether CPU `cpu` is online now (it may go down right after).
+pub(crate) fn cpu_online(cpu: u32) -> bool {
+    // SAFETY: reads the online mask.
+    unsafe { bindings::rkvm_cpu_online(cpu) }
+}
+
 /// The system-wide sanitised value of the ID register with encoding `sys_reg` (as the
 /// kernel's `sys_reg(op0, op1, crn, crm, op2)`), agreed across all CPUs.
 pub(crate) fn read_sanitised_id_reg(sys_reg: u32) -> u64 {

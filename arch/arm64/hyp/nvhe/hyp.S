@@ -338,7 +338,12 @@ SYM_INNER_LABEL(__rkvm_hyp_init, SYM_L_GLOBAL)
 	isb
 	/* Stale EL2 entries of an earlier install must not survive. */
 	tlbi	alle2
-	dsb	nsh
+	/*
+	 * Nor any guest translation, on any CPU: a VMID flush that found no CPU with the
+	 * runtime is left to this (rust/hyp/nvhe.rs: tlb_flush_vmid).
+	 */
+	tlbi	alle1is
+	dsb	ish
 	msr	sctlr_el2, x4
 	isb
 	ic	iallu
