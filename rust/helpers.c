@@ -12,6 +12,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/of.h>
 #include <linux/of_irq.h>
+#include <linux/panic.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/preempt.h>
@@ -22,6 +23,8 @@
 #include <linux/signal.h>
 #include <linux/swap.h>
 #include <linux/vmalloc.h>
+
+#include <asm/ptrace.h>
 
 #include "rkvm/helpers.h"
 
@@ -221,6 +224,26 @@ int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int))
 void rkvm_cpuhp_remove(int state)
 {
 	cpuhp_remove_state(state);
+}
+
+/*
+ * Not called but returned to, at EL1h with DAIF masked and the host's context back: an
+ * exception rkvm's nVHE EL2 runtime could not take (hyp.S: __rkvm_hyp_panic), as KVM's
+ * hyp_panic enters nvhe_hyp_panic_handler. EL2 state is not to be trusted any more, so
+ * this panics as KVM does. A hyp VA is the kernel address with its top 16 bits clear.
+ */
+void __noreturn rkvm_nvhe_hyp_panic(u64 esr, u64 spsr, u64 elr, u64 far, u64 hpfar, u64 par)
+{
+	u64 mode = spsr & PSR_MODE_MASK;
+
+	if (mode == PSR_MODE_EL2h || mode == PSR_MODE_EL2t)
+		pr_emerg("rkvm: exception in the EL2 runtime at %pS\n",
+			 (void *)(elr | GENMASK_ULL(63, 48)));
+	else
+		pr_emerg("rkvm: unexpected exception from EL%llu taken to the EL2 runtime, at %pS\n",
+			 (mode >> 2) & 3, (void *)elr);
+	panic("rkvm: EL2 panic on CPU %u\nPS:%08llx PC:%016llx ESR:%016llx\nFAR:%016llx HPFAR:%016llx PAR:%016llx\n",
+	      raw_smp_processor_id(), spsr, elr, esr, far, hpfar, par);
 }
 
 /*

@@ -67,6 +67,7 @@ void rkvm_vfree(const void *addr);
 phys_addr_t rkvm_vmalloc_to_phys(const void *addr);
 int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
 void rkvm_cpuhp_remove(int state);
+void __noreturn rkvm_nvhe_hyp_panic(u64 esr, u64 spsr, u64 elr, u64 far, u64 hpfar, u64 par);
 int rkvm_cpu_pm_register(void (*cb)(bool enter));
 void rkvm_cpu_pm_unregister(void);
 int rkvm_cpu_pm_cycle(void (*lose_state)(void));

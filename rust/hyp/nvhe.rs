@@ -401,6 +401,7 @@ fn install_this_cpu(cpu: u32) -> Result {
     hc.init_self = hyp(slot + HYPCPU_OFFSET)?;
     hc.init_stack = hyp(slot + HYPCPU_OFFSET)?;
     hc.init_vectors = hyp(vectors)?;
+    hc.panic_handler = cpu::nvhe_panic_handler();
     // EL2 reads these with its MMU off, from memory.
     cache::clean_to_poc(slot + HYPCPU_OFFSET, PAGE);
     let hc_pa = mm::vmalloc_to_phys(slot + HYPCPU_OFFSET);

@@ -116,10 +116,13 @@ pub(crate) struct HypCpu {
     pub(crate) init_self: u64,
     pub(crate) init_stack: u64,
     pub(crate) init_vectors: u64,
-    // An exception EL2 could not handle (`__rkvm_hyp_bad_exception`).
+    // An exception EL2 could not handle (`__rkvm_hyp_panic`), kept for a debugger.
     pub(crate) panic_esr: u64,
     pub(crate) panic_elr: u64,
     pub(crate) panic_far: u64,
+    /// The EL1 address `__rkvm_hyp_panic` returns to, set at install: the host's panic
+    /// report (`rkvm_nvhe_hyp_panic`). EL2 only writes it to ELR_EL2.
+    pub(crate) panic_handler: u64,
     /// The guest's GICv3 CPU interface, loaded and saved around every entry.
     pub(crate) gic: VgicCpuIf,
     /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).

@@ -157,3 +157,9 @@ pub(crate) fn el2_test_ready(ready: bool) {
     // SAFETY: sets a mutex-protected flag.
     unsafe { bindings::rkvm_el2_test_ready(ready) }
 }
+
+/// The EL1 address the nVHE runtime's panic path returns to (`rkvm_nvhe_hyp_panic`).
+pub(crate) fn nvhe_panic_handler() -> u64 {
+    let f: unsafe extern "C" fn(u64, u64, u64, u64, u64, u64) -> ! = bindings::rkvm_nvhe_hyp_panic;
+    f as usize as u64
+}
