@@ -116,7 +116,7 @@ static TTBR: Atomic<u64> = Atomic::new(0);
 static TCR: Atomic<u64> = Atomic::new(0);
 static FEATURES: Atomic<u64> = Atomic::new(0);
 static IDMAP_PA: Atomic<u64> = Atomic::new(0);
-/// A run found the stub instead of the runtime (reported once).
+/// A run found the stub instead of the runtime (reported once until the next install).
 static GONE_REPORTED: Atomic<bool> = Atomic::new(false);
 
 const ID_AA64MMFR0_EL1: u32 = SysReg::new(3, 0, 0, 7, 0).encoding();
@@ -418,6 +418,9 @@ fn install_this_cpu(cpu: u32) -> Result {
     if ret != 0 || probe != 0 || magic != call::MAGIC {
         return Err(EIO);
     }
+    // A later loss of EL2 is reported again.
+    GONE_REPORTED.store(false, Relaxed);
+    FLUSH_REPORTED.store(false, Relaxed);
     Ok(())
 }
 
@@ -711,7 +714,7 @@ pub(crate) fn tlb_flush_vmid(vttbr: u64) {
     }
 }
 
-/// A TLB invalidation needed another CPU (reported once).
+/// A TLB invalidation needed another CPU (reported once until the next install).
 static FLUSH_REPORTED: Atomic<bool> = Atomic::new(false);
 
 /// Issues `TLB_FLUSH_VMID` on this CPU; false if the stub answered.
