@@ -517,11 +517,18 @@ pub(crate) fn run(
 
         let code = __rkvm_vhe_guest_enter(&mut ctx.gprs);
 
+        // The exit vectors return only the four exit codes; anything else is a failed
+        // entry, never an exit with a stale syndrome.
+        let code = ExitCode::decode(code);
         let exit = Exit {
-            code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
+            code,
             esr: sysreg::esr_el2::read(),
             far: sysreg::far_el2::read(),
             hpfar: sysreg::hpfar_el2::read(),
+            cpu: match code {
+                ExitCode::FailEntry(_) => crate::sys::cpu::this_cpu(),
+                _ => 0,
+            },
         };
         ctx.pc = sysreg::elr_el2::read();
         ctx.pstate = sysreg::spsr_el2::read();
