@@ -32,7 +32,7 @@ use crate::{
     hyp,
     logic::{
         dirtylog::{self, Bitmap, ClearRange, Mode},
-        memslot::{Change, Memslot, Memslots, Request},
+        memslot::{Change, Memslot, Memslots, Request, Span},
         pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, BLOCK_SIZE, PAGE_SIZE},
         traps,
     },
@@ -41,7 +41,10 @@ use crate::{
         mmu_notifier::{MmuNotifierOps, Subscription},
     },
 };
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Release},
+};
 use kernel::{
     alloc::KVVec,
     new_mutex,
@@ -159,6 +162,11 @@ pub(crate) struct GuestMemory {
     mmu: Mutex<Mmu>,
     /// Tables a fault may have to add below the root.
     walk_tables: usize,
+    /// `Memslots::span` of the current slots, stored after each change under the MMU
+    /// lock: an MMIO exit outside it needs no lock to know that no slot backs it. A
+    /// fault racing a memslot change may see the old span, as a KVM fault may see the
+    /// old memslots under SRCU.
+    span: AtomicU64,
 }
 
 impl GuestMemory {
@@ -170,6 +178,7 @@ impl GuestMemory {
             notifier <- Subscription::new(),
             mmu <- new_mutex!(mmu, "GuestMemory::mmu"),
             walk_tables,
+            span: AtomicU64::new(Span::EMPTY.0),
         })
     }
 
@@ -208,6 +217,10 @@ impl GuestMemory {
         write: bool,
         maint: bool,
     ) -> Result<Fault> {
+        if !Span(self.span.load(Acquire)).may_hold(ipa) {
+            // Emulated MMIO (the vGIC, devices), which lies outside RAM.
+            return Ok(Fault::Mmio);
+        }
         let gfn = ipa / PAGE_SIZE;
         let ipa = gfn * PAGE_SIZE;
         let (slot, write, seq) = {
@@ -351,8 +364,12 @@ impl GuestMemory {
             )),
             None => None,
         };
-        // Dropped once the lock is released.
-        let _old = self.mmu.lock().commit_region(change, new_log);
+        let mut mmu = self.mmu.lock();
+        let retired = mmu.commit_region(change, new_log);
+        self.span.store(mmu.slots.span().0, Release);
+        drop(mmu);
+        // Freed once the lock is released.
+        drop(retired);
         Ok(())
     }
 
