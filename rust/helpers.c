@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Wrappers for static inlines and macros; see include/rkvm/helpers.h. */
+#include <linux/cpu_pm.h>
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/entry-virt.h>
@@ -11,9 +12,11 @@
 #include <linux/mmu_notifier.h>
 #include <linux/of.h>
 #include <linux/of_irq.h>
+#include <linux/panic.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/preempt.h>
+#include <linux/rseq.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/stat.h>
@@ -21,11 +24,26 @@
 #include <linux/swap.h>
 #include <linux/vmalloc.h>
 
+#include <asm/ptrace.h>
+
 #include "rkvm/helpers.h"
 
 void rkvm_on_each_cpu(smp_call_func_t func, void *info)
 {
 	on_each_cpu(func, info, 1);
+}
+
+/* func(info) on online CPU `cpu`, waiting for it; -EBUSY with interrupts off. */
+int rkvm_smp_call_on(unsigned int cpu, smp_call_func_t func, void *info)
+{
+	if (irqs_disabled())
+		return -EBUSY;
+	return smp_call_function_single(cpu, func, info, 1);
+}
+
+bool rkvm_cpu_online(unsigned int cpu)
+{
+	return cpu_online(cpu);
 }
 
 void rkvm_preempt_disable(void)
@@ -47,6 +65,13 @@ void rkvm_cond_resched(void)
 int rkvm_guest_entry_work(void)
 {
 	return xfer_to_guest_mode_handle_work();
+}
+
+/* Before KVM_RUN returns to userspace: the guest-entry work may have consumed an rseq
+ * update a context switch asked for, so ask again (KVM's rseq_virt_userspace_exit()). */
+void rkvm_rseq_userspace_exit(void)
+{
+	rseq_virt_userspace_exit();
 }
 
 phys_addr_t rkvm_virt_to_phys(const void *addr)
@@ -96,6 +121,42 @@ void rkvm_put_user_page(struct page *page, bool dirty)
 		mark_page_accessed(page);
 	}
 	put_page(page);
+}
+
+/* Whether the current process maps hva with a PMD- or PUD-level leaf (a PMD-mapped THP or
+ * a hugetlb page of 2 MiB or more), as KVM's get_user_mapping_size(). Lockless, as
+ * GUP-fast: interrupts off keep the page tables from being freed under the walk. */
+bool rkvm_user_mapping_huge(unsigned long hva)
+{
+	unsigned long flags;
+	bool huge = false;
+	pgd_t *pgdp, pgd;
+	p4d_t *p4dp, p4d;
+	pud_t *pudp, pud;
+	pmd_t pmd;
+
+	local_irq_save(flags);
+	pgdp = pgd_offset(current->mm, hva);
+	pgd = READ_ONCE(*pgdp);
+	if (pgd_none(pgd))
+		goto out;
+	p4dp = p4d_offset_lockless(pgdp, pgd, hva);
+	p4d = READ_ONCE(*p4dp);
+	if (p4d_none(p4d))
+		goto out;
+	pudp = pud_offset_lockless(p4dp, p4d, hva);
+	pud = READ_ONCE(*pudp);
+	if (pud_none(pud))
+		goto out;
+	if (pud_leaf(pud)) {
+		huge = pud_present(pud);
+		goto out;
+	}
+	pmd = pmdp_get_lockless(pmd_offset_lockless(pudp, pud, hva));
+	huge = pmd_present(pmd) && pmd_leaf(pmd);
+out:
+	local_irq_restore(flags);
+	return huge;
 }
 
 bool rkvm_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
@@ -163,6 +224,91 @@ int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int))
 void rkvm_cpuhp_remove(int state)
 {
 	cpuhp_remove_state(state);
+}
+
+/*
+ * Not called but returned to, at EL1h with DAIF masked and the host's context back: an
+ * exception rkvm's nVHE EL2 runtime could not take (hyp.S: __rkvm_hyp_panic), as KVM's
+ * hyp_panic enters nvhe_hyp_panic_handler. EL2 state is not to be trusted any more, so
+ * this panics as KVM does. A hyp VA is the kernel address with its top 16 bits clear.
+ */
+void __noreturn rkvm_nvhe_hyp_panic(u64 esr, u64 spsr, u64 elr, u64 far, u64 hpfar, u64 par)
+{
+	u64 mode = spsr & PSR_MODE_MASK;
+
+	if (mode == PSR_MODE_EL2h || mode == PSR_MODE_EL2t)
+		pr_emerg("rkvm: exception in the EL2 runtime at %pS\n",
+			 (void *)(elr | GENMASK_ULL(63, 48)));
+	else
+		pr_emerg("rkvm: unexpected exception from EL%llu taken to the EL2 runtime, at %pS\n",
+			 (mode >> 2) & 3, (void *)elr);
+	panic("rkvm: EL2 panic on CPU %u\nPS:%08llx PC:%016llx ESR:%016llx\nFAR:%016llx HPFAR:%016llx PAR:%016llx\n",
+	      raw_smp_processor_id(), spsr, elr, esr, far, hpfar, par);
+}
+
+/*
+ * CPU_PM (power-down idle states, suspend): the callback runs on the CPU concerned with
+ * interrupts off, with true before it may lose its state (CPU_PM_ENTER) and false once
+ * it runs again or did not go down (CPU_PM_EXIT, CPU_PM_ENTER_FAILED), as KVM's
+ * hyp_init_cpu_pm_notifier. Without CONFIG_CPU_PM no such event exists and registering
+ * does nothing.
+ */
+static void (*rkvm_cpu_pm_cb)(bool enter);
+
+static int rkvm_cpu_pm_notify(struct notifier_block *nb, unsigned long cmd, void *v)
+{
+	switch (cmd) {
+	case CPU_PM_ENTER:
+		rkvm_cpu_pm_cb(true);
+		return NOTIFY_OK;
+	case CPU_PM_ENTER_FAILED:
+	case CPU_PM_EXIT:
+		rkvm_cpu_pm_cb(false);
+		return NOTIFY_OK;
+	default:
+		return NOTIFY_DONE;
+	}
+}
+
+static struct notifier_block rkvm_cpu_pm_nb = {
+	.notifier_call = rkvm_cpu_pm_notify,
+};
+
+int rkvm_cpu_pm_register(void (*cb)(bool enter))
+{
+	rkvm_cpu_pm_cb = cb;
+	return cpu_pm_register_notifier(&rkvm_cpu_pm_nb);
+}
+
+void rkvm_cpu_pm_unregister(void)
+{
+	cpu_pm_unregister_notifier(&rkvm_cpu_pm_nb);
+}
+
+/*
+ * Runs this CPU through CPU_PM as a power-down does, with `lose_state` standing for the
+ * power-down itself: the kernel's cpu_pm_enter()/cpu_pm_exit() where it has CPU_PM,
+ * rkvm's own notifier otherwise (the only one there would be).
+ */
+int rkvm_cpu_pm_cycle(void (*lose_state)(void))
+{
+	unsigned long flags;
+	int ret = 0;
+
+	local_irq_save(flags);
+	if (IS_ENABLED(CONFIG_CPU_PM)) {
+		ret = cpu_pm_enter();
+		if (!ret) {
+			lose_state();
+			cpu_pm_exit();
+		}
+	} else {
+		rkvm_cpu_pm_notify(&rkvm_cpu_pm_nb, CPU_PM_ENTER, NULL);
+		lose_state();
+		rkvm_cpu_pm_notify(&rkvm_cpu_pm_nb, CPU_PM_EXIT, NULL);
+	}
+	local_irq_restore(flags);
+	return ret;
 }
 
 /* Whether the scheduler accounts run delays, the source of PV stolen time. */

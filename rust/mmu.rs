@@ -32,8 +32,8 @@ use crate::{
     hyp,
     logic::{
         dirtylog::{self, Bitmap, ClearRange, Mode},
-        memslot::{Change, Memslot, Memslots, Request},
-        pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, PAGE_SIZE},
+        memslot::{Change, Memslot, Memslots, Request, Span},
+        pgtable::{Geometry, MapError, Prot, Stage2, TableMemory, BLOCK_SIZE, PAGE_SIZE},
         traps,
     },
     sys::{
@@ -41,7 +41,10 @@ use crate::{
         mmu_notifier::{MmuNotifierOps, Subscription},
     },
 };
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Release},
+};
 use kernel::{
     alloc::KVVec,
     new_mutex,
@@ -159,6 +162,11 @@ pub(crate) struct GuestMemory {
     mmu: Mutex<Mmu>,
     /// Tables a fault may have to add below the root.
     walk_tables: usize,
+    /// `Memslots::span` of the current slots, stored after each change under the MMU
+    /// lock: an MMIO exit outside it needs no lock to know that no slot backs it. A
+    /// fault racing a memslot change may see the old span, as a KVM fault may see the
+    /// old memslots under SRCU.
+    span: AtomicU64,
 }
 
 impl GuestMemory {
@@ -170,6 +178,7 @@ impl GuestMemory {
             notifier <- Subscription::new(),
             mmu <- new_mutex!(mmu, "GuestMemory::mmu"),
             walk_tables,
+            span: AtomicU64::new(Span::EMPTY.0),
         })
     }
 
@@ -208,6 +217,10 @@ impl GuestMemory {
         write: bool,
         maint: bool,
     ) -> Result<Fault> {
+        if !Span(self.span.load(Acquire)).may_hold(ipa) {
+            // Emulated MMIO (the vGIC, devices), which lies outside RAM.
+            return Ok(Fault::Mmio);
+        }
         let gfn = ipa / PAGE_SIZE;
         let ipa = gfn * PAGE_SIZE;
         let (slot, write, seq) = {
@@ -225,11 +238,22 @@ impl GuestMemory {
             (slot, write, mmu.invalidate_seq)
         };
         tables.top_up(self.walk_tables)?;
+        let hva = slot.hva(gfn);
+        // A 2 MiB block where the VMM maps a huge page and the slot's layout allows it
+        // (KVM's `transparent_hugepage_adjust`); never in a slot that tracks dirty pages,
+        // whose writes are logged page by page.
+        let block =
+            !slot.dirty_tracked() && slot.block_fits(gfn, BLOCK_SIZE) && mm::user_mapping_huge(hva);
         // A writable slot's page is taken writable even for a read, so that it can be
         // mapped writable (unless the slot logs dirty pages) and is not a shared zero or
         // copy-on-write page the guest would see replaced on its first write.
-        let mut page = GuestPage::get(slot.hva(gfn), !slot.readonly())?;
-        hyp::cache::sync_guest_page(mm::linear_address(page.phys()), PAGE_SIZE as usize);
+        let mut page = GuestPage::get(hva, !slot.readonly())?;
+        let (first, size) = if block {
+            (page.phys() - hva % BLOCK_SIZE, BLOCK_SIZE)
+        } else {
+            (page.phys(), PAGE_SIZE)
+        };
+        hyp::cache::sync_guest_page(mm::linear_address(first), size as usize);
         let mut mmu = self.mmu.lock();
         if mmu.invalidating != 0 || mmu.invalidate_seq != seq {
             // The page may be the one an invalidation is taking away, or the slot may
@@ -240,20 +264,17 @@ impl GuestMemory {
             write: !slot.readonly() && (write || !slot.dirty_tracked()),
             exec: true,
         };
-        match mmu
-            .s2
-            .map(&mut CachedTables(tables), ipa, page.phys(), prot)
-        {
-            Ok(()) => {
-                mmu.mapped_pages += 1;
-                if prot.write {
-                    page.set_dirty();
-                    mmu.mark_dirty(&slot, gfn);
-                }
-            }
-            // Another vCPU mapped it between the two sections.
-            Err(MapError::Exists(_)) => {}
-            Err(e) => return Err(e.into()),
+        // With no invalidation possible now, the VMM's tables say for sure whether the
+        // huge page is still there.
+        let mapped = if block && mm::user_mapping_huge(hva) {
+            mmu.map_block(tables, ipa & !(BLOCK_SIZE - 1), first, prot)
+        } else {
+            mmu.map_page(tables, ipa, page.phys(), prot)
+        };
+        // `false`: another vCPU mapped it between the two sections.
+        if mapped? && prot.write {
+            page.set_dirty();
+            mmu.mark_dirty(&slot, gfn);
         }
         // Released (marked dirty if mapped writable) while the lock still excludes an
         // invalidation of it, as KVM's `kvm_release_faultin_page`.
@@ -343,8 +364,12 @@ impl GuestMemory {
             )),
             None => None,
         };
-        // Dropped once the lock is released.
-        let _old = self.mmu.lock().commit_region(change, new_log);
+        let mut mmu = self.mmu.lock();
+        let retired = mmu.commit_region(change, new_log);
+        self.span.store(mmu.slots.span().0, Release);
+        drop(mmu);
+        // Freed once the lock is released.
+        drop(retired);
         Ok(())
     }
 
@@ -406,8 +431,10 @@ pub(crate) struct Mmu {
     vttbr: u64,
     /// VMID-wide TLB invalidations while the VM lives (stats: `remote_tlb_flush`).
     tlb_flushes: u64,
-    /// Guest pages mapped at stage 2 (stats: `pages_4k`).
+    /// Guest pages mapped at stage 2 with 4 KiB pages (stats: `pages_4k`).
     mapped_pages: u64,
+    /// 2 MiB blocks mapped at stage 2 (stats: `pages_2m`).
+    mapped_blocks: u64,
     /// The bitmaps of the slots that log dirty pages, one per such slot.
     dirty: KVec<DirtyLog>,
     /// `KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2`'s options.
@@ -460,6 +487,7 @@ impl Mmu {
             vttbr: traps::vttbr(root, vmid),
             tlb_flushes: 0,
             mapped_pages: 0,
+            mapped_blocks: 0,
             dirty: KVec::new(),
             dirty_mode: Mode::default(),
             invalidating: 0,
@@ -467,9 +495,55 @@ impl Mmu {
         })
     }
 
-    /// The stats counters: TLB invalidations and mapped pages.
-    pub(crate) fn stats(&self) -> (u64, u64) {
-        (self.tlb_flushes, self.mapped_pages)
+    /// The stats counters: TLB invalidations, mapped pages and mapped blocks.
+    pub(crate) fn stats(&self) -> (u64, u64, u64) {
+        (self.tlb_flushes, self.mapped_pages, self.mapped_blocks)
+    }
+
+    /// Maps the page at `ipa` to `pa`: whether it did (`false`: something maps it
+    /// already).
+    fn map_page(&mut self, tables: &mut TableCache, ipa: u64, pa: u64, prot: Prot) -> Result<bool> {
+        match self.s2.map(&mut CachedTables(tables), ipa, pa, prot) {
+            Ok(()) => {
+                self.mapped_pages += 1;
+                Ok(true)
+            }
+            Err(MapError::Exists(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Maps the 2 MiB at `ipa` to `pa` with a block, replacing the table of pages that
+    /// may be there by break-before-make: the table is unlinked, the TLBs invalidated
+    /// (walk caches too), then it is freed and the block written. Whether it mapped.
+    fn map_block(
+        &mut self,
+        tables: &mut TableCache,
+        ipa: u64,
+        pa: u64,
+        prot: Prot,
+    ) -> Result<bool> {
+        let mut detached = false;
+        loop {
+            match self.s2.map_block(&mut CachedTables(tables), ipa, pa, prot) {
+                Ok(()) => {
+                    self.mapped_blocks += 1;
+                    return Ok(true);
+                }
+                Err(MapError::Table) if !detached => {
+                    if let Some((table, pages)) = self.s2.detach_table(&mut KernelTables, ipa) {
+                        self.flush_tlbs();
+                        // SAFETY: unlinked above and the TLBs invalidated since, so no
+                        // walker reaches the table any more.
+                        unsafe { mm::free_table_pages(table, 0) };
+                        self.mapped_pages = self.mapped_pages.saturating_sub(pages as u64);
+                    }
+                    detached = true;
+                }
+                Err(MapError::Exists(_)) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// VTTBR_EL2 of the VM.
@@ -638,6 +712,13 @@ impl Mmu {
         let Some(desc) = self.s2.lookup(&KernelTables, ipa) else {
             return false;
         };
+        if write && desc.is_block() && slot.dirty_tracked() {
+            // Dirty logging tracks 4 KiB pages: break the block up; the fault maps the
+            // page and later faults the rest.
+            let first = ipa & !(BLOCK_SIZE - 1);
+            self.unmap_range(first, first + BLOCK_SIZE);
+            return false;
+        }
         if !desc.young() {
             self.s2.make_young(&mut KernelTables, ipa);
         }
@@ -652,11 +733,13 @@ impl Mmu {
 
     /// Unmaps, at stage 2, whatever user addresses `[start, end)` back in any slot.
     fn unmap_hva_range(&mut self, start: u64, end: u64) {
-        let mut unmapped = 0;
+        let (mut leaves, mut blocks) = (0, 0);
         for (lo, hi) in self.slots.ipa_ranges_of_hva(start, end) {
-            unmapped += self.s2.unmap_range(&mut KernelTables, lo, hi, |_, _| {});
+            leaves += self.s2.unmap_range(&mut KernelTables, lo, hi, |_, d| {
+                blocks += usize::from(d.is_block());
+            });
         }
-        self.unmapped(unmapped);
+        self.unmapped(leaves - blocks, blocks);
     }
 
     /// Whether a page that user addresses `[start, end)` back was accessed since the last
@@ -681,17 +764,20 @@ impl Mmu {
     /// Unmaps everything mapped in `[start, end)` and invalidates the TLBs if anything
     /// was, so no vCPU reaches the pages afterwards.
     pub(crate) fn unmap_range(&mut self, start: u64, end: u64) {
-        let unmapped = self
-            .s2
-            .unmap_range(&mut KernelTables, start, end, |_, _| {});
-        self.unmapped(unmapped);
+        let mut blocks = 0;
+        let leaves = self.s2.unmap_range(&mut KernelTables, start, end, |_, d| {
+            blocks += usize::from(d.is_block());
+        });
+        self.unmapped(leaves - blocks, blocks);
     }
 
-    /// Accounts for `n` leaves removed, invalidating the TLBs if there were any.
-    fn unmapped(&mut self, n: usize) {
-        if n != 0 {
+    /// Accounts for `pages` pages and `blocks` blocks removed, invalidating the TLBs if
+    /// there were any.
+    fn unmapped(&mut self, pages: usize, blocks: usize) {
+        if pages + blocks != 0 {
             self.flush_tlbs();
-            self.mapped_pages = self.mapped_pages.saturating_sub(n as u64);
+            self.mapped_pages = self.mapped_pages.saturating_sub(pages as u64);
+            self.mapped_blocks = self.mapped_blocks.saturating_sub(blocks as u64);
         }
     }
 }

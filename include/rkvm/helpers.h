@@ -14,10 +14,13 @@
 #include <linux/types.h>
 
 void rkvm_on_each_cpu(smp_call_func_t func, void *info);
+int rkvm_smp_call_on(unsigned int cpu, smp_call_func_t func, void *info);
+bool rkvm_cpu_online(unsigned int cpu);
 void rkvm_preempt_disable(void);
 void rkvm_preempt_enable(void);
 void rkvm_cond_resched(void);
 int rkvm_guest_entry_work(void);
+void rkvm_rseq_userspace_exit(void);
 phys_addr_t rkvm_virt_to_phys(const void *addr);
 void *rkvm_phys_to_virt(phys_addr_t phys);
 phys_addr_t rkvm_page_to_phys(struct page *page);
@@ -26,6 +29,7 @@ void *rkvm_page_address(struct page *page);
 struct mm_struct *rkvm_current_mm(void);
 int rkvm_get_user_page(unsigned long hva, bool write, struct page **page);
 void rkvm_put_user_page(struct page *page, bool dirty);
+bool rkvm_user_mapping_huge(unsigned long hva);
 struct mmu_notifier_range;
 bool rkvm_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
 void rkvm_sigset_activate(sigset_t *set);
@@ -63,6 +67,11 @@ void rkvm_vfree(const void *addr);
 phys_addr_t rkvm_vmalloc_to_phys(const void *addr);
 int rkvm_cpuhp_setup(int (*online)(unsigned int), int (*offline)(unsigned int));
 void rkvm_cpuhp_remove(int state);
+void __noreturn rkvm_nvhe_hyp_panic(u64 esr, u64 spsr, u64 elr, u64 far, u64 hpfar, u64 par);
+int rkvm_cpu_pm_register(void (*cb)(bool enter));
+void rkvm_cpu_pm_unregister(void);
+int rkvm_cpu_pm_cycle(void (*lose_state)(void));
+void rkvm_el2_test_ready(bool ready);
 bool rkvm_sched_info_on(void);
 u64 rkvm_current_run_delay(void);
 bool rkvm_can_poll(void);

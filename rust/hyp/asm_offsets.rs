@@ -82,6 +82,7 @@ define! {
     HC_PANIC_ESR = offset_of!(HypCpu, panic_esr);
     HC_PANIC_ELR = offset_of!(HypCpu, panic_elr);
     HC_PANIC_FAR = offset_of!(HypCpu, panic_far);
+    HC_PANIC_HANDLER = offset_of!(HypCpu, panic_handler);
     HC_GIC = offset_of!(HypCpu, gic);
     HC_GIC_NR_LRS = offset_of!(HypCpu, gic_nr_lrs);
     HC_GIC_NR_APRS = offset_of!(HypCpu, gic_nr_aprs);

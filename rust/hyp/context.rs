@@ -11,8 +11,8 @@
 //! - [`VgicCpuIf`] (in `El1Regs`): the guest's GICv3 CPU interface, part switched at
 //!   load/put (VMCR, APRs) and part per entry (HCR, LRs, only when `used_lrs` != 0).
 
-pub(crate) use crate::logic::el2abi::{El1Block, GuestGprs, VgicCpuIf};
-use crate::logic::{el2abi::exit, regs::El1Reg};
+pub(crate) use crate::logic::el2abi::{El1Block, ExitCode, GuestGprs, VgicCpuIf};
+use crate::logic::regs::El1Reg;
 
 /// The state switched on every guest entry and exit.
 #[derive(Clone, Copy)]
@@ -106,27 +106,6 @@ impl El1Regs {
     }
 }
 
-/// How the guest left: the vector the world switch took (`el2abi::exit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ExitCode {
-    Sync,
-    Irq,
-    Fiq,
-    SError,
-}
-
-impl ExitCode {
-    pub(crate) fn from_raw(code: u64) -> Option<Self> {
-        Some(match code {
-            exit::SYNC => Self::Sync,
-            exit::IRQ => Self::Irq,
-            exit::FIQ => Self::Fiq,
-            exit::SERROR => Self::SError,
-            _ => return None,
-        })
-    }
-}
-
 /// The syndrome of an exit, read before anything can clobber it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Exit {
@@ -134,6 +113,8 @@ pub(crate) struct Exit {
     pub(crate) esr: u64,
     pub(crate) far: u64,
     pub(crate) hpfar: u64,
+    /// The CPU of a failed entry (`ExitCode::FailEntry`); 0 otherwise.
+    pub(crate) cpu: u32,
 }
 
 impl Exit {

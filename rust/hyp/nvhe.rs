@@ -71,6 +71,7 @@ unsafe fn hvc(func: u64, a1: u64, a2: u64) -> (u64, u64) {
 
 /// The hyp stub's calls used here (`asm/virt.h`).
 const HVC_SOFT_RESTART: u64 = 1;
+const HVC_RESET_VECTORS: u64 = 2;
 const HVC_GET_ICH_VTR_EL2: u64 = 4;
 
 /// Whether this CPU has the GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC`), and
@@ -115,7 +116,7 @@ static TTBR: Atomic<u64> = Atomic::new(0);
 static TCR: Atomic<u64> = Atomic::new(0);
 static FEATURES: Atomic<u64> = Atomic::new(0);
 static IDMAP_PA: Atomic<u64> = Atomic::new(0);
-/// A run found the stub instead of the runtime (reported once).
+/// A run found the stub instead of the runtime (reported once until the next install).
 static GONE_REPORTED: Atomic<bool> = Atomic::new(false);
 
 const ID_AA64MMFR0_EL1: u32 = SysReg::new(3, 0, 0, 7, 0).encoding();
@@ -155,7 +156,8 @@ impl HypTables {
             Err(MapError::Exists(old)) if old.0 == leaf => Ok(()),
             Err(MapError::Exists(_)) => Err(EEXIST),
             Err(MapError::NoMemory) => Err(ENOMEM),
-            Err(MapError::OutOfRange) => Err(EINVAL),
+            // Only blocks meet tables; the EL2 tables have pages only.
+            Err(MapError::OutOfRange | MapError::Table) => Err(EINVAL),
         }
     }
 
@@ -187,6 +189,7 @@ impl Drop for HypTables {
 pub(crate) struct Runtime {
     tables: Option<HypTables>,
     slots: *mut u8,
+    cpu_pm: bool,
     cpuhp: Option<i32>,
 }
 
@@ -204,6 +207,7 @@ impl Runtime {
         let mut rt = Self {
             tables: None,
             slots,
+            cpu_pm: false,
             cpuhp: None,
         };
         let mut tables = HypTables::new()?;
@@ -247,16 +251,28 @@ impl Runtime {
         );
         IDMAP_PA.store(idmap_pa, Relaxed);
         rt.tables = Some(tables);
+        // Before the hotplug state: a CPU that powers down once it has the runtime must
+        // find the notifier there (it acts only on CPUs `cpu_online` marked installed).
+        cpu::cpu_pm_register(cpu_pm)?;
+        rt.cpu_pm = true;
         rt.cpuhp = Some(cpu::cpuhp_setup(cpu_online, cpu_offline)?);
+        // `drop` closes it first.
+        cpu::el2_test_ready(true);
         Ok(rt)
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Once this returns no test-knob write is in progress.
+        cpu::el2_test_ready(false);
         if let Some(state) = self.cpuhp.take() {
-            // Runs `cpu_offline` on every online CPU: the stub is back everywhere after.
+            // Runs `cpu_offline` on every online CPU: the stub is back everywhere after,
+            // and no CPU is marked installed, so CPU_PM leaves EL2 alone.
             cpu::cpuhp_remove(state);
+        }
+        if self.cpu_pm {
+            cpu::cpu_pm_unregister();
         }
         SLOTS.store(0, Relaxed);
         self.tables.take();
@@ -285,12 +301,71 @@ unsafe fn hypcpu(cpu: u32) -> &'static mut HypCpu {
 ///
 /// Called by the CPU-hotplug core, on `cpu` itself.
 unsafe extern "C" fn cpu_online(cpu: u32) -> i32 {
+    let _irqs = kernel::interrupt::local_interrupt_disable();
     match install_this_cpu(cpu) {
-        Ok(()) => 0,
+        Ok(()) => {
+            // SAFETY: on `cpu`, interrupts off (CPU_PM cannot run here meanwhile).
+            unsafe { hypcpu(cpu) }.installed = 1;
+            0
+        }
         Err(e) => {
             pr_err!("cannot install the EL2 runtime on CPU {cpu}\n");
             e.to_errno()
         }
+    }
+}
+
+/// Whatever owns EL2 on this CPU gives it back to the stub: rkvm's runtime answers
+/// `HVC_RESET_VECTORS` as the stub does (KVM's `cpu_hyp_reset`). Also what a resume from
+/// a power-down leaves at EL2: `cpu_resume` installs the stub's vectors, MMU off.
+extern "C" fn reset_to_stub() {
+    let _irqs = kernel::interrupt::local_interrupt_disable();
+    // SAFETY: nVHE host at EL1; both the stub and rkvm's runtime leave the stub's
+    // vectors and SCTLR_EL2 in place and return 0. No guest is loaded in EL2 (entries
+    // run with interrupts off, inside one hyp call).
+    unsafe { stub_call(HVC_RESET_VECTORS, 0) };
+}
+
+/// CPU_PM on this CPU, interrupts off (KVM's `hyp_init_cpu_pm_notifier`): before a
+/// power-down, EL2 goes back to the stub (what `cpu_resume` restores); after it, or if it
+/// failed, the runtime is installed again. CPUs hotplug has not given the runtime (or has
+/// taken it away) are left alone.
+///
+/// # Safety
+///
+/// Called by the CPU_PM notifier, on the CPU concerned with interrupts off, while the
+/// runtime's slots exist (the notifier is registered only then).
+unsafe extern "C" fn cpu_pm(enter: bool) {
+    let this = cpu::this_cpu();
+    // SAFETY: this CPU's slot, interrupts off; the reference ends here.
+    if unsafe { hypcpu(this) }.installed == 0 {
+        return;
+    }
+    if enter {
+        // SAFETY: a hyp call that gives EL2 back on this CPU.
+        unsafe { teardown_this_cpu(this) };
+        return;
+    }
+    reset_to_stub();
+    if install_this_cpu(this).is_err() {
+        // Entries on this CPU fail (KVM_EXIT_FAIL_ENTRY) until hotplug reinstalls.
+        pr_err!("cannot reinstall the EL2 runtime on CPU {this} after CPU_PM\n");
+    }
+}
+
+/// `el2_test` (rust/params.c), on the writer's CPU: 1 gives EL2 back to the stub behind
+/// rkvm's back (a power-down with no CPU_PM notification), 2 runs the CPU through CPU_PM
+/// around the same loss of state. A test knob: both are states real hosts reach.
+#[no_mangle]
+extern "C" fn rkvm_nvhe_el2_test(cmd: i32) -> i32 {
+    let _np = NoPreempt::new();
+    match cmd {
+        1 => {
+            reset_to_stub();
+            0
+        }
+        2 => cpu::cpu_pm_cycle(reset_to_stub),
+        _ => EINVAL.to_errno(),
     }
 }
 
@@ -326,13 +401,15 @@ fn install_this_cpu(cpu: u32) -> Result {
     hc.init_self = hyp(slot + HYPCPU_OFFSET)?;
     hc.init_stack = hyp(slot + HYPCPU_OFFSET)?;
     hc.init_vectors = hyp(vectors)?;
+    hc.panic_handler = cpu::nvhe_panic_handler();
     // EL2 reads these with its MMU off, from memory.
     cache::clean_to_poc(slot + HYPCPU_OFFSET, PAGE);
     let hc_pa = mm::vmalloc_to_phys(slot + HYPCPU_OFFSET);
     let init_pa = idmap_pa + (init - idmap) as u64;
 
     let _irqs = kernel::interrupt::local_interrupt_disable();
-    // SAFETY: nVHE host at EL1 with the stub at EL2 on this CPU (the backend survey); the
+    // SAFETY: nVHE host at EL1 with the stub at EL2 on this CPU (the backend survey, or
+    // given back to it by hotplug, CPU_PM or a power-down); the
     // stub branches to `__rkvm_hyp_init` at EL2 with x0 = the HypCpu's physical address,
     // which installs rkvm's tables and vectors and returns 0.
     let (ret, _) = unsafe { hvc(HVC_SOFT_RESTART, init_pa, hc_pa) };
@@ -341,6 +418,9 @@ fn install_this_cpu(cpu: u32) -> Result {
     if ret != 0 || probe != 0 || magic != call::MAGIC {
         return Err(EIO);
     }
+    // A later loss of EL2 is reported again.
+    GONE_REPORTED.store(false, Relaxed);
+    FLUSH_REPORTED.store(false, Relaxed);
     Ok(())
 }
 
@@ -351,14 +431,27 @@ fn install_this_cpu(cpu: u32) -> Result {
 /// Called by the CPU-hotplug core, on `cpu` itself, after `cpu_online` succeeded there.
 unsafe extern "C" fn cpu_offline(cpu: u32) -> i32 {
     let _irqs = kernel::interrupt::local_interrupt_disable();
-    // SAFETY: rkvm's runtime owns EL2 on this CPU (installed by `cpu_online`); TEARDOWN
-    // restores the stub's vectors and SCTLR_EL2 and returns. No guest is loaded: the
-    // CPU runs no task any more, and a vCPU is put whenever its thread leaves a CPU.
+    // SAFETY: on `cpu`, interrupts off.
+    unsafe { hypcpu(cpu) }.installed = 0;
+    // SAFETY: as the caller's guarantee says.
+    unsafe { teardown_this_cpu(cpu) };
+    0
+}
+
+/// Gives EL2 back to the stub on `cpu`, the CPU this runs on.
+///
+/// # Safety
+///
+/// On `cpu`, with no vCPU in EL2 (none is: a vCPU is put whenever its thread leaves a
+/// CPU, and the hotplug and CPU_PM callbacks run on a CPU no vCPU thread is using).
+unsafe fn teardown_this_cpu(cpu: u32) {
+    // SAFETY: rkvm's runtime restores the stub's vectors and SCTLR_EL2 and returns 0; the
+    // stub, if EL2 was already given back to it (a power-down without CPU_PM, kexec),
+    // answers HVC_STUB_ERR and changes nothing.
     let ret = unsafe { hvc(call::TEARDOWN, 0, 0).0 };
-    if ret != 0 {
+    if ret != 0 && ret != HVC_STUB_ERR {
         pr_err!("the EL2 runtime did not leave CPU {cpu}\n");
     }
-    0
 }
 
 /// `vcpu_load`: puts the vCPU's EL1 state, stage 2 and identity in this CPU's `HypCpu`,
@@ -553,7 +646,12 @@ pub(crate) fn run(
 
     // SAFETY: rkvm's runtime owns EL2 on every online CPU; VCPU_RUN switches to the guest
     // described by this CPU's HypCpu and back, restoring every host register it changes.
-    let (code, _) = unsafe { hvc(call::VCPU_RUN, 0, 0) };
+    // Should the stub own EL2 instead, it answers HVC_STUB_ERR and changes nothing.
+    let (raw, _) = unsafe { hvc(call::VCPU_RUN, 0, 0) };
+    let code = ExitCode::decode(raw);
+    if let ExitCode::FailEntry(_) = code {
+        return failed_entry(ctx, raw, hcr);
+    }
 
     ctx.gprs = hc.gprs;
     ctx.pc = hc.pc;
@@ -565,24 +663,83 @@ pub(crate) fn run(
     if hc.exit_hcr & traps::hcr::VSE != 0 {
         ctx.pending_vserror = true;
     }
-    if code == HVC_STUB_ERR {
-        // The stub answered: something (kexec, hibernation) reset EL2 under rkvm.
-        if !GONE_REPORTED.xchg(true, Relaxed) {
-            pr_err!("the EL2 runtime is gone from CPU {}\n", cpu::this_cpu());
-        }
-    }
     Exit {
-        code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
+        code,
         esr: hc.esr,
         far: hc.far,
         hpfar: hc.hpfar,
+        cpu: 0,
+    }
+}
+
+/// An entry that did not happen: EL2 did not run the guest, so the `HypCpu` holds what
+/// EL1 put there, the syndrome is stale and `ctx` and `gic` are still right. Only the
+/// virtual SError taken for this entry goes back.
+#[cold]
+fn failed_entry(ctx: &mut VcpuContext, raw: u64, hcr: u64) -> Exit {
+    let this = cpu::this_cpu();
+    if hcr & traps::hcr::VSE != 0 {
+        ctx.pending_vserror = true;
+    }
+    if raw == HVC_STUB_ERR {
+        // The stub answered: something gave EL2 back to it on this CPU behind rkvm (a
+        // power-down without CPU_PM, kexec, hibernation).
+        if !GONE_REPORTED.xchg(true, Relaxed) {
+            pr_err!("the EL2 runtime is gone from CPU {this}\n");
+        }
+    } else {
+        pr_err!("unexpected world-switch result {raw:#x} on CPU {this}\n");
+    }
+    Exit {
+        code: ExitCode::FailEntry(raw),
+        esr: 0,
+        far: 0,
+        hpfar: 0,
+        cpu: this,
     }
 }
 
 /// Invalidates every stage-1 and stage-2 TLB entry of the VM whose VTTBR is `vttbr`, on
-/// all CPUs (a broadcast TLBI at EL2, `hyp.S`).
+/// all CPUs (a broadcast TLBI at EL2, `hyp.S`), before the caller frees or reuses what
+/// the entries translated to.
+///
+/// Only rkvm's runtime can issue it. On a CPU that lost the runtime (the stub answers),
+/// another online CPU that has it issues it. Should none have it, no guest runs anywhere
+/// until a CPU gets the runtime back, and every install invalidates all guest
+/// translations of the inner-shareable domain first (`__rkvm_hyp_init`): either way no
+/// stale entry is used after this returns.
 pub(crate) fn tlb_flush_vmid(vttbr: u64) {
-    // SAFETY: the runtime is installed on every CPU a task runs on; the call uses only
-    // the VMID of `vttbr` and restores VTTBR_EL2.
-    unsafe { hvc(call::TLB_FLUSH_VMID, vttbr, 0) };
+    let _np = NoPreempt::new();
+    if flush_vmid_here(vttbr) {
+        return;
+    }
+    let this = cpu::this_cpu();
+    let done = Atomic::new(false);
+    let flush = || {
+        if flush_vmid_here(vttbr) {
+            done.store(true, Relaxed);
+        }
+    };
+    let by = (0..cpu::nr_cpu_ids())
+        .filter(|&c| c != this && cpu::cpu_online(c))
+        .find(|&c| cpu::call_on(c, &flush).is_ok() && done.load(Relaxed));
+    if FLUSH_REPORTED.xchg(true, Relaxed) {
+        return;
+    }
+    match by {
+        Some(other) => {
+            pr_warn!("CPU {this} lost the EL2 runtime: TLB invalidation issued on CPU {other}\n")
+        }
+        None => pr_warn!("no CPU has the EL2 runtime: TLB invalidation left to its install\n"),
+    }
+}
+
+/// A TLB invalidation needed another CPU (reported once until the next install).
+static FLUSH_REPORTED: Atomic<bool> = Atomic::new(false);
+
+/// Issues `TLB_FLUSH_VMID` on this CPU; false if the stub answered.
+fn flush_vmid_here(vttbr: u64) -> bool {
+    // SAFETY: rkvm's runtime uses only the VMID of `vttbr` and restores VTTBR_EL2; the
+    // stub answers HVC_STUB_ERR and changes nothing.
+    unsafe { hvc(call::TLB_FLUSH_VMID, vttbr, 0).0 == 0 }
 }

@@ -13,7 +13,7 @@ use super::{
     sysreg::{self, isb},
 };
 use crate::logic::{
-    fgt::{FgtReg, GuestTraps, HostCaps, FGT1_COUNT, FGT_COUNT},
+    fgt::{GuestTraps, HostCaps},
     hyplayout,
     regs::El1Reg,
     timer, traps,
@@ -51,63 +51,20 @@ pub(crate) fn init() {
     FGT2.store(caps.fgt2, Relaxed);
 }
 
-/// The fine-grained trap registers this host has: none, the FGT five, or all ten.
-fn fgt_count() -> usize {
-    match (FGT.load(Relaxed), FGT2.load(Relaxed)) {
-        (false, _) => 0,
-        (true, false) => FGT1_COUNT,
-        (true, true) => FGT_COUNT,
-    }
-}
-
-/// Reads fine-grained trap register `r`.
-///
-/// # Safety
-///
-/// VHE host at EL2 whose CPU implements `r` (FEAT_FGT, or FEAT_FGT2 for the `2` ones).
-unsafe fn fgt_read(r: FgtReg) -> u64 {
-    // SAFETY: by the caller's guarantee.
-    unsafe {
-        match r {
-            FgtReg::Hfgrtr => sysreg::hfgrtr_el2::read(),
-            FgtReg::Hfgwtr => sysreg::hfgwtr_el2::read(),
-            FgtReg::Hfgitr => sysreg::hfgitr_el2::read(),
-            FgtReg::Hdfgrtr => sysreg::hdfgrtr_el2::read(),
-            FgtReg::Hdfgwtr => sysreg::hdfgwtr_el2::read(),
-            FgtReg::Hfgrtr2 => sysreg::hfgrtr2_el2::read(),
-            FgtReg::Hfgwtr2 => sysreg::hfgwtr2_el2::read(),
-            FgtReg::Hfgitr2 => sysreg::hfgitr2_el2::read(),
-            FgtReg::Hdfgrtr2 => sysreg::hdfgrtr2_el2::read(),
-            FgtReg::Hdfgwtr2 => sysreg::hdfgwtr2_el2::read(),
+/// Reads into `$save` (if given) and writes from `$t` the registers listed, each at its
+/// index in `GuestTraps::fgt` (`FgtReg`'s order): straight-line code, since this
+/// runs on every vCPU load and put.
+macro_rules! switch_fgt {
+    ($t:expr, $save:expr, $($i:literal => $reg:ident),+) => {
+        if let Some(h) = $save {
+            $(h.fgt[$i] = sysreg::$reg::read();)+
         }
-    }
-}
-
-/// Writes fine-grained trap register `r`.
-///
-/// # Safety
-///
-/// As for [`fgt_read`]; the new traps act on EL1 and EL0 with HCR_EL2.TGE clear only.
-unsafe fn fgt_write(r: FgtReg, v: u64) {
-    // SAFETY: by the caller's guarantee.
-    unsafe {
-        match r {
-            FgtReg::Hfgrtr => sysreg::hfgrtr_el2::write(v),
-            FgtReg::Hfgwtr => sysreg::hfgwtr_el2::write(v),
-            FgtReg::Hfgitr => sysreg::hfgitr_el2::write(v),
-            FgtReg::Hdfgrtr => sysreg::hdfgrtr_el2::write(v),
-            FgtReg::Hdfgwtr => sysreg::hdfgwtr_el2::write(v),
-            FgtReg::Hfgrtr2 => sysreg::hfgrtr2_el2::write(v),
-            FgtReg::Hfgwtr2 => sysreg::hfgwtr2_el2::write(v),
-            FgtReg::Hfgitr2 => sysreg::hfgitr2_el2::write(v),
-            FgtReg::Hdfgrtr2 => sysreg::hdfgrtr2_el2::write(v),
-            FgtReg::Hdfgwtr2 => sysreg::hdfgwtr2_el2::write(v),
-        }
-    }
+        $(sysreg::$reg::write($t.fgt[$i]);)+
+    };
 }
 
 /// Puts `t` in HCRX_EL2 and the fine-grained trap registers, saving what they held into
-/// `host` (vCPU load), or, with `save` false, only writes `t` (put: `t` is the host's).
+/// `host` (vCPU load), or, with `host` `None`, only writes `t` (put: `t` is the host's).
 ///
 /// With HCR_EL2.{E2H,TGE} = {1,1} these registers have no effect on the host (kernel at
 /// EL2, its EL0 under TGE), so they can hold the guest's values from load to put.
@@ -115,24 +72,24 @@ unsafe fn fgt_write(r: FgtReg, v: u64) {
 /// # Safety
 ///
 /// VHE host at EL2 with preemption disabled, in [`load`] or [`put`].
-unsafe fn switch_el2_traps(t: &GuestTraps, host: Option<&mut GuestTraps>) {
-    let n = fgt_count();
-    let hcx = HCX.load(Relaxed);
+unsafe fn switch_el2_traps(t: &GuestTraps, mut host: Option<&mut GuestTraps>) {
     // SAFETY: by the caller's guarantee; only registers the CPU has are touched.
     unsafe {
-        if let Some(h) = host {
-            if hcx {
+        if HCX.load(Relaxed) {
+            if let Some(h) = host.as_deref_mut() {
                 h.hcrx = sysreg::hcrx_el2::read();
             }
-            for (i, r) in FgtReg::ALL[..n].iter().enumerate() {
-                h.fgt[i] = fgt_read(*r);
-            }
-        }
-        if hcx {
             sysreg::hcrx_el2::write(t.hcrx);
         }
-        for (i, r) in FgtReg::ALL[..n].iter().enumerate() {
-            fgt_write(*r, t.fgt[i]);
+        if FGT.load(Relaxed) {
+            switch_fgt!(t, host.as_deref_mut(),
+                0 => hfgrtr_el2, 1 => hfgwtr_el2, 2 => hfgitr_el2,
+                3 => hdfgrtr_el2, 4 => hdfgwtr_el2);
+            if FGT2.load(Relaxed) {
+                switch_fgt!(t, host,
+                    5 => hfgrtr2_el2, 6 => hfgwtr2_el2, 7 => hfgitr2_el2,
+                    8 => hdfgrtr2_el2, 9 => hdfgwtr2_el2);
+            }
         }
     }
 }
@@ -536,11 +493,18 @@ pub(crate) fn run(
         };
         let code = __rkvm_vhe_guest_enter(&mut ctx.gprs, apia);
 
+        // The exit vectors return only the four exit codes; anything else is a failed
+        // entry, never an exit with a stale syndrome.
+        let code = ExitCode::decode(code);
         let exit = Exit {
-            code: ExitCode::from_raw(code).unwrap_or(ExitCode::Sync),
+            code,
             esr: sysreg::esr_el2::read(),
             far: sysreg::far_el2::read(),
             hpfar: sysreg::hpfar_el2::read(),
+            cpu: match code {
+                ExitCode::FailEntry(_) => crate::sys::cpu::this_cpu(),
+                _ => 0,
+            },
         };
         ctx.pc = sysreg::elr_el2::read();
         ctx.pstate = sysreg::spsr_el2::read();

@@ -121,10 +121,13 @@ pub(crate) struct HypCpu {
     pub(crate) init_self: u64,
     pub(crate) init_stack: u64,
     pub(crate) init_vectors: u64,
-    // An exception EL2 could not handle (`__rkvm_hyp_bad_exception`).
+    // An exception EL2 could not handle (`__rkvm_hyp_panic`), kept for a debugger.
     pub(crate) panic_esr: u64,
     pub(crate) panic_elr: u64,
     pub(crate) panic_far: u64,
+    /// The EL1 address `__rkvm_hyp_panic` returns to, set at install: the host's panic
+    /// report (`rkvm_nvhe_hyp_panic`). EL2 only writes it to ELR_EL2.
+    pub(crate) panic_handler: u64,
     /// The guest's GICv3 CPU interface, loaded and saved around every entry.
     pub(crate) gic: VgicCpuIf,
     /// This CPU's list registers and APRs per group (0: no GICv3 virtual interface).
@@ -145,6 +148,10 @@ pub(crate) struct HypCpu {
     pub(crate) host_hcrx: u64,
     pub(crate) guest_fgt: [u64; FGT_REGS],
     pub(crate) host_fgt: [u64; FGT_REGS],
+    /// EL1 only: rkvm installed its runtime on this CPU (CPU hotplug) and has not taken
+    /// it away; CPU_PM gives EL2 back and reinstalls only then (KVM's
+    /// `kvm_hyp_initialized`).
+    pub(crate) installed: u64,
 }
 
 /// The fine-grained trap registers the world switch moves: HFGRTR, HFGWTR, HFGITR,
@@ -181,6 +188,32 @@ pub(crate) mod exit {
 /// it to switch the APIA key (`logic::traps::hcr::API`).
 pub(crate) const HCR_API_SHIFT: u32 = 41;
 
+/// The world switch's return value as the run loop acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExitCode {
+    Sync,
+    Irq,
+    Fiq,
+    SError,
+    /// Not an exit: the guest never ran. Any other value, such as the hyp stub's
+    /// `HVC_STUB_ERR` when something gave EL2 back to the stub under rkvm (KVM's
+    /// `ARM_EXCEPTION_HYP_GONE`). The syndrome registers hold nothing of this entry, so
+    /// the run loop must not handle it as an exit: it reports `KVM_EXIT_FAIL_ENTRY`.
+    FailEntry(u64),
+}
+
+impl ExitCode {
+    pub(crate) const fn decode(raw: u64) -> Self {
+        match raw {
+            exit::SYNC => Self::Sync,
+            exit::IRQ => Self::Irq,
+            exit::FIQ => Self::Fiq,
+            exit::SERROR => Self::SError,
+            _ => Self::FailEntry(raw),
+        }
+    }
+}
+
 /// `HypCpu.features` bits: optional registers the host kernel may use, which the nVHE
 /// world switch must save and restore.
 pub(crate) mod feature {
@@ -214,6 +247,23 @@ pub(crate) mod call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_decode() {
+        assert_eq!(ExitCode::decode(exit::SYNC), ExitCode::Sync);
+        assert_eq!(ExitCode::decode(exit::IRQ), ExitCode::Irq);
+        assert_eq!(ExitCode::decode(exit::FIQ), ExitCode::Fiq);
+        assert_eq!(ExitCode::decode(exit::SERROR), ExitCode::SError);
+    }
+
+    #[test]
+    fn unknown_exit_codes_are_failed_entries() {
+        // The stub's HVC_STUB_ERR (the runtime is gone), 0 (what a stub call that
+        // "succeeds" returns) and anything else the world switch never produces.
+        for raw in [0xbadca11, 0, 5, 0xc600_0101, u64::MAX] {
+            assert_eq!(ExitCode::decode(raw), ExitCode::FailEntry(raw));
+        }
+    }
 
     #[test]
     fn calls_do_not_collide_with_the_stub() {

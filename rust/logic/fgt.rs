@@ -145,25 +145,14 @@ pub(crate) enum FgtReg {
     Hdfgwtr2,
 }
 
-impl FgtReg {
-    pub(crate) const ALL: [Self; FGT_COUNT] = [
-        Self::Hfgrtr,
-        Self::Hfgwtr,
-        Self::Hfgitr,
-        Self::Hdfgrtr,
-        Self::Hdfgwtr,
-        Self::Hfgrtr2,
-        Self::Hfgwtr2,
-        Self::Hfgitr2,
-        Self::Hdfgrtr2,
-        Self::Hdfgwtr2,
-    ];
-}
-
-/// How many there are: the first [`FGT1_COUNT`] with FEAT_FGT, the rest with FEAT_FGT2.
+/// How many there are, in [`FgtReg`]'s order (its values index `GuestTraps::fgt`): the
+/// first [`FGT1_COUNT`] with FEAT_FGT, the rest with FEAT_FGT2.
 pub(crate) const FGT_COUNT: usize = 10;
 pub(crate) const FGT1_COUNT: usize = 5;
 const _: () = assert!(FGT_COUNT == super::el2abi::FGT_REGS);
+// The VHE backend switches the registers by these indices (`hyp/vhe.rs`).
+const _: () = assert!(FgtReg::Hfgrtr as usize == 0 && FgtReg::Hdfgwtr as usize == 4);
+const _: () = assert!(FgtReg::Hfgrtr2 as usize == 5 && FgtReg::Hdfgwtr2 as usize == 9);
 
 /// One catalogue entry: bits of `reg` (`mask`) that trap accesses to the registers or
 /// instructions of `feat`; `neg` for the `n` bits, which trap when 0.

@@ -85,6 +85,17 @@ impl Memslot {
             .wrapping_add(gfn.wrapping_sub(self.base_gfn).wrapping_mul(PAGE_SIZE))
     }
 
+    /// Whether the `size`-aligned guest range around `gfn` can be one stage-2 block: it
+    /// lies wholly in the slot, and guest-physical and user addresses agree modulo `size`
+    /// so that one huge page of the VMM backs it (KVM's
+    /// `fault_supports_stage2_huge_mapping`). `size` is a power of two.
+    pub(crate) const fn block_fits(&self, gfn: u64, size: u64) -> bool {
+        let hva = self.hva(gfn) & !(size - 1);
+        self.start_ipa() % size == self.userspace_addr % size
+            && hva >= self.userspace_addr
+            && hva + size <= self.userspace_addr + self.npages * PAGE_SIZE
+    }
+
     /// First guest-physical address of the slot.
     pub(crate) const fn start_ipa(&self) -> u64 {
         self.base_gfn.wrapping_mul(PAGE_SIZE)
@@ -147,6 +158,34 @@ pub(crate) enum SlotError {
 
 /// A set of slots sorted by `base_gfn`, non-overlapping, with unique ids.
 ///
+/// Where a VM's memslots lie, packed into one word so that an MMIO exit can learn that no
+/// slot backs an address without taking the MMU lock: `[lo, hi)` in 2 MiB units (28
+/// bits each cover the 48-bit IPA space, its end included), a superset of every slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span(pub(crate) u64);
+
+impl Span {
+    const SHIFT: u32 = 21;
+    const BITS: u32 = 28;
+    const MASK: u64 = (1 << Self::BITS) - 1;
+
+    /// No slot: nothing is inside.
+    pub(crate) const EMPTY: Self = Self(0);
+
+    /// The span from IPA `start` (rounded down) to `end` (rounded up).
+    const fn new(start: u64, end: u64) -> Self {
+        let lo = (start >> Self::SHIFT) & Self::MASK;
+        let hi = (end.div_ceil(1 << Self::SHIFT)) & Self::MASK;
+        Self(lo | hi << Self::BITS)
+    }
+
+    /// Whether a slot may hold `ipa`; `false` means none does.
+    pub(crate) const fn may_hold(self, ipa: u64) -> bool {
+        let unit = ipa >> Self::SHIFT;
+        unit >= self.0 & Self::MASK && unit < (self.0 >> Self::BITS) & Self::MASK
+    }
+}
+
 /// Stored inline (about 16 KiB) so it can live in the per-VM structure, which is allocated
 /// once; nothing here allocates.
 pub(crate) struct Memslots {
@@ -378,6 +417,17 @@ impl Memslots {
         })
     }
 
+    /// A conservative summary of where the slots lie, one word that a lockless reader
+    /// can load: the 2 MiB-aligned range from the lowest slot's start to the highest
+    /// slot's end (see [`Span`]).
+    pub(crate) fn span(&self) -> Span {
+        let used = self.used();
+        match (used.first(), used.last()) {
+            (Some(first), Some(last)) => Span::new(first.start_ipa(), last.end_ipa()),
+            _ => Span::EMPTY,
+        }
+    }
+
     /// The slot with number `id`. A linear scan: ids are looked up on the ioctl path only,
     /// and at most `MAX_SLOTS` entries exist.
     pub(crate) fn by_id(&self, id: u16) -> Option<&Memslot> {
@@ -437,6 +487,54 @@ mod tests {
 
     fn ids(s: &Memslots) -> Vec<u16> {
         s.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn span_covers_every_slot() {
+        let mut s = set();
+        assert_eq!(s.span(), Span::EMPTY);
+        assert!(!s.span().may_hold(0));
+        put(&mut s, req(0, 0x4000_0000, 4 * MIB, 0x10_0000_0000));
+        put(&mut s, req(1, 0x8000_1000, 8192, 0x20_0000_0000));
+        let span = s.span();
+        // Inside, on the 2 MiB-rounded edges; outside below and above.
+        for ipa in [0x4000_0000, 0x5000_0000, 0x8000_0000, 0x801f_ffff] {
+            assert!(span.may_hold(ipa), "{ipa:#x}");
+        }
+        for ipa in [0, 0x0800_0000, 0x3fff_ffff, 0x8020_0000, (1 << 48) - 1] {
+            assert!(!span.may_hold(ipa), "{ipa:#x}");
+        }
+        // The top of the test VM's IPA space, and of the largest one.
+        put(&mut s, req(2, IPA - 2 * MIB, 2 * MIB, 0x30_0000_0000));
+        assert!(s.span().may_hold(IPA - 1));
+        assert!(!s.span().may_hold(0x1000_0000));
+        let top = Span::new(0, 1 << 48);
+        assert!(top.may_hold((1 << 48) - 1) && top.may_hold(0));
+    }
+
+    #[test]
+    fn block_fits() {
+        let slot = |base_gfn, npages, userspace_addr| Memslot {
+            id: 0,
+            base_gfn,
+            npages,
+            userspace_addr,
+            flags: 0,
+        };
+        // 4 MiB at 1 GiB, backed by 2 MiB-aligned memory: both blocks fit.
+        let s = slot(0x4_0000, 1024, 0x7f00_0000_0000);
+        assert!(s.block_fits(0x4_0000, 2 * MIB));
+        assert!(s.block_fits(0x4_03ff, 2 * MIB));
+        // Guest and user addresses 4 KiB apart modulo 2 MiB: no block anywhere.
+        let s = slot(0x4_0000, 1024, 0x7f00_0000_1000);
+        assert!(!s.block_fits(0x4_0200, 2 * MIB));
+        // Congruent, but the slot covers only part of the first and last blocks.
+        let s = slot(0x4_0100, 1024, 0x7f00_0010_0000);
+        assert!(!s.block_fits(0x4_0100, 2 * MIB));
+        assert!(s.block_fits(0x4_0200, 2 * MIB));
+        assert!(!s.block_fits(0x4_04ff, 2 * MIB));
+        // A slot smaller than a block.
+        assert!(!slot(0x4_0000, 511, 0x7f00_0000_0000).block_fits(0x4_0000, 2 * MIB));
     }
 
     #[test]

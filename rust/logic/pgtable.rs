@@ -21,6 +21,10 @@ pub(crate) const PTRS_PER_TABLE: usize = 512;
 const BITS_PER_LEVEL: u32 = PAGE_SHIFT - 3;
 /// The level that holds page descriptors.
 const LAST_LEVEL: u32 = 3;
+/// The level of 2 MiB blocks, the only block size stage 2 maps.
+const BLOCK_LEVEL: u32 = 2;
+/// Bytes a level-2 block maps.
+pub(crate) const BLOCK_SIZE: u64 = 1 << level_shift(BLOCK_LEVEL);
 /// Stage 2 can concatenate at most 16 root pages, resolving 4 extra bits at the root.
 const MAX_ROOT_ORDER: u32 = 4;
 /// Output address field of table and page descriptors, bits [47:12].
@@ -110,6 +114,8 @@ impl Desc {
     const VALID: u64 = 1 << 0;
     /// Bits [1:0] = 0b11: a table above level 3, a page at level 3.
     const TYPE_TABLE_OR_PAGE: u64 = 0b11;
+    /// Bits [1:0] = 0b01: a block (above level 3 only).
+    const TYPE_BLOCK: u64 = 0b01;
     /// MemAttr[5:2] = 0b1111: Normal memory, inner and outer write-back (FWB not used).
     const MEMATTR_NORMAL_WB: u64 = 0b1111 << 2;
     /// S2AP[0], bit 6: reads allowed.
@@ -135,8 +141,17 @@ impl Desc {
 
     /// Level-3 page descriptor mapping `pa` as normal write-back memory with `prot`.
     pub(crate) const fn page(pa: u64, prot: Prot) -> Self {
+        Self::leaf(pa, prot, Self::TYPE_TABLE_OR_PAGE)
+    }
+
+    /// Level-2 block descriptor mapping the 2 MiB at `pa`, as [`Self::page`].
+    pub(crate) const fn block(pa: u64, prot: Prot) -> Self {
+        Self::leaf(pa & !(BLOCK_SIZE - 1), prot, Self::TYPE_BLOCK)
+    }
+
+    const fn leaf(pa: u64, prot: Prot, kind: u64) -> Self {
         let mut d = (pa & ADDR_MASK)
-            | Self::TYPE_TABLE_OR_PAGE
+            | kind
             | Self::MEMATTR_NORMAL_WB
             | Self::S2AP_R
             | Self::SH_INNER
@@ -153,6 +168,11 @@ impl Desc {
     /// Bit 0.
     pub(crate) const fn is_valid(self) -> bool {
         self.0 & Self::VALID != 0
+    }
+
+    /// A valid block descriptor (a leaf above level 3; `map_block` makes level-2 ones).
+    pub(crate) const fn is_block(self) -> bool {
+        self.0 & Self::TYPE_TABLE_OR_PAGE == Self::TYPE_BLOCK
     }
 
     /// Bits [47:12]: the next table or the mapped page.
@@ -231,6 +251,9 @@ pub(crate) enum MapError {
     Exists(Desc),
     /// `alloc_table()` failed.
     NoMemory,
+    /// [`Stage2::map_block`] found a table where the block goes: the caller detaches it
+    /// ([`Stage2::detach_table`]), invalidates the TLBs, frees it and maps again.
+    Table,
 }
 
 /// The stage-2 tables of one VM: geometry plus the physical address of the root.
@@ -297,33 +320,104 @@ impl Stage2 {
         ipa: u64,
         leaf: u64,
     ) -> Result<(), MapError> {
-        if ipa >= self.geometry.ipa_limit() || ipa % PAGE_SIZE != 0 {
+        if ipa % PAGE_SIZE != 0 {
+            return Err(MapError::OutOfRange);
+        }
+        self.install(mem, ipa, LAST_LEVEL, Desc(leaf))
+    }
+
+    /// Maps the 2 MiB at `ipa` to `pa` with one level-2 block (both aligned to 2 MiB),
+    /// allocating the tables above it as needed. `MapError::Table` if 4 KiB pages (or an
+    /// empty table left by unmapping them) are there: blocks replace tables only by
+    /// break-before-make, which needs a TLB invalidation in between.
+    pub(crate) fn map_block(
+        &self,
+        mem: &mut impl TableMemory,
+        ipa: u64,
+        pa: u64,
+        prot: Prot,
+    ) -> Result<(), MapError> {
+        if ipa % BLOCK_SIZE != 0 || pa % BLOCK_SIZE != 0 || pa & !ADDR_MASK != 0 {
+            return Err(MapError::OutOfRange);
+        }
+        if self.geometry.start_level > BLOCK_LEVEL {
+            return Err(MapError::OutOfRange);
+        }
+        self.install(mem, ipa, BLOCK_LEVEL, Desc::block(pa, prot))
+    }
+
+    /// Walks to `level` for `ipa`, allocating tables above it, and writes `leaf` there
+    /// if the entry is invalid.
+    fn install(
+        &self,
+        mem: &mut impl TableMemory,
+        ipa: u64,
+        level: u32,
+        leaf: Desc,
+    ) -> Result<(), MapError> {
+        if ipa >= self.geometry.ipa_limit() {
             return Err(MapError::OutOfRange);
         }
         let mut table = self.root;
-        let mut level = self.geometry.start_level;
-        while level < LAST_LEVEL {
-            let (page, index) = self.slot(level, table, ipa);
+        let mut at = self.geometry.start_level;
+        while at < level {
+            let (page, index) = self.slot(at, table, ipa);
             let desc = Desc(mem.read(page, index));
             table = if !desc.is_valid() {
                 let child = mem.alloc_table().ok_or(MapError::NoMemory)?;
                 mem.write(page, index, Desc::table(child).0);
                 child
-            } else if desc.is_table(level) {
+            } else if desc.is_table(at) {
                 desc.output_address()
             } else {
-                // A block: never created here, but it does map this IPA.
+                // A block maps this IPA already.
                 return Err(MapError::Exists(desc));
             };
-            level += 1;
+            at += 1;
         }
-        let (page, index) = self.slot(LAST_LEVEL, table, ipa);
+        let (page, index) = self.slot(level, table, ipa);
         let old = Desc(mem.read(page, index));
+        if old.is_table(level) {
+            return Err(MapError::Table);
+        }
         if old.is_valid() {
             return Err(MapError::Exists(old));
         }
-        mem.write(page, index, leaf);
+        mem.write(page, index, leaf.0);
         Ok(())
+    }
+
+    /// Unlinks the level-3 table under the level-2 entry translating `ipa`, so that a
+    /// block can take its place: returns the table and how many valid pages it mapped,
+    /// or `None` if no table is there. The caller invalidates the TLBs (walk caches
+    /// included) before it frees the table or maps the block (break-before-make).
+    pub(crate) fn detach_table(
+        &self,
+        mem: &mut impl TableMemory,
+        ipa: u64,
+    ) -> Option<(u64, usize)> {
+        if ipa >= self.geometry.ipa_limit() || self.geometry.start_level > BLOCK_LEVEL {
+            return None;
+        }
+        let mut table = self.root;
+        let mut level = self.geometry.start_level;
+        loop {
+            let (page, index) = self.slot(level, table, ipa);
+            let desc = Desc(mem.read(page, index));
+            if !desc.is_table(level) || !desc.is_valid() {
+                return None;
+            }
+            if level == BLOCK_LEVEL {
+                let child = desc.output_address();
+                let pages = (0..PTRS_PER_TABLE)
+                    .filter(|&i| Desc(mem.read(child, i)).is_valid())
+                    .count();
+                mem.write(page, index, Desc::INVALID.0);
+                return Some((child, pages));
+            }
+            table = desc.output_address();
+            level += 1;
+        }
     }
 
     /// The leaf descriptor mapping `ipa`, if any.
@@ -347,8 +441,8 @@ impl Stage2 {
         }
     }
 
-    /// Invalidates every page mapping in `[start, end)`, calling `unmapped(ipa, desc)` for
-    /// each valid leaf removed; the caller unpins the pages and invalidates TLBs afterwards.
+    /// Invalidates every page mapping in `[start, end)` and every block overlapping it
+    /// (whole), calling `unmapped(ipa, desc)` for each valid leaf removed; the caller unpins the pages and invalidates TLBs afterwards.
     ///
     /// Bounds are widened to whole pages (as KVM's walker does) and clamped to the IPA
     /// limit. Only present tables are visited, so the cost follows what is mapped rather
@@ -426,7 +520,8 @@ impl Stage2 {
         }) == 1
     }
 
-    /// Calls `f(ipa, desc)` for every valid page mapping in `[start, end)` and writes the
+    /// Calls `f(ipa, desc)` for every valid page mapping in `[start, end)`, and every
+    /// block that overlaps it (with the block's first IPA), and writes the
     /// descriptor it returns, if any. Bounds are widened to whole pages and clamped to
     /// the IPA limit; only present tables are visited. Returns the number of leaves
     /// written.
@@ -474,16 +569,14 @@ impl Stage2 {
             let (page, index) = self.slot(level, table, addr);
             let desc = Desc(mem.read(page, index));
             if desc.is_valid() {
-                if level == LAST_LEVEL {
-                    if let Some(new) = f(addr, desc) {
-                        mem.write(page, index, new.0);
-                        written += 1;
-                    }
-                } else if desc.is_table(level) {
+                if desc.is_table(level) {
                     let child = desc.output_address();
                     written += self.update_level(mem, level + 1, child, addr, next.min(end), f);
+                } else if let Some(new) = f(addr & !(span - 1), desc) {
+                    // A page, or a block the range touches: blocks change as a whole.
+                    mem.write(page, index, new.0);
+                    written += 1;
                 }
-                // Blocks are never created by `map`, so there is none to visit.
             }
             addr = next;
         }
@@ -1014,6 +1107,75 @@ mod tests {
         assert!(!s2.age_range(&mut mem, 0x4000_0000, 0x4000_1000, false));
         // An empty range is old.
         assert!(!s2.age_range(&mut mem, 0x6000_0000, 0x7000_0000, true));
+    }
+
+    #[test]
+    fn blocks_map_change_as_a_whole_and_replace_tables() {
+        let (s2, mut mem) = setup(40);
+        const B: u64 = BLOCK_SIZE;
+        // Misaligned IPA or PA, or an IPA past the limit, are refused.
+        for (ipa, pa) in [(B + PAGE_SIZE, 0), (B, PAGE_SIZE), (1 << 40, 0)] {
+            assert_eq!(
+                s2.map_block(&mut mem, ipa, pa, RW_X),
+                Err(MapError::OutOfRange)
+            );
+        }
+        s2.map_block(&mut mem, 0x4000_0000, 0x8000_0000, RW_X)
+            .unwrap();
+        let d = s2.lookup(&mem, 0x4012_3456).unwrap();
+        assert!(d.is_block() && d.young() && d.writable());
+        assert_eq!(d.output_address(), 0x8000_0000);
+        assert_eq!(d, Desc::block(0x8000_0000, RW_X));
+        assert!(!Desc::page(0x8000_0000, RW_X).is_block());
+        // A page inside a block exists already; so does a second block.
+        assert!(matches!(
+            s2.map(&mut mem, 0x4010_0000, 0x1000, RW_X),
+            Err(MapError::Exists(_))
+        ));
+        assert!(matches!(
+            s2.map_block(&mut mem, 0x4000_0000, 0x8020_0000, RW_X),
+            Err(MapError::Exists(_))
+        ));
+        // Write protection, relaxing and ageing change the whole block, once.
+        assert_eq!(
+            s2.write_protect_range(&mut mem, 0x4010_0000, 0x4010_1000),
+            1
+        );
+        assert!(!s2.lookup(&mem, 0x4000_0000).unwrap().writable());
+        assert!(s2.make_writable(&mut mem, 0x401f_f000));
+        assert!(s2.age_range(&mut mem, 0x4000_0000, 0x4000_1000, true));
+        assert!(!s2.lookup(&mem, 0x401f_f000).unwrap().young());
+        assert!(s2.make_young(&mut mem, 0x4000_0000));
+        // Unmapping one page of it removes the block.
+        let mut seen = Vec::new();
+        let n = s2.unmap_range(&mut mem, 0x4010_0000, 0x4010_1000, |ipa, d| {
+            seen.push((ipa, d.is_block()))
+        });
+        assert_eq!((n, seen), (1, vec![(0x4000_0000, true)]));
+        assert_eq!(s2.lookup(&mem, 0x4000_0000), None);
+        // Pages under a level-2 entry make a table; a block there needs it detached.
+        s2.map(&mut mem, 0x4020_0000, 0x1000, RW_X).unwrap();
+        s2.map(&mut mem, 0x4020_5000, 0x2000, RW_X).unwrap();
+        assert_eq!(
+            s2.map_block(&mut mem, 0x4020_0000, 0x8000_0000, RW_X),
+            Err(MapError::Table)
+        );
+        let (table, pages) = s2.detach_table(&mut mem, 0x4021_0000).unwrap();
+        assert_eq!(pages, 2);
+        assert!(mem.allocated.contains(&table));
+        assert_eq!(s2.lookup(&mem, 0x4020_5000), None);
+        assert_eq!(s2.detach_table(&mut mem, 0x4020_0000), None);
+        s2.map_block(&mut mem, 0x4020_0000, 0x8000_0000, RO_XN)
+            .unwrap();
+        assert_eq!(
+            s2.lookup(&mem, 0x4020_5000),
+            Some(Desc::block(0x8000_0000, RO_XN))
+        );
+        // No table to detach under a block or where nothing is mapped.
+        assert_eq!(s2.detach_table(&mut mem, 0x4020_0000), None);
+        assert_eq!(s2.detach_table(&mut mem, 0x5000_0000), None);
+        // Teardown still finds every table, and unmapping all sees the block.
+        assert_eq!(s2.unmap_range(&mut mem, 0, 1 << 40, |_, _| {}), 1);
     }
 
     #[test]

@@ -381,9 +381,10 @@ stats_set! {
         // KVM's generic name: VMID-wide TLB invalidations (rkvm issues one per request,
         // so it has no separate request count).
         RemoteTlbFlush => Desc::counter("remote_tlb_flush"),
-        // x86 KVM's name: guest pages mapped at stage 2 with 4 KiB pages (rkvm's only
-        // size).
+        // x86 KVM's names: guest memory mapped at stage 2 with 4 KiB pages and with 2 MiB
+        // blocks.
         Pages4k => Desc::instant("pages_4k"),
+        Pages2m => Desc::instant("pages_2m"),
     }
 }
 

@@ -59,7 +59,7 @@ impl From<MapError> for Error {
     fn from(e: MapError) -> Self {
         match e {
             MapError::NoMemory => ENOMEM,
-            MapError::OutOfRange | MapError::Exists(_) => EFAULT,
+            MapError::OutOfRange | MapError::Exists(_) | MapError::Table => EFAULT,
         }
     }
 }

@@ -80,6 +80,16 @@ impl Drop for GuestPage {
     }
 }
 
+/// Whether the current process maps `hva` with a huge page of at least 2 MiB at the
+/// level of its page tables (a PMD-mapped transparent huge page, a hugetlb page): the
+/// 2 MiB around it are then one physically contiguous, aligned run (KVM's
+/// `get_user_mapping_size`). Only a hint unless the caller excludes invalidations of
+/// `hva` (the MMU lock with no invalidation in progress).
+pub(crate) fn user_mapping_huge(hva: u64) -> bool {
+    // SAFETY: a lockless walk of the current mm's tables with interrupts off.
+    unsafe { bindings::rkvm_user_mapping_huge(hva as usize) }
+}
+
 /// Allocates `1 << order` zeroed, physically contiguous pages charged to the caller's
 /// memory cgroup, and returns their physical address.
 pub(crate) fn alloc_table_pages(order: u32) -> Result<PhysAddr> {

@@ -89,6 +89,22 @@ impl RunPage {
         unsafe { field!(self.__bindgen_anon_1.mmio.data).read_volatile() }
     }
 
+    /// Fills `fail_entry` (`KVM_EXIT_FAIL_ENTRY`): the vCPU could not enter the guest on
+    /// CPU `cpu`, for the `KVM_EXIT_FAIL_ENTRY_*` bits in `reason`.
+    pub(crate) fn set_fail_entry(&self, reason: u64, cpu: u32) {
+        // SAFETY: valid, aligned fields of the live page.
+        unsafe {
+            field!(
+                self.__bindgen_anon_1
+                    .fail_entry
+                    .hardware_entry_failure_reason
+            )
+            .write_volatile(reason);
+            field!(self.__bindgen_anon_1.fail_entry.cpu).write_volatile(cpu);
+        }
+        self.set_exit_reason(bindings::KVM_EXIT_FAIL_ENTRY);
+    }
+
     /// Fills `system_event` (`KVM_EXIT_SYSTEM_EVENT`) with no data, as KVM reports a
     /// wake-up from suspend.
     pub(crate) fn set_system_event_no_data(&self, kind: u32) {

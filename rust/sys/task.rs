@@ -72,6 +72,15 @@ pub(crate) fn guest_entry_work() -> bool {
     unsafe { bindings::rkvm_guest_entry_work() == 0 }
 }
 
+/// Before `KVM_RUN` returns: re-raises the rseq update a context switch asked for, which
+/// [`guest_entry_work`] may have consumed without updating userspace's rseq area (KVM's
+/// `rseq_virt_userspace_exit`; without it the return to userspace finds a switch event
+/// still pending, which lockdep kernels warn about).
+pub(crate) fn rseq_userspace_exit() {
+    // SAFETY: sets a flag of the current task.
+    unsafe { bindings::rkvm_rseq_userspace_exit() }
+}
+
 /// Whether the kernel accounts the time tasks wait runnable (`CONFIG_SCHED_INFO`).
 pub(crate) fn sched_info_on() -> bool {
     // SAFETY: reads a build-time constant.

@@ -72,6 +72,13 @@ impl Vcpu {
                 Ok(Action::Reenter)
             }
             ExitCode::Sync => self.handle_sync(vm, state, fp, Esr(exit.esr), exit),
+            // The guest never ran (KVM's ARM_EXCEPTION_HYP_GONE): nothing to handle, and
+            // its state is as before the entry, so a later KVM_RUN resumes it. No
+            // KVM_EXIT_FAIL_ENTRY_* reason bit applies (the CPU is supported).
+            ExitCode::FailEntry(_) => {
+                self.run.set_fail_entry(0, exit.cpu);
+                Ok(Action::ToUser)
+            }
         }
     }
 

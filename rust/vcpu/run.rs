@@ -104,6 +104,7 @@ impl Vcpu {
         if state.sigmask.is_some() {
             task::sigset_deactivate();
         }
+        task::rseq_userspace_exit();
         ret
     }
 

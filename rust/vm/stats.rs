@@ -125,12 +125,13 @@ impl FdOps for VmStatsFile {
         out: &mut UserSliceWriter,
     ) -> Result<usize> {
         let vm = &this.0;
-        let (tlb_flushes, pages) = vm.mmu.lock().stats();
+        let (tlb_flushes, pages, blocks) = vm.mmu.lock().stats();
         let mut data = [0u64; stats::VM_STATS.len()];
         for (slot, stat) in data.iter_mut().zip(VmStat::ALL) {
             *slot = match stat {
                 VmStat::RemoteTlbFlush => tlb_flushes,
                 VmStat::Pages4k => pages,
+                VmStat::Pages2m => blocks,
             };
         }
         read_file(&stats::VM_LAYOUT, &vm.stats_id, &data, pos, len, out)

@@ -11,6 +11,7 @@
 use kvm_bindings as kb;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VcpuFd;
+use rkvm_selftests::binstats::Stats;
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{
     check, check_eq, guest_code, host_runs_guests, run_or_skip, Outcome, TestResult,
@@ -407,6 +408,69 @@ fn huge_page_collapse_moves_the_guest_along() -> TestResult {
     Ok(Outcome::Pass)
 }
 
+/// A slot backed by transparent huge pages is mapped with 2 MiB stage-2 blocks (KVM's
+/// `pages_2m`); a partial discard splits one back to pages, and dirty logging breaks a
+/// block up so that exactly the pages the guest writes are logged.
+fn huge_pages_map_as_blocks() -> TestResult {
+    let data = Backing::anon_aligned(2 * HUGE)?;
+    data.madvise(0, 2 * HUGE / PAGE, libc::MADV_HUGEPAGE)?;
+    data.write(0, 1);
+    data.write(HUGE / PAGE, 1);
+    if !backed_by_thp(&data)? {
+        return Ok(Outcome::Skip(
+            "no transparent huge page for the slot".into(),
+        ));
+    }
+    let mut t = MemVm::new(&data)?;
+    let vm_stats = Stats::open(t._vm.vm.as_raw_fd())?;
+    let stat = |name: &str| -> Result<u64, String> {
+        vm_stats
+            .values()?
+            .get(name)
+            .copied()
+            .ok_or(format!("no {name}"))
+    };
+    let pages = stat("pages_4k")?;
+    t.write(0)?;
+    t.write(600)?;
+    check_eq!(stat("pages_2m")?, 2);
+    check_eq!(stat("pages_4k")?, pages);
+    check_eq!(data.read(600), WRITE | 600);
+    // A 4 KiB discard splits the VMM's huge page, and stage 2 follows.
+    data.madvise(100, 1, libc::MADV_DONTNEED)?;
+    check_eq!(t.read(100)?, 0);
+    check_eq!(t.read(0)?, WRITE);
+    check_eq!(stat("pages_2m")?, 1);
+    check!(
+        stat("pages_4k")? > pages,
+        "the split range is not mapped with pages"
+    );
+    // Logging turned on: the remaining block is write-protected, and a write splits it.
+    let region = kvm_userspace_memory_region {
+        slot: DATA_SLOT,
+        flags: kb::KVM_MEM_LOG_DIRTY_PAGES,
+        guest_phys_addr: DATA_BASE,
+        memory_size: data.size as u64,
+        userspace_addr: data.ptr as u64,
+    };
+    // SAFETY: the same memory as before, which outlives the VM.
+    unsafe { t._vm.vm.set_user_memory_region(region) }.map_err(|e| format!("logging on: {e}"))?;
+    check_eq!(t.read(601)?, 0);
+    t.write(700)?;
+    check_eq!(stat("pages_2m")?, 0);
+    let log = t
+        ._vm
+        .vm
+        .get_dirty_log(DATA_SLOT, data.size)
+        .map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}"))?;
+    let dirty: Vec<usize> = (0..data.size / PAGE)
+        .filter(|&p| log[p / 64] & 1 << (p % 64) != 0)
+        .collect();
+    check_eq!(dirty, [700]);
+    check_eq!(data.read(700), WRITE | 700);
+    Ok(Outcome::Pass)
+}
+
 /// Whether `data`'s first 2 MiB are one transparent huge page (`/proc/self/smaps`).
 fn backed_by_thp(data: &Backing) -> Result<bool, String> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| format!("smaps: {e}"))?;
@@ -435,6 +499,9 @@ fn hugetlb_slot_works() -> TestResult {
         let mut t = MemVm::new(&data)?;
         data.write(9, 0x99);
         check_eq!(t.read(9)?, 0x99);
+        // One 2 MiB hugetlb page: one stage-2 block.
+        let stats = Stats::open(t._vm.vm.as_raw_fd())?;
+        check_eq!(stats.values()?.get("pages_2m").copied(), Some(1));
         t.write(500)?;
         check_eq!(data.read(500), WRITE | 500);
         drop(t);
@@ -519,6 +586,7 @@ fn main() {
                 "huge_page_collapse_moves_the_guest_along",
                 huge_page_collapse_moves_the_guest_along,
             ),
+            ("huge_pages_map_as_blocks", huge_pages_map_as_blocks),
             ("hugetlb_slot_works", hugetlb_slot_works),
             (
                 "page_idle_sees_guest_accesses",

@@ -35,6 +35,7 @@ const IMPLEMENTED_CAPS: &[(u32, Want)] = &[
     (kb::KVM_CAP_NR_VCPUS, Is(2)), // the emulated host has 2 CPUs
     (kb::KVM_CAP_NR_MEMSLOTS, Is(512)),
     (kb::KVM_CAP_MP_STATE, Is(1)),
+    (kb::KVM_CAP_SYNC_MMU, Is(1)), // stage 2 follows the VMM's mm (MMU notifier)
     (kb::KVM_CAP_COALESCED_MMIO, Is(1)), // the ring's page offset in the vCPU mapping
     (kb::KVM_CAP_DESTROY_MEMORY_REGION_WORKS, Is(1)),
     (kb::KVM_CAP_IRQ_ROUTING, Is(4096)), // the routing table's size (KVM_MAX_IRQ_ROUTES)

@@ -19,6 +19,7 @@
 #include <linux/linkage.h>
 #include <asm/assembler.h>
 
+#include <asm/ptrace.h>
 #include <asm/virt.h>
 
 /*
@@ -340,7 +341,12 @@ SYM_INNER_LABEL(__rkvm_hyp_init, SYM_L_GLOBAL)
 	isb
 	/* Stale EL2 entries of an earlier install must not survive. */
 	tlbi	alle2
-	dsb	nsh
+	/*
+	 * Nor any guest translation, on any CPU: a VMID flush that found no CPU with the
+	 * runtime is left to this (rust/hyp/nvhe.rs: tlb_flush_vmid).
+	 */
+	tlbi	alle1is
+	dsb	ish
 	msr	sctlr_el2, x4
 	isb
 	ic	iallu
@@ -430,27 +436,37 @@ __rkvm_hyp_text_start:
 	.align 7
 	stp	x0, x1, [sp, #-16]!
 	mrs	x0, hcr_el2
-	tbz	x0, #HCR_VM_BIT, __rkvm_hyp_bad_exception
+	tbz	x0, #HCR_VM_BIT, __rkvm_hyp_host_exception
 	mov	x1, #\code
 	b	__rkvm_hyp_guest_exit
 .endm
 
-.macro bad_vector
+/*
+ * An exception taken at EL2: a bug in rkvm's runtime. SP may be what caused it (an
+ * overflow into the guard page below the stack), so nothing touches the stack before SP
+ * is back at the top of this CPU's stack, the HypCpu address in TPIDR_EL2; x0 is lost.
+ * TPIDR_EL2 bit 0 says the panic path itself faulted: then the CPU parks rather than
+ * take the same exception again and again.
+ */
+.macro el2_vector
 	.align 7
-	stp	x0, x1, [sp, #-16]!
-	b	__rkvm_hyp_bad_exception
+	mrs	x0, tpidr_el2
+	tbnz	x0, #0, __rkvm_hyp_park
+	mov	sp, x0
+	mov	x1, #1
+	b	__rkvm_hyp_panic
 .endm
 
 	.align 11
 SYM_CODE_START(__rkvm_hyp_vectors)
-	bad_vector				/* current EL, SP_EL0 */
-	bad_vector
-	bad_vector
-	bad_vector
-	bad_vector				/* current EL, SP_ELx: an EL2 bug */
-	bad_vector
-	bad_vector
-	bad_vector
+	el2_vector				/* current EL, SP_EL0 */
+	el2_vector
+	el2_vector
+	el2_vector
+	el2_vector				/* current EL, SP_ELx: an EL2 bug */
+	el2_vector
+	el2_vector
+	el2_vector
 	.align 7				/* lower EL, AArch64, sync: host call or guest */
 	stp	x0, x1, [sp, #-16]!
 	mrs	x0, hcr_el2
@@ -466,23 +482,115 @@ SYM_CODE_START(__rkvm_hyp_vectors)
 	guest_vector EXIT_SERROR
 SYM_CODE_END(__rkvm_hyp_vectors)
 
-/*
- * An exception rkvm's EL2 code cannot take: recorded in the HypCpu for a debugger and
- * parked. EL2 has no way to report it to the host without trusting broken state.
- */
-SYM_CODE_START_LOCAL(__rkvm_hyp_bad_exception)
+/* An exception from EL1 that is neither a guest exit nor a host call: a host bug. */
+SYM_CODE_START_LOCAL(__rkvm_hyp_host_exception)
 	mrs	x0, tpidr_el2
-	add	x0, x0, #HI
-	mrs	x1, esr_el2
-	str	x1, [x0, #H(HC_PANIC_ESR)]
-	mrs	x1, elr_el2
-	str	x1, [x0, #H(HC_PANIC_ELR)]
-	mrs	x1, far_el2
-	str	x1, [x0, #H(HC_PANIC_FAR)]
+	tbnz	x0, #0, __rkvm_hyp_park
+	mov	sp, x0
+	mov	x1, xzr
+	b	__rkvm_hyp_panic
+SYM_CODE_END(__rkvm_hyp_host_exception)
+
+/*
+ * Reports an exception EL2 cannot take to the host, as KVM's hyp_panic/__hyp_do_panic:
+ * records the syndrome in the HypCpu (for a debugger), puts the host's EL2 controls
+ * back (stage 2 and the guest's traps off), and, if the exception hit the world switch
+ * while the guest's EL1 state may be in the CPU, the host's EL1 state, SP_EL0 and
+ * x18-x30 too; then "returns" to rkvm_nvhe_hyp_panic (rust/helpers.c) at EL1h with
+ * DAIF masked, with ESR, SPSR, ELR, FAR, HPFAR and PAR_EL1 in x0-x5. That panics the
+ * host: EL2 cannot resume what faulted.
+ * x0: the HypCpu (hyp VA), also SP; x1: 1 for an exception taken at EL2, 0 from EL1.
+ */
+SYM_CODE_START_LOCAL(__rkvm_hyp_panic)
+	orr	x2, x0, #1
+	msr	tpidr_el2, x2
+	add	x17, x0, #HI
+	mrs	x10, esr_el2
+	mrs	x11, spsr_el2
+	mrs	x12, elr_el2
+	mrs	x13, far_el2
+	mrs	x14, hpfar_el2
+	mrs	x15, par_el1
+	str	x10, [x17, #H(HC_PANIC_ESR)]
+	str	x12, [x17, #H(HC_PANIC_ELR)]
+	str	x13, [x17, #H(HC_PANIC_FAR)]
+
+	ldp	x2, x3, [x17, #H(HC_HOST_HCR)]
+	msr	hcr_el2, x2
+	msr	cptr_el2, x3
+	msr	vttbr_el2, xzr
+	ldp	x2, x3, [x17, #H(HC_HOST_MDCR)]
+	msr	mdcr_el2, x2
+	msr	cnthctl_el2, x3
+	ldr	x2, [x17, #H(HC_HOST_VMPIDR)]
+	msr	vmpidr_el2, x2
+	ldr	x4, [x17, #H(HC_FEATURES)]
+	add	x5, x0, #HC_HOST_HCRX
+	add	x6, x0, #HC_HOST_FGT
+	el2_traps_load x4, x5, x6, x2, x3
+	isb
+
+	/* Between these labels the CPU may hold the guest's EL1 state. */
+	cbz	x1, 5f
+	adr	x2, .Lhost_el1_saved
+	adr	x3, .Lhost_el1_restored
+	cmp	x12, x2
+	b.lo	5f
+	cmp	x12, x3
+	b.hs	5f
+	ldr	x5, [x17, #H(HC_GIC_NR_APRS)]
+	cbz	x5, 1f
+	msr	ICH_HCR_EL2, xzr
+	mrs	x2, ICC_SRE_EL2
+	orr	x2, x2, #ICC_SRE_EL2_ENABLE
+	msr	ICC_SRE_EL2, x2
+1:	msr	cntv_ctl_el0, xzr
+	msr	cntvoff_el2, xzr
+	tbz	x4, #FEAT_TCRX, 2f
+	ldr	x2, [x17, #H(HC_HOST_TCR2)]
+	msr	RKVM_TCR2_EL1, x2
+2:	tbz	x4, #FEAT_S1PIE, 3f
+	ldp	x2, x3, [x17, #H(HC_HOST_PIR)]
+	msr	RKVM_PIR_EL1, x2
+	msr	RKVM_PIRE0_EL1, x3
+3:	tbz	x4, #FEAT_S1POE, 4f
+	ldr	x2, [x17, #H(HC_HOST_POR)]
+	msr	RKVM_POR_EL1, x2
+4:	tbz	x4, #FEAT_SCTLRX, 6f
+	ldr	x2, [x17, #H(HC_HOST_SCTLR2)]
+	msr	RKVM_SCTLR2_EL1, x2
+6:	load_el1 x17, H(HC_HOST_EL1)
+	ldr	x2, [x17, #H(HC_HOST_SP_EL0)]
+	msr	sp_el0, x2
+	ldp	x18, x19, [x17, #H(HC_HOST_X18)]
+	ldp	x20, x21, [x17, #H(HC_HOST_X18 + 16)]
+	ldp	x22, x23, [x17, #H(HC_HOST_X18 + 32)]
+	ldp	x24, x25, [x17, #H(HC_HOST_X18 + 48)]
+	ldp	x26, x27, [x17, #H(HC_HOST_X18 + 64)]
+	ldp	x28, x29, [x17, #H(HC_HOST_X18 + 80)]
+	ldr	x30, [x17, #H(HC_HOST_X18 + 96)]
+
+5:	ldr	x2, [x17, #H(HC_PANIC_HANDLER)]
+	msr	elr_el2, x2
+	mov	x2, #(PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT | PSR_MODE_EL1h)
+	msr	spsr_el2, x2
+	mov	x0, x10
+	mov	x1, x11
+	mov	x2, x12
+	mov	x3, x13
+	mov	x4, x14
+	mov	x5, x15
+	eret
+	dsb	nsh
+	isb
+SYM_CODE_END(__rkvm_hyp_panic)
+
+/* The panic path itself faulted: nothing left to trust. */
+SYM_CODE_START_LOCAL(__rkvm_hyp_park)
 	dsb	sy
 1:	wfe
 	b	1b
-SYM_CODE_END(__rkvm_hyp_bad_exception)
+SYM_CODE_END(__rkvm_hyp_park)
 
 /*
  * An HVC from the host kernel at EL1: x0 the function, x1.. its arguments, the caller's
@@ -493,7 +601,7 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_host_call)
 	mrs	x0, esr_el2
 	lsr	x0, x0, #ESR_EC_SHIFT
 	cmp	x0, #ESR_EC_HVC64
-	b.ne	__rkvm_hyp_bad_exception
+	b.ne	__rkvm_hyp_host_exception
 	ldp	x0, x1, [sp], #16
 
 	mov_q	x9, RKVM_HC_VCPU_RUN
@@ -596,6 +704,8 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 	str	x2, [x17, #H(HC_HOST_SCTLR2)]
 	msr	RKVM_SCTLR2_EL1, xzr
 4:
+	/* From here to .Lhost_el1_restored a panic puts the host's EL1 state back. */
+.Lhost_el1_saved:
 	/* The host's EL2 controls (the stub's values; VPIDR stays the real MIDR). */
 	mrs	x1, hcr_el2
 	mrs	x2, cptr_el2
@@ -777,6 +887,7 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_guest_exit)
 	ldp	x26, x27, [x17, #H(HC_HOST_X18 + 64)]
 	ldp	x28, x29, [x17, #H(HC_HOST_X18 + 80)]
 	ldr	x30, [x17, #H(HC_HOST_X18 + 96)]
+.Lhost_el1_restored:
 	mov	x0, x1
 	eret
 	dsb	nsh
