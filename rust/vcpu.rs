@@ -59,11 +59,7 @@ mod timer;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use load_put::LazyCell;
 
-/// Feature bits KVM defines (`KVM_VCPU_VALID_FEATURES`: bits 0-9).
-const KVM_VCPU_VALID_FEATURES: u32 = (1 << 10) - 1;
-/// `KVM_ARM_VCPU_INIT` feature bits rkvm implements.
-const FEATURE_POWER_OFF: u32 = 1 << sys::uapi::KVM_ARM_VCPU_POWER_OFF;
-const FEATURE_PSCI_0_2: u32 = 1 << sys::uapi::KVM_ARM_VCPU_PSCI_0_2;
+use crate::logic::features::{self, feature};
 
 /// Debug registers the guest programs (trapped; breakpoints are not armed in hardware).
 #[derive(Clone, Copy, Default)]
@@ -142,7 +138,9 @@ impl VcpuState {
     /// Back to the reset state (`KVM_ARM_VCPU_INIT`, PSCI `CPU_ON`), keeping the vCPU's
     /// identity, features and signal mask.
     fn reset(&mut self) {
+        let ptrauth = self.ctx.ptrauth;
         self.ctx = VcpuContext::reset(self.ctx.mpidr);
+        self.ctx.ptrauth = ptrauth;
         self.pending_mmio = None;
         self.debug = DebugRegs::default();
         self.actlr = 0;
@@ -428,35 +426,34 @@ impl Vcpu {
     /// `KVM_ARM_VCPU_INIT`: (re)sets the vCPU to its reset state with `init`'s features.
     ///
     /// As KVM (`kvm_vcpu_init_check_features`, `__kvm_vcpu_set_target`): bits KVM does
-    /// not know are `ENOENT`, known features rkvm does not offer `EINVAL`, and every vCPU
-    /// of a VM must have the same features, apart from `POWER_OFF`.
+    /// not know are `ENOENT`, known features rkvm does not offer `EINVAL`
+    /// (`logic::features`), and every vCPU of a VM must have the same features, apart
+    /// from `POWER_OFF`.
     fn init(&self, vm: &Vm, init: &sys::kvm_vcpu_init) -> Result<isize> {
         if init.target != sys::uapi::KVM_ARM_TARGET_GENERIC_V8 {
             return Err(EINVAL);
         }
-        let features = init.features[0];
-        if features & !KVM_VCPU_VALID_FEATURES != 0 || init.features[1..].iter().any(|f| *f != 0) {
-            return Err(ENOENT);
-        }
-        if features & !(FEATURE_POWER_OFF | FEATURE_PSCI_0_2) != 0 {
-            return Err(EINVAL);
-        }
+        let features = features::check_features(&init.features, crate::vm::host_has_ptrauth())?;
         let mut inner = self.inner.lock();
         {
             let mut vm_features = vm.vcpu_features.lock();
-            let shared = features & !FEATURE_POWER_OFF;
+            let shared = features & !feature::POWER_OFF;
             match *vm_features {
                 Some(f) if f != shared => return Err(EINVAL),
                 _ => *vm_features = Some(shared),
             }
+            if features::has_ptrauth(shared) {
+                vm.ptrauth.store(true, Relaxed);
+            }
         }
         inner.fp = FpState::default();
+        inner.state.ctx.ptrauth = features::has_ptrauth(features);
         inner.state.reset();
         // SAFETY: `inner` is held and no `KVM_RUN` is in progress, so nothing is loaded.
         unsafe { self.lazy.get() }.el1 = El1Regs::reset();
         inner.state.features = Some(features);
         self.power_update(|power| {
-            power.state = if features & FEATURE_POWER_OFF != 0 {
+            power.state = if features & feature::POWER_OFF != 0 {
                 MpState::Stopped
             } else {
                 MpState::Runnable
@@ -522,7 +519,7 @@ impl Vcpu {
 
     /// Whether the vCPU implements PSCI 0.2+ (it was initialised with that feature).
     pub(crate) fn has_psci(state: &VcpuState) -> bool {
-        state.features.is_some_and(|f| f & FEATURE_PSCI_0_2 != 0)
+        state.features.is_some_and(|f| f & feature::PSCI_0_2 != 0)
     }
 
     /// `KVM_GET_MP_STATE`: works before `KVM_ARM_VCPU_INIT` and while the vCPU runs.

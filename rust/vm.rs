@@ -22,6 +22,7 @@ use crate::{
         irqroute,
         memslot::{Request, MAX_SLOTS},
         pgtable::Geometry,
+        ptrauth,
         regs::SysReg,
         smccc_filter,
         stats::{vm_id, NAME_SIZE},
@@ -106,11 +107,25 @@ pub(crate) fn caps_host() -> caps::Host {
         steal_time: sys::task::sched_info_on(),
         msi_devid: false,
         ras: crate::hyp::has_ras(),
+        ptrauth: host_has_ptrauth(),
     }
 }
 
-/// The guest's view of the ID registers (`logic::idregs`), computed once per VM.
-pub(crate) struct IdRegs([u64; 56]);
+/// Whether vCPUs may have pointer authentication (`logic::ptrauth`).
+pub(crate) fn host_has_ptrauth() -> bool {
+    ptrauth::host_has_full_ptrauth(
+        host_id_reg(idregs::ID_AA64ISAR1_EL1),
+        host_id_reg(idregs::ID_AA64ISAR2_EL1),
+    )
+}
+
+/// The guest's view of the ID registers (`logic::idregs`), computed once per VM, and
+/// the pointer-authentication fields a VM whose vCPUs have it adds (zero where the host
+/// cannot offer it).
+pub(crate) struct IdRegs {
+    regs: [u64; 56],
+    ptrauth: [u64; 56],
+}
 
 /// ID registers the kernel tracks (CRm, op2); the others in the space read as zero.
 const KNOWN_ID_REGS: &[(u8, u8)] = &[
@@ -157,20 +172,39 @@ const KNOWN_ID_REGS: &[(u8, u8)] = &[
 impl IdRegs {
     fn new() -> Self {
         let mut regs = [0; 56];
+        let mut pauth = [0; 56];
+        let offered = host_has_ptrauth();
         for &(crm, op2) in KNOWN_ID_REGS {
             let host = host_id_reg((crm, op2));
             regs[Self::index(crm, op2)] = idregs::guest_view(crm, op2, host);
+            if offered {
+                pauth[Self::index(crm, op2)] = ptrauth::id_fields(crm, op2, host);
+            }
         }
-        Self(regs)
+        Self {
+            regs,
+            ptrauth: pauth,
+        }
     }
 
     fn index(crm: u8, op2: u8) -> usize {
         (usize::from(crm.clamp(1, 7)) - 1) * 8 + usize::from(op2 & 7)
     }
 
-    /// The value of ID register (3, 0, 0, `crm`, `op2`), `crm` in 1..=7.
+    /// The value of ID register (3, 0, 0, `crm`, `op2`), `crm` in 1..=7, for a vCPU
+    /// without pointer authentication.
     pub(crate) fn get(&self, crm: u8, op2: u8) -> u64 {
-        self.0[Self::index(crm, op2)]
+        self.regs[Self::index(crm, op2)]
+    }
+
+    /// The same for a vCPU with (`ptrauth`) or without pointer authentication.
+    pub(crate) fn get_for(&self, crm: u8, op2: u8, ptrauth: bool) -> u64 {
+        let i = Self::index(crm, op2);
+        if ptrauth {
+            self.regs[i] | self.ptrauth[i]
+        } else {
+            self.regs[i]
+        }
     }
 }
 
@@ -232,6 +266,9 @@ pub(crate) struct Vm {
     /// the first init.
     #[pin]
     pub(crate) vcpu_features: Mutex<Option<u32>>,
+    /// Those features include pointer authentication: the ID registers show it. Set
+    /// once, under `vcpu_features`, by the first init that fixes them.
+    pub(crate) ptrauth: AtomicBool,
     /// A vCPU has entered `KVM_RUN`; the VM's configuration is final.
     ran: AtomicBool,
     /// The firmware feature bitmaps (`logic::fwregs::FwBitmaps`), which the first
@@ -292,8 +329,10 @@ impl Vm {
             read_sanitised_id_reg(ID_AA64MMFR1_EL1),
         );
         let id_regs = IdRegs::new();
+        // The view with pointer authentication: a vCPU without it traps its key accesses
+        // through HCR_EL2.APK, whatever the fine-grained traps say.
         let guest_traps =
-            fgt::GuestTraps::compute(&host_id_reg, &|(crm, op2)| id_regs.get(crm, op2));
+            fgt::GuestTraps::compute(&host_id_reg, &|(crm, op2)| id_regs.get_for(crm, op2, true));
         let vm = Arc::pin_init(
             try_pin_init!(Self {
                 irq <- irqchip::IrqRouting::new(),
@@ -314,6 +353,7 @@ impl Vm {
                 vcpus <- new_mutex!(KVec::new(), "Vm::vcpus"),
                 debug_dir,
                 vcpu_features <- new_mutex!(None, "Vm::vcpu_features"),
+                ptrauth: AtomicBool::new(false),
                 ran: AtomicBool::new(false),
                 fw_bitmaps: AtomicU64::new(FwBitmaps::new().0),
                 psci_version: Atomic::new(0),
@@ -448,7 +488,9 @@ impl Vm {
     /// The guest's ID register (3, 0, 0, `crm`, `op2`): without an in-kernel vGIC, once a
     /// vCPU has run, the GIC fields read as zero (`idregs::without_irqchip`).
     pub(crate) fn id_reg(&self, crm: u8, op2: u8) -> u64 {
-        let value = self.id_regs.get(crm, op2);
+        let value = self
+            .id_regs
+            .get_for(crm, op2, self.ptrauth.load(Ordering::Relaxed));
         if self.has_run() && self.vgic().is_none() {
             idregs::without_irqchip(crm, op2, value)
         } else {

@@ -11,7 +11,7 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 
 action=check
-programs=module_load,system_ioctl,vm_run,lazy_switch,vm_errors,dirty_log,mmu_notifier,vm_robustness,bench_smoke,hostile_guest,host_traps,isolation,ioctl_fuzz,vgic,timer_irq,halt_poll,smp_power,pv_time,smccc_filter,vcpu_events,ioeventfd,binary_stats,coalesced_mmio,cpu_hotplug,lost_el2,vgic_delivery,its,resource_limits,qemu_boot
+programs=module_load,system_ioctl,vm_run,lazy_switch,vm_errors,dirty_log,mmu_notifier,vm_robustness,bench_smoke,hostile_guest,host_traps,ptrauth,isolation,ioctl_fuzz,vgic,timer_irq,halt_poll,smp_power,pv_time,smccc_filter,vcpu_events,ioeventfd,binary_stats,coalesced_mmio,cpu_hotplug,lost_el2,vgic_delivery,its,resource_limits,qemu_boot
 for word in $(cat /proc/cmdline); do
 	case "$word" in
 	rkvmtest.action=*) action=${word#*=} ;;

@@ -50,6 +50,8 @@ define! {
     HC_FAR = offset_of!(HypCpu, far);
     HC_HPFAR = offset_of!(HypCpu, hpfar);
     HC_EXIT_HCR = offset_of!(HypCpu, exit_hcr);
+    HC_GUEST_APIA = offset_of!(HypCpu, guest_apia);
+    HC_HOST_APIA = offset_of!(HypCpu, host_apia);
     HC_HOST_X18 = offset_of!(HypCpu, host_x18_x30);
     HC_HOST_SP_EL0 = offset_of!(HypCpu, host_sp_el0);
     HC_HOST_ELR_EL2 = offset_of!(HypCpu, host_elr_el2);
@@ -147,6 +149,10 @@ macro_rules! define_el1_switched {
     };
 }
 el1regs::el1_regs!(define_el1_switched);
+
+define! {
+    HCR_API_BIT = el2abi::HCR_API_SHIFT;
+}
 
 define! {
     EXIT_SYNC = exit::SYNC;

@@ -28,6 +28,12 @@ pub(crate) struct VcpuContext {
     pub(crate) pending_vserror: bool,
     /// ...with this syndrome in VSESR_EL2 (on a host with RAS).
     pub(crate) vsesr: u64,
+    /// The vCPU has pointer authentication (`logic::features::has_ptrauth`): HCR_EL2.API
+    /// and APK are set for it, and its keys are switched.
+    pub(crate) ptrauth: bool,
+    /// APIAKEYLO/HI_EL1, the key switched on every entry and exit of such a vCPU
+    /// (`logic::ptrauth::APIA_SLOTS`); the other keys are in [`El1Regs::keys`].
+    pub(crate) apia: [u64; 2],
 }
 
 impl VcpuContext {
@@ -41,6 +47,8 @@ impl VcpuContext {
             mpidr,
             pending_vserror: false,
             vsesr: 0,
+            ptrauth: false,
+            apia: [0; 2],
         }
     }
 
@@ -67,7 +75,13 @@ pub(crate) struct El1Regs {
     pub(crate) disr: u64,
     /// The guest's GICv3 CPU interface.
     pub(crate) gic: VgicCpuIf,
+    /// APIB, APDA, APDB and APGA (LO, HI each) of a vCPU with pointer authentication,
+    /// switched at load and put: the host kernel signs with APIA only.
+    pub(crate) keys: [u64; LAZY_KEYS],
 }
+
+/// The key registers [`El1Regs::keys`] holds: all but APIA's two.
+pub(crate) const LAZY_KEYS: usize = crate::logic::ptrauth::KEY_REGS - 2;
 
 impl El1Regs {
     /// Reset values.
@@ -87,6 +101,7 @@ impl El1Regs {
             },
             disr: 0,
             gic: VgicCpuIf::default(),
+            keys: [0; LAZY_KEYS],
         }
     }
 }

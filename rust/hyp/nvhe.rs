@@ -478,6 +478,13 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
     hc.gic_idle_hcr = l.vm.ich_hcr;
     hc.guest_hcrx = l.vm.traps.hcrx;
     hc.guest_fgt = l.vm.traps.fgt;
+    if l.ptrauth {
+        // SAFETY: the CPUs have pointer authentication (the vCPU could not have it
+        // otherwise) and the host's HCR_EL2 has APK (`HCR_HOST_NVHE_FLAGS`); the host
+        // kernel at EL1 signs with APIA only, which EL2 switches per entry, and its EL0
+        // runs only after `put`.
+        l.host_keys = unsafe { sysreg::swap_lazy_keys(&l.el1.keys) };
+    }
     l.loaded = true;
 }
 
@@ -500,6 +507,10 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
     g.regs.sys[El1Reg::Actlr as usize] = actlr;
     g.regs.sys[El1Reg::Mdscr as usize] = mdscr;
     g.disr = hc.guest_disr;
+    if l.ptrauth {
+        // SAFETY: as in `load`, which put the guest's keys here.
+        g.keys = unsafe { sysreg::swap_lazy_keys(&l.host_keys) };
+    }
     l.loaded = false;
 }
 
@@ -618,7 +629,13 @@ pub(crate) fn run(
     hc.pc = ctx.pc;
     hc.pstate = ctx.pstate;
     hc.gic = *gic;
-    let mut hcr = traps::guest_hcr(false, hc.features & feature::RAS != 0);
+    let mut hcr = traps::guest_hcr_ptrauth(
+        traps::guest_hcr(false, hc.features & feature::RAS != 0),
+        ctx.ptrauth,
+    );
+    if ctx.ptrauth {
+        hc.guest_apia = ctx.apia;
+    }
     if ctx.pending_vserror {
         hcr |= traps::hcr::VSE;
         ctx.pending_vserror = false;
@@ -639,6 +656,9 @@ pub(crate) fn run(
     ctx.gprs = hc.gprs;
     ctx.pc = hc.pc;
     ctx.pstate = hc.pstate;
+    if ctx.ptrauth {
+        ctx.apia = hc.guest_apia;
+    }
     *gic = hc.gic;
     if hc.exit_hcr & traps::hcr::VSE != 0 {
         ctx.pending_vserror = true;

@@ -244,3 +244,47 @@ pub(crate) fn isb() {
     // SAFETY: a barrier has no memory-safety effect.
     unsafe { asm!("isb", options(nostack)) };
 }
+
+// The pointer-authentication keys but APIA (`context::El1Regs::keys` order): the host
+// kernel never uses them (it signs with APIA only), so they move at vcpu_load/put.
+sysreg!(apibkeylo_el1, "s3_0_c2_c1_2");
+sysreg!(apibkeyhi_el1, "s3_0_c2_c1_3");
+sysreg!(apdakeylo_el1, "s3_0_c2_c2_0");
+sysreg!(apdakeyhi_el1, "s3_0_c2_c2_1");
+sysreg!(apdbkeylo_el1, "s3_0_c2_c2_2");
+sysreg!(apdbkeyhi_el1, "s3_0_c2_c2_3");
+sysreg!(apgakeylo_el1, "s3_0_c2_c3_0");
+sysreg!(apgakeyhi_el1, "s3_0_c2_c3_1");
+
+/// Puts `new` in APIB, APDA, APDB and APGA and returns what they held.
+///
+/// # Safety
+///
+/// The CPU has pointer authentication and the keys are accessible here (EL2, or EL1
+/// under an HCR_EL2 with APK set, as the kernel's nVHE host flags have it); no code that
+/// runs before the matching swap back uses these keys (the host kernel signs with APIA
+/// only, and its EL0 runs only after `vcpu_put`).
+pub(crate) unsafe fn swap_lazy_keys(new: &[u64; 8]) -> [u64; 8] {
+    // SAFETY: by the caller's guarantee.
+    unsafe {
+        let old = [
+            apibkeylo_el1::read(),
+            apibkeyhi_el1::read(),
+            apdakeylo_el1::read(),
+            apdakeyhi_el1::read(),
+            apdbkeylo_el1::read(),
+            apdbkeyhi_el1::read(),
+            apgakeylo_el1::read(),
+            apgakeyhi_el1::read(),
+        ];
+        apibkeylo_el1::write(new[0]);
+        apibkeyhi_el1::write(new[1]);
+        apdakeylo_el1::write(new[2]);
+        apdakeyhi_el1::write(new[3]);
+        apdbkeylo_el1::write(new[4]);
+        apdbkeyhi_el1::write(new[5]);
+        apgakeylo_el1::write(new[6]);
+        apgakeyhi_el1::write(new[7]);
+        old
+    }
+}

@@ -9,7 +9,7 @@
 //! every entry ([`run`]). This is the design of "Optimize KVM/ARM for VHE systems".
 
 use super::{
-    context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs},
+    context::{El1Regs, Exit, ExitCode, VcpuContext, VgicCpuIf, VmRegs, LAZY_KEYS},
     sysreg::{self, isb},
 };
 use crate::logic::{
@@ -23,7 +23,8 @@ use kernel::interrupt::LocalInterruptDisabled;
 
 extern "C" {
     /// Loads the guest's GPRs and enters it; returns the exit code (`entry.S`).
-    fn __rkvm_vhe_guest_enter(gprs: *mut super::context::GuestGprs) -> u64;
+    /// `apia`: the guest's APIA key for a vCPU with pointer authentication, else null.
+    fn __rkvm_vhe_guest_enter(gprs: *mut super::context::GuestGprs, apia: *mut u64) -> u64;
     /// EL2 vectors live while a guest runs.
     static __rkvm_vhe_vectors: [u8; 0];
     /// The host's VBAR_EL2, for the panic path in `entry.S`.
@@ -113,6 +114,10 @@ pub(crate) struct Lazy {
     pub(crate) vm: VmRegs,
     pub(crate) mpidr: u64,
     host: HostSaved,
+    /// The vCPU has pointer authentication (set by `KVM_RUN`): `el1.keys` move too.
+    pub(crate) ptrauth: bool,
+    /// The host's keys `el1.keys` replace while loaded (both backends).
+    pub(crate) host_keys: [u64; LAZY_KEYS],
     /// The guest's registers are in this CPU.
     pub(crate) loaded: bool,
 }
@@ -124,6 +129,8 @@ impl Lazy {
             vm: VmRegs::default(),
             mpidr: 0,
             host: HostSaved::default(),
+            ptrauth: false,
+            host_keys: [0; LAZY_KEYS],
             loaded: false,
         }
     }
@@ -165,6 +172,9 @@ pub(crate) unsafe fn load(l: &mut Lazy) {
         sysreg::cntv_ctl_el02::write(r.cntv_ctl);
         if RAS.load(Relaxed) {
             sysreg::vdisr_el2::write(g.disr);
+        }
+        if l.ptrauth {
+            l.host_keys = sysreg::swap_lazy_keys(&g.keys);
         }
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_restore_vmcr_aprs(&g.gic, nr_aprs);
@@ -245,6 +255,9 @@ pub(crate) unsafe fn put(l: &mut Lazy) {
         sysreg::cntv_ctl_el02::write(0);
         if RAS.load(Relaxed) {
             g.disr = sysreg::vdisr_el2::read();
+        }
+        if l.ptrauth {
+            g.keys = sysreg::swap_lazy_keys(&l.host_keys);
         }
         if let Some(nr_aprs) = super::vgic_nr_aprs() {
             vgic_save_vmcr_aprs(&mut g.gic, nr_aprs);
@@ -450,7 +463,8 @@ pub(crate) fn run(
 
         sysreg::elr_el2::write(ctx.pc);
         sysreg::spsr_el2::write(ctx.pstate);
-        let mut hcr = traps::guest_hcr(true, RAS.load(Relaxed));
+        let mut hcr =
+            traps::guest_hcr_ptrauth(traps::guest_hcr(true, RAS.load(Relaxed)), ctx.ptrauth);
         if ctx.pending_vserror {
             hcr |= traps::hcr::VSE;
             ctx.pending_vserror = false;
@@ -472,7 +486,12 @@ pub(crate) fn run(
         sysreg::hcr_el2::write(hcr);
         isb();
 
-        let code = __rkvm_vhe_guest_enter(&mut ctx.gprs);
+        let apia = if ctx.ptrauth {
+            ctx.apia.as_mut_ptr()
+        } else {
+            core::ptr::null_mut()
+        };
+        let code = __rkvm_vhe_guest_enter(&mut ctx.gprs, apia);
 
         // The exit vectors return only the four exit codes; anything else is a failed
         // entry, never an exit with a stale syndrome.

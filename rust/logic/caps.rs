@@ -48,6 +48,8 @@ pub(crate) const KVM_CAP_VCPU_EVENTS: CapNr = 41;
 pub(crate) const KVM_CAP_ARM_INJECT_SERROR_ESR: CapNr = 158;
 pub(crate) const KVM_CAP_ARM_INJECT_EXT_DABT: CapNr = 178;
 pub(crate) const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: CapNr = 168;
+pub(crate) const KVM_CAP_ARM_PTRAUTH_ADDRESS: CapNr = 171;
+pub(crate) const KVM_CAP_ARM_PTRAUTH_GENERIC: CapNr = 172;
 
 /// What the answers depend on.
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +76,9 @@ pub(crate) struct Host {
     /// Every CPU has RAS: a virtual SError carries the syndrome userspace gives it
     /// (VSESR_EL2).
     pub(crate) ras: bool,
+    /// Every CPU has address and generic pointer authentication with one algorithm
+    /// (`logic::ptrauth::host_has_full_ptrauth`).
+    pub(crate) ptrauth: bool,
 }
 
 /// The value `KVM_CHECK_EXTENSION` returns for `cap`: 0 when unsupported.
@@ -120,6 +125,8 @@ pub(crate) fn check_extension(cap: CapNr, host: &Host) -> i64 {
         }
         KVM_CAP_MSI_DEVID => i64::from(host.msi_devid),
         KVM_CAP_ARM_INJECT_SERROR_ESR => i64::from(host.ras),
+        // Both or neither, as KVM_ARM_VCPU_INIT takes the two features.
+        KVM_CAP_ARM_PTRAUTH_ADDRESS | KVM_CAP_ARM_PTRAUTH_GENERIC => i64::from(host.ptrauth),
         // KVM_GET_DIRTY_LOG and KVM_CLEAR_DIRTY_LOG; the value is the options
         // KVM_ENABLE_CAP takes (arm64's KVM_DIRTY_LOG_MANUAL_CAPS).
         KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => super::dirtylog::MANUAL_CAPS as i64,
@@ -173,6 +180,7 @@ mod tests {
         steal_time: true,
         msi_devid: false,
         ras: true,
+        ptrauth: false,
     };
 
     #[test]
@@ -275,6 +283,18 @@ mod tests {
         assert_eq!(check_extension(KVM_CAP_DEVICE_CTRL, &HOST), 0);
         assert_eq!(check_extension(KVM_CAP_IRQFD, &HOST), 0);
         assert_eq!(check_extension(KVM_CAP_IRQ_ROUTING, &HOST), 4096);
+    }
+
+    #[test]
+    fn pointer_authentication() {
+        let host = Host {
+            ptrauth: true,
+            ..HOST
+        };
+        for cap in [KVM_CAP_ARM_PTRAUTH_ADDRESS, KVM_CAP_ARM_PTRAUTH_GENERIC] {
+            assert_eq!(check_extension(cap, &HOST), 0);
+            assert_eq!(check_extension(cap, &host), 1);
+        }
     }
 
     #[test]

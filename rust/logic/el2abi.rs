@@ -87,6 +87,11 @@ pub(crate) struct HypCpu {
     pub(crate) far: u64,
     pub(crate) hpfar: u64,
     pub(crate) exit_hcr: u64,
+    /// APIAKEYLO/HI_EL1 of a vCPU with pointer authentication (HCR_EL2.API in `hcr`):
+    /// the guest's, in for the entry and out after the exit, and the host kernel's,
+    /// saved by EL2 meanwhile (the other keys move at load and put, from EL1).
+    pub(crate) guest_apia: [u64; 2],
+    pub(crate) host_apia: [u64; 2],
     // The host's, saved by EL2 while a guest runs.
     pub(crate) host_x18_x30: [u64; 13],
     pub(crate) host_sp_el0: u64,
@@ -178,6 +183,10 @@ pub(crate) mod exit {
     pub(crate) const FIQ: u64 = 3;
     pub(crate) const SERROR: u64 = 4;
 }
+
+/// HCR_EL2.API, set for a vCPU with pointer authentication: the nVHE world switch tests
+/// it to switch the APIA key (`logic::traps::hcr::API`).
+pub(crate) const HCR_API_SHIFT: u32 = 41;
 
 /// The world switch's return value as the run loop acts on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

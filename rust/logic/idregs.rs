@@ -120,8 +120,8 @@ pub(crate) const ISAR0_KEEP: u64 = fields(&[
 ]);
 
 /// `ID_AA64ISAR1_EL1`: all allocated fields except pointer authentication (APA, API, GPA,
-/// GPI: rkvm does not switch the keys) and LS64 (64-byte device accesses cannot be
-/// emulated as MMIO).
+/// GPI: shown only to a VM whose vCPUs have it, `logic::ptrauth::id_fields`) and LS64
+/// (64-byte device accesses cannot be emulated as MMIO).
 pub(crate) const ISAR1_KEEP: u64 = fields(&[
     0,  // DPB
     12, // JSCVT
@@ -137,7 +137,8 @@ pub(crate) const ISAR1_KEEP: u64 = fields(&[
 ]);
 
 /// `ID_AA64ISAR2_EL1`: RPRES, BC and CLRBHB only. Hidden among others: WFxT (needs timer
-/// handling), MOPS (needs exception handling), APA3/GPA3 (pointer authentication).
+/// handling), MOPS (needs exception handling), APA3/GPA3/PAC_frac (pointer
+/// authentication, added per VM as in ISAR1).
 pub(crate) const ISAR2_KEEP: u64 = fields(&[
     4,  // RPRES
     20, // BC

@@ -629,7 +629,7 @@ mod tests {
         assert_eq!(TIMER_CNT_ID, 0x6030_0000_0013_df1a);
         assert_eq!(TIMER_CVAL_ID, 0x6030_0000_0013_df02);
         let meaning = |id| match decode_id(id) {
-            Some(RegId::Sys(r)) => match super::super::sysregs::user_storage(r) {
+            Some(RegId::Sys(r)) => match super::super::sysregs::user_storage(r, false) {
                 Some(super::super::sysregs::Storage::Timer(t)) => Some(t),
                 _ => None,
             },
@@ -723,7 +723,7 @@ mod tests {
         for (i, r) in El1Reg::ALL.into_iter().enumerate() {
             assert_eq!(r as usize, i);
             assert_eq!(
-                super::super::sysregs::user_storage(r.sysreg()),
+                super::super::sysregs::user_storage(r.sysreg(), false),
                 Some(super::super::sysregs::Storage::El1(r))
             );
         }

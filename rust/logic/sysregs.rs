@@ -17,6 +17,7 @@
 
 use super::{
     el1regs::El1Reg,
+    ptrauth::{key_encoding, KEY_REGS},
     regs::{
         Aa32Reg, DebugBank, HostIdReg, SysReg, TimerReg, AIDR_EL1, CLIDR_EL1, CNTPCT_EL0,
         CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, CTR_EL0, DACR32_EL2,
@@ -71,6 +72,8 @@ pub(crate) enum Storage {
     Dbgvcr32,
     Disr,
     Aa32(Aa32Reg),
+    /// A pointer-authentication key register, by slot (`logic::ptrauth::KEY_REGS`).
+    PtrauthKey(u8),
 }
 
 /// Which directions of a trapped access are allowed; the other is UNDEFINED.
@@ -147,6 +150,16 @@ pub(crate) struct SysRegDesc {
     pub(crate) guest: Guest,
     /// In `KVM_GET_REG_LIST` and reachable through ONE_REG (needs `storage`).
     pub(crate) user: bool,
+    /// Exists only for a vCPU with pointer authentication (KVM's `ptrauth_visibility`).
+    pub(crate) ptrauth: bool,
+}
+
+impl SysRegDesc {
+    /// Whether ONE_REG and `KVM_GET_REG_LIST` show the row to a vCPU that has pointer
+    /// authentication (`ptrauth`) or not.
+    const fn user_visible(&self, ptrauth: bool) -> bool {
+        self.user && (ptrauth || !self.ptrauth)
+    }
 }
 
 const fn row(reg: SysReg, storage: Option<Storage>, guest: Guest, user: bool) -> SysRegDesc {
@@ -155,6 +168,7 @@ const fn row(reg: SysReg, storage: Option<Storage>, guest: Guest, user: bool) ->
         storage,
         guest,
         user,
+        ptrauth: false,
     }
 }
 
@@ -239,8 +253,8 @@ const FIXED: [SysRegDesc; 37] = [
 ];
 
 /// Rows in the table: the fixed ones, the EL1 file, the 64 breakpoint and watchpoint
-/// registers and the 56 encodings of the ID space.
-const LEN: usize = FIXED.len() + El1Reg::COUNT + 64 + 56;
+/// registers, the 56 encodings of the ID space and the pointer-authentication keys.
+const LEN: usize = FIXED.len() + El1Reg::COUNT + 64 + 56 + KEY_REGS;
 
 /// The table, ascending by encoding.
 pub(crate) static SYS_REGS: [SysRegDesc; LEN] = build();
@@ -311,6 +325,21 @@ const fn build() -> [SysRegDesc; LEN] {
         }
         crm += 1;
     }
+    // The keys: in the CPU while a vCPU with pointer authentication runs (HCR_EL2.APK);
+    // for any other vCPU an access traps and finds UNDEF, as KVM's `undef_access`.
+    let mut k = 0;
+    while k < KEY_REGS {
+        let (op0, op1, crn, crm, op2) = key_encoding(k);
+        let mut d = user(
+            r(op0, op1, crn, crm, op2),
+            Storage::PtrauthKey(k as u8),
+            Guest::Undef,
+        );
+        d.ptrauth = true;
+        out[n] = d;
+        n += 1;
+        k += 1;
+    }
     assert!(n == LEN);
     // Insertion sort by encoding, at compile time.
     let mut i = 1;
@@ -362,15 +391,21 @@ pub(crate) fn lookup(reg: SysReg) -> Option<&'static SysRegDesc> {
     }
 }
 
-/// The register ONE_REG reaches under `reg`, if userspace may see it.
-pub(crate) fn user_storage(reg: SysReg) -> Option<Storage> {
-    lookup(reg).filter(|d| d.user).and_then(|d| d.storage)
+/// The register ONE_REG reaches under `reg`, if userspace may see it on a vCPU with
+/// pointer authentication (`ptrauth`) or without.
+pub(crate) fn user_storage(reg: SysReg, ptrauth: bool) -> Option<Storage> {
+    lookup(reg)
+        .filter(|d| d.user_visible(ptrauth))
+        .and_then(|d| d.storage)
 }
 
-/// The registers `KVM_GET_REG_LIST` reports, ascending by encoding as KVM's table walk
-/// lists them.
-pub(crate) fn user_regs() -> impl Iterator<Item = SysReg> {
-    SYS_REGS.iter().filter(|d| d.user).map(|d| d.reg)
+/// The registers `KVM_GET_REG_LIST` reports for such a vCPU, ascending by encoding as
+/// KVM's table walk lists them.
+pub(crate) fn user_regs(ptrauth: bool) -> impl Iterator<Item = SysReg> {
+    SYS_REGS
+        .iter()
+        .filter(move |d| d.user_visible(ptrauth))
+        .map(|d| d.reg)
 }
 
 #[cfg(test)]
@@ -412,36 +447,51 @@ mod tests {
 
     #[test]
     fn register_list_matches_kvm() {
-        let list: Vec<SysReg> = user_regs().collect();
+        let list: Vec<SysReg> = user_regs(false).collect();
         // 64 debug, MDCCINT, OSLSR, DBGVCR32, MPIDR, 5 host IDs, 3 AArch32, 6 timer, DISR,
         // the EL1 file and the 56 ID encodings, as KVM's get-reg-list test expects.
         assert_eq!(list.len(), 64 + 3 + 1 + 5 + 3 + 6 + 1 + El1Reg::COUNT + 56);
+        // With pointer authentication, the ten key registers too (its "ptrauth" sublist).
+        let with: Vec<SysReg> = user_regs(true).collect();
+        assert_eq!(with.len(), list.len() + KEY_REGS);
+        let keys: Vec<u64> = with
+            .iter()
+            .filter(|r| !list.contains(r))
+            .map(|&r| regs::sys_id(r))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                0x6030_0000_0013_c108,
+                0x6030_0000_0013_c109,
+                0x6030_0000_0013_c10a,
+                0x6030_0000_0013_c10b,
+                0x6030_0000_0013_c110,
+                0x6030_0000_0013_c111,
+                0x6030_0000_0013_c112,
+                0x6030_0000_0013_c113,
+                0x6030_0000_0013_c118,
+                0x6030_0000_0013_c119,
+            ]
+        );
         // The uapi timer ids, the swap included.
+        let s = |reg| user_storage(reg, false);
+        assert_eq!(s(regs::CNTV_CVAL_EL0), Some(Storage::Timer(TimerReg::Cnt)));
+        assert_eq!(s(regs::CNTVCT_EL0), Some(Storage::Timer(TimerReg::Cval)));
+        assert_eq!(s(regs::SCTLR_EL1), Some(Storage::El1(El1Reg::Sctlr)));
         assert_eq!(
-            user_storage(regs::CNTV_CVAL_EL0),
-            Some(Storage::Timer(TimerReg::Cnt))
-        );
-        assert_eq!(
-            user_storage(regs::CNTVCT_EL0),
-            Some(Storage::Timer(TimerReg::Cval))
-        );
-        assert_eq!(
-            user_storage(regs::SCTLR_EL1),
-            Some(Storage::El1(El1Reg::Sctlr))
-        );
-        assert_eq!(
-            user_storage(r(2, 0, 0, 15, 7)),
+            s(r(2, 0, 0, 15, 7)),
             Some(Storage::Debug(DebugBank::Wcr, 15))
         );
         // Guest-only registers are not in ONE_REG.
-        assert_eq!(user_storage(r(2, 0, 1, 0, 4)), None);
-        assert_eq!(user_storage(r(3, 0, 12, 11, 5)), None);
+        assert_eq!(s(r(2, 0, 1, 0, 4)), None);
+        assert_eq!(s(r(3, 0, 12, 11, 5)), None);
     }
 
     #[test]
     fn register_ids_of_kvms_get_reg_list_test() {
-        let ids: Vec<u64> = user_regs().map(regs::sys_id).collect();
-        for r in user_regs() {
+        let ids: Vec<u64> = user_regs(false).map(regs::sys_id).collect();
+        for r in user_regs(true) {
             assert_eq!(regs::decode_id(regs::sys_id(r)), Some(regs::RegId::Sys(r)));
         }
         // DBGBVR0, DBGWCR15, the first and last ID registers, CNTPCT_EL0, FPEXC32_EL2,
@@ -463,7 +513,7 @@ mod tests {
 
     #[test]
     fn storage_of_user_registers() {
-        let s = user_storage;
+        let s = |reg| user_storage(reg, false);
         assert_eq!(s(regs::SCTLR_EL1), Some(Storage::El1(El1Reg::Sctlr)));
         assert_eq!(s(regs::MDSCR_EL1), Some(Storage::El1(El1Reg::Mdscr)));
         assert_eq!(s(r(2, 0, 0, 3, 4)), Some(Storage::Debug(DebugBank::Bvr, 3)));
@@ -471,8 +521,9 @@ mod tests {
         assert_eq!(s(CTR_EL0), Some(Storage::HostId(HostIdReg::Ctr)));
         assert_eq!(s(FPEXC32_EL2), Some(Storage::Aa32(Aa32Reg::Fpexc)));
         assert_eq!(s(DISR_EL1), Some(Storage::Disr));
-        // Not offered: PMU, pointer-authentication keys, VDISR_EL2, the debug registers
-        // of op2 0..=3, MDRAR, OSDLR (guest state only, as on KVM).
+        // Not offered: PMU, pointer-authentication keys (without the feature),
+        // VDISR_EL2, the debug registers of op2 0..=3, MDRAR, OSDLR (guest state only, as
+        // on KVM).
         for reg in [
             r(3, 3, 9, 12, 0),
             r(3, 0, 2, 1, 0),
@@ -483,6 +534,25 @@ mod tests {
         ] {
             assert_eq!(s(reg), None, "{reg:?}");
         }
+        // The keys, by slot, for a vCPU with the feature; never emulated for the guest.
+        assert_eq!(
+            user_storage(r(3, 0, 2, 1, 0), true),
+            Some(Storage::PtrauthKey(0))
+        );
+        assert_eq!(
+            user_storage(r(3, 0, 2, 3, 1), true),
+            Some(Storage::PtrauthKey(9))
+        );
+        assert_eq!(user_storage(r(3, 0, 2, 3, 2), true), None);
+        for k in 0..KEY_REGS {
+            let (op0, op1, crn, crm, op2) = key_encoding(k);
+            assert_eq!(
+                lookup(r(op0, op1, crn, crm, op2)).unwrap().guest,
+                Guest::Undef
+            );
+        }
+        // Everything else looks the same either way.
+        assert!(user_regs(false).all(|reg| user_storage(reg, true) == s(reg)));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub(crate) mod hcr {
     pub(crate) const TIDCP: u64 = 1 << 20;
     pub(crate) const TACR: u64 = 1 << 21;
     pub(crate) const TSW: u64 = 1 << 22;
+    /// Pointer-authentication instructions (API) and key registers (APK) do not trap.
+    pub(crate) const APK: u64 = 1 << 40;
+    pub(crate) const API: u64 = 1 << super::super::el2abi::HCR_API_SHIFT;
     pub(crate) const TGE: u64 = 1 << 27;
     pub(crate) const RW: u64 = 1 << 31;
     pub(crate) const E2H: u64 = 1 << 34;
@@ -42,6 +45,10 @@ pub(crate) mod hcr {
 /// (TERR; the guest's view has no RAS, so they UNDEF as KVM's `access_ras` makes them)
 /// and synchronous external aborts are taken to EL2 (TEA), which hands them back to the
 /// guest as aborts.
+///
+/// A vCPU with pointer authentication adds [`hcr::API`] and [`hcr::APK`]
+/// ([`guest_hcr_ptrauth`]); for any other, PAC instructions and key accesses trap and
+/// UNDEF, as KVM.
 pub(crate) const fn guest_hcr(vhe: bool, ras: bool) -> u64 {
     let mut flags = hcr::VM
         | hcr::SWIO
@@ -67,6 +74,17 @@ pub(crate) const fn guest_hcr(vhe: bool, ras: bool) -> u64 {
         flags |= hcr::TERR | hcr::TEA;
     }
     flags
+}
+
+/// [`guest_hcr`] for a vCPU with (`ptrauth`) or without pointer authentication: its PAC
+/// instructions and key registers are the guest's own, with its keys in the CPU (KVM's
+/// `vcpu_set_pauth_traps`).
+pub(crate) const fn guest_hcr_ptrauth(hcr: u64, ptrauth: bool) -> u64 {
+    if ptrauth {
+        hcr | hcr::API | hcr::APK
+    } else {
+        hcr
+    }
 }
 
 /// CPTR_EL2.TAM, bit 30 in both layouts: AMU registers trap (KVM sets it for every
@@ -217,6 +235,13 @@ mod tests {
         assert_eq!(guest_hcr(true, true), 0x0000_003c_807c_663f);
         assert_eq!(guest_hcr(false, true) & (hcr::TERR | hcr::TEA), 3 << 36);
         assert_eq!(guest_hcr(true, true) & hcr::TGE, 0);
+        // Pointer authentication: untrapped only for a vCPU that has it.
+        assert_eq!(guest_hcr(true, true) & (hcr::API | hcr::APK), 0);
+        assert_eq!(guest_hcr_ptrauth(0, true), 3 << 40);
+        assert_eq!(
+            guest_hcr_ptrauth(guest_hcr(false, false), false),
+            guest_hcr(false, false)
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@
 
 use super::bindings as b;
 use crate::logic::{
-    caps, coalesced, dirtylog, fwregs, ioctl, ioeventfd, irqroute, memslot, psci, pvtime, regs,
-    smccc_filter, stats, timer, vgic::attr,
+    caps, coalesced, dirtylog, features::feature, fwregs, ioctl, ioeventfd, irqroute, memslot,
+    psci, pvtime, regs, smccc_filter, stats, timer, vgic::attr,
 };
 use core::mem::{offset_of, size_of};
 
@@ -35,6 +35,14 @@ same_as_uapi!(
     smccc_filter::FILTER_HANDLE => kvm_smccc_filter_action_KVM_SMCCC_FILTER_HANDLE,
     smccc_filter::FILTER_DENY => kvm_smccc_filter_action_KVM_SMCCC_FILTER_DENY,
     smccc_filter::FILTER_FWD_TO_USER => kvm_smccc_filter_action_KVM_SMCCC_FILTER_FWD_TO_USER,
+);
+
+// `KVM_ARM_VCPU_INIT` feature bits (`logic/features.rs` keeps masks, the uapi bit numbers).
+same_as_uapi!(
+    feature::POWER_OFF.trailing_zeros() => KVM_ARM_VCPU_POWER_OFF,
+    feature::PSCI_0_2.trailing_zeros() => KVM_ARM_VCPU_PSCI_0_2,
+    feature::PTRAUTH_ADDRESS.trailing_zeros() => KVM_ARM_VCPU_PTRAUTH_ADDRESS,
+    feature::PTRAUTH_GENERIC.trailing_zeros() => KVM_ARM_VCPU_PTRAUTH_GENERIC,
 );
 
 // `KVM_CHECK_EXTENSION` capabilities (`logic/caps.rs`).
@@ -76,6 +84,8 @@ same_as_uapi!(
     caps::KVM_CAP_SIGNAL_MSI => KVM_CAP_SIGNAL_MSI,
     caps::KVM_CAP_MSI_DEVID => KVM_CAP_MSI_DEVID,
     caps::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 => KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+    caps::KVM_CAP_ARM_PTRAUTH_ADDRESS => KVM_CAP_ARM_PTRAUTH_ADDRESS,
+    caps::KVM_CAP_ARM_PTRAUTH_GENERIC => KVM_CAP_ARM_PTRAUTH_GENERIC,
 );
 
 // Ioctls (`logic/ioctl.rs`): the type byte, the API version and each argument size.

@@ -8,7 +8,7 @@
 //! above propagate them with `?`. Each mapping follows the type's documentation.
 
 use crate::logic::{
-    dirtylog, fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime,
+    dirtylog, features, fwregs, irqroute, memslot::SlotError, pgtable::MapError, pvtime,
     smccc_filter::FilterError, vgic::attr::Errno,
 };
 use kernel::error::{code::*, Error};
@@ -27,6 +27,16 @@ impl From<Errno> for Error {
             Errno::Fault => EFAULT,
             Errno::NoMem => ENOMEM,
             Errno::NoDev => ENODEV,
+        }
+    }
+}
+
+/// `KVM_ARM_VCPU_INIT`'s feature refusals.
+impl From<features::InitError> for Error {
+    fn from(e: features::InitError) -> Self {
+        match e {
+            features::InitError::Unknown => ENOENT,
+            features::InitError::Unsupported => EINVAL,
         }
     }
 }

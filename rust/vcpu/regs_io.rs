@@ -10,12 +10,16 @@
 
 use super::{exit, Vcpu, VcpuInner};
 use crate::{
-    hyp::{self, context::El1Regs, sysreg},
+    hyp::{
+        self,
+        context::{El1Regs, VcpuContext},
+        sysreg,
+    },
     logic::{
         events,
         fwregs::{self, Bitmap},
         inject::Injected,
-        psci,
+        psci, ptrauth,
         regs::{self, CoreReg, El1Reg, HostIdReg, RegId, TimerReg},
         sysregs::{self, Storage},
         timer::{self, ctl::ISTATUS, TimerRegs},
@@ -151,10 +155,14 @@ impl Vcpu {
 
     /// `KVM_GET_REG_LIST`: `arg` points at `struct kvm_reg_list { n; reg[n] }`.
     pub(super) fn get_reg_list(&self, arg: usize) -> Result<isize> {
-        if self.inner.lock().state.features.is_none() {
-            return Err(ENOEXEC);
-        }
-        let count = reg_list().count();
+        let ptrauth = {
+            let inner = self.inner.lock();
+            if inner.state.features.is_none() {
+                return Err(ENOEXEC);
+            }
+            inner.state.ctx.ptrauth
+        };
+        let count = reg_list(ptrauth).count();
         let header = UserSlice::new(UserPtr::from_addr(arg), 8);
         let n: u64 = header.reader().read()?;
         UserSlice::new(UserPtr::from_addr(arg), 8)
@@ -164,7 +172,7 @@ impl Vcpu {
             return Err(E2BIG);
         }
         let mut writer = UserSlice::new(UserPtr::from_addr(arg + 8), count * 8).writer();
-        for id in reg_list() {
+        for id in reg_list(ptrauth) {
             writer.write(&id)?;
         }
         Ok(0)
@@ -172,9 +180,10 @@ impl Vcpu {
 }
 
 /// The registers a VMM saves and restores, in KVM's order: core, firmware, then system
-/// registers (the timers' among them) by encoding.
-fn reg_list() -> impl Iterator<Item = u64> {
-    let sys = sysregs::user_regs().map(regs::sys_id);
+/// registers (the timers' among them, and the keys of a vCPU with pointer authentication,
+/// `ptrauth`) by encoding.
+fn reg_list(ptrauth: bool) -> impl Iterator<Item = u64> {
+    let sys = sysregs::user_regs(ptrauth).map(regs::sys_id);
     Iterator::chain(
         Iterator::chain(regs::core_reg_ids(), regs::fw_reg_ids()),
         sys,
@@ -202,6 +211,16 @@ fn bytes_u64(b: &RegBytes) -> u64 {
 }
 
 /// The value of register `id` of the guest.
+/// Where key register slot `n` (`logic::ptrauth::KEY_REGS`) of a vCPU that is not
+/// running is saved: APIA with the per-entry state, the others with the EL1 file.
+fn key_slot<'a>(ctx: &'a mut VcpuContext, el1: &'a mut El1Regs, n: u8) -> &'a mut u64 {
+    let n = usize::from(n);
+    match n.checked_sub(ptrauth::APIA_SLOTS.end) {
+        None => &mut ctx.apia[n],
+        Some(i) => &mut el1.keys[i],
+    }
+}
+
 fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegBytes> {
     let ctx = &inner.state.ctx;
     let v = match id {
@@ -223,7 +242,7 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
         },
         RegId::Sys(r) => {
             let dbg = &inner.state.debug;
-            match sysregs::user_storage(r).ok_or(ENOENT)? {
+            match sysregs::user_storage(r, ctx.ptrauth).ok_or(ENOENT)? {
                 Storage::El1(El1Reg::Actlr) => inner.state.actlr,
                 Storage::El1(El1Reg::Mdscr) => inner.state.mdscr,
                 Storage::El1(reg) => el1.regs.sys[reg as usize],
@@ -248,6 +267,13 @@ fn read_reg(inner: &VcpuInner, el1: &El1Regs, vm: &Vm, id: RegId) -> Result<RegB
                 Storage::Oslsr => dbg.oslsr(),
                 Storage::Osdlr => dbg.osdlr,
                 Storage::Dbgvcr32 => dbg.dbgvcr32,
+                Storage::PtrauthKey(n) => {
+                    let n = usize::from(n);
+                    match n.checked_sub(ptrauth::APIA_SLOTS.end) {
+                        None => ctx.apia[n],
+                        Some(i) => el1.keys[i],
+                    }
+                }
                 Storage::Disr => el1.disr,
                 Storage::Aa32(reg) => inner.state.aa32[reg as usize],
             }
@@ -303,7 +329,7 @@ fn write_reg(
         },
         RegId::Sys(r) => {
             let dbg = &mut inner.state.debug;
-            match sysregs::user_storage(r).ok_or(ENOENT)? {
+            match sysregs::user_storage(r, ctx.ptrauth).ok_or(ENOENT)? {
                 Storage::El1(El1Reg::Actlr) => inner.state.actlr = v,
                 Storage::El1(El1Reg::Mdscr) => inner.state.mdscr = v,
                 Storage::El1(reg) => el1.regs.sys[reg as usize] = v,
@@ -336,6 +362,7 @@ fn write_reg(
                 }
                 Storage::Osdlr => dbg.osdlr = v & 1,
                 Storage::Dbgvcr32 => dbg.dbgvcr32 = v,
+                Storage::PtrauthKey(n) => *key_slot(ctx, el1, n) = v,
                 Storage::Disr => el1.disr = v,
                 Storage::Aa32(reg) => inner.state.aa32[reg as usize] = v,
             }

@@ -74,6 +74,7 @@ impl Vcpu {
         let lazy = unsafe { self.lazy.get() };
         lazy.vm = vm.regs();
         lazy.mpidr = state.ctx.mpidr;
+        lazy.ptrauth = state.ctx.ptrauth;
         let running = RunningVcpu(self);
         let mut notifier = pin!(Notifier::new(&running));
         {

@@ -19,21 +19,33 @@
 
 #define GPR(n)		(GPR_X0 + (n) * 8)
 
-/* Host frame, built by the entry: x18..x30, the GuestGprs pointer, the host SP_EL0. */
+/*
+ * Host frame, built by the entry: x18..x30, the GuestGprs pointer, the host SP_EL0, the
+ * guest's APIA key pointer (0 without pointer authentication) and the host's APIA key.
+ */
 #define FRAME_X18	0
 #define FRAME_X30_CTX	96	/* x30, then the context pointer */
 #define FRAME_CTX	104
 #define FRAME_SP_EL0	112
-#define FRAME_SIZE	128
+#define FRAME_APIA_PTR	120
+#define FRAME_HOST_APIA	128
+#define FRAME_SIZE	144
+
+#define RKVM_APIAKEYLO_EL1	s3_0_c2_c1_0
+#define RKVM_APIAKEYHI_EL1	s3_0_c2_c1_1
 
 	.text
 
 /*
- * u64 __rkvm_vhe_guest_enter(struct GuestGprs *gprs)
+ * u64 __rkvm_vhe_guest_enter(struct GuestGprs *gprs, u64 apia[2])
  *
  * Called with interrupts masked, the guest's ELR_EL2/SPSR_EL2, EL1 state, stage 2 and
  * traps already loaded, and VBAR_EL2 pointing at __rkvm_vhe_vectors. Returns an exit code
  * once the guest takes an exception to EL2; ESR_EL2 and friends are still live then.
+ *
+ * apia: the guest's APIAKEYLO/HI_EL1 for a vCPU with pointer authentication, else NULL.
+ * The host kernel signs return addresses with APIA, so its key is swapped here, where no
+ * frame signed with one key returns under the other; the other keys move at vcpu_load.
  */
 SYM_FUNC_START(__rkvm_vhe_guest_enter)
 	sub	sp, sp, #FRAME_SIZE
@@ -44,6 +56,15 @@ SYM_FUNC_START(__rkvm_vhe_guest_enter)
 	stp	x26, x27, [sp, #64]
 	stp	x28, x29, [sp, #80]
 	stp	x30, x0, [sp, #FRAME_X30_CTX]
+	str	x1, [sp, #FRAME_APIA_PTR]
+	cbz	x1, 1f
+	mrs	x2, RKVM_APIAKEYLO_EL1
+	mrs	x3, RKVM_APIAKEYHI_EL1
+	stp	x2, x3, [sp, #FRAME_HOST_APIA]
+	ldp	x2, x3, [x1]
+	msr	RKVM_APIAKEYLO_EL1, x2
+	msr	RKVM_APIAKEYHI_EL1, x3
+1:
 	/* SP_EL0 holds the host's `current`: swapped here, never visible to Rust. */
 	mrs	x1, sp_el0
 	str	x1, [sp, #FRAME_SP_EL0]
@@ -105,7 +126,17 @@ SYM_CODE_START_LOCAL(__rkvm_vhe_guest_exit)
 	str	x2, [x0, #GPR_SP_EL0]
 	ldr	x2, [sp, #FRAME_SP_EL0]
 	msr	sp_el0, x2
-
+	/* The guest's APIA key out, the host's back before any signed frame returns. */
+	ldr	x2, [sp, #FRAME_APIA_PTR]
+	cbz	x2, 1f
+	mrs	x3, RKVM_APIAKEYLO_EL1
+	mrs	x4, RKVM_APIAKEYHI_EL1
+	stp	x3, x4, [x2]
+	ldp	x3, x4, [sp, #FRAME_HOST_APIA]
+	msr	RKVM_APIAKEYLO_EL1, x3
+	msr	RKVM_APIAKEYHI_EL1, x4
+	isb
+1:
 	mov	x0, x19
 	ldp	x18, x19, [sp, #FRAME_X18]
 	ldp	x20, x21, [sp, #16]

@@ -69,6 +69,9 @@ const IMPLEMENTED_CAPS: &[(u32, Want)] = &[
     (kb::KVM_CAP_ARM_INJECT_EXT_DABT, Is(1)),
     // A syndrome for injected SErrors needs RAS (the Cortex-A72 host has none).
     (kb::KVM_CAP_ARM_INJECT_SERROR_ESR, HostFeature),
+    // Pointer authentication: the Cortex-A72 host has none (checked by `ptrauth`).
+    (kb::KVM_CAP_ARM_PTRAUTH_ADDRESS, HostFeature),
+    (kb::KVM_CAP_ARM_PTRAUTH_GENERIC, HostFeature),
     // KVM_CLEAR_DIRTY_LOG; the value: MANUAL_PROTECT_ENABLE | INITIALLY_SET.
     (kb::KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, Is(3)),
 ];

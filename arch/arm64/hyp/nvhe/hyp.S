@@ -40,6 +40,8 @@
 #define RKVM_POR_EL1		s3_0_c10_c2_4
 #define RKVM_SCTLR2_EL1		s3_0_c1_c0_3
 #define RKVM_VDISR_EL2		s3_4_c12_c1_1
+#define RKVM_APIAKEYLO_EL1	s3_0_c2_c1_0
+#define RKVM_APIAKEYHI_EL1	s3_0_c2_c1_1
 #define RKVM_VSESR_EL2		s3_4_c5_c2_3
 #define RKVM_ICH_VTR_EL2		s3_4_c12_c11_1
 #define ICH_HCR_EL2		s3_4_c12_c11_0
@@ -746,7 +748,19 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_vcpu_run)
 5:	ldp	x1, x2, [x0, #HC_PC]
 	msr	elr_el2, x1
 	msr	spsr_el2, x2
-	gic_load
+	/*
+	 * Pointer authentication: the host kernel's APIA key (it signs its return
+	 * addresses with it) out, the guest's in; the other keys moved at vcpu_load.
+	 */
+	ldr	x1, [x0, #HC_HCR]
+	tbz	x1, #HCR_API_BIT, 6f
+	mrs	x2, RKVM_APIAKEYLO_EL1
+	mrs	x3, RKVM_APIAKEYHI_EL1
+	stp	x2, x3, [x17, #H(HC_HOST_APIA)]
+	ldp	x2, x3, [x17, #H(HC_GUEST_APIA)]
+	msr	RKVM_APIAKEYLO_EL1, x2
+	msr	RKVM_APIAKEYHI_EL1, x3
+6:	gic_load
 	/* Stage 2 and the guest's traps on last. */
 	ldr	x1, [x0, #HC_HCR]
 	msr	hcr_el2, x1
@@ -808,7 +822,15 @@ SYM_CODE_START_LOCAL(__rkvm_hyp_guest_exit)
 	mrs	x3, hcr_el2
 	str	x2, [x0, #HC_HPFAR]
 	str	x3, [x0, #HC_EXIT_HCR]
-	mrs	x2, elr_el2
+	/* The guest's APIA key out, the host's back before EL1 runs again. */
+	tbz	x3, #HCR_API_BIT, 6f
+	mrs	x2, RKVM_APIAKEYLO_EL1
+	mrs	x3, RKVM_APIAKEYHI_EL1
+	stp	x2, x3, [x17, #H(HC_GUEST_APIA)]
+	ldp	x2, x3, [x17, #H(HC_HOST_APIA)]
+	msr	RKVM_APIAKEYLO_EL1, x2
+	msr	RKVM_APIAKEYHI_EL1, x3
+6:	mrs	x2, elr_el2
 	mrs	x3, spsr_el2
 	stp	x2, x3, [x0, #HC_PC]
 
