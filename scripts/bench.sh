@@ -46,4 +46,6 @@ for config in ${RKVM_BENCH_CONFIGS:-rkvm-vhe kvm-vhe rkvm-nvhe kvm-nvhe}; do
 		results+=("$config:$rep:$console")
 	done
 done
-python3 "$RKVM_TOP/scripts/bench-report.py" "${RKVM_BENCH_REPORT:-$RKVM_TOP/Documentation}" "${results[@]}"
+report=${RKVM_BENCH_REPORT:-$RKVM_TOP/Documentation}
+mkdir -p "$report"
+python3 "$RKVM_TOP/scripts/bench-report.py" "$report" "${results[@]}"

@@ -13,7 +13,7 @@ use kvm_ioctls::Kvm;
 use rkvm_selftests::vmm::*;
 use rkvm_selftests::{guest_code, pin_to_cpu};
 
-// x0 = operation, x1 = iterations, x2 = vCPU index. Reports the elapsed counter ticks (or,
+// x0 = operation, x1 = iterations, x2 = vCPU index, x4 = the timer op's lead in ticks. Reports the elapsed counter ticks (or,
 // for the timer op, the summed interrupt latency) at MMIO_BASE + 0x100 and powers off. FP
 // is enabled for the guest; op 4 touches it once per iteration after an exit to
 // userspace (which puts the vCPU, so each use is a first use after a load).
@@ -151,11 +151,11 @@ guest_code!(
     "b.ne 72b",
     "b 90f",
     // op 8: virtual timer interrupt latency, the way a Linux guest's periodic tick runs:
-    // the deadline is 2000 ticks ahead; the guest polls for PPI 27, adds (counter at the
+    // the deadline is x4 ticks ahead; the guest polls for PPI 27, adds (counter at the
     // acknowledge - deadline) to x22, programs the next deadline before its EOI (as the
     // kernel's timer handler does) and EOIs. x22 is reported instead of the time.
     "18: mrs x5, cntvct_el0",
-    "add x5, x5, #2000",
+    "add x5, x5, x4",
     "msr cntv_cval_el0, x5",
     "mov x6, #1",
     "msr cntv_ctl_el0, x6",
@@ -167,7 +167,7 @@ guest_code!(
     "mrs x6, cntvct_el0",
     "sub x7, x6, x5",
     "add x22, x22, x7",
-    "add x5, x6, #2000",
+    "add x5, x6, x4",
     "msr cntv_cval_el0, x5",
     "isb",
     "msr s3_0_c12_c12_1, x0",
@@ -198,20 +198,82 @@ enum Placement {
     OneCpu,
 }
 
-/// The operations, by the guest's op number (op 7 runs twice, with both placements), and
-/// where their vCPUs run. The measurement is vCPU 0's.
-const OPS: [(&str, u64, Placement); 10] = [
-    ("loop", 0, Placement::Single),
-    ("hypercall", 1, Placement::Single),
-    ("mmio_user", 2, Placement::Single),
-    ("sysreg_trap", 3, Placement::Single),
-    ("mmio_user_fp_first_use", 4, Placement::Single),
-    ("mmio_kernel", 5, Placement::Single),
-    ("sgi_self_ack_eoi", 6, Placement::Single),
-    ("ipi_round_trip", 7, Placement::TwoCpus),
-    ("ipi_round_trip_one_cpu", 7, Placement::OneCpu),
-    ("timer_irq_latency", 8, Placement::Single),
+/// One row: the guest's op number, where its vCPUs run, and how the VM is set up.
+struct Op {
+    name: &'static str,
+    op: u64,
+    placement: Placement,
+    /// The timer op's deadline lead in counter ticks.
+    lead: u64,
+    /// `KVM_CAP_HALT_POLL` set to 0 on the VM: WFI sleeps at once, on both hypervisors.
+    no_poll: bool,
+}
+
+const fn op(name: &'static str, op: u64, placement: Placement) -> Op {
+    Op {
+        name,
+        op,
+        placement,
+        lead: 2000,
+        no_poll: false,
+    }
+}
+
+/// Not a guest op: `KVM_RUN` with `immediate_exit` set, timed by the VMM (the ioctl path
+/// alone).
+const RUN_IMMEDIATE_EXIT: u64 = 100;
+
+/// The operations (op 7 runs with three set-ups, op 8 with two leads). The measurement is
+/// vCPU 0's.
+const OPS: [Op; 13] = [
+    op("loop", 0, Placement::Single),
+    op("hypercall", 1, Placement::Single),
+    op("mmio_user", 2, Placement::Single),
+    op("sysreg_trap", 3, Placement::Single),
+    op("mmio_user_fp_first_use", 4, Placement::Single),
+    op("mmio_kernel", 5, Placement::Single),
+    op("sgi_self_ack_eoi", 6, Placement::Single),
+    op("ipi_round_trip", 7, Placement::TwoCpus),
+    Op {
+        no_poll: true,
+        ..op("ipi_round_trip_no_poll", 7, Placement::TwoCpus)
+    },
+    op("ipi_round_trip_one_cpu", 7, Placement::OneCpu),
+    op("timer_irq_latency", 8, Placement::Single),
+    Op {
+        lead: 20_000,
+        ..op("timer_irq_latency_long_lead", 8, Placement::Single)
+    },
+    op(
+        "kvm_run_immediate_exit",
+        RUN_IMMEDIATE_EXIT,
+        Placement::Single,
+    ),
 ];
+
+/// The host's virtual counter, for what the VMM times itself.
+fn cntvct() -> u64 {
+    let t: u64;
+    // SAFETY: CNTVCT_EL0 is readable at EL0 on Linux; the ISB keeps the read in order.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) t) };
+    t
+}
+
+/// `iterations` `KVM_RUN`s with `immediate_exit` set (each `EINTR` before any guest
+/// entry), after one to finish the vCPU's first-run set-up; their ticks.
+fn time_immediate_exits(vcpu: &mut kvm_ioctls::VcpuFd, iterations: u64) -> Result<u64, String> {
+    vcpu.get_kvm_run().immediate_exit = 1;
+    let once = |vcpu: &mut kvm_ioctls::VcpuFd| match vcpu.run() {
+        Err(e) if e.errno() == libc::EINTR => Ok(()),
+        other => Err(format!("immediate exit: {other:?}")),
+    };
+    once(vcpu)?;
+    let start = cntvct();
+    for _ in 0..iterations {
+        once(vcpu)?;
+    }
+    Ok(cntvct() - start)
+}
 
 fn cntfrq() -> u64 {
     let f: u64;
@@ -231,10 +293,20 @@ fn run_to_report(vcpu: &mut kvm_ioctls::VcpuFd, op: u64) -> Result<u64, String> 
     }
 }
 
-fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<u64, String> {
+fn measure(dev: &str, o: &Op, iterations: u64) -> Result<u64, String> {
+    let (op, placement) = (o.op, o.placement);
     let path = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
     let kvm = Kvm::new_with_path(&path).map_err(|e| format!("open {dev}: {e}"))?;
     let vm = TestVm::on_device(kvm, GuestMem::new(1 << 20)?, bench_guest())?;
+    if o.no_poll {
+        let cap = kvm_bindings::kvm_enable_cap {
+            cap: kvm_bindings::KVM_CAP_HALT_POLL,
+            ..Default::default()
+        };
+        vm.vm
+            .enable_cap(&cap)
+            .map_err(|e| format!("KVM_CAP_HALT_POLL: {e}"))?;
+    }
     let ncpus = if placement == Placement::Single { 1 } else { 2 };
     let mut vcpus = Vec::new();
     for id in 0..ncpus {
@@ -242,14 +314,18 @@ fn measure(dev: &str, op: u64, placement: Placement, iterations: u64) -> Result<
         set_reg(&vcpu, core_reg_x(0), op)?;
         set_reg(&vcpu, core_reg_x(1), iterations)?;
         set_reg(&vcpu, core_reg_x(2), id)?;
+        set_reg(&vcpu, core_reg_x(4), o.lead)?;
         vcpus.push(vcpu);
     }
-    let _gic = if op >= 5 {
+    let _gic = if (5..RUN_IMMEDIATE_EXIT).contains(&op) {
         Some(create_vgic(&vm.vm)?.ok_or("no vGICv3 (ENODEV)")?)
     } else {
         None
     };
     let mut first = vcpus.remove(0);
+    if op == RUN_IMMEDIATE_EXIT {
+        return time_immediate_exits(&mut first, iterations);
+    }
     let last_cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
     let (cpu0, cpu1) = match placement {
         Placement::Single => return run_to_report(&mut first, op),
@@ -276,8 +352,9 @@ fn main() {
     let iterations: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let freq = cntfrq();
     println!("bench-ops,{}", OPS.len());
-    for (name, op, placement) in OPS {
-        match measure(dev, op, placement, iterations) {
+    for o in &OPS {
+        let name = o.name;
+        match measure(dev, o, iterations) {
             Ok(ticks) => println!("bench,{name},{ticks},{iterations},{freq}"),
             Err(e) => println!("bench,{name},error,{iterations},{freq},{e}"),
         }
