@@ -16,6 +16,8 @@
 void rkvm_on_each_cpu(smp_call_func_t func, void *info);
 void rkvm_preempt_disable(void);
 void rkvm_preempt_enable(void);
+unsigned long rkvm_local_irq_save(void);
+void rkvm_local_irq_restore(unsigned long flags);
 void rkvm_cond_resched(void);
 int rkvm_guest_entry_work(void);
 phys_addr_t rkvm_virt_to_phys(const void *addr);
