@@ -56,6 +56,19 @@ void rkvm_preempt_enable(void)
 	preempt_enable();
 }
 
+unsigned long rkvm_local_irq_save(void)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	return flags;
+}
+
+void rkvm_local_irq_restore(unsigned long flags)
+{
+	local_irq_restore(flags);
+}
+
 void rkvm_cond_resched(void)
 {
 	cond_resched();

@@ -18,6 +18,8 @@ int rkvm_smp_call_on(unsigned int cpu, smp_call_func_t func, void *info);
 bool rkvm_cpu_online(unsigned int cpu);
 void rkvm_preempt_disable(void);
 void rkvm_preempt_enable(void);
+unsigned long rkvm_local_irq_save(void);
+void rkvm_local_irq_restore(unsigned long flags);
 void rkvm_cond_resched(void);
 int rkvm_guest_entry_work(void);
 void rkvm_rseq_userspace_exit(void);

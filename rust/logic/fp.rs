@@ -53,30 +53,62 @@ impl FpOwner {
 }
 
 /// After the guest is seen using FP/SIMD (a first-use trap), this many `KVM_RUN`s load
-/// its registers up front instead of waiting for the trap again. Then one run is lazy,
-/// to notice a guest that stopped using FP. The trap and its exit cost about as much as
-/// the load itself, so a guest that uses FP in every run (any guest running user
-/// programs) saves one exit per run, and a guest that stopped pays at most this many
-/// unneeded loads.
-pub(crate) const EAGER_RUNS: u8 = 32;
+/// its registers up front instead of waiting for the trap again. Then one run is lazy
+/// (a probe), to notice a guest that stopped using FP. The trap and its exit cost about
+/// as much as the load itself, so a guest that uses FP in every run (any guest running
+/// user programs) saves one exit per run, and a guest that stopped pays at most the
+/// window's length in unneeded loads.
+pub(crate) const EAGER_RUNS: u16 = 32;
+
+/// The longest eager window: each probe the guest answers with a trap doubles the window
+/// up to this, so a guest that keeps using FP pays one probe's exit in this many runs
+/// rather than in every 33rd, while one that used FP only in a burst still stops costing
+/// anything after at most [`EAGER_RUNS`] unneeded loads.
+pub(crate) const MAX_EAGER_RUNS: u16 = 256;
 
 /// Whether `KVM_RUN` loads the guest's FP/SIMD registers before the first entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct FpHint {
-    eager_left: u8,
+    eager_left: u16,
+    /// The length of the last eager window; 0 once a probe went without a trap.
+    window: u16,
+    /// This run is the probe after an eager window.
+    probing: bool,
 }
 
 impl FpHint {
     /// At the start of a `KVM_RUN`: load the registers now, or wait for the first use.
     pub(crate) fn load_at_start(&mut self) -> bool {
-        let eager = self.eager_left > 0;
-        self.eager_left = self.eager_left.saturating_sub(1);
-        eager
+        if self.eager_left > 0 {
+            self.eager_left -= 1;
+            return true;
+        }
+        // A guest not using FP gets here on every run: two loads and no store.
+        if self.window != 0 {
+            self.lazy_after_window();
+        }
+        false
+    }
+
+    /// The first lazy run after a window probes; the next one means the probe saw no FP
+    /// use, so the window starts again from the shortest.
+    #[cold]
+    fn lazy_after_window(&mut self) {
+        self.probing = !self.probing;
+        if !self.probing {
+            self.window = 0;
+        }
     }
 
     /// The guest trapped on its first FP/SIMD instruction of a run.
     pub(crate) fn first_use_trapped(&mut self) {
-        self.eager_left = EAGER_RUNS;
+        self.window = if self.probing {
+            (self.window * 2).min(MAX_EAGER_RUNS)
+        } else {
+            EAGER_RUNS
+        };
+        self.probing = false;
+        self.eager_left = self.window;
     }
 }
 
@@ -97,9 +129,41 @@ mod tests {
         // Then one lazy run; without a trap in it, lazy stays.
         assert!(!hint.load_at_start());
         assert!(!hint.load_at_start());
-        // A trap in a lazy run makes the next runs eager again.
+        assert!(!hint.load_at_start());
+        // A trap in a lazy run makes the next runs eager again, for the shortest window.
         hint.first_use_trapped();
-        assert!(hint.load_at_start());
+        for _ in 0..EAGER_RUNS {
+            assert!(hint.load_at_start());
+        }
+        assert!(!hint.load_at_start());
+    }
+
+    /// Counts the eager runs before the next lazy one.
+    fn window(hint: &mut FpHint) -> u16 {
+        let mut n = 0;
+        while hint.load_at_start() {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn answered_probes_double_the_window_up_to_the_cap() {
+        let mut hint = FpHint::default();
+        assert_eq!(window(&mut hint), 0);
+        let mut expect = EAGER_RUNS;
+        for _ in 0..8 {
+            // The lazy run `window` ended on is the probe; the guest traps in it.
+            hint.first_use_trapped();
+            assert_eq!(window(&mut hint), expect);
+            expect = (expect * 2).min(MAX_EAGER_RUNS);
+        }
+        assert_eq!(expect, MAX_EAGER_RUNS);
+        // An unanswered probe: lazy from then on, and a later trap starts short again.
+        assert!(!hint.load_at_start());
+        assert!(!hint.load_at_start());
+        hint.first_use_trapped();
+        assert_eq!(window(&mut hint), EAGER_RUNS);
     }
 
     #[test]

@@ -190,15 +190,17 @@ impl<'a> GuestFp<'a> {
     /// Saves the VMM's registers and loads the guest's.
     fn load(&mut self) {
         let (_, owner) = self.owner.on_trap();
-        // Preemption stays off until the registers hold the guest's values, or a context
-        // switch in between would save the VMM's leftovers over them.
-        // SAFETY: task context; `state` outlives `self`, whose drop calls
-        // `kernel_neon_end` with the same area.
+        // Interrupts (so preemption) stay off until the registers hold the guest's values,
+        // or a context switch in between would save the VMM's leftovers over them. Masking
+        // interrupts rather than preemption also spares `kernel_neon_begin` its bottom-half
+        // masking, whose end (`local_bh_enable`) costs more than the mask and unmask.
+        // SAFETY: task context, not in an interrupt handler; `state` outlives `self`, whose
+        // drop calls `kernel_neon_end` with the same area.
         unsafe {
-            bindings::rkvm_preempt_disable();
+            let flags = bindings::rkvm_local_irq_save();
             bindings::kernel_neon_begin(self.state.as_ptr());
             super::fpsimd_load(self.state.as_ptr());
-            bindings::rkvm_preempt_enable();
+            bindings::rkvm_local_irq_restore(flags);
         }
         // INVARIANT: `kernel_neon_begin` registered `state` as the kernel-mode FP state.
         self.owner = owner;
@@ -228,13 +230,13 @@ impl Drop for GuestFp<'_> {
         if !save {
             return;
         }
-        // SAFETY: preemption off so the registers saved are the guest's current values;
-        // pairs with `kernel_neon_begin` in `load`.
+        // Preemption may stay on: while the kernel-mode FP section lasts, a context switch
+        // saves the registers to `state` and loads them back, so they hold the guest's
+        // current values whenever this thread runs.
+        // SAFETY: pairs with `kernel_neon_begin` in `load`, with the same area.
         unsafe {
-            bindings::rkvm_preempt_disable();
             super::fpsimd_save(self.state.as_ptr());
             bindings::kernel_neon_end(self.state.as_ptr());
-            bindings::rkvm_preempt_enable();
         }
     }
 }
