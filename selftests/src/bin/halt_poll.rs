@@ -321,6 +321,9 @@ fn capability_as_kvm() -> TestResult {
     c.finish()
 }
 
+/// `halt_poll_ns`'s default: the largest poll window.
+const DEFAULT_MAX_POLL_NS: u64 = 500_000;
+
 fn ipi_ping_pong_polls() -> TestResult {
     let s = ping_pong(None)?;
     let mut c = Cases::new();
@@ -341,7 +344,17 @@ fn ipi_ping_pong_polls() -> TestResult {
     let attempted: u64 = s.iter().map(|v| one(v, "halt_attempted_poll")).sum();
     let ok: u64 = s.iter().map(|v| one(v, "halt_successful_poll")).sum();
     c.eq("polls attempted", attempted > 0, true);
-    c.eq("polls succeeded", ok > 0, true);
+    // Unless the host is too slow for any window to catch an answer (the debug kernel,
+    // at times): when most halts end asleep and their wake-ups take longer than the
+    // largest window on average, KVM's algorithm gives polling up too, as it should.
+    let wakeups: u64 = s.iter().map(|v| one(v, "halt_wakeup")).sum();
+    let waited: u64 = s.iter().map(|v| one(v, "halt_wait_ns")).sum();
+    let too_slow = wakeups * 2 > attempted && waited > wakeups * DEFAULT_MAX_POLL_NS;
+    if too_slow {
+        println!("# ipi_ping_pong_polls: wake-ups beyond the poll window; successes not required");
+    } else {
+        c.eq("polls succeeded", ok > 0, true);
+    }
     c.finish()
 }
 
